@@ -1,0 +1,559 @@
+"""One episode of a workflow: all of its state in one object, and the step.
+
+A step reads as a few named sub-updates::
+
+    apply the action (or record why it is invalid)
+    advance the clock (tick: one unit; event: to the next event on wait)
+    resolve completions, failures and scheduled events in time order
+    check deadlines, neglected failures, termination and truncation
+    compute the reward breakdown
+
+Readiness is tracked with predecessor counters: completing a subtask
+decrements its successors' counters, and a subtask becomes ready at zero.
+Completed subtasks never revert, so nothing can run before its dependencies.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any, Mapping
+
+from .actions import Action, ActionError, ActionType, Assignment, ErrorCode, parse_action
+from .dag import DagIndex
+from .eventlog import EventLog
+from .model import EventKind, ScheduledEvent, TaskSpec, TimeModel, public_rules
+from .outcomes import PERMANENT, decide_attempt
+from .rewards import RewardModel, ScenarioRewards, StepFacts
+
+PENDING, READY, RUNNING, COMPLETED, FAILED = range(5)
+SUBTASK_STATUS = ("pending", "ready", "in_progress", "completed", "failed")
+IDLE, WORKING, OFFLINE = range(3)
+AGENT_STATUS = ("idle", "working", "offline")
+
+# Heap priorities at equal times: work that finished at the end of a tick is
+# resolved before what happens at the start of the next one.
+_COMPLETION = 0
+_SCHEDULED = 1
+
+
+class Episode:
+    """The whole state of one episode, its event log and its action trace."""
+
+    def __init__(
+        self,
+        task: TaskSpec,
+        seed: int | None = None,
+        dag: DagIndex | None = None,
+        reward_model: RewardModel | None = None,
+    ) -> None:
+        self.task = task
+        self.seed = task.canonical_seed if seed is None else seed
+        self.dag = dag if dag is not None else DagIndex.build(task)
+        self.reward_model: RewardModel = reward_model or ScenarioRewards(task.reward_table)
+        self.subtasks = task.subtasks
+        self.agents = task.agents
+        self.agent_index = {agent.name: i for i, agent in enumerate(task.agents)}
+        self.tick_model = task.time_model is TimeModel.TICK
+        n, m = len(task.subtasks), len(task.agents)
+
+        self.unmet = [len(p) for p in self.dag.predecessors]
+        self.status = [READY if count == 0 else PENDING for count in self.unmet]
+        self.subtask_agent = [-1] * n
+        self.started_at = [0] * n
+        self.finish_at = [0] * n
+        self.pending_failure: list[str | None] = [None] * n
+        self.attempt_token = [0] * n
+        self.attempts = [0] * n
+        self.failure_count = [0] * n
+        self.pair_attempts: dict[tuple[int, int], int] = {}
+        self.failures: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        self.failed_since_step = [-1] * n
+        self.failed_set: set[int] = set()
+        self.known_permanent: set[tuple[int, int]] = set()
+        self.completed_at: list[int | None] = [None] * n
+        self.completed_by = [-1] * n
+        self.completed_count = 0
+
+        self.agent_status = [IDLE] * m
+        self.agent_task = [-1] * m
+        self.agent_speed = [agent.speed for agent in task.agents]
+
+        self.capacity = task.capacity
+        self.active_count = 0
+        self.now = 0
+        self.step_count = 0
+        self.budget_used = 0.0
+        self.terminated = False
+        self.truncated = False
+        self.synthesized = False
+        self.waits_in_patience = 0
+
+        self.public_rules = public_rules(task)
+        self.log = EventLog()
+        self.trace: list[dict[str, Any]] = []
+        self.rewards: list[float] = []
+        self.last_reward = 0.0
+        self.last_breakdown: dict[str, float] = {}
+        self.last_errors: list[dict[str, str]] = []
+        self.last_facts = StepFacts()
+
+        self._heap: list[tuple[int, int, int, Any]] = []
+        self._sequence = 0
+        for event in task.events:
+            self._push(self._event_time(event), _SCHEDULED, event)
+        self._deadlines = sorted(
+            (spec.deadline, i) for i, spec in enumerate(task.subtasks) if spec.deadline is not None
+        )
+        self._deadline_cursor = 0
+        self._patience_index = (
+            self.dag.index[task.patience.after] if task.patience is not None else -1
+        )
+        # Events scheduled at the very start (tick 1) happen before the first action.
+        self._resolve_until(self.now, StepFacts())
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def done(self) -> bool:
+        return self.terminated or self.truncated
+
+    @property
+    def time_limit(self) -> int | None:
+        return self.task.time_limit
+
+    @property
+    def time_remaining(self) -> int | None:
+        limit = self.task.time_limit
+        return None if limit is None else max(0, limit - self.now)
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self.capacity - self.active_count)
+
+    def idle_capable_agents(self, subtask: int) -> list[int]:
+        """Idle agents that accept the subtask's type, in declaration order."""
+        wanted = self.subtasks[subtask].type
+        return [
+            a
+            for a, agent in enumerate(self.agents)
+            if self.agent_status[a] == IDLE and wanted in agent.capabilities
+        ]
+
+    def pick_agent(self, subtask: int, taken: set[int] | frozenset[int] = frozenset()) -> int:
+        """The agent an unnamed assignment gets: idle, capable, not known to fail
+        this subtask permanently; cheapest, then fastest, then first declared."""
+        best = -1
+        best_key: tuple[float, int, int] | None = None
+        for a in self.idle_capable_agents(subtask):
+            if a in taken or (subtask, a) in self.known_permanent:
+                continue
+            key = (self.agents[a].cost * self.agent_speed[a], self.agent_speed[a], a)
+            if best_key is None or key < best_key:
+                best, best_key = a, key
+        return best
+
+    # --------------------------------------------------------------------- step
+
+    def step(self, action: Action | Mapping[str, Any]) -> StepFacts:
+        """Apply one action and advance the world; never raises on a bad action."""
+        facts = StepFacts()
+        if self.done:
+            self.last_errors = [
+                {"code": ErrorCode.EPISODE_OVER.value, "message": "the episode is over; call reset"}
+            ]
+            self.last_reward, self.last_breakdown, self.last_facts = 0.0, {}, facts
+            return facts
+        self.step_count += 1
+        errors: list[tuple[ErrorCode, str]]
+        try:
+            parsed: Action | None = parse_action(action)
+        except ActionError as exc:
+            parsed, errors = None, [(exc.code, exc.message)]
+        else:
+            errors = self._apply(parsed, facts)
+        self.last_errors = [{"code": code.value, "message": message} for code, message in errors]
+        if errors:
+            self._record_invalid(parsed, action, errors, facts)
+        self.trace.append(
+            {
+                "step": self.step_count,
+                "t": self.now,
+                "action": parsed.to_dict() if parsed is not None else _raw_action(action),
+                "errors": [code.value for code, _ in errors],
+            }
+        )
+        self._advance(parsed, errors, facts)
+        self._check_deadlines(facts)
+        self._check_end(facts)
+        breakdown = self.reward_model.step_reward(self, facts)
+        reward = sum(breakdown.values())
+        self.rewards.append(reward)
+        self.last_reward, self.last_breakdown, self.last_facts = reward, breakdown, facts
+        return facts
+
+    # ------------------------------------------------------------ apply actions
+
+    def _apply(self, action: Action, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
+        kind = action.action_type
+        if kind is ActionType.WAIT:
+            return self._apply_wait(facts)
+        if kind is ActionType.SYNTHESIZE:
+            return self._apply_synthesize(facts)
+        if kind is ActionType.ABORT:
+            return self._apply_abort(action.subtask_id or "")
+        if kind is ActionType.DISPATCH:
+            return self._apply_dispatch(action.assignments, facts)
+        assignment = Assignment(action.subtask_id or "", action.agent_name)
+        return self._apply_dispatch((assignment,), facts, single=kind)
+
+    def _apply_wait(self, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
+        if not self.tick_model and not self._heap:
+            return [
+                (
+                    ErrorCode.NOTHING_TO_WAIT_FOR,
+                    "nothing is running and no event is scheduled; dispatch a ready subtask",
+                )
+            ]
+        patience = (
+            self._patience_index >= 0
+            and self.status[self._patience_index] == COMPLETED
+            and self.waits_in_patience < self.task.patience.waits  # type: ignore[union-attr]
+        )
+        if patience:
+            self.waits_in_patience += 1
+        facts.waited = True
+        facts.useful_wait = self.active_count > 0 or patience
+        self.log.append("waited", self.now, self.step_count, active=self.active_count)
+        return []
+
+    def _apply_synthesize(self, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
+        remaining = len(self.subtasks) - self.completed_count
+        if remaining:
+            return [
+                (
+                    ErrorCode.WORK_REMAINING,
+                    f"{remaining} subtask(s) are not completed; synthesize ends the workflow "
+                    "only when every subtask is completed",
+                )
+            ]
+        self.synthesized = True
+        self.terminated = True
+        facts.synthesized = True
+        self.log.append("synthesized", self.now, self.step_count)
+        return []
+
+    def _apply_abort(self, subtask_id: str) -> list[tuple[ErrorCode, str]]:
+        s = self.dag.index.get(subtask_id, -1)
+        if s < 0:
+            return [(ErrorCode.UNKNOWN_SUBTASK, f"no subtask named {subtask_id!r}")]
+        if self.status[s] != RUNNING:
+            return [
+                (
+                    ErrorCode.NOT_RUNNING,
+                    f"subtask {subtask_id!r} is {SUBTASK_STATUS[self.status[s]]}; only a running "
+                    "subtask can be aborted",
+                )
+            ]
+        a = self.subtask_agent[s]
+        cost = self._stop_work(s, a, self.now)
+        self.status[s] = FAILED
+        self.failed_set.add(s)
+        self.failed_since_step[s] = self.step_count
+        self.failures[s].append({"agent": self.agents[a].name, "kind": "aborted", "cause": "abort", "at": self.now})
+        self.log.append("aborted", self.now, self.step_count, subtask=subtask_id, agent=self.agents[a].name, cost=cost)
+        return []
+
+    def _apply_dispatch(
+        self,
+        assignments: tuple[Assignment, ...],
+        facts: StepFacts,
+        single: ActionType = ActionType.DISPATCH,
+    ) -> list[tuple[ErrorCode, str]]:
+        """Validate a batch against the state as it would be, then start all or none."""
+        if not assignments:
+            return [(ErrorCode.EMPTY_DISPATCH, "dispatch needs at least one assignment or task id")]
+        errors: list[tuple[ErrorCode, str]] = []
+        planned: list[tuple[int, int, bool]] = []
+        taken_agents: set[int] = set()
+        seen_subtasks: set[int] = set()
+        for assignment in assignments:
+            s = self.dag.index.get(assignment.subtask_id, -1)
+            if s < 0:
+                errors.append((ErrorCode.UNKNOWN_SUBTASK, f"no subtask named {assignment.subtask_id!r}"))
+                continue
+            if s in seen_subtasks:
+                errors.append((ErrorCode.DUPLICATE_SUBTASK, f"subtask {assignment.subtask_id!r} appears twice"))
+                continue
+            seen_subtasks.add(s)
+            status_error = self._status_error(s, single)
+            if status_error:
+                errors.append(status_error)
+                continue
+            if assignment.agent_name is None:
+                a = self.pick_agent(s, taken_agents)
+                if a < 0:
+                    errors.append(
+                        (ErrorCode.NO_FREE_AGENT, f"no idle agent can take subtask {assignment.subtask_id!r} now")
+                    )
+                    continue
+            else:
+                a = self.agent_index.get(assignment.agent_name, -1)
+                agent_error = self._agent_error(s, a, assignment.agent_name, taken_agents)
+                if agent_error:
+                    errors.append(agent_error)
+                    continue
+            taken_agents.add(a)
+            planned.append((s, a, self.status[s] == FAILED))
+        if not errors and self.active_count + len(planned) > self.capacity:
+            errors.append(
+                (
+                    ErrorCode.CAPACITY_EXCEEDED,
+                    f"starting {len(planned)} subtask(s) would make {self.active_count + len(planned)} "
+                    f"run at once; capacity is {self.capacity}",
+                )
+            )
+        if errors:
+            return errors
+        for s, a, is_retry in planned:
+            self._start(s, a, is_retry, facts)
+        return []
+
+    def _status_error(self, s: int, kind: ActionType) -> tuple[ErrorCode, str] | None:
+        status = self.status[s]
+        name = self.subtasks[s].id
+        if status == COMPLETED:
+            return ErrorCode.ALREADY_COMPLETED, f"subtask {name!r} is already completed"
+        if status == RUNNING:
+            return ErrorCode.ALREADY_RUNNING, f"subtask {name!r} is already in progress"
+        if kind is ActionType.RETRY and status != FAILED:
+            return ErrorCode.NOT_FAILED, f"subtask {name!r} is {SUBTASK_STATUS[status]}; retry is for failed subtasks"
+        if kind is ActionType.DELEGATE and status == FAILED:
+            return ErrorCode.IS_FAILED, f"subtask {name!r} has failed; use retry to run it again"
+        if status == PENDING:
+            waiting = [
+                self.subtasks[p].id for p in self.dag.predecessors[s] if self.status[p] != COMPLETED
+            ]
+            return ErrorCode.NOT_READY, f"subtask {name!r} waits for: {', '.join(waiting)}"
+        return None
+
+    def _agent_error(
+        self, s: int, a: int, agent_name: str, taken: set[int]
+    ) -> tuple[ErrorCode, str] | None:
+        if a < 0:
+            return ErrorCode.UNKNOWN_AGENT, f"no agent named {agent_name!r}"
+        if self.agent_status[a] == OFFLINE:
+            return ErrorCode.AGENT_OFFLINE, f"agent {agent_name!r} is offline"
+        if self.agent_status[a] == WORKING:
+            current = self.subtasks[self.agent_task[a]].id
+            return ErrorCode.AGENT_BUSY, f"agent {agent_name!r} is working on {current!r}"
+        if a in taken:
+            return ErrorCode.DUPLICATE_AGENT, f"agent {agent_name!r} is assigned twice in one dispatch"
+        wanted = self.subtasks[s].type
+        if wanted not in self.agents[a].capabilities:
+            return (
+                ErrorCode.CAPABILITY_MISMATCH,
+                f"agent {agent_name!r} cannot do {wanted!r} work (subtask {self.subtasks[s].id!r})",
+            )
+        return None
+
+    def _start(self, s: int, a: int, is_retry: bool, facts: StepFacts) -> None:
+        spec = self.subtasks[s]
+        agent = self.agents[a]
+        attempt = self.pair_attempts.get((s, a), 0)
+        self.pair_attempts[(s, a)] = attempt + 1
+        self.attempts[s] += 1
+        self.pending_failure[s] = decide_attempt(
+            self.task.task_id, self.seed, spec, agent, attempt, self.failure_count[s], self.task.retry_cap
+        )
+        duration = max(1, self.agent_speed[a] * spec.work)
+        if self.status[s] == FAILED:
+            self.failed_set.discard(s)
+            self.failed_since_step[s] = -1
+        self.status[s] = RUNNING
+        self.subtask_agent[s] = a
+        self.started_at[s] = self.now
+        self.finish_at[s] = self.now + duration
+        self.attempt_token[s] += 1
+        self.agent_status[a] = WORKING
+        self.agent_task[a] = s
+        self.active_count += 1
+        self._push(self.now + duration, _COMPLETION, (s, self.attempt_token[s]))
+        facts.started.append((s, a, is_retry))
+        self.log.append(
+            "delegated",
+            self.now,
+            self.step_count,
+            subtask=spec.id,
+            agent=agent.name,
+            attempt=self.attempts[s],
+            retry=is_retry,
+            duration=duration,
+        )
+
+    def _record_invalid(
+        self,
+        parsed: Action | None,
+        raw: Any,
+        errors: list[tuple[ErrorCode, str]],
+        facts: StepFacts,
+    ) -> None:
+        label = parsed.label() if parsed is not None else str(_raw_action(raw))[:200]
+        for code, message in errors:
+            facts.error_codes.append(code.value)
+            self.log.append(
+                "invalid_action", self.now, self.step_count, code=code.value, message=message, action=label
+            )
+
+    # ------------------------------------------------------------------- clock
+
+    def _advance(
+        self, action: Action | None, errors: list[tuple[ErrorCode, str]], facts: StepFacts
+    ) -> None:
+        start = self.now
+        facts.running_after_action = self.active_count
+        if self.tick_model:
+            self._resolve_until(self.now + 1, facts)
+        elif action is not None and action.action_type is ActionType.WAIT and not errors:
+            target = self._heap[0][0]
+            limit = self.task.time_limit
+            if limit is not None and target > limit:
+                target = limit
+            self._resolve_until(target, facts)
+        facts.elapsed = self.now - start
+
+    def _resolve_until(self, target: int, facts: StepFacts) -> None:
+        """Move the clock to ``target``, resolving every event due by then in order."""
+        heap = self._heap
+        while heap and heap[0][0] <= target:
+            time, priority, _, payload = heapq.heappop(heap)
+            facts.busy_time += self.active_count * (time - self.now)
+            self.now = time
+            if priority == _COMPLETION:
+                self._finish(payload[0], payload[1], facts)
+            else:
+                self._scheduled(payload, facts)
+        facts.busy_time += self.active_count * (target - self.now)
+        self.now = target
+
+    def _finish(self, s: int, token: int, facts: StepFacts) -> None:
+        if token != self.attempt_token[s] or self.status[s] != RUNNING:
+            return  # a stale entry: the attempt was aborted or dropped
+        a = self.subtask_agent[s]
+        cost = self._stop_work(s, a, self.now)
+        failure = self.pending_failure[s]
+        spec = self.subtasks[s]
+        if failure is None:
+            self.status[s] = COMPLETED
+            self.completed_at[s] = self.now
+            self.completed_by[s] = a
+            self.completed_count += 1
+            facts.completed.append((s, a))
+            if self.failure_count[s]:
+                facts.recovered.append(s)
+            for succ in self.dag.successors[s]:
+                self.unmet[succ] -= 1
+                if self.unmet[succ] == 0 and self.status[succ] == PENDING:
+                    self.status[succ] = READY
+            self.log.append("completed", self.now, self.step_count, subtask=spec.id, agent=self.agents[a].name, cost=cost)
+        else:
+            if failure == PERMANENT:
+                self.known_permanent.add((s, a))
+            self._fail(s, a, failure, "outcome", cost, facts)
+
+    def _fail(self, s: int, a: int, kind: str, cause: str, cost: float, facts: StepFacts) -> None:
+        self.status[s] = FAILED
+        self.failed_set.add(s)
+        self.failed_since_step[s] = self.step_count
+        self.failure_count[s] += 1
+        name = self.agents[a].name
+        self.failures[s].append({"agent": name, "kind": kind, "cause": cause, "at": self.now})
+        facts.failed.append((s, a, kind))
+        self.log.append(
+            "failed", self.now, self.step_count, subtask=self.subtasks[s].id, agent=name,
+            failure=kind, cause=cause, cost=cost,
+        )
+
+    def _stop_work(self, s: int, a: int, at: int) -> float:
+        """Free the agent and the slot, and charge the agent's cost for the time worked."""
+        cost = self.agents[a].cost * (at - self.started_at[s])
+        self.budget_used += cost
+        self.agent_status[a] = IDLE if self.agent_status[a] == WORKING else self.agent_status[a]
+        self.agent_task[a] = -1
+        self.subtask_agent[s] = -1
+        self.active_count -= 1
+        return cost
+
+    def _scheduled(self, event: ScheduledEvent, facts: StepFacts) -> None:
+        if event.kind is EventKind.CAPACITY:
+            self.capacity = int(event.value or 1)
+            self.log.append("capacity_changed", self.now, self.step_count, capacity=self.capacity)
+            return
+        a = self.agent_index[event.agent or ""]
+        if event.kind is EventKind.OFFLINE:
+            running = self.agent_task[a]
+            if running >= 0:
+                cost = self._stop_work(running, a, self.now)
+                self._fail(running, a, "transient", "dropout", cost, facts)
+            self.agent_status[a] = OFFLINE
+            self.log.append("agent_offline", self.now, self.step_count, agent=event.agent)
+        elif event.kind is EventKind.ONLINE:
+            if self.agent_status[a] == OFFLINE:
+                self.agent_status[a] = IDLE
+            self.log.append("agent_online", self.now, self.step_count, agent=event.agent)
+        elif event.kind is EventKind.SPEED:
+            self.agent_speed[a] = int(event.value or 1)
+            self.log.append("speed_changed", self.now, self.step_count, agent=event.agent, speed=self.agent_speed[a])
+
+    # --------------------------------------------------------------- end rules
+
+    def _check_deadlines(self, facts: StepFacts) -> None:
+        deadlines = self._deadlines
+        while self._deadline_cursor < len(deadlines) and deadlines[self._deadline_cursor][0] < self.now:
+            deadline, s = deadlines[self._deadline_cursor]
+            self._deadline_cursor += 1
+            if self.status[s] != COMPLETED:
+                facts.missed_deadlines.append(s)
+                self.log.append(
+                    "deadline_missed", self.now, self.step_count, subtask=self.subtasks[s].id, deadline=deadline
+                )
+        if self.failed_set:
+            facts.neglected = sum(
+                1 for s in self.failed_set if self.step_count - self.failed_since_step[s] >= 2
+            )
+
+    def _check_end(self, facts: StepFacts) -> None:
+        task = self.task
+        if not self.terminated and not self.tick_model and self.completed_count == len(self.subtasks):
+            self.terminated = True
+        if not self.terminated:
+            if task.time_limit is not None and self.now >= task.time_limit:
+                self.truncated = True
+            elif task.step_limit is not None and self.step_count >= task.step_limit:
+                self.truncated = True
+        if self.done:
+            facts.ended = True
+            self.log.append(
+                "episode_end",
+                self.now,
+                self.step_count,
+                reason="terminated" if self.terminated else "truncated",
+                completed=self.completed_count,
+                total=len(self.subtasks),
+            )
+
+    # ----------------------------------------------------------------- helpers
+
+    def _event_time(self, event: ScheduledEvent) -> int:
+        # "At tick T" means at the start of tick T, which is time T - 1.
+        return max(0, event.at - 1) if self.tick_model else event.at
+
+    def _push(self, time: int, priority: int, payload: Any) -> None:
+        self._sequence += 1
+        heapq.heappush(self._heap, (time, priority, self._sequence, payload))
+
+
+def _raw_action(action: Any) -> Any:
+    if isinstance(action, Mapping):
+        return {str(k)[:64]: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)[:200])
+                for k, v in list(action.items())[:16]}
+    return str(action)[:200]

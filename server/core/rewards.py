@@ -1,0 +1,105 @@
+"""Per-step shaped rewards: named channels, unclamped.
+
+The reward is a learning signal, separate from the terminal grade. Penalties
+for invalid actions are chosen by the structured error code, never by text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Mapping, Protocol
+
+if TYPE_CHECKING:
+    from .episode import Episode
+
+# The scenario default table. Positive: a correct delegation, a subtask done,
+# work running in parallel, a failure recovered, a useful wait. Negative: a
+# dependency violation, a capacity violation, a wrong agent, a failure ignored
+# for two or more steps. The last three channels are ours: a missed deadline,
+# a synthesis that ends the workflow, and the penalty of any other invalid action.
+DEFAULT_REWARD_TABLE: Mapping[str, float] = {
+    "delegation": 0.05,
+    "completion": 0.08,
+    "parallelism": 0.10,
+    "recovery": 0.10,
+    "useful_wait": 0.03,
+    "neglect": -0.08,
+    "deadline_missed": -0.10,
+    "finish": 0.10,
+    "penalty.not_ready": -0.10,
+    "penalty.capacity_exceeded": -0.15,
+    "penalty.capability_mismatch": -0.05,
+    "penalty.default": -0.05,
+}
+
+SCENARIO_CHANNELS: tuple[str, ...] = (
+    "delegation",
+    "completion",
+    "parallelism",
+    "recovery",
+    "useful_wait",
+    "neglect",
+    "deadline_missed",
+    "finish",
+    "invalid_action",
+)
+
+
+@dataclass(slots=True)
+class StepFacts:
+    """What one step did, gathered while it ran; reward models read only this and the episode."""
+
+    started: list[tuple[int, int, bool]] = field(default_factory=list)  # (subtask, agent, is_retry)
+    completed: list[tuple[int, int]] = field(default_factory=list)  # (subtask, agent)
+    recovered: list[int] = field(default_factory=list)  # completed subtasks that had failed before
+    failed: list[tuple[int, int, str]] = field(default_factory=list)  # (subtask, agent, kind)
+    error_codes: list[str] = field(default_factory=list)
+    waited: bool = False
+    useful_wait: bool = False
+    missed_deadlines: list[int] = field(default_factory=list)
+    neglected: int = 0  # failed subtasks left un-retried for two or more steps
+    synthesized: bool = False
+    elapsed: int = 0  # time that passed during this step
+    busy_time: int = 0  # agent-time units spent working during this step
+    running_after_action: int = 0  # subtasks in progress right after the action, before time moves
+    ended: bool = False
+
+
+class RewardModel(Protocol):
+    channels: tuple[str, ...]
+
+    def step_reward(self, episode: "Episode", facts: StepFacts) -> dict[str, float]: ...
+
+
+class ScenarioRewards:
+    """The per-step table of the scenario tasks, overridable per task."""
+
+    channels = SCENARIO_CHANNELS
+
+    def __init__(self, overrides: Mapping[str, float] | None = None) -> None:
+        table = dict(DEFAULT_REWARD_TABLE)
+        table.update(overrides or {})
+        self.table = table
+        self._default_penalty = table["penalty.default"]
+
+    def penalty(self, code: str) -> float:
+        return self.table.get("penalty." + code, self._default_penalty)
+
+    def step_reward(self, episode: "Episode", facts: StepFacts) -> dict[str, float]:
+        t = self.table
+        parallel = bool(facts.started) and facts.running_after_action >= 2
+        return {
+            "delegation": _times(t["delegation"], len(facts.started)),
+            "completion": _times(t["completion"], len(facts.completed)),
+            "parallelism": t["parallelism"] if parallel else 0.0,
+            "recovery": _times(t["recovery"], len(facts.recovered)),
+            "useful_wait": t["useful_wait"] if facts.useful_wait else 0.0,
+            "neglect": _times(t["neglect"], facts.neglected),
+            "deadline_missed": _times(t["deadline_missed"], len(facts.missed_deadlines)),
+            "finish": t["finish"] if facts.synthesized else 0.0,
+            "invalid_action": sum(self.penalty(code) for code in facts.error_codes),
+        }
+
+
+def _times(value: float, count: int) -> float:
+    return value * count if count else 0.0

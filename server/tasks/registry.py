@@ -1,0 +1,158 @@
+"""The task registry: scenario files, and families of generated tasks.
+
+Scenario tasks are TOML files in ``scenarios/``; a new scenario is a new file.
+Generated families (the arena, generated scenarios) register a factory under a
+prefix, so ``arena/hard`` with a seed and a worker count names one instance.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..core.dag import DagIndex, WorkflowDefinitionError
+from ..core.model import TaskSpec
+from .schema import task_from_file
+
+SCENARIO_DIR = Path(__file__).with_name("scenarios")
+
+MAX_SEED = 2**31 - 1
+
+
+class UnknownTaskError(KeyError):
+    def __init__(self, task_id: str, known: list[str]) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+        self.known = known
+
+    def __str__(self) -> str:
+        return f"unknown task_id {self.task_id!r}; known tasks: {', '.join(self.known)}"
+
+
+class TaskFamily(Protocol):
+    """A generator of tasks named ``<prefix>/<variant>``."""
+
+    prefix: str
+
+    def variants(self) -> list[str]: ...
+
+    def describe(self, variant: str) -> dict[str, Any]: ...
+
+    def build(self, variant: str, seed: int, worker_count: int | None) -> TaskSpec: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTask:
+    spec: TaskSpec
+    dag: DagIndex
+    seed: int
+
+
+def load_scenario_file(path: Path) -> TaskSpec:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkflowDefinitionError(str(path), [f"not valid TOML: {exc}"]) from None
+    return task_from_file(data, path)
+
+
+class TaskRegistry:
+    def __init__(self) -> None:
+        self._scenarios: dict[str, tuple[TaskSpec, DagIndex]] = {}
+        self._families: dict[str, TaskFamily] = {}
+
+    # -------------------------------------------------------------- building
+
+    def add_scenario(self, spec: TaskSpec) -> None:
+        if spec.task_id in self._scenarios:
+            raise ValueError(f"duplicate task id {spec.task_id!r}")
+        self._scenarios[spec.task_id] = (spec, DagIndex.build(spec))
+
+    def load_directory(self, directory: Path) -> None:
+        for path in sorted(directory.glob("*.toml")):
+            self.add_scenario(load_scenario_file(path))
+
+    def add_family(self, family: TaskFamily) -> None:
+        self._families[family.prefix] = family
+
+    # -------------------------------------------------------------- queries
+
+    def task_ids(self) -> list[str]:
+        ids = list(self._scenarios)
+        for prefix, family in self._families.items():
+            ids.extend(f"{prefix}/{variant}" for variant in family.variants())
+        return ids
+
+    def list_tasks(self) -> list[dict[str, Any]]:
+        out = []
+        for spec, dag in self._scenarios.values():
+            out.append(describe_scenario(spec, dag))
+        for prefix, family in self._families.items():
+            for variant in family.variants():
+                out.append(family.describe(variant))
+        return out
+
+    def resolve(
+        self, task_id: str, seed: int | None = None, worker_count: int | None = None
+    ) -> ResolvedTask:
+        """The task to play and the seed to play it with.
+
+        Raises :class:`UnknownTaskError`, or ``ValueError`` for parameters
+        the task does not accept.
+        """
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
+        if task_id in self._scenarios:
+            if worker_count is not None:
+                raise ValueError(
+                    f"task {task_id!r} has named agents; worker_count applies to generated tasks only"
+                )
+            spec, dag = self._scenarios[task_id]
+            return ResolvedTask(spec, dag, spec.canonical_seed if seed is None else seed)
+        prefix, _, variant = task_id.partition("/")
+        family = self._families.get(prefix)
+        if family is None or variant not in family.variants():
+            raise UnknownTaskError(task_id, self.task_ids())
+        spec = family.build(variant, 0 if seed is None else seed, worker_count)
+        return ResolvedTask(spec, DagIndex.build(spec), spec.canonical_seed if seed is None else seed)
+
+
+def describe_scenario(spec: TaskSpec, dag: DagIndex) -> dict[str, Any]:
+    return {
+        "task_id": spec.task_id,
+        "title": spec.title,
+        "family": spec.family,
+        "difficulty": spec.difficulty,
+        "time_model": spec.time_model.value,
+        "description": spec.description,
+        "parameters": {
+            "subtasks": len(spec.subtasks),
+            "agents": len(spec.agents),
+            "time_limit": spec.time_limit,
+            "capacity": spec.capacity,
+            "budget": spec.budget,
+            "deadlines": {s.id: s.deadline for s in spec.subtasks if s.deadline is not None},
+            "critical_path_length": dag.critical_path_length,
+            "canonical_seed": spec.canonical_seed,
+            "grade_weights": dict(spec.grade_weights),
+        },
+    }
+
+
+def builtin_families() -> list[TaskFamily]:
+    """The generated families every default registry offers."""
+    return []
+
+
+@lru_cache(maxsize=1)
+def default_registry() -> TaskRegistry:
+    """The registry the server and the in-process API use (built once)."""
+    registry = TaskRegistry()
+    registry.load_directory(SCENARIO_DIR)
+    for family in builtin_families():
+        registry.add_family(family)
+    return registry
