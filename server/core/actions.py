@@ -135,6 +135,17 @@ def parse_action(data: Action | Mapping[str, Any]) -> Action:
     """
     if isinstance(data, Action):
         return data
+    if type(data) is dict:
+        # The common case, kept cheap: a plain dict naming one subtask and agent.
+        fast = _FAST_TYPES.get(data.get("action_type"))  # type: ignore[arg-type]
+        if fast is not None:
+            subtask_id = data.get("subtask_id")
+            agent_name = data.get("agent_name")
+            if (subtask_id is None or type(subtask_id) is str) and (agent_name is None or type(agent_name) is str):
+                if fast is ActionType.WAIT or fast is ActionType.SYNTHESIZE:
+                    return _SIMPLE[fast]
+                if subtask_id and (agent_name or fast is not ActionType.DELEGATE):
+                    return Action(fast, subtask_id, agent_name or None)
     if not isinstance(data, Mapping):
         raise ActionError(ErrorCode.UNKNOWN_ACTION, "an action must be an object with action_type")
     raw_type = data.get("action_type")
@@ -169,3 +180,10 @@ def parse_action(data: Action | Mapping[str, Any]) -> Action:
         if action_type is ActionType.DELEGATE and agent_name is None:
             raise ActionError(ErrorCode.MISSING_FIELD, "delegate needs an agent_name")
     return Action(action_type, subtask_id, agent_name, tuple(assignments))
+
+
+_FAST_TYPES = {
+    t.value: t
+    for t in (ActionType.DELEGATE, ActionType.RETRY, ActionType.ABORT, ActionType.WAIT, ActionType.SYNTHESIZE)
+}
+_SIMPLE = {ActionType.WAIT: Action(ActionType.WAIT), ActionType.SYNTHESIZE: Action(ActionType.SYNTHESIZE)}

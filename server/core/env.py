@@ -41,7 +41,7 @@ class WorkflowEnv:
     ) -> dict[str, Any]:
         """Start an episode; ``seed=None`` gives the task's canonical episode."""
         resolved = self.registry.resolve(task_id, seed=seed, worker_count=worker_count)
-        self.episode = Episode(resolved.spec, seed=resolved.seed, dag=resolved.dag)
+        self.episode = Episode(resolved.compiled, seed=resolved.seed)
         self._observation = build_observation(self.episode)
         return self._observation
 

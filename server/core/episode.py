@@ -19,9 +19,9 @@ import heapq
 from typing import Any, Mapping
 
 from .actions import Action, ActionError, ActionType, Assignment, ErrorCode, parse_action
-from .dag import DagIndex
+from .compiled import CompiledTask
 from .eventlog import EventLog
-from .model import EventKind, ScheduledEvent, TaskSpec, TimeModel, public_rules
+from .model import EventKind, ScheduledEvent, TaskSpec, TimeModel
 from .outcomes import PERMANENT, decide_attempt
 from .rewards import RewardModel, ScenarioRewards, StepFacts
 
@@ -41,14 +41,16 @@ class Episode:
 
     def __init__(
         self,
-        task: TaskSpec,
+        task: TaskSpec | CompiledTask,
         seed: int | None = None,
-        dag: DagIndex | None = None,
         reward_model: RewardModel | None = None,
     ) -> None:
+        compiled = task if isinstance(task, CompiledTask) else CompiledTask.build(task)
+        task = compiled.spec
+        self.compiled = compiled
         self.task = task
         self.seed = task.canonical_seed if seed is None else seed
-        self.dag = dag if dag is not None else DagIndex.build(task)
+        self.dag = compiled.dag
         self.reward_model: RewardModel = reward_model or ScenarioRewards(task.reward_table)
         self.subtasks = task.subtasks
         self.agents = task.agents
@@ -88,9 +90,15 @@ class Episode:
         self.synthesized = False
         self.waits_in_patience = 0
 
-        self.public_rules = public_rules(task)
+        self.public_rules = compiled.rules
+        # Views to rebuild in the next observation (see observation.py); all at first.
+        self.dirty_subtasks: set[int] = set(range(n))
+        self.dirty_agents: set[int] = set(range(m))
+        self.views_time = -1
+        self.subtask_views: list[dict[str, Any]] = [{}] * n
+        self.agent_views: list[dict[str, Any]] = [{}] * m
         self.log = EventLog()
-        self.trace: list[dict[str, Any]] = []
+        self._trace: list[tuple[int, int, Any, list[tuple[ErrorCode, str]]]] = []
         self.rewards: list[float] = []
         self.last_reward = 0.0
         self.last_breakdown: dict[str, float] = {}
@@ -101,7 +109,7 @@ class Episode:
         self._sequence = 0
         for event in task.events:
             self._push(self._event_time(event), _SCHEDULED, event)
-        self._deadlines = sorted(
+        self.deadlines = sorted(
             (spec.deadline, i) for i, spec in enumerate(task.subtasks) if spec.deadline is not None
         )
         self._deadline_cursor = 0
@@ -112,6 +120,19 @@ class Episode:
         self._resolve_until(self.now, StepFacts())
 
     # ------------------------------------------------------------------ queries
+
+    @property
+    def trace(self) -> list[dict[str, Any]]:
+        """The actions taken, in order, with the error codes of invalid ones."""
+        return [
+            {
+                "step": step,
+                "t": t,
+                "action": action.to_dict() if isinstance(action, Action) else action,
+                "errors": [code.value for code, _ in errors],
+            }
+            for step, t, action, errors in self._trace
+        ]
 
     @property
     def done(self) -> bool:
@@ -127,17 +148,17 @@ class Episode:
         return None if limit is None else max(0, limit - self.now)
 
     @property
+    def has_pending_events(self) -> bool:
+        return bool(self._heap)
+
+    @property
     def free_slots(self) -> int:
         return max(0, self.capacity - self.active_count)
 
     def idle_capable_agents(self, subtask: int) -> list[int]:
         """Idle agents that accept the subtask's type, in declaration order."""
-        wanted = self.subtasks[subtask].type
-        return [
-            a
-            for a, agent in enumerate(self.agents)
-            if self.agent_status[a] == IDLE and wanted in agent.capabilities
-        ]
+        status = self.agent_status
+        return [a for a in self.compiled.capable[subtask] if status[a] == IDLE]
 
     def pick_agent(self, subtask: int, taken: set[int] | frozenset[int] = frozenset()) -> int:
         """The agent an unnamed assignment gets: idle, capable, not known to fail
@@ -174,14 +195,7 @@ class Episode:
         self.last_errors = [{"code": code.value, "message": message} for code, message in errors]
         if errors:
             self._record_invalid(parsed, action, errors, facts)
-        self.trace.append(
-            {
-                "step": self.step_count,
-                "t": self.now,
-                "action": parsed.to_dict() if parsed is not None else _raw_action(action),
-                "errors": [code.value for code, _ in errors],
-            }
-        )
+        self._trace.append((self.step_count, self.now, parsed if parsed is not None else _raw_action(action), errors))
         self._advance(parsed, errors, facts)
         self._check_deadlines(facts)
         self._check_end(facts)
@@ -377,6 +391,8 @@ class Episode:
         self.agent_status[a] = WORKING
         self.agent_task[a] = s
         self.active_count += 1
+        self.dirty_subtasks.add(s)
+        self.dirty_agents.add(a)
         self._push(self.now + duration, _COMPLETION, (s, self.attempt_token[s]))
         facts.started.append((s, a, is_retry))
         self.log.append(
@@ -454,6 +470,7 @@ class Episode:
                 self.unmet[succ] -= 1
                 if self.unmet[succ] == 0 and self.status[succ] == PENDING:
                     self.status[succ] = READY
+                    self.dirty_subtasks.add(succ)
             self.log.append("completed", self.now, self.step_count, subtask=spec.id, agent=self.agents[a].name, cost=cost)
         else:
             if failure == PERMANENT:
@@ -477,6 +494,8 @@ class Episode:
         """Free the agent and the slot, and charge the agent's cost for the time worked."""
         cost = self.agents[a].cost * (at - self.started_at[s])
         self.budget_used += cost
+        self.dirty_subtasks.add(s)
+        self.dirty_agents.add(a)
         self.agent_status[a] = IDLE if self.agent_status[a] == WORKING else self.agent_status[a]
         self.agent_task[a] = -1
         self.subtask_agent[s] = -1
@@ -489,6 +508,7 @@ class Episode:
             self.log.append("capacity_changed", self.now, self.step_count, capacity=self.capacity)
             return
         a = self.agent_index[event.agent or ""]
+        self.dirty_agents.add(a)
         if event.kind is EventKind.OFFLINE:
             running = self.agent_task[a]
             if running >= 0:
@@ -507,7 +527,7 @@ class Episode:
     # --------------------------------------------------------------- end rules
 
     def _check_deadlines(self, facts: StepFacts) -> None:
-        deadlines = self._deadlines
+        deadlines = self.deadlines
         while self._deadline_cursor < len(deadlines) and deadlines[self._deadline_cursor][0] < self.now:
             deadline, s = deadlines[self._deadline_cursor]
             self._deadline_cursor += 1

@@ -36,9 +36,7 @@ class EventLog:
         self.records: list[dict[str, Any]] = []
 
     def append(self, kind: str, t: int, step: int, **fields: Any) -> None:
-        record = {"kind": kind, "t": t, "step": step}
-        record.update(fields)
-        self.records.append(record)
+        self.records.append({"kind": kind, "t": t, "step": step, **fields})
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r["kind"] == kind]

@@ -124,6 +124,15 @@ class LogFacts:
 def hindsight_min_cost(episode: "Episode") -> float:
     """The least any trajectory can spend on this seed: each subtask run on the
     agent that is cheapest counting the attempts it needs to succeed."""
+    cache = episode.compiled.min_cost_by_seed
+    if episode.seed not in cache:
+        if len(cache) >= 4096:
+            cache.clear()
+        cache[episode.seed] = _min_cost(episode)
+    return cache[episode.seed]
+
+
+def _min_cost(episode: "Episode") -> float:
     task = episode.task
     total = 0.0
     for subtask in task.subtasks:

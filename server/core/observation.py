@@ -26,52 +26,29 @@ if TYPE_CHECKING:
 
 
 def build_observation(episode: "Episode") -> dict[str, Any]:
-    task = episode.task
-    dag = episode.dag
+    """The observation after the latest step.
+
+    Subtask and agent views are rebuilt only when they changed (or, for work in
+    progress, when time moved); unchanged views are shared between successive
+    observations, so treat an observation as read-only.
+    """
     now = episode.now
-    status = episode.status
-    subtask_agent = episode.subtask_agent
-    finish_at = episode.finish_at
-    agents = episode.agents
-    subtasks_view = []
-    for s, spec in enumerate(episode.subtasks):
-        st = status[s]
-        a = subtask_agent[s]
-        subtasks_view.append(
-            {
-                "id": spec.id,
-                "type": spec.type,
-                "status": SUBTASK_STATUS[st],
-                "depends_on": list(spec.depends_on),
-                "assigned_agent": agents[a].name if a >= 0 else None,
-                "time_left": finish_at[s] - now if st == RUNNING else None,
-                "attempts": episode.attempts[s],
-                "failures": list(episode.failures[s]),
-                "deadline": spec.deadline,
-                "priority": spec.priority,
-                "work": spec.work,
-                "completed_at": episode.completed_at[s],
-                "completed_by": agents[episode.completed_by[s]].name if st == COMPLETED else None,
-                "tags": list(spec.tags),
-            }
-        )
-    agents_view = []
-    for a, agent in enumerate(agents):
-        current = episode.agent_task[a]
-        agents_view.append(
-            {
-                "name": agent.name,
-                "status": AGENT_STATUS[episode.agent_status[a]],
-                "capabilities": sorted(agent.capabilities),
-                "speed": episode.agent_speed[a],
-                "cost": agent.cost,
-                "reliability": agent.reliability,
-                "current_task": episode.subtasks[current].id if current >= 0 else None,
-                "time_left": finish_at[current] - now if current >= 0 else None,
-            }
-        )
+    running_changed = episode.now != episode.views_time
+    if running_changed:
+        episode.views_time = now
+        for s in range(len(episode.status)):
+            if episode.status[s] == RUNNING:
+                episode.dirty_subtasks.add(s)
+        for a, current in enumerate(episode.agent_task):
+            if current >= 0:
+                episode.dirty_agents.add(a)
+    if episode.dirty_subtasks:
+        _refresh_subtask_views(episode)
+    if episode.dirty_agents:
+        _refresh_agent_views(episode)
+    task = episode.task
     budget = task.budget
-    observation: dict[str, Any] = {
+    return {
         "task_id": task.task_id,
         "seed": episode.seed,
         "time_model": task.time_model.value,
@@ -83,17 +60,17 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
         "capacity": episode.capacity,
         "active_count": episode.active_count,
         "budget": budget,
-        "budget_used": round(episode.budget_used, 6),
-        "budget_remaining": None if budget is None else round(budget - episode.budget_used, 6),
+        "budget_used": episode.budget_used,
+        "budget_remaining": None if budget is None else budget - episode.budget_used,
         "completed_count": episode.completed_count,
         "subtask_count": len(episode.subtasks),
-        "subtasks": subtasks_view,
-        "agents": agents_view,
+        "subtasks": list(episode.subtask_views),
+        "agents": list(episode.agent_views),
         "legal_actions": legal_actions(episode),
         "hint": build_hint(episode),
         "reward": episode.last_reward,
-        "reward_breakdown": dict(episode.last_breakdown),
-        "errors": list(episode.last_errors),
+        "reward_breakdown": episode.last_breakdown,
+        "errors": episode.last_errors,
         "critical_path_length": remaining_critical_path(episode),
         "rules": episode.public_rules,
         "patience_waits": episode.waits_in_patience,
@@ -101,7 +78,48 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
         "truncated": episode.truncated,
         "done": episode.done,
     }
-    return observation
+
+
+def _refresh_subtask_views(episode: "Episode") -> None:
+    statics = episode.compiled.subtask_static
+    agents = episode.agents
+    now = episode.now
+    views = episode.subtask_views
+    for s in episode.dirty_subtasks:
+        st = episode.status[s]
+        a = episode.subtask_agent[s]
+        done_by = episode.completed_by[s]
+        view = dict(statics[s])
+        view["status"] = SUBTASK_STATUS[st]
+        view["assigned_agent"] = agents[a].name if a >= 0 else None
+        view["time_left"] = episode.finish_at[s] - now if st == RUNNING else None
+        view["attempts"] = episode.attempts[s]
+        view["failures"] = list(episode.failures[s])
+        view["completed_at"] = episode.completed_at[s]
+        view["completed_by"] = agents[done_by].name if done_by >= 0 else None
+        views[s] = view
+    episode.dirty_subtasks.clear()
+
+
+def _refresh_agent_views(episode: "Episode") -> None:
+    capabilities = episode.compiled.agent_capabilities
+    subtasks = episode.subtasks
+    now = episode.now
+    views = episode.agent_views
+    for a in episode.dirty_agents:
+        agent = episode.agents[a]
+        current = episode.agent_task[a]
+        views[a] = {
+            "name": agent.name,
+            "status": AGENT_STATUS[episode.agent_status[a]],
+            "capabilities": list(capabilities[a]),
+            "speed": episode.agent_speed[a],
+            "cost": agent.cost,
+            "reliability": agent.reliability,
+            "current_task": subtasks[current].id if current >= 0 else None,
+            "time_left": episode.finish_at[current] - now if current >= 0 else None,
+        }
+    episode.dirty_agents.clear()
 
 
 def legal_actions(episode: "Episode") -> list[dict[str, Any]]:
@@ -112,40 +130,51 @@ def legal_actions(episode: "Episode") -> list[dict[str, Any]]:
     """
     if episode.done:
         return []
+    compiled = episode.compiled
     actions: list[dict[str, Any]] = []
     status = episode.status
-    if episode.active_count < episode.capacity:
-        for s, spec in enumerate(episode.subtasks):
-            st = status[s]
-            if st != READY and st != FAILED:
-                continue
-            kind = "delegate" if st == READY else "retry"
-            for a in episode.idle_capable_agents(s):
-                actions.append({"action_type": kind, "subtask_id": spec.id, "agent_name": episode.agents[a].name})
-    for s, spec in enumerate(episode.subtasks):
-        if status[s] == RUNNING:
-            actions.append({"action_type": "abort", "subtask_id": spec.id})
-    if episode.tick_model or episode._heap:
-        actions.append({"action_type": "wait"})
-    if episode.completed_count == len(episode.subtasks):
-        actions.append({"action_type": "synthesize"})
+    agent_status = episode.agent_status
+    running: list[int] = []
+    room = episode.active_count < episode.capacity
+    for s, st in enumerate(status):
+        if st == RUNNING:
+            running.append(s)
+        elif room and (st == READY or st == FAILED):
+            table = compiled.delegate_actions if st == READY else compiled.retry_actions
+            for a in compiled.capable[s]:
+                if agent_status[a] == IDLE:
+                    actions.append(table[(s, a)])
+    for s in running:
+        actions.append(compiled.abort_actions[s])
+    if episode.tick_model or episode.has_pending_events:
+        actions.append(_WAIT)
+    if episode.completed_count == len(status):
+        actions.append(_SYNTHESIZE)
     return actions
 
 
+_WAIT: dict[str, Any] = {"action_type": "wait"}
+_SYNTHESIZE: dict[str, Any] = {"action_type": "synthesize"}
+
+
 def remaining_critical_path(episode: "Episode") -> int:
-    """Fastest time still needed to finish, following the longest remaining chain."""
+    """Fastest time still needed to finish, following the longest remaining chain.
+
+    Successors of an unfinished subtask are all pending, so their fastest tails
+    are the static ones; only running subtasks need their actual time left.
+    """
     dag = episode.dag
-    status = episode.status
+    tails = dag.tail_length
     longest = 0
-    remaining = [0] * len(status)
-    for s in reversed(dag.topological_order):
-        if status[s] == COMPLETED:
+    for s, st in enumerate(episode.status):
+        if st == COMPLETED:
             continue
-        own = episode.finish_at[s] - episode.now if status[s] == RUNNING else dag.fastest_duration[s]
-        tail = max((remaining[j] for j in dag.successors[s]), default=0)
-        remaining[s] = own + tail
-        if remaining[s] > longest:
-            longest = remaining[s]
+        if st == RUNNING:
+            value = episode.finish_at[s] - episode.now + tails[s] - dag.fastest_duration[s]
+        else:
+            value = tails[s]
+        if value > longest:
+            longest = value
     return longest
 
 
@@ -155,9 +184,8 @@ def build_hint(episode: "Episode") -> str:
     if episode.done:
         return "The episode is over."
     task = episode.task
-    failed = [s for s in range(len(episode.subtasks)) if episode.status[s] == FAILED]
-    if failed:
-        s = failed[0]
+    if episode.failed_set:
+        s = min(episode.failed_set)
         last = episode.failures[s][-1]
         spec = episode.subtasks[s]
         if last["kind"] == "permanent":
@@ -166,10 +194,9 @@ def build_hint(episode: "Episode") -> str:
                 f"{spec.type} work; retry it with a different capable agent."
             )
         return f"{spec.id} failed ({last['kind']}, {last['cause']}); retry it soon."
-    for s, spec in enumerate(episode.subtasks):
-        if spec.deadline is not None and episode.status[s] != COMPLETED:
-            if 0 <= spec.deadline - episode.now <= 4:
-                return f"Deadline pressure: {spec.id} must complete by t={spec.deadline} (now t={episode.now})."
+    for deadline, s in episode.deadlines:
+        if episode.status[s] != COMPLETED and 0 <= deadline - episode.now <= 4:
+            return f"Deadline pressure: {episode.subtasks[s].id} must complete by t={deadline} (now t={episode.now})."
     if task.budget is not None and episode.budget_used > 0.8 * task.budget:
         return f"Budget pressure: {episode.budget_used:.1f} of {task.budget:.1f} spent; prefer cheaper agents."
     if episode.completed_count == len(episode.subtasks):

@@ -6,7 +6,6 @@ for invalid actions are chosen by the structured error code, never by text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Protocol
 
 if TYPE_CHECKING:
@@ -45,24 +44,30 @@ SCENARIO_CHANNELS: tuple[str, ...] = (
 )
 
 
-@dataclass(slots=True)
 class StepFacts:
     """What one step did, gathered while it ran; reward models read only this and the episode."""
 
-    started: list[tuple[int, int, bool]] = field(default_factory=list)  # (subtask, agent, is_retry)
-    completed: list[tuple[int, int]] = field(default_factory=list)  # (subtask, agent)
-    recovered: list[int] = field(default_factory=list)  # completed subtasks that had failed before
-    failed: list[tuple[int, int, str]] = field(default_factory=list)  # (subtask, agent, kind)
-    error_codes: list[str] = field(default_factory=list)
-    waited: bool = False
-    useful_wait: bool = False
-    missed_deadlines: list[int] = field(default_factory=list)
-    neglected: int = 0  # failed subtasks left un-retried for two or more steps
-    synthesized: bool = False
-    elapsed: int = 0  # time that passed during this step
-    busy_time: int = 0  # agent-time units spent working during this step
-    running_after_action: int = 0  # subtasks in progress right after the action, before time moves
-    ended: bool = False
+    __slots__ = (
+        "started", "completed", "recovered", "failed", "error_codes", "waited", "useful_wait",
+        "missed_deadlines", "neglected", "synthesized", "elapsed", "busy_time",
+        "running_after_action", "ended",
+    )
+
+    def __init__(self) -> None:
+        self.started: list[tuple[int, int, bool]] = []  # (subtask, agent, is_retry)
+        self.completed: list[tuple[int, int]] = []  # (subtask, agent)
+        self.recovered: list[int] = []  # completed subtasks that had failed before
+        self.failed: list[tuple[int, int, str]] = []  # (subtask, agent, kind)
+        self.error_codes: list[str] = []
+        self.waited = False
+        self.useful_wait = False
+        self.missed_deadlines: list[int] = []
+        self.neglected = 0  # failed subtasks left un-retried for two or more steps
+        self.synthesized = False
+        self.elapsed = 0  # time that passed during this step
+        self.busy_time = 0  # agent-time units spent working during this step
+        self.running_after_action = 0  # in progress right after the action, before time moves
+        self.ended = False
 
 
 class RewardModel(Protocol):

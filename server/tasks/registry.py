@@ -13,7 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..core.dag import DagIndex, WorkflowDefinitionError
+from ..core.compiled import CompiledTask
+from ..core.dag import WorkflowDefinitionError
 from ..core.model import TaskSpec
 from .schema import task_from_file
 
@@ -46,9 +47,12 @@ class TaskFamily(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ResolvedTask:
-    spec: TaskSpec
-    dag: DagIndex
+    compiled: CompiledTask
     seed: int
+
+    @property
+    def spec(self) -> TaskSpec:
+        return self.compiled.spec
 
 
 def load_scenario_file(path: Path) -> TaskSpec:
@@ -62,7 +66,7 @@ def load_scenario_file(path: Path) -> TaskSpec:
 
 class TaskRegistry:
     def __init__(self) -> None:
-        self._scenarios: dict[str, tuple[TaskSpec, DagIndex]] = {}
+        self._scenarios: dict[str, CompiledTask] = {}
         self._families: dict[str, TaskFamily] = {}
 
     # -------------------------------------------------------------- building
@@ -70,7 +74,7 @@ class TaskRegistry:
     def add_scenario(self, spec: TaskSpec) -> None:
         if spec.task_id in self._scenarios:
             raise ValueError(f"duplicate task id {spec.task_id!r}")
-        self._scenarios[spec.task_id] = (spec, DagIndex.build(spec))
+        self._scenarios[spec.task_id] = CompiledTask.build(spec)
 
     def load_directory(self, directory: Path) -> None:
         for path in sorted(directory.glob("*.toml")):
@@ -89,8 +93,8 @@ class TaskRegistry:
 
     def list_tasks(self) -> list[dict[str, Any]]:
         out = []
-        for spec, dag in self._scenarios.values():
-            out.append(describe_scenario(spec, dag))
+        for compiled in self._scenarios.values():
+            out.append(describe_scenario(compiled))
         for prefix, family in self._families.items():
             for variant in family.variants():
                 out.append(family.describe(variant))
@@ -111,17 +115,18 @@ class TaskRegistry:
                 raise ValueError(
                     f"task {task_id!r} has named agents; worker_count applies to generated tasks only"
                 )
-            spec, dag = self._scenarios[task_id]
-            return ResolvedTask(spec, dag, spec.canonical_seed if seed is None else seed)
+            compiled = self._scenarios[task_id]
+            return ResolvedTask(compiled, compiled.spec.canonical_seed if seed is None else seed)
         prefix, _, variant = task_id.partition("/")
         family = self._families.get(prefix)
         if family is None or variant not in family.variants():
             raise UnknownTaskError(task_id, self.task_ids())
         spec = family.build(variant, 0 if seed is None else seed, worker_count)
-        return ResolvedTask(spec, DagIndex.build(spec), spec.canonical_seed if seed is None else seed)
+        return ResolvedTask(CompiledTask.build(spec), spec.canonical_seed if seed is None else seed)
 
 
-def describe_scenario(spec: TaskSpec, dag: DagIndex) -> dict[str, Any]:
+def describe_scenario(compiled: CompiledTask) -> dict[str, Any]:
+    spec, dag = compiled.spec, compiled.dag
     return {
         "task_id": spec.task_id,
         "title": spec.title,

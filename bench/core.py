@@ -1,0 +1,62 @@
+"""Core speed: steps per second with the heuristic policy (observation included)
+and microseconds per reset, per scenario. Prints one JSON object as its last line."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.core.policies import make_policy
+
+TASKS = ("easy", "medium", "hard", "expert")
+
+
+def _record_trajectory(env: WorkflowEnv, task_id: str, seed: int) -> list[dict]:
+    """The heuristic's actions for one episode, so that timing excludes the policy."""
+    policy = make_policy("heuristic", seed)
+    observation = env.reset(task_id, seed=seed)
+    actions = []
+    while not observation["done"]:
+        action = policy.act(observation)
+        actions.append(action)
+        observation = env.step(action)
+    return actions
+
+
+def steps_per_second(env: WorkflowEnv, task_id: str, seconds: float = 1.0) -> float:
+    trajectories = [(seed, _record_trajectory(env, task_id, seed)) for seed in range(8)]
+    steps = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for seed, actions in trajectories:
+            env.reset(task_id, seed=seed)
+            for action in actions:
+                env.step(action)
+            steps += len(actions)
+    return steps / (time.perf_counter() - start)
+
+
+def reset_microseconds(env: WorkflowEnv, task_id: str, count: int = 2000) -> float:
+    start = time.perf_counter()
+    for seed in range(count):
+        env.reset(task_id, seed=seed)
+    return (time.perf_counter() - start) / count * 1e6
+
+
+def main(argv: list[str] | None = None) -> None:
+    env = WorkflowEnv()
+    rounds = 5
+    sps: dict[str, float] = {}
+    reset_us: dict[str, float] = {}
+    for task_id in TASKS:
+        # Medians of several rounds: the machine is shared and noisy.
+        sps[task_id] = round(statistics.median(steps_per_second(env, task_id, 0.4) for _ in range(rounds)))
+        reset_us[task_id] = round(statistics.median(reset_microseconds(env, task_id) for _ in range(rounds)), 2)
+        print(f"{task_id}: {sps[task_id]} steps/s, {reset_us[task_id]} us/reset")
+    print(json.dumps({"steps_per_second": sps, "reset_us": reset_us}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""A task prepared once for many episodes: its DAG index and the static parts
+of every observation (so that a step builds only what changed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .dag import DagIndex
+from .model import TaskSpec, public_rules
+
+
+@dataclass(slots=True)
+class CompiledTask:
+    spec: TaskSpec
+    dag: DagIndex
+    rules: dict[str, Any]
+    # Per subtask: indices of the agents that accept its type, in declaration order.
+    capable: tuple[tuple[int, ...], ...]
+    # Static fields of each subtask and agent view, copied into every new view.
+    subtask_static: tuple[dict[str, Any], ...]
+    agent_capabilities: tuple[tuple[str, ...], ...]
+    # Ready-made legal action objects, shared by every observation (read-only).
+    delegate_actions: dict[tuple[int, int], dict[str, str]]
+    retry_actions: dict[tuple[int, int], dict[str, str]]
+    abort_actions: tuple[dict[str, str], ...]
+    # Hindsight minimum cost per seed (graders), filled on demand.
+    min_cost_by_seed: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, spec: TaskSpec, dag: DagIndex | None = None) -> "CompiledTask":
+        dag = dag if dag is not None else DagIndex.build(spec)
+        capable = tuple(
+            tuple(a for a, agent in enumerate(spec.agents) if subtask.type in agent.capabilities)
+            for subtask in spec.subtasks
+        )
+        delegate_actions: dict[tuple[int, int], dict[str, str]] = {}
+        retry_actions: dict[tuple[int, int], dict[str, str]] = {}
+        for s, subtask in enumerate(spec.subtasks):
+            for a in capable[s]:
+                name = spec.agents[a].name
+                delegate_actions[(s, a)] = {"action_type": "delegate", "subtask_id": subtask.id, "agent_name": name}
+                retry_actions[(s, a)] = {"action_type": "retry", "subtask_id": subtask.id, "agent_name": name}
+        return cls(
+            spec=spec,
+            dag=dag,
+            rules=public_rules(spec),
+            capable=capable,
+            subtask_static=tuple(
+                {
+                    "id": s.id,
+                    "type": s.type,
+                    "depends_on": list(s.depends_on),
+                    "deadline": s.deadline,
+                    "priority": s.priority,
+                    "work": s.work,
+                    "tags": list(s.tags),
+                }
+                for s in spec.subtasks
+            ),
+            agent_capabilities=tuple(tuple(sorted(a.capabilities)) for a in spec.agents),
+            delegate_actions=delegate_actions,
+            retry_actions=retry_actions,
+            abort_actions=tuple({"action_type": "abort", "subtask_id": s.id} for s in spec.subtasks),
+        )
