@@ -1,0 +1,358 @@
+"""Wire types: what crosses HTTP and WebSocket, validated with pydantic.
+
+The action, observation and state models extend openenv-core's base types so
+that openenv's clients and schema tooling understand them. The server builds
+each observation once, as plain JSON data from the core, and serialises it
+once; these models describe that data (for ``/schema`` and the OpenAPI
+document) and give the Python client typed results.
+
+Every string and list a client can send has a length limit, and every number
+a range, so that bad input gets a 4xx that says what is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from openenv.core.env_server.types import Action, Observation, State
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import Required, TypedDict
+
+# Limits on client input. The seed bound is the task registry's MAX_SEED
+# (tests check that they agree); the wire layer repeats it so that a client
+# importing these models does not import the simulation.
+MAX_SEED = 2**31 - 1
+MAX_ID_LENGTH = 64
+MAX_BATCH = 64
+MAX_WORKER_COUNT = 64
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$"
+
+ActionType = Literal["delegate", "dispatch", "retry", "wait", "synthesize", "abort"]
+
+_Identifier = Field(min_length=1, max_length=MAX_ID_LENGTH)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+class Assignment(BaseModel):
+    """One subtask of a ``dispatch``; without ``agent_name`` the server picks an idle capable agent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subtask_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    agent_name: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
+
+
+class WorkflowAction(Action):
+    """One decision of the orchestrating policy.
+
+    ``delegate`` (subtask_id, agent_name); ``dispatch`` (``assignments``, or
+    ``task_ids`` to let the server pick agents); ``retry`` (a failed subtask,
+    optionally with agent_name); ``wait``; ``synthesize`` (ends the episode
+    once all required work is done); ``abort`` (subtask_id of a running
+    subtask). Invalid decisions are not rejected here: they reach the episode,
+    cost time, and come back as structured errors in the observation.
+    """
+
+    action_type: ActionType = Field(description="Which decision this is.")
+    subtask_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
+    agent_name: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
+    assignments: list[Assignment] | None = Field(default=None, max_length=MAX_BATCH)
+    task_ids: list[str] | None = Field(
+        default=None,
+        max_length=MAX_BATCH,
+        description="dispatch shorthand: subtask ids, each given to an idle capable agent.",
+    )
+
+    def to_core(self) -> dict[str, Any]:
+        """The plain mapping the simulation core accepts."""
+        core: dict[str, Any] = {"action_type": self.action_type}
+        if self.subtask_id is not None:
+            core["subtask_id"] = self.subtask_id
+        if self.agent_name is not None:
+            core["agent_name"] = self.agent_name
+        if self.assignments is not None:
+            core["assignments"] = [
+                {"subtask_id": a.subtask_id, "agent_name": a.agent_name} for a in self.assignments
+            ]
+        if self.task_ids is not None:
+            core["task_ids"] = list(self.task_ids)
+        return core
+
+
+# --------------------------------------------------------------------------- observation
+
+
+# Views inside the observation. They are TypedDicts, not models: the server
+# sends the core's plain dicts as they are, and a client validating them gets
+# dicts back (fast), with the schema still saying what each key is. Keys the
+# core adds later pass through (extra="allow").
+
+
+@with_config(ConfigDict(extra="allow"))
+class FailureView(TypedDict, total=False):
+    agent: str
+    kind: str  # "transient", "permanent" or "aborted"
+    cause: str
+    at: float
+
+
+@with_config(ConfigDict(extra="allow"))
+class SubtaskView(TypedDict, total=False):
+    id: Required[str]
+    type: str
+    status: Required[str]  # pending, ready, in_progress, completed, failed
+    depends_on: list[str]
+    deadline: float | None
+    priority: float
+    work: float
+    tags: list[str]
+    assigned_agent: str | None
+    time_left: float | None
+    attempts: int
+    failures: list[FailureView]
+    completed_at: float | None
+    completed_by: str | None
+
+
+@with_config(ConfigDict(extra="allow"))
+class AgentView(TypedDict, total=False):
+    name: Required[str]
+    status: Required[str]  # idle, working, offline
+    capabilities: list[str]
+    speed: float
+    cost: float
+    reliability: float
+    current_task: str | None
+    time_left: float | None
+
+
+@with_config(ConfigDict(extra="allow"))
+class LegalAction(TypedDict, total=False):
+    action_type: Required[str]
+    subtask_id: str
+    agent_name: str
+
+
+@with_config(ConfigDict(extra="allow"))
+class ActionErrorInfo(TypedDict, total=False):
+    """Why an action was invalid: a stable code and a human-readable message."""
+
+    code: Required[str]
+    message: str
+
+
+class GradeResult(BaseModel):
+    """The terminal grade of an episode: a score in [0, 1] with its breakdown."""
+
+    model_config = ConfigDict(extra="allow")
+
+    score: float
+    breakdown: dict[str, float] = Field(default_factory=dict)
+    weights: dict[str, float] = Field(default_factory=dict)
+    counts: dict[str, Any] = Field(default_factory=dict)
+    finished: bool = True
+    normalized_score: float | None = None
+
+
+class WorkflowObservation(Observation):
+    """What the policy sees after each reset and step.
+
+    ``reward`` is the shaped, unclamped step reward with its channels in
+    ``reward_breakdown``. ``terminated`` (the workflow ended) is distinct from
+    ``truncated`` (time or step limit ran out); ``done`` is either. ``grade``
+    is present once the episode is done. ``episode_id`` names the episode for
+    ``/step``, ``/state``, ``/grader`` and ``/episodes/{id}``.
+    """
+
+    # The core may add keys for some task families (the arena): accept them
+    # rather than fail a client that is older than the server.
+    model_config = ConfigDict(extra="allow")
+
+    episode_id: str | None = None
+    task_id: str = ""
+    seed: int | None = None
+    time_model: str = "tick"
+    step_count: int = 0
+    time_used: float = 0
+    time_limit: float | None = None
+    time_remaining: float | None = None
+    step_limit: int | None = None
+    capacity: int = 0
+    active_count: int = 0
+    budget: float | None = None
+    budget_used: float = 0.0
+    budget_remaining: float | None = None
+    completed_count: int = 0
+    subtask_count: int = 0
+    critical_path_length: float | None = None
+    subtasks: list[SubtaskView] = Field(default_factory=list)
+    agents: list[AgentView] = Field(default_factory=list)
+    legal_actions: list[LegalAction] = Field(default_factory=list)
+    hint: str | None = None
+    reward_breakdown: dict[str, float] = Field(default_factory=dict)
+    errors: list[ActionErrorInfo] = Field(default_factory=list)
+    rules: dict[str, Any] = Field(default_factory=dict)
+    terminated: bool = False
+    truncated: bool = False
+    grade: GradeResult | None = None
+
+
+class WorkflowState(State):
+    """The full state of one episode (``GET /state``, WebSocket ``state``):
+    the latest observation, the reward history, the event log and the action trace."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task_id: str | None = None
+    seed: int | None = None
+    time: float = 0
+    done: bool = False
+    terminated: bool = False
+    truncated: bool = False
+    budget_used: float = 0.0
+    cumulative_reward: float = 0.0
+    rewards: list[float] = Field(default_factory=list)
+    observation: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    trace: list[dict[str, Any]] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class ResetRequest(BaseModel):
+    """Start an episode. Every field is optional; ``GET /tasks`` lists the task ids."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"task_id": "easy", "seed": 7}, {}]},
+    )
+
+    task_id: str | None = Field(
+        default=None, min_length=1, max_length=MAX_ID_LENGTH, description="Default: the first task of GET /tasks."
+    )
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    worker_count: int | None = Field(default=None, ge=1, le=MAX_WORKER_COUNT)
+    episode_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
+        description="Optional name for the new episode; the server makes one up otherwise.",
+    )
+
+
+class StepRequest(BaseModel):
+    """Continue the episode ``episode_id`` (from ``/reset``) with one action."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"episode_id": "3f2a9c1e0b7d4e51", "action": {"action_type": "wait"}}]
+        },
+    )
+
+    action: WorkflowAction
+    episode_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+
+
+class GradeRequest(BaseModel):
+    """Grade one episode by ``episode_id``, or a task's latest finished episode by ``task_id``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"episode_id": "3f2a9c1e0b7d4e51"}, {"task_id": "easy"}]},
+    )
+
+    episode_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
+    task_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
+
+
+# --------------------------------------------------------------------------- responses
+
+
+class StepResponse(BaseModel):
+    """``/reset`` and ``/step``: openenv's envelope around our observation."""
+
+    observation: WorkflowObservation
+    reward: float | None = None
+    done: bool = False
+
+
+class GradeResponse(GradeResult):
+    """A grade together with the episode it belongs to."""
+
+    episode_id: str
+    task_id: str
+    seed: int | None = None
+    step_count: int = 0
+
+
+class EpisodeRecord(BaseModel):
+    """``GET /episodes/{id}``: the event log and the action trace of one episode."""
+
+    model_config = ConfigDict(extra="allow")
+
+    episode_id: str
+    task_id: str
+    seed: int | None = None
+    done: bool
+    step_count: int
+    events: list[dict[str, Any]]
+    trace: list[dict[str, Any]]
+
+
+class TaskList(BaseModel):
+    """``GET /tasks``: every task with its parameters."""
+
+    tasks: list[dict[str, Any]]
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx: a stable ``error`` code, a ``message`` that says what to send, and details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+    expected: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+# --------------------------------------------------------------------------- WebSocket messages
+# openenv's session protocol on /ws: {"type": "reset" | "step" | "state" | "close", "data": {...}}.
+
+
+class ResetMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["reset"]
+    data: ResetRequest = Field(default_factory=ResetRequest)
+
+
+class StepMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["step"]
+    data: WorkflowAction
+
+
+class StateMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["state"]
+    data: dict[str, Any] | None = None
+
+
+class CloseMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["close"]
+    data: dict[str, Any] | None = None
+
+
+IncomingMessage = Annotated[
+    ResetMessage | StepMessage | StateMessage | CloseMessage, Field(discriminator="type")
+]
