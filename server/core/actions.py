@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 
 class ActionType(str, Enum):
@@ -54,13 +54,14 @@ class ActionError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(NamedTuple):
+    """One start in a dispatch; no agent means any idle capable agent."""
+
     subtask_id: str
     agent_name: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Action:
     action_type: ActionType
     subtask_id: str | None = None
@@ -118,72 +119,73 @@ class Action:
         return f"{self.action_type.value}({','.join(args)})"
 
 
-def _optional_str(data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ActionError(ErrorCode.MISSING_FIELD, f"{key} must be a string, got {type(value).__name__}")
-    return value
-
-
 def parse_action(data: Action | Mapping[str, Any]) -> Action:
     """Turn a mapping into an :class:`Action`, raising :class:`ActionError` on a bad shape.
 
     ``dispatch`` accepts ``assignments`` (objects with ``subtask_id`` and an
     optional ``agent_name``) and/or ``task_ids`` (subtask ids, any free agent).
+    Empty strings count as absent.
     """
     if isinstance(data, Action):
         return data
-    if type(data) is dict:
-        # The common case, kept cheap: a plain dict naming one subtask and agent.
-        fast = _FAST_TYPES.get(data.get("action_type"))  # type: ignore[arg-type]
-        if fast is not None:
-            subtask_id = data.get("subtask_id")
-            agent_name = data.get("agent_name")
-            if (subtask_id is None or type(subtask_id) is str) and (agent_name is None or type(agent_name) is str):
-                if fast is ActionType.WAIT or fast is ActionType.SYNTHESIZE:
-                    return _SIMPLE[fast]
-                if subtask_id and (agent_name or fast is not ActionType.DELEGATE):
-                    return Action(fast, subtask_id, agent_name or None)
-    if not isinstance(data, Mapping):
-        raise ActionError(ErrorCode.UNKNOWN_ACTION, "an action must be an object with action_type")
+    if not isinstance(data, dict):
+        if not isinstance(data, Mapping):
+            raise ActionError(ErrorCode.UNKNOWN_ACTION, "an action must be an object with action_type")
+        data = dict(data)
     raw_type = data.get("action_type")
-    try:
-        action_type = ActionType(raw_type)
-    except ValueError:
-        valid = ", ".join(t.value for t in ActionType)
+    action_type = _ACTION_TYPES.get(raw_type) if type(raw_type) is str else None
+    if action_type is None:
         raise ActionError(
-            ErrorCode.UNKNOWN_ACTION, f"unknown action_type {raw_type!r}; expected one of: {valid}"
-        ) from None
-    subtask_id = _optional_str(data, "subtask_id")
-    agent_name = _optional_str(data, "agent_name")
-    assignments: list[Assignment] = []
+            ErrorCode.UNKNOWN_ACTION,
+            f"unknown action_type {raw_type!r}; expected one of: {', '.join(_ACTION_TYPES)}",
+        )
+    if action_type is ActionType.WAIT or action_type is ActionType.SYNTHESIZE:
+        return _SIMPLE[action_type]
     if action_type is ActionType.DISPATCH:
-        for item in data.get("assignments") or ():
-            if isinstance(item, Assignment):
-                assignments.append(item)
-            elif isinstance(item, Mapping) and isinstance(item.get("subtask_id"), str):
-                assignments.append(Assignment(item["subtask_id"], _optional_str(item, "agent_name")))
-            else:
-                raise ActionError(
-                    ErrorCode.MISSING_FIELD,
-                    "each dispatch assignment needs a subtask_id (and optionally an agent_name)",
-                )
-        for task_id in data.get("task_ids") or ():
-            if not isinstance(task_id, str):
-                raise ActionError(ErrorCode.MISSING_FIELD, "task_ids must be a list of subtask ids")
-            assignments.append(Assignment(task_id))
-    elif action_type in (ActionType.DELEGATE, ActionType.RETRY, ActionType.ABORT):
-        if subtask_id is None:
-            raise ActionError(ErrorCode.MISSING_FIELD, f"{action_type.value} needs a subtask_id")
-        if action_type is ActionType.DELEGATE and agent_name is None:
-            raise ActionError(ErrorCode.MISSING_FIELD, "delegate needs an agent_name")
-    return Action(action_type, subtask_id, agent_name, tuple(assignments))
+        return Action(action_type, assignments=_parse_assignments(data))
+    subtask_id = _text_field(data, "subtask_id")
+    agent_name = _text_field(data, "agent_name")
+    if subtask_id is None:
+        raise ActionError(ErrorCode.MISSING_FIELD, f"{action_type.value} needs a subtask_id")
+    if action_type is ActionType.DELEGATE and agent_name is None:
+        raise ActionError(ErrorCode.MISSING_FIELD, "delegate needs an agent_name")
+    return Action(action_type, subtask_id, agent_name)
 
 
-_FAST_TYPES = {
-    t.value: t
-    for t in (ActionType.DELEGATE, ActionType.RETRY, ActionType.ABORT, ActionType.WAIT, ActionType.SYNTHESIZE)
-}
+def _text_field(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if type(value) is str:
+        return value or None
+    if value is None:
+        return None
+    raise ActionError(ErrorCode.MISSING_FIELD, f"{key} must be a string, got {type(value).__name__}")
+
+
+def _parse_assignments(data: Mapping[str, Any]) -> tuple[Assignment, ...]:
+    assignments: list[Assignment] = []
+    items = data.get("assignments") or ()
+    task_ids = data.get("task_ids") or ()
+    if not isinstance(items, (list, tuple)) or not isinstance(task_ids, (list, tuple)):
+        raise ActionError(ErrorCode.MISSING_FIELD, "assignments and task_ids must be lists")
+    for item in items:
+        if isinstance(item, Assignment):
+            assignments.append(item)
+            continue
+        subtask_id = item.get("subtask_id") if type(item) is dict or isinstance(item, Mapping) else None
+        if type(subtask_id) is not str or not subtask_id:
+            raise ActionError(
+                ErrorCode.MISSING_FIELD,
+                "each dispatch assignment needs a subtask_id (and optionally an agent_name)",
+            )
+        assignments.append(Assignment(subtask_id, _text_field(item, "agent_name")))
+    for task_id in task_ids:
+        if type(task_id) is not str or not task_id:
+            raise ActionError(ErrorCode.MISSING_FIELD, "task_ids must be a list of subtask ids")
+        assignments.append(Assignment(task_id))
+    return tuple(assignments)
+
+
+_ACTION_TYPES: dict[str, ActionType] = {t.value: t for t in ActionType}
+
+# Shared instances for the actions without fields (never mutated).
 _SIMPLE = {ActionType.WAIT: Action(ActionType.WAIT), ActionType.SYNTHESIZE: Action(ActionType.SYNTHESIZE)}

@@ -8,6 +8,9 @@ from typing import Any
 
 from .dag import DagIndex
 from .model import TaskSpec, public_rules
+from .observation import agent_view, subtask_view
+from .rewards import RewardModel, ScenarioRewards
+from .states import IDLE, PENDING, READY
 
 
 @dataclass(slots=True)
@@ -24,6 +27,15 @@ class CompiledTask:
     delegate_actions: dict[tuple[int, int], dict[str, str]]
     retry_actions: dict[tuple[int, int], dict[str, str]]
     abort_actions: tuple[dict[str, str], ...]
+    # The state every episode starts from.
+    initial_unmet: tuple[int, ...]
+    initial_status: tuple[int, ...]
+    initial_subtask_views: tuple[dict[str, Any], ...]
+    initial_agent_views: tuple[dict[str, Any], ...]
+    agent_index: dict[str, int]
+    deadlines: tuple[tuple[int, int], ...]  # (deadline, subtask), earliest first
+    patience_index: int
+    reward_model: RewardModel
     # Hindsight minimum cost per seed (graders), filled on demand.
     min_cost_by_seed: dict[int, float] = field(default_factory=dict)
 
@@ -41,25 +53,45 @@ class CompiledTask:
                 name = spec.agents[a].name
                 delegate_actions[(s, a)] = {"action_type": "delegate", "subtask_id": subtask.id, "agent_name": name}
                 retry_actions[(s, a)] = {"action_type": "retry", "subtask_id": subtask.id, "agent_name": name}
+        unmet = tuple(len(p) for p in dag.predecessors)
+        status = tuple(READY if count == 0 else PENDING for count in unmet)
+        subtask_static = tuple(
+            {
+                "id": s.id,
+                "type": s.type,
+                "depends_on": list(s.depends_on),
+                "deadline": s.deadline,
+                "priority": s.priority,
+                "work": s.work,
+                "tags": list(s.tags),
+            }
+            for s in spec.subtasks
+        )
+        agent_capabilities = tuple(tuple(sorted(a.capabilities)) for a in spec.agents)
         return cls(
             spec=spec,
             dag=dag,
             rules=public_rules(spec),
             capable=capable,
-            subtask_static=tuple(
-                {
-                    "id": s.id,
-                    "type": s.type,
-                    "depends_on": list(s.depends_on),
-                    "deadline": s.deadline,
-                    "priority": s.priority,
-                    "work": s.work,
-                    "tags": list(s.tags),
-                }
-                for s in spec.subtasks
-            ),
-            agent_capabilities=tuple(tuple(sorted(a.capabilities)) for a in spec.agents),
+            subtask_static=subtask_static,
+            agent_capabilities=agent_capabilities,
             delegate_actions=delegate_actions,
             retry_actions=retry_actions,
             abort_actions=tuple({"action_type": "abort", "subtask_id": s.id} for s in spec.subtasks),
+            initial_unmet=unmet,
+            initial_status=status,
+            initial_subtask_views=tuple(
+                subtask_view(static, st, None, None, 0, [], None, None)
+                for static, st in zip(subtask_static, status)
+            ),
+            initial_agent_views=tuple(
+                agent_view(agent, caps, IDLE, agent.speed, None, None)
+                for agent, caps in zip(spec.agents, agent_capabilities)
+            ),
+            agent_index={agent.name: i for i, agent in enumerate(spec.agents)},
+            deadlines=tuple(
+                sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)
+            ),
+            patience_index=dag.index[spec.patience.after] if spec.patience is not None else -1,
+            reward_model=ScenarioRewards(spec.reward_table),
         )

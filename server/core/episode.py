@@ -16,19 +16,16 @@ Completed subtasks never revert, so nothing can run before its dependencies.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .actions import Action, ActionError, ActionType, Assignment, ErrorCode, parse_action
 from .compiled import CompiledTask
 from .eventlog import EventLog
 from .model import EventKind, ScheduledEvent, TaskSpec, TimeModel
-from .outcomes import PERMANENT, decide_attempt
-from .rewards import RewardModel, ScenarioRewards, StepFacts
+from .outcomes import PERMANENT, decide_attempt, episode_key
+from .rewards import RewardModel, StepFacts
 
-PENDING, READY, RUNNING, COMPLETED, FAILED = range(5)
-SUBTASK_STATUS = ("pending", "ready", "in_progress", "completed", "failed")
-IDLE, WORKING, OFFLINE = range(3)
-AGENT_STATUS = ("idle", "working", "offline")
+from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
 
 # Heap priorities at equal times: work that finished at the end of a tick is
 # resolved before what happens at the start of the next one.
@@ -50,16 +47,17 @@ class Episode:
         self.compiled = compiled
         self.task = task
         self.seed = task.canonical_seed if seed is None else seed
+        self.seed_key = episode_key(task.task_id, self.seed)
         self.dag = compiled.dag
-        self.reward_model: RewardModel = reward_model or ScenarioRewards(task.reward_table)
+        self.reward_model: RewardModel = reward_model or compiled.reward_model
         self.subtasks = task.subtasks
         self.agents = task.agents
-        self.agent_index = {agent.name: i for i, agent in enumerate(task.agents)}
+        self.agent_index = compiled.agent_index
         self.tick_model = task.time_model is TimeModel.TICK
         n, m = len(task.subtasks), len(task.agents)
 
-        self.unmet = [len(p) for p in self.dag.predecessors]
-        self.status = [READY if count == 0 else PENDING for count in self.unmet]
+        self.unmet = list(compiled.initial_unmet)
+        self.status = list(compiled.initial_status)
         self.subtask_agent = [-1] * n
         self.started_at = [0] * n
         self.finish_at = [0] * n
@@ -91,12 +89,13 @@ class Episode:
         self.waits_in_patience = 0
 
         self.public_rules = compiled.rules
-        # Views to rebuild in the next observation (see observation.py); all at first.
-        self.dirty_subtasks: set[int] = set(range(n))
-        self.dirty_agents: set[int] = set(range(m))
-        self.views_time = -1
-        self.subtask_views: list[dict[str, Any]] = [{}] * n
-        self.agent_views: list[dict[str, Any]] = [{}] * m
+        # Views to rebuild in the next observation (see observation.py); the
+        # initial views are the same for every episode of a task.
+        self.dirty_subtasks: set[int] = set()
+        self.dirty_agents: set[int] = set()
+        self.views_time = 0
+        self.subtask_views: list[dict[str, Any]] = list(compiled.initial_subtask_views)
+        self.agent_views: list[dict[str, Any]] = list(compiled.initial_agent_views)
         self.log = EventLog()
         self._trace: list[tuple[int, int, Any, list[tuple[ErrorCode, str]]]] = []
         self.rewards: list[float] = []
@@ -109,15 +108,12 @@ class Episode:
         self._sequence = 0
         for event in task.events:
             self._push(self._event_time(event), _SCHEDULED, event)
-        self.deadlines = sorted(
-            (spec.deadline, i) for i, spec in enumerate(task.subtasks) if spec.deadline is not None
-        )
+        self.deadlines = compiled.deadlines
         self._deadline_cursor = 0
-        self._patience_index = (
-            self.dag.index[task.patience.after] if task.patience is not None else -1
-        )
-        # Events scheduled at the very start (tick 1) happen before the first action.
-        self._resolve_until(self.now, StepFacts())
+        self._patience_index = compiled.patience_index
+        if self._heap and self._heap[0][0] <= 0:
+            # Events scheduled at the very start (tick 1) happen before the first action.
+            self._resolve_until(self.now, StepFacts())
 
     # ------------------------------------------------------------------ queries
 
@@ -178,7 +174,7 @@ class Episode:
     def step(self, action: Action | Mapping[str, Any]) -> StepFacts:
         """Apply one action and advance the world; never raises on a bad action."""
         facts = StepFacts()
-        if self.done:
+        if self.terminated or self.truncated:
             self.last_errors = [
                 {"code": ErrorCode.EPISODE_OVER.value, "message": "the episode is over; call reset"}
             ]
@@ -192,12 +188,15 @@ class Episode:
             parsed, errors = None, [(exc.code, exc.message)]
         else:
             errors = self._apply(parsed, facts)
-        self.last_errors = [{"code": code.value, "message": message} for code, message in errors]
         if errors:
+            self.last_errors = [{"code": code.value, "message": message} for code, message in errors]
             self._record_invalid(parsed, action, errors, facts)
+        else:
+            self.last_errors = []
         self._trace.append((self.step_count, self.now, parsed if parsed is not None else _raw_action(action), errors))
         self._advance(parsed, errors, facts)
-        self._check_deadlines(facts)
+        if self._deadline_cursor < len(self.deadlines) or self.failed_set:
+            self._check_deadlines(facts)
         self._check_end(facts)
         breakdown = self.reward_model.step_reward(self, facts)
         reward = sum(breakdown.values())
@@ -217,8 +216,7 @@ class Episode:
             return self._apply_abort(action.subtask_id or "")
         if kind is ActionType.DISPATCH:
             return self._apply_dispatch(action.assignments, facts)
-        assignment = Assignment(action.subtask_id or "", action.agent_name)
-        return self._apply_dispatch((assignment,), facts, single=kind)
+        return self._apply_dispatch([(action.subtask_id or "", action.agent_name)], facts, single=kind)
 
     def _apply_wait(self, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
         if not self.tick_model and not self._heap:
@@ -279,7 +277,7 @@ class Episode:
 
     def _apply_dispatch(
         self,
-        assignments: tuple[Assignment, ...],
+        assignments: Sequence[tuple[str, str | None]],
         facts: StepFacts,
         single: ActionType = ActionType.DISPATCH,
     ) -> list[tuple[ErrorCode, str]]:
@@ -290,34 +288,38 @@ class Episode:
         planned: list[tuple[int, int, bool]] = []
         taken_agents: set[int] = set()
         seen_subtasks: set[int] = set()
-        for assignment in assignments:
-            s = self.dag.index.get(assignment.subtask_id, -1)
+        index = self.dag.index
+        status = self.status
+        agent_status = self.agent_status
+        for subtask_id, agent_name in assignments:
+            s = index.get(subtask_id, -1)
             if s < 0:
-                errors.append((ErrorCode.UNKNOWN_SUBTASK, f"no subtask named {assignment.subtask_id!r}"))
+                errors.append((ErrorCode.UNKNOWN_SUBTASK, f"no subtask named {subtask_id!r}"))
                 continue
             if s in seen_subtasks:
-                errors.append((ErrorCode.DUPLICATE_SUBTASK, f"subtask {assignment.subtask_id!r} appears twice"))
+                errors.append((ErrorCode.DUPLICATE_SUBTASK, f"subtask {subtask_id!r} appears twice"))
                 continue
             seen_subtasks.add(s)
-            status_error = self._status_error(s, single)
-            if status_error:
-                errors.append(status_error)
+            st = status[s]
+            if not (st == READY and single is not ActionType.RETRY) and not (
+                st == FAILED and single is not ActionType.DELEGATE
+            ):
+                errors.append(self._status_error(s, single))  # type: ignore[arg-type]
                 continue
-            if assignment.agent_name is None:
+            if agent_name is None:
                 a = self.pick_agent(s, taken_agents)
                 if a < 0:
-                    errors.append(
-                        (ErrorCode.NO_FREE_AGENT, f"no idle agent can take subtask {assignment.subtask_id!r} now")
-                    )
+                    errors.append((ErrorCode.NO_FREE_AGENT, f"no idle agent can take subtask {subtask_id!r} now"))
                     continue
             else:
-                a = self.agent_index.get(assignment.agent_name, -1)
-                agent_error = self._agent_error(s, a, assignment.agent_name, taken_agents)
-                if agent_error:
-                    errors.append(agent_error)
+                a = self.agent_index.get(agent_name, -1)
+                if a < 0 or agent_status[a] != IDLE or a in taken_agents or (
+                    self.subtasks[s].type not in self.agents[a].capabilities
+                ):
+                    errors.append(self._agent_error(s, a, agent_name, taken_agents))  # type: ignore[arg-type]
                     continue
             taken_agents.add(a)
-            planned.append((s, a, self.status[s] == FAILED))
+            planned.append((s, a, st == FAILED))
         if not errors and self.active_count + len(planned) > self.capacity:
             errors.append(
                 (
@@ -377,7 +379,7 @@ class Episode:
         self.pair_attempts[(s, a)] = attempt + 1
         self.attempts[s] += 1
         self.pending_failure[s] = decide_attempt(
-            self.task.task_id, self.seed, spec, agent, attempt, self.failure_count[s], self.task.retry_cap
+            self.seed_key, spec, agent, attempt, self.failure_count[s], self.task.retry_cap
         )
         duration = max(1, self.agent_speed[a] * spec.work)
         if self.status[s] == FAILED:
@@ -395,15 +397,17 @@ class Episode:
         self.dirty_agents.add(a)
         self._push(self.now + duration, _COMPLETION, (s, self.attempt_token[s]))
         facts.started.append((s, a, is_retry))
-        self.log.append(
-            "delegated",
-            self.now,
-            self.step_count,
-            subtask=spec.id,
-            agent=agent.name,
-            attempt=self.attempts[s],
-            retry=is_retry,
-            duration=duration,
+        self.log.records.append(
+            {
+                "kind": "delegated",
+                "t": self.now,
+                "step": self.step_count,
+                "subtask": spec.id,
+                "agent": agent.name,
+                "attempt": self.attempts[s],
+                "retry": is_retry,
+                "duration": duration,
+            }
         )
 
     def _record_invalid(
@@ -471,7 +475,10 @@ class Episode:
                 if self.unmet[succ] == 0 and self.status[succ] == PENDING:
                     self.status[succ] = READY
                     self.dirty_subtasks.add(succ)
-            self.log.append("completed", self.now, self.step_count, subtask=spec.id, agent=self.agents[a].name, cost=cost)
+            self.log.records.append(
+                {"kind": "completed", "t": self.now, "step": self.step_count, "subtask": spec.id,
+                 "agent": self.agents[a].name, "cost": cost}
+            )
         else:
             if failure == PERMANENT:
                 self.known_permanent.add((s, a))

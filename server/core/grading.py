@@ -34,7 +34,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from .dag import able_agents
-from .outcomes import decide_attempt
+from .outcomes import decide_attempt, episode_key
 
 if TYPE_CHECKING:
     from .episode import Episode
@@ -134,15 +134,14 @@ def hindsight_min_cost(episode: "Episode") -> float:
 
 def _min_cost(episode: "Episode") -> float:
     task = episode.task
+    seed_key = episode_key(task.task_id, episode.seed)
     total = 0.0
     for subtask in task.subtasks:
         best = float("inf")
         for agent in able_agents(subtask, task.agents):
             per_attempt = agent.cost * agent.duration_for(subtask.work)
             for attempt in range(_HINDSIGHT_ATTEMPTS):
-                failure = decide_attempt(
-                    task.task_id, episode.seed, subtask, agent, attempt, attempt, task.retry_cap
-                )
+                failure = decide_attempt(seed_key, subtask, agent, attempt, attempt, task.retry_cap)
                 if failure is None:
                     best = min(best, per_attempt * (attempt + 1))
                     break

@@ -10,19 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .episode import (
-    AGENT_STATUS,
-    COMPLETED,
-    FAILED,
-    IDLE,
-    PENDING,
-    READY,
-    RUNNING,
-    SUBTASK_STATUS,
-)
+from .states import AGENT_STATUS, COMPLETED, FAILED, IDLE, PENDING, READY, RUNNING, SUBTASK_STATUS
 
 if TYPE_CHECKING:
     from .episode import Episode
+    from .model import AgentSpec
 
 
 def build_observation(episode: "Episode") -> dict[str, Any]:
@@ -80,6 +72,47 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
     }
 
 
+def subtask_view(
+    static: dict[str, Any],
+    status: int,
+    assigned_agent: str | None,
+    time_left: int | None,
+    attempts: int,
+    failures: list[dict[str, Any]],
+    completed_at: int | None,
+    completed_by: str | None,
+) -> dict[str, Any]:
+    view = dict(static)
+    view["status"] = SUBTASK_STATUS[status]
+    view["assigned_agent"] = assigned_agent
+    view["time_left"] = time_left
+    view["attempts"] = attempts
+    view["failures"] = failures
+    view["completed_at"] = completed_at
+    view["completed_by"] = completed_by
+    return view
+
+
+def agent_view(
+    agent: "AgentSpec",
+    capabilities: tuple[str, ...],
+    status: int,
+    speed: int,
+    current_task: str | None,
+    time_left: int | None,
+) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "status": AGENT_STATUS[status],
+        "capabilities": list(capabilities),
+        "speed": speed,
+        "cost": agent.cost,
+        "reliability": agent.reliability,
+        "current_task": current_task,
+        "time_left": time_left,
+    }
+
+
 def _refresh_subtask_views(episode: "Episode") -> None:
     statics = episode.compiled.subtask_static
     agents = episode.agents
@@ -89,15 +122,16 @@ def _refresh_subtask_views(episode: "Episode") -> None:
         st = episode.status[s]
         a = episode.subtask_agent[s]
         done_by = episode.completed_by[s]
-        view = dict(statics[s])
-        view["status"] = SUBTASK_STATUS[st]
-        view["assigned_agent"] = agents[a].name if a >= 0 else None
-        view["time_left"] = episode.finish_at[s] - now if st == RUNNING else None
-        view["attempts"] = episode.attempts[s]
-        view["failures"] = list(episode.failures[s])
-        view["completed_at"] = episode.completed_at[s]
-        view["completed_by"] = agents[done_by].name if done_by >= 0 else None
-        views[s] = view
+        views[s] = subtask_view(
+            statics[s],
+            st,
+            agents[a].name if a >= 0 else None,
+            episode.finish_at[s] - now if st == RUNNING else None,
+            episode.attempts[s],
+            list(episode.failures[s]),
+            episode.completed_at[s],
+            agents[done_by].name if done_by >= 0 else None,
+        )
     episode.dirty_subtasks.clear()
 
 
@@ -107,18 +141,15 @@ def _refresh_agent_views(episode: "Episode") -> None:
     now = episode.now
     views = episode.agent_views
     for a in episode.dirty_agents:
-        agent = episode.agents[a]
         current = episode.agent_task[a]
-        views[a] = {
-            "name": agent.name,
-            "status": AGENT_STATUS[episode.agent_status[a]],
-            "capabilities": list(capabilities[a]),
-            "speed": episode.agent_speed[a],
-            "cost": agent.cost,
-            "reliability": agent.reliability,
-            "current_task": subtasks[current].id if current >= 0 else None,
-            "time_left": episode.finish_at[current] - now if current >= 0 else None,
-        }
+        views[a] = agent_view(
+            episode.agents[a],
+            capabilities[a],
+            episode.agent_status[a],
+            episode.agent_speed[a],
+            subtasks[current].id if current >= 0 else None,
+            episode.finish_at[current] - now if current >= 0 else None,
+        )
     episode.dirty_agents.clear()
 
 

@@ -3,29 +3,61 @@
 Whether attempt ``k`` of subtask ``s`` by agent ``a`` succeeds is a pure
 function of (task, episode seed, s, a, k): the same seed and the same actions
 give the same outcomes in any process and in any order of evaluation.
+
+Each name is hashed once (BLAKE2b, cached) to a 64-bit key; an attempt's roll
+mixes the keys of (task, seed), subtask and agent with the attempt number
+through the SplitMix64 finaliser, which is cheap enough for the step loop.
 """
 
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from .model import AgentSpec, SubtaskSpec
 
 PERMANENT = "permanent"
 TRANSIENT = "transient"
 
-_SCALE = float(2**64)
+_MASK = (1 << 64) - 1
+_SCALE = float(1 << 64)
+
+
+@lru_cache(maxsize=65536)
+def name_key(*parts: str) -> int:
+    """A 64-bit key for a name (or a tuple of names), stable across processes."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def episode_key(task_id: str, seed: int) -> int:
+    return name_key(task_id, str(seed))
+
+
+def _mix(x: int) -> int:
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def roll_from_keys(seed_key: int, subtask_key: int, agent_key: int, attempt: int) -> float:
+    """A uniform number in [0, 1) fixed by the keys and the attempt number."""
+    x = (
+        seed_key
+        + subtask_key * 0x9E3779B97F4A7C15
+        + agent_key * 0xD6E8FEB86659FD93
+        + (attempt + 1) * 0xA0761D6478BD642F
+    ) & _MASK
+    return _mix(_mix(x)) / _SCALE
 
 
 def attempt_roll(task_id: str, seed: int, subtask_id: str, agent_name: str, attempt: int) -> float:
-    """A uniform number in [0, 1) fixed by its arguments."""
-    key = f"{task_id}\x1f{seed}\x1f{subtask_id}\x1f{agent_name}\x1f{attempt}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / _SCALE
+    """The roll of attempt ``attempt`` of a subtask by an agent (by names)."""
+    return roll_from_keys(episode_key(task_id, seed), name_key(subtask_id), name_key(agent_name), attempt)
 
 
 def decide_attempt(
-    task_id: str,
-    seed: int,
+    seed_key: int,
     subtask: SubtaskSpec,
     agent: AgentSpec,
     attempt: int,
@@ -45,5 +77,5 @@ def decide_attempt(
         return None
     if agent.reliability >= 1.0:
         return None
-    roll = attempt_roll(task_id, seed, subtask.id, agent.name, attempt)
+    roll = roll_from_keys(seed_key, name_key(subtask.id), name_key(agent.name), attempt)
     return None if roll < agent.reliability else TRANSIENT

@@ -92,19 +92,20 @@ class ScenarioRewards:
 
     def step_reward(self, episode: "Episode", facts: StepFacts) -> dict[str, float]:
         t = self.table
-        parallel = bool(facts.started) and facts.running_after_action >= 2
+        started = len(facts.started)
+        completed = len(facts.completed)
         return {
-            "delegation": _times(t["delegation"], len(facts.started)),
-            "completion": _times(t["completion"], len(facts.completed)),
-            "parallelism": t["parallelism"] if parallel else 0.0,
-            "recovery": _times(t["recovery"], len(facts.recovered)),
+            "delegation": t["delegation"] * started if started else 0.0,
+            "completion": t["completion"] * completed if completed else 0.0,
+            "parallelism": t["parallelism"] if started and facts.running_after_action >= 2 else 0.0,
+            "recovery": t["recovery"] * len(facts.recovered) if facts.recovered else 0.0,
             "useful_wait": t["useful_wait"] if facts.useful_wait else 0.0,
-            "neglect": _times(t["neglect"], facts.neglected),
-            "deadline_missed": _times(t["deadline_missed"], len(facts.missed_deadlines)),
+            "neglect": t["neglect"] * facts.neglected if facts.neglected else 0.0,
+            "deadline_missed": (
+                t["deadline_missed"] * len(facts.missed_deadlines) if facts.missed_deadlines else 0.0
+            ),
             "finish": t["finish"] if facts.synthesized else 0.0,
-            "invalid_action": sum(self.penalty(code) for code in facts.error_codes),
+            "invalid_action": (
+                sum(self.penalty(code) for code in facts.error_codes) if facts.error_codes else 0.0
+            ),
         }
-
-
-def _times(value: float, count: int) -> float:
-    return value * count if count else 0.0
