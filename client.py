@@ -1,0 +1,139 @@
+"""The Python client: openenv's ``EnvClient`` over the server's ``/ws`` session.
+
+One client is one WebSocket connection is one episode at a time on the
+server. It is async; ``.sync()`` gives the blocking wrapper for training
+loops::
+
+    from workflow_orchestrator import WorkflowAction, WorkflowClient
+
+    with WorkflowClient("http://127.0.0.1:8000").sync() as env:
+        result = env.reset(task_id="easy", seed=7)
+        while not result.done:
+            action = result.observation.legal_actions[0]
+            result = env.step(WorkflowAction(**action))
+        print(result.observation.grade)
+
+Actions may be :class:`WorkflowAction` or plain dicts of the same fields.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+import httpx
+from openenv.core.client_types import StepResult
+from openenv.core.env_client import EnvClient
+from websockets.asyncio.client import connect as ws_connect
+
+from workflow_orchestrator.models import GradeResponse, WorkflowAction, WorkflowObservation, WorkflowState
+
+
+class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowState]):
+    """Typed client for the workflow_orchestrator server.
+
+    ``token`` is the server's bearer token, when it has one configured.
+    ``validate=False`` skips pydantic validation of observations (they are
+    then built with ``model_construct``): faster in a tight training loop,
+    and safe against a server of the same version.
+    """
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        token: str | None = None,
+        validate: bool = True,
+        connect_timeout_s: float = 10.0,
+        message_timeout_s: float = 60.0,
+    ) -> None:
+        super().__init__(base_url, connect_timeout_s=connect_timeout_s, message_timeout_s=message_timeout_s,
+                         max_message_size_mb=16.0)
+        self._http_url = _http_url(base_url)
+        self._token = token
+        self._validate = validate
+        self.episode_id: str | None = None
+
+    async def connect(self) -> "WorkflowClient":
+        """Open the WebSocket, with the bearer token when one is set."""
+        if self._ws is not None:
+            return self
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
+        try:
+            self._ws = await ws_connect(
+                self._ws_url,
+                open_timeout=self._connect_timeout,
+                max_size=self._max_message_size,
+                additional_headers=headers,
+                # Observations are a few kB; compressing them costs more
+                # time than it saves on any but slow links.
+                compression=None,
+                # A proxy from the environment must not capture loopback traffic.
+                proxy=None if _is_loopback(self._ws_url) else True,
+            )
+        except Exception as exc:
+            raise ConnectionError(f"Failed to connect to {self._ws_url}: {exc}") from exc
+        return self
+
+    async def reset(  # type: ignore[override]
+        self,
+        task_id: str | None = None,
+        seed: int | None = None,
+        worker_count: int | None = None,
+        episode_id: str | None = None,
+    ) -> StepResult[WorkflowObservation]:
+        """Start an episode (the task's canonical seed when ``seed`` is None)."""
+        parameters = {"task_id": task_id, "seed": seed, "worker_count": worker_count, "episode_id": episode_id}
+        result = await super().reset(**{name: value for name, value in parameters.items() if value is not None})
+        self.episode_id = result.observation.episode_id
+        return result
+
+    async def grade(self) -> GradeResponse:
+        """The grade of this client's latest episode, from ``POST /grader``."""
+        if self.episode_id is None:
+            raise RuntimeError("no episode yet: call reset() first")
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        async with httpx.AsyncClient(base_url=self._http_url, headers=headers, timeout=self._message_timeout,
+                                     trust_env=not _is_loopback(self._http_url)) as http:
+            response = await http.post("/grader", json={"episode_id": self.episode_id})
+        if response.status_code != 200:
+            raise RuntimeError(f"grading failed ({response.status_code}): {response.text}")
+        return GradeResponse.model_validate_json(response.content)
+
+    # ------------------------------------------------------------------ EnvClient hooks
+
+    def _step_payload(self, action: WorkflowAction | Mapping[str, Any]) -> dict[str, Any]:
+        if isinstance(action, WorkflowAction):
+            return action.model_dump(exclude_none=True, exclude={"metadata"})
+        return dict(action)
+
+    def _parse_result(self, payload: dict[str, Any]) -> StepResult[WorkflowObservation]:
+        fields = {**payload.get("observation", {}), "reward": payload.get("reward"), "done": payload.get("done", False)}
+        observation = (
+            WorkflowObservation.model_validate(fields) if self._validate else WorkflowObservation.model_construct(**fields)
+        )
+        return StepResult(observation=observation, reward=observation.reward, done=observation.done)
+
+    def _parse_state(self, payload: dict[str, Any]) -> WorkflowState:
+        return WorkflowState.model_validate(payload) if self._validate else WorkflowState.model_construct(**payload)
+
+
+def _http_url(base_url: str) -> str:
+    url = base_url.rstrip("/")
+    if url.startswith("ws://"):
+        return "http://" + url[len("ws://"):]
+    if url.startswith("wss://"):
+        return "https://" + url[len("wss://"):]
+    if "://" not in url:
+        return "http://" + url
+    return url
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url if "://" in url else "http://" + url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
