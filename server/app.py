@@ -255,10 +255,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
         summary, cleaned = describe_validation_errors(exc.errors())
         path = request.url.path
-        content_type = request.headers.get("content-type", "")
-        if any(item["type"] == "model_attributes_type" and item["loc"] == ["body"] for item in cleaned) \
-                and "json" not in content_type:
-            summary += "; send a JSON object with the header Content-Type: application/json"
+        if any(item["type"] == "model_attributes_type" and item["loc"] == ["body"] for item in cleaned):
+            summary = "the body must be a JSON object"
+            if "json" not in request.headers.get("content-type", ""):
+                summary += ", sent with the header Content-Type: application/json"
         return json_response(
             error_body("invalid_request", f"{request.method} {path}: {summary}", expected_form(path), cleaned), 422
         )
