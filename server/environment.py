@@ -102,6 +102,9 @@ class EpisodeStore:
     def __len__(self) -> int:
         return len(self._episodes)
 
+    def now(self) -> float:
+        return self._clock()
+
     # ---------------------------------------------------------------- episodes
 
     def start(
@@ -314,7 +317,7 @@ class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, Workf
     def _release(self) -> None:
         if self._episode is not None:
             self._episode.live_sessions -= 1
-            self._episode.last_active_at = self._store._clock()
+            self._episode.last_active_at = self._store.now()
             self._episode = None
 
 
