@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .arena import ARENA_FAMILY, ArenaRewards, ArenaTables
 from .dag import DagIndex
 from .model import TaskSpec, public_rules
 from .observation import agent_view, subtask_view
@@ -36,8 +37,10 @@ class CompiledTask:
     deadlines: tuple[tuple[int, int], ...]  # (deadline, subtask), earliest first
     patience_index: int
     reward_model: RewardModel
-    # Hindsight minimum cost per seed (graders), filled on demand.
-    min_cost_by_seed: dict[int, float] = field(default_factory=dict)
+    # Hindsight bounds per seed (grading.Hindsight), filled on demand.
+    hindsight_by_seed: dict[int, Any] = field(default_factory=dict)
+    # The arena's static tables (arena tasks only): its views, rewards and grade read them.
+    arena: ArenaTables | None = None
 
     @classmethod
     def build(cls, spec: TaskSpec, dag: DagIndex | None = None) -> "CompiledTask":
@@ -68,6 +71,12 @@ class CompiledTask:
             for s in spec.subtasks
         )
         agent_capabilities = tuple(tuple(sorted(a.capabilities)) for a in spec.agents)
+        arena = ArenaTables.build(spec, dag) if spec.family == ARENA_FAMILY else None
+        reward_model: RewardModel = (
+            ScenarioRewards(spec.reward_table)
+            if arena is None
+            else ArenaRewards(arena, dag, spec.reward_table)
+        )
         return cls(
             spec=spec,
             dag=dag,
@@ -93,5 +102,6 @@ class CompiledTask:
                 sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)
             ),
             patience_index=dag.index[spec.patience.after] if spec.patience is not None else -1,
-            reward_model=ScenarioRewards(spec.reward_table),
+            reward_model=reward_model,
+            arena=arena,
         )

@@ -16,12 +16,11 @@ recovery_speed        mean over failures of 1 / (steps until the subtask was sta
 error_classification  1 - 0.5 per attempt given to an agent already seen to fail that
                       subtask permanently (floored at 0)
 parallelism           (peak subtasks running at once - 1) / (achievable width - 1)
-cost_efficiency       hindsight minimum cost / cost spent (the minimum, for this seed,
-                      of running each subtask on its cheapest agent until it succeeds)
+cost_efficiency       hindsight minimum cost / cost spent (see :class:`Hindsight`)
 budget                1 within budget; 1 - 2 x overrun / budget beyond it (floored at 0)
 deadlines             deadlines met / deadlines
-time_efficiency       lower bound on the time to finish / time used; 0 unless the workflow
-                      was synthesized (the bound: critical path + patience waits + 1)
+time_efficiency       hindsight lower bound on the time to finish / time used; 0 unless
+                      the workflow was synthesized (see :class:`Hindsight`)
 conflict_handling     conflicts resolved (the conflict point completed) on tracks completed by
                       pairwise different agents / conflicts
 patience              waits after the patience subtask completed / waits wanted
@@ -31,9 +30,12 @@ valid_actions         1 - invalid actions / actions
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from .arena import grade_arena
 from .dag import able_agents
+from .model import EventKind
 from .outcomes import decide_attempt, episode_key
 
 if TYPE_CHECKING:
@@ -121,38 +123,111 @@ class LogFacts:
                 patience_open = False
 
 
-def hindsight_min_cost(episode: "Episode") -> float:
-    """The least any trajectory can spend on this seed: each subtask run on the
-    agent that is cheapest counting the attempts it needs to succeed."""
-    cache = episode.compiled.min_cost_by_seed
-    if episode.seed not in cache:
+@dataclass(frozen=True, slots=True)
+class Hindsight:
+    """Bounds for one (task, seed), computed knowing every seeded outcome.
+
+    For each subtask, the best agent is found by running it on one able agent
+    until it succeeds: ``min_cost`` sums the cheapest such runs, and
+    ``time_lower_bound`` is the longest chain of the fastest such runs, plus the
+    wanted patience waits and, in the tick model, the synthesis tick. Mixing
+    agents on one subtask never beats the best single agent, so both are true
+    lower bounds (speed changes and dropouts can only make things slower).
+    """
+
+    min_cost: float
+    time_lower_bound: int
+
+
+def hindsight(episode: "Episode") -> Hindsight:
+    cache = episode.compiled.hindsight_by_seed
+    found = cache.get(episode.seed)
+    if found is None:
         if len(cache) >= 4096:
             cache.clear()
-        cache[episode.seed] = _min_cost(episode)
-    return cache[episode.seed]
+        found = cache[episode.seed] = _compute_hindsight(episode)
+    return found
 
 
-def _min_cost(episode: "Episode") -> float:
+def _compute_hindsight(episode: "Episode") -> Hindsight:
     task = episode.task
+    dag = episode.dag
     seed_key = episode_key(task.task_id, episode.seed)
-    total = 0.0
-    for subtask in task.subtasks:
-        best = float("inf")
+    speed_changes = _speed_changes(episode)
+    online = _online_windows(episode)
+    total_cost = 0.0
+    finish = [0] * len(task.subtasks)
+    for s in dag.topological_order:
+        subtask = task.subtasks[s]
+        earliest_start = max((finish[p] for p in dag.predecessors[s]), default=0)
+        best_cost = float("inf")
+        best_time = 10**9
         for agent in able_agents(subtask, task.agents):
-            per_attempt = agent.cost * agent.duration_for(subtask.work)
+            speed = _best_speed_from(agent.speed, speed_changes.get(agent.name, ()), earliest_start)
+            duration = max(1, speed * subtask.work)
+            if not _fits(online.get(agent.name), earliest_start, duration):
+                continue
             for attempt in range(_HINDSIGHT_ATTEMPTS):
-                failure = decide_attempt(seed_key, subtask, agent, attempt, attempt, task.retry_cap)
-                if failure is None:
-                    best = min(best, per_attempt * (attempt + 1))
+                if decide_attempt(seed_key, subtask, agent, attempt, attempt, task.retry_cap) is None:
+                    best_cost = min(best_cost, agent.cost * duration * (attempt + 1))
+                    best_time = min(best_time, duration * (attempt + 1))
                     break
-        total += 0.0 if best == float("inf") else best
-    return total
-
-
-def time_lower_bound(episode: "Episode") -> int:
-    task = episode.task
+        total_cost += 0.0 if best_cost == float("inf") else best_cost
+        own = best_time if best_time < 10**9 else dag.fastest_duration[s]
+        finish[s] = earliest_start + own
     waits = task.patience.waits if task.patience else 0
-    return episode.dag.critical_path_length + waits + (1 if episode.tick_model else 0)
+    bound = max(finish, default=0) + waits + (1 if episode.tick_model else 0)
+    return Hindsight(min_cost=total_cost, time_lower_bound=bound)
+
+
+def _best_speed_from(base: int, changes: Iterable[tuple[int, int]], start: int) -> int:
+    """The best (lowest) speed an agent has at any time from ``start`` on."""
+    current = base
+    later: list[int] = []
+    for time, value in changes:
+        if time <= start:
+            current = value
+        else:
+            later.append(value)
+    return min(current, *later) if later else current
+
+
+def _online_windows(episode: "Episode") -> dict[str, list[tuple[int, float]]]:
+    """Per agent with scheduled dropouts, the time windows [start, end) it is online."""
+    toggles: dict[str, list[tuple[int, bool]]] = {}
+    for event in sorted(episode.task.events, key=lambda e: e.at):
+        if event.kind in (EventKind.OFFLINE, EventKind.ONLINE) and event.agent is not None:
+            toggles.setdefault(event.agent, []).append((episode._event_time(event), event.kind is EventKind.ONLINE))
+    windows: dict[str, list[tuple[int, float]]] = {}
+    for name, changes in toggles.items():
+        spans: list[tuple[int, float]] = []
+        opened: int | None = 0
+        for time, comes_online in changes:
+            if comes_online and opened is None:
+                opened = time
+            elif not comes_online and opened is not None:
+                spans.append((opened, time))
+                opened = None
+        if opened is not None:
+            spans.append((opened, float("inf")))
+        windows[name] = spans
+    return windows
+
+
+def _fits(windows: list[tuple[int, float]] | None, earliest_start: int, duration: int) -> bool:
+    """Whether some online window holds ``duration`` time units starting no earlier than given."""
+    if windows is None:
+        return True
+    return any(max(start, earliest_start) + duration <= end for start, end in windows)
+
+
+def _speed_changes(episode: "Episode") -> dict[str, list[tuple[int, int]]]:
+    """Per agent, its scheduled speed changes as (time, new speed), in time order."""
+    changes: dict[str, list[tuple[int, int]]] = {}
+    for event in sorted(episode.task.events, key=lambda e: e.at):
+        if event.kind is EventKind.SPEED and event.agent is not None and event.value is not None:
+            changes.setdefault(event.agent, []).append((episode._event_time(event), event.value))
+    return changes
 
 
 def _ratio(numerator: float, denominator: float, empty: float = 1.0) -> float:
@@ -197,7 +272,7 @@ def _dimensions(episode: "Episode", facts: LogFacts) -> dict[str, Callable[[], f
     def cost_efficiency() -> float:
         if facts.cost <= 0:
             return 0.0 if not facts.completed_by else 1.0
-        return _ratio(hindsight_min_cost(episode), facts.cost)
+        return _ratio(hindsight(episode).min_cost, facts.cost)
 
     def budget() -> float:
         if task.budget is None or facts.cost <= task.budget:
@@ -212,7 +287,7 @@ def _dimensions(episode: "Episode", facts: LogFacts) -> dict[str, Callable[[], f
     def time_efficiency() -> float:
         if not (facts.synthesized or (not episode.tick_model and episode.terminated)):
             return 0.0
-        return _ratio(time_lower_bound(episode), max(1, facts.end_time))
+        return _ratio(hindsight(episode).time_lower_bound, max(1, facts.end_time))
 
     def conflict_handling() -> float:
         if not task.conflicts:
@@ -257,7 +332,12 @@ def _dimensions(episode: "Episode", facts: LogFacts) -> dict[str, Callable[[], f
 
 
 def grade_episode(episode: "Episode") -> dict[str, Any]:
-    """Grade an episode (finished or not) on its task's weighted dimensions."""
+    """Grade an episode (finished or not) on its task's weighted dimensions.
+
+    Arena tasks are graded by their ``benchmark_score`` (see arena.py).
+    """
+    if episode.compiled.arena is not None:
+        return grade_arena(episode)
     task = episode.task
     facts = LogFacts(episode)
     total = len(task.subtasks)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .arena import add_arena_views, render_arena_lines
 from .states import AGENT_STATUS, COMPLETED, FAILED, IDLE, PENDING, READY, RUNNING, SUBTASK_STATUS
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
         _refresh_agent_views(episode)
     task = episode.task
     budget = task.budget
-    return {
+    observation = {
         "task_id": task.task_id,
         "seed": episode.seed,
         "time_model": task.time_model.value,
@@ -70,6 +71,9 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
         "truncated": episode.truncated,
         "done": episode.done,
     }
+    if episode.compiled.arena is not None:
+        add_arena_views(episode, observation)
+    return observation
 
 
 def subtask_view(
@@ -275,6 +279,8 @@ def render_text(observation: dict[str, Any]) -> str:
             f"- {agent['name']} {agent['status']}{extra}; can {','.join(agent['capabilities'])}; "
             f"speed {agent['speed']}, cost {agent['cost']}, reliability {agent['reliability']}"
         )
+    if "arena" in observation:
+        lines.extend(render_arena_lines(observation["arena"]))
     legal = observation["legal_actions"]
     if legal:
         lines.append("Legal actions:")

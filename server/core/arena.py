@@ -1,0 +1,487 @@
+"""The arena family on top of the episode: its static tables, its observation
+views, its per-step rewards, its success metrics and its grade.
+
+The arena (``family == "arena"``) is a workflow of interchangeable workers
+(``worker_1`` .. ``worker_n``, all accepting the one work type, cost 1 per
+time unit) in the event time model. Its dynamics are the episode's; this
+module only reads the episode. Temporary worker outages are ``capacity``
+events: the usable slots (``effective_workers``) shrink and come back,
+``total_workers`` stays constant, running work is not interrupted, and
+``free_workers = max(0, effective_workers - running)``.
+
+Definitions used below, for subtask ``i`` with duration ``d_i`` (its work;
+workers have speed 1), priority ``p_i`` and deadline ``D_i``:
+
+* ``CP``: the critical path, the longest chain of durations.
+* ``LB = max(CP, ceil(sum d_i / total_workers))``: a lower bound on the
+  makespan of any schedule (outages and failures only make it longer).
+* criticality ``c_i = (head_i + tail_i - d_i) / CP``: the longest chain through
+  ``i`` as a fraction of the critical path (1 on a critical path).
+* earliest finish ``EF_i``: the completion time if nothing else held ``i``
+  up from now (completed: when it completed; running: when it will finish;
+  otherwise ``max(now, EF of its predecessors) + d_i``); slack
+  ``s_i = D_i - EF_i`` (negative: the deadline can no longer be met).
+* ``C = sum of p_i over completed / sum of p_i`` (priority-weighted completion),
+  ``T = sum of p_i over subtasks completed by D_i / sum of p_i`` (on-time),
+  ``M = LB / makespan`` when every subtask completed, else 0.
+* ``benchmark_score = 0.40 C + 0.35 T + 0.25 M``, in [0, 1].
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .dag import DagIndex
+from .model import EventKind, TaskSpec
+from .rewards import StepFacts
+from .states import COMPLETED, FAILED, PENDING, READY, RUNNING, SUBTASK_STATUS
+
+if TYPE_CHECKING:
+    from .episode import Episode
+
+ARENA_FAMILY = "arena"
+
+BENCHMARK_WEIGHTS: Mapping[str, float] = {"completion": 0.40, "on_time": 0.35, "makespan": 0.25}
+
+# Per-step reward weights. A completion earns ``completion * p_i / p_max``
+# plus ``criticality * c_i``; a deadline met earns ``deadline_met * p_i /
+# p_max`` and one missed costs ``deadline_missed * p_i / p_max``. The two
+# terminal channels are paid once, when the episode ends.
+ARENA_REWARD_TABLE: Mapping[str, float] = {
+    "completion": 0.10,
+    "utilization": 0.05,
+    "deadline_met": 0.05,
+    "deadline_missed": -0.10,
+    "criticality": 0.05,
+    "idle": -0.05,
+    "terminal_makespan": 1.0,
+    "unfinished": -1.0,
+    "penalty.default": -0.10,
+}
+
+ARENA_CHANNELS: tuple[str, ...] = (
+    "completion_reward",
+    "utilization_reward",
+    "deadline_reward",
+    "criticality_reward",
+    "idle_penalty",
+    "invalid_action_penalty",
+    "terminal_makespan_score",
+    "unfinished_task_penalty",
+)
+
+# How many failure events the observation repeats (the newest ones).
+RECENT_FAILURES = 5
+
+
+@dataclass(slots=True)
+class ArenaTables:
+    """Static facts of one arena task, computed once per compiled task."""
+
+    total_workers: int
+    time_budget: int | None
+    lower_bound: int
+    durations: tuple[int, ...]
+    priorities: tuple[int, ...]
+    deadlines: tuple[int | None, ...]
+    criticality: tuple[float, ...]
+    total_priority: int
+    max_priority: int
+    # (time, usable workers from then on), sorted by time, starting at time 0.
+    capacity_steps: tuple[tuple[int, int], ...]
+    # Deadlines sorted, with their subtasks, for "which deadlines passed in (t0, t1]".
+    sorted_deadlines: tuple[int, ...]
+    sorted_deadline_subtasks: tuple[int, ...]
+    dispatch_actions: tuple[dict[str, Any], ...]
+    # The fields of each subtask view that never change, copied into every view.
+    static_views: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def build(cls, spec: TaskSpec, dag: DagIndex) -> "ArenaTables":
+        durations = dag.fastest_duration
+        total_workers = spec.capacity
+        critical = max(1, dag.critical_path_length)
+        lower_bound = max(dag.critical_path_length, math.ceil(sum(durations) / total_workers))
+        changes: dict[int, int] = {}
+        for event in spec.events:
+            if event.kind is EventKind.CAPACITY and event.value is not None:
+                changes[event.at] = event.value
+        steps = [(0, total_workers)]
+        for at in sorted(changes):
+            if at == 0:
+                steps[0] = (0, changes[at])
+            else:
+                steps.append((at, changes[at]))
+        dated = sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)
+        priorities = tuple(s.priority for s in spec.subtasks)
+        criticality = tuple(
+            round((dag.head_length[i] + dag.tail_length[i] - durations[i]) / critical, 4)
+            for i in range(len(durations))
+        )
+        return cls(
+            total_workers=total_workers,
+            time_budget=spec.time_limit,
+            lower_bound=lower_bound,
+            durations=durations,
+            priorities=priorities,
+            deadlines=tuple(s.deadline for s in spec.subtasks),
+            criticality=criticality,
+            total_priority=sum(priorities),
+            max_priority=max(priorities),
+            capacity_steps=tuple(steps),
+            sorted_deadlines=tuple(d for d, _ in dated),
+            sorted_deadline_subtasks=tuple(i for _, i in dated),
+            dispatch_actions=tuple(
+                {"action_type": "dispatch", "task_ids": [s.id]} for s in spec.subtasks
+            ),
+            static_views=tuple(
+                {
+                    "id": s.id,
+                    "duration": durations[i],
+                    "priority": s.priority,
+                    "deadline": s.deadline,
+                    "criticality": criticality[i],
+                    "downstream_count": dag.downstream_count[i],
+                    "depends_on": list(s.depends_on),
+                }
+                for i, s in enumerate(spec.subtasks)
+            ),
+        )
+
+    def capacity_at(self, t: int) -> int:
+        """Usable workers at time ``t`` (events at ``t`` included)."""
+        steps = self.capacity_steps
+        value = steps[0][1]
+        for at, capacity in steps:
+            if at > t:
+                break
+            value = capacity
+        return value
+
+    def capacity_time(self, start: int, end: int) -> int:
+        """Usable worker-time between ``start`` and ``end``."""
+        if end <= start:
+            return 0
+        steps = self.capacity_steps
+        total = 0
+        for k, (at, capacity) in enumerate(steps):
+            until = steps[k + 1][0] if k + 1 < len(steps) else end
+            lo, hi = max(at, start), min(until, end)
+            if hi > lo:
+                total += capacity * (hi - lo)
+        return total
+
+
+def _tables(episode: "Episode") -> ArenaTables:
+    tables = episode.compiled.arena
+    if tables is None:
+        raise ValueError(f"task {episode.task.task_id!r} is not an arena task")
+    return tables
+
+
+# --------------------------------------------------------------------- metrics
+
+
+def busy_worker_time(episode: "Episode") -> int:
+    """Worker-time spent working so far, finished attempts and running ones.
+
+    Arena workers cost 1 per time unit, so the cost charged for finished
+    attempts is exactly their worker-time.
+    """
+    running = sum(episode.now - episode.started_at[s] for s, st in enumerate(episode.status) if st == RUNNING)
+    return round(episode.budget_used) + running
+
+
+def success_metrics(episode: "Episode", tables: ArenaTables | None = None) -> dict[str, Any]:
+    """Schedule quality so far; final once the episode is done."""
+    tables = tables or _tables(episode)
+    now = episode.now
+    completed_at = episode.completed_at
+    priorities = tables.priorities
+    done_priority = 0
+    on_time_priority = 0
+    misses = 0
+    for i, deadline in enumerate(tables.deadlines):
+        finished = completed_at[i]
+        if finished is not None:
+            done_priority += priorities[i]
+            if deadline is None or finished <= deadline:
+                on_time_priority += priorities[i]
+            else:
+                misses += 1
+        elif deadline is not None and (deadline < now or episode.done):
+            misses += 1
+    total = len(tables.durations)
+    all_done = episode.completed_count == total
+    makespan = now if all_done else None
+    capacity_time = tables.capacity_time(0, now)
+    completion = done_priority / tables.total_priority
+    on_time = on_time_priority / tables.total_priority
+    makespan_score = min(1.0, tables.lower_bound / max(1, now)) if all_done else 0.0
+    score = (
+        BENCHMARK_WEIGHTS["completion"] * completion
+        + BENCHMARK_WEIGHTS["on_time"] * on_time
+        + BENCHMARK_WEIGHTS["makespan"] * makespan_score
+    )
+    return {
+        "makespan": makespan,
+        "lower_bound": tables.lower_bound,
+        "worker_utilization": round(busy_worker_time(episode) / capacity_time, 4) if capacity_time else 0.0,
+        "deadline_miss_count": misses,
+        "unfinished_task_count": total - episode.completed_count,
+        "weighted_priority_completion": round(completion, 4),
+        "on_time_priority_completion": round(on_time, 4),
+        "makespan_score": round(makespan_score, 4),
+        "benchmark_score": round(max(0.0, min(1.0, score)), 4),
+    }
+
+
+# ----------------------------------------------------------------- observation
+
+
+def add_arena_views(episode: "Episode", observation: dict[str, Any]) -> None:
+    """Add the ``arena`` views to an observation and list the arena's actions.
+
+    The arena's legal actions are its action space: ``dispatch`` of one
+    dispatchable subtask (``task_ids``) while a worker is free, and ``wait``
+    while something is scheduled. Batches of up to ``free_workers`` ids,
+    ``delegate``, ``retry`` and ``abort`` are accepted too.
+    """
+    tables = _tables(episode)
+    dag = episode.dag
+    now = episode.now
+    status = episode.status
+    subtasks = episode.subtasks
+    durations = tables.durations
+    ready: list[str] = []
+    running: list[str] = []
+    blocked: list[str] = []
+    completed: list[str] = []
+    earliest_finish = [0] * len(status)
+    for s in dag.topological_order:
+        st = status[s]
+        if st == COMPLETED:
+            earliest_finish[s] = episode.completed_at[s] or 0
+            completed.append(subtasks[s].id)
+        elif st == RUNNING:
+            earliest_finish[s] = episode.finish_at[s]
+            running.append(subtasks[s].id)
+        else:
+            start = now
+            for p in dag.predecessors[s]:
+                if earliest_finish[p] > start:
+                    start = earliest_finish[p]
+            earliest_finish[s] = start + durations[s]
+            (blocked if st == PENDING else ready).append(subtasks[s].id)
+    views = []
+    deadlines = tables.deadlines
+    attempts = episode.attempts
+    failure_count = episode.failure_count
+    for s, static in enumerate(tables.static_views):
+        view = dict(static)
+        view["status"] = SUBTASK_STATUS[status[s]]
+        deadline = deadlines[s]
+        view["slack"] = None if deadline is None else deadline - earliest_finish[s]
+        view["attempts"] = attempts[s]
+        view["failed_attempts"] = failure_count[s]
+        views.append(view)
+    effective = tables.capacity_at(now)
+    free = max(0, effective - episode.active_count)
+    budget = tables.time_budget
+    failures = (
+        sorted(
+            (f["at"], subtasks[s].id, n + 1, f["agent"])
+            for s, history in enumerate(episode.failures)
+            for n, f in enumerate(history)
+        )[-RECENT_FAILURES:]
+        if any(failure_count)
+        else []
+    )
+    observation["arena"] = {
+        "ready": ready,
+        "running": running,
+        "blocked": blocked,
+        "completed": completed,
+        "subtask_views": views,
+        "total_workers": tables.total_workers,
+        "effective_workers": effective,
+        "degraded_workers": tables.total_workers - effective,
+        "free_workers": free,
+        "time_budget": budget,
+        "time_left": None if budget is None else max(0, budget - now),
+        "progress": round(episode.completed_count / len(status), 4),
+        "recent_failure_events": [
+            {"at": at, "subtask_id": sid, "failure": number, "worker": worker}
+            for at, sid, number, worker in failures
+        ],
+        "success_metrics": success_metrics(episode, tables),
+    }
+    if episode.done:
+        observation["legal_actions"] = []
+        return
+    legal: list[dict[str, Any]] = []
+    if free > 0:
+        actions = tables.dispatch_actions
+        legal.extend(actions[s] for s, st in enumerate(status) if st == READY or st == FAILED)
+    if episode.has_pending_events:
+        legal.append(_WAIT)
+    observation["legal_actions"] = legal
+
+
+_WAIT: dict[str, Any] = {"action_type": "wait"}
+
+
+def render_arena_lines(arena: Mapping[str, Any]) -> list[str]:
+    """Text lines of the arena views for an LLM prompt."""
+    lines = [
+        f"Workers: {arena['free_workers']} free of {arena['effective_workers']} usable "
+        f"({arena['total_workers']} total, {arena['degraded_workers']} degraded)."
+    ]
+    if arena["time_budget"] is not None:
+        lines.append(f"Time budget {arena['time_budget']}, {arena['time_left']} left.")
+    lines.append(
+        "Ready: " + (", ".join(arena["ready"]) or "none")
+        + ". Running: " + (", ".join(arena["running"]) or "none") + "."
+    )
+    for view in arena["subtask_views"]:
+        if view["status"] in ("ready", "failed"):
+            lines.append(
+                f"- {view['id']}: duration {view['duration']}, priority {view['priority']}, "
+                f"deadline {view['deadline']}, slack {view['slack']}, criticality {view['criticality']}, "
+                f"downstream {view['downstream_count']}, failed attempts {view['failed_attempts']}"
+            )
+    return lines
+
+
+# --------------------------------------------------------------------- rewards
+
+
+class ArenaRewards:
+    """The arena's per-step reward channels (see :data:`ARENA_REWARD_TABLE`).
+
+    ``completion_reward``       ``completion * sum p_i / p_max`` over subtasks completed this step
+    ``utilization_reward``      ``utilization * busy / usable worker-time`` over the time that passed
+    ``deadline_reward``         ``deadline_met * p_i / p_max`` per completion by its deadline,
+                                ``deadline_missed * p_i / p_max`` per deadline that passed this step
+                                unmet (once per subtask)
+    ``criticality_reward``      ``criticality * c_i`` per completion
+    ``idle_penalty``            on a ``wait``: ``idle * min(free workers, dispatchable subtasks) /
+                                total_workers``, both counted before the wait
+    ``invalid_action_penalty``  ``penalty.<code>`` (default ``penalty.default``) per error
+    ``terminal_makespan_score`` at the end: ``terminal_makespan * M``
+    ``unfinished_task_penalty`` at the end: ``unfinished * sum p_i over unfinished / sum p_i``
+    """
+
+    channels = ARENA_CHANNELS
+
+    def __init__(self, tables: ArenaTables, dag: DagIndex, overrides: Mapping[str, float] | None = None) -> None:
+        table = dict(ARENA_REWARD_TABLE)
+        table.update(overrides or {})
+        self.table = table
+        self.tables = tables
+        self.successors = dag.successors
+
+    def penalty(self, code: str) -> float:
+        return self.table.get("penalty." + code, self.table["penalty.default"])
+
+    def step_reward(self, episode: "Episode", facts: StepFacts) -> dict[str, float]:
+        t, tables = self.table, self.tables
+        p_max = tables.max_priority
+        now = episode.now
+        start = now - facts.elapsed
+        completion = criticality = deadline = 0.0
+        for s, _ in facts.completed:
+            weight = tables.priorities[s] / p_max
+            completion += t["completion"] * weight
+            criticality += t["criticality"] * tables.criticality[s]
+            due = tables.deadlines[s]
+            if due is not None and now <= due:
+                deadline += t["deadline_met"] * weight
+        if facts.elapsed:
+            # Deadlines that passed during this step, unmet: paid once, when time crosses them.
+            lo = bisect.bisect_left(tables.sorted_deadlines, start)
+            hi = bisect.bisect_left(tables.sorted_deadlines, now)
+            for k in range(lo, hi):
+                s = tables.sorted_deadline_subtasks[k]
+                finished = episode.completed_at[s]
+                if finished is None or finished > tables.sorted_deadlines[k]:
+                    deadline += t["deadline_missed"] * tables.priorities[s] / p_max
+        utilization = 0.0
+        if facts.elapsed:
+            usable = tables.capacity_time(start, now)
+            if usable:
+                utilization = t["utilization"] * min(1.0, facts.busy_time / usable)
+        idle = 0.0
+        if facts.waited and not facts.error_codes:
+            idle = t["idle"] * self._idle_before_wait(episode, facts, start) / tables.total_workers
+        terminal = unfinished = 0.0
+        if facts.ended:
+            total = len(tables.durations)
+            if episode.completed_count == total:
+                terminal = t["terminal_makespan"] * min(1.0, tables.lower_bound / max(1, now))
+            else:
+                left = sum(p for p, at in zip(tables.priorities, episode.completed_at) if at is None)
+                unfinished = t["unfinished"] * left / tables.total_priority
+        return {
+            "completion_reward": completion,
+            "utilization_reward": utilization,
+            "deadline_reward": deadline,
+            "criticality_reward": criticality,
+            "idle_penalty": idle,
+            "invalid_action_penalty": sum(self.penalty(code) for code in facts.error_codes),
+            "terminal_makespan_score": terminal,
+            "unfinished_task_penalty": unfinished,
+        }
+
+    def _idle_before_wait(self, episode: "Episode", facts: StepFacts, start: int) -> int:
+        """Workers left idle by a wait although work was dispatchable.
+
+        Nothing starts during a wait, so what was dispatchable before it is
+        what is dispatchable now, less what became ready or failed on arrival.
+        """
+        free = self.tables.capacity_at(start) - facts.running_after_action
+        if free <= 0:
+            return 0
+        status = episode.status
+        dispatchable = sum(1 for st in status if st == READY or st == FAILED)
+        arrived: set[int] = {s for s, _, _ in facts.failed if status[s] == FAILED}
+        for s, _ in facts.completed:
+            for succ in self.successors[s]:
+                if status[succ] == READY:
+                    arrived.add(succ)
+        return max(0, min(free, dispatchable - len(arrived)))
+
+
+# ----------------------------------------------------------------------- grade
+
+
+def grade_arena(episode: "Episode") -> dict[str, Any]:
+    """The arena grade: ``benchmark_score`` with its three parts and the metrics."""
+    metrics = success_metrics(episode)
+    breakdown = {
+        "completion": metrics["weighted_priority_completion"],
+        "on_time": metrics["on_time_priority_completion"],
+        "makespan": metrics["makespan_score"],
+    }
+    invalid = sum(1 for record in episode.log.records if record["kind"] == "invalid_action")
+    return {
+        "task_id": episode.task.task_id,
+        "seed": episode.seed,
+        "score": metrics["benchmark_score"],
+        "breakdown": breakdown,
+        "weights": dict(BENCHMARK_WEIGHTS),
+        "activity_gate": 1.0,
+        "finished": episode.done,
+        "counts": {
+            "subtasks_completed": episode.completed_count,
+            "subtasks_total": len(episode.subtasks),
+            "failures": sum(episode.failure_count),
+            "invalid_actions": invalid,
+            "steps": episode.step_count,
+            "time_used": episode.now,
+            **metrics,
+        },
+    }

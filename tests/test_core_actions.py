@@ -1,0 +1,190 @@
+"""Action semantics: validity codes, penalties, what invalid actions leave alone."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conftest import act, dispatch, tiny_task, registry_of
+from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.core.rewards import DEFAULT_REWARD_TABLE
+
+
+def _state_without_time(env: WorkflowEnv) -> dict:
+    episode = env.episode
+    return copy.deepcopy(
+        {
+            "status": episode.status,
+            "agent_status": episode.agent_status,
+            "agent_task": episode.agent_task,
+            "attempts": episode.attempts,
+            "budget": episode.budget_used,
+            "active": episode.active_count,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "action, code",
+    [
+        (act("delegate", "zzz", "solo"), "unknown_subtask"),
+        (act("delegate", "a", "nobody"), "unknown_agent"),
+        (act("delegate", "b", "pair"), "not_ready"),
+        (act("delegate", "a", "pair"), "capability_mismatch"),
+        (act("retry", "a", "solo"), "not_failed"),
+        (act("abort", "a"), "not_running"),
+        (act("synthesize"), "work_remaining"),
+        (act("fly"), "unknown_action"),
+        ({"action_type": "delegate", "subtask_id": "a"}, "missing_field"),
+        ({"action_type": "delegate", "subtask_id": 5, "agent_name": "solo"}, "missing_field"),
+        ({"action_type": "dispatch", "assignments": []}, "empty_dispatch"),
+        ("not an object", "unknown_action"),
+    ],
+)
+def test_invalid_action_changes_nothing_but_time(tiny_env: WorkflowEnv, action, code: str) -> None:
+    before = _state_without_time(tiny_env)
+    observation = tiny_env.step(action)
+    assert [e["code"] for e in observation["errors"]] == [code]
+    assert observation["errors"][0]["message"]
+    assert _state_without_time(tiny_env) == before
+    assert observation["time_used"] == 1  # the tick model: every action takes a tick
+    penalty = DEFAULT_REWARD_TABLE.get("penalty." + code, DEFAULT_REWARD_TABLE["penalty.default"])
+    assert observation["reward_breakdown"]["invalid_action"] == pytest.approx(penalty)
+    assert tiny_env.episode.log.records[-1]["kind"] == "invalid_action"
+
+
+def test_penalties_follow_the_error_code_not_the_message(tiny_env: WorkflowEnv) -> None:
+    observation = tiny_env.step(act("delegate", "b", "pair"))
+    assert observation["reward_breakdown"]["invalid_action"] == pytest.approx(-0.10)
+    observation = tiny_env.step(act("delegate", "a", "pair"))
+    assert observation["reward_breakdown"]["invalid_action"] == pytest.approx(-0.05)
+
+
+def test_capacity_binds_and_dispatch_is_all_or_nothing() -> None:
+    task = tiny_task(capacity=1)
+    env = WorkflowEnv(registry=registry_of(task))
+    env.reset("tiny")
+    env.step(act("delegate", "a", "solo"))
+    observation = env.step(dispatch(("b", "pair"), ("c", "flaky")))
+    assert [e["code"] for e in observation["errors"]] == ["capacity_exceeded"]
+    assert observation["reward_breakdown"]["invalid_action"] == pytest.approx(-0.15)
+    assert observation["active_count"] == 0
+    assert all(s["status"] == "ready" for s in observation["subtasks"] if s["id"] in ("b", "c"))
+
+
+def test_dispatch_rejects_duplicates_and_busy_agents(tiny_env: WorkflowEnv) -> None:
+    tiny_env.step(act("delegate", "a", "solo"))
+    observation = tiny_env.step(dispatch(("b", "pair"), ("b", "pair")))
+    assert [e["code"] for e in observation["errors"]] == ["duplicate_subtask"]
+    observation = tiny_env.step(dispatch(("b", "pair"), ("c", "pair")))
+    assert [e["code"] for e in observation["errors"]] == ["duplicate_agent"]
+    observation = tiny_env.step(dispatch(("c", "flaky")))
+    assert observation["errors"] == []
+    observation = tiny_env.step(act("delegate", "b", "flaky"))
+    assert [e["code"] for e in observation["errors"]] == ["agent_busy"]
+
+
+def test_parallel_dispatch_runs_both_in_one_tick(tiny_env: WorkflowEnv) -> None:
+    tiny_env.step(act("delegate", "a", "solo"))
+    observation = tiny_env.step(dispatch(("b", "pair"), ("c", "flaky")))
+    assert observation["reward_breakdown"]["parallelism"] == pytest.approx(0.10)
+    assert observation["reward_breakdown"]["delegation"] == pytest.approx(0.10)
+    running = {s["id"] for s in observation["subtasks"] if s["status"] == "in_progress"}
+    assert running == {"c"}  # b (speed 1) finished within the tick; c (speed 2) has one left
+    assert next(s for s in observation["subtasks"] if s["id"] == "c")["time_left"] == 1
+
+
+def test_permanent_failure_is_labelled_and_retry_with_another_agent_recovers(tiny_env: WorkflowEnv) -> None:
+    tiny_env.step(act("delegate", "a", "solo"))
+    observation = tiny_env.step(act("delegate", "c", "pair"))
+    c = next(s for s in observation["subtasks"] if s["id"] == "c")
+    assert c["status"] == "failed"
+    assert c["failures"] == [{"agent": "pair", "kind": "permanent", "cause": "outcome", "at": 2}]
+    assert "different" in observation["hint"]
+    observation = tiny_env.step(act("retry", "c", "flaky"))
+    assert observation["errors"] == []
+    observation = tiny_env.step(act("wait"))
+    assert observation["reward_breakdown"]["recovery"] == pytest.approx(0.10)
+
+
+def test_failure_left_alone_for_two_steps_is_penalised(tiny_env: WorkflowEnv) -> None:
+    tiny_env.step(act("delegate", "a", "solo"))
+    tiny_env.step(act("delegate", "c", "pair"))
+    assert tiny_env.step(act("wait"))["reward_breakdown"]["neglect"] == 0.0
+    assert tiny_env.step(act("wait"))["reward_breakdown"]["neglect"] == pytest.approx(-0.08)
+
+
+def test_dropout_fails_the_running_subtask_transiently(tiny_env: WorkflowEnv) -> None:
+    tiny_env.step(act("delegate", "a", "solo"))
+    for _ in range(3):
+        tiny_env.step(act("wait"))
+    # t=4: flaky starts c (2 ticks); it drops out at the start of tick 6 (t=5).
+    observation = tiny_env.step(act("delegate", "c", "flaky"))
+    assert observation["errors"] == []
+    observation = tiny_env.step(act("wait"))
+    c = next(s for s in observation["subtasks"] if s["id"] == "c")
+    assert c["status"] == "failed"
+    assert c["failures"][-1]["kind"] == "transient" and c["failures"][-1]["cause"] == "dropout"
+    flaky = next(a for a in observation["agents"] if a["name"] == "flaky")
+    assert flaky["status"] == "offline"
+    observation = tiny_env.step(act("retry", "c", "flaky"))
+    assert [e["code"] for e in observation["errors"]] == ["agent_offline"]
+    kinds = [r["kind"] for r in tiny_env.episode.log.records]
+    assert "agent_offline" in kinds and kinds.count("failed") == 1
+
+
+def test_abort_frees_the_agent_and_retry_respects_dependencies(tiny_env: WorkflowEnv) -> None:
+    tiny_env.step(act("delegate", "a", "solo"))
+    tiny_env.step(act("delegate", "c", "flaky"))
+    observation = tiny_env.step(act("abort", "c"))
+    assert observation["errors"] == []
+    c = next(s for s in observation["subtasks"] if s["id"] == "c")
+    assert c["status"] == "failed" and c["failures"][-1]["kind"] == "aborted"
+    assert next(a for a in observation["agents"] if a["name"] == "flaky")["status"] == "idle"
+    assert observation["budget_used"] == pytest.approx(2.0)  # solo 1 tick + flaky 1 tick
+    observation = tiny_env.step(act("retry", "c", "flaky"))
+    assert observation["errors"] == []
+
+
+def test_delegate_of_a_failed_subtask_asks_for_retry(tiny_env: WorkflowEnv) -> None:
+    tiny_env.step(act("delegate", "a", "solo"))
+    tiny_env.step(act("delegate", "c", "pair"))
+    observation = tiny_env.step(act("delegate", "c", "flaky"))
+    assert [e["code"] for e in observation["errors"]] == ["is_failed"]
+
+
+def test_synthesize_terminates_and_later_steps_say_the_episode_is_over(tiny_env: WorkflowEnv) -> None:
+    tiny_env.step(act("delegate", "a", "solo"))
+    tiny_env.step(dispatch(("b", "pair"), ("c", "flaky")))
+    tiny_env.step(act("wait"))
+    observation = tiny_env.step(act("synthesize"))
+    assert observation["terminated"] and not observation["truncated"] and observation["done"]
+    assert observation["grade"]["counts"]["subtasks_completed"] == 3
+    assert observation["reward_breakdown"]["finish"] == pytest.approx(0.10)
+    steps = tiny_env.episode.step_count
+    observation = tiny_env.step(act("wait"))
+    assert [e["code"] for e in observation["errors"]] == ["episode_over"]
+    assert tiny_env.episode.step_count == steps
+
+
+def test_time_limit_truncates(tiny_env: WorkflowEnv) -> None:
+    observation = tiny_env.observation
+    for _ in range(10):
+        observation = tiny_env.step(act("wait"))
+    assert observation["truncated"] and not observation["terminated"]
+    assert tiny_env.episode.log.records[-1] == {
+        "kind": "episode_end", "t": 10, "step": 10, "reason": "truncated", "completed": 0, "total": 3,
+    }
+
+
+def test_legal_actions_are_concrete_and_all_accepted(tiny_env: WorkflowEnv) -> None:
+    tiny_env.step(act("delegate", "a", "solo"))
+    legal = tiny_env.observation["legal_actions"]
+    assert {"action_type": "delegate", "subtask_id": "b", "agent_name": "pair"} in legal
+    assert {"action_type": "delegate", "subtask_id": "c", "agent_name": "flaky"} in legal
+    for action in legal:
+        probe = WorkflowEnv(registry=tiny_env.registry)
+        probe.reset("tiny")
+        probe.step(act("delegate", "a", "solo"))
+        assert probe.step(dict(action))["errors"] == [], action
