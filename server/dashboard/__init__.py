@@ -1,0 +1,90 @@
+"""The dashboard at ``/web``: a live picture of an episode, played from the browser.
+
+The server imports this package only when the web UI is on (``server``
+without ``--no-web``), and calls :func:`mount_dashboard`. Three entry points:
+
+* :func:`build_dashboard` ``(store) -> gr.Blocks``: the page itself.
+* :func:`gradio_builder` ``(store)``: the same page as a ``gradio_builder``
+  for openenv-core's ``create_app`` / ``create_web_interface_app``, whose
+  signature is ``(web_manager, action_fields, metadata, is_chat_env, title,
+  quick_start_md) -> gr.Blocks``. The builder ignores openenv's
+  ``web_manager``: that manager holds one environment shared by every
+  browser, and this dashboard gives each browser session its own episode in
+  the episode store.
+* :func:`mount_dashboard` ``(app, store)``: mounts the page at ``/web`` on
+  this server's app, as openenv's web interface mounts a builder's Blocks
+  when its default tab is off (``gr.mount_gradio_app``), with a theme that
+  names only system fonts, so the page fetches nothing from the network.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gradio as gr
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from workflow_orchestrator.server.environment import EpisodeStore
+
+from .blocks import DEFAULT_TITLE, build_dashboard
+
+__all__ = ["DASHBOARD_PATH", "build_dashboard", "dashboard_theme", "gradio_builder", "mount_dashboard"]
+
+DASHBOARD_PATH = "/web"
+
+SYSTEM_FONTS = ("system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif")
+SYSTEM_MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace")
+
+GradioBuilder = Callable[[Any, list[dict[str, Any]], Any, bool, str, "str | None"], gr.Blocks]
+
+
+def dashboard_theme() -> gr.themes.Base:
+    """Gradio's base theme with system fonts only.
+
+    Gradio's default themes name Google fonts, which the browser would fetch
+    from the network; plain font names are looked up on the machine.
+    """
+    return gr.themes.Base(primary_hue="green", neutral_hue="slate", font=SYSTEM_FONTS, font_mono=SYSTEM_MONO_FONTS)
+
+
+def gradio_builder(store: EpisodeStore) -> GradioBuilder:
+    """A ``gradio_builder`` for openenv-core that builds this dashboard on ``store``."""
+
+    def build(
+        web_manager: Any,
+        action_fields: list[dict[str, Any]],
+        metadata: Any,
+        is_chat_env: bool,
+        title: str,
+        quick_start_md: str | None = None,
+    ) -> gr.Blocks:
+        return build_dashboard(store, title=title or DEFAULT_TITLE)
+
+    return build
+
+
+def mount_dashboard(app: FastAPI, store: EpisodeStore, path: str = DASHBOARD_PATH) -> FastAPI:
+    """Serve the dashboard at ``path`` on ``app``; ``/`` and ``path`` redirect to ``path/``."""
+    blocks = gradio_builder(store)(None, [], None, False, DEFAULT_TITLE, None)
+    existing = {getattr(route, "path", None) for route in app.router.routes}
+
+    async def to_dashboard() -> RedirectResponse:
+        return RedirectResponse(url=f"{path}/")
+
+    # Routes before the mount, so that they answer first (as openenv's web interface does).
+    if path not in existing:
+        app.add_api_route(path, to_dashboard, methods=["GET"], include_in_schema=False)
+    if "/" not in existing:
+        app.add_api_route("/", to_dashboard, methods=["GET"], include_in_schema=False)
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path=path,
+        theme=dashboard_theme(),
+        footer_links=["api", "settings"],
+        # Run history keeps past calls in the browser's storage; episodes have
+        # their own history here, and nothing else should be kept.
+        run_history=False,
+        ssr_mode=False,
+    )

@@ -1,0 +1,406 @@
+"""What one browser session of the dashboard can do, without any Gradio.
+
+A :class:`DashboardSession` is the per-browser state (Gradio keeps one per
+session in a ``gr.State``): the id of its live episode, its built-in policy,
+and the replay it is looking at. The episode itself lives in the server's
+episode store, like every other episode, so it has an id that ``GET
+/episodes/{id}`` and ``POST /grader`` understand, and any finished episode in
+the store (played over HTTP, WebSocket, or here) can be replayed here.
+
+:class:`DashboardController` does the work: start, act, let a policy act,
+load a replay and move through it. Every call returns a :class:`Snapshot`,
+plain data that :mod:`.views` draws.
+
+The controller touches the store, which the server only ever uses on its
+event loop thread; the Gradio handlers that call it are ``async`` so that
+Gradio runs them on that same thread.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from workflow_orchestrator.server.core import Episode, build_observation, grade_episode
+from workflow_orchestrator.server.core.compiled import CompiledTask
+from workflow_orchestrator.server.core.policies import POLICIES, Policy, make_policy
+from workflow_orchestrator.server.environment import EpisodeNotFoundError, EpisodeStore
+from workflow_orchestrator.server.tasks import UnknownTaskError
+
+# The order in which action kinds are offered in the form.
+ACTION_KINDS = ("delegate", "retry", "dispatch", "abort", "wait", "synthesize")
+POLICY_NAMES = tuple(POLICIES)
+# A replay re-simulates the episode; this bounds the work one request can ask for.
+MAX_REPLAY_STEPS = 5000
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOption:
+    """One entry of the task picker: a scenario, or a family of generated tasks with presets."""
+
+    key: str  # the scenario's task id, or the family prefix
+    label: str
+    presets: tuple[str, ...]  # empty for a scenario
+    generated: bool
+    canonical_seed: int = 0  # the seed the seed field starts at
+
+
+def task_options(tasks: Sequence[Mapping[str, Any]]) -> list[TaskOption]:
+    """Group the registry's task list: ``arena/easy`` and ``arena/hard`` become one family with two presets."""
+    options: list[TaskOption] = []
+    families: dict[str, list[str]] = {}
+    for task in tasks:
+        task_id = str(task["task_id"])
+        prefix, slash, variant = task_id.partition("/")
+        if slash:
+            if prefix not in families:
+                families[prefix] = []
+                options.append(TaskOption(prefix, f"{prefix} (generated)", (), True))
+            families[prefix].append(variant)
+        else:
+            title = task.get("title")
+            seed = (task.get("parameters") or {}).get("canonical_seed")
+            options.append(TaskOption(task_id, f"{task_id} — {title}" if title else task_id, (), False,
+                                      int(seed) if isinstance(seed, int) else 0))
+    return [
+        TaskOption(o.key, o.label, tuple(families[o.key]), True) if o.generated else o for o in options
+    ]
+
+
+def resolve_task_id(option: TaskOption, preset: str | None) -> str:
+    if not option.generated:
+        return option.key
+    chosen = preset if preset in option.presets else option.presets[0]
+    return f"{option.key}/{chosen}"
+
+
+# --------------------------------------------------------------------------- the action form
+
+
+@dataclass(frozen=True, slots=True)
+class ActionMenu:
+    """The legal actions of an observation, arranged for a form: kind, then subtask, then agent."""
+
+    kinds: tuple[str, ...]
+    subtasks: dict[str, tuple[str, ...]]  # kind -> legal subtask ids
+    agents: dict[tuple[str, str], tuple[str, ...]]  # (kind, subtask) -> legal agents
+    pairs: tuple[tuple[str, str, str], ...]  # (kind, subtask, agent) that a dispatch may combine
+    free_slots: int
+
+    def subtasks_for(self, kind: str | None) -> tuple[str, ...]:
+        return self.subtasks.get(kind or "", ())
+
+    def agents_for(self, kind: str | None, subtask: str | None) -> tuple[str, ...]:
+        return self.agents.get((kind or "", subtask or ""), ())
+
+
+EMPTY_MENU = ActionMenu((), {}, {}, (), 0)
+
+
+def action_menu(observation: Mapping[str, Any] | None) -> ActionMenu:
+    if not observation or observation.get("done"):
+        return EMPTY_MENU
+    subtasks: dict[str, list[str]] = {}
+    agents: dict[tuple[str, str], list[str]] = {}
+    pairs: list[tuple[str, str, str]] = []
+    simple: set[str] = set()
+    for action in observation.get("legal_actions") or ():
+        kind = str(action.get("action_type"))
+        subtask = action.get("subtask_id")
+        agent = action.get("agent_name")
+        if subtask is None:
+            simple.add(kind)
+            continue
+        targets = subtasks.setdefault(kind, [])
+        if subtask not in targets:
+            targets.append(subtask)
+        if agent is not None:
+            agents.setdefault((kind, subtask), []).append(agent)
+            if kind in ("delegate", "retry"):
+                pairs.append((kind, subtask, agent))
+    free = int(observation.get("capacity") or 0) - int(observation.get("active_count") or 0)
+    offered = set(subtasks) | simple
+    if free >= 2 and _two_disjoint(pairs):
+        offered.add("dispatch")
+    return ActionMenu(
+        kinds=tuple(kind for kind in ACTION_KINDS if kind in offered),
+        subtasks={kind: tuple(ids) for kind, ids in subtasks.items()},
+        agents={key: tuple(names) for key, names in agents.items()},
+        pairs=tuple(pairs),
+        free_slots=max(free, 0),
+    )
+
+
+def _two_disjoint(pairs: Sequence[tuple[str, str, str]]) -> bool:
+    for index, (_, subtask, agent) in enumerate(pairs):
+        for _, other_subtask, other_agent in pairs[index + 1:]:
+            if subtask != other_subtask and agent != other_agent:
+                return True
+    return False
+
+
+def pair_value(subtask: str, agent: str) -> str:
+    """The form value of one dispatch assignment (JSON, so any id survives the round trip)."""
+    return json.dumps([subtask, agent])
+
+
+def pair_label(kind: str, subtask: str, agent: str) -> str:
+    return f"{subtask} → {agent}" + (" (retry)" if kind == "retry" else "")
+
+
+class FormError(ValueError):
+    """The form does not describe a legal action; the message says what to change."""
+
+
+def build_action(
+    menu: ActionMenu, kind: str | None, subtask: str | None, agent: str | None, assignments: Sequence[str] | None
+) -> dict[str, Any]:
+    """The action the form describes, checked against the legal actions of now."""
+    if not menu.kinds:
+        raise FormError("No action is possible now: the episode is over, or there is no episode. Press Reset.")
+    if kind not in menu.kinds:
+        raise FormError(f"Choose an action kind among: {', '.join(menu.kinds)}.")
+    if kind in ("wait", "synthesize"):
+        return {"action_type": kind}
+    if kind == "dispatch":
+        return _dispatch_action(menu, assignments or ())
+    if subtask not in menu.subtasks_for(kind):
+        raise FormError(f"Choose a subtask that can be given a {kind} now.")
+    if kind == "abort":
+        return {"action_type": "abort", "subtask_id": subtask}
+    if agent not in menu.agents_for(kind, subtask):
+        raise FormError(f"Choose an idle agent that can take {subtask}.")
+    return {"action_type": kind, "subtask_id": subtask, "agent_name": agent}
+
+
+def _dispatch_action(menu: ActionMenu, chosen: Sequence[str]) -> dict[str, Any]:
+    legal = {(subtask, agent) for _, subtask, agent in menu.pairs}
+    assignments: list[dict[str, str]] = []
+    for value in chosen:
+        try:
+            subtask, agent = json.loads(value)
+        except (ValueError, TypeError):
+            raise FormError("An assignment of the dispatch is not one of the offered ones.") from None
+        if (subtask, agent) not in legal:
+            raise FormError(f"{subtask} → {agent} is no longer possible; choose again.")
+        assignments.append({"subtask_id": subtask, "agent_name": agent})
+    if len(assignments) < 1:
+        raise FormError("Tick at least one assignment for the dispatch.")
+    subtasks = [a["subtask_id"] for a in assignments]
+    agents = [a["agent_name"] for a in assignments]
+    if len(set(subtasks)) != len(subtasks):
+        raise FormError("A dispatch gives each subtask to one agent only.")
+    if len(set(agents)) != len(agents):
+        raise FormError("A dispatch gives each agent one subtask only.")
+    if len(assignments) > menu.free_slots:
+        raise FormError(f"Only {menu.free_slots} slot(s) are free: tick at most {menu.free_slots}.")
+    return {"action_type": "dispatch", "assignments": assignments}
+
+
+# --------------------------------------------------------------------------- sessions and snapshots
+
+
+@dataclass(slots=True)
+class Replay:
+    """A finished episode re-simulated from its task, seed and action trace."""
+
+    source_id: str
+    compiled: CompiledTask
+    seed: int
+    actions: list[Any]
+    verified: bool  # the re-simulation reproduced the stored event log exactly
+    position: int = 0
+    episode: Episode | None = None
+    observation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DashboardSession:
+    """Everything one browser session holds."""
+
+    episode_id: str | None = None
+    policy_name: str = "heuristic"
+    policy: Policy | None = None
+    replay: Replay | None = None
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What the page shows, as plain data."""
+
+    mode: str  # "live" | "replay" | "empty"
+    episode_id: str | None
+    observation: dict[str, Any]
+    records: list[dict[str, Any]]
+    trace: list[dict[str, Any]]
+    rewards: list[float]
+    grade: dict[str, Any] | None
+    notice: str = ""
+    replay_position: tuple[int, int] | None = None
+
+    @property
+    def menu(self) -> ActionMenu:
+        return action_menu(self.observation) if self.mode == "live" else EMPTY_MENU
+
+
+class DashboardController:
+    """The dashboard's operations on the server's episode store."""
+
+    def __init__(self, store: EpisodeStore) -> None:
+        self.store = store
+        self.options = task_options(store.registry.list_tasks())
+
+    def option(self, key: str | None) -> TaskOption:
+        for option in self.options:
+            if option.key == key:
+                return option
+        return self.options[0]
+
+    # ---------------------------------------------------------------- live episodes
+
+    def start(
+        self, session: DashboardSession, task_key: str | None, preset: str | None,
+        seed: int | None, worker_count: int | None,
+    ) -> Snapshot:
+        option = self.option(task_key)
+        task_id = resolve_task_id(option, preset)
+        try:
+            episode, _ = self.store.start(task_id, seed, worker_count if option.generated else None)
+        except (UnknownTaskError, ValueError) as exc:
+            return self.snapshot(session, notice=f"Could not start {task_id}: {exc}")
+        session.episode_id = episode.episode_id
+        session.replay = None
+        session.policy = make_policy(session.policy_name, seed=episode.seed or 0)
+        return self.snapshot(session)
+
+    def act(self, session: DashboardSession, action: Mapping[str, Any]) -> Snapshot:
+        stored, notice = self._live(session)
+        if stored is None:
+            return self.snapshot(session, notice=notice)
+        if stored.finished:
+            return self.snapshot(session, notice="This episode is over; press Reset for a new one.")
+        self.store.step(stored, dict(action))
+        return self.snapshot(session)
+
+    def policy_step(self, session: DashboardSession, policy_name: str | None) -> Snapshot:
+        stored, notice = self._live(session)
+        if stored is None:
+            return self.snapshot(session, notice=notice)
+        if stored.finished:
+            return self.snapshot(session, notice="This episode is over; press Reset for a new one.")
+        name = policy_name if policy_name in POLICIES else session.policy_name
+        if session.policy is None or name != session.policy_name:
+            session.policy_name = name
+            session.policy = make_policy(name, seed=stored.seed or 0)
+        action = session.policy.act(stored.env.observation)
+        self.store.step(stored, action)
+        return self.snapshot(session)
+
+    def _live(self, session: DashboardSession) -> tuple[Any, str]:
+        if session.episode_id is None:
+            return None, "No episode yet: pick a task and press Reset."
+        try:
+            return self.store.get(session.episode_id), ""
+        except EpisodeNotFoundError as exc:
+            session.episode_id = None
+            return None, (f"Episode {exc.episode_id} is no longer on the server (idle too long, or evicted "
+                          "to keep the store bounded). Press Reset to start another.")
+
+    def is_finished(self, session: DashboardSession) -> bool:
+        stored, _ = self._live(session)
+        return stored is None or stored.finished
+
+    # ---------------------------------------------------------------- replays
+
+    def load_replay(self, session: DashboardSession, episode_id: str | None) -> Snapshot:
+        wanted = (episode_id or "").strip()
+        if not wanted:
+            return self.snapshot(session, notice="Give the id of a finished episode to replay.")
+        try:
+            stored = self.store.get(wanted)
+        except EpisodeNotFoundError as exc:
+            return self.snapshot(session, notice=str(exc))
+        source = stored.env.episode
+        if source is None or not stored.finished:
+            return self.snapshot(
+                session, notice=f"Episode {wanted} is not finished yet (step {stored.step_count}); "
+                "only finished episodes can be replayed.")
+        actions = [entry["action"] for entry in source.trace]
+        if len(actions) > MAX_REPLAY_STEPS:
+            return self.snapshot(session, notice=f"Episode {wanted} has {len(actions)} steps; replays are "
+                                 f"limited to {MAX_REPLAY_STEPS}.")
+        replay = Replay(wanted, source.compiled, source.seed, actions, verified=False)
+        replayed = self._replay_to(replay, len(actions))
+        replay.verified = replayed.log.digest() == source.log.digest()
+        session.replay = replay
+        self._seek(replay, 0)
+        return self.snapshot(session)
+
+    def seek(self, session: DashboardSession, position: int) -> Snapshot:
+        if session.replay is None:
+            return self.snapshot(session, notice="Load a replay first.")
+        self._seek(session.replay, position)
+        return self.snapshot(session)
+
+    def leave_replay(self, session: DashboardSession) -> Snapshot:
+        session.replay = None
+        return self.snapshot(session)
+
+    def _replay_to(self, replay: Replay, position: int) -> Episode:
+        episode = Episode(replay.compiled, seed=replay.seed)
+        for action in replay.actions[:position]:
+            episode.step(action)
+        return episode
+
+    def _seek(self, replay: Replay, position: int) -> None:
+        position = max(0, min(int(position), len(replay.actions)))
+        # Forward moves continue the replayed episode; backward ones start over
+        # (a step is microseconds, and an episode cannot be stepped backwards).
+        if replay.episode is None or position < replay.position:
+            replay.episode = Episode(replay.compiled, seed=replay.seed)
+            replay.position = 0
+        for action in replay.actions[replay.position:position]:
+            replay.episode.step(action)
+        replay.position = position
+        replay.observation = build_observation(replay.episode)
+
+    # ---------------------------------------------------------------- snapshots
+
+    def snapshot(self, session: DashboardSession, notice: str = "") -> Snapshot:
+        replay = session.replay
+        if replay is not None and replay.episode is not None:
+            episode = replay.episode
+            verdict = ("the re-simulation reproduces the stored event log exactly" if replay.verified
+                       else "warning: the re-simulation differs from the stored event log")
+            return Snapshot(
+                mode="replay",
+                episode_id=replay.source_id,
+                observation=replay.observation,
+                records=list(episode.log.records),
+                trace=episode.trace,
+                rewards=list(episode.rewards),
+                grade=grade_episode(episode) if episode.done else None,
+                notice=notice or f"Replaying episode {replay.source_id}: {verdict}.",
+                replay_position=(replay.position, len(replay.actions)),
+            )
+        stored, lost = self._live(session) if session.episode_id is not None else (None, "")
+        if stored is None:
+            return Snapshot("empty", None, {}, [], [], [], None, notice=notice or lost)
+        env = stored.env
+        core = env.episode
+        observation = env.observation
+        grade = observation.get("grade") or (env.grade() if stored.finished else None)
+        return Snapshot(
+            mode="live",
+            episode_id=stored.episode_id,
+            observation=observation,
+            records=list(core.log.records),
+            trace=core.trace,
+            rewards=list(core.rewards),
+            grade=grade,
+            notice=notice,
+        )
