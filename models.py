@@ -317,7 +317,9 @@ class ErrorResponse(BaseModel):
 
     error: str
     message: str
-    expected: dict[str, Any] | None = None
+    expected: dict[str, Any] | str | None = Field(
+        default=None, description="What to send instead: an example body, or the request line of a GET."
+    )
     errors: list[dict[str, Any]] | None = None
 
 

@@ -266,10 +266,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
         names = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
         message = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in message:
+            # FastAPI's answer to a body that json.loads cannot take (bad bytes,
+            # too deep, a number too long): the same 422 as any other bad JSON.
+            return json_response(error_body(
+                "invalid_json", "the body could not be parsed as JSON (malformed, not UTF-8, nested too deeply, "
+                "or a number too long)", expected_form(request.url.path)), 422)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}; see GET /docs"
-        elif exc.status_code == 400 and "parsing the body" in message:
-            message = "the body could not be parsed as JSON (malformed, nested too deeply, or a number too long)"
         elif exc.status_code == 405:
             allowed = {k.lower(): v for k, v in (getattr(exc, "headers", None) or {}).items()}.get("allow", "")
             message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
