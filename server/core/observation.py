@@ -26,19 +26,13 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
     observations, so treat an observation as read-only.
     """
     now = episode.now
-    running_changed = episode.now != episode.views_time
-    if running_changed:
-        episode.views_time = now
-        for s in range(len(episode.status)):
-            if episode.status[s] == RUNNING:
-                episode.dirty_subtasks.add(s)
-        for a, current in enumerate(episode.agent_task):
-            if current >= 0:
-                episode.dirty_agents.add(a)
     if episode.dirty_subtasks:
         _refresh_subtask_views(episode)
     if episode.dirty_agents:
         _refresh_agent_views(episode)
+    if now != episode.views_time:
+        _count_down_views(episode)
+    legal, critical_path, ready_ids, pending = _scan(episode)
     task = episode.task
     budget = task.budget
     observation = {
@@ -59,12 +53,12 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
         "subtask_count": len(episode.subtasks),
         "subtasks": list(episode.subtask_views),
         "agents": list(episode.agent_views),
-        "legal_actions": legal_actions(episode),
-        "hint": build_hint(episode),
+        "legal_actions": legal,
+        "hint": build_hint(episode, ready_ids, pending),
         "reward": episode.last_reward,
         "reward_breakdown": episode.last_breakdown,
         "errors": episode.last_errors,
-        "critical_path_length": remaining_critical_path(episode),
+        "critical_path_length": critical_path,
         "rules": episode.public_rules,
         "patience_waits": episode.waits_in_patience,
         "terminated": episode.terminated,
@@ -117,6 +111,34 @@ def agent_view(
     }
 
 
+def _count_down_views(episode: "Episode") -> None:
+    """Time moved: copy the views of work in progress with their new time left.
+
+    Views rebuilt in this step already carry the current time.
+    """
+    now = episode.now
+    finish_at = episode.finish_at
+    subtask_views = episode.subtask_views
+    for s, st in enumerate(episode.status):
+        if st == RUNNING:
+            view = subtask_views[s]
+            left = finish_at[s] - now
+            if view["time_left"] != left:
+                view = dict(view)
+                view["time_left"] = left
+                subtask_views[s] = view
+    agent_views = episode.agent_views
+    for a, current in enumerate(episode.agent_task):
+        if current >= 0:
+            view = agent_views[a]
+            left = finish_at[current] - now
+            if view["time_left"] != left:
+                view = dict(view)
+                view["time_left"] = left
+                agent_views[a] = view
+    episode.views_time = now
+
+
 def _refresh_subtask_views(episode: "Episode") -> None:
     statics = episode.compiled.subtask_static
     agents = episode.agents
@@ -157,63 +179,66 @@ def _refresh_agent_views(episode: "Episode") -> None:
     episode.dirty_agents.clear()
 
 
-def legal_actions(episode: "Episode") -> list[dict[str, Any]]:
-    """Every single action that would be accepted now, concretely.
+def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str], int]:
+    """One pass over the subtasks: the legal actions, the remaining critical
+    path, the ready ids and the number of pending subtasks.
 
-    Any subset of the delegate and retry pairs with distinct agents, up to the
-    free capacity, is also a valid ``dispatch``.
+    Legal actions are every single action that would be accepted now,
+    concretely; any subset of the delegate and retry pairs with distinct
+    agents, up to the free capacity, is also a valid ``dispatch``.
+
+    The remaining critical path is the fastest time still needed to finish,
+    along the longest remaining chain. Successors of an unfinished subtask are
+    all pending, so their fastest tails are the static ones; only running
+    subtasks need their actual time left.
     """
-    if episode.done:
-        return []
     compiled = episode.compiled
-    actions: list[dict[str, Any]] = []
-    status = episode.status
+    dag = episode.dag
+    tails = dag.tail_length
+    now = episode.now
+    done = episode.terminated or episode.truncated
+    room = not done and episode.active_count < episode.capacity
     agent_status = episode.agent_status
-    running: list[int] = []
-    room = episode.active_count < episode.capacity
-    for s, st in enumerate(status):
+    actions: list[dict[str, Any]] = []
+    aborts: list[dict[str, Any]] = []
+    ready_ids: list[str] = []
+    pending = 0
+    longest = 0
+    for s, st in enumerate(episode.status):
+        if st == COMPLETED:
+            continue
         if st == RUNNING:
-            running.append(s)
-        elif room and (st == READY or st == FAILED):
-            table = compiled.delegate_actions if st == READY else compiled.retry_actions
-            for a in compiled.capable[s]:
-                if agent_status[a] == IDLE:
-                    actions.append(table[(s, a)])
-    for s in running:
-        actions.append(compiled.abort_actions[s])
-    if episode.tick_model or episode.has_pending_events:
-        actions.append(_WAIT)
-    if episode.completed_count == len(status):
-        actions.append(_SYNTHESIZE)
-    return actions
+            value = episode.finish_at[s] - now + tails[s] - dag.fastest_duration[s]
+            if not done:
+                aborts.append(compiled.abort_actions[s])
+        else:
+            value = tails[s]
+            if st == PENDING:
+                pending += 1
+            else:
+                if st == READY:
+                    ready_ids.append(compiled.spec.subtasks[s].id)
+                if room:
+                    table = compiled.delegate_actions if st == READY else compiled.retry_actions
+                    for a in compiled.capable[s]:
+                        if agent_status[a] == IDLE:
+                            actions.append(table[(s, a)])
+        if value > longest:
+            longest = value
+    if not done:
+        actions.extend(aborts)
+        if episode.tick_model or episode.has_pending_events:
+            actions.append(_WAIT)
+        if episode.completed_count == len(episode.status):
+            actions.append(_SYNTHESIZE)
+    return actions, longest, ready_ids, pending
 
 
 _WAIT: dict[str, Any] = {"action_type": "wait"}
 _SYNTHESIZE: dict[str, Any] = {"action_type": "synthesize"}
 
 
-def remaining_critical_path(episode: "Episode") -> int:
-    """Fastest time still needed to finish, following the longest remaining chain.
-
-    Successors of an unfinished subtask are all pending, so their fastest tails
-    are the static ones; only running subtasks need their actual time left.
-    """
-    dag = episode.dag
-    tails = dag.tail_length
-    longest = 0
-    for s, st in enumerate(episode.status):
-        if st == COMPLETED:
-            continue
-        if st == RUNNING:
-            value = episode.finish_at[s] - episode.now + tails[s] - dag.fastest_duration[s]
-        else:
-            value = tails[s]
-        if value > longest:
-            longest = value
-    return longest
-
-
-def build_hint(episode: "Episode") -> str:
+def build_hint(episode: "Episode", ready: list[str], pending: int) -> str:
     """One line from public information only: failures first, then deadlines,
     budget, and what is ready."""
     if episode.done:
@@ -238,13 +263,11 @@ def build_hint(episode: "Episode") -> str:
         if task.patience and episode.waits_in_patience < task.patience.waits:
             return "All subtasks are completed; monitoring wants more waits before you synthesize."
         return "All subtasks are completed: synthesize to finish."
-    ready = [spec.id for s, spec in enumerate(episode.subtasks) if episode.status[s] == READY]
     free = episode.capacity - episode.active_count
     if ready and free > 0:
         return f"Ready: {', '.join(ready[:4])}{' ...' if len(ready) > 4 else ''}; {free} free slot(s)."
     if episode.active_count:
         return "Work is in progress; wait for it to finish or start other ready work."
-    pending = sum(1 for st in episode.status if st == PENDING)
     return f"{pending} subtask(s) wait for dependencies."
 
 
