@@ -34,8 +34,8 @@ workflow ended (terminated) rather than ran out of time or steps; ``score`` is
 the grade of the episode, asked for by its ``episode_id``.
 
 Exit codes: 0 every episode ran and was graded; 1 a fatal error (the
-environment is unreachable, the model API refuses the key or the model) or
-some episode could not be finished; 2 a usage error (no API key, no model
+environment is unreachable, the model API refuses the key or the model, or
+refuses five requests in a row) or some episode could not be finished; 2 a usage error (no API key, no model
 name, an unknown task or policy).
 """
 
@@ -81,6 +81,7 @@ MAX_BATCH = 64
 # Every task ends by its time or step limit; this only stops a misbehaving server.
 MAX_EPISODE_STEPS = 10_000
 WAIT: dict[str, Any] = {"action_type": "wait"}
+MAX_REFUSALS_IN_A_ROW = 5
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -685,6 +686,9 @@ class ModelClient:
         self.backoff_s = settings.retry_backoff_s
         self.tools = ACTION_TOOLS if settings.tool_calls else None
         self._jitter = random.Random()
+        # Refusals (4xx) in a row over the whole run: a request the API will never
+        # accept (an unsupported parameter, say) must not turn a run into waits.
+        self.refusals_in_a_row = 0
 
     async def complete(self, messages: list[dict[str, Any]], deadline: float) -> Completion:
         attempt = 0
@@ -694,11 +698,19 @@ class ModelClient:
                 raise ModelCallFailed("the episode's time ran out")
             timeout = min(self.request_timeout_s, remaining)
             try:
-                return await asyncio.wait_for(self._create(messages, timeout), timeout + 1.0)
+                completion = await asyncio.wait_for(self._create(messages, timeout), timeout + 1.0)
+                self.refusals_in_a_row = 0
+                return completion
             except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
                 raise FatalError(f"the model API refused the request: {_describe_api_error(exc)}") from None
             except openai.APIStatusError as exc:
                 if not (exc.status_code in (408, 409, 429) or exc.status_code >= 500):
+                    self.refusals_in_a_row += 1
+                    if self.refusals_in_a_row >= MAX_REFUSALS_IN_A_ROW:
+                        raise FatalError(
+                            f"the model API refused {self.refusals_in_a_row} requests in a row: "
+                            f"{_describe_api_error(exc)}"
+                        ) from None
                     raise ModelCallFailed(_describe_api_error(exc)) from None
                 reason, retry_after = _describe_api_error(exc), _retry_after_s(exc)
             except (openai.APIConnectionError, asyncio.TimeoutError) as exc:
@@ -1467,6 +1479,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("inference.py: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (``| head``): stop quietly, and keep the
+        # interpreter from failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

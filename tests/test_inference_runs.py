@@ -546,6 +546,19 @@ def test_refused_key_stops_the_run(capsys: pytest.CaptureFixture[str], fake_mode
     assert episode.step_count == 0 and episode.success is False
 
 
+def test_requests_refused_again_and_again_stop_the_run(capsys: pytest.CaptureFixture[str],
+                                                       fake_model: tuple[FakeModel, str]) -> None:
+    model, base_url = fake_model
+    model.default = lambda prompt: Reply(status=400)
+    code, out, err = run_main(capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "0-3"))
+    assert code == 1
+    assert len(model.requests) == inference.MAX_REFUSALS_IN_A_ROW  # 400 is never retried
+    assert err.strip().splitlines()[-1].startswith(
+        f"inference.py: the model API refused {inference.MAX_REFUSALS_IN_A_ROW} requests in a row: HTTP 400")
+    (episode,) = parse_stdout(out)
+    assert [s[4] for s in episode.steps] == ["model_call_failed"] * (inference.MAX_REFUSALS_IN_A_ROW - 1)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
