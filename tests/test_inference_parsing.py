@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -154,3 +155,31 @@ def test_expert_prompt_names_the_pillars() -> None:
     observation = WorkflowEnv().reset("expert", seed=0)
     system = inference.system_prompt(observation, tool_calls=False)
     assert "health: assess_sleep_energy, midday_health_check" in system
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    results = [
+        inference.EpisodeResult(model="m", task_id="easy", seed=seed, score=score)
+        for seed, score in enumerate((0.5, 1.0, None))
+    ]
+    terminal = _Terminal()
+    bar = inference.Progress(3, terminal, enabled=True)
+    for result in results:
+        bar.advance(result)
+    frames = terminal.getvalue().split("\r")[1:]
+    assert len(frames) == 3 and frames[-1].endswith("\n")
+    assert "3/3 mean score 0.750" in frames[-1] and "#" * 30 in frames[-1]
+    plain = io.StringIO()
+    lines = inference.Progress(3, plain, enabled=True)
+    for result in results:
+        lines.advance(result)
+    assert plain.getvalue().splitlines()[1].startswith("[2/3] m easy seed 1: score 1.000")
+    silent = io.StringIO()
+    quiet = inference.Progress(3, silent, enabled=False)
+    quiet.advance(results[0])
+    assert silent.getvalue() == "" and quiet.done == 1
