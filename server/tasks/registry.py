@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from ..core.compiled import CompiledTask
 from ..core.dag import WorkflowDefinitionError
 from ..core.model import TaskSpec
+from .arena import ArenaFamily
 from .schema import task_from_file
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
@@ -150,7 +151,7 @@ def describe_scenario(compiled: CompiledTask) -> dict[str, Any]:
 
 def builtin_families() -> list[TaskFamily]:
     """The generated families every default registry offers."""
-    return []
+    return [ArenaFamily()]
 
 
 @lru_cache(maxsize=1)

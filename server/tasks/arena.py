@@ -1,0 +1,357 @@
+"""The arena generator: ``(preset, seed, worker_count)`` -> a workflow.
+
+The generator only builds a :class:`TaskSpec`; the dynamics are the
+episode's (event time model) and the arena's views, rewards and grade are in
+``server/core/arena.py``.
+
+Construction, for a preset and a seed:
+
+1. ``n`` subtasks, uniform in the preset's range. Subtask ``j`` depends on
+   each earlier subtask ``i < j`` with the preset's edge probability (a random
+   DAG on the topological order ``task_01 .. task_n``: acyclic by
+   construction). Work amounts (durations; workers have speed 1) and
+   priorities are uniform in the preset's ranges.
+2. ``LB = max(critical path, ceil(total work / workers))``, a lower bound on
+   any schedule's makespan.
+3. Outages (presets with an outage rate): at each integer time ``t`` in
+   ``[1, horizon)`` with no outage under way, an outage starts with
+   probability ``outage_rate``; it lasts a duration uniform in the preset's
+   range and takes away ``1 .. max(1, workers // 2)`` workers (never all).
+   The horizon is the time budget (``ceil(multiplier x LB)``) or ``2 x LB``.
+4. The reference schedule: list scheduling in critical-path order (longest
+   remaining chain first) on the usable workers over time, every attempt
+   succeeding. Its finish times ``F_i`` show that the deadlines below are
+   all met by one schedule, and its makespan bounds the time budget below.
+5. Deadlines ``D_i = F_i + floor((1 - tightness) x LB x u_i)`` with ``u_i``
+   uniform in [0, 1): tightness 0 leaves up to ``LB`` of slack, tightness 1
+   none.
+6. Time budget ``max(ceil(multiplier x LB), reference makespan)``, or none.
+7. Retry failures: each attempt fails with the preset's failure rate (seeded,
+   order-free outcomes); after ``max_retries`` failures of one subtask its next
+   attempt succeeds.
+8. Step limit: ``4 x n x (max_retries + 1) + 2 x outage events + 16``.
+
+The DAG, durations, priorities and deadline draws depend on ``(preset,
+seed)`` only; outages, the reference schedule, deadlines and the budget also
+on ``worker_count``, so one seed names the same DAG for every worker count.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..core.model import AgentSpec, EventKind, ScheduledEvent, SubtaskSpec, TaskSpec, TimeModel
+
+ARENA_PREFIX = "arena"
+WORK_TYPE = "work"
+MIN_WORKERS = 1
+MAX_WORKERS = 16
+
+# Seeds for training and the held-out seeds for evaluation: a policy trained
+# on TRAINING_SEEDS is evaluated on EVALUATION_SEEDS, which it never saw.
+TRAINING_SEEDS = range(0, 2_000_000_000)
+EVALUATION_SEEDS = range(2_000_000_000, 2_000_100_000)
+
+
+@dataclass(frozen=True, slots=True)
+class ArenaPreset:
+    name: str
+    subtask_range: tuple[int, int]
+    edge_probability: float
+    duration_range: tuple[int, int]
+    priority_range: tuple[int, int]
+    workers: int  # the default worker count
+    deadline_tightness: float
+    time_budget_multiplier: float | None  # None: no time budget
+    penalise_unfinished: bool
+    outage_rate: float  # chance per time unit that an outage starts
+    outage_duration_range: tuple[int, int]
+    failure_rate: float  # chance that an attempt fails
+    max_retries: int  # failures of one subtask after which its next attempt succeeds
+
+    def table(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+PRESETS: dict[str, ArenaPreset] = {
+    "easy": ArenaPreset(
+        name="easy",
+        subtask_range=(8, 12),
+        edge_probability=0.14,
+        duration_range=(1, 4),
+        priority_range=(1, 4),
+        workers=3,
+        deadline_tightness=0.22,
+        time_budget_multiplier=None,
+        penalise_unfinished=False,
+        outage_rate=0.0,
+        outage_duration_range=(0, 0),
+        failure_rate=0.0,
+        max_retries=0,
+    ),
+    "medium": ArenaPreset(
+        name="medium",
+        subtask_range=(12, 18),
+        edge_probability=0.22,
+        duration_range=(1, 5),
+        priority_range=(1, 5),
+        workers=3,
+        deadline_tightness=0.45,
+        time_budget_multiplier=1.5,
+        penalise_unfinished=True,
+        outage_rate=0.0,
+        outage_duration_range=(0, 0),
+        failure_rate=0.0,
+        max_retries=0,
+    ),
+    "hard": ArenaPreset(
+        name="hard",
+        subtask_range=(20, 28),
+        edge_probability=0.25,
+        duration_range=(1, 6),
+        priority_range=(1, 5),
+        workers=3,
+        deadline_tightness=0.70,
+        time_budget_multiplier=1.3,
+        penalise_unfinished=True,
+        outage_rate=0.08,
+        outage_duration_range=(2, 6),
+        failure_rate=0.15,
+        max_retries=2,
+    ),
+}
+
+
+def check_worker_count(worker_count: int) -> int:
+    if isinstance(worker_count, bool) or not isinstance(worker_count, int):
+        raise ValueError(f"worker_count must be an integer, got {worker_count!r}")
+    if not MIN_WORKERS <= worker_count <= MAX_WORKERS:
+        raise ValueError(
+            f"worker_count must be between {MIN_WORKERS} and {MAX_WORKERS}, got {worker_count}"
+        )
+    return worker_count
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceSchedule:
+    finish: tuple[int, ...]
+    makespan: int
+
+
+def capacity_timeline(workers: int, events: tuple[ScheduledEvent, ...]) -> list[tuple[int, int]]:
+    """(time, usable workers from then on), sorted, starting at time 0."""
+    steps = [(0, workers)]
+    for event in sorted(events, key=lambda e: e.at):
+        if event.kind is EventKind.CAPACITY and event.value is not None:
+            steps.append((event.at, event.value))
+    return steps
+
+
+def reference_schedule(
+    predecessors: list[list[int]],
+    durations: list[int],
+    rank: list[int],
+    timeline: list[tuple[int, int]],
+) -> ReferenceSchedule:
+    """List scheduling: at every event time, start the ready subtasks with the
+    lowest ``rank`` on the usable workers; every attempt succeeds, running work
+    is never interrupted (as in the episode)."""
+    n = len(durations)
+    successors: list[list[int]] = [[] for _ in range(n)]
+    unmet = [len(p) for p in predecessors]
+    for j, preds in enumerate(predecessors):
+        for i in preds:
+            successors[i].append(j)
+    ready = [(rank[j], j) for j in range(n) if unmet[j] == 0]
+    heapq.heapify(ready)
+    running: list[tuple[int, int]] = []
+    finish = [0] * n
+    changes = [at for at, _ in timeline[1:]]
+    cursor = 0
+    capacity = timeline[0][1]
+    now = 0
+    done = 0
+    while True:
+        while running and running[0][0] <= now:
+            _, j = heapq.heappop(running)
+            done += 1
+            for k in successors[j]:
+                unmet[k] -= 1
+                if unmet[k] == 0:
+                    heapq.heappush(ready, (rank[k], k))
+        if done == n:
+            break
+        while cursor < len(changes) and changes[cursor] <= now:
+            capacity = timeline[cursor + 1][1]
+            cursor += 1
+        while ready and len(running) < capacity:
+            _, j = heapq.heappop(ready)
+            finish[j] = now + durations[j]
+            heapq.heappush(running, (finish[j], j))
+        upcoming = running[0][0] if running else None
+        if cursor < len(changes) and (upcoming is None or changes[cursor] < upcoming):
+            upcoming = changes[cursor]
+        assert upcoming is not None, "the reference schedule stalled"
+        now = upcoming
+    return ReferenceSchedule(tuple(finish), max(finish, default=0))
+
+
+def generate_arena(preset: ArenaPreset, seed: int, worker_count: int | None = None) -> TaskSpec:
+    """One arena workflow; the same arguments give the same workflow in any process."""
+    workers = check_worker_count(preset.workers if worker_count is None else worker_count)
+    # String seeds are hashed with SHA-512 by ``random``: stable across processes.
+    rng = random.Random(f"arena:{preset.name}:{seed}")
+    draw = rng.random
+    n = rng.randint(*preset.subtask_range)
+    p = preset.edge_probability
+    predecessors = [[i for i in range(j) if draw() < p] for j in range(n)]
+    lo, hi = preset.duration_range
+    durations = [rng.randint(lo, hi) for _ in range(n)]
+    lo, hi = preset.priority_range
+    priorities = [rng.randint(lo, hi) for _ in range(n)]
+    deadline_draws = [draw() for _ in range(n)]
+
+    head = [0] * n
+    for j in range(n):
+        head[j] = durations[j] + max((head[i] for i in predecessors[j]), default=0)
+    tail = list(durations)
+    for j in range(n - 1, -1, -1):
+        for i in predecessors[j]:
+            if durations[i] + tail[j] > tail[i]:
+                tail[i] = durations[i] + tail[j]
+    critical_path = max(head)
+    lower_bound = max(critical_path, math.ceil(sum(durations) / workers))
+    multiplier = preset.time_budget_multiplier
+    horizon = math.ceil(multiplier * lower_bound) if multiplier is not None else 2 * lower_bound
+
+    events = _outages(preset, seed, workers, horizon)
+    schedule = reference_schedule(
+        predecessors, durations, [-t for t in tail], capacity_timeline(workers, events)
+    )
+    allowance = (1.0 - preset.deadline_tightness) * lower_bound
+    deadlines = [schedule.finish[j] + int(allowance * deadline_draws[j]) for j in range(n)]
+    time_budget = (
+        None if multiplier is None else max(math.ceil(multiplier * lower_bound), schedule.makespan)
+    )
+
+    # Names are a random permutation of the topological order, so that the
+    # order of the ids tells a policy nothing; subtasks are listed by name.
+    width = max(2, len(str(n)))
+    names = list(range(1, n + 1))
+    rng.shuffle(names)
+    ids = [f"task_{names[j]:0{width}d}" for j in range(n)]
+    subtasks = tuple(
+        sorted(
+            (
+                SubtaskSpec(
+                    id=ids[j],
+                    type=WORK_TYPE,
+                    depends_on=tuple(sorted(ids[i] for i in predecessors[j])),
+                    work=durations[j],
+                    priority=priorities[j],
+                    deadline=deadlines[j],
+                )
+                for j in range(n)
+            ),
+            key=lambda spec: spec.id,
+        )
+    )
+    reliability = 1.0 - preset.failure_rate
+    agents = tuple(
+        AgentSpec(name=f"worker_{k + 1}", capabilities=frozenset({WORK_TYPE}), reliability=reliability)
+        for k in range(workers)
+    )
+    retries = preset.max_retries if preset.failure_rate > 0 else 0
+    return TaskSpec(
+        task_id=f"{ARENA_PREFIX}/{preset.name}",
+        title=f"Arena {preset.name}: {n} subtasks on {workers} workers",
+        description=(
+            f"A generated workflow of {n} subtasks on {workers} interchangeable workers. "
+            "Dispatch ready subtasks (task_ids) to free workers and wait for events; "
+            "meet deadlines, protect the critical path"
+            + (", finish important work within the time budget" if time_budget is not None else "")
+            + "."
+        ),
+        family=ARENA_PREFIX,
+        difficulty=preset.name,
+        time_model=TimeModel.EVENT,
+        time_limit=time_budget,
+        capacity=workers,
+        budget=None,
+        subtasks=subtasks,
+        agents=agents,
+        events=events,
+        reward_table={} if preset.penalise_unfinished else {"unfinished": 0.0},
+        canonical_seed=seed,
+        step_limit=4 * n * (retries + 1) + 2 * len(events) + 16,
+        retry_cap=retries if preset.failure_rate > 0 else None,
+        parameters={
+            "preset": preset.name,
+            "seed": seed,
+            "worker_count": workers,
+            "subtasks": n,
+            "critical_path": critical_path,
+            "lower_bound": lower_bound,
+            "reference_makespan": schedule.makespan,
+            "time_budget": time_budget,
+            "outages": len(events) // 2,
+        },
+    )
+
+
+def _outages(preset: ArenaPreset, seed: int, workers: int, horizon: int) -> tuple[ScheduledEvent, ...]:
+    if preset.outage_rate <= 0 or workers < 2:
+        return ()
+    rng = random.Random(f"arena-outages:{preset.name}:{seed}:{workers}")
+    lo, hi = preset.outage_duration_range
+    events: list[ScheduledEvent] = []
+    t = 1
+    while t < horizon:
+        if rng.random() < preset.outage_rate:
+            length = rng.randint(lo, hi)
+            lost = rng.randint(1, max(1, workers // 2))
+            events.append(ScheduledEvent(at=t, kind=EventKind.CAPACITY, value=workers - lost))
+            events.append(ScheduledEvent(at=t + length, kind=EventKind.CAPACITY, value=workers))
+            t += length + 1
+        else:
+            t += 1
+    return tuple(events)
+
+
+class ArenaFamily:
+    """``arena/easy``, ``arena/medium``, ``arena/hard``: seeded arena workflows."""
+
+    prefix = ARENA_PREFIX
+
+    def __init__(self, presets: dict[str, ArenaPreset] | None = None) -> None:
+        self.presets = dict(PRESETS if presets is None else presets)
+
+    def variants(self) -> list[str]:
+        return list(self.presets)
+
+    def describe(self, variant: str) -> dict[str, Any]:
+        preset = self.presets[variant]
+        return {
+            "task_id": f"{self.prefix}/{variant}",
+            "title": f"Arena {variant}",
+            "family": self.prefix,
+            "difficulty": variant,
+            "time_model": TimeModel.EVENT.value,
+            "description": (
+                "Seeded generated workflows on interchangeable workers: dispatch ready subtasks, "
+                "wait for events, meet deadlines and the time budget. reset takes seed and worker_count."
+            ),
+            "parameters": {
+                **preset.table(),
+                "worker_count_range": [MIN_WORKERS, MAX_WORKERS],
+                "training_seeds": [TRAINING_SEEDS.start, TRAINING_SEEDS.stop - 1],
+                "evaluation_seeds": [EVALUATION_SEEDS.start, EVALUATION_SEEDS.stop - 1],
+            },
+        }
+
+    def build(self, variant: str, seed: int, worker_count: int | None) -> TaskSpec:
+        return generate_arena(self.presets[variant], seed, worker_count)
