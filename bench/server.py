@@ -1,0 +1,273 @@
+"""Server speed and memory: ``python -m bench server``.
+
+Starts the real server (``--no-web``) on 127.0.0.1 in a child process and
+measures it from this process, so client and server share the machine:
+
+* ``ws_p50_ms`` / ``ws_p99_ms``: one WebSocket session, time from sending a
+  step to receiving its observation;
+* ``ws_steps_per_second_16`` / ``_64``: steps per second summed over that many
+  concurrent sessions (each waits for its reply before the next step);
+* ``http_p50_ms`` / ``http_p99_ms``: ``POST /step`` over one keep-alive connection;
+* ``rss_idle_mb``: the server's resident memory after start-up, before any
+  traffic; ``rss_after_10k_episodes_mb``: after 10,000 more complete episodes.
+
+The actions are the built-in heuristic policy's, recorded beforehand so that
+no policy runs while timing; requests are serialised beforehand too. Prints
+figures, and one JSON object as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import websockets
+
+from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.core.policies import make_policy
+
+TASKS = ("easy", "medium", "hard", "expert")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+Trajectory = tuple[str, int, list[str]]  # task, seed, serialised step messages
+
+
+def record_trajectories(count_per_task: int) -> list[tuple[str, int, list[dict]]]:
+    """The heuristic policy's actions for a few episodes of every task."""
+    env = WorkflowEnv()
+    recorded = []
+    for task_id in TASKS:
+        for seed in range(count_per_task):
+            policy = make_policy("heuristic", seed)
+            observation = env.reset(task_id, seed=seed)
+            actions = []
+            while not observation["done"]:
+                action = policy.act(observation)
+                actions.append(action)
+                observation = env.step(action)
+            recorded.append((task_id, seed, actions))
+    return recorded
+
+
+def ws_messages(recorded: list[tuple[str, int, list[dict]]]) -> list[tuple[str, list[str]]]:
+    return [
+        (orjson.dumps({"type": "reset", "data": {"task_id": task_id, "seed": seed}}).decode(),
+         [orjson.dumps({"type": "step", "data": action}).decode() for action in actions])
+        for task_id, seed, actions in recorded
+    ]
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class ServerUnderTest:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/ws"
+        env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOW_ORCHESTRATOR_")}
+        env.pop("ENABLE_WEB_INTERFACE", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workflow_orchestrator.server.app", "--host", "127.0.0.1", "--port", str(port),
+             "--no-web", "--log-level", "warning"],
+            cwd=REPO_ROOT, env=env,
+        )
+        deadline = time.monotonic() + 90
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the server exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1, trust_env=False).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit("the server did not start within 90 s")
+            time.sleep(0.1)
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+async def ws_latency(server: ServerUnderTest, episodes: list[tuple[str, list[str]]], steps: int) -> list[float]:
+    samples: list[float] = []
+    clock = time.perf_counter
+    async with websockets.connect(server.ws_url, compression=None) as ws:
+        while len(samples) < steps:
+            for reset, step_messages in episodes:
+                await ws.send(reset)
+                await ws.recv()
+                for message in step_messages:
+                    started = clock()
+                    await ws.send(message)
+                    await ws.recv()
+                    samples.append(clock() - started)
+    return samples
+
+
+async def ws_throughput(server: ServerUnderTest, episodes: list[tuple[str, list[str]]], sessions: int,
+                        seconds: float) -> tuple[float, int]:
+    """Steps per second summed over ``sessions`` concurrent sessions; also the episodes finished."""
+    stop_at = 0.0
+    steps = 0
+    finished = 0
+
+    async def session(offset: int) -> None:
+        nonlocal steps, finished
+        async with websockets.connect(server.ws_url, compression=None) as ws:
+            index = offset
+            while time.perf_counter() < stop_at:
+                reset, step_messages = episodes[index % len(episodes)]
+                index += 1
+                await ws.send(reset)
+                await ws.recv()
+                for message in step_messages:
+                    await ws.send(message)
+                    await ws.recv()
+                    steps += 1
+                finished += 1
+
+    stop_at = time.perf_counter() + 0.5  # warm-up: connections, caches
+    await asyncio.gather(*(session(i) for i in range(sessions)))
+    steps = finished = 0
+    started = time.perf_counter()
+    stop_at = started + seconds
+    await asyncio.gather(*(session(i) for i in range(sessions)))
+    return steps / (time.perf_counter() - started), finished
+
+
+async def ws_episodes(server: ServerUnderTest, episodes: list[tuple[str, list[str]]], count: int,
+                      sessions: int) -> None:
+    """Play ``count`` complete episodes over ``sessions`` concurrent sessions."""
+    remaining = count
+
+    async def session(offset: int) -> None:
+        nonlocal remaining
+        async with websockets.connect(server.ws_url, compression=None) as ws:
+            index = offset
+            while remaining > 0:
+                remaining -= 1
+                reset, step_messages = episodes[index % len(episodes)]
+                index += sessions
+                await ws.send(reset)
+                await ws.recv()
+                for message in step_messages:
+                    await ws.send(message)
+                    await ws.recv()
+
+    await asyncio.gather(*(session(i) for i in range(sessions)))
+
+
+def http_latency(server: ServerUnderTest, recorded: list[tuple[str, int, list[dict]]], steps: int) -> list[float]:
+    samples: list[float] = []
+    connection = http.client.HTTPConnection("127.0.0.1", server.port)
+    headers = {"Content-Type": "application/json"}
+    clock = time.perf_counter
+    while len(samples) < steps:
+        for task_id, seed, actions in recorded:
+            connection.request("POST", "/reset", orjson.dumps({"task_id": task_id, "seed": seed}), headers)
+            reply = connection.getresponse()
+            episode_id = orjson.loads(reply.read())["observation"]["episode_id"]
+            bodies = [orjson.dumps({"episode_id": episode_id, "action": action}) for action in actions]
+            for body in bodies:
+                started = clock()
+                connection.request("POST", "/step", body, headers)
+                reply = connection.getresponse()
+                reply.read()
+                samples.append(clock() - started)
+                if reply.status != 200:
+                    raise SystemExit(f"/step answered {reply.status}")
+    connection.close()
+    return samples
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--latency-steps", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=4.0, help="duration of each throughput run")
+    parser.add_argument("--episodes", type=int, default=10_000, help="episodes before the second RSS reading")
+    args = parser.parse_args(argv)
+
+    recorded = record_trajectories(count_per_task=8)
+    episodes = ws_messages(recorded)
+    server = ServerUnderTest(free_port())
+    try:
+        time.sleep(1.0)
+        rss_idle = server.rss_mb()
+        print(f"RSS idle: {rss_idle:.1f} MB")
+
+        ws_samples = asyncio.run(ws_latency(server, episodes, args.latency_steps))
+        ws_p50, ws_p99 = percentile(ws_samples, 0.5) * 1000, percentile(ws_samples, 0.99) * 1000
+        print(f"WebSocket, one session: p50 {ws_p50:.3f} ms, p99 {ws_p99:.3f} ms over {len(ws_samples)} steps")
+
+        http_samples = http_latency(server, recorded, args.latency_steps)
+        http_p50, http_p99 = percentile(http_samples, 0.5) * 1000, percentile(http_samples, 0.99) * 1000
+        print(f"HTTP POST /step: p50 {http_p50:.3f} ms, p99 {http_p99:.3f} ms over {len(http_samples)} steps")
+
+        throughput = {}
+        for sessions in (16, 64):
+            rate, finished = asyncio.run(ws_throughput(server, episodes, sessions, args.seconds))
+            throughput[sessions] = rate
+            print(f"WebSocket, {sessions} sessions: {rate:,.0f} steps/s ({finished} episodes in {args.seconds:g} s)")
+
+        before = server.rss_mb()
+        started = time.perf_counter()
+        asyncio.run(ws_episodes(server, episodes, args.episodes, sessions=16))
+        rss_after = server.rss_mb()
+        print(f"{args.episodes:,} more episodes in {time.perf_counter() - started:.1f} s: "
+              f"RSS {before:.1f} -> {rss_after:.1f} MB (idle {rss_idle:.1f} MB)")
+    finally:
+        server.stop()
+
+    figures = {
+        "ws_p50_ms": round(ws_p50, 3),
+        "ws_p99_ms": round(ws_p99, 3),
+        "ws_steps_per_second_16": round(throughput[16]),
+        "ws_steps_per_second_64": round(throughput[64]),
+        "http_p50_ms": round(http_p50, 3),
+        "http_p99_ms": round(http_p99, 3),
+        "rss_idle_mb": round(rss_idle, 1),
+        "rss_after_10k_episodes_mb": round(rss_after, 1),
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Packaging: openenv's own validator (local layout and the running server), the README's walkthrough."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from server_fixtures import REPO_ROOT, RunningServer, live_server  # noqa: F401  (pytest fixtures)
+
+OPENENV = Path(sys.executable).with_name("openenv")
+
+
+def run_openenv(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    return subprocess.run([str(OPENENV), *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_openenv_validate_local_layout() -> None:
+    result = run_openenv("validate", str(REPO_ROOT), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["passed"] is True
+
+
+def test_openenv_validate_running_server(live_server: RunningServer) -> None:
+    result = run_openenv("validate", "--url", live_server.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] is True and report["mode"] == "simulation"
+
+
+def test_server_script_and_pinned_openenv() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["server"] == "workflow_orchestrator.server.app:main"
+    assert "openenv-core==0.3.0" in project["dependencies"]
+
+
+def test_server_help_lists_host_port_and_web_options() -> None:
+    result = subprocess.run([sys.executable, "-m", "workflow_orchestrator.server.app", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for option in ("--host", "--port", "--no-web", "--max-sessions", "--session-idle-timeout"):
+        assert option in result.stdout
+
+
+def readme_walkthrough() -> str:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Try it with curl", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    assert blocks, "the README's curl walkthrough has no bash blocks"
+    return "\n".join(blocks)
+
+
+def test_the_readme_curl_walkthrough_works_when_pasted(live_server: RunningServer) -> None:
+    script = readme_walkthrough().replace("http://localhost:8000", live_server.url)
+    assert live_server.url in script
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "NO_PROXY": "*"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"episode_id"' in result.stdout
+    assert '"score"' in result.stdout  # the walkthrough ends by grading its episode
+    assert '"error"' not in result.stdout
+
+
+def test_ci_script_is_executable_and_runs_the_readme_test_command() -> None:
+    ci = REPO_ROOT / ".ci" / "run"
+    assert os.access(ci, os.X_OK)
+    assert "run pytest" in ci.read_text()
+    assert "uv run pytest" in (REPO_ROOT / "README.md").read_text()
