@@ -309,7 +309,7 @@ class Episode:
             if agent_name is None:
                 a = self.pick_agent(s, taken_agents)
                 if a < 0:
-                    errors.append((ErrorCode.NO_FREE_AGENT, f"no idle agent can take subtask {subtask_id!r} now"))
+                    errors.append(self._no_agent_error(subtask_id, len(planned)))
                     continue
             else:
                 a = self.agent_index.get(agent_name, -1)
@@ -333,6 +333,17 @@ class Episode:
         for s, a, is_retry in planned:
             self._start(s, a, is_retry, facts)
         return []
+
+    def _no_agent_error(self, subtask_id: str, planned: int) -> tuple[ErrorCode, str]:
+        # When the batch so far already fills every free slot, more workers
+        # would not be usable anyway: the batch is too large, not the pool too small.
+        if self.active_count + planned >= self.capacity:
+            return (
+                ErrorCode.CAPACITY_EXCEEDED,
+                f"subtask {subtask_id!r} is one more than the {max(0, self.capacity - self.active_count)} "
+                "free slot(s)",
+            )
+        return ErrorCode.NO_FREE_AGENT, f"no idle agent can take subtask {subtask_id!r} now"
 
     def _status_error(self, s: int, kind: ActionType) -> tuple[ErrorCode, str] | None:
         status = self.status[s]
