@@ -25,7 +25,7 @@ MAX_SEED = 2**31 - 1
 MAX_ID_LENGTH = 64
 MAX_BATCH = 64
 MAX_WORKER_COUNT = 64
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 
 ActionType = Literal["delegate", "dispatch", "retry", "wait", "synthesize", "abort"]
 

@@ -71,3 +71,15 @@ def test_ci_script_is_executable_and_runs_the_readme_test_command() -> None:
     assert os.access(ci, os.X_OK)
     assert "run pytest" in ci.read_text()
     assert "uv run pytest" in (REPO_ROOT / "README.md").read_text()
+
+
+def test_the_readme_client_examples_run(live_server: RunningServer) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Training loop with the Python client", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        script = block.replace("http://localhost:8000", live_server.url)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "NO_PROXY": "*"}, cwd=REPO_ROOT)
+        assert result.returncode == 0, result.stderr
