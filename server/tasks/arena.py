@@ -8,8 +8,7 @@ Construction, for a preset and a seed:
 
 1. ``n`` subtasks, uniform in the preset's range. Subtask ``j`` depends on
    each earlier subtask ``i < j`` with the preset's edge probability (a random
-   DAG on the topological order ``task_01 .. task_n``: acyclic by
-   construction). Work amounts (durations; workers have speed 1) and
+   DAG on the topological order ``0 .. n-1``: acyclic by construction). Work amounts (durations; workers have speed 1) and
    priorities are uniform in the preset's ranges.
 2. ``LB = max(critical path, ceil(total work / workers))``, a lower bound on
    any schedule's makespan.
@@ -18,8 +17,10 @@ Construction, for a preset and a seed:
    probability ``outage_rate``; it lasts a duration uniform in the preset's
    range and takes away ``1 .. max(1, workers // 2)`` workers (never all).
    The horizon is the time budget (``ceil(multiplier x LB)``) or ``2 x LB``.
-4. The reference schedule: list scheduling in critical-path order (longest
-   remaining chain first) on the usable workers over time, every attempt
+4. Names: ``task_01 .. task_n`` assigned by a random permutation (the id
+   order tells nothing about the DAG). The reference schedule: list
+   scheduling in critical-path order (longest remaining chain first, equal
+   chains by name) on the usable workers over time, every attempt
    succeeding. Its finish times ``F_i`` show that the deadlines below are
    all met by one schedule, and its makespan bounds the time budget below.
 5. Deadlines ``D_i = F_i + floor((1 - tightness) x LB x u_i)`` with ``u_i``
@@ -228,22 +229,26 @@ def generate_arena(preset: ArenaPreset, seed: int, worker_count: int | None = No
     multiplier = preset.time_budget_multiplier
     horizon = math.ceil(multiplier * lower_bound) if multiplier is not None else 2 * lower_bound
 
+    # Names are a random permutation of the topological order, so that the
+    # order of the ids tells a policy nothing; subtasks are listed by name.
+    width = max(2, len(str(n)))
+    numbers = list(range(1, n + 1))
+    rng.shuffle(numbers)
+    ids = [f"task_{numbers[j]:0{width}d}" for j in range(n)]
+
     events = _outages(preset, seed, workers, horizon)
-    schedule = reference_schedule(
-        predecessors, durations, [-t for t in tail], capacity_timeline(workers, events)
-    )
+    # Critical path first; equal chains by name, so the order follows from the spec alone.
+    by_rank = sorted(range(n), key=lambda j: (-tail[j], ids[j]))
+    rank = [0] * n
+    for position, j in enumerate(by_rank):
+        rank[j] = position
+    schedule = reference_schedule(predecessors, durations, rank, capacity_timeline(workers, events))
     allowance = (1.0 - preset.deadline_tightness) * lower_bound
     deadlines = [schedule.finish[j] + int(allowance * deadline_draws[j]) for j in range(n)]
     time_budget = (
         None if multiplier is None else max(math.ceil(multiplier * lower_bound), schedule.makespan)
     )
 
-    # Names are a random permutation of the topological order, so that the
-    # order of the ids tells a policy nothing; subtasks are listed by name.
-    width = max(2, len(str(n)))
-    names = list(range(1, n + 1))
-    rng.shuffle(names)
-    ids = [f"task_{names[j]:0{width}d}" for j in range(n)]
     subtasks = tuple(
         sorted(
             (
