@@ -17,6 +17,7 @@ from ..core.compiled import CompiledTask
 from ..core.dag import WorkflowDefinitionError
 from ..core.model import TaskSpec
 from .arena import ArenaFamily
+from .generated import GeneratedFamily
 from .schema import task_from_file
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
@@ -151,7 +152,7 @@ def describe_scenario(compiled: CompiledTask) -> dict[str, Any]:
 
 def builtin_families() -> list[TaskFamily]:
     """The generated families every default registry offers."""
-    return [ArenaFamily()]
+    return [ArenaFamily(), GeneratedFamily()]
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,400 @@
+"""Generated scenarios: seeded workflows of the scenario kind at difficulty levels.
+
+``generated/easy|medium|hard`` with a seed is a task like the four
+hand-written scenarios: typed subtasks, named agents with capabilities,
+speeds, costs and reliabilities, permanent-failure traps, a dropout,
+deadlines and a budget, in the ``tick`` time model, graded by the scenario
+graders and rewarded by the scenario reward table.
+
+Construction, for a level and a seed:
+
+1. Subtask types and agent names are drawn from fixed vocabularies. Every
+   type gets a primary agent (round robin over the shuffled agents, so every
+   agent has work), and every other (agent, type) pair is added with the
+   level's extra-capability probability. Speed is 1 or 2 ticks per unit of
+   work; a fast agent costs more per tick (1.5-4.0 against 0.5-2.0);
+   reliability is uniform in the level's range.
+2. Traps: an agent is given a type (one some subtask has) that it accepts
+   but can never complete, only where another agent can complete that type.
+3. ``n`` subtasks on a random DAG over a topological order (edge probability
+   of the level), each of a random type, work 1-2, priority 1-3, named
+   ``<type>_<k>`` with ``k`` a random permutation of ``1..n``.
+4. Dropout (hard): one agent goes offline for good at a tick in
+   ``[2, critical path + 1]``; first every type it can do is also given to
+   another agent (not trapped on it), so nothing depends on it alone.
+5. The reference schedule, one action per tick: at every tick the ready
+   subtasks (longest chain of fastest durations ahead first, then by name)
+   go to the idle agent able to complete them that finishes first (then the
+   cheapest, then by name), never to a trap and never to an agent that
+   drops out before it would finish, up to the capacity; every attempt
+   succeeding. It ends with ``synthesize`` one tick after the last completion.
+6. Deadlines on ``deadline_count`` subtasks (the highest priority first):
+   ``D_i = F_i + floor((1 - tightness) x makespan x u_i)``, ``u_i`` uniform in
+   [0, 1), so the reference schedule meets every deadline.
+7. Budget: the reference cost times the level's budget factor (one decimal,
+   rounded up). Time limit: ``ref_end + ceil(time_slack x ref_end)`` where
+   ``ref_end`` is the reference schedule's synthesis tick.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..core.model import AgentSpec, EventKind, ScheduledEvent, SubtaskSpec, TaskSpec, TimeModel
+from .arena import EVALUATION_SEEDS, TRAINING_SEEDS  # one seed convention for both families
+
+GENERATED_PREFIX = "generated"
+
+TYPE_VOCABULARY = (
+    "design", "implement", "test", "review", "deploy", "analyze",
+    "document", "integrate", "audit", "notify", "migrate", "benchmark",
+)
+AGENT_VOCABULARY = (
+    "planner", "builder", "tester", "reviewer", "operator", "analyst",
+    "writer", "integrator", "auditor", "courier",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedLevel:
+    name: str
+    subtask_range: tuple[int, int]
+    type_count: int
+    agent_count: int
+    edge_probability: float
+    extra_capability_probability: float
+    reliability_range: tuple[float, float]
+    traps: int
+    dropouts: int
+    deadline_count: int
+    deadline_tightness: float
+    capacity: int
+    budget_factor: float | None  # None: no budget
+    time_slack: float
+    grade_weights: dict[str, float]
+
+    def table(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+LEVELS: dict[str, GeneratedLevel] = {
+    "easy": GeneratedLevel(
+        name="easy",
+        subtask_range=(6, 8),
+        type_count=4,
+        agent_count=4,
+        edge_probability=0.3,
+        extra_capability_probability=0.25,
+        reliability_range=(1.0, 1.0),
+        traps=0,
+        dropouts=0,
+        deadline_count=0,
+        deadline_tightness=0.0,
+        capacity=3,
+        budget_factor=None,
+        time_slack=0.6,
+        grade_weights={
+            "completion": 0.35, "parallelism": 0.15, "time_efficiency": 0.25,
+            "cost_efficiency": 0.15, "valid_actions": 0.10,
+        },
+    ),
+    "medium": GeneratedLevel(
+        name="medium",
+        subtask_range=(8, 11),
+        type_count=5,
+        agent_count=5,
+        edge_probability=0.3,
+        extra_capability_probability=0.25,
+        reliability_range=(0.85, 1.0),
+        traps=1,
+        dropouts=0,
+        deadline_count=1,
+        deadline_tightness=0.5,
+        capacity=3,
+        budget_factor=1.6,
+        time_slack=0.5,
+        grade_weights={
+            "completion": 0.25, "deadlines": 0.15, "recovery": 0.10, "recovery_speed": 0.05,
+            "error_classification": 0.05, "parallelism": 0.10, "cost_efficiency": 0.10,
+            "budget": 0.05, "time_efficiency": 0.15,
+        },
+    ),
+    "hard": GeneratedLevel(
+        name="hard",
+        subtask_range=(10, 14),
+        type_count=6,
+        agent_count=6,
+        edge_probability=0.3,
+        extra_capability_probability=0.25,
+        reliability_range=(0.75, 0.95),
+        traps=2,
+        dropouts=1,
+        deadline_count=2,
+        deadline_tightness=0.7,
+        capacity=3,
+        budget_factor=1.4,
+        time_slack=0.4,
+        grade_weights={
+            "completion": 0.20, "deadlines": 0.20, "recovery": 0.10, "recovery_speed": 0.05,
+            "error_classification": 0.10, "parallelism": 0.05, "cost_efficiency": 0.10,
+            "budget": 0.05, "time_efficiency": 0.15,
+        },
+    ),
+}
+
+
+@dataclass(slots=True)
+class _Agent:
+    name: str
+    capabilities: set[str]
+    speed: int
+    cost: float
+    reliability: float
+    traps: set[str]
+    offline_at: int | None  # the time (not the tick) from which it is offline
+
+
+def generate_scenario(level: GeneratedLevel, seed: int) -> TaskSpec:
+    """One scenario-kind workflow; the same arguments give the same task in any process."""
+    rng = random.Random(f"generated:{level.name}:{seed}")
+    types = rng.sample(TYPE_VOCABULARY, level.type_count)
+    names = rng.sample(AGENT_VOCABULARY, level.agent_count)
+    agents = [_draw_agent(rng, name, level) for name in names]
+    order = list(range(len(agents)))
+    rng.shuffle(order)
+    for k, kind in enumerate(types):
+        agents[order[k % len(agents)]].capabilities.add(kind)
+    for agent in agents:
+        for kind in types:
+            if kind not in agent.capabilities and rng.random() < level.extra_capability_probability:
+                agent.capabilities.add(kind)
+    n = rng.randint(*level.subtask_range)
+    predecessors = [[i for i in range(j) if rng.random() < level.edge_probability] for j in range(n)]
+    kinds = [rng.choice(types) for _ in range(n)]
+    _add_traps(rng, agents, sorted(set(kinds), key=types.index), level.traps)
+    works = [rng.randint(1, 2) for _ in range(n)]
+    priorities = [rng.randint(1, 3) for _ in range(n)]
+    numbers = list(range(1, n + 1))
+    rng.shuffle(numbers)
+    width = len(str(n))
+    ids = [f"{kinds[j]}_{numbers[j]:0{width}d}" for j in range(n)]
+
+    fastest = [min(a.speed for a in agents if _able(a, kinds[j])) * works[j] for j in range(n)]
+    tail = list(fastest)
+    for j in range(n - 1, -1, -1):
+        for i in predecessors[j]:
+            tail[i] = max(tail[i], fastest[i] + tail[j])
+    critical_path = max(tail)
+    events: list[ScheduledEvent] = []
+    for _ in range(level.dropouts):
+        dropped = _add_dropout(rng, agents, critical_path)
+        if dropped is not None:
+            # "Offline at tick T" happens at the start of tick T, time T - 1.
+            events.append(ScheduledEvent(at=dropped.offline_at + 1, kind=EventKind.OFFLINE, agent=dropped.name))  # type: ignore[operator]
+
+    finish, assigned = _reference_schedule(predecessors, kinds, works, ids, tail, agents, level.capacity)
+    makespan = max(finish)
+    reference_end = makespan + 1  # the synthesis tick
+    reference_cost = sum(agents[assigned[j]].cost * agents[assigned[j]].speed * works[j] for j in range(n))
+    deadline_draws = [rng.random() for _ in range(n)]
+    deadlines: list[int | None] = [None] * n
+    by_priority = sorted(range(n), key=lambda j: (-priorities[j], ids[j]))
+    for j in by_priority[: level.deadline_count]:
+        deadlines[j] = finish[j] + int((1.0 - level.deadline_tightness) * makespan * deadline_draws[j])
+    budget = (
+        None
+        if level.budget_factor is None
+        else math.ceil(reference_cost * level.budget_factor * 10) / 10
+    )
+
+    subtasks = tuple(
+        sorted(
+            (
+                SubtaskSpec(
+                    id=ids[j],
+                    type=kinds[j],
+                    depends_on=tuple(sorted(ids[i] for i in predecessors[j])),
+                    work=works[j],
+                    priority=priorities[j],
+                    deadline=deadlines[j],
+                )
+                for j in range(n)
+            ),
+            key=lambda spec: spec.id,
+        )
+    )
+    return TaskSpec(
+        task_id=f"{GENERATED_PREFIX}/{level.name}",
+        title=f"Generated {level.name}: {n} subtasks, {len(agents)} agents",
+        description=(
+            f"A generated workflow of {n} typed subtasks and {len(agents)} specialist agents"
+            + (", with traps" if level.traps else "")
+            + (", a dropout" if events else "")
+            + (", deadlines" if level.deadline_count else "")
+            + (f" and a budget of {budget}" if budget is not None else "")
+            + ". Delegate each subtask to a capable agent, recover from failures, synthesize when done."
+        ),
+        family=GENERATED_PREFIX,
+        difficulty=level.name,
+        time_model=TimeModel.TICK,
+        time_limit=reference_end + math.ceil(level.time_slack * reference_end),
+        capacity=level.capacity,
+        budget=budget,
+        subtasks=subtasks,
+        agents=tuple(
+            AgentSpec(
+                name=a.name,
+                capabilities=frozenset(a.capabilities),
+                speed=a.speed,
+                cost=a.cost,
+                reliability=a.reliability,
+                never_succeeds=frozenset(a.traps),
+            )
+            for a in agents
+        ),
+        events=tuple(events),
+        grade_weights=dict(level.grade_weights),
+        activity_gate=0.5,
+        canonical_seed=seed,
+        parameters={
+            "level": level.name,
+            "seed": seed,
+            "reference_end": reference_end,
+            "reference_cost": round(reference_cost, 4),
+        },
+    )
+
+
+def _draw_agent(rng: random.Random, name: str, level: GeneratedLevel) -> _Agent:
+    speed = rng.choice((1, 1, 2))
+    low, high = (1.5, 4.0) if speed == 1 else (0.5, 2.0)
+    lo_rel, hi_rel = level.reliability_range
+    return _Agent(
+        name=name,
+        capabilities=set(),
+        speed=speed,
+        cost=round(rng.uniform(low, high), 1),
+        reliability=round(rng.uniform(lo_rel, hi_rel), 2),
+        traps=set(),
+        offline_at=None,
+    )
+
+
+def _able(agent: _Agent, kind: str) -> bool:
+    return kind in agent.capabilities and kind not in agent.traps
+
+
+def _add_traps(rng: random.Random, agents: list[_Agent], types: list[str], count: int) -> None:
+    candidates = [(a, kind) for a in range(len(agents)) for kind in types if kind not in agents[a].capabilities]
+    rng.shuffle(candidates)
+    for a, kind in candidates[:count]:
+        # Every type already has an able primary agent, and a trap never makes an agent able.
+        agents[a].capabilities.add(kind)
+        agents[a].traps.add(kind)
+
+
+def _add_dropout(rng: random.Random, agents: list[_Agent], critical_path: int) -> _Agent | None:
+    present = [a for a in agents if a.offline_at is None]
+    if len(present) < 2:
+        return None
+    dropped = rng.choice(present)
+    others = [a for a in present if a is not dropped]
+    for kind in sorted(dropped.capabilities - dropped.traps):
+        if not any(_able(a, kind) for a in others):
+            # An heir that is not trapped on this type, so that every trap stays a trap.
+            heir = rng.choice([a for a in others if kind not in a.traps])
+            heir.capabilities.add(kind)
+    dropped.offline_at = rng.randint(2, max(2, critical_path + 1)) - 1
+    return dropped
+
+
+def _reference_schedule(
+    predecessors: list[list[int]],
+    kinds: list[str],
+    works: list[int],
+    ids: list[str],
+    tail: list[int],
+    agents: list[_Agent],
+    capacity: int,
+) -> tuple[list[int], list[int]]:
+    """Finish times and agents of the reference schedule (see the module docstring)."""
+    n = len(kinds)
+    finish = [0] * n
+    assigned = [-1] * n
+    started = [False] * n
+    busy_until = [0] * len(agents)
+    order = sorted(range(n), key=lambda j: (-tail[j], ids[j]))
+    now = 0
+    done = 0
+    while done < n:
+        done = sum(1 for j in range(n) if started[j] and finish[j] <= now)
+        if done == n:
+            break
+        running = sum(1 for j in range(n) if started[j] and finish[j] > now)
+        for j in order:
+            if running >= capacity:
+                break
+            if started[j] or any(not started[i] or finish[i] > now for i in predecessors[j]):
+                continue
+            best: tuple[int, float, str] | None = None
+            choice = -1
+            for a, agent in enumerate(agents):
+                if not _able(agent, kinds[j]) or busy_until[a] > now:
+                    continue
+                end = now + agent.speed * works[j]
+                if agent.offline_at is not None and end > agent.offline_at:
+                    continue
+                key = (end, agent.cost * agent.speed * works[j], agent.name)
+                if best is None or key < best:
+                    best, choice = key, a
+            if choice < 0:
+                continue
+            started[j] = True
+            assigned[j] = choice
+            finish[j] = best[0]  # type: ignore[index]
+            busy_until[choice] = finish[j]
+            running += 1
+        now += 1
+        if now > 10_000:
+            raise AssertionError("the reference schedule does not end")
+    return finish, assigned
+
+
+class GeneratedFamily:
+    """``generated/easy``, ``generated/medium``, ``generated/hard``: seeded scenario-kind tasks."""
+
+    prefix = GENERATED_PREFIX
+
+    def __init__(self, levels: dict[str, GeneratedLevel] | None = None) -> None:
+        self.levels = dict(LEVELS if levels is None else levels)
+
+    def variants(self) -> list[str]:
+        return list(self.levels)
+
+    def describe(self, variant: str) -> dict[str, Any]:
+        return {
+            "task_id": f"{self.prefix}/{variant}",
+            "title": f"Generated scenario {variant}",
+            "family": self.prefix,
+            "difficulty": variant,
+            "time_model": TimeModel.TICK.value,
+            "description": (
+                "Seeded scenario-kind workflows: typed subtasks, specialist agents, traps, dropouts, "
+                "deadlines and budgets, graded like the hand-written scenarios. reset takes seed."
+            ),
+            "parameters": {
+                **self.levels[variant].table(),
+                "training_seeds": [TRAINING_SEEDS.start, TRAINING_SEEDS.stop - 1],
+                "evaluation_seeds": [EVALUATION_SEEDS.start, EVALUATION_SEEDS.stop - 1],
+            },
+        }
+
+    def build(self, variant: str, seed: int, worker_count: int | None) -> TaskSpec:
+        if worker_count is not None:
+            raise ValueError(
+                f"task '{self.prefix}/{variant}' has named agents; worker_count applies to arena tasks only"
+            )
+        return generate_scenario(self.levels[variant], seed)
