@@ -27,7 +27,7 @@ from openenv.core.client_types import StepResult
 from openenv.core.env_client import EnvClient
 from websockets.asyncio.client import connect as ws_connect
 
-from workflow_orchestrator.models import GradeResponse, WorkflowAction, WorkflowObservation, WorkflowState
+from workflow_orchestrator.models import GradeResponse, GradeResult, WorkflowAction, WorkflowObservation, WorkflowState
 
 
 class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowState]):
@@ -109,9 +109,13 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
 
     def _parse_result(self, payload: dict[str, Any]) -> StepResult[WorkflowObservation]:
         fields = {**payload.get("observation", {}), "reward": payload.get("reward"), "done": payload.get("done", False)}
-        observation = (
-            WorkflowObservation.model_validate(fields) if self._validate else WorkflowObservation.model_construct(**fields)
-        )
+        if self._validate:
+            observation = WorkflowObservation.model_validate(fields)
+        else:
+            # The nested views are dicts either way; only the grade is a model.
+            if fields.get("grade") is not None:
+                fields["grade"] = GradeResult.model_construct(**fields["grade"])
+            observation = WorkflowObservation.model_construct(**fields)
         return StepResult(observation=observation, reward=observation.reward, done=observation.done)
 
     def _parse_state(self, payload: dict[str, Any]) -> WorkflowState:

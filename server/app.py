@@ -591,21 +591,21 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     if settings.api_token:
         app.add_middleware(BearerTokenMiddleware, token=settings.api_token)
     if settings.enable_web:
-        mount_dashboard(app, store)
+        app = mount_dashboard(app, store)
     return app
 
 
-def mount_dashboard(app: FastAPI, store: EpisodeStore) -> None:
+def mount_dashboard(app: FastAPI, store: EpisodeStore) -> FastAPI:
     """The dashboard at ``/web``, imported only when the web UI is on.
 
-    The dashboard module provides ``mount_dashboard(app, store)``; until it
-    exists the server runs without ``/web`` and says so.
+    The dashboard module provides ``mount_dashboard(app, store) -> app``; a
+    build without it runs without ``/web`` and says so.
     """
     if importlib.util.find_spec(DASHBOARD_MODULE) is None:
         logger.warning("the dashboard module is not installed; serving without /web")
-        return
+        return app
     dashboard = importlib.import_module(DASHBOARD_MODULE)
-    dashboard.mount_dashboard(app, store)
+    return dashboard.mount_dashboard(app, store)
 
 
 def install_housekeeping(app: FastAPI, store: EpisodeStore, sessions: SessionEndpoint,

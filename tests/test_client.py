@@ -43,6 +43,7 @@ def test_async_client_accepts_plain_dict_actions(live_server: RunningServer) -> 
                 legal = result.observation.legal_actions
                 result = await env.step(dict(legal[0]) if legal else {"action_type": "wait"})
                 steps += 1
+            assert result.observation.grade is not None and 0 <= result.observation.grade.score <= 1
             return result.done, steps
 
     done, steps = asyncio.run(run())
