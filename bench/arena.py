@@ -8,8 +8,9 @@ the policy's own thinking recorded beforehand and not timed). Times are CPU
 time of this process, medians of several rounds.
 
 ``python -m bench arena scores [SEEDS]`` plays noop, random, greedy and
-heuristic on each preset over the first SEEDS (default 100) held-out
-evaluation seeds and prints the mean ``benchmark_score`` as a Markdown table.
+heuristic on each arena preset and each generated-scenario level over the
+first SEEDS (default 100) held-out evaluation seeds and prints the mean grade
+score (for the arena: its ``benchmark_score``) as a Markdown table.
 
 Each prints one JSON object as its last line.
 """
@@ -25,6 +26,7 @@ import time
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.policies import make_policy
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS, PRESETS, ArenaFamily, generate_arena
+from workflow_orchestrator.server.tasks.generated import LEVELS
 from workflow_orchestrator.server.tasks.registry import TaskRegistry
 
 PRESET_NAMES = ("easy", "medium", "hard")
@@ -93,9 +95,9 @@ def policy_scores(seed_count: int = 100) -> dict[str, dict[str, float]]:
     env = WorkflowEnv()
     seeds = EVALUATION_SEEDS[:seed_count]
     table: dict[str, dict[str, float]] = {}
-    for preset in PRESET_NAMES:
-        task_id = f"arena/{preset}"
-        table[preset] = {}
+    task_ids = [f"arena/{p}" for p in PRESET_NAMES] + [f"generated/{level}" for level in LEVELS]
+    for task_id in task_ids:
+        table[task_id] = {}
         for name in POLICY_NAMES:
             scores = []
             for seed in seeds:
@@ -104,22 +106,20 @@ def policy_scores(seed_count: int = 100) -> dict[str, dict[str, float]]:
                 while not observation["done"]:
                     observation = env.step(policy.act(observation))
                 scores.append(observation["grade"]["score"])
-            table[preset][name] = round(statistics.mean(scores), 3)
-    print(f"mean benchmark_score over held-out seeds {seeds.start}..{seeds.stop - 1}")
-    print("| preset | " + " | ".join(POLICY_NAMES) + " |")
+            table[task_id][name] = round(statistics.mean(scores), 3)
+    print(f"mean grade score over held-out seeds {seeds.start}..{seeds.stop - 1}")
+    print("| task | " + " | ".join(POLICY_NAMES) + " |")
     print("|---|" + "---:|" * len(POLICY_NAMES))
-    for preset, row in table.items():
-        print(f"| {preset} | " + " | ".join(f"{row[name]:.3f}" for name in POLICY_NAMES) + " |")
+    for task_id, row in table.items():
+        print(f"| `{task_id}` | " + " | ".join(f"{row[name]:.3f}" for name in POLICY_NAMES) + " |")
     return table
 
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["arena"]:  # run as ``python -m bench arena ...`` without argv
-        args = args[1:]
     if args and args[0] == "scores":
         count = int(args[1]) if len(args) > 1 else 100
-        print(json.dumps({"benchmark_score": policy_scores(count)}))
+        print(json.dumps({"mean_score": policy_scores(count)}))
         return
     print(json.dumps(speed()))
 
