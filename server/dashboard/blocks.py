@@ -49,7 +49,8 @@ DASHBOARD_CSS = """
 .wo-gauge-fill { height: 100%; border-radius: 4px; }
 .wo-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr)); gap: 10px; }
 .wo-card { border: 1px solid #d0d7de; border-radius: 8px; padding: 8px 10px; font-size: 13px; }
-.wo-card-head { display: flex; justify-content: space-between; align-items: center; margin-bottom: 4px; }
+.wo-card-head { display: flex; justify-content: space-between; align-items: flex-start; gap: 6px; margin-bottom: 4px; }
+.wo-card-head b { overflow-wrap: anywhere; }
 .wo-card-line { margin: 2px 0; }
 .wo-pill { color: #fff; border-radius: 10px; padding: 0 8px; font-size: 12px; }
 .wo-chips { margin-top: 4px; }
@@ -113,7 +114,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                                                label="Built-in policy", elem_id="wo-policy", scale=2)
                     policy_step_button = gr.Button("Policy step", elem_id="wo-policy-step", scale=1)
                 with gr.Row():
-                    play_button = gr.Button("Play policy to the end", elem_id="wo-play")
+                    play_button = gr.Button("Play to the end", elem_id="wo-play")
                     stop_button = gr.Button("Stop", elem_id="wo-stop")
         gr.Markdown("### Schedule")
         gantt_view = gr.HTML(elem_id="wo-gantt")

@@ -240,8 +240,8 @@ def dag_svg(observation: Observation, statuses: Sequence[DeadlineStatus] = ()) -
             f"<title>{esc(tooltip)}</title>"
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{NODE_W}" height="{NODE_H}" rx="8" fill="{fill}" '
             f'stroke="{"#24292f" if status in ("ready", "in_progress") else fill}" stroke-width="1.5"/>'
-            f'<text x="{x + 9:.1f}" y="{y + 19:.1f}" font-size="13" font-weight="600" fill="{ink}">'
-            f"{esc(shorten(subtask['id'], 19))}</text>"
+            f'<text x="{x + 9:.1f}" y="{y + 19:.1f}" font-size="12" font-weight="600" fill="{ink}">'
+            f"{esc(shorten(subtask['id'], 20))}</text>"
             f'<text x="{x + 9:.1f}" y="{y + 36:.1f}" font-size="11" fill="{ink}">{esc(shorten(detail, 24))}</text>'
         )
         if subtask.get("deadline") is not None:
@@ -368,7 +368,7 @@ def gantt_svg(
         parts.append(
             f'<rect x="0" y="{y}" width="{width}" height="{row_h}" fill="{"#f6f8fa" if index % 2 else "none"}"/>'
             f'<text x="{label_w - 8}" y="{y + row_h / 2 + 4}" font-size="12" text-anchor="end" fill="#24292f">'
-            f"{esc(shorten(name, 22))}</text>"
+            f"{esc(shorten(name, 19))}</text>"
         )
     for agent, since, until in offline:
         if agent not in row_of:
@@ -456,6 +456,7 @@ def reward_svg(rewards: Sequence[float]) -> str:
         return top + plot_h * (t_high - value) / t_span
 
     step_w = plot_w / len(rewards)
+    bar_w = min(step_w * 0.7, 28.0)  # a few steps should not make slabs
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="wo-rewards" viewBox="0 0 {width} {height}" width="100%" '
         f'style="font-family:{FONT}" role="img" aria-label="reward per step" data-steps="{len(rewards)}">',
@@ -466,10 +467,10 @@ def reward_svg(rewards: Sequence[float]) -> str:
         f'<text x="{width - right + 4}" y="{top + plot_h}" font-size="10" fill="#8250df">{number(t_low)}</text>',
     ]
     for index, value in enumerate(rewards):
-        x = left + index * step_w + step_w * 0.15
+        x = left + (index + 0.5) * step_w - bar_w / 2
         y0, y1 = sorted((y_of(0), y_of(value)))
         parts.append(
-            f'<rect x="{x:.1f}" y="{y0:.1f}" width="{max(step_w * 0.7, 1):.1f}" height="{max(y1 - y0, 1):.1f}" '
+            f'<rect x="{x:.1f}" y="{y0:.1f}" width="{max(bar_w, 1):.1f}" height="{max(y1 - y0, 1):.1f}" '
             f'fill="{"#2da44e" if value >= 0 else "#cf222e"}"><title>step {index + 1}: {value:+.3f}</title></rect>'
         )
     points = " ".join(
@@ -591,13 +592,15 @@ def status_html(
     else:
         phase = "running"
     badge = "REPLAY" if mode == "replay" else "LIVE"
-    where = f" · step {replay_position[0]} of {replay_position[1]}" if replay_position else ""
+    if replay_position:
+        where = f"step <b>{replay_position[0]}</b> of {replay_position[1]}"
+    else:
+        where = f"step <b>{esc(observation.get('step_count'))}</b>"
     return (
         f'<div class="wo-status" data-mode="{mode}" data-done="{str(bool(observation.get("done"))).lower()}">'
         f'<span class="wo-badge wo-badge-{mode}">{badge}</span> episode <code id="wo-episode-id">'
         f"{esc(episode_id or '–')}</code> · task <b>{esc(observation.get('task_id'))}</b> · seed "
-        f"{esc(observation.get('seed'))} · {esc(observation.get('time_model'))} time · step "
-        f"<b>{esc(observation.get('step_count'))}</b>{where} · {phase}</div>"
+        f"{esc(observation.get('seed'))} · {esc(observation.get('time_model'))} time · {where} · {phase}</div>"
     )
 
 
