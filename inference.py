@@ -636,6 +636,7 @@ class Decision:
     issue: str | None = None  # this runner's error code when the action is a fallback
     detail: str | None = None
     answer: str | None = None
+    prompt: str | None = None  # the user message the model was sent
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
@@ -790,10 +791,12 @@ class ModelPlayer:
 
     async def decide(self, observation: Mapping[str, Any], deadline: float) -> Decision:
         started = time.monotonic()
+        messages = self.messages(observation)
+        prompt = messages[-1]["content"]
         try:
-            completion = await self.client.complete(self.messages(observation), deadline)
+            completion = await self.client.complete(messages, deadline)
         except ModelCallFailed as exc:
-            return Decision(dict(WAIT), issue="model_call_failed", detail=str(exc),
+            return Decision(dict(WAIT), issue="model_call_failed", detail=str(exc), prompt=prompt,
                             latency_s=time.monotonic() - started)
         latency = time.monotonic() - started
         action = action_from_tool_calls(completion.tool_calls) if completion.tool_calls else None
@@ -803,7 +806,7 @@ class ModelPlayer:
         if completion.tool_calls:
             answer = json.dumps([{"name": n, "arguments": a} for n, a in completion.tool_calls]) + (
                 f"\n{completion.text}" if completion.text else "")
-        decision = Decision(dict(WAIT), answer=answer[:8000], prompt_tokens=completion.prompt_tokens,
+        decision = Decision(dict(WAIT), answer=answer[:8000], prompt=prompt, prompt_tokens=completion.prompt_tokens,
                             completion_tokens=completion.completion_tokens, latency_s=latency)
         if action is None:
             decision.issue = "unparseable_answer"
@@ -954,6 +957,7 @@ class StepRecord:
     issue: str | None
     reward_breakdown: dict[str, float]
     answer: str | None = None
+    prompt: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
@@ -980,6 +984,7 @@ class EpisodeResult:
     grade: dict[str, Any] | None = None
     wall_s: float = 0.0
     error: str | None = None
+    system_prompt: str | None = None
 
     @property
     def rewards(self) -> list[float]:
@@ -1017,7 +1022,7 @@ class EpisodeResult:
         }
 
     def trajectory(self) -> dict[str, Any]:
-        return {**self.summary(), "trajectory": [
+        return {**self.summary(), "system_prompt": self.system_prompt, "trajectory": [
             {
                 "step": s.step,
                 "action": s.action,
@@ -1027,6 +1032,7 @@ class EpisodeResult:
                 "done": s.done,
                 "errors": s.errors,
                 "issue": s.issue,
+                "prompt": s.prompt,
                 "answer": s.answer,
                 "prompt_tokens": s.prompt_tokens,
                 "completion_tokens": s.completion_tokens,
@@ -1161,6 +1167,8 @@ class Runner:
             result.episode_id = session.episode_id
             result.seed = observation.get("seed", job.seed)
             player = self.new_player(job, observation)
+            if isinstance(player, ModelPlayer):
+                result.system_prompt = player.system
             while not observation.get("done"):
                 if len(result.steps) >= MAX_EPISODE_STEPS:
                     raise EnvironmentFailure(f"the episode did not end within {MAX_EPISODE_STEPS} steps")
@@ -1178,7 +1186,7 @@ class Runner:
                     logger.warning("%s %s seed %s: the environment refused %s (%s); playing wait",
                                    job.model, job.task_id, result.seed, decision.action, exc)
                     decision = Decision(dict(WAIT), issue="rejected_by_environment", answer=decision.answer,
-                                        prompt_tokens=decision.prompt_tokens,
+                                        prompt=decision.prompt, prompt_tokens=decision.prompt_tokens,
                                         completion_tokens=decision.completion_tokens, latency_s=decision.latency_s)
                     observation = await session.step(decision.action)
                 label = action_label(decision.action)
@@ -1192,6 +1200,7 @@ class Runner:
                     issue=decision.issue,
                     reward_breakdown=dict(observation.get("reward_breakdown") or {}),
                     answer=decision.answer,
+                    prompt=decision.prompt,
                     prompt_tokens=decision.prompt_tokens,
                     completion_tokens=decision.completion_tokens,
                     latency_s=decision.latency_s,

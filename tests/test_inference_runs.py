@@ -485,9 +485,14 @@ def test_tool_calls_mode(capsys: pytest.CaptureFixture[str], fake_model: tuple[F
     # After checkout, lint, unit tests and the scan start together: several tool calls, one dispatch.
     assert any(s[1].startswith("dispatch(") and s[1].count(":") >= 2 for s in episode.steps)
     assert all("unparseable" not in s[4] for s in episode.steps)
-    actions = [step["action"] for step in read_jsonl(trajectories)[0]["trajectory"]]
+    (saved,) = read_jsonl(trajectories)
+    actions = [step["action"] for step in saved["trajectory"]]
     score, _, _ = replay("medium", 2, actions)
     assert episode.score == pytest.approx(score, abs=5e-4) and score > 0.5
+    # The trajectory keeps the exact messages, for reading or for training on.
+    assert saved["system_prompt"] == first["messages"][0]["content"]
+    assert [step["prompt"] for step in saved["trajectory"]] == [r["messages"][1]["content"] for r in model.requests]
+    assert json.loads(saved["trajectory"][0]["answer"])[0]["name"] == "delegate"
 
 
 def test_http_errors_are_retried_with_backoff(capsys: pytest.CaptureFixture[str],
@@ -629,6 +634,28 @@ def test_model_against_the_environment_server(env_server: str, fake_model: tuple
     printed_scores = sorted((e.task_id, round(e.score, 3)) for e in printed)
     assert printed_scores == sorted((e["task_id"], round(e["score"], 3)) for e in episodes)
     assert json.loads(output.read_text())["settings"]["environment"] == env_server
+
+
+def test_an_action_the_server_refuses_becomes_a_wait(env_server: str, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shape the wire refuses (an id longer than the wire allows) is answered with a wait, not a crash."""
+
+    class Oversized:
+        async def decide(self, observation: Any, deadline: float) -> inference.Decision:
+            if observation["step_count"] == 0:
+                return inference.Decision({"action_type": "abort", "subtask_id": "x" * 100})
+            return inference.Decision({"action_type": "wait"})
+
+        def observe(self, *args: Any) -> None:
+            pass
+
+    monkeypatch.setattr(inference.Runner, "new_player", lambda self, job, observation: Oversized())
+    code, out, err = run_main(capsys, "--policy", "noop", "--tasks", "easy", "--seeds", "0", "--env-url", env_server,
+                              "--no-progress")
+    assert code == 0, err
+    (episode,) = parse_stdout(out)
+    assert episode.steps[0][1] == "wait()" and episode.steps[0][4] == "rejected_by_environment"
+    assert episode.step_count == 15 and "refused" in err
 
 
 def test_policies_score_the_same_on_the_server_and_in_process(env_server: str, capsys: pytest.CaptureFixture[str]) -> None:
