@@ -1156,6 +1156,7 @@ class Runner:
         return ModelPlayer(self.model_client, self.settings, observation)
 
     async def play(self, job: EpisodeJob) -> EpisodeResult:
+        """One episode: reset, steps until done, the grade by episode_id; its lines on stdout."""
         started = time.monotonic()
         deadline = started + self.settings.episode_timeout_s
         lines = EpisodeLines(self.stdout, live=self.settings.concurrency == 1)
@@ -1172,45 +1173,8 @@ class Runner:
             while not observation.get("done"):
                 if len(result.steps) >= MAX_EPISODE_STEPS:
                     raise EnvironmentFailure(f"the episode did not end within {MAX_EPISODE_STEPS} steps")
-                shown = render_text(observation) if self.keep_observation_text else None
-                if time.monotonic() >= deadline:
-                    decision = Decision(dict(WAIT), issue="episode_timeout")
-                else:
-                    decision = await player.decide(observation, deadline)
-                if decision.issue and decision.issue != "episode_timeout":
-                    logger.warning("%s %s seed %s step %d: %s; playing wait (%s)", job.model, job.task_id,
-                                   result.seed, len(result.steps) + 1, decision.issue, decision.detail or "")
-                try:
-                    observation = await session.step(decision.action)
-                except ActionRejected as exc:
-                    logger.warning("%s %s seed %s: the environment refused %s (%s); playing wait",
-                                   job.model, job.task_id, result.seed, decision.action, exc)
-                    decision = Decision(dict(WAIT), issue="rejected_by_environment", answer=decision.answer,
-                                        prompt=decision.prompt, prompt_tokens=decision.prompt_tokens,
-                                        completion_tokens=decision.completion_tokens, latency_s=decision.latency_s)
-                    observation = await session.step(decision.action)
-                label = action_label(decision.action)
-                record = StepRecord(
-                    step=len(result.steps) + 1,
-                    action=decision.action,
-                    label=label,
-                    reward=float(observation.get("reward") or 0.0),
-                    done=bool(observation.get("done")),
-                    errors=[str(e.get("code")) for e in observation.get("errors") or []],
-                    issue=decision.issue,
-                    reward_breakdown=dict(observation.get("reward_breakdown") or {}),
-                    answer=decision.answer,
-                    prompt=decision.prompt,
-                    prompt_tokens=decision.prompt_tokens,
-                    completion_tokens=decision.completion_tokens,
-                    latency_s=decision.latency_s,
-                    observation_text=shown,
-                )
-                result.steps.append(record)
-                lines.step(record)
-                logger.debug("%s %s seed %s step %d: %s reward %.2f", job.model, job.task_id, result.seed,
-                             record.step, label, record.reward)
-                player.observe(decision, label, observation)
+                observation = await self.take_step(session, player, observation, deadline, job, result)
+                lines.step(result.steps[-1])
             result.terminated = bool(observation.get("terminated"))
             result.truncated = bool(observation.get("truncated"))
             result.success = result.terminated
@@ -1225,13 +1189,63 @@ class Runner:
             result.wall_s = time.monotonic() - started
             lines.end(result)
             raise
-        except (EnvironmentFailure, ActionRejected, KeyError, TypeError, ValueError) as exc:
-            result.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, EnvironmentFailure) else str(exc)
-            result.success = False
-            logger.error("%s %s seed %s: episode abandoned: %s", job.model, job.task_id, job.seed, result.error)
+        except (EnvironmentFailure, ActionRejected) as exc:
+            result.error, result.success = str(exc), False
+            logger.error("%s %s seed %s: episode abandoned: %s", job.model, job.task_id, job.seed, exc)
+        except (KeyError, TypeError, ValueError) as exc:
+            # An answer of the environment without the fields every answer has.
+            result.error, result.success = f"malformed answer from the environment: {type(exc).__name__}: {exc}", False
+            logger.error("%s %s seed %s: episode abandoned: %s", job.model, job.task_id, job.seed, result.error,
+                         exc_info=logger.isEnabledFor(logging.DEBUG))
         result.wall_s = time.monotonic() - started
         lines.end(result)
         return result
+
+    async def take_step(
+        self,
+        session: EpisodeSession,
+        player: Player,
+        observation: Mapping[str, Any],
+        deadline: float,
+        job: EpisodeJob,
+        result: EpisodeResult,
+    ) -> dict[str, Any]:
+        """Decide, act (a wait instead of what the environment refuses), record; the next observation."""
+        shown = render_text(dict(observation)) if self.keep_observation_text else None
+        if time.monotonic() >= deadline:
+            decision = Decision(dict(WAIT), issue="episode_timeout")
+        else:
+            decision = await player.decide(observation, deadline)
+        where = f"{job.model} {job.task_id} seed {result.seed} step {len(result.steps) + 1}"
+        if decision.issue and decision.issue != "episode_timeout":
+            logger.warning("%s: %s; playing wait (%s)", where, decision.issue, decision.detail or "")
+        try:
+            after = await session.step(decision.action)
+        except ActionRejected as exc:
+            logger.warning("%s: the environment refused %s (%s); playing wait", where, decision.action, exc)
+            decision.action, decision.issue = dict(WAIT), "rejected_by_environment"
+            after = await session.step(decision.action)
+        label = action_label(decision.action)
+        record = StepRecord(
+            step=len(result.steps) + 1,
+            action=decision.action,
+            label=label,
+            reward=float(after.get("reward") or 0.0),
+            done=bool(after.get("done")),
+            errors=[str(e.get("code")) for e in after.get("errors") or []],
+            issue=decision.issue,
+            reward_breakdown=dict(after.get("reward_breakdown") or {}),
+            answer=decision.answer,
+            prompt=decision.prompt,
+            prompt_tokens=decision.prompt_tokens,
+            completion_tokens=decision.completion_tokens,
+            latency_s=decision.latency_s,
+            observation_text=shown,
+        )
+        result.steps.append(record)
+        logger.debug("%s: %s reward %.2f", where, label, record.reward)
+        player.observe(decision, label, after)
+        return after
 
     async def run(self, jobs: Sequence[EpisodeJob], progress: "Progress") -> list[EpisodeResult]:
         results: list[EpisodeResult | None] = [None] * len(jobs)
