@@ -1477,11 +1477,10 @@ async def evaluate(settings: RunSettings, stdout: TextIO, stderr: TextIO) -> int
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.WARNING
-    logging.basicConfig(level=level, format="inference: %(message)s", stream=sys.stderr, force=True)
-    # The HTTP libraries log every request at INFO; keep stderr for what matters.
-    for noisy in ("httpx", "httpcore", "openai"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # Other libraries (HTTP clients, asyncio) log only warnings; -v opens this runner's own log.
+    library_level = logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=library_level, format="inference: %(message)s", stream=sys.stderr, force=True)
+    logger.setLevel(logging.DEBUG if args.verbose else library_level)
     if args.baseline_table:
         try:
             document = json.loads(args.baseline_file.read_text(encoding="utf-8"))
