@@ -264,6 +264,7 @@ def test_the_grade_is_the_benchmark_score_of_its_parts(env: WorkflowEnv) -> None
             assert grade["score"] == pytest.approx(expected, abs=1e-3)
             assert grade["score"] == observation["arena"]["success_metrics"]["benchmark_score"]
             assert 0.0 <= grade["score"] <= 1.0
+            assert 0.0 <= grade["counts"]["worker_utilization"] <= 1.0
 
 
 def test_same_seed_and_actions_give_the_same_episode() -> None:

@@ -229,7 +229,8 @@ def success_metrics(episode: "Episode", tables: ArenaTables | None = None) -> di
     return {
         "makespan": makespan,
         "lower_bound": tables.lower_bound,
-        "worker_utilization": round(busy_worker_time(episode) / capacity_time, 4) if capacity_time else 0.0,
+        # Work started before an outage goes on through it, so busy time can exceed usable time.
+        "worker_utilization": round(min(1.0, busy_worker_time(episode) / capacity_time), 4) if capacity_time else 0.0,
         "deadline_miss_count": misses,
         "unfinished_task_count": total - episode.completed_count,
         "weighted_priority_completion": round(completion, 4),
@@ -431,7 +432,7 @@ class ArenaRewards:
             "deadline_reward": deadline,
             "criticality_reward": criticality,
             "idle_penalty": idle,
-            "invalid_action_penalty": sum(self.penalty(code) for code in facts.error_codes),
+            "invalid_action_penalty": sum((self.penalty(code) for code in facts.error_codes), 0.0),
             "terminal_makespan_score": terminal,
             "unfinished_task_penalty": unfinished,
         }
