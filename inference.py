@@ -44,6 +44,8 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import importlib
+import importlib.util
 import json
 import logging
 import math
@@ -82,6 +84,10 @@ MAX_BATCH = 64
 MAX_EPISODE_STEPS = 10_000
 WAIT: dict[str, Any] = {"action_type": "wait"}
 MAX_REFUSALS_IN_A_ROW = 5
+ORACLE = "oracle"
+ORACLE_MODULE = "workflow_orchestrator.server.oracle"
+# The oracle's search time per episode: enough to prove the scenarios' plans optimal.
+ORACLE_SECONDS = 60.0
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -98,8 +104,8 @@ class ModelCallFailed(Exception):
     """One model call gave no answer after its retries; the step plays a fallback."""
 
 
-class EnvironmentFailure(Exception):
-    """The environment could not continue one episode."""
+class EpisodeFailure(Exception):
+    """One episode could not go on (the environment failed, or a player cannot play its task)."""
 
 
 class ActionRejected(Exception):
@@ -198,14 +204,21 @@ def parse_task_list(text: str) -> tuple[str, ...]:
     return tasks
 
 
+def oracle_available() -> bool:
+    return importlib.util.find_spec(ORACLE_MODULE) is not None
+
+
 def resolve_policy_names(name: str) -> tuple[str, ...]:
+    """``all`` is every built-in policy, and the oracle when this installation has it."""
     if name == "all":
-        return tuple(POLICIES)
+        return (*POLICIES, ORACLE) if oracle_available() else tuple(POLICIES)
     if name in POLICIES:
         return (name,)
-    if name == "oracle":
-        raise UsageError("the oracle policy is not part of this version of the environment")
-    raise UsageError(f"unknown policy {name!r}; choose from: {', '.join([*POLICIES, 'all'])}")
+    if name == ORACLE:
+        if not oracle_available():
+            raise UsageError("the oracle is not part of this installation of the environment")
+        return (ORACLE,)
+    raise UsageError(f"unknown policy {name!r}; choose from: {', '.join([*POLICIES, ORACLE, 'all'])}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "WORKFLOW_ORCHESTRATOR_TOKEN. Flags override them.",
     )
     who = parser.add_argument_group("who plays")
-    who.add_argument("--policy", help="a built-in policy instead of the LLM: " + ", ".join([*POLICIES, "oracle", "all"]))
+    who.add_argument("--policy", help="a built-in policy instead of the LLM: " + ", ".join([*POLICIES, ORACLE, "all"]))
     who.add_argument("--model", help="model name (default: $MODEL_NAME)")
     who.add_argument("--api-base-url", help=f"OpenAI-compatible base URL (default: $API_BASE_URL or {DEFAULT_API_BASE_URL})")
     who.add_argument("--api-key", help="API key (default: $API_KEY, else $HF_TOKEN); prefer the variables")
@@ -661,6 +674,41 @@ class PolicyPlayer:
         """Built-in policies read only the current observation."""
 
 
+class OraclePlayer:
+    """The oracle: it knows every seeded outcome, searches this task and seed for the
+    best plan it can find, and plays that plan. Over ENV_URL the plan is computed
+    here, so the server must run the same simulation."""
+
+    def __init__(self, task_id: str, seed: int, worker_count: int | None) -> None:
+        self.task_id = task_id
+        self.seed = seed
+        self.worker_count = worker_count
+        self.plan: list[dict[str, Any]] | None = None
+        self.played = 0
+
+    def _solve(self, seconds: float) -> list[dict[str, Any]]:
+        oracle = importlib.import_module(ORACLE_MODULE)
+        compiled = default_registry().resolve(self.task_id, seed=self.seed, worker_count=self.worker_count).compiled
+        try:
+            result = oracle.solve(compiled, self.seed, seconds=seconds)
+        except NotImplementedError as exc:
+            raise EpisodeFailure(f"the oracle cannot play {self.task_id}: {exc}") from None
+        return [dict(action) for action in result.plan]
+
+    async def decide(self, observation: Mapping[str, Any], deadline: float) -> Decision:
+        if self.plan is None:
+            seconds = max(0.1, min(ORACLE_SECONDS, deadline - time.monotonic()))
+            # The search is CPU work: off the event loop, so that other episodes go on.
+            self.plan = await asyncio.to_thread(self._solve, seconds)
+        if self.played >= len(self.plan):
+            return Decision(dict(WAIT))
+        self.played += 1
+        return Decision(self.plan[self.played - 1])
+
+    def observe(self, decision: Decision, label: str, observation: Mapping[str, Any]) -> None:
+        """The plan is fixed in advance: the seeded outcomes are known."""
+
+
 @dataclass(slots=True)
 class Completion:
     text: str
@@ -849,7 +897,7 @@ class LocalSession:
         try:
             observation = self.env.reset(task_id, seed=seed, worker_count=worker_count)
         except (UnknownTaskError, ValueError) as exc:
-            raise EnvironmentFailure(str(exc)) from None
+            raise EpisodeFailure(str(exc)) from None
         self.episode_id = f"local-{task_id}-{observation['seed']}"
         return observation
 
@@ -876,7 +924,7 @@ class RemoteSession:
         observation = _envelope_observation(await self._post("/reset", body, repeatable=True))
         episode_id = observation.get("episode_id")
         if not isinstance(episode_id, str) or not episode_id:
-            raise EnvironmentFailure("POST /reset returned no episode_id; this runner needs a server that keeps episodes")
+            raise EpisodeFailure("POST /reset returned no episode_id; this runner needs a server that keeps episodes")
         self.episode_id = episode_id
         return observation
 
@@ -896,29 +944,29 @@ class RemoteSession:
                 response = await self.client.post(path, json=body)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last:
-                    raise EnvironmentFailure(f"POST {path}: cannot connect: {exc}") from None
+                    raise EpisodeFailure(f"POST {path}: cannot connect: {exc}") from None
                 await asyncio.sleep(0.2 * 2**attempt)
                 continue
             except httpx.HTTPError as exc:
                 if last or not repeatable:
-                    raise EnvironmentFailure(f"POST {path}: {type(exc).__name__}: {exc}") from None
+                    raise EpisodeFailure(f"POST {path}: {type(exc).__name__}: {exc}") from None
                 await asyncio.sleep(0.2 * 2**attempt)
                 continue
             if response.status_code >= 500 or response.status_code == 429:
                 if last or not repeatable:
-                    raise EnvironmentFailure(f"POST {path}: HTTP {response.status_code}: {_error_message(response)}")
+                    raise EpisodeFailure(f"POST {path}: HTTP {response.status_code}: {_error_message(response)}")
                 await asyncio.sleep(0.2 * 2**attempt)
                 continue
             if response.status_code == 422 and path == "/step":
                 raise ActionRejected(_error_message(response))
             if response.status_code >= 400:
-                raise EnvironmentFailure(f"POST {path}: HTTP {response.status_code}: {_error_message(response)}")
+                raise EpisodeFailure(f"POST {path}: HTTP {response.status_code}: {_error_message(response)}")
             try:
                 data = response.json()
             except ValueError:
-                raise EnvironmentFailure(f"POST {path}: the answer is not JSON") from None
+                raise EpisodeFailure(f"POST {path}: the answer is not JSON") from None
             if not isinstance(data, dict):
-                raise EnvironmentFailure(f"POST {path}: the answer is not a JSON object")
+                raise EpisodeFailure(f"POST {path}: the answer is not a JSON object")
             return data
         raise AssertionError("unreachable")
 
@@ -927,7 +975,7 @@ def _envelope_observation(envelope: dict[str, Any]) -> dict[str, Any]:
     """openenv's ``{"observation", "reward", "done"}`` as one observation dict, as the core builds it."""
     observation = envelope.get("observation")
     if not isinstance(observation, dict):
-        raise EnvironmentFailure("the server's answer has no observation")
+        raise EpisodeFailure("the server's answer has no observation")
     observation["reward"] = envelope.get("reward") or 0.0
     observation["done"] = bool(envelope.get("done"))
     return observation
@@ -1150,8 +1198,11 @@ class Runner:
         return RemoteSession(self.http) if self.http is not None else LocalSession()
 
     def new_player(self, job: EpisodeJob, observation: Mapping[str, Any]) -> Player:
+        seed = int(observation.get("seed") or 0)
+        if job.policy == ORACLE:
+            return OraclePlayer(job.task_id, seed, self.settings.worker_count)
         if job.policy is not None:
-            return PolicyPlayer(job.policy, int(observation.get("seed") or 0))
+            return PolicyPlayer(job.policy, seed)
         assert self.model_client is not None
         return ModelPlayer(self.model_client, self.settings, observation)
 
@@ -1172,7 +1223,7 @@ class Runner:
                 result.system_prompt = player.system
             while not observation.get("done"):
                 if len(result.steps) >= MAX_EPISODE_STEPS:
-                    raise EnvironmentFailure(f"the episode did not end within {MAX_EPISODE_STEPS} steps")
+                    raise EpisodeFailure(f"the episode did not end within {MAX_EPISODE_STEPS} steps")
                 observation = await self.take_step(session, player, observation, deadline, job, result)
                 lines.step(result.steps[-1])
             result.terminated = bool(observation.get("terminated"))
@@ -1189,7 +1240,7 @@ class Runner:
             result.wall_s = time.monotonic() - started
             lines.end(result)
             raise
-        except (EnvironmentFailure, ActionRejected) as exc:
+        except (EpisodeFailure, ActionRejected) as exc:
             result.error, result.success = str(exc), False
             logger.error("%s %s seed %s: episode abandoned: %s", job.model, job.task_id, job.seed, exc)
         except (KeyError, TypeError, ValueError) as exc:

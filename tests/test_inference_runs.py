@@ -344,22 +344,25 @@ def test_policy_all_and_the_baseline_file(capsys: pytest.CaptureFixture[str], tm
     code, out, err = run_main(capsys, "--policy", "all", "--tasks", "easy,hard", "--seeds", "0-3",
                               "--update-baseline", "--baseline-file", str(baseline), "--no-progress")
     assert code == 0, err
-    assert {e.model for e in parse_stdout(out)} == set(POLICIES)
+    players = set(inference.resolve_policy_names("all"))
+    assert players >= set(POLICIES)
+    assert {e.model for e in parse_stdout(out)} == players
     document = json.loads(baseline.read_text())
-    assert set(document["rows"]) == set(POLICIES)
+    assert set(document["rows"]) == players
     for name, row in document["rows"].items():
         assert row["kind"] == "policy" and row["settings"]["seeds"] == "0-3" and row["date"]
         for task_id in ("easy", "hard"):
-            expected = statistics.fmean(policy_scores(name, task_id, [0, 1, 2, 3]))
-            assert row["scores"][task_id] == pytest.approx(expected, abs=1e-6)
             assert row["episodes"][task_id] == 4
+            if name in POLICIES:
+                expected = statistics.fmean(policy_scores(name, task_id, [0, 1, 2, 3]))
+                assert row["scores"][task_id] == pytest.approx(expected, abs=1e-6)
     # A model's row joins the policies' rows, with its settings.
     model, base_url = fake_model
     code, _, err = run_main(capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "0",
                                                  "--update-baseline", "--baseline-file", str(baseline)))
     assert code == 0, err
     document = json.loads(baseline.read_text())
-    assert set(document["rows"]) == {*POLICIES, "fake-model"}
+    assert set(document["rows"]) == {*players, "fake-model"}
     row = document["rows"]["fake-model"]
     assert row["kind"] == "model" and row["settings"]["temperature"] == 0.0
     assert "test-key" not in baseline.read_text()
@@ -384,6 +387,30 @@ def test_committed_baseline_is_what_the_command_produces() -> None:
         for task_id, recorded in row["scores"].items():
             assert statistics.fmean(policy_scores(name, task_id, seeds)) == pytest.approx(recorded, abs=1e-6), (
                 f"baseline of {name} on {task_id} is stale; run: {document['command']}")
+    if inference.oracle_available():
+        assert inference.ORACLE in rows, f"no baseline row for the oracle; run: {document['command']}"
+    if inference.ORACLE in rows:
+        # The oracle's search starts from the built-in policies' plans: it never does worse on any task.
+        for task_id, best in rows[inference.ORACLE]["scores"].items():
+            for name in POLICIES:
+                assert best >= rows[name]["scores"][task_id] - 1e-6, (name, task_id)
+
+
+def test_oracle_plays_its_best_plan(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    oracle = pytest.importorskip(inference.ORACLE_MODULE)
+    from workflow_orchestrator.server.tasks import default_registry
+
+    output = tmp_path / "results.json"
+    code, out, err = run_main(capsys, "--policy", "oracle", "--tasks", "hard,expert", "--seeds", "3",
+                              "--output", str(output), "--no-progress")
+    assert code == 0, err
+    assert [e.model for e in parse_stdout(out)] == ["oracle", "oracle"]
+    for episode in json.loads(output.read_text())["episodes"]:
+        task_id = episode["task_id"]
+        solved = oracle.solve(default_registry().resolve(task_id, seed=3).compiled, 3, seconds=60)
+        assert episode["score"] == pytest.approx(solved.best_score)
+        assert episode["score"] >= policy_scores("heuristic", task_id, [3])[0] - 1e-9
+    assert "oracle" in inference.resolve_policy_names("all")
 
 
 # --------------------------------------------------------------------------- the model
