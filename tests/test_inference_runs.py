@@ -693,3 +693,9 @@ def test_policies_score_the_same_on_the_server_and_in_process(env_server: str, c
     assert code == 0
     key = lambda e: (e.task_id, e.score, tuple(e.rewards))  # noqa: E731
     assert sorted(map(key, parse_stdout(remote_out))) == sorted(map(key, parse_stdout(local_out)))
+
+
+def test_the_server_serves_the_recorded_baseline(env_server: str) -> None:
+    served = httpx.post(env_server + "/baseline", timeout=10)
+    assert served.status_code == 200
+    assert served.json() == json.loads((REPO / "baseline_scores.json").read_text())
