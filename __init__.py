@@ -9,8 +9,19 @@ light: the client does not load the server, and the core loads neither.
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+# openenv.core's package __init__ imports openenv's own Gradio web interface
+# eagerly: about 90 MB of resident memory and seconds of start-up in every
+# process that imports openenv.core, client or server, whether or not a UI is
+# served. Neither the client nor the server uses that interface (the
+# dashboard is this package's own module), so before openenv.core is first
+# imported the module is recorded as absent; openenv.core expects that case
+# and sets create_web_interface_app to None. Nothing changes when openenv.core
+# was imported before this package.
+sys.modules.setdefault("openenv.core.env_server.web_interface", None)
 
 if TYPE_CHECKING:
     from workflow_orchestrator.client import WorkflowClient

@@ -96,3 +96,9 @@ def play(env: WorkflowEnv, task_id: str, actions: Iterable[dict[str, Any]], seed
         observation = env.step(action)
         assert observation["errors"] == [], (action, observation["errors"])
     return observation
+
+
+# ---- live-server fixtures (server section) --------------------------------
+# Imported here, once, so that the session-scoped server is started once for
+# the whole run; defined in server_fixtures.py.
+from server_fixtures import http, live_server  # noqa: E402,F401  (pytest fixtures)

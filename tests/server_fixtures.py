@@ -2,9 +2,9 @@
 
 Each server is the ``server`` entry point (uvicorn) in a child process on
 127.0.0.1 and a free port, so tests talk real HTTP and WebSocket to it.
-Import the fixtures into a test module to use them::
-
-    from server_fixtures import live_server  # noqa: F401  (a pytest fixture)
+``live_server`` and ``http`` are registered once, in conftest.py, so the
+session shares one server; ``start_server`` gives a test its own, with
+other settings.
 """
 
 from __future__ import annotations

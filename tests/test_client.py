@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from server_fixtures import RunningServer, live_server  # noqa: F401  (pytest fixtures)
+from server_fixtures import RunningServer
 
 from workflow_orchestrator import WorkflowAction, WorkflowClient, WorkflowObservation, WorkflowState
 from workflow_orchestrator.server.core import WorkflowEnv

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import websockets
-from server_fixtures import RunningServer, live_server, start_server  # noqa: F401  (pytest fixtures)
+from server_fixtures import RunningServer, start_server
 
 from workflow_orchestrator.client import WorkflowClient
 

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from server_fixtures import RunningServer, live_server  # noqa: F401  (pytest fixtures)
+from server_fixtures import RunningServer
 
 # Every operation of the OpenAPI document; the first test keeps this list honest.
 OPERATIONS = [

@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-from server_fixtures import http, live_server  # noqa: F401  (pytest fixtures)
 
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.tasks import MAX_SEED, default_registry

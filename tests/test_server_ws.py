@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from server_fixtures import RunningServer, http, live_server, start_server  # noqa: F401  (pytest fixtures)
+from server_fixtures import RunningServer, start_server
 
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.tasks import default_registry
