@@ -539,13 +539,15 @@ unit it works, whether the attempt succeeds or fails; the budget, when there is 
 - An attempt may fail; the failure shows when its time is up. A permanent failure means that agent can \
 never do that subtask: retry it with a different capable agent. A transient failure may succeed on a retry, \
 with the same or another agent. Reliability is the declared chance that an attempt succeeds.
-- Agents may go offline or slow down during the episode; an agent going offline fails the subtask it was running.
+- Agents may go offline, come back or slow down during the episode, and capacity may change; an agent going \
+offline fails the subtask it was running.
 - Time: in "tick" time every action, valid or not, takes one time unit, and then the world advances one \
 unit. In "event" time decisions take no time and wait jumps to the next completion, failure or scheduled \
 change; a step limit bounds the episode.
 - A deadline is the latest time by which its subtask must be completed.
 - An invalid action changes nothing (in tick time it still uses its time unit), comes back as an error code, \
-and is penalised. A failed subtask left alone for two or more steps is penalised every step.
+and is penalised. Missed deadlines are penalised too, and depending on the task, failed subtasks left alone for \
+two or more steps or capacity left idle while work is ready.
 - The episode ends when you synthesize after every subtask is completed (tick time) or when every subtask is \
 completed (event time), or when the time or step limit runs out. Unfinished work scores little.
 
@@ -554,6 +556,8 @@ Actions:
 {"action_type": "retry", "subtask_id": "<failed subtask>", "agent_name": "<idle capable agent>"}
 {"action_type": "dispatch", "assignments": [{"subtask_id": "<id>", "agent_name": "<agent>"}, ...]} \
 starts several ready or failed subtasks in one action, each on a different agent; all of them start or none does.
+(In retry and in a dispatch assignment agent_name may be left out: the environment then picks an idle capable \
+agent, the cheapest not known to fail that subtask permanently.)
 {"action_type": "wait"} lets time pass.
 {"action_type": "synthesize"} ends the workflow; valid only when every subtask is completed.
 {"action_type": "abort", "subtask_id": "<running subtask>"} stops it and frees its agent; the subtask becomes \
