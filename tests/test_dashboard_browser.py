@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -36,20 +35,23 @@ STARTUP_TIMEOUT_S = 120.0
 UI_TIMEOUT_MS = 30_000
 
 
-def launch_server(log_dir: Path, command: list[str], port: int) -> RunningServer:
+def spawn_server(log_dir: Path, command: list[str], port: int) -> RunningServer:
     log_path = log_dir / f"web-server-{port}.log"
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOW_ORCHESTRATOR_")}
     child_env.pop("ENABLE_WEB_INTERFACE", None)
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env, cwd=REPO_ROOT)
-    server = RunningServer(process, port, log_path)
+    return RunningServer(process, port, log_path)
+
+
+def wait_until_up(server: RunningServer) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()}")
         try:
             if httpx.get(f"{server.url}/web/", timeout=2.0, trust_env=False).status_code == 200:
-                return server
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
@@ -58,31 +60,35 @@ def launch_server(log_dir: Path, command: list[str], port: int) -> RunningServer
 
 
 @pytest.fixture(scope="module")
-def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """``server`` with its defaults, which include the dashboard."""
-    port = free_port()
-    server = launch_server(
-        tmp_path_factory.mktemp("web_server"),
-        [sys.executable, "-m", "workflow_orchestrator.server.app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        port,
-    )
-    yield server
-    server.stop()
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
+    """Both servers, started together (most of their start-up is importing Gradio)."""
+    log_dir = tmp_path_factory.mktemp("web_servers")
+    web_port, hostile_port = free_port(), free_port()
+    started = {
+        # ``server`` with its defaults, which include the dashboard.
+        "web": spawn_server(log_dir, [sys.executable, "-m", "workflow_orchestrator.server.app", "--host",
+                                      "127.0.0.1", "--port", str(web_port), "--log-level", "warning"], web_port),
+        # A dashboard on a task whose names are HTML.
+        "hostile": spawn_server(log_dir, [sys.executable, str(REPO_ROOT / "tests" / "dashboard_hostile_server.py"),
+                                          str(hostile_port)], hostile_port),
+    }
+    try:
+        for server in started.values():
+            wait_until_up(server)
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
 
 
 @pytest.fixture(scope="module")
-def hostile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    port = free_port()
-    server = launch_server(
-        tmp_path_factory.mktemp("hostile_server"),
-        [sys.executable, str(REPO_ROOT / "tests" / "dashboard_hostile_server.py"), str(port)],
-        port,
-    )
-    yield server
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGINT)
-        server.process.wait(timeout=10)
+def web_server(servers: dict[str, RunningServer]) -> RunningServer:
+    return servers["web"]
+
+
+@pytest.fixture(scope="module")
+def hostile_server(servers: dict[str, RunningServer]) -> RunningServer:
+    return servers["hostile"]
 
 
 @pytest.fixture(scope="module")
@@ -138,20 +144,23 @@ def gantt_bars(page: Page) -> int:
 
 
 def choose(page: Page, dropdown_id: str, option: str) -> None:
-    page.locator(f"#{dropdown_id} input").click()
-    page.get_by_role("option", name=option, exact=True).click()
+    dropdown = page.locator(f"#{dropdown_id}")
+    dropdown.locator("input").click()
+    dropdown.get_by_role("option", name=option, exact=True).click()
+    expect(dropdown.get_by_role("option")).to_have_count(0)
 
 
 def dropdown_options(page: Page, dropdown_id: str) -> list[str]:
-    page.locator(f"#{dropdown_id} input").click()
-    options = page.get_by_role("option")
+    dropdown = page.locator(f"#{dropdown_id}")
+    dropdown.locator("input").click()
+    options = dropdown.get_by_role("option")
     options.first.wait_for()
     # The selected option carries a check mark on a line of its own.
     names = [text.strip().splitlines()[-1].strip() for text in options.all_inner_texts()]
     # Close the list and leave the field, or the next click on it would not reopen it cleanly.
     page.keyboard.press("Escape")
     page.locator("#wo-status").click()
-    expect(page.get_by_role("option")).to_have_count(0)
+    expect(options).to_have_count(0)
     return names
 
 

@@ -377,3 +377,27 @@ def test_the_theme_names_no_web_font() -> None:
     # Data URIs (Gradio's checkbox ticks) load nothing; any other url(...) would.
     assert not re.search(r"url\((?![\\\"']*data:)", text), text
     assert "googleapis" not in text
+
+
+def test_the_dashboard_is_imported_only_when_the_web_ui_is_on() -> None:
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from workflow_orchestrator.server.app import ServerSettings, build_app
+        off = build_app(ServerSettings(enable_web=False))
+        imported_when_off = [name for name in ("gradio", "workflow_orchestrator.server.dashboard")
+                             if name in sys.modules]
+        on = build_app(ServerSettings(enable_web=True))
+        print(json.dumps({
+            "imported_when_off": imported_when_off,
+            "off_paths": sorted({getattr(r, "path", "") for r in off.router.routes if "web" in getattr(r, "path", "")}),
+            "on_paths": sorted({getattr(r, "path", "") for r in on.router.routes if "web" in getattr(r, "path", "")}),
+        }))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["imported_when_off"] == []
+    assert answer["off_paths"] == []
+    assert "/web" in answer["on_paths"]
