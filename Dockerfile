@@ -26,7 +26,7 @@ USER user
 ENV PATH="/opt/venv/bin:$PATH"
 EXPOSE 8000
 
-HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)" || exit 1
 
 # The dashboard is on by default; set ENABLE_WEB_INTERFACE=false to leave it out.
