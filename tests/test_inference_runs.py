@@ -148,11 +148,11 @@ def fake_openai_app(model: FakeModel) -> FastAPI:
 
 
 class ThreadedServer:
-    def __init__(self, app: FastAPI, lifespan: str = "off") -> None:
+    def __init__(self, app: FastAPI) -> None:
         self.socket = socket.socket()
         self.socket.bind(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     def __enter__(self) -> "ThreadedServer":
@@ -160,7 +160,7 @@ class ThreadedServer:
         deadline = time.monotonic() + 10
         while not self.server.started:
             if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
+                raise RuntimeError("the fake model server did not start")
             time.sleep(0.01)
         return self
 
@@ -183,13 +183,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def env_server() -> Iterator[str]:
-    """The real environment server (the app ``server`` runs), on loopback in a thread."""
-    from workflow_orchestrator.server.app import ServerSettings, build_app
-
-    with ThreadedServer(build_app(ServerSettings(enable_web=False)), lifespan="on") as server:
-        yield f"http://127.0.0.1:{server.port}"
+@pytest.fixture
+def env_server(live_server: Any) -> str:
+    """The real environment server (``server --no-web`` in its own process), shared by the test session."""
+    return str(live_server.url)
 
 
 # --------------------------------------------------------------------------- helpers
