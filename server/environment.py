@@ -135,7 +135,6 @@ class EpisodeStore:
         )
         self._episodes[episode.episode_id] = episode
         self._evicted.pop(episode.episode_id, None)
-        observation["episode_id"] = episode.episode_id
         return episode, observation
 
     def get(self, episode_id: str) -> StoredEpisode:
@@ -157,7 +156,6 @@ class EpisodeStore:
         if not episode.finished and observation.get("done"):
             episode.finished = True
             self._latest_finished[episode.task_id] = episode.episode_id
-        observation["episode_id"] = episode.episode_id
         return observation
 
     def latest_finished(self, task_id: str) -> StoredEpisode:
@@ -210,15 +208,17 @@ class EpisodeStore:
             self._evicted.popitem(last=False)
 
 
-def split_observation(observation: dict[str, Any]) -> dict[str, Any]:
-    """openenv's envelope: ``{"observation": ..., "reward": ..., "done": ...}``.
+def envelope(observation: dict[str, Any], episode_id: str) -> dict[str, Any]:
+    """openenv's wire envelope: ``{"observation": ..., "reward": ..., "done": ...}``.
 
-    Takes the core's observation dict (which it consumes) and moves reward
-    and done up a level, as openenv's clients expect.
+    The observation goes out without reward and done (they move up a level,
+    as openenv's clients expect) and with its ``episode_id``. It is a new
+    dict: the core keeps the one it returned as the episode's latest
+    observation, so that one is not touched.
     """
-    reward = observation.pop("reward", None)
-    done = observation.pop("done", False)
-    return {"observation": observation, "reward": reward, "done": done}
+    wire = {key: value for key, value in observation.items() if key != "reward" and key != "done"}
+    wire["episode_id"] = episode_id
+    return {"observation": wire, "reward": observation.get("reward"), "done": observation.get("done", False)}
 
 
 class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, WorkflowState]):
@@ -255,12 +255,13 @@ class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, Workf
         self._release()
         episode.live_sessions += 1
         self._episode = episode
-        return split_observation(observation)
+        return envelope(observation, episode.episode_id)
 
     def step_payload(self, action: WorkflowAction) -> dict[str, Any]:
         if self._episode is None:
             raise RuntimeError("no episode yet: send a reset first")
-        return split_observation(self._store.step(self._episode, action.to_core()))
+        episode = self._episode
+        return envelope(self._store.step(episode, action.to_core()), episode.episode_id)
 
     def state_payload(self) -> dict[str, Any]:
         if self._episode is None:

@@ -80,6 +80,8 @@ def test_state_returns_the_full_state_of_the_episode(http: httpx.Client) -> None
     assert state["step_count"] == len(envelopes) - 1
     assert len(state["trace"]) == len(envelopes) - 1
     assert state["events"]
+    # The envelope moved reward and done out of the wire observation, not out of the core's.
+    assert state["observation"]["done"] is True and "reward" in state["observation"]
 
 
 def test_episode_record_has_the_event_log_and_action_trace(http: httpx.Client) -> None:
