@@ -188,3 +188,26 @@ def test_legal_actions_are_concrete_and_all_accepted(tiny_env: WorkflowEnv) -> N
         probe.reset("tiny")
         probe.step(act("delegate", "a", "solo"))
         assert probe.step(dict(action))["errors"] == [], action
+
+
+def test_a_late_completion_in_the_step_its_deadline_passes_is_a_missed_deadline(tiny_env: WorkflowEnv) -> None:
+    tiny_env.step(act("delegate", "a", "solo"))
+    for _ in range(3):
+        tiny_env.step(act("wait"))
+    observation = tiny_env.step(act("delegate", "b", "pair"))  # t=4 -> completes at t=5, deadline 4
+    b = next(s for s in observation["subtasks"] if s["id"] == "b")
+    assert b["status"] == "completed" and b["completed_at"] == 5
+    assert observation["reward_breakdown"]["deadline_missed"] == pytest.approx(-0.10)
+    missed = [r for r in tiny_env.episode.log.records if r["kind"] == "deadline_missed"]
+    assert [(r["subtask"], r["deadline"]) for r in missed] == [("b", 4)]
+
+
+def test_render_text_shows_every_legal_action_with_its_arguments() -> None:
+    from workflow_orchestrator.server.core import render_text
+
+    env = WorkflowEnv()
+    text = render_text(env.reset("arena/easy", seed=3))
+    dispatch_lines = [line for line in text.splitlines() if line.startswith("- dispatch(")]
+    assert dispatch_lines and all(line != "- dispatch()" for line in dispatch_lines)
+    text = render_text(env.reset("hard"))
+    assert "- delegate(alert_triage,triage_analyst)" in text

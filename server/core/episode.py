@@ -549,7 +549,9 @@ class Episode:
         while self._deadline_cursor < len(deadlines) and deadlines[self._deadline_cursor][0] < self.now:
             deadline, s = deadlines[self._deadline_cursor]
             self._deadline_cursor += 1
-            if self.status[s] != COMPLETED:
+            # Late completions in this very step count as missed too.
+            completed_at = self.completed_at[s]
+            if completed_at is None or completed_at > deadline:
                 facts.missed_deadlines.append(s)
                 self.log.append(
                     "deadline_missed", self.now, self.step_count, subtask=self.subtasks[s].id, deadline=deadline

@@ -308,7 +308,11 @@ def render_text(observation: dict[str, Any]) -> str:
     if legal:
         lines.append("Legal actions:")
         for action in legal[:40]:
-            args = ",".join(str(action[k]) for k in ("subtask_id", "agent_name") if k in action)
+            args = ",".join(
+                [str(action[k]) for k in ("subtask_id", "agent_name") if k in action]
+                + list(action.get("task_ids", ()))
+                + [f"{a['subtask_id']}:{a.get('agent_name')}" for a in action.get("assignments", ())]
+            )
             lines.append(f"- {action['action_type']}({args})")
         if len(legal) > 40:
             lines.append(f"- ... {len(legal) - 40} more")
