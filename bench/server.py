@@ -6,7 +6,11 @@ measures it from this process, so client and server share the machine:
 * ``ws_p50_ms`` / ``ws_p99_ms``: one WebSocket session, time from sending a
   step to receiving its observation;
 * ``ws_steps_per_second_16`` / ``_64``: steps per second summed over that many
-  concurrent sessions (each waits for its reply before the next step);
+  concurrent sessions (each waits for its reply before the next step). The
+  sessions are driven by a minimal RFC 6455 client (:class:`LoadSession`), as
+  a load generator would be, so that the client's share of the two cores
+  stays small; latency is measured with the ``websockets`` library, as a
+  user's client would see it;
 * ``http_p50_ms`` / ``http_p99_ms``: ``POST /step`` over one keep-alive connection;
 * ``rss_idle_mb``: the server's resident memory after start-up, before any
   traffic; ``rss_after_10k_episodes_mb``: after 10,000 more complete episodes.
@@ -20,10 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import http.client
 import json
 import os
-import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -123,6 +128,70 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# --------------------------------------------------------------------------- a lean load generator
+
+
+class LoadSession:
+    """A minimal WebSocket client: text frames out (masked), text frames in, pings answered."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int, path: str = "/ws") -> "LoadSession":
+        reader, writer = await asyncio.open_connection(host, port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise RuntimeError(f"handshake refused: {head[:80]!r}")
+        return cls(reader, writer)
+
+    def _frame(self, opcode: int, payload: bytes) -> bytes:
+        size = len(payload)
+        if size < 126:
+            header = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+        elif size < 65536:
+            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+        else:
+            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+        mask = os.urandom(4)
+        masked = (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (size // 4 + 1))[:size], "big"))
+        return header + mask + masked.to_bytes(size, "big")
+
+    def send(self, text: str) -> None:
+        self.writer.write(self._frame(0x1, text.encode()))
+
+    async def recv(self) -> bytes:
+        while True:
+            first, second = await self.reader.readexactly(2)
+            size = second & 0x7F
+            if size == 126:
+                (size,) = struct.unpack("!H", await self.reader.readexactly(2))
+            elif size == 127:
+                (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
+            payload = await self.reader.readexactly(size)
+            opcode = first & 0x0F
+            if opcode == 0x9:  # ping: answer, keep reading
+                self.writer.write(self._frame(0xA, payload))
+                continue
+            if opcode == 0x8:
+                raise ConnectionError("the server closed the session")
+            return payload
+
+    async def close(self) -> None:
+        self.writer.write(self._frame(0x8, struct.pack("!H", 1000)))
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except OSError:
+            pass
+
+
 # --------------------------------------------------------------------------- measurements
 
 
@@ -151,18 +220,19 @@ async def ws_throughput(server: ServerUnderTest, episodes: list[tuple[str, list[
 
     async def session(offset: int) -> None:
         nonlocal steps, finished
-        async with websockets.connect(server.ws_url, compression=None) as ws:
-            index = offset
-            while time.perf_counter() < stop_at:
-                reset, step_messages = episodes[index % len(episodes)]
-                index += 1
-                await ws.send(reset)
+        ws = await LoadSession.open("127.0.0.1", server.port)
+        index = offset
+        while time.perf_counter() < stop_at:
+            reset, step_messages = episodes[index % len(episodes)]
+            index += 1
+            ws.send(reset)
+            await ws.recv()
+            for message in step_messages:
+                ws.send(message)
                 await ws.recv()
-                for message in step_messages:
-                    await ws.send(message)
-                    await ws.recv()
-                    steps += 1
-                finished += 1
+                steps += 1
+            finished += 1
+        await ws.close()
 
     stop_at = time.perf_counter() + 0.5  # warm-up: connections, caches
     await asyncio.gather(*(session(i) for i in range(sessions)))
@@ -180,17 +250,18 @@ async def ws_episodes(server: ServerUnderTest, episodes: list[tuple[str, list[st
 
     async def session(offset: int) -> None:
         nonlocal remaining
-        async with websockets.connect(server.ws_url, compression=None) as ws:
-            index = offset
-            while remaining > 0:
-                remaining -= 1
-                reset, step_messages = episodes[index % len(episodes)]
-                index += sessions
-                await ws.send(reset)
+        ws = await LoadSession.open("127.0.0.1", server.port)
+        index = offset
+        while remaining > 0:
+            remaining -= 1
+            reset, step_messages = episodes[index % len(episodes)]
+            index += sessions
+            ws.send(reset)
+            await ws.recv()
+            for message in step_messages:
+                ws.send(message)
                 await ws.recv()
-                for message in step_messages:
-                    await ws.send(message)
-                    await ws.recv()
+        await ws.close()
 
     await asyncio.gather(*(session(i) for i in range(sessions)))
 
