@@ -564,6 +564,10 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
         registry, StoreLimits(max_episodes=settings.max_episodes, idle_timeout_s=settings.episode_idle_timeout_s)
     )
     metadata = build_metadata()
+    # openenv's create_app() picks between this app and openenv's own Gradio
+    # playground (one shared environment) by reading ENABLE_WEB_INTERFACE at
+    # call time. This server decides from its settings and mounts its own
+    # dashboard, so it takes the API app directly.
     app = create_fastapi_app(
         functools.partial(WorkflowEnvironment, store, metadata),
         WorkflowAction,
