@@ -66,6 +66,7 @@ DASHBOARD_CSS = """
 .wo-grade { font-size: 14px; }
 .wo-score { font-size: 22px; } .wo-score-part { font-size: 14px; margin: 2px 0; }
 .wo-dag-box { overflow-x: auto; }
+.wo-scroll { max-height: 320px; overflow-y: auto; }
 """
 
 DEFAULT_TITLE = "workflow_orchestrator dashboard"
@@ -92,7 +93,8 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             )
             seed_input = gr.Number(value=first.canonical_seed, precision=0, minimum=0, label="Seed",
                                    elem_id="wo-seed", scale=1)
-            workers_input = gr.Number(value=None, precision=0, minimum=1, label="Workers (empty: default)",
+            # Gradio sends an empty number field as 0, so 0 stands for "the preset's own".
+            workers_input = gr.Number(value=0, precision=0, minimum=0, label="Workers (0: the preset's)",
                                       visible=first.generated, elem_id="wo-workers", scale=1)
             reset_button = gr.Button("Reset", variant="primary", elem_id="wo-reset", scale=1)
         status_view = gr.HTML(elem_id="wo-status")
@@ -209,7 +211,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                            seed: float | None, workers: float | None, policy_name: str) -> list[Any]:
             session = ensure(session)
             session.policy_name = policy_name if policy_name in POLICY_NAMES else session.policy_name
-            snapshot = controller.start(session, task_key, preset, as_int(seed), as_int(workers))
+            snapshot = controller.start(session, task_key, preset, as_int(seed), as_int(workers) or None)
             return draw(session, snapshot)
 
         async def on_kind_change(session: DashboardSession | None, kind: str | None) -> list[Any]:

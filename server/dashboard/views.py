@@ -119,9 +119,12 @@ def deadlines_html(statuses: Sequence[DeadlineStatus]) -> str:
             f"<td>{esc(status.subtask_id)}</td><td>t ≤ {status.deadline}</td>"
             f'<td style="color:{DEADLINE_COLOURS[status.state]};font-weight:600">{esc(verdict)}</td></tr>'
         )
+    met = sum(1 for status in statuses if status.state == "met")
+    missed = sum(1 for status in statuses if status.state == "missed")
     return (
-        '<table class="wo-table" id="wo-deadline-table"><thead><tr><th>subtask</th><th>deadline</th>'
-        f"<th>status</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f'<div class="wo-muted">{met} met · {missed} missed · {len(statuses) - met - missed} open</div>'
+        '<div class="wo-scroll"><table class="wo-table" id="wo-deadline-table"><thead><tr><th>subtask</th>'
+        f"<th>deadline</th><th>status</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
@@ -168,6 +171,7 @@ def workflow_shape(subtasks: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, tu
 
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 156, 46, 40, 14, 12
+MAX_LABELLED_DEADLINES = 6
 
 
 def dag_svg(observation: Observation, statuses: Sequence[DeadlineStatus] = ()) -> str:
@@ -196,8 +200,10 @@ def dag_svg(observation: Observation, statuses: Sequence[DeadlineStatus] = ()) -
 
     deadline_state = {status.subtask_id: status for status in statuses}
     parts = [
+        # Shrinks to fit, but not below 70% of its size: a wide workflow scrolls sideways instead
+        # of turning its labels into specks.
         f'<svg xmlns="http://www.w3.org/2000/svg" class="wo-dag" viewBox="0 0 {width} {height}" '
-        f'width="100%" style="max-width:{width}px;font-family:{FONT}" role="img" '
+        f'width="100%" style="max-width:{width}px;min-width:{int(width * 0.7)}px;font-family:{FONT}" role="img" '
         f'aria-label="workflow DAG" data-step="{esc(observation.get("step_count", 0))}">',
         '<defs><marker id="wo-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#6e7781"/></marker></defs>',
@@ -412,14 +418,29 @@ def gantt_svg(
             )
         parts.append("</g>")
     bottom = top + row_h * len(agents)
+    # A few deadlines get a label under their line; many would overlap, so
+    # then each line carries its label as a tooltip only.
+    labelled = len(statuses) <= MAX_LABELLED_DEADLINES
     for status in statuses:
         colour = DEADLINE_COLOURS[status.state]
         x = x_of(status.deadline)
+        label = f"{status.subtask_id} ≤ {status.deadline} ({status.state})"
         parts.append(
             f'<g class="wo-deadline-line" data-subtask="{esc(status.subtask_id)}" data-state="{status.state}">'
-            f'<line x1="{x:.1f}" y1="{top - 2}" x2="{x:.1f}" y2="{bottom}" stroke="{colour}" stroke-width="1.5" '
-            f'stroke-dasharray="5 3"/><text x="{x:.1f}" y="{bottom + 12}" font-size="10" text-anchor="middle" '
-            f'fill="{colour}">{esc(shorten(status.subtask_id, 18))} ≤ {status.deadline}</text></g>'
+            f"<title>{esc(label)}</title>"
+            f'<line x1="{x:.1f}" y1="{top - 2}" x2="{x:.1f}" y2="{bottom}" stroke="{colour}" '
+            f'stroke-width="{1.5 if labelled else 1}" stroke-dasharray="5 3"/>'
+        )
+        if labelled:
+            parts.append(
+                f'<text x="{x:.1f}" y="{bottom + 12}" font-size="10" text-anchor="middle" fill="{colour}">'
+                f"{esc(shorten(status.subtask_id, 18))} ≤ {status.deadline}</text>"
+            )
+        parts.append("</g>")
+    if statuses and not labelled:
+        parts.append(
+            f'<text x="{label_w}" y="{bottom + 12}" font-size="10" fill="#57606a">{len(statuses)} deadlines as '
+            "dashed lines (hover one for its subtask)</text>"
         )
     parts.append(
         f'<line class="wo-now" x1="{x_of(now):.1f}" y1="{top - 4}" x2="{x_of(now):.1f}" y2="{bottom + 2}" '
