@@ -1,0 +1,52 @@
+"""Server settings: defaults, environment variables, command-line options over both."""
+
+from __future__ import annotations
+
+import pytest
+
+from workflow_orchestrator.server.app import ServerSettings, parse_settings
+
+
+def test_defaults() -> None:
+    settings = parse_settings([], {})
+    assert settings == ServerSettings()
+    assert settings.enable_web and settings.max_concurrent_envs == 64 and settings.api_token is None
+
+
+def test_environment_variables_are_read() -> None:
+    settings = parse_settings([], {
+        "ENABLE_WEB_INTERFACE": "false",
+        "WORKFLOW_ORCHESTRATOR_MAX_SESSIONS": "8",
+        "WORKFLOW_ORCHESTRATOR_EPISODE_IDLE_TIMEOUT": "12.5",
+        "WORKFLOW_ORCHESTRATOR_TOKEN": "abc",
+    })
+    assert not settings.enable_web
+    assert settings.max_concurrent_envs == 8
+    assert settings.episode_idle_timeout_s == 12.5
+    assert settings.api_token == "abc"
+
+
+def test_options_override_environment_variables() -> None:
+    settings = parse_settings(["--web", "--max-sessions", "3", "--port", "9001", "--host", "0.0.0.0"],
+                              {"ENABLE_WEB_INTERFACE": "0", "WORKFLOW_ORCHESTRATOR_MAX_SESSIONS": "8"})
+    assert settings.enable_web and settings.max_concurrent_envs == 3
+    assert (settings.host, settings.port) == ("0.0.0.0", 9001)
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ"),
+    [
+        (["--max-sessions", "0"], {}),
+        (["--episode-idle-timeout", "-1"], {}),
+        (["--port", "eighty"], {}),
+        ([], {"WORKFLOW_ORCHESTRATOR_MAX_EPISODES": "many"}),
+    ],
+)
+def test_bad_settings_stop_with_a_message(argv: list[str], environ: dict[str, str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse_settings(argv, environ)
+    assert stopped.value.code != 0
+
+
+def test_the_token_is_not_shown_in_the_settings_repr() -> None:
+    assert "abc" not in repr(parse_settings([], {"WORKFLOW_ORCHESTRATOR_TOKEN": "abc"}))
