@@ -96,3 +96,38 @@ def test_memory_stays_flat_over_10000_episodes(tmp_path: Path) -> None:
         assert grown < 10.0, f"RSS grew {grown:.1f} MB over 9,000 more episodes"
     finally:
         server.stop()
+
+
+def test_the_openenv_adapter_plays_in_the_store_without_threads() -> None:
+    import threading
+
+    from workflow_orchestrator.models import WorkflowAction, WorkflowObservation
+    from workflow_orchestrator.server.environment import WorkflowEnvironment
+
+    store = EpisodeStore(default_registry(), StoreLimits(max_episodes=4, idle_timeout_s=60))
+    environment = WorkflowEnvironment(store)
+    threads: set[int] = set()
+    original_step = store.step
+
+    def recording_step(episode, action):  # the thread the core's step runs on
+        threads.add(threading.get_ident())
+        return original_step(episode, action)
+
+    store.step = recording_step  # type: ignore[method-assign]
+
+    async def play() -> WorkflowObservation:
+        observation = await environment.reset_async(task_id="easy", seed=1)
+        assert isinstance(observation, WorkflowObservation) and observation.episode_id
+        while not observation.done:
+            legal = observation.legal_actions
+            action = WorkflowAction(**legal[0]) if legal else WorkflowAction(action_type="wait")
+            observation = await environment.step_async(action)
+        return observation
+
+    final = asyncio.run(play())
+    assert threads == {threading.get_ident()}
+    assert final.grade is not None
+    held = store.get(final.episode_id)
+    assert held.live_sessions == 1 and environment.state.episode_id == final.episode_id
+    environment.close()
+    assert held.live_sessions == 0
