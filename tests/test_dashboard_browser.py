@@ -302,6 +302,26 @@ def test_a_finished_episode_replays_by_its_id(context: BrowserContext, web_serve
     expect(status).to_have_attribute("data-mode", "live")
 
 
+def test_a_generated_task_is_picked_by_family_preset_and_seed(
+    context: BrowserContext, web_server: RunningServer
+) -> None:
+    page = open_dashboard(context, web_server)
+    choose(page, "wo-task", "arena (generated)")
+    expect(page.locator("#wo-preset")).to_be_visible()
+    choose(page, "wo-preset", "hard")
+    page.locator("#wo-seed input").fill("11")
+    page.locator("#wo-reset").click()
+    status = page.locator("#wo-status .wo-status")
+    expect(status).to_contain_text("task arena/hard · seed 11")
+    expected = httpx.get(f"{web_server.url}/state", params={"episode_id": episode_id(page)},
+                         trust_env=False).json()["observation"]["subtask_count"]
+    assert page.locator("#wo-dag .wo-node").count() == expected
+    page.locator("#wo-policy-step").click()
+    wait_for_step(page, 1)
+    assert gantt_bars(page) >= 1
+    screenshot(page, "07-arena-hard.png")
+
+
 def test_two_browsers_see_two_episodes(browser: Browser, web_server: RunningServer) -> None:
     first = browser.new_context(viewport={"width": 1400, "height": 1000})
     second = browser.new_context(viewport={"width": 1400, "height": 1000})

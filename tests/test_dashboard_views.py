@@ -174,6 +174,38 @@ def test_the_dag_recolours_as_the_episode_moves() -> None:
     assert 'data-subtask="implement_backend" data-status="ready"' in after
 
 
+@pytest.mark.parametrize("task_id", default_registry().task_ids())
+def test_every_task_draws_at_every_step_of_a_played_episode(task_id: str) -> None:
+    controller = controller_for()
+    session = DashboardSession()
+    option_key, _, preset = task_id.partition("/")
+    snapshot = controller.start(session, option_key, preset or None, 5, None)
+    assert snapshot.mode == "live", snapshot.notice
+    while True:
+        observation = snapshot.observation
+        statuses = views.deadline_statuses(observation, snapshot.records)
+        dag = views.dag_svg(observation, statuses)
+        assert dag.count('class="wo-node"') == observation["subtask_count"]
+        gantt = views.gantt_svg(observation, snapshot.records, statuses)
+        assert gantt.count('class="wo-bar"') == int(re.search(r'data-bars="(\d+)"', gantt).group(1))
+        views.agent_cards_html(observation, snapshot.records)
+        views.gauges_html(observation)
+        views.reward_svg(snapshot.rewards)
+        if controller.is_finished(session):
+            break
+        snapshot = controller.policy_step(session, "heuristic")
+    assert snapshot.grade is not None
+    assert 'id="wo-score"' in views.grade_html(snapshot.grade)
+
+
+def test_the_grade_shows_the_normalised_score_when_it_has_one() -> None:
+    grade = {"score": 0.5, "breakdown": {"completion": 0.5}, "weights": {"completion": 1.0}}
+    assert "wo-normalized-score" not in views.grade_html(grade)
+    shown = views.grade_html({**grade, "normalized_score": 0.625})
+    assert 'id="wo-normalized-score">0.625<' in shown
+    assert 'data-dimension="completion"' in shown and ">0.500<" in shown
+
+
 # --------------------------------------------------------------------------- the action form
 
 
