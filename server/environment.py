@@ -180,24 +180,26 @@ class EpisodeStore:
     def evict(self, now: float | None = None) -> int:
         """Drop idle episodes, then the least recently used until the count fits.
 
-        Episodes held by live sessions are skipped. Returns how many were dropped.
+        Episodes held by live sessions are skipped. Called before every new
+        episode, so it scans only the oldest entries: it stops at the first
+        one that is neither idle nor over the count. Returns how many were dropped.
         """
         now = self._clock() if now is None else now
-        dropped = 0
+        timeout = self.limits.idle_timeout_s
         # Leave room for the episode about to be added.
-        target = max(self.limits.max_episodes - 1, 0)
-        for episode_id in list(self._episodes):
-            episode = self._episodes[episode_id]
-            idle = now - episode.last_active_at > self.limits.idle_timeout_s
-            too_many = len(self._episodes) > target
-            if not idle and not too_many:
+        excess = len(self._episodes) - max(self.limits.max_episodes - 1, 0)
+        victims = []
+        for episode_id, episode in self._episodes.items():
+            if excess <= 0 and now - episode.last_active_at <= timeout:
                 # Oldest activity comes first: nothing after this one is idle.
                 break
             if episode.live_sessions:
                 continue
+            victims.append(episode_id)
+            excess -= 1
+        for episode_id in victims:
             self._drop(episode_id)
-            dropped += 1
-        return dropped
+        return len(victims)
 
     def _drop(self, episode_id: str) -> None:
         episode = self._episodes.pop(episode_id)
