@@ -69,7 +69,7 @@ class BranchAndBound(Generic[NodeT]):
         seconds: float | None = None,
         max_nodes: int | None = None,
         max_memo: int = 4_000_000,
-        accept: Callable[[list[dict[str, Any]], float], float] | None = None,
+        accept: Callable[[list[dict[str, Any]], float], tuple[float, list[dict[str, Any]]]] | None = None,
     ) -> None:
         self.problem = problem
         self.best_score = incumbent_score
@@ -77,7 +77,8 @@ class BranchAndBound(Generic[NodeT]):
         self.seconds = seconds
         self.max_nodes = max_nodes
         self.max_memo = max_memo
-        # Called with every improving plan; returns the score to keep (a replay's grade).
+        # Called with every improving plan; returns the score to keep (a replay's
+        # grade) and the plan that earns it (the actions the episode takes).
         self.accept = accept
         self.nodes = 0
         self.memo: dict[Any, list[tuple[Any, ...]]] = {}
@@ -119,7 +120,7 @@ class BranchAndBound(Generic[NodeT]):
             return
         plan = self._path + self.problem.wire(node, move)
         if self.accept is not None:
-            score = self.accept(plan, score)
+            score, plan = self.accept(plan, score)
         if score > self.best_score + 1e-12:
             self.best_score = score
             self.best_plan = plan

@@ -20,7 +20,8 @@ from ..core.grading import grade_episode
 from ..core.model import TimeModel
 from ..core.observation import build_observation
 from ..core.policies import make_policy
-from .search import BranchAndBound
+from .event import ArenaProblem, realise
+from .search import BranchAndBound, SearchProblem
 from .tick import TickProblem, TickSearch
 
 OPTIMAL = "optimal"
@@ -109,30 +110,42 @@ def solve(
         if score > incumbent_score:
             incumbent_score, incumbent_plan = score, plan
 
-    def accept(plan: list[dict[str, Any]], model_score: float) -> float:
-        grade = replay(compiled, seed, plan)[0]
-        if abs(grade["score"] - model_score) > 1e-9:
-            raise ModelMismatchError(
-                f"{spec.task_id} seed {seed}: the search scored a plan {model_score}, its replay {grade['score']}: "
-                f"{plan}"
-            )
-        return grade["score"]
-
-    if spec.time_model is TimeModel.TICK:
+    problem: SearchProblem[Any]
+    if compiled.arena is not None:
+        problem = ArenaProblem(compiled, seed)
+    elif spec.time_model is TimeModel.TICK:
         problem = TickSearch(TickProblem(compiled, seed))
     else:
-        raise NotImplementedError(f"no oracle for the {spec.time_model.value} time model yet")
+        raise ValueError(f"no oracle for task {spec.task_id!r} ({spec.time_model.value} time model)")
+    # Scores the search gave schedules that the arena could not realise (see event.py).
+    unrealised: list[float] = []
+
+    def accept(plan: list[dict[str, Any]], model_score: float) -> tuple[float, list[dict[str, Any]]]:
+        if compiled.arena is not None:
+            plan = realise(compiled, seed, plan)
+        grade = replay(compiled, seed, plan)[0]
+        if abs(grade["score"] - model_score) > 1e-9:
+            if compiled.arena is None or grade["score"] > model_score:
+                raise ModelMismatchError(
+                    f"{spec.task_id} seed {seed}: the search scored a plan {model_score}, "
+                    f"its replay {grade['score']}: {plan}"
+                )
+            unrealised.append(model_score)
+        return grade["score"], plan
+
     remaining = None if seconds is None else max(0.0, seconds - (time.perf_counter() - started))
     outcome = BranchAndBound(
         problem, incumbent_score, incumbent_plan, seconds=remaining, max_nodes=max_nodes, accept=accept
     ).run()
     grade = replay(compiled, seed, outcome.plan)[0]
+    upper = max([grade["score"], outcome.upper_bound, *unrealised])
+    proven = outcome.proven and upper <= grade["score"]
     return OracleResult(
         task_id=spec.task_id,
         seed=seed,
-        status=OPTIMAL if outcome.proven else BEST_FOUND,
+        status=OPTIMAL if proven else BEST_FOUND,
         best_score=grade["score"],
-        upper_bound=max(grade["score"], outcome.upper_bound),
+        upper_bound=upper,
         plan=outcome.plan,
         seconds=time.perf_counter() - started,
         nodes=outcome.nodes,
