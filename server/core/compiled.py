@@ -39,6 +39,9 @@ class CompiledTask:
     reward_model: RewardModel
     # Hindsight bounds per seed (grading.Hindsight), filled on demand.
     hindsight_by_seed: dict[int, Any] = field(default_factory=dict)
+    # Best achievable grades per seed (grading.BestScore), precomputed by the oracle
+    # and attached by the task registry; empty when none is known.
+    best_scores: dict[int, Any] = field(default_factory=dict)
     # The arena's static tables (arena tasks only): its views, rewards and grade read them.
     arena: ArenaTables | None = None
 

@@ -26,6 +26,13 @@ conflict_handling     conflicts resolved (the conflict point completed) on track
 patience              waits after the patience subtask completed / waits wanted
 pillar_balance        the lowest completed fraction over the pillars
 valid_actions         1 - invalid actions / actions
+
+Every grade also carries ``normalized_score``: the score as a fraction of the
+best achievable score of that task and seed, when the oracle has proven it
+(``best_score`` says what is known: the value, ``optimal`` or ``best_found``,
+and an upper bound); ``None`` when it is not known. The best scores are
+precomputed (``tasks/best_scores.json``) and attached to the compiled task by
+the task registry; grading never runs a solver.
 """
 
 from __future__ import annotations
@@ -137,6 +144,28 @@ class Hindsight:
 
     min_cost: float
     time_lower_bound: int
+
+
+@dataclass(frozen=True, slots=True)
+class BestScore:
+    """The best achievable score of one task and seed, as far as the oracle knows."""
+
+    score: float
+    status: str  # "optimal" (proven) or "best_found"
+    upper_bound: float  # no trajectory scores more
+
+
+def with_normalized_score(grade: dict[str, Any], episode: "Episode") -> dict[str, Any]:
+    """Add ``normalized_score`` and ``best_score`` to a grade (see the module docstring)."""
+    best = episode.compiled.best_scores.get(episode.seed)
+    proven = best is not None and best.status == "optimal" and best.score > 0
+    grade["normalized_score"] = round(grade["score"] / best.score, 6) if proven else None  # type: ignore[union-attr]
+    grade["best_score"] = (
+        None
+        if best is None
+        else {"score": best.score, "status": best.status, "upper_bound": best.upper_bound}
+    )
+    return grade
 
 
 def hindsight(episode: "Episode") -> Hindsight:
@@ -337,7 +366,7 @@ def grade_episode(episode: "Episode") -> dict[str, Any]:
     Arena tasks are graded by their ``benchmark_score`` (see arena.py).
     """
     if episode.compiled.arena is not None:
-        return grade_arena(episode)
+        return with_normalized_score(grade_arena(episode), episode)
     task = episode.task
     facts = LogFacts(episode)
     total = len(task.subtasks)
@@ -353,7 +382,7 @@ def grade_episode(episode: "Episode") -> dict[str, Any]:
     score = sum(task.grade_weights[name] * value for name, value in breakdown.items())
     failed_subtasks = {r["subtask"] for r in facts.failures}
     due = [s for s in task.subtasks if s.deadline is not None]
-    return {
+    grade = {
         "task_id": task.task_id,
         "seed": episode.seed,
         "score": round(max(0.0, min(1.0, score)), 6),
@@ -380,3 +409,4 @@ def grade_episode(episode: "Episode") -> dict[str, Any]:
             "peak_concurrency": facts.peak,
         },
     }
+    return with_normalized_score(grade, episode)
