@@ -8,6 +8,7 @@ prefix, so ``arena/hard`` with a seed and a worker count names one instance.
 from __future__ import annotations
 
 import tomllib
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,7 @@ from .schema import task_from_file
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 
 MAX_SEED = 2**31 - 1
+GENERATED_CACHE_SIZE = 64
 
 
 class UnknownTaskError(KeyError):
@@ -70,6 +72,7 @@ class TaskRegistry:
     def __init__(self) -> None:
         self._scenarios: dict[str, CompiledTask] = {}
         self._families: dict[str, TaskFamily] = {}
+        self._generated: OrderedDict[tuple[str, str, int, int | None], CompiledTask] = OrderedDict()
 
     # -------------------------------------------------------------- building
 
@@ -123,8 +126,25 @@ class TaskRegistry:
         family = self._families.get(prefix)
         if family is None or variant not in family.variants():
             raise UnknownTaskError(task_id, self.task_ids())
-        spec = family.build(variant, 0 if seed is None else seed, worker_count)
-        return ResolvedTask(CompiledTask.build(spec), spec.canonical_seed if seed is None else seed)
+        compiled = self._compile_generated(family, variant, 0 if seed is None else seed, worker_count)
+        return ResolvedTask(compiled, compiled.spec.canonical_seed if seed is None else seed)
+
+    def _compile_generated(
+        self, family: TaskFamily, variant: str, seed: int, worker_count: int | None
+    ) -> CompiledTask:
+        """Generated tasks are built once per (task, seed, worker count) and kept in a
+        small LRU cache: evaluation loops replay the same seeds, training rarely does."""
+        key = (family.prefix, variant, seed, worker_count)
+        cache = self._generated
+        compiled = cache.get(key)
+        if compiled is None:
+            compiled = CompiledTask.build(family.build(variant, seed, worker_count))
+            cache[key] = compiled
+            if len(cache) > GENERATED_CACHE_SIZE:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(key)
+        return compiled
 
 
 def describe_scenario(compiled: CompiledTask) -> dict[str, Any]:
