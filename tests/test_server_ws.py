@@ -199,3 +199,28 @@ def test_an_idle_session_is_closed(tmp_path: Any) -> None:
         assert 1.0 <= waited < 5.0
     finally:
         server.stop()
+
+
+def test_an_oversized_message_closes_only_that_session(live_server: RunningServer) -> None:
+    async def run() -> tuple[int | None, str]:
+        async with websockets.connect(live_server.ws_url, max_size=None) as big:
+            await big.send(json.dumps({"type": "reset", "data": {"task_id": "x" * 100_000}}))
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(big.recv(), timeout=10)
+            code = big.close_code
+        async with websockets.connect(live_server.ws_url) as ws:
+            reply = await request(ws, {"type": "reset", "data": {"task_id": "easy"}})
+        return code, reply["type"]
+
+    code, after = asyncio.run(run())
+    assert code == 1009  # message too big
+    assert after == "observation"
+
+
+def test_binary_frames_are_read_like_text(live_server: RunningServer) -> None:
+    async def run() -> dict[str, Any]:
+        async with websockets.connect(live_server.ws_url) as ws:
+            await ws.send(json.dumps({"type": "reset", "data": {"task_id": "easy"}}).encode())
+            return json.loads(await ws.recv())
+
+    assert asyncio.run(run())["type"] == "observation"
