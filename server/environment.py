@@ -27,7 +27,7 @@ from typing import Any, Callable
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
 
-from workflow_orchestrator.models import WorkflowAction, WorkflowObservation, WorkflowState
+from workflow_orchestrator.models import GradeResult, WorkflowAction, WorkflowObservation, WorkflowState
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.tasks import TaskRegistry, UnknownTaskError
 
@@ -324,11 +324,12 @@ class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, Workf
             self._episode = None
 
 
-def observation_model(envelope: dict[str, Any]) -> WorkflowObservation:
-    """The typed observation for openenv's in-process API (no re-validation)."""
-    return WorkflowObservation.model_construct(
-        **envelope["observation"], reward=envelope["reward"], done=envelope["done"]
-    )
+def observation_model(wire: dict[str, Any]) -> WorkflowObservation:
+    """The typed observation for openenv's in-process API, built without re-validation."""
+    fields = {**wire["observation"], "reward": wire["reward"], "done": wire["done"]}
+    if fields.get("grade") is not None:
+        fields["grade"] = GradeResult.model_construct(**fields["grade"])
+    return WorkflowObservation.model_construct(**fields)
 
 
 def episode_state(episode: StoredEpisode) -> dict[str, Any]:

@@ -126,7 +126,7 @@ def test_the_openenv_adapter_plays_in_the_store_without_threads() -> None:
 
     final = asyncio.run(play())
     assert threads == {threading.get_ident()}
-    assert final.grade is not None
+    assert final.grade is not None and 0.0 <= final.grade.score <= 1.0
     held = store.get(final.episode_id)
     assert held.live_sessions == 1 and environment.state.episode_id == final.episode_id
     environment.close()
