@@ -93,41 +93,51 @@ class LogFacts:
         self.patience_waits = 0
         patience_after = task.patience.after if task.patience else None
         patience_open = False
-        running = 0
+        running = peak = repeated_count = waits = 0
+        cost = 0.0
+        completed_by, completed_at = self.completed_by, self.completed_at
+        restarts, permanent = self.restarts, self.permanent
         for record in episode.log.records:
             kind = record["kind"]
             if kind == "delegated":
                 running += 1
-                self.peak = max(self.peak, running)
-                subtask, agent = record["subtask"], record["agent"]
-                repeated = (subtask, agent) in self.permanent
-                self.restarts.setdefault(subtask, []).append((record["step"], not repeated))
+                if running > peak:
+                    peak = running
+                key = (record["subtask"], record["agent"])
+                repeated = key in permanent
+                restarts.setdefault(key[0], []).append((record["step"], not repeated))
                 if repeated:
-                    self.repeated_permanent += 1
+                    repeated_count += 1
             elif kind == "completed":
                 running -= 1
-                self.cost += record["cost"]
-                self.completed_by[record["subtask"]] = record["agent"]
-                self.completed_at[record["subtask"]] = record["t"]
-                if record["subtask"] == patience_after:
+                cost += record["cost"]
+                subtask = record["subtask"]
+                completed_by[subtask] = record["agent"]
+                completed_at[subtask] = record["t"]
+                if subtask == patience_after:
                     patience_open = True
             elif kind == "failed":
                 running -= 1
-                self.cost += record["cost"]
+                cost += record["cost"]
                 self.failures.append(record)
                 if record["failure"] == "permanent":
-                    self.permanent.add((record["subtask"], record["agent"]))
+                    permanent.add((record["subtask"], record["agent"]))
             elif kind == "aborted":
                 running -= 1
-                self.cost += record["cost"]
+                cost += record["cost"]
             elif kind == "invalid_action":
                 self.invalid_steps.add(record["step"])
-            elif kind == "waited" and patience_open:
-                self.patience_waits += 1
+            elif kind == "waited":
+                if patience_open:
+                    waits += 1
             elif kind == "synthesized":
                 self.synthesized = True
                 self.end_time = record["t"] + (1 if episode.tick_model else 0)
                 patience_open = False
+        self.peak = peak
+        self.repeated_permanent = repeated_count
+        self.patience_waits = waits
+        self.cost = cost
 
 
 @dataclass(frozen=True, slots=True)
