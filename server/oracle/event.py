@@ -170,7 +170,7 @@ class ArenaProblem:
         value = _C * node.done_priority / total + _T * node.on_time_priority / total + _M * makespan
         return round(max(0.0, min(1.0, value)), 4)
 
-    def bound(self, node: ArenaNode) -> float:
+    def bound(self, node: ArenaNode, floor: float = -1.0) -> float:
         """Every remaining subtask at its earliest finish without capacity, and
         the makespan at least the remaining work spread over the most workers."""
         n, t, limit = self.n, node.t, self.limit

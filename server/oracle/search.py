@@ -31,7 +31,10 @@ class SearchProblem(Protocol[NodeT]):
 
     def score(self, node: NodeT) -> float: ...
 
-    def bound(self, node: NodeT) -> float: ...
+    def bound(self, node: NodeT, floor: float = -1.0) -> float:
+        """An upper bound on the score of any continuation; when it is at most
+        ``floor`` it may be a looser one (the node is cut off either way)."""
+        ...
 
     def key(self, node: NodeT) -> Any: ...
 
@@ -138,7 +141,7 @@ class BranchAndBound(Generic[NodeT]):
             if problem.ended(child):
                 self._offer(node, move, child)
                 continue
-            bound = problem.bound(child)
+            bound = problem.bound(child, self.best_score)
             if bound > self.best_score + 1e-12:
                 children.append((bound, order, move, child))
         # Most promising first, so that good plans raise the bar early.

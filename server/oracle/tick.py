@@ -19,6 +19,7 @@ failed without a failure record; a synthesis needs every subtask completed.
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -238,11 +239,42 @@ class TickProblem:
                         # A doomed attempt costs at least one tick of the agent's time.
                         costs[k] = self.agent_cost[a] + costs[k + 1]
                 self.least_cost[(s, a)] = costs
+        # The least agent time a completion from attempt k takes: a doomed attempt
+        # holds its agent for at least one tick, the successful one for its duration.
+        self.agent_time: dict[tuple[int, int], list[int]] = {}
+        for s in range(self.n):
+            for a in self.able[s]:
+                fastest = max(1, min(self.speed_at[a]) * self.work[s])
+                needed = [NEVER] * (attempts + 1)
+                for k in range(attempts - 1, -1, -1):
+                    needed[k] = fastest if self._optimistic_success(s, a, k) else min(NEVER, 1 + needed[k + 1])
+                self.agent_time[(s, a)] = needed
         # The same tables per subtask, with each agent's slot in ``pair_attempts``.
         self.options = tuple(
-            tuple((s * self.m + a, self.finish[(s, a)], self.least_cost[(s, a)]) for a in self.able[s])
+            tuple(
+                (s * self.m + a, self.finish[(s, a)], self.least_cost[(s, a)], self.agent_time[(s, a)], a)
+                for a in self.able[s]
+            )
             for s in range(self.n)
         )
+        # The last time at which each agent can start work (-1: never again), and
+        # per time the options of agents that can still start work then or later.
+        self.last_online = [max((t for t in range(limit) if self.online_at[a][t]), default=-1) for a in range(self.m)]
+        self.usable_options = tuple(
+            tuple(tuple(o for o in self.options[s] if self.last_online[o[4]] >= t) for s in range(self.n))
+            for t in range(limit + 1)
+        )
+        # Longest chain of least durations after each subtask (speed changes included).
+        least = [min((max(1, min(self.speed_at[a]) * self.work[s]) for a in self.able[s]), default=1) for s in range(self.n)]
+        after = [0] * self.n
+        for s in reversed(self.topo):
+            after[s] = max((least[c] + after[c] for c in self.succs[s]), default=0)
+        self.tail_after = after
+        ancestors: list[set[int]] = [set() for _ in range(self.n)]
+        for s in self.topo:
+            for p in self.preds[s]:
+                ancestors[s] |= ancestors[p] | {p}
+        self.ancestors = tuple(tuple(sorted(found)) for found in ancestors)
 
     # ----------------------------------------------------------- the root
 
@@ -655,7 +687,7 @@ def dominated(stored: list[tuple[float, int, float]], values: tuple[float, int, 
 # ------------------------------------------------------------------ bound
 
 
-def upper_bound(problem: TickProblem, node: TickNode) -> float:
+def upper_bound(problem: TickProblem, node: TickNode, floor: float = -1.0) -> float:
     """A score no continuation of ``node`` can exceed (as ``grade_episode`` rounds it).
 
     Each dimension is bounded by a relaxation: completion times ignore capacity
@@ -668,13 +700,28 @@ def upper_bound(problem: TickProblem, node: TickNode) -> float:
     rounds the dimension itself (rounding is monotone), which keeps the bound
     admissible for the rounded score.
     """
+    ect, earliest_start = earliest_completions(problem, node)
+    cheap = assemble_bound(problem, node, ect, node.t)
     w = problem.weights
+    if cheap <= floor + 1e-12 or not (w.deadlines or w.time_efficiency or w.patience):
+        # Already no better than the plan in hand (``floor``): the sharper bound cannot help.
+        return cheap
+    if sum(1 for s in range(problem.n) if ect[s] <= problem.limit) < problem.n:
+        return cheap
+    finish_all = contention_bounds(problem, node, earliest_start, ect)
+    return min(cheap, assemble_bound(problem, node, ect, finish_all))
+
+
+def earliest_completions(problem: TickProblem, node: TickNode) -> tuple[list[int], list[int]]:
+    """Per subtask, a time before which it cannot complete, and one before which
+    it cannot start (completion times relax capacity and the other subtasks)."""
     n, t, limit = problem.n, node.t, problem.limit
     status = node.status
     pair_attempts = node.pair_attempts
     options = problem.options
     preds = problem.preds
     ect = [NEVER] * n
+    earliest_start = [t] * n
     for s in problem.topo:
         st = status[s]
         if st == COMPLETED:
@@ -690,13 +737,24 @@ def upper_bound(problem: TickProblem, node: TickNode) -> float:
                 for p in preds[s]:
                     if ect[p] > est:
                         est = ect[p]
+        earliest_start[s] = est
         if est < limit:
-            for slot, table, _ in options[s]:
+            for slot, table, _, _, _ in options[s]:
                 f = table[pair_attempts[slot]][est]
                 if f < best:
                     best = f
         ect[s] = best if best <= limit else NEVER
+    return ect, earliest_start
 
+
+def assemble_bound(problem: TickProblem, node: TickNode, ect: list[int], finish_all: int) -> float:
+    """The bound on the score given completion bounds ``ect`` and a time
+    ``finish_all`` before which not everything can be complete."""
+    w = problem.weights
+    n, t, limit = problem.n, node.t, problem.limit
+    status = node.status
+    pair_attempts = node.pair_attempts
+    options = problem.options
     done = node.done_count
     pending_reach = [s for s in range(n) if status[s] != COMPLETED and ect[s] <= limit]
     n_reach = done + len(pending_reach)
@@ -775,7 +833,7 @@ def upper_bound(problem: TickProblem, node: TickNode) -> float:
                 sunk += agent_cost[node.run_agent[s]] * (t - node.run_start[s])
         for s in pending_reach:
             restart = math.inf
-            for slot, _, costs in options[s]:
+            for slot, _, costs, _, _ in options[s]:
                 c = costs[pair_attempts[slot]]
                 if c < restart:
                     restart = c
@@ -803,7 +861,7 @@ def upper_bound(problem: TickProblem, node: TickNode) -> float:
         wait_from = 0
         patience_free = 1.0
     if n_reach == n and (w.time_efficiency or w.patience):
-        last = t
+        last = finish_all
         for s in pending_reach:
             if ect[s] > last:
                 last = ect[s]
@@ -857,6 +915,106 @@ def upper_bound(problem: TickProblem, node: TickNode) -> float:
     return round(best_total + 1e-9, 6)
 
 
+def contention_bounds(problem: TickProblem, node: TickNode, earliest_start: list[int], ect: list[int]) -> int:
+    """Bounds from agents and slots being shared, for a state whose every
+    subtask can still complete: returns a time by which the last subtask cannot
+    yet be complete, and raises ``ect`` of the subtasks with deadlines in place.
+
+    * Slots: at most ``capacity`` (and at most one per agent) work at once, so
+      the agent time still needed, spread over them, ends no earlier than
+      ``t + ceil(work / slots)``; the same for the ancestors of a subtask.
+    * Agents: the subtasks that only one agent can still complete run on it one
+      at a time. With release times (earliest starts) and tails (the least
+      time after each), the preemptive schedule that always runs the job with
+      the longest tail bounds the finish of everything (Jackson's bound); the
+      ancestors of a subtask on one agent, run in release order, bound when it
+      can start.
+    """
+    n, m, t, limit = problem.n, problem.m, node.t, problem.limit
+    status = node.status
+    pair_attempts = node.pair_attempts
+    usable_options = problem.usable_options[t]
+    slots = min(problem.max_capacity_from[t], m)
+    need = [0] * n
+    dedicated = [-1] * n
+    for s in range(n):
+        st = status[s]
+        if st == COMPLETED:
+            continue
+        usable = usable_options[s]
+        least = NEVER
+        for slot, _, _, times, _ in usable:
+            if times[pair_attempts[slot]] < least:
+                least = times[pair_attempts[slot]]
+        if st == RUNNING and node.run_result[s] == SUCCEEDS and node.run_end[s] <= limit:
+            least = min(least, node.run_end[s] - t)
+        need[s] = least
+        if len(usable) == 1:
+            dedicated[s] = usable[0][4]
+    total = sum(need)
+    finish_all = t + -(-total // slots) if total else t
+    # Jackson's preemptive bound per agent.
+    jobs: dict[int, list[tuple[int, int, int]]] = {}
+    for s in range(n):
+        if dedicated[s] >= 0:
+            release = t if status[s] == RUNNING else earliest_start[s]
+            jobs.setdefault(dedicated[s], []).append((release, need[s], problem.tail_after[s]))
+    for agent_jobs in jobs.values():
+        bound = _jackson(agent_jobs)
+        if bound > finish_all:
+            finish_all = bound
+    # Subtasks with deadlines: their ancestors first.
+    for d in problem.deadline_subtasks:
+        if status[d] == COMPLETED or status[d] == RUNNING:
+            continue
+        waiting = [x for x in problem.ancestors[d] if status[x] != COMPLETED]
+        if not waiting:
+            continue
+        work = sum(need[x] for x in waiting)
+        start = t + -(-work // slots)
+        per_agent: dict[int, list[tuple[int, int]]] = {}
+        for x in waiting:
+            if dedicated[x] >= 0:
+                release = t if status[x] == RUNNING else earliest_start[x]
+                per_agent.setdefault(dedicated[x], []).append((release, need[x]))
+        own = dedicated[d]
+        for agent, agent_jobs in per_agent.items():
+            clock = 0
+            for release, length in sorted(agent_jobs):
+                clock = max(clock, release) + length
+            if agent == own:
+                start = max(start, clock)
+            elif clock > start:
+                start = clock
+        if start + need[d] > ect[d]:
+            ect[d] = start + need[d]
+    return finish_all
+
+
+def _jackson(jobs: list[tuple[int, int, int]]) -> int:
+    """max(completion + tail) of the preemptive schedule that runs the released
+    job with the longest tail (optimal for one machine with preemption)."""
+    jobs = sorted(jobs)
+    waiting: list[tuple[int, int]] = []  # (-tail, remaining)
+    clock = jobs[0][0]
+    i, best = 0, 0
+    while i < len(jobs) or waiting:
+        if not waiting and clock < jobs[i][0]:
+            clock = jobs[i][0]
+        while i < len(jobs) and jobs[i][0] <= clock:
+            heapq.heappush(waiting, (-jobs[i][2], jobs[i][1]))
+            i += 1
+        negative_tail, remaining = heapq.heappop(waiting)
+        next_release = jobs[i][0] if i < len(jobs) else NEVER
+        run = min(remaining, next_release - clock)
+        clock += run
+        if run < remaining:
+            heapq.heappush(waiting, (negative_tail, remaining - run))
+        elif clock - negative_tail > best:
+            best = clock - negative_tail
+    return best
+
+
 class TickSearch:
     """:class:`TickProblem` as a :class:`~.search.SearchProblem`."""
 
@@ -878,8 +1036,8 @@ class TickSearch:
     def score(self, node: TickNode) -> float:
         return leaf_score(self.problem, node)
 
-    def bound(self, node: TickNode) -> float:
-        return upper_bound(self.problem, node)
+    def bound(self, node: TickNode, floor: float = -1.0) -> float:
+        return upper_bound(self.problem, node, floor)
 
     def key(self, node: TickNode) -> tuple[Any, ...]:
         return state_key(self.problem, node)
