@@ -18,6 +18,7 @@ from ..core.compiled import CompiledTask
 from ..core.dag import WorkflowDefinitionError
 from ..core.model import TaskSpec
 from .arena import ArenaFamily
+from .best_scores import attach_best_scores
 from .generated import GeneratedFamily
 from .schema import task_from_file
 
@@ -79,7 +80,7 @@ class TaskRegistry:
     def add_scenario(self, spec: TaskSpec) -> None:
         if spec.task_id in self._scenarios:
             raise ValueError(f"duplicate task id {spec.task_id!r}")
-        self._scenarios[spec.task_id] = CompiledTask.build(spec)
+        self._scenarios[spec.task_id] = attach_best_scores(CompiledTask.build(spec))
 
     def load_directory(self, directory: Path) -> None:
         for path in sorted(directory.glob("*.toml")):
@@ -138,7 +139,7 @@ class TaskRegistry:
         cache = self._generated
         compiled = cache.get(key)
         if compiled is None:
-            compiled = CompiledTask.build(family.build(variant, seed, worker_count))
+            compiled = attach_best_scores(CompiledTask.build(family.build(variant, seed, worker_count)))
             cache[key] = compiled
             if len(cache) > GENERATED_CACHE_SIZE:
                 cache.popitem(last=False)

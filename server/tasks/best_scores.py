@@ -1,0 +1,97 @@
+"""The best achievable grades, precomputed by the oracle and shipped with the tasks.
+
+``best_scores.json`` beside this module is written by
+``python -m workflow_orchestrator.server.oracle best-scores --write`` (never
+by hand). Each entry holds a task id, a seed, the task's fingerprint, the
+oracle's result (``optimal``, or ``best_found`` with an upper bound) and the
+plan that earns it. An entry applies only while the task is unchanged: its
+fingerprint is a hash of the whole task definition, so an edited scenario
+file or generator makes its entries unknown until they are recomputed.
+
+The task registry attaches the entries of each task it builds to the
+compiled task (``CompiledTask.best_scores``); the grade reads them from there
+and never runs a solver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..core.compiled import CompiledTask
+from ..core.grading import BestScore
+from ..core.model import TaskSpec
+
+BEST_SCORES_PATH = Path(__file__).with_name("best_scores.json")
+
+
+def task_fingerprint(spec: TaskSpec) -> str:
+    """A stable hash of everything in a task definition."""
+    text = json.dumps(_canonical(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _canonical(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(_canonical(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda item: str(item[0]))}
+    return value
+
+
+def load_entries(path: Path = BEST_SCORES_PATH) -> list[dict[str, Any]]:
+    """The shipped entries (an empty list when the file is missing)."""
+    if not path.exists():
+        return []
+    return list(json.loads(path.read_text())["entries"])
+
+
+@lru_cache(maxsize=1)
+def _entries_by_task() -> dict[str, list[dict[str, Any]]]:
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for entry in load_entries():
+        by_task.setdefault(entry["task_id"], []).append(entry)
+    return by_task
+
+
+def shipped_entry(spec: TaskSpec, seed: int) -> dict[str, Any] | None:
+    """The shipped entry (with its plan) of this exact task definition and seed."""
+    entries = _entries_by_task().get(spec.task_id, [])
+    matching = [entry for entry in entries if entry["seed"] == seed]
+    if matching and matching[0]["fingerprint"] == task_fingerprint(spec):
+        return matching[0]
+    return None
+
+
+def best_scores_for(spec: TaskSpec) -> dict[int, BestScore]:
+    """The shipped best scores of this exact task definition, by seed."""
+    entries = _entries_by_task().get(spec.task_id, [])
+    if spec.family != "scenario":
+        # A generated task is built for one seed (its canonical seed): only that
+        # seed's entry can match, and the fingerprint is computed only then.
+        entries = [entry for entry in entries if entry["seed"] == spec.canonical_seed]
+    if not entries:
+        return {}
+    fingerprint = task_fingerprint(spec)
+    return {
+        entry["seed"]: BestScore(entry["best_score"], entry["status"], entry["upper_bound"])
+        for entry in entries
+        if entry["fingerprint"] == fingerprint
+    }
+
+
+def attach_best_scores(compiled: CompiledTask) -> CompiledTask:
+    """Give a compiled task its shipped best scores (see ``grade_episode``)."""
+    compiled.best_scores.update(best_scores_for(compiled.spec))
+    return compiled
