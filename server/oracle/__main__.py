@@ -1,0 +1,148 @@
+"""The oracle's command line.
+
+    python -m workflow_orchestrator.server.oracle solve --task hard [--seed 3] [--seconds 60] [--plan]
+    python -m workflow_orchestrator.server.oracle best-scores [--tasks ...] [--seeds ...] [--write] [--check]
+    python -m workflow_orchestrator.server.oracle demos --tasks easy,hard --count 100 --out demos.jsonl
+    python -m workflow_orchestrator.server.oracle ladder [--tasks ...] [--seeds ...]
+
+``best-scores`` solves the shipped set (the scenarios on seeds 0-19, the arena
+presets on seeds 0-49) with the per-task time budgets, prints each result
+with its solve time and a summary, and with ``--write`` updates
+``tasks/best_scores.json`` (entries of other tasks and seeds are kept).
+``--check`` only replays the shipped plans and compares fingerprints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ..evaluation import parse_seeds
+from ..tasks import default_registry
+from ..tasks.best_scores import load_entries
+from .catalogue import Target, check_entries, compute_entries, default_targets, summary_table, write_entries
+from .demos import export
+from .ladder import DEFAULT_TASKS, LADDER, default_seeds, ladder_means, markdown_ladder
+from .solver import OracleResult, solve
+
+
+def _split(text: str) -> list[str]:
+    return [part for part in text.split(",") if part]
+
+
+def command_solve(args: argparse.Namespace) -> int:
+    resolved = default_registry().resolve(args.task, seed=args.seed, worker_count=args.worker_count)
+    result = solve(resolved.compiled, resolved.seed, seconds=args.seconds)
+    print(json.dumps(result.to_dict(with_plan=args.plan), indent=1))
+    return 0
+
+
+def _report(result: OracleResult) -> None:
+    print(
+        f"{result.task_id:14} seed {result.seed:3}  {result.status:10} best {result.best_score:.6f}  "
+        f"bound {result.upper_bound:.6f}  gap {result.gap:.6f}  {result.seconds:7.2f} s  {result.nodes} nodes",
+        flush=True,
+    )
+
+
+def command_best_scores(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    if args.check:
+        problems = check_entries(registry=registry)
+        for problem in problems:
+            print(problem)
+        print(f"{len(load_entries())} shipped entries, {len(problems)} problem(s)")
+        return 1 if problems else 0
+    targets = default_targets(registry)
+    if args.tasks:
+        wanted = set(_split(args.tasks))
+        targets = [t for t in targets if t.task_id in wanted]
+        missing = wanted - {t.task_id for t in targets}
+        targets.extend(Target(task_id, 0, 60.0) for task_id in sorted(missing))
+    if args.seeds:
+        seeds = parse_seeds(args.seeds)
+        budgets = {t.task_id: t.seconds for t in targets}
+        targets = [Target(task_id, seed, budgets[task_id]) for task_id in budgets for seed in seeds]
+    if args.seconds is not None:
+        targets = [Target(t.task_id, t.seed, args.seconds) for t in targets]
+    entries = compute_entries(targets, registry, progress=_report)
+    print()
+    print(summary_table(entries))
+    if args.write:
+        solved = {(e["task_id"], e["seed"]) for e in entries}
+        kept = [e for e in load_entries() if (e["task_id"], e["seed"]) not in solved]
+        write_entries(kept + entries)
+        print(f"\nwrote {len(kept) + len(entries)} entries")
+    return 0
+
+
+def command_demos(args: argparse.Namespace) -> int:
+    tasks = _split(args.tasks)
+    seeds = parse_seeds(args.seeds) if args.seeds else list(range(math.ceil(args.count / len(tasks))))
+    trajectories, lines = export(
+        Path(args.out), tasks=tasks, seeds=seeds, count=args.count, seconds=args.seconds, keep_skips=args.keep_skips
+    )
+    print(f"wrote {trajectories} trajectories, {lines} lines, to {args.out}")
+    return 0 if trajectories == args.count else 1
+
+
+def command_ladder(args: argparse.Namespace) -> int:
+    tasks = _split(args.tasks)
+    seeds = {t: parse_seeds(args.seeds) if args.seeds else default_seeds(t) for t in tasks}
+    table = ladder_means(tasks, seeds, rungs=_split(args.rungs), seconds=args.seconds)
+    print("Mean grade, raw (normalised: as a fraction of the best achievable score):\n")
+    print(markdown_ladder(table, seeds))
+    print(json.dumps({"seeds": {t: f"{s[0]}-{s[-1]}" for t, s in seeds.items()}, "ladder": table}))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m workflow_orchestrator.server.oracle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    solve_parser = commands.add_parser("solve", help="the best plan of one task and seed")
+    solve_parser.add_argument("--task", required=True)
+    solve_parser.add_argument("--seed", type=int, default=None, help="default: the task's canonical seed")
+    solve_parser.add_argument("--worker-count", type=int, default=None)
+    solve_parser.add_argument("--seconds", type=float, default=60.0, help="search budget")
+    solve_parser.add_argument("--plan", action="store_true", help="print the plan too")
+    solve_parser.set_defaults(run=command_solve)
+
+    best = commands.add_parser("best-scores", help="compute (and ship) the best achievable scores")
+    best.add_argument("--tasks", default="", help="comma-separated task ids (default: the shipped set)")
+    best.add_argument("--seeds", default="", help="e.g. 0-49 (default: per task, the shipped seeds)")
+    best.add_argument("--seconds", type=float, default=None, help="budget per task and seed (default: per task)")
+    best.add_argument("--write", action="store_true", help="update tasks/best_scores.json")
+    best.add_argument("--check", action="store_true", help="only replay the shipped plans")
+    best.set_defaults(run=command_best_scores)
+
+    demos = commands.add_parser("demos", help="export oracle trajectories as JSONL (observation text -> action)")
+    demos.add_argument("--tasks", default="easy,medium,hard,expert")
+    demos.add_argument("--count", type=int, required=True, help="number of trajectories")
+    demos.add_argument("--seeds", default="", help="default: 0, 1, ... as many as the count needs")
+    demos.add_argument("--out", required=True)
+    demos.add_argument("--seconds", type=float, default=10.0, help="search budget when no plan is shipped")
+    demos.add_argument("--keep-skips", action="store_true", help="keep the arena's zero-time skips")
+    demos.set_defaults(run=command_demos)
+
+    ladder = commands.add_parser("ladder", help="mean raw and normalised grade per task and policy")
+    ladder.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
+    ladder.add_argument("--seeds", default="", help="default: per task, the shipped seeds")
+    ladder.add_argument("--rungs", default=",".join(LADDER))
+    ladder.add_argument("--seconds", type=float, default=10.0, help="search budget when no plan is shipped")
+    ladder.set_defaults(run=command_ladder)
+
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

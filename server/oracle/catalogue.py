@@ -1,0 +1,142 @@
+"""The catalogue of best achievable scores: which tasks and seeds, computed how,
+written where (``tasks/best_scores.json``), and checked against replays."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..core.compiled import CompiledTask
+from ..tasks import TaskRegistry, default_registry
+from ..tasks.best_scores import BEST_SCORES_PATH, load_entries, task_fingerprint
+from .solver import OPTIMAL, OracleResult, replay, solve
+
+SCENARIO_TASKS = ("easy", "medium", "hard", "expert")
+ARENA_TASKS = ("arena/easy", "arena/medium", "arena/hard")
+SCENARIO_SEEDS = range(0, 20)
+ARENA_SEEDS = range(0, 50)
+# Seconds the search may spend on one task and seed.
+SCENARIO_SECONDS = 60.0
+GENERATED_SECONDS = 10.0
+
+COMMAND = "uv run python -m workflow_orchestrator.server.oracle best-scores --write"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    task_id: str
+    seed: int
+    seconds: float
+
+
+def default_targets(registry: TaskRegistry | None = None) -> list[Target]:
+    """The shipped set: the scenarios on seeds 0-19 (their canonical seeds among
+    them), every arena preset on seeds 0-49, every other generated task on seeds 0-19."""
+    registry = registry or default_registry()
+    targets: list[Target] = []
+    for task_id in registry.task_ids():
+        if task_id in SCENARIO_TASKS:
+            canonical = registry.resolve(task_id).seed
+            seeds = sorted(set(SCENARIO_SEEDS) | {canonical})
+            targets.extend(Target(task_id, seed, SCENARIO_SECONDS) for seed in seeds)
+        elif task_id in ARENA_TASKS:
+            targets.extend(Target(task_id, seed, GENERATED_SECONDS) for seed in ARENA_SEEDS)
+        elif "/" in task_id:
+            targets.extend(Target(task_id, seed, SCENARIO_SECONDS) for seed in SCENARIO_SEEDS)
+    return targets
+
+
+def entry_of(result: OracleResult, compiled: CompiledTask) -> dict[str, Any]:
+    return {
+        "task_id": result.task_id,
+        "seed": result.seed,
+        "fingerprint": task_fingerprint(compiled.spec),
+        "best_score": result.best_score,
+        "status": result.status,
+        "upper_bound": result.upper_bound,
+        "gap": result.gap,
+        "seconds": round(result.seconds, 3),
+        "nodes": result.nodes,
+        "plan": result.plan,
+    }
+
+
+def compute_entries(
+    targets: Iterable[Target],
+    registry: TaskRegistry | None = None,
+    progress: Any = None,
+) -> list[dict[str, Any]]:
+    """Solve every target; ``progress`` (a callable) hears about each result."""
+    registry = registry or default_registry()
+    entries = []
+    for target in targets:
+        resolved = registry.resolve(target.task_id, seed=target.seed)
+        result = solve(resolved.compiled, resolved.seed, seconds=target.seconds)
+        entries.append(entry_of(result, resolved.compiled))
+        if progress is not None:
+            progress(result)
+    return entries
+
+
+DESCRIPTION = (
+    "Best achievable grade per task and seed, found by the oracle with hindsight "
+    "(status 'optimal' when proven, else 'best_found' with an upper bound), with the "
+    "plan that earns it. An entry applies while the task's fingerprint matches."
+)
+
+
+def write_entries(entries: Sequence[dict[str, Any]], path: Path = BEST_SCORES_PATH) -> None:
+    """Write the catalogue, one entry per line (small, and readable diffs)."""
+    ordered = sorted(entries, key=lambda e: (e["task_id"], e["seed"]))
+    rows = [json.dumps(entry, separators=(",", ":")) for entry in ordered]
+    lines = [
+        "{",
+        f' "description": {json.dumps(DESCRIPTION)},',
+        f' "command": {json.dumps(COMMAND)},',
+        ' "entries": [',
+        ",\n".join("  " + row for row in rows),
+        " ]",
+        "}",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def check_entries(
+    entries: Sequence[dict[str, Any]] | None = None, registry: TaskRegistry | None = None
+) -> list[str]:
+    """Problems with the shipped entries: a task changed since (fingerprint), or a
+    plan that no longer earns its recorded score when replayed."""
+    registry = registry or default_registry()
+    problems = []
+    for entry in load_entries() if entries is None else entries:
+        resolved = registry.resolve(entry["task_id"], seed=entry["seed"])
+        where = f"{entry['task_id']} seed {entry['seed']}"
+        if task_fingerprint(resolved.spec) != entry["fingerprint"]:
+            problems.append(f"{where}: the task changed since its best score was computed")
+            continue
+        score = replay(resolved.compiled, resolved.seed, entry["plan"])[0]["score"]
+        if score != entry["best_score"]:
+            problems.append(f"{where}: the plan now scores {score}, recorded {entry['best_score']}")
+    return problems
+
+
+def summary_table(entries: Sequence[dict[str, Any]]) -> str:
+    """Per task: seeds proven optimal, the largest gap, mean best score, solve times."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_task.setdefault(entry["task_id"], []).append(entry)
+    lines = [
+        "| task | seeds | proven optimal | largest gap | mean best score | mean s | max s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for task_id, rows in by_task.items():
+        proven = sum(1 for r in rows if r["status"] == OPTIMAL)
+        lines.append(
+            f"| {task_id} | {len(rows)} | {proven} | {max(r['gap'] for r in rows):.4f} | "
+            f"{statistics.mean(r['best_score'] for r in rows):.4f} | "
+            f"{statistics.mean(r['seconds'] for r in rows):.2f} | {max(r['seconds'] for r in rows):.2f} |"
+        )
+    return "\n".join(lines)
