@@ -101,7 +101,7 @@ class BranchAndBound(Generic[NodeT]):
         open_bound = 0.0
         try:
             if root_bound > self.best_score + 1e-12:
-                self._search(root)
+                self._search(root, root_bound)
         except _OutOfBudget as stop:
             proven = False
             open_bound = stop.open_bound
@@ -129,12 +129,14 @@ class BranchAndBound(Generic[NodeT]):
             self.best_plan = plan
             self.improvements.append((time.perf_counter() - self._started, score))
 
-    def _search(self, node: NodeT) -> None:
+    def _search(self, node: NodeT, node_bound: float) -> None:
         problem = self.problem
         self.nodes += 1
         if self.nodes & 255 == 0:
             if time.perf_counter() > self._deadline or (self.max_nodes is not None and self.nodes > self.max_nodes):
-                raise _OutOfBudget()
+                stop = _OutOfBudget()
+                stop.open_bound = node_bound
+                raise stop
         children: list[tuple[float, int, Any, NodeT]] = []
         for order, move in enumerate(problem.moves(node)):
             child = problem.apply(node, move)
@@ -146,7 +148,7 @@ class BranchAndBound(Generic[NodeT]):
                 children.append((bound, order, move, child))
         # Most promising first, so that good plans raise the bar early.
         children.sort(key=lambda c: (-c[0], c[1]))
-        for bound, _, move, child in children:
+        for index, (bound, _, move, child) in enumerate(children):
             if bound <= self.best_score + 1e-12:
                 break
             key = problem.key(child)
@@ -163,9 +165,12 @@ class BranchAndBound(Generic[NodeT]):
             depth = len(self._path)
             self._path.extend(problem.wire(node, move))
             try:
-                self._search(child)
+                self._search(child, bound)
             except _OutOfBudget as stop:
-                stop.open_bound = max(stop.open_bound, bound)
+                # What is left unexplored: the deeper frames (already in the bound) and
+                # the siblings not yet searched, the best of which comes first.
+                if index + 1 < len(children):
+                    stop.open_bound = max(stop.open_bound, children[index + 1][0])
                 raise
             finally:
                 del self._path[depth:]
