@@ -12,7 +12,7 @@ import pytest
 from conftest import SCENARIOS, registry_of
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.policies import make_policy
-from workflow_orchestrator.server.oracle import OPTIMAL, solve
+from workflow_orchestrator.server.oracle import OPTIMAL, best_achievable, replay, solve
 from workflow_orchestrator.server.oracle.catalogue import ARENA_SEEDS, check_entries, summary_table
 from workflow_orchestrator.server.oracle.demos import export, skip_steps
 from workflow_orchestrator.server.tasks import default_registry
@@ -131,3 +131,13 @@ def test_an_oracle_plan_replayed_through_the_server_earns_its_score(http: httpx.
     grade = reply["observation"]["grade"]
     assert grade["score"] == entry["best_score"]
     assert grade["normalized_score"] == 1.0
+
+
+def test_best_achievable_uses_a_current_shipped_result_and_searches_otherwise() -> None:
+    shipped = best_achievable("expert")
+    entry = _entry("expert", shipped.seed)
+    assert shipped.method == "shipped" and shipped.best_score == entry["best_score"]
+    resolved = default_registry().resolve("medium", seed=4321)
+    fresh = best_achievable("medium", seed=4321, seconds=30)
+    assert fresh.method == "branch_and_bound" and fresh.status == OPTIMAL
+    assert replay(resolved.compiled, 4321, fresh.plan)[0]["score"] == fresh.best_score

@@ -12,11 +12,11 @@ from typing import Any, Sequence
 from ..core.env import WorkflowEnv
 from ..evaluation import play_policy
 from ..tasks import TaskRegistry, default_registry
-from .catalogue import ARENA_SEEDS, ARENA_TASKS, SCENARIO_SEEDS, SCENARIO_TASKS
+from .catalogue import ARENA_SEEDS, ARENA_TASKS, GENERATED_TASKS, SCENARIO_SEEDS, SCENARIO_TASKS
 from .demos import oracle_plan
 
 LADDER = ("noop", "random", "greedy", "heuristic", "oracle")
-DEFAULT_TASKS = SCENARIO_TASKS + ARENA_TASKS
+DEFAULT_TASKS = SCENARIO_TASKS + ARENA_TASKS + GENERATED_TASKS
 
 
 def default_seeds(task_id: str) -> list[int]:
