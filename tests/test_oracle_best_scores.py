@@ -72,7 +72,8 @@ def test_the_grade_carries_the_normalised_score() -> None:
     env = WorkflowEnv()
     grade = _heuristic_grade(env, "hard", None)
     best = _entry("hard", env.episode.seed)["best_score"]  # type: ignore[union-attr]
-    assert grade["best_score"] == {"score": best, "status": OPTIMAL, "upper_bound": best}
+    assert grade["best_score"] == best and grade["best_score_upper_bound"] == best
+    assert grade["best_score_status"] == OPTIMAL
     assert grade["normalized_score"] == round(grade["score"] / best, 6)
     arena = _heuristic_grade(env, "arena/hard", 7)
     assert arena["normalized_score"] == round(arena["score"] / _entry("arena/hard", 7)["best_score"], 6)
@@ -88,6 +89,7 @@ def test_the_normalised_score_is_unknown_without_a_current_best_score() -> None:
     assert task_fingerprint(changed) != task_fingerprint(hard)
     grade = _heuristic_grade(WorkflowEnv(registry=registry_of(changed)), "hard", None)
     assert grade["normalized_score"] is None and grade["best_score"] is None
+    assert grade["best_score_status"] is None
 
 
 def test_demonstrations_are_oracle_trajectories_as_prompt_action_lines(tmp_path: Path) -> None:

@@ -28,9 +28,10 @@ pillar_balance        the lowest completed fraction over the pillars
 valid_actions         1 - invalid actions / actions
 
 Every grade also carries ``normalized_score``: the score as a fraction of the
-best achievable score of that task and seed, when the oracle has proven it
-(``best_score`` says what is known: the value, ``optimal`` or ``best_found``,
-and an upper bound); ``None`` when it is not known. The best scores are
+best achievable score of that task and seed, when the oracle has proven it;
+``None`` when it is not known. ``best_score``, ``best_score_status``
+(``optimal`` or ``best_found``) and ``best_score_upper_bound`` say what is
+known (all ``None`` when nothing is). The best scores are
 precomputed (``tasks/best_scores.json``) and attached to the compiled task by
 the task registry; grading never runs a solver.
 """
@@ -166,15 +167,14 @@ class BestScore:
 
 
 def with_normalized_score(grade: dict[str, Any], episode: "Episode") -> dict[str, Any]:
-    """Add ``normalized_score`` and ``best_score`` to a grade (see the module docstring)."""
+    """Add ``normalized_score`` and what is known of the best score to a grade
+    (see the module docstring)."""
     best = episode.compiled.best_scores.get(episode.seed)
     proven = best is not None and best.status == "optimal" and best.score > 0
     grade["normalized_score"] = round(grade["score"] / best.score, 6) if proven else None  # type: ignore[union-attr]
-    grade["best_score"] = (
-        None
-        if best is None
-        else {"score": best.score, "status": best.status, "upper_bound": best.upper_bound}
-    )
+    grade["best_score"] = None if best is None else best.score
+    grade["best_score_status"] = None if best is None else best.status
+    grade["best_score_upper_bound"] = None if best is None else best.upper_bound
     return grade
 
 
