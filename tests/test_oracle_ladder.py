@@ -47,7 +47,8 @@ def test_random_scores_below_greedy(ladder: dict, task_id: str) -> None:
 
 @pytest.mark.parametrize("task_id", TASKS)
 def test_greedy_heuristic_oracle_in_order(ladder: dict, task_id: str) -> None:
-    assert _score(ladder, task_id, "greedy") <= _score(ladder, task_id, "heuristic") <= _score(ladder, task_id, "oracle")
+    greedy, heuristic, oracle = (_score(ladder, task_id, rung) for rung in ("greedy", "heuristic", "oracle"))
+    assert greedy <= heuristic <= oracle
 
 
 @pytest.mark.parametrize("task_id", TASKS)

@@ -12,7 +12,7 @@ from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
 from workflow_orchestrator.server.core.grading import grade_episode
 from workflow_orchestrator.server.core.observation import build_observation
-from workflow_orchestrator.server.core.states import COMPLETED, FAILED, READY, RUNNING
+from workflow_orchestrator.server.core.states import FAILED, READY, RUNNING
 from workflow_orchestrator.server.oracle import OPTIMAL, replay, solve
 from workflow_orchestrator.server.oracle.tick import TickNode, TickProblem, apply_action, leaf_score
 from workflow_orchestrator.server.tasks import default_registry

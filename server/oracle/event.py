@@ -44,7 +44,11 @@ _C, _T, _M = BENCHMARK_WEIGHTS["completion"], BENCHMARK_WEIGHTS["on_time"], BENC
 
 
 class ArenaNode:
-    __slots__ = ("t", "status", "unmet", "finish", "running", "done_count", "done_priority", "on_time_priority", "ended")
+    """An arena episode at a decision point (time ``t``, after the events at ``t``)."""
+
+    __slots__ = (
+        "t", "status", "unmet", "finish", "running", "done_count", "done_priority", "on_time_priority", "ended",
+    )
 
     t: int
     status: list[int]
@@ -278,11 +282,12 @@ def realise(compiled: CompiledTask, seed: int, schedule: Sequence[dict[str, Any]
             for subtask_id in action["task_ids"]:
                 s = index[subtask_id]
                 worker, skips = _best_worker(episode, seed_key, s, taken, cap)
+                assignment = {"subtask_id": subtask_id, "agent_name": spec.agents[worker].name}
                 for _ in range(skips):
-                    take({"action_type": "dispatch", "assignments": [{"subtask_id": subtask_id, "agent_name": spec.agents[worker].name}]})
+                    take({"action_type": "dispatch", "assignments": [dict(assignment)]})
                     take({"action_type": "abort", "subtask_id": subtask_id})
                 taken.add(worker)
-                batch.append({"subtask_id": subtask_id, "agent_name": spec.agents[worker].name})
+                batch.append(assignment)
             take({"action_type": "dispatch", "assignments": batch})
         else:
             # A skipped attempt leaves its completion in the clock's queue: a wait can stop

@@ -265,7 +265,9 @@ class TickProblem:
             for t in range(limit + 1)
         )
         # Longest chain of least durations after each subtask (speed changes included).
-        least = [min((max(1, min(self.speed_at[a]) * self.work[s]) for a in self.able[s]), default=1) for s in range(self.n)]
+        least = [
+            min((max(1, min(self.speed_at[a]) * self.work[s]) for a in self.able[s]), default=1) for s in range(self.n)
+        ]
         after = [0] * self.n
         for s in reversed(self.topo):
             after[s] = max((least[c] + after[c] for c in self.succs[s]), default=0)
