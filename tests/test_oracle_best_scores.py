@@ -13,7 +13,7 @@ from conftest import SCENARIOS, registry_of
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.policies import make_policy
 from workflow_orchestrator.server.oracle import OPTIMAL, best_achievable, replay, solve
-from workflow_orchestrator.server.oracle.catalogue import ARENA_SEEDS, check_entries, summary_table
+from workflow_orchestrator.server.oracle.catalogue import ARENA_SEEDS, COMMAND, check_entries, summary_table
 from workflow_orchestrator.server.oracle.demos import export, skip_steps
 from workflow_orchestrator.server.tasks import default_registry
 from workflow_orchestrator.server.tasks.best_scores import load_entries, shipped_entry, task_fingerprint
@@ -29,7 +29,8 @@ def _entry(task_id: str, seed: int) -> dict:
 
 def test_every_shipped_plan_earns_its_recorded_score_on_the_current_tasks() -> None:
     assert ENTRIES
-    assert check_entries(ENTRIES) == []
+    problems = check_entries(ENTRIES)
+    assert problems == [], f"{problems[:5]} ... regenerate with: {COMMAND}"
 
 
 @pytest.mark.parametrize("task_id", SCENARIOS)
