@@ -24,7 +24,7 @@ import sys
 import time
 
 from workflow_orchestrator.server.core import WorkflowEnv
-from workflow_orchestrator.server.core.policies import make_policy
+from workflow_orchestrator.server.evaluation import play_policy, record_policy_actions
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS, PRESETS, ArenaFamily, generate_arena
 from workflow_orchestrator.server.tasks.generated import LEVELS
 from workflow_orchestrator.server.tasks.registry import TaskRegistry
@@ -49,20 +49,9 @@ def reset_ms(env: WorkflowEnv, count: int = 50) -> float:
     return (time.process_time() - start) / count * 1e3
 
 
-def _record_trajectory(env: WorkflowEnv, task_id: str, seed: int) -> list[dict]:
-    policy = make_policy("heuristic", seed)
-    observation = env.reset(task_id, seed=seed)
-    actions = []
-    while not observation["done"]:
-        action = policy.act(observation)
-        actions.append(action)
-        observation = env.step(action)
-    return actions
-
-
 def steps_per_second(env: WorkflowEnv, task_id: str, seconds: float = 0.4) -> float:
     """Steps only: resets happen outside the timed region."""
-    trajectories = [(seed, _record_trajectory(env, task_id, seed)) for seed in range(8)]
+    trajectories = [(seed, record_policy_actions(env, "heuristic", task_id, seed)) for seed in range(8)]
     steps = 0
     elapsed = 0.0
     while elapsed < seconds:
@@ -99,13 +88,7 @@ def policy_scores(seed_count: int = 100) -> dict[str, dict[str, float]]:
     for task_id in task_ids:
         table[task_id] = {}
         for name in POLICY_NAMES:
-            scores = []
-            for seed in seeds:
-                policy = make_policy(name, seed)
-                observation = env.reset(task_id, seed=seed)
-                while not observation["done"]:
-                    observation = env.step(policy.act(observation))
-                scores.append(observation["grade"]["score"])
+            scores = [play_policy(env, name, task_id, seed)["score"] for seed in seeds]
             table[task_id][name] = round(statistics.mean(scores), 3)
     print(f"mean grade score over held-out seeds {seeds.start}..{seeds.stop - 1}")
     print("| task | " + " | ".join(POLICY_NAMES) + " |")

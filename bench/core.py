@@ -12,25 +12,13 @@ import statistics
 import time
 
 from workflow_orchestrator.server.core import WorkflowEnv
-from workflow_orchestrator.server.core.policies import make_policy
+from workflow_orchestrator.server.evaluation import record_policy_actions
 
 TASKS = ("easy", "medium", "hard", "expert")
 
 
-def _record_trajectory(env: WorkflowEnv, task_id: str, seed: int) -> list[dict]:
-    """The heuristic's actions for one episode, so that timing excludes the policy."""
-    policy = make_policy("heuristic", seed)
-    observation = env.reset(task_id, seed=seed)
-    actions = []
-    while not observation["done"]:
-        action = policy.act(observation)
-        actions.append(action)
-        observation = env.step(action)
-    return actions
-
-
 def steps_per_second(env: WorkflowEnv, task_id: str, seconds: float = 1.0) -> float:
-    trajectories = [(seed, _record_trajectory(env, task_id, seed)) for seed in range(8)]
+    trajectories = [(seed, record_policy_actions(env, "heuristic", task_id, seed)) for seed in range(8)]
     steps = 0
     start = time.process_time()
     while time.process_time() - start < seconds:

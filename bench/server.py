@@ -39,7 +39,7 @@ import orjson
 import websockets
 
 from workflow_orchestrator.server.core import WorkflowEnv
-from workflow_orchestrator.server.core.policies import make_policy
+from workflow_orchestrator.server.evaluation import record_policy_actions
 
 TASKS = ("easy", "medium", "hard", "expert")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,14 +53,7 @@ def record_trajectories(count_per_task: int) -> list[tuple[str, int, list[dict]]
     recorded = []
     for task_id in TASKS:
         for seed in range(count_per_task):
-            policy = make_policy("heuristic", seed)
-            observation = env.reset(task_id, seed=seed)
-            actions = []
-            while not observation["done"]:
-                action = policy.act(observation)
-                actions.append(action)
-                observation = env.step(action)
-            recorded.append((task_id, seed, actions))
+            recorded.append((task_id, seed, record_policy_actions(env, "heuristic", task_id, seed)))
     return recorded
 
 

@@ -42,6 +42,19 @@ def play_policy(env: WorkflowEnv, policy_name: str, task_id: str, seed: int) -> 
     return observation["grade"]
 
 
+def record_policy_actions(env: WorkflowEnv, policy_name: str, task_id: str, seed: int) -> list[dict[str, Any]]:
+    """Play one episode with a built-in policy and return the actions it took
+    (benchmarks replay them so that the policy's own thinking is not timed)."""
+    policy = make_policy(policy_name, seed)
+    observation = env.reset(task_id, seed=seed)
+    actions = []
+    while not observation["done"]:
+        action = policy.act(observation)
+        actions.append(action)
+        observation = env.step(action)
+    return actions
+
+
 def policy_means(
     tasks: Sequence[str], policies: Sequence[str], seeds: Sequence[int]
 ) -> dict[str, dict[str, float]]:
