@@ -211,3 +211,15 @@ def test_render_text_shows_every_legal_action_with_its_arguments() -> None:
     assert dispatch_lines and all(line != "- dispatch()" for line in dispatch_lines)
     text = render_text(env.reset("hard"))
     assert "- delegate(alert_triage,triage_analyst)" in text
+
+
+def test_an_aborted_attempt_leaves_nothing_to_wait_for_in_event_time() -> None:
+    env = WorkflowEnv()
+    observation = env.reset("arena/easy", seed=5)
+    first = observation["arena"]["ready"][0]
+    assert env.step({"action_type": "dispatch", "task_ids": [first]})["errors"] == []
+    assert env.step(act("abort", first))["errors"] == []
+    observation = env.step(act("wait"))
+    assert [e["code"] for e in observation["errors"]] == ["nothing_to_wait_for"]
+    assert observation["time_used"] == 0
+    assert {"action_type": "wait"} not in observation["legal_actions"]

@@ -145,7 +145,20 @@ class Episode:
 
     @property
     def has_pending_events(self) -> bool:
+        """Whether anything is still scheduled (stale entries of aborted or
+        dropped attempts do not count)."""
+        self._drop_stale_heads()
         return bool(self._heap)
+
+    def _drop_stale_heads(self) -> None:
+        """Pop completion entries whose attempt was aborted or dropped, so that
+        the next event is a real one."""
+        heap = self._heap
+        while heap and heap[0][1] == _COMPLETION:
+            s, token = heap[0][3]
+            if token == self.attempt_token[s] and self.status[s] == RUNNING:
+                return
+            heapq.heappop(heap)
 
     @property
     def free_slots(self) -> int:
@@ -219,7 +232,7 @@ class Episode:
         return self._apply_dispatch([(action.subtask_id or "", action.agent_name)], facts, single=kind)
 
     def _apply_wait(self, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
-        if not self.tick_model and not self._heap:
+        if not self.tick_model and not self.has_pending_events:
             return [
                 (
                     ErrorCode.NOTHING_TO_WAIT_FOR,
