@@ -146,11 +146,15 @@ class Hindsight:
     """Bounds for one (task, seed), computed knowing every seeded outcome.
 
     For each subtask, the best agent is found by running it on one able agent
-    until it succeeds: ``min_cost`` sums the cheapest such runs, and
-    ``time_lower_bound`` is the longest chain of the fastest such runs, plus the
-    wanted patience waits and, in the tick model, the synthesis tick. Mixing
-    agents on one subtask never beats the best single agent, so both are true
-    lower bounds (speed changes and dropouts can only make things slower).
+    until it succeeds, every attempt to its end: ``min_cost`` sums the cheapest
+    such runs, and ``time_lower_bound`` is the longest chain of the fastest such
+    runs (at the best speed the agent has from the subtask's earliest start, in
+    a window where it is online), plus the wanted patience waits and, in the
+    tick model, the synthesis tick. Among plays that let attempts run to their
+    end, mixing agents on one subtask never beats the best single agent, so
+    these are the reference a good policy can reach. Only a player that knows
+    the outcomes in advance can do better, by aborting an attempt it knows will
+    fail; the dimensions are capped at 1, so that earns nothing extra.
     """
 
     min_cost: float
