@@ -37,6 +37,7 @@ class CompiledTask:
     deadlines: tuple[tuple[int, int], ...]  # (deadline, subtask), earliest first
     patience_index: int
     reward_model: RewardModel
+    time_model_name: str
     # Hindsight bounds per seed (grading.Hindsight), filled on demand.
     hindsight_by_seed: dict[int, Any] = field(default_factory=dict)
     # Best achievable grades per seed (grading.BestScore), precomputed by the oracle
@@ -105,6 +106,7 @@ class CompiledTask:
                 sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)
             ),
             patience_index=dag.index[spec.patience.after] if spec.patience is not None else -1,
+            time_model_name=spec.time_model.value,
             reward_model=reward_model,
             arena=arena,
         )

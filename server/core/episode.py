@@ -74,6 +74,9 @@ class Episode:
         self.completed_by = [-1] * n
         self.completed_count = 0
 
+        # Running subtask -> its agent (the same facts as status and agent_task,
+        # kept for the loops that only care about work in progress).
+        self.running: dict[int, int] = {}
         self.agent_status = [IDLE] * m
         self.agent_task = [-1] * m
         self.agent_speed = [agent.speed for agent in task.agents]
@@ -416,6 +419,7 @@ class Episode:
         self.attempt_token[s] += 1
         self.agent_status[a] = WORKING
         self.agent_task[a] = s
+        self.running[s] = a
         self.active_count += 1
         self.dirty_subtasks.add(s)
         self.dirty_agents.add(a)
@@ -530,6 +534,7 @@ class Episode:
         self.agent_status[a] = IDLE if self.agent_status[a] == WORKING else self.agent_status[a]
         self.agent_task[a] = -1
         self.subtask_agent[s] = -1
+        del self.running[s]
         self.active_count -= 1
         return cost
 

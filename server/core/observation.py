@@ -38,11 +38,11 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
     observation = {
         "task_id": task.task_id,
         "seed": episode.seed,
-        "time_model": task.time_model.value,
+        "time_model": episode.compiled.time_model_name,
         "step_count": episode.step_count,
         "time_used": now,
         "time_limit": task.time_limit,
-        "time_remaining": episode.time_remaining,
+        "time_remaining": None if task.time_limit is None else max(0, task.time_limit - now),
         "step_limit": task.step_limit,
         "capacity": episode.capacity,
         "active_count": episode.active_count,
@@ -63,7 +63,7 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
         "patience_waits": episode.waits_in_patience,
         "terminated": episode.terminated,
         "truncated": episode.truncated,
-        "done": episode.done,
+        "done": episode.terminated or episode.truncated,
     }
     if episode.compiled.arena is not None:
         add_arena_views(episode, observation)
@@ -119,23 +119,19 @@ def _count_down_views(episode: "Episode") -> None:
     now = episode.now
     finish_at = episode.finish_at
     subtask_views = episode.subtask_views
-    for s, st in enumerate(episode.status):
-        if st == RUNNING:
-            view = subtask_views[s]
-            left = finish_at[s] - now
-            if view["time_left"] != left:
-                view = dict(view)
-                view["time_left"] = left
-                subtask_views[s] = view
     agent_views = episode.agent_views
-    for a, current in enumerate(episode.agent_task):
-        if current >= 0:
-            view = agent_views[a]
-            left = finish_at[current] - now
-            if view["time_left"] != left:
-                view = dict(view)
-                view["time_left"] = left
-                agent_views[a] = view
+    for s, a in episode.running.items():
+        left = finish_at[s] - now
+        view = subtask_views[s]
+        if view["time_left"] != left:
+            view = dict(view)
+            view["time_left"] = left
+            subtask_views[s] = view
+        view = agent_views[a]
+        if view["time_left"] != left:
+            view = dict(view)
+            view["time_left"] = left
+            agent_views[a] = view
     episode.views_time = now
 
 
