@@ -105,7 +105,6 @@ class Episode:
         self.last_reward = 0.0
         self.last_breakdown: dict[str, float] = {}
         self.last_errors: list[dict[str, str]] = []
-        self.last_facts = StepFacts()
 
         self._heap: list[tuple[int, int, int, Any]] = []
         self._sequence = 0
@@ -138,15 +137,6 @@ class Episode:
         return self.terminated or self.truncated
 
     @property
-    def time_limit(self) -> int | None:
-        return self.task.time_limit
-
-    @property
-    def time_remaining(self) -> int | None:
-        limit = self.task.time_limit
-        return None if limit is None else max(0, limit - self.now)
-
-    @property
     def has_pending_events(self) -> bool:
         """Whether anything is still scheduled (stale entries of aborted or
         dropped attempts do not count)."""
@@ -162,10 +152,6 @@ class Episode:
             if token == self.attempt_token[s] and self.status[s] == RUNNING:
                 return
             heapq.heappop(heap)
-
-    @property
-    def free_slots(self) -> int:
-        return max(0, self.capacity - self.active_count)
 
     def idle_capable_agents(self, subtask: int) -> list[int]:
         """Idle agents that accept the subtask's type, in declaration order."""
@@ -194,7 +180,7 @@ class Episode:
             self.last_errors = [
                 {"code": ErrorCode.EPISODE_OVER.value, "message": "the episode is over; call reset"}
             ]
-            self.last_reward, self.last_breakdown, self.last_facts = 0.0, {}, facts
+            self.last_reward, self.last_breakdown = 0.0, {}
             return facts
         self.step_count += 1
         errors: list[tuple[ErrorCode, str]]
@@ -217,7 +203,7 @@ class Episode:
         breakdown = self.reward_model.step_reward(self, facts)
         reward = sum(breakdown.values())
         self.rewards.append(reward)
-        self.last_reward, self.last_breakdown, self.last_facts = reward, breakdown, facts
+        self.last_reward, self.last_breakdown = reward, breakdown
         return facts
 
     # ------------------------------------------------------------ apply actions

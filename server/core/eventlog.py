@@ -38,9 +38,6 @@ class EventLog:
     def append(self, kind: str, t: int, step: int, **fields: Any) -> None:
         self.records.append({"kind": kind, "t": t, "step": step, **fields})
 
-    def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [r for r in self.records if r["kind"] == kind]
-
     def digest(self) -> str:
         """A stable hash of the whole log: equal logs give equal digests in any process."""
         payload = json.dumps(self.records, sort_keys=True, separators=(",", ":"))

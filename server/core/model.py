@@ -117,11 +117,6 @@ class TaskSpec:
     # Free-form parameters (generator settings, ...) shown by /tasks.
     parameters: Mapping[str, object] = field(default_factory=dict)
 
-    def subtask(self, subtask_id: str) -> SubtaskSpec:
-        for spec in self.subtasks:
-            if spec.id == subtask_id:
-                return spec
-        raise KeyError(subtask_id)
 
 
 def public_rules(task: TaskSpec) -> dict[str, object]:
