@@ -43,6 +43,8 @@ class CompiledTask:
     # Best achievable grades per seed (grading.BestScore), precomputed by the oracle
     # and attached by the task registry; empty when none is known.
     best_scores: dict[int, Any] = field(default_factory=dict)
+    # The static parts of the grade (grading.GradePlan), prepared on first use.
+    grade_plan: Any = None
     # The arena's static tables (arena tasks only): its views, rewards and grade read them.
     arena: ArenaTables | None = None
 

@@ -39,7 +39,7 @@ the task registry; grading never runs a solver.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .arena import grade_arena
 from .dag import able_agents
@@ -76,28 +76,28 @@ _HINDSIGHT_ATTEMPTS = 16
 class LogFacts:
     """What the graders need, gathered in one pass over the event log."""
 
+    __slots__ = (
+        "completed_by", "completed_at", "failures", "failed_subtasks", "permanent_failures",
+        "restarts", "repeated_permanent", "invalid_steps", "cost", "peak", "synthesized",
+        "end_time", "patience_waits",
+    )
+
     def __init__(self, episode: "Episode") -> None:
         task = episode.task
-        self.completed_by: dict[str, str] = {}
-        self.completed_at: dict[str, int] = {}
-        self.failures: list[dict[str, Any]] = []
+        completed_by: dict[str, str] = {}
+        completed_at: dict[str, int] = {}
+        failures: list[tuple[str, int]] = []  # (subtask, step) of each failure, in order
         # Per subtask: (step, sensible) for each start; a start is not sensible when
         # its agent was already seen to fail that subtask permanently.
-        self.restarts: dict[str, list[tuple[int, bool]]] = {}
-        self.permanent: set[tuple[str, str]] = set()
-        self.repeated_permanent = 0
-        self.invalid_steps: set[int] = set()
-        self.cost = 0.0
-        self.peak = 0
-        self.synthesized = False
-        self.end_time = episode.now
-        self.patience_waits = 0
+        restarts: dict[str, list[tuple[int, bool]]] = {}
+        permanent: set[tuple[str, str]] = set()
+        invalid_steps: set[int] = set()
+        synthesized = False
+        end_time = episode.now
         patience_after = task.patience.after if task.patience else None
         patience_open = False
-        running = peak = repeated_count = waits = 0
+        running = peak = repeated_count = waits = permanent_count = 0
         cost = 0.0
-        completed_by, completed_at = self.completed_by, self.completed_at
-        restarts, permanent = self.restarts, self.permanent
         for record in episode.log.records:
             kind = record["kind"]
             if kind == "delegated":
@@ -106,7 +106,10 @@ class LogFacts:
                     peak = running
                 key = (record["subtask"], record["agent"])
                 repeated = key in permanent
-                restarts.setdefault(key[0], []).append((record["step"], not repeated))
+                starts = restarts.get(key[0])
+                if starts is None:
+                    starts = restarts[key[0]] = []
+                starts.append((record["step"], not repeated))
                 if repeated:
                     repeated_count += 1
             elif kind == "completed":
@@ -117,28 +120,38 @@ class LogFacts:
                 completed_at[subtask] = record["t"]
                 if subtask == patience_after:
                     patience_open = True
+            elif kind == "waited":
+                if patience_open:
+                    waits += 1
             elif kind == "failed":
                 running -= 1
                 cost += record["cost"]
-                self.failures.append(record)
+                failures.append((record["subtask"], record["step"]))
                 if record["failure"] == "permanent":
+                    permanent_count += 1
                     permanent.add((record["subtask"], record["agent"]))
             elif kind == "aborted":
                 running -= 1
                 cost += record["cost"]
             elif kind == "invalid_action":
-                self.invalid_steps.add(record["step"])
-            elif kind == "waited":
-                if patience_open:
-                    waits += 1
+                invalid_steps.add(record["step"])
             elif kind == "synthesized":
-                self.synthesized = True
-                self.end_time = record["t"] + (1 if episode.tick_model else 0)
+                synthesized = True
+                end_time = record["t"] + (1 if episode.tick_model else 0)
                 patience_open = False
-        self.peak = peak
+        self.completed_by = completed_by
+        self.completed_at = completed_at
+        self.failures = failures
+        self.failed_subtasks = {subtask for subtask, _ in failures}
+        self.permanent_failures = permanent_count
+        self.restarts = restarts
         self.repeated_permanent = repeated_count
-        self.patience_waits = waits
+        self.invalid_steps = invalid_steps
         self.cost = cost
+        self.peak = peak
+        self.synthesized = synthesized
+        self.end_time = end_time
+        self.patience_waits = waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,98 +292,99 @@ def _ratio(numerator: float, denominator: float, empty: float = 1.0) -> float:
     return max(0.0, min(1.0, numerator / denominator))
 
 
-def _dimensions(episode: "Episode", facts: LogFacts) -> dict[str, Callable[[], float]]:
+@dataclass(frozen=True, slots=True)
+class GradePlan:
+    """The static parts of a task's grade, prepared once per compiled task."""
+
+    weights: tuple[tuple[str, float, bool], ...]  # (dimension, weight, gated), in the task's order
+    due: tuple[tuple[str, int], ...]  # (subtask, deadline)
+    pillars: tuple[tuple[str, ...], ...]  # the member subtasks of each pillar
+    conflicts: tuple[tuple[str, tuple[str, ...]], ...]  # (conflict point, tracks)
+
+    @classmethod
+    def of(cls, episode: "Episode") -> "GradePlan":
+        compiled = episode.compiled
+        plan = compiled.grade_plan
+        if plan is None:
+            task = episode.task
+            plan = compiled.grade_plan = cls(
+                weights=tuple((name, w, name in GATED_DIMENSIONS) for name, w in task.grade_weights.items()),
+                due=tuple((s.id, s.deadline) for s in task.subtasks if s.deadline is not None),
+                pillars=tuple(tuple(s.id for s in task.subtasks if p in s.tags) for p in task.pillars),
+                conflicts=tuple((c.at, c.tracks) for c in task.conflicts),
+            )
+        return plan
+
+
+def _dimension_values(
+    episode: "Episode", facts: LogFacts, plan: GradePlan, recovered: int, deadlines_met: int
+) -> dict[str, float]:
+    """Every dimension's value before the activity gate (the hindsight ones only
+    when the task weighs them)."""
     task = episode.task
-    total = len(task.subtasks)
-    completion = len(facts.completed_by) / total
+    completed_by = facts.completed_by
+    weighted = task.grade_weights
 
-    def recovery() -> float:
-        failed = {r["subtask"] for r in facts.failures}
-        return _ratio(sum(1 for s in failed if s in facts.completed_by), len(failed))
-
-    def recovery_speed() -> float:
-        if not facts.failures:
-            return 1.0
+    recovery_speed = 1.0
+    if facts.failures:
         credit = 0.0
-        for failure in facts.failures:
+        for subtask, failed_step in facts.failures:
             # The first later start by an agent not already seen to fail it permanently.
-            later = [
-                step
-                for step, sensible in facts.restarts.get(failure["subtask"], [])
-                if step > failure["step"] and sensible
-            ]
-            if later:
-                credit += 1.0 / (later[0] - failure["step"])
-        return credit / len(facts.failures)
+            for step, sensible in facts.restarts.get(subtask, ()):
+                if step > failed_step and sensible:
+                    credit += 1.0 / (step - failed_step)
+                    break
+        recovery_speed = credit / len(facts.failures)
 
-    def error_classification() -> float:
-        return max(0.0, 1.0 - 0.5 * facts.repeated_permanent)
+    width = episode.dag.parallel_width
+    if facts.peak == 0:
+        parallelism = 0.0
+    else:
+        parallelism = 1.0 if width <= 1 else _ratio(facts.peak - 1, width - 1)
 
-    def parallelism() -> float:
-        width = episode.dag.parallel_width
-        if facts.peak == 0:
-            return 0.0
-        return 1.0 if width <= 1 else _ratio(facts.peak - 1, width - 1)
-
-    def cost_efficiency() -> float:
+    cost_efficiency = 0.0
+    if "cost_efficiency" in weighted:
         if facts.cost <= 0:
-            return 0.0 if not facts.completed_by else 1.0
-        return _ratio(hindsight(episode).min_cost, facts.cost)
+            cost_efficiency = 0.0 if not completed_by else 1.0
+        else:
+            cost_efficiency = _ratio(hindsight(episode).min_cost, facts.cost)
 
-    def budget() -> float:
-        if task.budget is None or facts.cost <= task.budget:
-            return 1.0
-        return max(0.0, 1.0 - 2.0 * (facts.cost - task.budget) / task.budget)
+    if task.budget is None or facts.cost <= task.budget:
+        budget = 1.0
+    else:
+        budget = max(0.0, 1.0 - 2.0 * (facts.cost - task.budget) / task.budget)
 
-    def deadlines() -> float:
-        due = [s for s in task.subtasks if s.deadline is not None]
-        met = sum(1 for s in due if facts.completed_at.get(s.id, 10**9) <= s.deadline)  # type: ignore[operator]
-        return _ratio(met, len(due))
+    time_efficiency = 0.0
+    if "time_efficiency" in weighted and (facts.synthesized or (not episode.tick_model and episode.terminated)):
+        time_efficiency = _ratio(hindsight(episode).time_lower_bound, max(1, facts.end_time))
 
-    def time_efficiency() -> float:
-        if not (facts.synthesized or (not episode.tick_model and episode.terminated)):
-            return 0.0
-        return _ratio(hindsight(episode).time_lower_bound, max(1, facts.end_time))
-
-    def conflict_handling() -> float:
-        if not task.conflicts:
-            return 1.0
+    conflict_handling = 1.0
+    if plan.conflicts:
         handled = 0
-        for conflict in task.conflicts:
-            agents = [facts.completed_by.get(track) for track in conflict.tracks]
-            distinct = None not in agents and len(set(agents)) == len(agents)
-            if distinct and conflict.at in facts.completed_by:
+        for at, tracks in plan.conflicts:
+            agents = [completed_by.get(track) for track in tracks]
+            if None not in agents and len(set(agents)) == len(agents) and at in completed_by:
                 handled += 1
-        return handled / len(task.conflicts)
+        conflict_handling = handled / len(plan.conflicts)
 
-    def patience() -> float:
-        return _ratio(facts.patience_waits, task.patience.waits) if task.patience else 1.0
-
-    def pillar_balance() -> float:
-        fractions = []
-        for pillar in task.pillars:
-            members = [s.id for s in task.subtasks if pillar in s.tags]
-            fractions.append(sum(1 for s in members if s in facts.completed_by) / len(members))
-        return min(fractions, default=1.0)
-
-    def valid_actions() -> float:
-        steps = episode.step_count
-        return 0.0 if steps == 0 else 1.0 - len(facts.invalid_steps) / steps
-
+    pillar_balance = min(
+        (sum(1 for s in members if s in completed_by) / len(members) for members in plan.pillars), default=1.0
+    )
+    steps = episode.step_count
     return {
-        "completion": lambda: completion,
-        "recovery": recovery,
+        "completion": len(completed_by) / len(task.subtasks),
+        "recovery": _ratio(recovered, len(facts.failed_subtasks)),
         "recovery_speed": recovery_speed,
-        "error_classification": error_classification,
+        "error_classification": max(0.0, 1.0 - 0.5 * facts.repeated_permanent),
         "parallelism": parallelism,
         "cost_efficiency": cost_efficiency,
         "budget": budget,
-        "deadlines": deadlines,
+        "deadlines": _ratio(deadlines_met, len(plan.due)),
         "time_efficiency": time_efficiency,
         "conflict_handling": conflict_handling,
-        "patience": patience,
+        "patience": _ratio(facts.patience_waits, task.patience.waits) if task.patience else 1.0,
         "pillar_balance": pillar_balance,
-        "valid_actions": valid_actions,
+        "valid_actions": 0.0 if steps == 0 else 1.0 - len(facts.invalid_steps) / steps,
     }
 
 
@@ -382,20 +396,23 @@ def grade_episode(episode: "Episode") -> dict[str, Any]:
     if episode.compiled.arena is not None:
         return with_normalized_score(grade_arena(episode), episode)
     task = episode.task
+    plan = GradePlan.of(episode)
     facts = LogFacts(episode)
+    completed_by = facts.completed_by
+    completed_at = facts.completed_at
     total = len(task.subtasks)
-    completed_fraction = len(facts.completed_by) / total
-    gate = min(1.0, completed_fraction / task.activity_gate)
-    dimension_fns = _dimensions(episode, facts)
+    gate = min(1.0, len(completed_by) / total / task.activity_gate)
+    recovered = sum(1 for s in facts.failed_subtasks if s in completed_by)
+    deadlines_met = sum(1 for s, deadline in plan.due if completed_at.get(s, 10**9) <= deadline)
+    values = _dimension_values(episode, facts, plan, recovered, deadlines_met)
     breakdown: dict[str, float] = {}
-    for name in task.grade_weights:
-        value = dimension_fns[name]()
-        if name in GATED_DIMENSIONS:
-            value *= gate
-        breakdown[name] = round(value, 6)
-    score = sum(task.grade_weights[name] * value for name, value in breakdown.items())
-    failed_subtasks = {r["subtask"] for r in facts.failures}
-    due = [s for s in task.subtasks if s.deadline is not None]
+    score = 0.0
+    for name, weight, gated in plan.weights:
+        value = values[name] * gate if gated else values[name]
+        if value != 0.0 and value != 1.0:  # those two are already round (and most common)
+            value = round(value, 6)
+        breakdown[name] = value
+        score += weight * value
     grade = {
         "task_id": task.task_id,
         "seed": episode.seed,
@@ -405,16 +422,14 @@ def grade_episode(episode: "Episode") -> dict[str, Any]:
         "activity_gate": round(gate, 6),
         "finished": episode.done,
         "counts": {
-            "subtasks_completed": len(facts.completed_by),
+            "subtasks_completed": len(completed_by),
             "subtasks_total": total,
             "failures": len(facts.failures),
-            "permanent_failures": sum(1 for r in facts.failures if r["failure"] == "permanent"),
-            "failures_recovered": sum(1 for s in failed_subtasks if s in facts.completed_by),
+            "permanent_failures": facts.permanent_failures,
+            "failures_recovered": recovered,
             "repeated_permanent_attempts": facts.repeated_permanent,
-            "deadlines_met": sum(
-                1 for s in due if facts.completed_at.get(s.id, 10**9) <= s.deadline  # type: ignore[operator]
-            ),
-            "deadlines_total": len(due),
+            "deadlines_met": deadlines_met,
+            "deadlines_total": len(plan.due),
             "invalid_actions": len(facts.invalid_steps),
             "steps": episode.step_count,
             "time_used": episode.now,
