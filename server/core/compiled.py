@@ -9,7 +9,8 @@ from typing import Any
 from .arena import ARENA_FAMILY, ArenaRewards, ArenaTables
 from .dag import DagIndex
 from .model import TaskSpec, public_rules
-from .observation import agent_view, subtask_view
+from .observation import agent_static, agent_view, observation_template, subtask_view
+from .outcomes import PairOutcomes
 from .rewards import RewardModel, ScenarioRewards
 from .states import IDLE, PENDING, READY
 
@@ -23,10 +24,14 @@ class CompiledTask:
     capable: tuple[tuple[int, ...], ...]
     # Static fields of each subtask and agent view, copied into every new view.
     subtask_static: tuple[dict[str, Any], ...]
-    agent_capabilities: tuple[tuple[str, ...], ...]
+    agent_static: tuple[dict[str, Any], ...]
+    # Every observation key in order, with the task's static values (observation.py).
+    observation_template: dict[str, Any]
     # Ready-made legal action objects, shared by every observation (read-only).
     delegate_actions: dict[tuple[int, int], dict[str, str]]
     retry_actions: dict[tuple[int, int], dict[str, str]]
+    # Per (subtask, able agent): what decides its attempts (outcomes.PairOutcomes).
+    outcomes: dict[tuple[int, int], PairOutcomes]
     abort_actions: tuple[dict[str, str], ...]
     # The state every episode starts from.
     initial_unmet: tuple[int, ...]
@@ -57,11 +62,13 @@ class CompiledTask:
         )
         delegate_actions: dict[tuple[int, int], dict[str, str]] = {}
         retry_actions: dict[tuple[int, int], dict[str, str]] = {}
+        outcomes: dict[tuple[int, int], PairOutcomes] = {}
         for s, subtask in enumerate(spec.subtasks):
             for a in capable[s]:
                 name = spec.agents[a].name
                 delegate_actions[(s, a)] = {"action_type": "delegate", "subtask_id": subtask.id, "agent_name": name}
                 retry_actions[(s, a)] = {"action_type": "retry", "subtask_id": subtask.id, "agent_name": name}
+                outcomes[(s, a)] = PairOutcomes(subtask, spec.agents[a])
         unmet = tuple(len(p) for p in dag.predecessors)
         status = tuple(READY if count == 0 else PENDING for count in unmet)
         subtask_static = tuple(
@@ -76,7 +83,8 @@ class CompiledTask:
             }
             for s in spec.subtasks
         )
-        agent_capabilities = tuple(tuple(sorted(a.capabilities)) for a in spec.agents)
+        agent_statics = tuple(agent_static(agent) for agent in spec.agents)
+        rules = public_rules(spec)
         arena = ArenaTables.build(spec, dag) if spec.family == ARENA_FAMILY else None
         reward_model: RewardModel = (
             ScenarioRewards(spec.reward_table)
@@ -86,12 +94,14 @@ class CompiledTask:
         return cls(
             spec=spec,
             dag=dag,
-            rules=public_rules(spec),
+            rules=rules,
             capable=capable,
             subtask_static=subtask_static,
-            agent_capabilities=agent_capabilities,
+            agent_static=agent_statics,
+            observation_template=observation_template(spec, rules, spec.time_model.value),
             delegate_actions=delegate_actions,
             retry_actions=retry_actions,
+            outcomes=outcomes,
             abort_actions=tuple({"action_type": "abort", "subtask_id": s.id} for s in spec.subtasks),
             initial_unmet=unmet,
             initial_status=status,
@@ -100,8 +110,8 @@ class CompiledTask:
                 for static, st in zip(subtask_static, status)
             ),
             initial_agent_views=tuple(
-                agent_view(agent, caps, IDLE, agent.speed, None, None)
-                for agent, caps in zip(spec.agents, agent_capabilities)
+                agent_view(static, IDLE, agent.speed, None, None)
+                for agent, static in zip(spec.agents, agent_statics)
             ),
             agent_index={agent.name: i for i, agent in enumerate(spec.agents)},
             deadlines=tuple(

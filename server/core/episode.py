@@ -22,7 +22,7 @@ from .actions import Action, ActionError, ActionType, Assignment, ErrorCode, par
 from .compiled import CompiledTask
 from .eventlog import EventLog
 from .model import EventKind, ScheduledEvent, TaskSpec, TimeModel
-from .outcomes import PERMANENT, decide_attempt, episode_key
+from .outcomes import PERMANENT, episode_key
 from .rewards import RewardModel, StepFacts
 
 from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
@@ -391,8 +391,8 @@ class Episode:
         attempt = self.pair_attempts.get((s, a), 0)
         self.pair_attempts[(s, a)] = attempt + 1
         self.attempts[s] += 1
-        self.pending_failure[s] = decide_attempt(
-            self.seed_key, spec, agent, attempt, self.failure_count[s], self.task.retry_cap
+        self.pending_failure[s] = self.compiled.outcomes[(s, a)].decide(
+            self.seed_key, attempt, self.failure_count[s], self.task.retry_cap
         )
         duration = max(1, self.agent_speed[a] * spec.work)
         if self.status[s] == FAILED:

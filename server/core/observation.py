@@ -15,7 +15,7 @@ from .states import AGENT_STATUS, COMPLETED, FAILED, IDLE, PENDING, READY, RUNNI
 
 if TYPE_CHECKING:
     from .episode import Episode
-    from .model import AgentSpec
+    from .model import AgentSpec, TaskSpec
 
 
 def build_observation(episode: "Episode") -> dict[str, Any]:
@@ -33,41 +33,70 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
     if now != episode.views_time:
         _count_down_views(episode)
     legal, critical_path, ready_ids, pending = _scan(episode)
+    compiled = episode.compiled
     task = episode.task
-    budget = task.budget
-    observation = {
-        "task_id": task.task_id,
-        "seed": episode.seed,
-        "time_model": episode.compiled.time_model_name,
-        "step_count": episode.step_count,
-        "time_used": now,
-        "time_limit": task.time_limit,
-        "time_remaining": None if task.time_limit is None else max(0, task.time_limit - now),
-        "step_limit": task.step_limit,
-        "capacity": episode.capacity,
-        "active_count": episode.active_count,
-        "budget": budget,
-        "budget_used": episode.budget_used,
-        "budget_remaining": None if budget is None else budget - episode.budget_used,
-        "completed_count": episode.completed_count,
-        "subtask_count": len(episode.subtasks),
-        "subtasks": list(episode.subtask_views),
-        "agents": list(episode.agent_views),
-        "legal_actions": legal,
-        "hint": build_hint(episode, ready_ids, pending),
-        "reward": episode.last_reward,
-        "reward_breakdown": episode.last_breakdown,
-        "errors": episode.last_errors,
-        "critical_path_length": critical_path,
-        "rules": episode.public_rules,
-        "patience_waits": episode.waits_in_patience,
-        "terminated": episode.terminated,
-        "truncated": episode.truncated,
-        "done": episode.terminated or episode.truncated,
-    }
-    if episode.compiled.arena is not None:
+    # A copy of the task's template (static fields set, keys in order), then the rest.
+    observation = compiled.observation_template.copy()
+    observation["seed"] = episode.seed
+    observation["step_count"] = episode.step_count
+    observation["time_used"] = now
+    if task.time_limit is not None:
+        observation["time_remaining"] = max(0, task.time_limit - now)
+    observation["capacity"] = episode.capacity
+    observation["active_count"] = episode.active_count
+    observation["budget_used"] = episode.budget_used
+    if task.budget is not None:
+        observation["budget_remaining"] = task.budget - episode.budget_used
+    observation["completed_count"] = episode.completed_count
+    observation["subtasks"] = list(episode.subtask_views)
+    observation["agents"] = list(episode.agent_views)
+    observation["legal_actions"] = legal
+    observation["hint"] = build_hint(episode, ready_ids, pending)
+    observation["reward"] = episode.last_reward
+    observation["reward_breakdown"] = episode.last_breakdown
+    observation["errors"] = episode.last_errors
+    observation["critical_path_length"] = critical_path
+    observation["patience_waits"] = episode.waits_in_patience
+    observation["terminated"] = episode.terminated
+    observation["truncated"] = episode.truncated
+    observation["done"] = episode.terminated or episode.truncated
+    if compiled.arena is not None:
         add_arena_views(episode, observation)
     return observation
+
+
+def observation_template(task: "TaskSpec", rules: dict[str, Any], time_model_name: str) -> dict[str, Any]:
+    """Every observation key in order, with the task's static values set."""
+    return {
+        "task_id": task.task_id,
+        "seed": None,
+        "time_model": time_model_name,
+        "step_count": 0,
+        "time_used": 0,
+        "time_limit": task.time_limit,
+        "time_remaining": None,
+        "step_limit": task.step_limit,
+        "capacity": task.capacity,
+        "active_count": 0,
+        "budget": task.budget,
+        "budget_used": 0.0,
+        "budget_remaining": None,
+        "completed_count": 0,
+        "subtask_count": len(task.subtasks),
+        "subtasks": [],
+        "agents": [],
+        "legal_actions": [],
+        "hint": "",
+        "reward": 0.0,
+        "reward_breakdown": {},
+        "errors": [],
+        "critical_path_length": 0,
+        "rules": rules,
+        "patience_waits": 0,
+        "terminated": False,
+        "truncated": False,
+        "done": False,
+    }
 
 
 def subtask_view(
@@ -80,7 +109,7 @@ def subtask_view(
     completed_at: int | None,
     completed_by: str | None,
 ) -> dict[str, Any]:
-    view = dict(static)
+    view = static.copy()
     view["status"] = SUBTASK_STATUS[status]
     view["assigned_agent"] = assigned_agent
     view["time_left"] = time_left
@@ -91,24 +120,29 @@ def subtask_view(
     return view
 
 
-def agent_view(
-    agent: "AgentSpec",
-    capabilities: tuple[str, ...],
-    status: int,
-    speed: int,
-    current_task: str | None,
-    time_left: int | None,
-) -> dict[str, Any]:
+def agent_static(agent: "AgentSpec") -> dict[str, Any]:
+    """An agent view's keys in order, with its static fields set."""
     return {
         "name": agent.name,
-        "status": AGENT_STATUS[status],
-        "capabilities": list(capabilities),
-        "speed": speed,
+        "status": "idle",
+        "capabilities": sorted(agent.capabilities),
+        "speed": agent.speed,
         "cost": agent.cost,
         "reliability": agent.reliability,
-        "current_task": current_task,
-        "time_left": time_left,
+        "current_task": None,
+        "time_left": None,
     }
+
+
+def agent_view(
+    static: dict[str, Any], status: int, speed: int, current_task: str | None, time_left: int | None
+) -> dict[str, Any]:
+    view = static.copy()
+    view["status"] = AGENT_STATUS[status]
+    view["speed"] = speed
+    view["current_task"] = current_task
+    view["time_left"] = time_left
+    return view
 
 
 def _count_down_views(episode: "Episode") -> None:
@@ -158,15 +192,14 @@ def _refresh_subtask_views(episode: "Episode") -> None:
 
 
 def _refresh_agent_views(episode: "Episode") -> None:
-    capabilities = episode.compiled.agent_capabilities
+    statics = episode.compiled.agent_static
     subtasks = episode.subtasks
     now = episode.now
     views = episode.agent_views
     for a in episode.dirty_agents:
         current = episode.agent_task[a]
         views[a] = agent_view(
-            episode.agents[a],
-            capabilities[a],
+            statics[a],
             episode.agent_status[a],
             episode.agent_speed[a],
             subtasks[current].id if current >= 0 else None,

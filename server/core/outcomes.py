@@ -40,20 +40,53 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
+def pair_key(subtask_key: int, agent_key: int) -> int:
+    """The part of a roll's input fixed by the subtask and the agent."""
+    return (subtask_key * 0x9E3779B97F4A7C15 + agent_key * 0xD6E8FEB86659FD93) & _MASK
+
+
+def roll(seed_key: int, pair: int, attempt: int) -> float:
+    """A uniform number in [0, 1) fixed by the episode key, the pair key and the attempt number."""
+    return _mix(_mix((seed_key + pair + (attempt + 1) * 0xA0761D6478BD642F) & _MASK)) / _SCALE
+
+
 def roll_from_keys(seed_key: int, subtask_key: int, agent_key: int, attempt: int) -> float:
     """A uniform number in [0, 1) fixed by the keys and the attempt number."""
-    x = (
-        seed_key
-        + subtask_key * 0x9E3779B97F4A7C15
-        + agent_key * 0xD6E8FEB86659FD93
-        + (attempt + 1) * 0xA0761D6478BD642F
-    ) & _MASK
-    return _mix(_mix(x)) / _SCALE
+    return roll(seed_key, pair_key(subtask_key, agent_key), attempt)
 
 
 def attempt_roll(task_id: str, seed: int, subtask_id: str, agent_name: str, attempt: int) -> float:
     """The roll of attempt ``attempt`` of a subtask by an agent (by names)."""
     return roll_from_keys(episode_key(task_id, seed), name_key(subtask_id), name_key(agent_name), attempt)
+
+
+class PairOutcomes:
+    """What decides the attempts of one subtask by one agent, besides the episode
+    and the attempt number (prepared once per task for the step loop)."""
+
+    __slots__ = ("permanent", "fails_first", "reliability", "key")
+
+    def __init__(self, subtask: SubtaskSpec, agent: AgentSpec) -> None:
+        self.permanent = subtask.type in agent.never_succeeds
+        self.fails_first = agent.fails_first.get(subtask.type, 0)
+        self.reliability = agent.reliability
+        self.key = pair_key(name_key(subtask.id), name_key(agent.name))
+
+    def decide(self, seed_key: int, attempt: int, prior_failures: int, retry_cap: int | None) -> str | None:
+        """Return None when the attempt succeeds, else the failure kind.
+
+        ``attempt`` counts this agent's earlier attempts at this subtask. A failure
+        is permanent only when the agent can never complete this subtask type.
+        """
+        if self.permanent:
+            return PERMANENT
+        if attempt < self.fails_first:
+            return TRANSIENT
+        if retry_cap is not None and prior_failures >= retry_cap:
+            return None
+        if self.reliability >= 1.0:
+            return None
+        return None if roll(seed_key, self.key, attempt) < self.reliability else TRANSIENT
 
 
 def decide_attempt(
@@ -64,18 +97,5 @@ def decide_attempt(
     prior_failures: int,
     retry_cap: int | None,
 ) -> str | None:
-    """Return None when the attempt succeeds, else the failure kind.
-
-    ``attempt`` counts this agent's earlier attempts at this subtask. A failure
-    is permanent only when the agent can never complete this subtask type.
-    """
-    if subtask.type in agent.never_succeeds:
-        return PERMANENT
-    if attempt < agent.fails_first.get(subtask.type, 0):
-        return TRANSIENT
-    if retry_cap is not None and prior_failures >= retry_cap:
-        return None
-    if agent.reliability >= 1.0:
-        return None
-    roll = roll_from_keys(seed_key, name_key(subtask.id), name_key(agent.name), attempt)
-    return None if roll < agent.reliability else TRANSIENT
+    """:meth:`PairOutcomes.decide` for a subtask and an agent given by their specs."""
+    return PairOutcomes(subtask, agent).decide(seed_key, attempt, prior_failures, retry_cap)

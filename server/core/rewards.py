@@ -86,26 +86,31 @@ class ScenarioRewards:
         table.update(overrides or {})
         self.table = table
         self._default_penalty = table["penalty.default"]
+        # Every channel at zero, in order: a step copies it and sets what it earned.
+        self._zero = dict.fromkeys(self.channels, 0.0)
 
     def penalty(self, code: str) -> float:
         return self.table.get("penalty." + code, self._default_penalty)
 
     def step_reward(self, episode: "Episode", facts: StepFacts) -> dict[str, float]:
         t = self.table
-        started = len(facts.started)
-        completed = len(facts.completed)
-        return {
-            "delegation": t["delegation"] * started if started else 0.0,
-            "completion": t["completion"] * completed if completed else 0.0,
-            "parallelism": t["parallelism"] if started and facts.running_after_action >= 2 else 0.0,
-            "recovery": t["recovery"] * len(facts.recovered) if facts.recovered else 0.0,
-            "useful_wait": t["useful_wait"] if facts.useful_wait else 0.0,
-            "neglect": t["neglect"] * facts.neglected if facts.neglected else 0.0,
-            "deadline_missed": (
-                t["deadline_missed"] * len(facts.missed_deadlines) if facts.missed_deadlines else 0.0
-            ),
-            "finish": t["finish"] if facts.synthesized else 0.0,
-            "invalid_action": (
-                sum(self.penalty(code) for code in facts.error_codes) if facts.error_codes else 0.0
-            ),
-        }
+        breakdown = self._zero.copy()
+        if facts.started:
+            breakdown["delegation"] = t["delegation"] * len(facts.started)
+            if facts.running_after_action >= 2:
+                breakdown["parallelism"] = t["parallelism"]
+        if facts.completed:
+            breakdown["completion"] = t["completion"] * len(facts.completed)
+        if facts.recovered:
+            breakdown["recovery"] = t["recovery"] * len(facts.recovered)
+        if facts.useful_wait:
+            breakdown["useful_wait"] = t["useful_wait"]
+        if facts.neglected:
+            breakdown["neglect"] = t["neglect"] * facts.neglected
+        if facts.missed_deadlines:
+            breakdown["deadline_missed"] = t["deadline_missed"] * len(facts.missed_deadlines)
+        if facts.synthesized:
+            breakdown["finish"] = t["finish"]
+        if facts.error_codes:
+            breakdown["invalid_action"] = sum(self.penalty(code) for code in facts.error_codes)
+        return breakdown
