@@ -9,10 +9,10 @@ from typing import Any
 from .arena import ARENA_FAMILY, ArenaRewards, ArenaTables
 from .dag import DagIndex
 from .model import TaskSpec, public_rules
-from .observation import agent_static, agent_view, observation_template, subtask_view
+from .observation import initial_agent_view, initial_subtask_view, observation_template
 from .outcomes import PairOutcomes
 from .rewards import RewardModel, ScenarioRewards
-from .states import IDLE, PENDING, READY
+from .states import PENDING, READY
 
 
 @dataclass(slots=True)
@@ -22,9 +22,6 @@ class CompiledTask:
     rules: dict[str, Any]
     # Per subtask: indices of the agents that accept its type, in declaration order.
     capable: tuple[tuple[int, ...], ...]
-    # Static fields of each subtask and agent view, copied into every new view.
-    subtask_static: tuple[dict[str, Any], ...]
-    agent_static: tuple[dict[str, Any], ...]
     # Every observation key in order, with the task's static values (observation.py).
     observation_template: dict[str, Any]
     # Ready-made legal action objects, shared by every observation (read-only).
@@ -36,6 +33,7 @@ class CompiledTask:
     # The state every episode starts from.
     initial_unmet: tuple[int, ...]
     initial_status: tuple[int, ...]
+    # Views before anything happened, shared by new episodes and copied when a view changes.
     initial_subtask_views: tuple[dict[str, Any], ...]
     initial_agent_views: tuple[dict[str, Any], ...]
     agent_index: dict[str, int]
@@ -71,19 +69,6 @@ class CompiledTask:
                 outcomes[(s, a)] = PairOutcomes(subtask, spec.agents[a])
         unmet = tuple(len(p) for p in dag.predecessors)
         status = tuple(READY if count == 0 else PENDING for count in unmet)
-        subtask_static = tuple(
-            {
-                "id": s.id,
-                "type": s.type,
-                "depends_on": list(s.depends_on),
-                "deadline": s.deadline,
-                "priority": s.priority,
-                "work": s.work,
-                "tags": list(s.tags),
-            }
-            for s in spec.subtasks
-        )
-        agent_statics = tuple(agent_static(agent) for agent in spec.agents)
         rules = public_rules(spec)
         arena = ArenaTables.build(spec, dag) if spec.family == ARENA_FAMILY else None
         reward_model: RewardModel = (
@@ -96,8 +81,6 @@ class CompiledTask:
             dag=dag,
             rules=rules,
             capable=capable,
-            subtask_static=subtask_static,
-            agent_static=agent_statics,
             observation_template=observation_template(spec, rules, spec.time_model.value),
             delegate_actions=delegate_actions,
             retry_actions=retry_actions,
@@ -105,14 +88,8 @@ class CompiledTask:
             abort_actions=tuple({"action_type": "abort", "subtask_id": s.id} for s in spec.subtasks),
             initial_unmet=unmet,
             initial_status=status,
-            initial_subtask_views=tuple(
-                subtask_view(static, st, None, None, 0, [], None, None)
-                for static, st in zip(subtask_static, status)
-            ),
-            initial_agent_views=tuple(
-                agent_view(static, IDLE, agent.speed, None, None)
-                for agent, static in zip(spec.agents, agent_statics)
-            ),
+            initial_subtask_views=tuple(initial_subtask_view(s, st) for s, st in zip(spec.subtasks, status)),
+            initial_agent_views=tuple(initial_agent_view(agent) for agent in spec.agents),
             agent_index={agent.name: i for i, agent in enumerate(spec.agents)},
             deadlines=tuple(
                 sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)

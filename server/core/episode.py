@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from typing import Any, Mapping, Sequence
 
-from .actions import Action, ActionError, ActionType, Assignment, ErrorCode, parse_action
+from .actions import Action, ActionError, ActionType, ErrorCode, parse_action
 from .compiled import CompiledTask
 from .eventlog import EventLog
 from .model import EventKind, ScheduledEvent, TaskSpec, TimeModel
@@ -73,6 +73,8 @@ class Episode:
         self.completed_at: list[int | None] = [None] * n
         self.completed_by = [-1] * n
         self.completed_count = 0
+        # Subtasks not completed yet, in order (completed ones never revert).
+        self.open_subtasks = list(range(n))
 
         # Running subtask -> its agent (the same facts as status and agent_task,
         # kept for the loops that only care about work in progress).
@@ -111,7 +113,7 @@ class Episode:
         for event in task.events:
             self._push(self._event_time(event), _SCHEDULED, event)
         self.deadlines = compiled.deadlines
-        self._deadline_cursor = 0
+        self.deadline_cursor = 0
         self._patience_index = compiled.patience_index
         if self._heap and self._heap[0][0] <= 0:
             # Events scheduled at the very start (tick 1) happen before the first action.
@@ -197,7 +199,7 @@ class Episode:
             self.last_errors = []
         self._trace.append((self.step_count, self.now, parsed if parsed is not None else _raw_action(action), errors))
         self._advance(parsed, errors, facts)
-        if self._deadline_cursor < len(self.deadlines) or self.failed_set:
+        if self.deadline_cursor < len(self.deadlines) or self.failed_set:
             self._check_deadlines(facts)
         self._check_end(facts)
         breakdown = self.reward_model.step_reward(self, facts)
@@ -481,6 +483,7 @@ class Episode:
             self.completed_at[s] = self.now
             self.completed_by[s] = a
             self.completed_count += 1
+            self.open_subtasks.remove(s)
             facts.completed.append((s, a))
             if self.failure_count[s]:
                 facts.recovered.append(s)
@@ -550,9 +553,9 @@ class Episode:
 
     def _check_deadlines(self, facts: StepFacts) -> None:
         deadlines = self.deadlines
-        while self._deadline_cursor < len(deadlines) and deadlines[self._deadline_cursor][0] < self.now:
-            deadline, s = deadlines[self._deadline_cursor]
-            self._deadline_cursor += 1
+        while self.deadline_cursor < len(deadlines) and deadlines[self.deadline_cursor][0] < self.now:
+            deadline, s = deadlines[self.deadline_cursor]
+            self.deadline_cursor += 1
             # Late completions in this very step count as missed too.
             completed_at = self.completed_at[s]
             if completed_at is None or completed_at > deadline:

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .arena import add_arena_views, render_arena_lines
-from .states import AGENT_STATUS, COMPLETED, FAILED, IDLE, PENDING, READY, RUNNING, SUBTASK_STATUS
+from .states import AGENT_STATUS, COMPLETED, IDLE, PENDING, READY, RUNNING, SUBTASK_STATUS
 
 if TYPE_CHECKING:
     from .episode import Episode
-    from .model import AgentSpec, TaskSpec
+    from .model import AgentSpec, SubtaskSpec, TaskSpec
 
 
 def build_observation(episode: "Episode") -> dict[str, Any]:
@@ -99,32 +99,33 @@ def observation_template(task: "TaskSpec", rules: dict[str, Any], time_model_nam
     }
 
 
-def subtask_view(
-    static: dict[str, Any],
-    status: int,
-    assigned_agent: str | None,
-    time_left: int | None,
-    attempts: int,
-    failures: list[dict[str, Any]],
-    completed_at: int | None,
-    completed_by: str | None,
-) -> dict[str, Any]:
-    view = static.copy()
-    view["status"] = SUBTASK_STATUS[status]
-    view["assigned_agent"] = assigned_agent
-    view["time_left"] = time_left
-    view["attempts"] = attempts
-    view["failures"] = failures
-    view["completed_at"] = completed_at
-    view["completed_by"] = completed_by
-    return view
+def initial_subtask_view(subtask: "SubtaskSpec", status: int) -> dict[str, Any]:
+    """A subtask's view before anything happened; later views are copies of it
+    with the changing fields set (see :func:`_refresh_subtask_views`)."""
+    return {
+        "id": subtask.id,
+        "type": subtask.type,
+        "depends_on": list(subtask.depends_on),
+        "deadline": subtask.deadline,
+        "priority": subtask.priority,
+        "work": subtask.work,
+        "tags": list(subtask.tags),
+        "status": SUBTASK_STATUS[status],
+        "assigned_agent": None,
+        "time_left": None,
+        "attempts": 0,
+        "failures": [],
+        "completed_at": None,
+        "completed_by": None,
+    }
 
 
-def agent_static(agent: "AgentSpec") -> dict[str, Any]:
-    """An agent view's keys in order, with its static fields set."""
+def initial_agent_view(agent: "AgentSpec") -> dict[str, Any]:
+    """An agent's view before anything happened; later views are copies of it
+    with the changing fields set (see :func:`_refresh_agent_views`)."""
     return {
         "name": agent.name,
-        "status": "idle",
+        "status": AGENT_STATUS[IDLE],
         "capabilities": sorted(agent.capabilities),
         "speed": agent.speed,
         "cost": agent.cost,
@@ -132,17 +133,6 @@ def agent_static(agent: "AgentSpec") -> dict[str, Any]:
         "current_task": None,
         "time_left": None,
     }
-
-
-def agent_view(
-    static: dict[str, Any], status: int, speed: int, current_task: str | None, time_left: int | None
-) -> dict[str, Any]:
-    view = static.copy()
-    view["status"] = AGENT_STATUS[status]
-    view["speed"] = speed
-    view["current_task"] = current_task
-    view["time_left"] = time_left
-    return view
 
 
 def _count_down_views(episode: "Episode") -> None:
@@ -170,7 +160,7 @@ def _count_down_views(episode: "Episode") -> None:
 
 
 def _refresh_subtask_views(episode: "Episode") -> None:
-    statics = episode.compiled.subtask_static
+    initial = episode.compiled.initial_subtask_views
     agents = episode.agents
     now = episode.now
     views = episode.subtask_views
@@ -178,33 +168,32 @@ def _refresh_subtask_views(episode: "Episode") -> None:
         st = episode.status[s]
         a = episode.subtask_agent[s]
         done_by = episode.completed_by[s]
-        views[s] = subtask_view(
-            statics[s],
-            st,
-            agents[a].name if a >= 0 else None,
-            episode.finish_at[s] - now if st == RUNNING else None,
-            episode.attempts[s],
-            list(episode.failures[s]),
-            episode.completed_at[s],
-            agents[done_by].name if done_by >= 0 else None,
-        )
+        view = initial[s].copy()
+        view["status"] = SUBTASK_STATUS[st]
+        view["assigned_agent"] = agents[a].name if a >= 0 else None
+        view["time_left"] = episode.finish_at[s] - now if st == RUNNING else None
+        view["attempts"] = episode.attempts[s]
+        view["failures"] = list(episode.failures[s])
+        view["completed_at"] = episode.completed_at[s]
+        view["completed_by"] = agents[done_by].name if done_by >= 0 else None
+        views[s] = view
     episode.dirty_subtasks.clear()
 
 
 def _refresh_agent_views(episode: "Episode") -> None:
-    statics = episode.compiled.agent_static
+    initial = episode.compiled.initial_agent_views
     subtasks = episode.subtasks
     now = episode.now
     views = episode.agent_views
     for a in episode.dirty_agents:
         current = episode.agent_task[a]
-        views[a] = agent_view(
-            statics[a],
-            episode.agent_status[a],
-            episode.agent_speed[a],
-            subtasks[current].id if current >= 0 else None,
-            episode.finish_at[current] - now if current >= 0 else None,
-        )
+        view = initial[a].copy()
+        view["status"] = AGENT_STATUS[episode.agent_status[a]]
+        view["speed"] = episode.agent_speed[a]
+        if current >= 0:
+            view["current_task"] = subtasks[current].id
+            view["time_left"] = episode.finish_at[current] - now
+        views[a] = view
     episode.dirty_agents.clear()
 
 
@@ -233,9 +222,9 @@ def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str], int
     ready_ids: list[str] = []
     pending = 0
     longest = 0
-    for s, st in enumerate(episode.status):
-        if st == COMPLETED:
-            continue
+    status = episode.status
+    for s in episode.open_subtasks:
+        st = status[s]
         if st == RUNNING:
             value = episode.finish_at[s] - now + tails[s] - dag.fastest_duration[s]
             if not done:
@@ -270,7 +259,7 @@ _SYNTHESIZE: dict[str, Any] = {"action_type": "synthesize"}
 def build_hint(episode: "Episode", ready: list[str], pending: int) -> str:
     """One line from public information only: failures first, then deadlines,
     budget, and what is ready."""
-    if episode.done:
+    if episode.terminated or episode.truncated:
         return "The episode is over."
     task = episode.task
     if episode.failed_set:
@@ -283,9 +272,13 @@ def build_hint(episode: "Episode", ready: list[str], pending: int) -> str:
                 f"{spec.type} work; retry it with a different capable agent."
             )
         return f"{spec.id} failed ({last['kind']}, {last['cause']}); retry it soon."
-    for deadline, s in episode.deadlines:
-        if episode.status[s] != COMPLETED and 0 <= deadline - episode.now <= 4:
-            return f"Deadline pressure: {episode.subtasks[s].id} must complete by t={deadline} (now t={episode.now})."
+    now = episode.now
+    # Deadlines are sorted, and the step moved its cursor past those already gone.
+    for deadline, s in episode.deadlines[episode.deadline_cursor:]:
+        if deadline - now > 4:
+            break
+        if episode.status[s] != COMPLETED and deadline >= now:
+            return f"Deadline pressure: {episode.subtasks[s].id} must complete by t={deadline} (now t={now})."
     if task.budget is not None and episode.budget_used > 0.8 * task.budget:
         return f"Budget pressure: {episode.budget_used:.1f} of {task.budget:.1f} spent; prefer cheaper agents."
     if episode.completed_count == len(episode.subtasks):
