@@ -143,8 +143,12 @@ def parse_action(data: Action | Mapping[str, Any]) -> Action:
         return _SIMPLE[action_type]
     if action_type is ActionType.DISPATCH:
         return Action(action_type, assignments=_parse_assignments(data))
-    subtask_id = _text_field(data, "subtask_id")
-    agent_name = _text_field(data, "agent_name")
+    subtask_id = data.get("subtask_id")
+    if type(subtask_id) is not str or not subtask_id:
+        subtask_id = _text_field(data, "subtask_id")
+    agent_name = data.get("agent_name")
+    if type(agent_name) is not str or not agent_name:
+        agent_name = _text_field(data, "agent_name")
     if subtask_id is None:
         raise ActionError(ErrorCode.MISSING_FIELD, f"{action_type.value} needs a subtask_id")
     if action_type is ActionType.DELEGATE and agent_name is None:

@@ -27,6 +27,9 @@ from .rewards import RewardModel, StepFacts
 
 from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
 
+# The agents already taken in a batch of one.
+_NONE_TAKEN: frozenset[int] = frozenset()
+
 # Heap priorities at equal times: work that finished at the end of a tick is
 # resolved before what happens at the start of the next one.
 _COMPLETION = 0
@@ -197,8 +200,19 @@ class Episode:
             self._record_invalid(parsed, action, errors, facts)
         else:
             self.last_errors = []
-        self._trace.append((self.step_count, self.now, parsed if parsed is not None else _raw_action(action), errors))
-        self._advance(parsed, errors, facts)
+        start = self.now
+        self._trace.append((self.step_count, start, parsed if parsed is not None else _raw_action(action), errors))
+        # Advance the clock: one unit in the tick model; to the next event on a wait in the event model.
+        facts.running_after_action = self.active_count
+        if self.tick_model:
+            self._resolve_until(start + 1, facts)
+        elif parsed is not None and parsed.action_type is ActionType.WAIT and not errors:
+            target = self._heap[0][0]
+            limit = self.task.time_limit
+            if limit is not None and target > limit:
+                target = limit
+            self._resolve_until(target, facts)
+        facts.elapsed = self.now - start
         if self.deadline_cursor < len(self.deadlines) or self.failed_set:
             self._check_deadlines(facts)
         self._check_end(facts)
@@ -220,7 +234,7 @@ class Episode:
             return self._apply_abort(action.subtask_id or "")
         if kind is ActionType.DISPATCH:
             return self._apply_dispatch(action.assignments, facts)
-        return self._apply_dispatch([(action.subtask_id or "", action.agent_name)], facts, single=kind)
+        return self._apply_single(action.subtask_id or "", action.agent_name, kind, facts)
 
     def _apply_wait(self, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
         if not self.tick_model and not self.has_pending_events:
@@ -279,11 +293,23 @@ class Episode:
         self.log.append("aborted", self.now, self.step_count, subtask=subtask_id, agent=self.agents[a].name, cost=cost)
         return []
 
+    def _apply_single(
+        self, subtask_id: str, agent_name: str | None, kind: ActionType, facts: StepFacts
+    ) -> list[tuple[ErrorCode, str]]:
+        """``delegate`` or ``retry``: a batch of one, without the batch's bookkeeping."""
+        s = self.dag.index.get(subtask_id, -1)
+        if s < 0:
+            return [(ErrorCode.UNKNOWN_SUBTASK, f"no subtask named {subtask_id!r}")]
+        a, error = self._check_start(s, subtask_id, agent_name, kind, _NONE_TAKEN, 0)
+        if error is not None:
+            return [error]
+        if self.active_count >= self.capacity:
+            return [self._capacity_error(1)]
+        self._start(s, a, self.status[s] == FAILED, facts)
+        return []
+
     def _apply_dispatch(
-        self,
-        assignments: Sequence[tuple[str, str | None]],
-        facts: StepFacts,
-        single: ActionType = ActionType.DISPATCH,
+        self, assignments: Sequence[tuple[str, str | None]], facts: StepFacts
     ) -> list[tuple[ErrorCode, str]]:
         """Validate a batch against the state as it would be, then start all or none."""
         if not assignments:
@@ -293,8 +319,6 @@ class Episode:
         taken_agents: set[int] = set()
         seen_subtasks: set[int] = set()
         index = self.dag.index
-        status = self.status
-        agent_status = self.agent_status
         for subtask_id, agent_name in assignments:
             s = index.get(subtask_id, -1)
             if s < 0:
@@ -304,39 +328,52 @@ class Episode:
                 errors.append((ErrorCode.DUPLICATE_SUBTASK, f"subtask {subtask_id!r} appears twice"))
                 continue
             seen_subtasks.add(s)
-            st = status[s]
-            if not (st == READY and single is not ActionType.RETRY) and not (
-                st == FAILED and single is not ActionType.DELEGATE
-            ):
-                errors.append(self._status_error(s, single))  # type: ignore[arg-type]
+            a, error = self._check_start(s, subtask_id, agent_name, ActionType.DISPATCH, taken_agents, len(planned))
+            if error is not None:
+                errors.append(error)
                 continue
-            if agent_name is None:
-                a = self.pick_agent(s, taken_agents)
-                if a < 0:
-                    errors.append(self._no_agent_error(subtask_id, len(planned)))
-                    continue
-            else:
-                a = self.agent_index.get(agent_name, -1)
-                if a < 0 or agent_status[a] != IDLE or a in taken_agents or (
-                    self.subtasks[s].type not in self.agents[a].capabilities
-                ):
-                    errors.append(self._agent_error(s, a, agent_name, taken_agents))  # type: ignore[arg-type]
-                    continue
             taken_agents.add(a)
-            planned.append((s, a, st == FAILED))
+            planned.append((s, a, self.status[s] == FAILED))
         if not errors and self.active_count + len(planned) > self.capacity:
-            errors.append(
-                (
-                    ErrorCode.CAPACITY_EXCEEDED,
-                    f"starting {len(planned)} subtask(s) would make {self.active_count + len(planned)} "
-                    f"run at once; capacity is {self.capacity}",
-                )
-            )
+            errors.append(self._capacity_error(len(planned)))
         if errors:
             return errors
         for s, a, is_retry in planned:
             self._start(s, a, is_retry, facts)
         return []
+
+    def _check_start(
+        self,
+        s: int,
+        subtask_id: str,
+        agent_name: str | None,
+        kind: ActionType,
+        taken_agents: set[int] | frozenset[int],
+        planned: int,
+    ) -> tuple[int, tuple[ErrorCode, str] | None]:
+        """Whether subtask ``s`` can start now (``planned`` starts and ``taken_agents``
+        ahead of it in the same batch), and on which agent: (agent, None) or (-1, error)."""
+        st = self.status[s]
+        if not (st == READY and kind is not ActionType.RETRY) and not (st == FAILED and kind is not ActionType.DELEGATE):
+            return -1, self._status_error(s, kind)
+        if agent_name is None:
+            a = self.pick_agent(s, taken_agents)
+            if a < 0:
+                return -1, self._no_agent_error(subtask_id, planned)
+            return a, None
+        a = self.agent_index.get(agent_name, -1)
+        if a < 0 or self.agent_status[a] != IDLE or a in taken_agents or (
+            self.subtasks[s].type not in self.agents[a].capabilities
+        ):
+            return -1, self._agent_error(s, a, agent_name, taken_agents)
+        return a, None
+
+    def _capacity_error(self, starts: int) -> tuple[ErrorCode, str]:
+        return (
+            ErrorCode.CAPACITY_EXCEEDED,
+            f"starting {starts} subtask(s) would make {self.active_count + starts} "
+            f"run at once; capacity is {self.capacity}",
+        )
 
     def _no_agent_error(self, subtask_id: str, planned: int) -> tuple[ErrorCode, str]:
         # When the batch so far already fills every free slot, more workers
@@ -441,21 +478,6 @@ class Episode:
             )
 
     # ------------------------------------------------------------------- clock
-
-    def _advance(
-        self, action: Action | None, errors: list[tuple[ErrorCode, str]], facts: StepFacts
-    ) -> None:
-        start = self.now
-        facts.running_after_action = self.active_count
-        if self.tick_model:
-            self._resolve_until(self.now + 1, facts)
-        elif action is not None and action.action_type is ActionType.WAIT and not errors:
-            target = self._heap[0][0]
-            limit = self.task.time_limit
-            if limit is not None and target > limit:
-                target = limit
-            self._resolve_until(target, facts)
-        facts.elapsed = self.now - start
 
     def _resolve_until(self, target: int, facts: StepFacts) -> None:
         """Move the clock to ``target``, resolving every event due by then in order."""
@@ -569,24 +591,25 @@ class Episode:
             )
 
     def _check_end(self, facts: StepFacts) -> None:
-        task = self.task
-        if not self.terminated and not self.tick_model and self.completed_count == len(self.subtasks):
-            self.terminated = True
         if not self.terminated:
-            if task.time_limit is not None and self.now >= task.time_limit:
+            task = self.task
+            if not self.tick_model and self.completed_count == len(self.subtasks):
+                self.terminated = True
+            elif task.time_limit is not None and self.now >= task.time_limit:
                 self.truncated = True
             elif task.step_limit is not None and self.step_count >= task.step_limit:
                 self.truncated = True
-        if self.done:
-            facts.ended = True
-            self.log.append(
-                "episode_end",
-                self.now,
-                self.step_count,
-                reason="terminated" if self.terminated else "truncated",
-                completed=self.completed_count,
-                total=len(self.subtasks),
-            )
+            else:
+                return
+        facts.ended = True
+        self.log.append(
+            "episode_end",
+            self.now,
+            self.step_count,
+            reason="terminated" if self.terminated else "truncated",
+            completed=self.completed_count,
+            total=len(self.subtasks),
+        )
 
     # ----------------------------------------------------------------- helpers
 
