@@ -24,12 +24,17 @@ class CompiledTask:
     capable: tuple[tuple[int, ...], ...]
     # Every observation key in order, with the task's static values (observation.py).
     observation_template: dict[str, Any]
-    # Ready-made legal action objects, shared by every observation (read-only).
-    delegate_actions: dict[tuple[int, int], dict[str, str]]
-    retry_actions: dict[tuple[int, int], dict[str, str]]
+    # Ready-made legal action objects, shared by every observation (read-only):
+    # per subtask, (agent, action) for each capable agent.
+    delegate_choices: tuple[tuple[tuple[int, dict[str, str]], ...], ...]
+    retry_choices: tuple[tuple[tuple[int, dict[str, str]], ...], ...]
     # Per (subtask, able agent): what decides its attempts (outcomes.PairOutcomes).
     outcomes: dict[tuple[int, int], PairOutcomes]
     abort_actions: tuple[dict[str, str], ...]
+    subtask_ids: tuple[str, ...]
+    # Per subtask: its fastest tail minus its own fastest duration (the rest of
+    # the chain after it), for the critical path of running work.
+    running_tail: tuple[int, ...]
     # The state every episode starts from.
     initial_unmet: tuple[int, ...]
     initial_status: tuple[int, ...]
@@ -58,15 +63,20 @@ class CompiledTask:
             tuple(a for a, agent in enumerate(spec.agents) if subtask.type in agent.capabilities)
             for subtask in spec.subtasks
         )
-        delegate_actions: dict[tuple[int, int], dict[str, str]] = {}
-        retry_actions: dict[tuple[int, int], dict[str, str]] = {}
         outcomes: dict[tuple[int, int], PairOutcomes] = {}
         for s, subtask in enumerate(spec.subtasks):
             for a in capable[s]:
-                name = spec.agents[a].name
-                delegate_actions[(s, a)] = {"action_type": "delegate", "subtask_id": subtask.id, "agent_name": name}
-                retry_actions[(s, a)] = {"action_type": "retry", "subtask_id": subtask.id, "agent_name": name}
                 outcomes[(s, a)] = PairOutcomes(subtask, spec.agents[a])
+
+        def choices(action_type: str) -> tuple[tuple[tuple[int, dict[str, str]], ...], ...]:
+            return tuple(
+                tuple(
+                    (a, {"action_type": action_type, "subtask_id": subtask.id, "agent_name": spec.agents[a].name})
+                    for a in capable[s]
+                )
+                for s, subtask in enumerate(spec.subtasks)
+            )
+
         unmet = tuple(len(p) for p in dag.predecessors)
         status = tuple(READY if count == 0 else PENDING for count in unmet)
         rules = public_rules(spec)
@@ -82,10 +92,12 @@ class CompiledTask:
             rules=rules,
             capable=capable,
             observation_template=observation_template(spec, rules, spec.time_model.value),
-            delegate_actions=delegate_actions,
-            retry_actions=retry_actions,
+            delegate_choices=choices("delegate"),
+            retry_choices=choices("retry"),
             outcomes=outcomes,
             abort_actions=tuple({"action_type": "abort", "subtask_id": s.id} for s in spec.subtasks),
+            subtask_ids=tuple(s.id for s in spec.subtasks),
+            running_tail=tuple(tail - own for tail, own in zip(dag.tail_length, dag.fastest_duration)),
             initial_unmet=unmet,
             initial_status=status,
             initial_subtask_views=tuple(initial_subtask_view(s, st) for s, st in zip(spec.subtasks, status)),

@@ -18,7 +18,19 @@ from __future__ import annotations
 import heapq
 from typing import Any, Mapping, Sequence
 
-from .actions import Action, ActionError, ActionType, ErrorCode, parse_action
+from .actions import (
+    ABORT,
+    DELEGATE,
+    DISPATCH,
+    RETRY,
+    SYNTHESIZE,
+    WAIT,
+    Action,
+    ActionError,
+    ActionType,
+    ErrorCode,
+    parse_action,
+)
 from .compiled import CompiledTask
 from .eventlog import EventLog
 from .model import EventKind, ScheduledEvent, TaskSpec, TimeModel
@@ -206,7 +218,7 @@ class Episode:
         facts.running_after_action = self.active_count
         if self.tick_model:
             self._resolve_until(start + 1, facts)
-        elif parsed is not None and parsed.action_type is ActionType.WAIT and not errors:
+        elif parsed is not None and parsed.action_type is WAIT and not errors:
             target = self._heap[0][0]
             limit = self.task.time_limit
             if limit is not None and target > limit:
@@ -226,13 +238,13 @@ class Episode:
 
     def _apply(self, action: Action, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
         kind = action.action_type
-        if kind is ActionType.WAIT:
+        if kind is WAIT:
             return self._apply_wait(facts)
-        if kind is ActionType.SYNTHESIZE:
+        if kind is SYNTHESIZE:
             return self._apply_synthesize(facts)
-        if kind is ActionType.ABORT:
+        if kind is ABORT:
             return self._apply_abort(action.subtask_id or "")
-        if kind is ActionType.DISPATCH:
+        if kind is DISPATCH:
             return self._apply_dispatch(action.assignments, facts)
         return self._apply_single(action.subtask_id or "", action.agent_name, kind, facts)
 
@@ -328,7 +340,7 @@ class Episode:
                 errors.append((ErrorCode.DUPLICATE_SUBTASK, f"subtask {subtask_id!r} appears twice"))
                 continue
             seen_subtasks.add(s)
-            a, error = self._check_start(s, subtask_id, agent_name, ActionType.DISPATCH, taken_agents, len(planned))
+            a, error = self._check_start(s, subtask_id, agent_name, DISPATCH, taken_agents, len(planned))
             if error is not None:
                 errors.append(error)
                 continue
@@ -354,7 +366,7 @@ class Episode:
         """Whether subtask ``s`` can start now (``planned`` starts and ``taken_agents``
         ahead of it in the same batch), and on which agent: (agent, None) or (-1, error)."""
         st = self.status[s]
-        if not (st == READY and kind is not ActionType.RETRY) and not (st == FAILED and kind is not ActionType.DELEGATE):
+        if not (st == READY and kind is not RETRY) and not (st == FAILED and kind is not DELEGATE):
             return -1, self._status_error(s, kind)
         if agent_name is None:
             a = self.pick_agent(s, taken_agents)
@@ -393,9 +405,9 @@ class Episode:
             return ErrorCode.ALREADY_COMPLETED, f"subtask {name!r} is already completed"
         if status == RUNNING:
             return ErrorCode.ALREADY_RUNNING, f"subtask {name!r} is already in progress"
-        if kind is ActionType.RETRY and status != FAILED:
+        if kind is RETRY and status != FAILED:
             return ErrorCode.NOT_FAILED, f"subtask {name!r} is {SUBTASK_STATUS[status]}; retry is for failed subtasks"
-        if kind is ActionType.DELEGATE and status == FAILED:
+        if kind is DELEGATE and status == FAILED:
             return ErrorCode.IS_FAILED, f"subtask {name!r} has failed; use retry to run it again"
         if status == PENDING:
             waiting = [
@@ -426,38 +438,42 @@ class Episode:
 
     def _start(self, s: int, a: int, is_retry: bool, facts: StepFacts) -> None:
         spec = self.subtasks[s]
-        agent = self.agents[a]
-        attempt = self.pair_attempts.get((s, a), 0)
-        self.pair_attempts[(s, a)] = attempt + 1
-        self.attempts[s] += 1
-        self.pending_failure[s] = self.compiled.outcomes[(s, a)].decide(
+        now = self.now
+        pair = (s, a)
+        attempt = self.pair_attempts.get(pair, 0)
+        self.pair_attempts[pair] = attempt + 1
+        attempts = self.attempts[s] = self.attempts[s] + 1
+        self.pending_failure[s] = self.compiled.outcomes[pair].decide(
             self.seed_key, attempt, self.failure_count[s], self.task.retry_cap
         )
-        duration = max(1, self.agent_speed[a] * spec.work)
-        if self.status[s] == FAILED:
+        duration = self.agent_speed[a] * spec.work
+        if duration < 1:
+            duration = 1
+        if is_retry:
             self.failed_set.discard(s)
             self.failed_since_step[s] = -1
         self.status[s] = RUNNING
         self.subtask_agent[s] = a
-        self.started_at[s] = self.now
-        self.finish_at[s] = self.now + duration
-        self.attempt_token[s] += 1
+        self.started_at[s] = now
+        self.finish_at[s] = now + duration
+        token = self.attempt_token[s] = self.attempt_token[s] + 1
         self.agent_status[a] = WORKING
         self.agent_task[a] = s
         self.running[s] = a
         self.active_count += 1
         self.dirty_subtasks.add(s)
         self.dirty_agents.add(a)
-        self._push(self.now + duration, _COMPLETION, (s, self.attempt_token[s]))
+        self._sequence += 1
+        heapq.heappush(self._heap, (now + duration, _COMPLETION, self._sequence, (s, token)))
         facts.started.append((s, a, is_retry))
         self.log.records.append(
             {
                 "kind": "delegated",
-                "t": self.now,
+                "t": now,
                 "step": self.step_count,
                 "subtask": spec.id,
-                "agent": agent.name,
-                "attempt": self.attempts[s],
+                "agent": self.agents[a].name,
+                "attempt": attempts,
                 "retry": is_retry,
                 "duration": duration,
             }
@@ -487,35 +503,39 @@ class Episode:
             facts.busy_time += self.active_count * (time - self.now)
             self.now = time
             if priority == _COMPLETION:
-                self._finish(payload[0], payload[1], facts)
+                s, token = payload
+                if token == self.attempt_token[s] and self.status[s] == RUNNING:
+                    self._finish(s, facts)
+                # else a stale entry: the attempt was aborted or dropped
             else:
                 self._scheduled(payload, facts)
         facts.busy_time += self.active_count * (target - self.now)
         self.now = target
 
-    def _finish(self, s: int, token: int, facts: StepFacts) -> None:
-        if token != self.attempt_token[s] or self.status[s] != RUNNING:
-            return  # a stale entry: the attempt was aborted or dropped
+    def _finish(self, s: int, facts: StepFacts) -> None:
+        """The running attempt at ``s`` reaches its end: it completes or fails."""
         a = self.subtask_agent[s]
-        cost = self._stop_work(s, a, self.now)
+        now = self.now
+        cost = self._stop_work(s, a, now)
         failure = self.pending_failure[s]
-        spec = self.subtasks[s]
         if failure is None:
-            self.status[s] = COMPLETED
-            self.completed_at[s] = self.now
+            status = self.status
+            status[s] = COMPLETED
+            self.completed_at[s] = now
             self.completed_by[s] = a
             self.completed_count += 1
             self.open_subtasks.remove(s)
             facts.completed.append((s, a))
             if self.failure_count[s]:
                 facts.recovered.append(s)
+            unmet = self.unmet
             for succ in self.dag.successors[s]:
-                self.unmet[succ] -= 1
-                if self.unmet[succ] == 0 and self.status[succ] == PENDING:
-                    self.status[succ] = READY
+                unmet[succ] -= 1
+                if unmet[succ] == 0 and status[succ] == PENDING:
+                    status[succ] = READY
                     self.dirty_subtasks.add(succ)
             self.log.records.append(
-                {"kind": "completed", "t": self.now, "step": self.step_count, "subtask": spec.id,
+                {"kind": "completed", "t": now, "step": self.step_count, "subtask": self.subtasks[s].id,
                  "agent": self.agents[a].name, "cost": cost}
             )
         else:

@@ -32,7 +32,7 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
         _refresh_agent_views(episode)
     if now != episode.views_time:
         _count_down_views(episode)
-    legal, critical_path, ready_ids, pending = _scan(episode)
+    legal, critical_path, ready_ids = _scan(episode)
     compiled = episode.compiled
     task = episode.task
     # A copy of the task's template (static fields set, keys in order), then the rest.
@@ -41,7 +41,7 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
     observation["step_count"] = episode.step_count
     observation["time_used"] = now
     if task.time_limit is not None:
-        observation["time_remaining"] = max(0, task.time_limit - now)
+        observation["time_remaining"] = task.time_limit - now if now < task.time_limit else 0
     observation["capacity"] = episode.capacity
     observation["active_count"] = episode.active_count
     observation["budget_used"] = episode.budget_used
@@ -51,7 +51,7 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
     observation["subtasks"] = list(episode.subtask_views)
     observation["agents"] = list(episode.agent_views)
     observation["legal_actions"] = legal
-    observation["hint"] = build_hint(episode, ready_ids, pending)
+    observation["hint"] = build_hint(episode, ready_ids)
     observation["reward"] = episode.last_reward
     observation["reward_breakdown"] = episode.last_breakdown
     observation["errors"] = episode.last_errors
@@ -197,9 +197,9 @@ def _refresh_agent_views(episode: "Episode") -> None:
     episode.dirty_agents.clear()
 
 
-def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str], int]:
-    """One pass over the subtasks: the legal actions, the remaining critical
-    path, the ready ids and the number of pending subtasks.
+def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str]]:
+    """One pass over the open subtasks: the legal actions, the remaining
+    critical path and the ready ids.
 
     Legal actions are every single action that would be accepted now,
     concretely; any subset of the delegate and retry pairs with distinct
@@ -208,55 +208,58 @@ def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str], int
     The remaining critical path is the fastest time still needed to finish,
     along the longest remaining chain. Successors of an unfinished subtask are
     all pending, so their fastest tails are the static ones; only running
-    subtasks need their actual time left.
+    subtasks need their actual time left. A pending subtask never sets the
+    maximum: it has an open predecessor whose chain through it is longer (a
+    running one has at least one time unit left).
     """
     compiled = episode.compiled
-    dag = episode.dag
-    tails = dag.tail_length
+    tails = episode.dag.tail_length
+    slack = compiled.running_tail
     now = episode.now
     done = episode.terminated or episode.truncated
     room = not done and episode.active_count < episode.capacity
     agent_status = episode.agent_status
+    status = episode.status
+    finish_at = episode.finish_at
     actions: list[dict[str, Any]] = []
     aborts: list[dict[str, Any]] = []
     ready_ids: list[str] = []
-    pending = 0
     longest = 0
-    status = episode.status
     for s in episode.open_subtasks:
         st = status[s]
+        if st == PENDING:
+            continue
         if st == RUNNING:
-            value = episode.finish_at[s] - now + tails[s] - dag.fastest_duration[s]
+            value = finish_at[s] - now + slack[s]
             if not done:
                 aborts.append(compiled.abort_actions[s])
         else:
             value = tails[s]
-            if st == PENDING:
-                pending += 1
+            if st == READY:
+                ready_ids.append(compiled.subtask_ids[s])
+                choices = compiled.delegate_choices[s]
             else:
-                if st == READY:
-                    ready_ids.append(compiled.spec.subtasks[s].id)
-                if room:
-                    table = compiled.delegate_actions if st == READY else compiled.retry_actions
-                    for a in compiled.capable[s]:
-                        if agent_status[a] == IDLE:
-                            actions.append(table[(s, a)])
+                choices = compiled.retry_choices[s]
+            if room:
+                for a, action in choices:
+                    if agent_status[a] == IDLE:
+                        actions.append(action)
         if value > longest:
             longest = value
     if not done:
         actions.extend(aborts)
         if episode.tick_model or episode.has_pending_events:
             actions.append(_WAIT)
-        if episode.completed_count == len(episode.status):
+        if not episode.open_subtasks:
             actions.append(_SYNTHESIZE)
-    return actions, longest, ready_ids, pending
+    return actions, longest, ready_ids
 
 
 _WAIT: dict[str, Any] = {"action_type": "wait"}
 _SYNTHESIZE: dict[str, Any] = {"action_type": "synthesize"}
 
 
-def build_hint(episode: "Episode", ready: list[str], pending: int) -> str:
+def build_hint(episode: "Episode", ready: list[str]) -> str:
     """One line from public information only: failures first, then deadlines,
     budget, and what is ready."""
     if episode.terminated or episode.truncated:
@@ -290,6 +293,7 @@ def build_hint(episode: "Episode", ready: list[str], pending: int) -> str:
         return f"Ready: {', '.join(ready[:4])}{' ...' if len(ready) > 4 else ''}; {free} free slot(s)."
     if episode.active_count:
         return "Work is in progress; wait for it to finish or start other ready work."
+    pending = len(episode.open_subtasks) - episode.active_count - len(ready) - len(episode.failed_set)
     return f"{pending} subtask(s) wait for dependencies."
 
 
