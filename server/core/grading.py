@@ -78,7 +78,7 @@ class LogFacts:
 
     __slots__ = (
         "completed_by", "completed_at", "failures", "failed_subtasks", "permanent_failures",
-        "restarts", "repeated_permanent", "invalid_steps", "cost", "peak", "synthesized",
+        "starts", "repeated_permanent", "invalid_steps", "cost", "peak", "synthesized",
         "end_time", "patience_waits",
     )
 
@@ -87,9 +87,9 @@ class LogFacts:
         completed_by: dict[str, str] = {}
         completed_at: dict[str, int] = {}
         failures: list[tuple[str, int]] = []  # (subtask, step) of each failure, in order
-        # Per subtask: (step, sensible) for each start; a start is not sensible when
-        # its agent was already seen to fail that subtask permanently.
-        restarts: dict[str, list[tuple[int, bool]]] = {}
+        # (subtask, step, sensible) for each start, in order; a start is not sensible
+        # when its agent was already seen to fail that subtask permanently.
+        starts: list[tuple[str, int, bool]] = []
         permanent: set[tuple[str, str]] = set()
         invalid_steps: set[int] = set()
         synthesized = False
@@ -104,14 +104,12 @@ class LogFacts:
                 running += 1
                 if running > peak:
                     peak = running
-                key = (record["subtask"], record["agent"])
-                repeated = key in permanent
-                starts = restarts.get(key[0])
-                if starts is None:
-                    starts = restarts[key[0]] = []
-                starts.append((record["step"], not repeated))
-                if repeated:
+                subtask = record["subtask"]
+                if permanent and (subtask, record["agent"]) in permanent:
                     repeated_count += 1
+                    starts.append((subtask, record["step"], False))
+                else:
+                    starts.append((subtask, record["step"], True))
             elif kind == "completed":
                 running -= 1
                 cost += record["cost"]
@@ -144,7 +142,7 @@ class LogFacts:
         self.failures = failures
         self.failed_subtasks = {subtask for subtask, _ in failures}
         self.permanent_failures = permanent_count
-        self.restarts = restarts
+        self.starts = starts
         self.repeated_permanent = repeated_count
         self.invalid_steps = invalid_steps
         self.cost = cost
@@ -289,7 +287,17 @@ def _speed_changes(episode: "Episode") -> dict[str, list[tuple[int, int]]]:
 def _ratio(numerator: float, denominator: float, empty: float = 1.0) -> float:
     if denominator <= 0:
         return empty
-    return max(0.0, min(1.0, numerator / denominator))
+    return _unit(numerator / denominator)
+
+
+def _unit(x: float) -> float:
+    """``x`` clamped to [0, 1], as ``max(0.0, min(1.0, x))`` gives it (without the
+    builtins' argument parsing, which costs more than the comparisons)."""
+    if x >= 1.0:
+        return 1.0
+    if x <= 0.0:
+        return 0.0
+    return x
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,8 +338,8 @@ def _dimension_values(
         credit = 0.0
         for subtask, failed_step in facts.failures:
             # The first later start by an agent not already seen to fail it permanently.
-            for step, sensible in facts.restarts.get(subtask, ()):
-                if step > failed_step and sensible:
+            for started, step, sensible in facts.starts:
+                if step > failed_step and sensible and started == subtask:
                     credit += 1.0 / (step - failed_step)
                     break
         recovery_speed = credit / len(facts.failures)
@@ -356,7 +364,7 @@ def _dimension_values(
 
     time_efficiency = 0.0
     if "time_efficiency" in weighted and (facts.synthesized or (not episode.tick_model and episode.terminated)):
-        time_efficiency = _ratio(hindsight(episode).time_lower_bound, max(1, facts.end_time))
+        time_efficiency = _ratio(hindsight(episode).time_lower_bound, facts.end_time if facts.end_time > 1 else 1)
 
     conflict_handling = 1.0
     if plan.conflicts:
@@ -367,15 +375,17 @@ def _dimension_values(
                 handled += 1
         conflict_handling = handled / len(plan.conflicts)
 
-    pillar_balance = min(
-        (sum(1 for s in members if s in completed_by) / len(members) for members in plan.pillars), default=1.0
-    )
+    pillar_balance = 1.0
+    for members in plan.pillars:
+        fraction = sum(1 for s in members if s in completed_by) / len(members)
+        if fraction < pillar_balance:
+            pillar_balance = fraction
     steps = episode.step_count
     return {
         "completion": len(completed_by) / len(task.subtasks),
         "recovery": _ratio(recovered, len(facts.failed_subtasks)),
         "recovery_speed": recovery_speed,
-        "error_classification": max(0.0, 1.0 - 0.5 * facts.repeated_permanent),
+        "error_classification": _unit(1.0 - 0.5 * facts.repeated_permanent),
         "parallelism": parallelism,
         "cost_efficiency": cost_efficiency,
         "budget": budget,
@@ -401,7 +411,7 @@ def grade_episode(episode: "Episode") -> dict[str, Any]:
     completed_by = facts.completed_by
     completed_at = facts.completed_at
     total = len(task.subtasks)
-    gate = min(1.0, len(completed_by) / total / task.activity_gate)
+    gate = _unit(len(completed_by) / total / task.activity_gate)
     recovered = sum(1 for s in facts.failed_subtasks if s in completed_by)
     deadlines_met = sum(1 for s, deadline in plan.due if completed_at.get(s, 10**9) <= deadline)
     values = _dimension_values(episode, facts, plan, recovered, deadlines_met)
@@ -416,10 +426,10 @@ def grade_episode(episode: "Episode") -> dict[str, Any]:
     grade = {
         "task_id": task.task_id,
         "seed": episode.seed,
-        "score": round(max(0.0, min(1.0, score)), 6),
+        "score": round(_unit(score), 6),
         "breakdown": breakdown,
         "weights": dict(task.grade_weights),
-        "activity_gate": round(gate, 6),
+        "activity_gate": gate if gate == 1.0 else round(gate, 6),
         "finished": episode.done,
         "counts": {
             "subtasks_completed": len(completed_by),
