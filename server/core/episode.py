@@ -225,7 +225,8 @@ class Episode:
                 target = limit
             self._resolve_until(target, facts)
         facts.elapsed = self.now - start
-        if self.deadline_cursor < len(self.deadlines) or self.failed_set:
+        cursor = self.deadline_cursor
+        if self.failed_set or (cursor < len(self.deadlines) and self.deadlines[cursor][0] < self.now):
             self._check_deadlines(facts)
         self._check_end(facts)
         breakdown = self.reward_model.step_reward(self, facts)

@@ -30,7 +30,7 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
         _refresh_subtask_views(episode)
     if episode.dirty_agents:
         _refresh_agent_views(episode)
-    if now != episode.views_time:
+    if episode.running and now != episode.views_time:
         _count_down_views(episode)
     legal, critical_path, ready_ids = _scan(episode)
     compiled = episode.compiled
@@ -148,12 +148,12 @@ def _count_down_views(episode: "Episode") -> None:
         left = finish_at[s] - now
         view = subtask_views[s]
         if view["time_left"] != left:
-            view = dict(view)
+            view = view.copy()
             view["time_left"] = left
             subtask_views[s] = view
         view = agent_views[a]
         if view["time_left"] != left:
-            view = dict(view)
+            view = view.copy()
             view["time_left"] = left
             agent_views[a] = view
     episode.views_time = now
