@@ -81,7 +81,8 @@ class Episode:
         self.attempts = [0] * n
         self.failure_count = [0] * n
         self.pair_attempts: dict[tuple[int, int], int] = {}
-        self.failures: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        # Per subtask, its failures in order; lists are replaced, never changed (see _add_failure).
+        self.failures: list[list[dict[str, Any]]] = [[]] * n
         self.failed_since_step = [-1] * n
         self.failed_set: set[int] = set()
         self.known_permanent: set[tuple[int, int]] = set()
@@ -302,7 +303,7 @@ class Episode:
         self.status[s] = FAILED
         self.failed_set.add(s)
         self.failed_since_step[s] = self.step_count
-        self.failures[s].append({"agent": self.agents[a].name, "kind": "aborted", "cause": "abort", "at": self.now})
+        self._add_failure(s, self.agents[a].name, "aborted", "abort")
         self.log.append("aborted", self.now, self.step_count, subtask=subtask_id, agent=self.agents[a].name, cost=cost)
         return []
 
@@ -550,12 +551,16 @@ class Episode:
         self.failed_since_step[s] = self.step_count
         self.failure_count[s] += 1
         name = self.agents[a].name
-        self.failures[s].append({"agent": name, "kind": kind, "cause": cause, "at": self.now})
+        self._add_failure(s, name, kind, cause)
         facts.failed.append((s, a, kind))
         self.log.append(
             "failed", self.now, self.step_count, subtask=self.subtasks[s].id, agent=name,
             failure=kind, cause=cause, cost=cost,
         )
+
+    def _add_failure(self, s: int, agent_name: str, kind: str, cause: str) -> None:
+        # A new list rather than an append: observations share these lists with no copy.
+        self.failures[s] = [*self.failures[s], {"agent": agent_name, "kind": kind, "cause": cause, "at": self.now}]
 
     def _stop_work(self, s: int, a: int, at: int) -> float:
         """Free the agent and the slot, and charge the agent's cost for the time worked."""

@@ -173,7 +173,7 @@ def _refresh_subtask_views(episode: "Episode") -> None:
         view["assigned_agent"] = agents[a].name if a >= 0 else None
         view["time_left"] = episode.finish_at[s] - now if st == RUNNING else None
         view["attempts"] = episode.attempts[s]
-        view["failures"] = list(episode.failures[s])
+        view["failures"] = episode.failures[s]  # never appended to: a failure makes a new list
         view["completed_at"] = episode.completed_at[s]
         view["completed_by"] = agents[done_by].name if done_by >= 0 else None
         views[s] = view
