@@ -45,19 +45,13 @@ SCENARIO_CHANNELS: tuple[str, ...] = (
 
 
 class StepFacts:
-    """What one step did, gathered while it ran; reward models read only this and the episode.
+    """What one step did, gathered while it ran; reward models read only this and the episode."""
 
-    The scalar fields start at their class defaults; a step sets those it changes.
-    """
-
-    waited = False
-    useful_wait = False
-    neglected = 0  # failed subtasks left un-retried for two or more steps
-    synthesized = False
-    elapsed = 0  # time that passed during this step
-    busy_time = 0  # agent-time units spent working during this step
-    running_after_action = 0  # in progress right after the action, before time moves
-    ended = False
+    __slots__ = (
+        "started", "completed", "recovered", "failed", "error_codes", "waited", "useful_wait",
+        "missed_deadlines", "neglected", "synthesized", "elapsed", "busy_time",
+        "running_after_action", "ended",
+    )
 
     def __init__(self) -> None:
         self.started: list[tuple[int, int, bool]] = []  # (subtask, agent, is_retry)
@@ -65,7 +59,15 @@ class StepFacts:
         self.recovered: list[int] = []  # completed subtasks that had failed before
         self.failed: list[tuple[int, int, str]] = []  # (subtask, agent, kind)
         self.error_codes: list[str] = []
+        self.waited = False
+        self.useful_wait = False
         self.missed_deadlines: list[int] = []
+        self.neglected = 0  # failed subtasks left un-retried for two or more steps
+        self.synthesized = False
+        self.elapsed = 0  # time that passed during this step
+        self.busy_time = 0  # agent-time units spent working during this step
+        self.running_after_action = 0  # in progress right after the action, before time moves
+        self.ended = False
 
 
 class RewardModel(Protocol):
