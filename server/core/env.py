@@ -46,10 +46,12 @@ class WorkflowEnv:
         return self._observation
 
     def step(self, action: Action | Mapping[str, Any]) -> dict[str, Any]:
-        episode = self._require_episode()
+        episode = self.episode
+        if episode is None:
+            raise RuntimeError("call reset() before step()")
         episode.step(action)
         observation = build_observation(episode)
-        if episode.done:
+        if observation["done"]:
             observation["grade"] = grade_episode(episode)
         self._observation = observation
         return observation

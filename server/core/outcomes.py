@@ -34,12 +34,6 @@ def episode_key(task_id: str, seed: int) -> int:
     return name_key(task_id, str(seed))
 
 
-def _mix(x: int) -> int:
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return x ^ (x >> 31)
-
-
 def pair_key(subtask_key: int, agent_key: int) -> int:
     """The part of a roll's input fixed by the subtask and the agent."""
     return (subtask_key * 0x9E3779B97F4A7C15 + agent_key * 0xD6E8FEB86659FD93) & _MASK
@@ -47,7 +41,14 @@ def pair_key(subtask_key: int, agent_key: int) -> int:
 
 def roll(seed_key: int, pair: int, attempt: int) -> float:
     """A uniform number in [0, 1) fixed by the episode key, the pair key and the attempt number."""
-    return _mix(_mix((seed_key + pair + (attempt + 1) * 0xA0761D6478BD642F) & _MASK)) / _SCALE
+    x = (seed_key + pair + (attempt + 1) * 0xA0761D6478BD642F) & _MASK
+    # SplitMix64's finaliser, applied twice (written out: this runs at every start).
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    x ^= x >> 31
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return (x ^ (x >> 31)) / _SCALE
 
 
 def roll_from_keys(seed_key: int, subtask_key: int, agent_key: int, attempt: int) -> float:
