@@ -136,9 +136,9 @@ def parse_action(data: Action | Mapping[str, Any]) -> Action:
     optional ``agent_name``) and/or ``task_ids`` (subtask ids, any free agent).
     Empty strings count as absent.
     """
-    if isinstance(data, Action):
-        return data
-    if not isinstance(data, dict):
+    if type(data) is not dict:
+        if isinstance(data, Action):
+            return data
         if not isinstance(data, Mapping):
             raise ActionError(ErrorCode.UNKNOWN_ACTION, "an action must be an object with action_type")
         data = dict(data)

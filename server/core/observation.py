@@ -56,10 +56,12 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
     observation["reward_breakdown"] = episode.last_breakdown
     observation["errors"] = episode.last_errors
     observation["critical_path_length"] = critical_path
-    observation["patience_waits"] = episode.waits_in_patience
-    observation["terminated"] = episode.terminated
-    observation["truncated"] = episode.truncated
-    observation["done"] = episode.terminated or episode.truncated
+    if episode.waits_in_patience:
+        observation["patience_waits"] = episode.waits_in_patience
+    if episode.terminated or episode.truncated:  # the template says False for all three
+        observation["terminated"] = episode.terminated
+        observation["truncated"] = episode.truncated
+        observation["done"] = True
     if compiled.arena is not None:
         add_arena_views(episode, observation)
     return observation
