@@ -63,6 +63,8 @@ class Episode:
         self.task = task
         self.seed = task.canonical_seed if seed is None else seed
         self.seed_key = episode_key(task.task_id, self.seed)
+        self.outcomes = compiled.outcomes
+        self.retry_cap = task.retry_cap
         self.dag = compiled.dag
         self.reward_model: RewardModel = reward_model or compiled.reward_model
         self.subtasks = task.subtasks
@@ -207,7 +209,17 @@ class Episode:
         except ActionError as exc:
             parsed, errors = None, [(exc.code, exc.message)]
         else:
-            errors = self._apply(parsed, facts)
+            kind = parsed.action_type
+            if kind is DELEGATE or kind is RETRY:
+                errors = self._apply_single(parsed.subtask_id or "", parsed.agent_name, kind, facts)
+            elif kind is WAIT:
+                errors = self._apply_wait(facts)
+            elif kind is DISPATCH:
+                errors = self._apply_dispatch(parsed.assignments, facts)
+            elif kind is SYNTHESIZE:
+                errors = self._apply_synthesize(facts)
+            else:
+                errors = self._apply_abort(parsed.subtask_id or "")
         if errors:
             self.last_errors = [{"code": code.value, "message": message} for code, message in errors]
             self._record_invalid(parsed, action, errors, facts)
@@ -237,18 +249,6 @@ class Episode:
         return facts
 
     # ------------------------------------------------------------ apply actions
-
-    def _apply(self, action: Action, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
-        kind = action.action_type
-        if kind is WAIT:
-            return self._apply_wait(facts)
-        if kind is SYNTHESIZE:
-            return self._apply_synthesize(facts)
-        if kind is ABORT:
-            return self._apply_abort(action.subtask_id or "")
-        if kind is DISPATCH:
-            return self._apply_dispatch(action.assignments, facts)
-        return self._apply_single(action.subtask_id or "", action.agent_name, kind, facts)
 
     def _apply_wait(self, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
         if not self.tick_model and not self.has_pending_events:
@@ -445,9 +445,7 @@ class Episode:
         attempt = self.pair_attempts.get(pair, 0)
         self.pair_attempts[pair] = attempt + 1
         attempts = self.attempts[s] = self.attempts[s] + 1
-        self.pending_failure[s] = self.compiled.outcomes[pair].decide(
-            self.seed_key, attempt, self.failure_count[s], self.task.retry_cap
-        )
+        self.pending_failure[s] = self.outcomes[pair].decide(self.seed_key, attempt, self.failure_count[s], self.retry_cap)
         duration = self.agent_speed[a] * spec.work
         if duration < 1:
             duration = 1
