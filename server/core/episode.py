@@ -39,6 +39,9 @@ from .rewards import RewardModel, StepFacts
 
 from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
 
+# What an accepted action returns as its errors (shared: never changed).
+_NO_ERRORS: list[tuple[ErrorCode, str]] = []
+
 # The agents already taken in a batch of one.
 _NONE_TAKEN: frozenset[int] = frozenset()
 
@@ -267,8 +270,8 @@ class Episode:
             self.waits_in_patience += 1
         facts.waited = True
         facts.useful_wait = self.active_count > 0 or patience
-        self.log.append("waited", self.now, self.step_count, active=self.active_count)
-        return []
+        self.log.records.append({"kind": "waited", "t": self.now, "step": self.step_count, "active": self.active_count})
+        return _NO_ERRORS
 
     def _apply_synthesize(self, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
         remaining = len(self.subtasks) - self.completed_count
@@ -284,7 +287,7 @@ class Episode:
         self.terminated = True
         facts.synthesized = True
         self.log.append("synthesized", self.now, self.step_count)
-        return []
+        return _NO_ERRORS
 
     def _apply_abort(self, subtask_id: str) -> list[tuple[ErrorCode, str]]:
         s = self.dag.index.get(subtask_id, -1)
@@ -305,7 +308,7 @@ class Episode:
         self.failed_since_step[s] = self.step_count
         self._add_failure(s, self.agents[a].name, "aborted", "abort")
         self.log.append("aborted", self.now, self.step_count, subtask=subtask_id, agent=self.agents[a].name, cost=cost)
-        return []
+        return _NO_ERRORS
 
     def _apply_single(
         self, subtask_id: str, agent_name: str | None, kind: ActionType, facts: StepFacts
@@ -320,7 +323,7 @@ class Episode:
         if self.active_count >= self.capacity:
             return [self._capacity_error(1)]
         self._start(s, a, self.status[s] == FAILED, facts)
-        return []
+        return _NO_ERRORS
 
     def _apply_dispatch(
         self, assignments: Sequence[tuple[str, str | None]], facts: StepFacts
@@ -354,7 +357,7 @@ class Episode:
             return errors
         for s, a, is_retry in planned:
             self._start(s, a, is_retry, facts)
-        return []
+        return _NO_ERRORS
 
     def _check_start(
         self,
