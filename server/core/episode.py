@@ -468,7 +468,7 @@ class Episode:
         self.dirty_agents.add(a)
         self._sequence += 1
         heapq.heappush(self._heap, (now + duration, _COMPLETION, self._sequence, (s, token)))
-        facts.started.append((s, a, is_retry))
+        facts.started += ((s, a, is_retry),)
         self.log.records.append(
             {
                 "kind": "delegated",
@@ -491,7 +491,7 @@ class Episode:
     ) -> None:
         label = parsed.label() if parsed is not None else str(_raw_action(raw))[:200]
         for code, message in errors:
-            facts.error_codes.append(code.value)
+            facts.error_codes += (code.value,)
             self.log.append(
                 "invalid_action", self.now, self.step_count, code=code.value, message=message, action=label
             )
@@ -528,9 +528,9 @@ class Episode:
             self.completed_by[s] = a
             self.completed_count += 1
             self.open_subtasks.remove(s)
-            facts.completed.append((s, a))
+            facts.completed += ((s, a),)
             if self.failure_count[s]:
-                facts.recovered.append(s)
+                facts.recovered += (s,)
             unmet = self.unmet
             for succ in self.dag.successors[s]:
                 unmet[succ] -= 1
@@ -553,7 +553,7 @@ class Episode:
         self.failure_count[s] += 1
         name = self.agents[a].name
         self._add_failure(s, name, kind, cause)
-        facts.failed.append((s, a, kind))
+        facts.failed += ((s, a, kind),)
         self.log.append(
             "failed", self.now, self.step_count, subtask=self.subtasks[s].id, agent=name,
             failure=kind, cause=cause, cost=cost,
@@ -608,7 +608,7 @@ class Episode:
             # Late completions in this very step count as missed too.
             completed_at = self.completed_at[s]
             if completed_at is None or completed_at > deadline:
-                facts.missed_deadlines.append(s)
+                facts.missed_deadlines += (s,)
                 self.log.append(
                     "deadline_missed", self.now, self.step_count, subtask=self.subtasks[s].id, deadline=deadline
                 )

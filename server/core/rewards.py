@@ -54,14 +54,15 @@ class StepFacts:
     )
 
     def __init__(self) -> None:
-        self.started: list[tuple[int, int, bool]] = []  # (subtask, agent, is_retry)
-        self.completed: list[tuple[int, int]] = []  # (subtask, agent)
-        self.recovered: list[int] = []  # completed subtasks that had failed before
-        self.failed: list[tuple[int, int, str]] = []  # (subtask, agent, kind)
-        self.error_codes: list[str] = []
+        # Tuples, grown by concatenation: most steps add nothing to most of them.
+        self.started: tuple[tuple[int, int, bool], ...] = ()  # (subtask, agent, is_retry)
+        self.completed: tuple[tuple[int, int], ...] = ()  # (subtask, agent)
+        self.recovered: tuple[int, ...] = ()  # completed subtasks that had failed before
+        self.failed: tuple[tuple[int, int, str], ...] = ()  # (subtask, agent, kind)
+        self.error_codes: tuple[str, ...] = ()
         self.waited = False
         self.useful_wait = False
-        self.missed_deadlines: list[int] = []
+        self.missed_deadlines: tuple[int, ...] = ()
         self.neglected = 0  # failed subtasks left un-retried for two or more steps
         self.synthesized = False
         self.elapsed = 0  # time that passed during this step
