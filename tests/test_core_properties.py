@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from conftest import SCENARIOS, registry_of, tiny_task
 from workflow_orchestrator.server.core import WorkflowEnv
-from workflow_orchestrator.server.core.states import COMPLETED, RUNNING, WORKING
+from workflow_orchestrator.server.core.states import COMPLETED, FAILED, READY, RUNNING, WORKING
 
 _ENV = WorkflowEnv()
 _TASKS = {task_id: _ENV.registry.resolve(task_id).spec for task_id in SCENARIOS}
@@ -81,10 +81,21 @@ def check_invariants(env: WorkflowEnv) -> None:
     # Budget accounting: what was charged is what the log says was spent.
     spent = sum(r["cost"] for r in records if r["kind"] in ("completed", "failed", "aborted"))
     assert abs(spent - episode.budget_used) < 1e-9
+    # The frontier is exactly the ready, running and failed subtasks, in order.
+    assert episode.frontier == [s for s, status in enumerate(episode.status) if status in (READY, RUNNING, FAILED)]
     # The observation agrees with the state.
     observation = env.observation
     assert observation["active_count"] == episode.active_count
     assert observation["completed_count"] == episode.completed_count
+    # The remaining critical path, over every unfinished subtask (pending ones included).
+    dag = episode.dag
+    longest = 0
+    for s, status in enumerate(episode.status):
+        if status == RUNNING:
+            longest = max(longest, episode.finish_at[s] - episode.now + dag.tail_length[s] - dag.fastest_duration[s])
+        elif status != COMPLETED:
+            longest = max(longest, dag.tail_length[s])
+    assert observation["critical_path_length"] == longest
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

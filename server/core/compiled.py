@@ -38,6 +38,7 @@ class CompiledTask:
     # The state every episode starts from.
     initial_unmet: tuple[int, ...]
     initial_status: tuple[int, ...]
+    initial_frontier: tuple[int, ...]  # the subtasks ready at the start
     # Views before anything happened, shared by new episodes and copied when a view changes.
     initial_subtask_views: tuple[dict[str, Any], ...]
     initial_agent_views: tuple[dict[str, Any], ...]
@@ -100,6 +101,7 @@ class CompiledTask:
             running_tail=tuple(tail - own for tail, own in zip(dag.tail_length, dag.fastest_duration)),
             initial_unmet=unmet,
             initial_status=status,
+            initial_frontier=tuple(s for s, st in enumerate(status) if st == READY),
             initial_subtask_views=tuple(initial_subtask_view(s, st) for s, st in zip(spec.subtasks, status)),
             initial_agent_views=tuple(initial_agent_view(agent) for agent in spec.agents),
             agent_index={agent.name: i for i, agent in enumerate(spec.agents)},

@@ -16,10 +16,10 @@ Completed subtasks never revert, so nothing can run before its dependencies.
 from __future__ import annotations
 
 import heapq
+from bisect import insort
 from typing import Any, Mapping, Sequence
 
 from .actions import (
-    ABORT,
     DELEGATE,
     DISPATCH,
     RETRY,
@@ -94,8 +94,9 @@ class Episode:
         self.completed_at: list[int | None] = [None] * n
         self.completed_by = [-1] * n
         self.completed_count = 0
-        # Subtasks not completed yet, in order (completed ones never revert).
-        self.open_subtasks = list(range(n))
+        # The frontier: subtasks ready, running or failed, in order. A subtask joins
+        # when its last dependency completes and leaves when it completes itself.
+        self.frontier = list(compiled.initial_frontier)
 
         # Running subtask -> its agent (the same facts as status and agent_task,
         # kept for the loops that only care about work in progress).
@@ -527,7 +528,7 @@ class Episode:
             self.completed_at[s] = now
             self.completed_by[s] = a
             self.completed_count += 1
-            self.open_subtasks.remove(s)
+            self.frontier.remove(s)
             facts.completed += ((s, a),)
             if self.failure_count[s]:
                 facts.recovered += (s,)
@@ -536,6 +537,7 @@ class Episode:
                 unmet[succ] -= 1
                 if unmet[succ] == 0 and status[succ] == PENDING:
                     status[succ] = READY
+                    insort(self.frontier, succ)
                     self.dirty_subtasks.add(succ)
             self.log.records.append(
                 {"kind": "completed", "t": now, "step": self.step_count, "subtask": self.subtasks[s].id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .arena import add_arena_views, render_arena_lines
-from .states import AGENT_STATUS, COMPLETED, IDLE, PENDING, READY, RUNNING, SUBTASK_STATUS
+from .states import AGENT_STATUS, COMPLETED, IDLE, READY, RUNNING, SUBTASK_STATUS
 
 if TYPE_CHECKING:
     from .episode import Episode
@@ -200,8 +200,8 @@ def _refresh_agent_views(episode: "Episode") -> None:
 
 
 def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str]]:
-    """One pass over the open subtasks: the legal actions, the remaining
-    critical path and the ready ids.
+    """One pass over the frontier (subtasks ready, running or failed): the legal
+    actions, the remaining critical path and the ready ids.
 
     Legal actions are every single action that would be accepted now,
     concretely; any subset of the delegate and retry pairs with distinct
@@ -211,8 +211,8 @@ def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str]]:
     along the longest remaining chain. Successors of an unfinished subtask are
     all pending, so their fastest tails are the static ones; only running
     subtasks need their actual time left. A pending subtask never sets the
-    maximum: it has an open predecessor whose chain through it is longer (a
-    running one has at least one time unit left).
+    maximum, so the frontier is enough: it has an unfinished predecessor whose
+    chain through it is longer (a running one has at least one time unit left).
     """
     compiled = episode.compiled
     tails = episode.dag.tail_length
@@ -227,10 +227,8 @@ def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str]]:
     aborts: list[dict[str, Any]] = []
     ready_ids: list[str] = []
     longest = 0
-    for s in episode.open_subtasks:
+    for s in episode.frontier:
         st = status[s]
-        if st == PENDING:
-            continue
         if st == RUNNING:
             value = finish_at[s] - now + slack[s]
             if not done:
@@ -252,7 +250,7 @@ def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str]]:
         actions.extend(aborts)
         if episode.tick_model or episode.has_pending_events:
             actions.append(_WAIT)
-        if not episode.open_subtasks:
+        if episode.completed_count == len(status):
             actions.append(_SYNTHESIZE)
     return actions, longest, ready_ids
 
@@ -295,7 +293,7 @@ def build_hint(episode: "Episode", ready: list[str]) -> str:
         return f"Ready: {', '.join(ready[:4])}{' ...' if len(ready) > 4 else ''}; {free} free slot(s)."
     if episode.active_count:
         return "Work is in progress; wait for it to finish or start other ready work."
-    pending = len(episode.open_subtasks) - episode.active_count - len(ready) - len(episode.failed_set)
+    pending = len(episode.subtasks) - episode.completed_count - len(episode.frontier)
     return f"{pending} subtask(s) wait for dependencies."
 
 
