@@ -11,6 +11,8 @@ A step reads as a few named sub-updates::
 Readiness is tracked with predecessor counters: completing a subtask
 decrements its successors' counters, and a subtask becomes ready at zero.
 Completed subtasks never revert, so nothing can run before its dependencies.
+The frontier (subtasks ready, running or failed) is kept in order alongside,
+so that the observation never has to walk the pending ones.
 """
 
 from __future__ import annotations
