@@ -42,6 +42,8 @@ class CompiledTask:
     # Views before anything happened, shared by new episodes and copied when a view changes.
     initial_subtask_views: tuple[dict[str, Any], ...]
     initial_agent_views: tuple[dict[str, Any], ...]
+    # A subtask's view when it is ready: it has no history yet, so one view serves all.
+    ready_subtask_views: tuple[dict[str, Any], ...]
     agent_index: dict[str, int]
     deadlines: tuple[tuple[int, int], ...]  # (deadline, subtask), earliest first
     patience_index: int
@@ -104,6 +106,7 @@ class CompiledTask:
             initial_frontier=tuple(s for s, st in enumerate(status) if st == READY),
             initial_subtask_views=tuple(initial_subtask_view(s, st) for s, st in zip(spec.subtasks, status)),
             initial_agent_views=tuple(initial_agent_view(agent) for agent in spec.agents),
+            ready_subtask_views=tuple(initial_subtask_view(s, READY) for s in spec.subtasks),
             agent_index={agent.name: i for i, agent in enumerate(spec.agents)},
             deadlines=tuple(
                 sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)

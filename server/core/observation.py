@@ -166,8 +166,12 @@ def _refresh_subtask_views(episode: "Episode") -> None:
     agents = episode.agents
     now = episode.now
     views = episode.subtask_views
+    ready = episode.compiled.ready_subtask_views
     for s in episode.dirty_subtasks:
         st = episode.status[s]
+        if st == READY:  # only ever reached from pending: no history yet, a shared view
+            views[s] = ready[s]
+            continue
         a = episode.subtask_agent[s]
         done_by = episode.completed_by[s]
         view = initial[s].copy()
@@ -189,9 +193,15 @@ def _refresh_agent_views(episode: "Episode") -> None:
     views = episode.agent_views
     for a in episode.dirty_agents:
         current = episode.agent_task[a]
-        view = initial[a].copy()
-        view["status"] = AGENT_STATUS[episode.agent_status[a]]
-        view["speed"] = episode.agent_speed[a]
+        status = episode.agent_status[a]
+        speed = episode.agent_speed[a]
+        view = initial[a]
+        if status == IDLE and speed == view["speed"]:  # as it started: the shared view
+            views[a] = view
+            continue
+        view = view.copy()
+        view["status"] = AGENT_STATUS[status]
+        view["speed"] = speed
         if current >= 0:
             view["current_task"] = subtasks[current].id
             view["time_left"] = episode.finish_at[current] - now
