@@ -49,6 +49,8 @@ class CompiledTask:
     patience_index: int
     reward_model: RewardModel
     time_model_name: str
+    # The end of the budget-pressure hint (the budget, formatted once).
+    budget_hint_tail: str
     # Hindsight bounds per seed (grading.Hindsight), filled on demand.
     hindsight_by_seed: dict[int, Any] = field(default_factory=dict)
     # Best achievable grades per seed (grading.BestScore), precomputed by the oracle
@@ -113,6 +115,9 @@ class CompiledTask:
             ),
             patience_index=dag.index[spec.patience.after] if spec.patience is not None else -1,
             time_model_name=spec.time_model.value,
+            budget_hint_tail=(
+                "" if spec.budget is None else f" of {spec.budget:.1f} spent; prefer cheaper agents."
+            ),
             reward_model=reward_model,
             arena=arena,
         )

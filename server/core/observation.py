@@ -287,13 +287,15 @@ def build_hint(episode: "Episode", ready: list[str]) -> str:
         return f"{spec.id} failed ({last['kind']}, {last['cause']}); retry it soon."
     now = episode.now
     # Deadlines are sorted, and the step moved its cursor past those already gone.
-    for deadline, s in episode.deadlines[episode.deadline_cursor:]:
-        if deadline - now > 4:
-            break
+    deadlines = episode.deadlines
+    cursor = episode.deadline_cursor
+    while cursor < len(deadlines) and deadlines[cursor][0] - now <= 4:
+        deadline, s = deadlines[cursor]
         if episode.status[s] != COMPLETED and deadline >= now:
             return f"Deadline pressure: {episode.subtasks[s].id} must complete by t={deadline} (now t={now})."
+        cursor += 1
     if task.budget is not None and episode.budget_used > 0.8 * task.budget:
-        return f"Budget pressure: {episode.budget_used:.1f} of {task.budget:.1f} spent; prefer cheaper agents."
+        return f"Budget pressure: {episode.budget_used:.1f}{episode.compiled.budget_hint_tail}"
     if episode.completed_count == len(episode.subtasks):
         if task.patience and episode.waits_in_patience < task.patience.waits:
             return "All subtasks are completed; monitoring wants more waits before you synthesize."
