@@ -44,6 +44,9 @@ from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, S
 # What an accepted action returns as its errors (shared: never changed).
 _NO_ERRORS: list[tuple[ErrorCode, str]] = []
 
+# Beyond any time or step count.
+_NEVER = 1 << 62
+
 # The agents already taken in a batch of one.
 _NONE_TAKEN: frozenset[int] = frozenset()
 
@@ -69,6 +72,9 @@ class Episode:
         self.seed = task.canonical_seed if seed is None else seed
         self.seed_key = episode_key(task.task_id, self.seed)
         self.outcomes = compiled.outcomes
+        # The limits as plain numbers (no limit: never reached).
+        self._time_cap = task.time_limit if task.time_limit is not None else _NEVER
+        self._step_cap = task.step_limit if task.step_limit is not None else _NEVER
         self.retry_cap = task.retry_cap
         self.dag = compiled.dag
         self.reward_model: RewardModel = reward_model or compiled.reward_model
@@ -247,7 +253,13 @@ class Episode:
         cursor = self.deadline_cursor
         if self.failed_set or (cursor < len(self.deadlines) and self.deadlines[cursor][0] < self.now):
             self._check_deadlines(facts)
-        self._check_end(facts)
+        if (
+            self.terminated
+            or self.now >= self._time_cap
+            or self.step_count >= self._step_cap
+            or (not self.tick_model and self.completed_count == len(self.subtasks))
+        ):
+            self._end(facts)
         breakdown = self.reward_model.step_reward(self, facts)
         reward = sum(breakdown.values())
         self.rewards.append(reward)
@@ -621,17 +633,14 @@ class Episode:
                 1 for s in self.failed_set if self.step_count - self.failed_since_step[s] >= 2
             )
 
-    def _check_end(self, facts: StepFacts) -> None:
+    def _end(self, facts: StepFacts) -> None:
+        """The episode ends in this step: synthesized, or (event model) every subtask
+        completed, or else out of time or steps."""
         if not self.terminated:
-            task = self.task
             if not self.tick_model and self.completed_count == len(self.subtasks):
                 self.terminated = True
-            elif task.time_limit is not None and self.now >= task.time_limit:
-                self.truncated = True
-            elif task.step_limit is not None and self.step_count >= task.step_limit:
-                self.truncated = True
             else:
-                return
+                self.truncated = True
         facts.ended = True
         self.log.append(
             "episode_end",
