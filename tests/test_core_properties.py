@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -122,3 +124,35 @@ def test_any_action_sequence_on_the_tiny_task(data: st.DataObject) -> None:
         check_invariants(env)
     assert observation["terminated"] != observation["truncated"]
     assert 0.0 <= observation["grade"]["score"] <= 1.0
+
+
+def _slow_task() -> Any:
+    """The tiny task with slow agents: work stays in progress for several ticks."""
+    fast = tiny_task()
+    return tiny_task(
+        task_id="slow", time_limit=30, agents=tuple(replace(a, speed=a.speed * 3) for a in fast.agents)
+    )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(task_id=st.sampled_from([*SCENARIOS, "slow"]), seed=st.integers(0, 2**31 - 1), data=st.data())
+def test_observations_are_snapshots(task_id: str, seed: int, data: st.DataObject) -> None:
+    """Views are shared between observations, episodes and the task's tables;
+    nothing a later step does may change an observation already returned."""
+    env = WorkflowEnv(registry=registry_of(_slow_task())) if task_id == "slow" else WorkflowEnv()
+    compiled = env.registry.resolve(task_id).compiled
+    tables = copy.deepcopy(
+        (compiled.initial_subtask_views, compiled.ready_subtask_views, compiled.initial_agent_views)
+    )
+    observation = env.reset(task_id, seed=seed)
+    returned = [(observation, copy.deepcopy(observation))]
+    for _ in range(40):
+        observation = env.step(_legal_or_any(observation, data))
+        returned.append((observation, copy.deepcopy(observation)))
+        if observation["done"]:
+            break
+    env.reset(task_id, seed=seed ^ 1)  # another episode on the same shared tables
+    env.step({"action_type": "wait"})
+    for seen, copied in returned:
+        assert seen == copied
+    assert (compiled.initial_subtask_views, compiled.ready_subtask_views, compiled.initial_agent_views) == tables
