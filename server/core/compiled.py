@@ -31,7 +31,6 @@ class CompiledTask:
     # Per (subtask, able agent): what decides its attempts (outcomes.PairOutcomes).
     outcomes: dict[tuple[int, int], PairOutcomes]
     abort_actions: tuple[dict[str, str], ...]
-    subtask_ids: tuple[str, ...]
     # Per subtask: its fastest tail minus its own fastest duration (the rest of
     # the chain after it), for the critical path of running work.
     running_tail: tuple[int, ...]
@@ -48,7 +47,6 @@ class CompiledTask:
     deadlines: tuple[tuple[int, int], ...]  # (deadline, subtask), earliest first
     patience_index: int
     reward_model: RewardModel
-    time_model_name: str
     # The end of the budget-pressure hint (the budget, formatted once).
     budget_hint_tail: str
     # Hindsight bounds per seed (grading.Hindsight), filled on demand.
@@ -56,8 +54,6 @@ class CompiledTask:
     # Best achievable grades per seed (grading.BestScore), precomputed by the oracle
     # and attached by the task registry; empty when none is known.
     best_scores: dict[int, Any] = field(default_factory=dict)
-    # The static parts of the grade (grading.GradePlan), prepared on first use.
-    grade_plan: Any = None
     # The arena's static tables (arena tasks only): its views, rewards and grade read them.
     arena: ArenaTables | None = None
 
@@ -96,12 +92,11 @@ class CompiledTask:
             dag=dag,
             rules=rules,
             capable=capable,
-            observation_template=observation_template(spec, rules, spec.time_model.value),
+            observation_template=observation_template(spec, rules),
             delegate_choices=choices("delegate"),
             retry_choices=choices("retry"),
             outcomes=outcomes,
             abort_actions=tuple({"action_type": "abort", "subtask_id": s.id} for s in spec.subtasks),
-            subtask_ids=tuple(s.id for s in spec.subtasks),
             running_tail=tuple(tail - own for tail, own in zip(dag.tail_length, dag.fastest_duration)),
             initial_unmet=unmet,
             initial_status=status,
@@ -114,7 +109,6 @@ class CompiledTask:
                 sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)
             ),
             patience_index=dag.index[spec.patience.after] if spec.patience is not None else -1,
-            time_model_name=spec.time_model.value,
             budget_hint_tail=(
                 "" if spec.budget is None else f" of {spec.budget:.1f} spent; prefer cheaper agents."
             ),

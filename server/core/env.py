@@ -46,9 +46,7 @@ class WorkflowEnv:
         return self._observation
 
     def step(self, action: Action | Mapping[str, Any]) -> dict[str, Any]:
-        episode = self.episode
-        if episode is None:
-            raise RuntimeError("call reset() before step()")
+        episode = self._require_episode()
         episode.step(action)
         observation = build_observation(episode)
         if observation["done"]:

@@ -300,32 +300,8 @@ def _unit(x: float) -> float:
     return x
 
 
-@dataclass(frozen=True, slots=True)
-class GradePlan:
-    """The static parts of a task's grade, prepared once per compiled task."""
-
-    weights: tuple[tuple[str, float, bool], ...]  # (dimension, weight, gated), in the task's order
-    due: tuple[tuple[str, int], ...]  # (subtask, deadline)
-    pillars: tuple[tuple[str, ...], ...]  # the member subtasks of each pillar
-    conflicts: tuple[tuple[str, tuple[str, ...]], ...]  # (conflict point, tracks)
-
-    @classmethod
-    def of(cls, episode: "Episode") -> "GradePlan":
-        compiled = episode.compiled
-        plan = compiled.grade_plan
-        if plan is None:
-            task = episode.task
-            plan = compiled.grade_plan = cls(
-                weights=tuple((name, w, name in GATED_DIMENSIONS) for name, w in task.grade_weights.items()),
-                due=tuple((s.id, s.deadline) for s in task.subtasks if s.deadline is not None),
-                pillars=tuple(tuple(s.id for s in task.subtasks if p in s.tags) for p in task.pillars),
-                conflicts=tuple((c.at, c.tracks) for c in task.conflicts),
-            )
-        return plan
-
-
 def _dimension_values(
-    episode: "Episode", facts: LogFacts, plan: GradePlan, recovered: int, deadlines_met: int
+    episode: "Episode", facts: LogFacts, recovered: int, deadlines_met: int
 ) -> dict[str, float]:
     """Every dimension's value before the activity gate (the hindsight ones only
     when the task weighs them)."""
@@ -367,16 +343,16 @@ def _dimension_values(
         time_efficiency = _ratio(hindsight(episode).time_lower_bound, facts.end_time if facts.end_time > 1 else 1)
 
     conflict_handling = 1.0
-    if plan.conflicts:
+    if task.conflicts:
         handled = 0
-        for at, tracks in plan.conflicts:
-            agents = [completed_by.get(track) for track in tracks]
-            if None not in agents and len(set(agents)) == len(agents) and at in completed_by:
+        for conflict in task.conflicts:
+            agents = [completed_by.get(track) for track in conflict.tracks]
+            if None not in agents and len(set(agents)) == len(agents) and conflict.at in completed_by:
                 handled += 1
-        conflict_handling = handled / len(plan.conflicts)
+        conflict_handling = handled / len(task.conflicts)
 
     pillar_balance = 1.0
-    for members in plan.pillars:
+    for members in episode.compiled.rules["pillars"].values():
         fraction = sum(1 for s in members if s in completed_by) / len(members)
         if fraction < pillar_balance:
             pillar_balance = fraction
@@ -389,7 +365,7 @@ def _dimension_values(
         "parallelism": parallelism,
         "cost_efficiency": cost_efficiency,
         "budget": budget,
-        "deadlines": _ratio(deadlines_met, len(plan.due)),
+        "deadlines": _ratio(deadlines_met, len(episode.deadlines)),
         "time_efficiency": time_efficiency,
         "conflict_handling": conflict_handling,
         "patience": _ratio(facts.patience_waits, task.patience.waits) if task.patience else 1.0,
@@ -406,19 +382,19 @@ def grade_episode(episode: "Episode") -> dict[str, Any]:
     if episode.compiled.arena is not None:
         return with_normalized_score(grade_arena(episode), episode)
     task = episode.task
-    plan = GradePlan.of(episode)
     facts = LogFacts(episode)
     completed_by = facts.completed_by
     completed_at = facts.completed_at
     total = len(task.subtasks)
     gate = _unit(len(completed_by) / total / task.activity_gate)
     recovered = sum(1 for s in facts.failed_subtasks if s in completed_by)
-    deadlines_met = sum(1 for s, deadline in plan.due if completed_at.get(s, 10**9) <= deadline)
-    values = _dimension_values(episode, facts, plan, recovered, deadlines_met)
+    ids = episode.dag.ids
+    deadlines_met = sum(1 for deadline, s in episode.deadlines if completed_at.get(ids[s], 10**9) <= deadline)
+    values = _dimension_values(episode, facts, recovered, deadlines_met)
     breakdown: dict[str, float] = {}
     score = 0.0
-    for name, weight, gated in plan.weights:
-        value = values[name] * gate if gated else values[name]
+    for name, weight in task.grade_weights.items():
+        value = values[name] * gate if name in GATED_DIMENSIONS else values[name]
         if value != 0.0 and value != 1.0:  # those two are already round (and most common)
             value = round(value, 6)
         breakdown[name] = value
@@ -439,7 +415,7 @@ def grade_episode(episode: "Episode") -> dict[str, Any]:
             "failures_recovered": recovered,
             "repeated_permanent_attempts": facts.repeated_permanent,
             "deadlines_met": deadlines_met,
-            "deadlines_total": len(plan.due),
+            "deadlines_total": len(episode.deadlines),
             "invalid_actions": len(facts.invalid_steps),
             "steps": episode.step_count,
             "time_used": episode.now,

@@ -67,12 +67,12 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
     return observation
 
 
-def observation_template(task: "TaskSpec", rules: dict[str, Any], time_model_name: str) -> dict[str, Any]:
+def observation_template(task: "TaskSpec", rules: dict[str, Any]) -> dict[str, Any]:
     """Every observation key in order, with the task's static values set."""
     return {
         "task_id": task.task_id,
         "seed": None,
-        "time_model": time_model_name,
+        "time_model": task.time_model.value,
         "step_count": 0,
         "time_used": 0,
         "time_limit": task.time_limit,
@@ -226,6 +226,7 @@ def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str]]:
     """
     compiled = episode.compiled
     tails = episode.dag.tail_length
+    ids = episode.dag.ids
     slack = compiled.running_tail
     now = episode.now
     done = episode.terminated or episode.truncated
@@ -246,7 +247,7 @@ def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str]]:
         else:
             value = tails[s]
             if st == READY:
-                ready_ids.append(compiled.subtask_ids[s])
+                ready_ids.append(ids[s])
                 choices = compiled.delegate_choices[s]
             else:
                 choices = compiled.retry_choices[s]
