@@ -481,8 +481,7 @@ class Episode:
         self.active_count += 1
         self.dirty_subtasks.add(s)
         self.dirty_agents.add(a)
-        self._sequence += 1
-        heapq.heappush(self._heap, (now + duration, _COMPLETION, self._sequence, (s, token)))
+        self._push(now + duration, _COMPLETION, (s, token))
         facts.started += ((s, a, is_retry),)
         self.log.records.append(
             {
