@@ -77,8 +77,8 @@ class LogFacts:
     """What the graders need, gathered in one pass over the event log."""
 
     __slots__ = (
-        "completed_by", "completed_at", "failures", "failed_subtasks", "permanent_failures",
-        "starts", "repeated_permanent", "invalid_steps", "cost", "peak", "synthesized",
+        "completed_by", "completed_at", "failure_count", "failed_subtasks", "permanent_failures",
+        "recovery_credit", "repeated_permanent", "invalid_steps", "cost", "peak", "synthesized",
         "end_time", "patience_waits",
     )
 
@@ -86,17 +86,18 @@ class LogFacts:
         task = episode.task
         completed_by: dict[str, str] = {}
         completed_at: dict[str, int] = {}
-        failures: list[tuple[str, int]] = []  # (subtask, step) of each failure, in order
-        # (subtask, step, sensible) for each start, in order; a start is not sensible
-        # when its agent was already seen to fail that subtask permanently.
-        starts: list[tuple[str, int, bool]] = []
+        failed_subtasks: set[str] = set()
+        # Per subtask, the steps of its failures not yet followed by a sensible start
+        # (one by an agent not already seen to fail that subtask permanently).
+        unanswered: dict[str, list[int]] = {}
+        recovery_credit = 0.0  # the sum over failures of 1 / steps until that start
         permanent: set[tuple[str, str]] = set()
         invalid_steps: set[int] = set()
         synthesized = False
         end_time = episode.now
         patience_after = task.patience.after if task.patience else None
         patience_open = False
-        running = peak = repeated_count = waits = permanent_count = 0
+        running = peak = repeated_count = waits = failure_count = permanent_count = 0
         cost = 0.0
         for record in episode.log.records:
             kind = record["kind"]
@@ -104,12 +105,14 @@ class LogFacts:
                 running += 1
                 if running > peak:
                     peak = running
-                subtask = record["subtask"]
-                if permanent and (subtask, record["agent"]) in permanent:
-                    repeated_count += 1
-                    starts.append((subtask, record["step"], False))
-                else:
-                    starts.append((subtask, record["step"], True))
+                if unanswered or permanent:
+                    subtask = record["subtask"]
+                    if (subtask, record["agent"]) in permanent:
+                        repeated_count += 1
+                    elif subtask in unanswered:
+                        step = record["step"]  # later than the failures: they ended earlier steps
+                        for failed_step in unanswered.pop(subtask):
+                            recovery_credit += 1.0 / (step - failed_step)
             elif kind == "completed":
                 running -= 1
                 cost += record["cost"]
@@ -124,10 +127,13 @@ class LogFacts:
             elif kind == "failed":
                 running -= 1
                 cost += record["cost"]
-                failures.append((record["subtask"], record["step"]))
+                subtask = record["subtask"]
+                failure_count += 1
+                failed_subtasks.add(subtask)
+                unanswered.setdefault(subtask, []).append(record["step"])
                 if record["failure"] == "permanent":
                     permanent_count += 1
-                    permanent.add((record["subtask"], record["agent"]))
+                    permanent.add((subtask, record["agent"]))
             elif kind == "aborted":
                 running -= 1
                 cost += record["cost"]
@@ -139,10 +145,10 @@ class LogFacts:
                 patience_open = False
         self.completed_by = completed_by
         self.completed_at = completed_at
-        self.failures = failures
-        self.failed_subtasks = {subtask for subtask, _ in failures}
+        self.failure_count = failure_count
+        self.failed_subtasks = failed_subtasks
         self.permanent_failures = permanent_count
-        self.starts = starts
+        self.recovery_credit = recovery_credit
         self.repeated_permanent = repeated_count
         self.invalid_steps = invalid_steps
         self.cost = cost
@@ -285,9 +291,11 @@ def _speed_changes(episode: "Episode") -> dict[str, list[tuple[int, int]]]:
 
 
 def _ratio(numerator: float, denominator: float, empty: float = 1.0) -> float:
+    """``numerator / denominator`` clamped to [0, 1] (``empty`` when there is nothing to count)."""
     if denominator <= 0:
         return empty
-    return _unit(numerator / denominator)
+    x = numerator / denominator  # clamped here rather than by _unit: this runs often
+    return 1.0 if x >= 1.0 else (x if x > 0.0 else 0.0)
 
 
 def _unit(x: float) -> float:
@@ -309,16 +317,7 @@ def _dimension_values(
     completed_by = facts.completed_by
     weighted = task.grade_weights
 
-    recovery_speed = 1.0
-    if facts.failures:
-        credit = 0.0
-        for subtask, failed_step in facts.failures:
-            # The first later start by an agent not already seen to fail it permanently.
-            for started, step, sensible in facts.starts:
-                if step > failed_step and sensible and started == subtask:
-                    credit += 1.0 / (step - failed_step)
-                    break
-        recovery_speed = credit / len(facts.failures)
+    recovery_speed = facts.recovery_credit / facts.failure_count if facts.failure_count else 1.0
 
     width = episode.dag.parallel_width
     if facts.peak == 0:
@@ -353,7 +352,7 @@ def _dimension_values(
 
     pillar_balance = 1.0
     for members in episode.compiled.rules["pillars"].values():
-        fraction = sum(1 for s in members if s in completed_by) / len(members)
+        fraction = len(completed_by.keys() & members) / len(members)
         if fraction < pillar_balance:
             pillar_balance = fraction
     steps = episode.step_count
@@ -387,14 +386,19 @@ def grade_episode(episode: "Episode") -> dict[str, Any]:
     completed_at = facts.completed_at
     total = len(task.subtasks)
     gate = _unit(len(completed_by) / total / task.activity_gate)
-    recovered = sum(1 for s in facts.failed_subtasks if s in completed_by)
+    recovered = len(facts.failed_subtasks & completed_by.keys())
     ids = episode.dag.ids
-    deadlines_met = sum(1 for deadline, s in episode.deadlines if completed_at.get(ids[s], 10**9) <= deadline)
+    deadlines_met = 0
+    for deadline, s in episode.deadlines:
+        if completed_at.get(ids[s], deadline + 1) <= deadline:
+            deadlines_met += 1
     values = _dimension_values(episode, facts, recovered, deadlines_met)
     breakdown: dict[str, float] = {}
     score = 0.0
     for name, weight in task.grade_weights.items():
-        value = values[name] * gate if name in GATED_DIMENSIONS else values[name]
+        value = values[name]
+        if gate != 1.0 and name in GATED_DIMENSIONS:
+            value *= gate
         if value != 0.0 and value != 1.0:  # those two are already round (and most common)
             value = round(value, 6)
         breakdown[name] = value
@@ -410,7 +414,7 @@ def grade_episode(episode: "Episode") -> dict[str, Any]:
         "counts": {
             "subtasks_completed": len(completed_by),
             "subtasks_total": total,
-            "failures": len(facts.failures),
+            "failures": facts.failure_count,
             "permanent_failures": facts.permanent_failures,
             "failures_recovered": recovered,
             "repeated_permanent_attempts": facts.repeated_permanent,
