@@ -138,6 +138,8 @@ class Episode:
         self.last_breakdown: dict[str, float] = {}
         self.last_errors: list[dict[str, str]] = []
 
+        # What the latest step did: one object, cleared at the start of every step.
+        self.facts = StepFacts()
         self._heap: list[tuple[int, int, int, Any]] = []
         self._sequence = 0
         for event in task.events:
@@ -147,7 +149,7 @@ class Episode:
         self._patience_index = compiled.patience_index
         if self._heap and self._heap[0][0] <= 0:
             # Events scheduled at the very start (tick 1) happen before the first action.
-            self._resolve_until(self.now, StepFacts())
+            self._resolve_until(self.now, self.facts)
 
     # ------------------------------------------------------------------ queries
 
@@ -205,15 +207,19 @@ class Episode:
 
     # --------------------------------------------------------------------- step
 
-    def step(self, action: Action | Mapping[str, Any]) -> StepFacts:
-        """Apply one action and advance the world; never raises on a bad action."""
-        facts = StepFacts()
+    def step(self, action: Action | Mapping[str, Any]) -> None:
+        """Apply one action and advance the world; never raises on a bad action.
+
+        What the step did is left in :attr:`facts` (read by the reward model).
+        """
+        facts = self.facts
+        facts.clear()
         if self.terminated or self.truncated:
             self.last_errors = [
                 {"code": ErrorCode.EPISODE_OVER.value, "message": "the episode is over; call reset"}
             ]
             self.last_reward, self.last_breakdown = 0.0, {}
-            return facts
+            return
         self.step_count += 1
         errors: list[tuple[ErrorCode, str]]
         try:
@@ -264,7 +270,6 @@ class Episode:
         reward = sum(breakdown.values())
         self.rewards.append(reward)
         self.last_reward, self.last_breakdown = reward, breakdown
-        return facts
 
     # ------------------------------------------------------------ apply actions
 

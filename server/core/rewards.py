@@ -54,6 +54,9 @@ class StepFacts:
     )
 
     def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
         # Tuples, grown by concatenation: most steps add nothing to most of them.
         self.started: tuple[tuple[int, int, bool], ...] = ()  # (subtask, agent, is_retry)
         self.completed: tuple[tuple[int, int], ...] = ()  # (subtask, agent)
