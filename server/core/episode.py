@@ -90,7 +90,8 @@ class Episode:
         self.started_at = [0] * n
         self.finish_at = [0] * n
         self.pending_failure: list[str | None] = [None] * n
-        self.attempt_token = [0] * n
+        # Starts per subtask; a completion entry carries the count of its start, so an
+        # entry left by an aborted or dropped attempt is recognised as stale.
         self.attempts = [0] * n
         self.failure_count = [0] * n
         self.pair_attempts: dict[tuple[int, int], int] = {}
@@ -145,7 +146,9 @@ class Episode:
         for event in task.events:
             self._push(self._event_time(event), _SCHEDULED, event)
         self.deadlines = compiled.deadlines
+        # The first deadline not yet checked, and its time (never, when none is left).
         self.deadline_cursor = 0
+        self.next_deadline = self.deadlines[0][0] if self.deadlines else _NEVER
         self._patience_index = compiled.patience_index
         if self._heap and self._heap[0][0] <= 0:
             # Events scheduled at the very start (tick 1) happen before the first action.
@@ -183,7 +186,7 @@ class Episode:
         heap = self._heap
         while heap and heap[0][1] == _COMPLETION:
             s, token = heap[0][3]
-            if token == self.attempt_token[s] and self.status[s] == RUNNING:
+            if token == self.attempts[s] and self.status[s] == RUNNING:
                 return
             heapq.heappop(heap)
 
@@ -256,8 +259,7 @@ class Episode:
                 target = limit
             self._resolve_until(target, facts)
         facts.elapsed = self.now - start
-        cursor = self.deadline_cursor
-        if self.failed_set or (cursor < len(self.deadlines) and self.deadlines[cursor][0] < self.now):
+        if self.failed_set or self.next_deadline < self.now:
             self._check_deadlines(facts)
         if (
             self.terminated
@@ -479,14 +481,13 @@ class Episode:
         self.subtask_agent[s] = a
         self.started_at[s] = now
         self.finish_at[s] = now + duration
-        token = self.attempt_token[s] = self.attempt_token[s] + 1
         self.agent_status[a] = WORKING
         self.agent_task[a] = s
         self.running[s] = a
         self.active_count += 1
         self.dirty_subtasks.add(s)
         self.dirty_agents.add(a)
-        self._push(now + duration, _COMPLETION, (s, token))
+        self._push(now + duration, _COMPLETION, (s, attempts))
         facts.started += ((s, a, is_retry),)
         self.log.records.append(
             {
@@ -526,7 +527,7 @@ class Episode:
             self.now = time
             if priority == _COMPLETION:
                 s, token = payload
-                if token == self.attempt_token[s] and self.status[s] == RUNNING:
+                if token == self.attempts[s] and self.status[s] == RUNNING:
                     self._finish(s, facts)
                 # else a stale entry: the attempt was aborted or dropped
             else:
@@ -622,9 +623,10 @@ class Episode:
 
     def _check_deadlines(self, facts: StepFacts) -> None:
         deadlines = self.deadlines
-        while self.deadline_cursor < len(deadlines) and deadlines[self.deadline_cursor][0] < self.now:
+        while self.next_deadline < self.now:
             deadline, s = deadlines[self.deadline_cursor]
             self.deadline_cursor += 1
+            self.next_deadline = deadlines[self.deadline_cursor][0] if self.deadline_cursor < len(deadlines) else _NEVER
             # Late completions in this very step count as missed too.
             completed_at = self.completed_at[s]
             if completed_at is None or completed_at > deadline:

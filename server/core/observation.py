@@ -172,16 +172,17 @@ def _refresh_subtask_views(episode: "Episode") -> None:
         if st == READY:  # only ever reached from pending: no history yet, a shared view
             views[s] = ready[s]
             continue
-        a = episode.subtask_agent[s]
-        done_by = episode.completed_by[s]
+        # Running, completed or failed: the initial view with what that status adds.
         view = initial[s].copy()
         view["status"] = SUBTASK_STATUS[st]
-        view["assigned_agent"] = agents[a].name if a >= 0 else None
-        view["time_left"] = episode.finish_at[s] - now if st == RUNNING else None
         view["attempts"] = episode.attempts[s]
         view["failures"] = episode.failures[s]  # never appended to: a failure makes a new list
-        view["completed_at"] = episode.completed_at[s]
-        view["completed_by"] = agents[done_by].name if done_by >= 0 else None
+        if st == RUNNING:
+            view["assigned_agent"] = agents[episode.subtask_agent[s]].name
+            view["time_left"] = episode.finish_at[s] - now
+        elif st == COMPLETED:
+            view["completed_at"] = episode.completed_at[s]
+            view["completed_by"] = agents[episode.completed_by[s]].name
         views[s] = view
     episode.dirty_subtasks.clear()
 
