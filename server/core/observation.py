@@ -40,13 +40,14 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
     observation["seed"] = episode.seed
     observation["step_count"] = episode.step_count
     observation["time_used"] = now
-    if task.time_limit is not None:
-        observation["time_remaining"] = task.time_limit - now if now < task.time_limit else 0
+    limit = task.time_limit
+    if limit is not None:
+        observation["time_remaining"] = limit - now if now < limit else 0
     observation["capacity"] = episode.capacity
     observation["active_count"] = episode.active_count
-    observation["budget_used"] = episode.budget_used
+    spent = observation["budget_used"] = episode.budget_used
     if task.budget is not None:
-        observation["budget_remaining"] = task.budget - episode.budget_used
+        observation["budget_remaining"] = task.budget - spent
     observation["completed_count"] = episode.completed_count
     observation["subtasks"] = list(episode.subtask_views)
     observation["agents"] = list(episode.agent_views)
@@ -288,14 +289,15 @@ def build_hint(episode: "Episode", ready: list[str]) -> str:
             )
         return f"{spec.id} failed ({last['kind']}, {last['cause']}); retry it soon."
     now = episode.now
-    # Deadlines are sorted, and the step moved its cursor past those already gone.
-    deadlines = episode.deadlines
-    cursor = episode.deadline_cursor
-    while cursor < len(deadlines) and deadlines[cursor][0] - now <= 4:
-        deadline, s = deadlines[cursor]
-        if episode.status[s] != COMPLETED and deadline >= now:
-            return f"Deadline pressure: {episode.subtasks[s].id} must complete by t={deadline} (now t={now})."
-        cursor += 1
+    if episode.next_deadline - now <= 4:
+        # Deadlines are sorted, and the step moved its cursor past those already gone.
+        deadlines = episode.deadlines
+        cursor = episode.deadline_cursor
+        while cursor < len(deadlines) and deadlines[cursor][0] - now <= 4:
+            deadline, s = deadlines[cursor]
+            if episode.status[s] != COMPLETED and deadline >= now:
+                return f"Deadline pressure: {episode.subtasks[s].id} must complete by t={deadline} (now t={now})."
+            cursor += 1
     if task.budget is not None and episode.budget_used > 0.8 * task.budget:
         return f"Budget pressure: {episode.budget_used:.1f}{episode.compiled.budget_hint_tail}"
     if episode.completed_count == len(episode.subtasks):
