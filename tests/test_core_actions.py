@@ -223,3 +223,19 @@ def test_an_aborted_attempt_leaves_nothing_to_wait_for_in_event_time() -> None:
     assert [e["code"] for e in observation["errors"]] == ["nothing_to_wait_for"]
     assert observation["time_used"] == 0
     assert {"action_type": "wait"} not in observation["legal_actions"]
+
+
+def test_parsed_actions_are_shared_values_that_read_like_fresh_ones() -> None:
+    from workflow_orchestrator.server.core.actions import Action, Assignment, parse_action
+
+    delegate = {"action_type": "delegate", "subtask_id": "a", "agent_name": "solo"}
+    assert parse_action(delegate) is parse_action(dict(delegate))
+    assert parse_action(delegate) == Action.delegate("a", "solo")
+    batch = {"action_type": "dispatch", "assignments": [{"subtask_id": "a"}], "task_ids": ["b"]}
+    parsed = parse_action(batch)
+    assert parsed is parse_action(copy.deepcopy(batch))
+    assert parsed.assignments == (Assignment("a"), Assignment("b"))
+    # An empty agent name counts as absent, so it is the same action as one without it.
+    assert parse_action({"action_type": "retry", "subtask_id": "a", "agent_name": ""}) is parse_action(
+        {"action_type": "retry", "subtask_id": "a"}
+    )

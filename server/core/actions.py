@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from typing import Any, Mapping, NamedTuple
 
 
@@ -152,7 +153,7 @@ def parse_action(data: Action | Mapping[str, Any]) -> Action:
     if action_type is WAIT or action_type is SYNTHESIZE:
         return _SIMPLE[action_type]
     if action_type is DISPATCH:
-        return Action(action_type, assignments=_parse_assignments(data))
+        return _dispatch_action(_parse_assignments(data))
     subtask_id = data.get("subtask_id")
     if type(subtask_id) is not str or not subtask_id:
         subtask_id = _text_field(data, "subtask_id")
@@ -163,7 +164,7 @@ def parse_action(data: Action | Mapping[str, Any]) -> Action:
         raise ActionError(ErrorCode.MISSING_FIELD, f"{action_type.value} needs a subtask_id")
     if action_type is DELEGATE and agent_name is None:
         raise ActionError(ErrorCode.MISSING_FIELD, "delegate needs an agent_name")
-    return Action(action_type, subtask_id, agent_name)
+    return _single_action(raw_type, subtask_id, agent_name)
 
 
 def _text_field(data: Mapping[str, Any], key: str) -> str | None:
@@ -182,24 +183,45 @@ def _parse_assignments(data: Mapping[str, Any]) -> tuple[Assignment, ...]:
     if not isinstance(items, (list, tuple)) or not isinstance(task_ids, (list, tuple)):
         raise ActionError(ErrorCode.MISSING_FIELD, "assignments and task_ids must be lists")
     for item in items:
-        if isinstance(item, Assignment):
-            assignments.append(item)
-            continue
-        subtask_id = item.get("subtask_id") if type(item) is dict or isinstance(item, Mapping) else None
+        if type(item) is not dict:
+            if isinstance(item, Assignment):
+                assignments.append(item)
+                continue
+            item = item if isinstance(item, Mapping) else {}
+        subtask_id = item.get("subtask_id")
         if type(subtask_id) is not str or not subtask_id:
             raise ActionError(
                 ErrorCode.MISSING_FIELD,
                 "each dispatch assignment needs a subtask_id (and optionally an agent_name)",
             )
-        assignments.append(Assignment(subtask_id, _text_field(item, "agent_name")))
+        agent_name = item.get("agent_name")
+        if type(agent_name) is not str or not agent_name:
+            agent_name = _text_field(item, "agent_name")
+        assignments.append(_assignment(subtask_id, agent_name))
     for task_id in task_ids:
         if type(task_id) is not str or not task_id:
             raise ActionError(ErrorCode.MISSING_FIELD, "task_ids must be a list of subtask ids")
-        assignments.append(Assignment(task_id))
+        assignments.append(_assignment(task_id, None))
     return tuple(assignments)
 
 
 _ACTION_TYPES: dict[str, ActionType] = {t.value: t for t in ActionType}
 
-# Shared instances for the actions without fields (never mutated).
+# Parsed actions are shared: the same action parsed again is the object made
+# before, which is cheaper to find than a new one is to make. They are never
+# changed (an Assignment cannot be).
 _SIMPLE = {ActionType.WAIT: Action(ActionType.WAIT), ActionType.SYNTHESIZE: Action(ActionType.SYNTHESIZE)}
+
+
+@lru_cache(maxsize=2048)
+def _single_action(action_type: str, subtask_id: str, agent_name: str | None) -> Action:
+    """A ``delegate``, ``retry`` or ``abort`` (keyed by the type's text: an Enum's hash costs more)."""
+    return Action(_ACTION_TYPES[action_type], subtask_id, agent_name)
+
+
+@lru_cache(maxsize=2048)
+def _dispatch_action(assignments: tuple[Assignment, ...]) -> Action:
+    return Action(DISPATCH, assignments=assignments)
+
+
+_assignment = lru_cache(maxsize=2048)(Assignment)
