@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from conftest import SCENARIOS, registry_of, tiny_task
 from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.core.eventlog import FIELDS
 from workflow_orchestrator.server.core.states import COMPLETED, FAILED, READY, RUNNING, WORKING
 
 _ENV = WorkflowEnv()
@@ -54,7 +55,12 @@ def _legal_or_any(observation: dict[str, Any], data: st.DataObject) -> Any:
 def check_invariants(env: WorkflowEnv) -> None:
     episode = env.episode
     assert episode is not None
+    # Every row has its kind's fields, and the types the records promise.
+    for row in episode.log.rows:
+        assert len(row) == 3 + len(FIELDS[row[0]]), row
+        assert isinstance(row[1], int) and isinstance(row[2], int), row
     records = episode.log.records
+    assert [tuple(record.values()) for record in records] == episode.log.rows
     # Time only moves forward.
     times = [r["t"] for r in records]
     assert times == sorted(times)

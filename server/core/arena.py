@@ -467,7 +467,7 @@ def grade_arena(episode: "Episode") -> dict[str, Any]:
         "on_time": metrics["on_time_priority_completion"],
         "makespan": metrics["makespan_score"],
     }
-    invalid = sum(1 for record in episode.log.records if record["kind"] == "invalid_action")
+    invalid = sum(1 for row in episode.log.rows if row[0] == "invalid_action")
     return {
         "task_id": episode.task.task_id,
         "seed": episode.seed,

@@ -292,7 +292,7 @@ class Episode:
             self.waits_in_patience += 1
         facts.waited = True
         facts.useful_wait = self.active_count > 0 or patience
-        self.log.records.append({"kind": "waited", "t": self.now, "step": self.step_count, "active": self.active_count})
+        self.log.rows.append(("waited", self.now, self.step_count, self.active_count))
         return _NO_ERRORS
 
     def _apply_synthesize(self, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
@@ -329,7 +329,7 @@ class Episode:
         self.failed_set.add(s)
         self.failed_since_step[s] = self.step_count
         self._add_failure(s, self.agents[a].name, "aborted", "abort")
-        self.log.append("aborted", self.now, self.step_count, subtask=subtask_id, agent=self.agents[a].name, cost=cost)
+        self.log.append("aborted", self.now, self.step_count, subtask_id, self.agents[a].name, cost)
         return _NO_ERRORS
 
     def _apply_single(
@@ -489,17 +489,8 @@ class Episode:
         self.dirty_agents.add(a)
         self._push(now + duration, _COMPLETION, (s, attempts))
         facts.started += ((s, a, is_retry),)
-        self.log.records.append(
-            {
-                "kind": "delegated",
-                "t": now,
-                "step": self.step_count,
-                "subtask": spec.id,
-                "agent": self.agents[a].name,
-                "attempt": attempts,
-                "retry": is_retry,
-                "duration": duration,
-            }
+        self.log.rows.append(
+            ("delegated", now, self.step_count, spec.id, self.agents[a].name, attempts, is_retry, duration)
         )
 
     def _record_invalid(
@@ -512,9 +503,7 @@ class Episode:
         label = parsed.label() if parsed is not None else str(_raw_action(raw))[:200]
         for code, message in errors:
             facts.error_codes += (code.value,)
-            self.log.append(
-                "invalid_action", self.now, self.step_count, code=code.value, message=message, action=label
-            )
+            self.log.append("invalid_action", self.now, self.step_count, code.value, message, label)
 
     # ------------------------------------------------------------------- clock
 
@@ -558,10 +547,7 @@ class Episode:
                     status[succ] = READY
                     insort(self.frontier, succ)
                     self.dirty_subtasks.add(succ)
-            self.log.records.append(
-                {"kind": "completed", "t": now, "step": self.step_count, "subtask": self.subtasks[s].id,
-                 "agent": self.agents[a].name, "cost": cost}
-            )
+            self.log.rows.append(("completed", now, self.step_count, self.subtasks[s].id, self.agents[a].name, cost))
         else:
             if failure == PERMANENT:
                 self.known_permanent.add((s, a))
@@ -575,10 +561,7 @@ class Episode:
         name = self.agents[a].name
         self._add_failure(s, name, kind, cause)
         facts.failed += ((s, a, kind),)
-        self.log.append(
-            "failed", self.now, self.step_count, subtask=self.subtasks[s].id, agent=name,
-            failure=kind, cause=cause, cost=cost,
-        )
+        self.log.append("failed", self.now, self.step_count, self.subtasks[s].id, name, kind, cause, cost)
 
     def _add_failure(self, s: int, agent_name: str, kind: str, cause: str) -> None:
         # A new list rather than an append: observations share these lists with no copy.
@@ -600,7 +583,7 @@ class Episode:
     def _scheduled(self, event: ScheduledEvent, facts: StepFacts) -> None:
         if event.kind is EventKind.CAPACITY:
             self.capacity = int(event.value or 1)
-            self.log.append("capacity_changed", self.now, self.step_count, capacity=self.capacity)
+            self.log.append("capacity_changed", self.now, self.step_count, self.capacity)
             return
         a = self.agent_index[event.agent or ""]
         self.dirty_agents.add(a)
@@ -610,14 +593,14 @@ class Episode:
                 cost = self._stop_work(running, a, self.now)
                 self._fail(running, a, "transient", "dropout", cost, facts)
             self.agent_status[a] = OFFLINE
-            self.log.append("agent_offline", self.now, self.step_count, agent=event.agent)
+            self.log.append("agent_offline", self.now, self.step_count, event.agent)
         elif event.kind is EventKind.ONLINE:
             if self.agent_status[a] == OFFLINE:
                 self.agent_status[a] = IDLE
-            self.log.append("agent_online", self.now, self.step_count, agent=event.agent)
+            self.log.append("agent_online", self.now, self.step_count, event.agent)
         elif event.kind is EventKind.SPEED:
             self.agent_speed[a] = int(event.value or 1)
-            self.log.append("speed_changed", self.now, self.step_count, agent=event.agent, speed=self.agent_speed[a])
+            self.log.append("speed_changed", self.now, self.step_count, event.agent, self.agent_speed[a])
 
     # --------------------------------------------------------------- end rules
 
@@ -631,9 +614,7 @@ class Episode:
             completed_at = self.completed_at[s]
             if completed_at is None or completed_at > deadline:
                 facts.missed_deadlines += (s,)
-                self.log.append(
-                    "deadline_missed", self.now, self.step_count, subtask=self.subtasks[s].id, deadline=deadline
-                )
+                self.log.append("deadline_missed", self.now, self.step_count, self.subtasks[s].id, deadline)
         if self.failed_set:
             facts.neglected = sum(
                 1 for s in self.failed_set if self.step_count - self.failed_since_step[s] >= 2
@@ -648,14 +629,8 @@ class Episode:
             else:
                 self.truncated = True
         facts.ended = True
-        self.log.append(
-            "episode_end",
-            self.now,
-            self.step_count,
-            reason="terminated" if self.terminated else "truncated",
-            completed=self.completed_count,
-            total=len(self.subtasks),
-        )
+        reason = "terminated" if self.terminated else "truncated"
+        self.log.append("episode_end", self.now, self.step_count, reason, self.completed_count, len(self.subtasks))
 
     # ----------------------------------------------------------------- helpers
 

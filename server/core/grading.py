@@ -99,49 +99,50 @@ class LogFacts:
         patience_open = False
         running = peak = repeated_count = waits = failure_count = permanent_count = 0
         cost = 0.0
-        for record in episode.log.records:
-            kind = record["kind"]
+        # Rows are (kind, t, step, *fields), the fields as eventlog.FIELDS lists them.
+        for row in episode.log.rows:
+            kind = row[0]
             if kind == "delegated":
                 running += 1
                 if running > peak:
                     peak = running
                 if unanswered or permanent:
-                    subtask = record["subtask"]
-                    if (subtask, record["agent"]) in permanent:
+                    _, _, step, subtask, agent, _, _, _ = row
+                    if (subtask, agent) in permanent:
                         repeated_count += 1
                     elif subtask in unanswered:
-                        step = record["step"]  # later than the failures: they ended earlier steps
+                        # Later than the failures: those ended earlier steps.
                         for failed_step in unanswered.pop(subtask):
                             recovery_credit += 1.0 / (step - failed_step)
             elif kind == "completed":
+                _, t, _, subtask, agent, spent = row
                 running -= 1
-                cost += record["cost"]
-                subtask = record["subtask"]
-                completed_by[subtask] = record["agent"]
-                completed_at[subtask] = record["t"]
+                cost += spent
+                completed_by[subtask] = agent
+                completed_at[subtask] = t
                 if subtask == patience_after:
                     patience_open = True
             elif kind == "waited":
                 if patience_open:
                     waits += 1
             elif kind == "failed":
+                _, _, step, subtask, agent, failure, _, spent = row
                 running -= 1
-                cost += record["cost"]
-                subtask = record["subtask"]
+                cost += spent
                 failure_count += 1
                 failed_subtasks.add(subtask)
-                unanswered.setdefault(subtask, []).append(record["step"])
-                if record["failure"] == "permanent":
+                unanswered.setdefault(subtask, []).append(step)
+                if failure == "permanent":
                     permanent_count += 1
-                    permanent.add((subtask, record["agent"]))
+                    permanent.add((subtask, agent))
             elif kind == "aborted":
                 running -= 1
-                cost += record["cost"]
+                cost += row[5]
             elif kind == "invalid_action":
-                invalid_steps.add(record["step"])
+                invalid_steps.add(row[2])
             elif kind == "synthesized":
                 synthesized = True
-                end_time = record["t"] + (1 if episode.tick_model else 0)
+                end_time = row[1] + (1 if episode.tick_model else 0)
                 patience_open = False
         self.completed_by = completed_by
         self.completed_at = completed_at

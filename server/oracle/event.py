@@ -293,10 +293,10 @@ def realise(compiled: CompiledTask, seed: int, schedule: Sequence[dict[str, Any]
             # A skipped attempt leaves its completion in the clock's queue: a wait can stop
             # there with nothing happening, and then the schedule's wait continues.
             while True:
-                before = len(episode.log.records)
+                before = len(episode.log)
                 take({"action_type": "wait"})
                 happened = any(
-                    r["kind"] in ("completed", "failed", "capacity_changed") for r in episode.log.records[before:]
+                    row[0] in ("completed", "failed", "capacity_changed") for row in episode.log.rows[before:]
                 )
                 if happened or episode.done:
                     break
