@@ -72,7 +72,7 @@ class Assignment(NamedTuple):
     agent_name: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     action_type: ActionType
     subtask_id: str | None = None

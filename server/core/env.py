@@ -81,7 +81,7 @@ class WorkflowEnv:
             "cumulative_reward": round(sum(episode.rewards), 6),
             "rewards": list(episode.rewards),
             "observation": self._observation,
-            "events": list(episode.log.records),
+            "events": episode.log.records,
             "trace": list(episode.trace),
         }
 

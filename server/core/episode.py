@@ -132,6 +132,8 @@ class Episode:
         self.views_time = 0
         self.subtask_views: list[dict[str, Any]] = list(compiled.initial_subtask_views)
         self.agent_views: list[dict[str, Any]] = list(compiled.initial_agent_views)
+        # Frequent events (delegated, completed, waited) append their rows directly,
+        # without the call of log.append; eventlog.FIELDS gives each kind's order.
         self.log = EventLog()
         self._trace: list[tuple[int, int, Any, list[tuple[ErrorCode, str]]]] = []
         self.rewards: list[float] = []
@@ -139,7 +141,8 @@ class Episode:
         self.last_breakdown: dict[str, float] = {}
         self.last_errors: list[dict[str, str]] = []
 
-        # What the latest step did: one object, cleared at the start of every step.
+        # What the latest step did (before the first, what happened at time 0): one
+        # object, cleared at the start of every step.
         self.facts = StepFacts()
         self._heap: list[tuple[int, int, int, Any]] = []
         self._sequence = 0

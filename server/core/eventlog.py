@@ -23,9 +23,9 @@ episode_end        reason ("terminated"|"truncated"), completed, total
 =================  =======================================================
 
 Rows are tuples because the step loop writes two or three of them every step,
-and a tuple costs a fraction of a dict to make. Everything outside the core
-reads :attr:`EventLog.records`: the same events as dicts keyed by ``kind``,
-``t``, ``step`` and the field names.
+and a tuple costs a fraction of a dict to make. The graders (and the oracle's
+search) read the rows; everything else reads :attr:`EventLog.records`: the
+same events as dicts keyed by ``kind``, ``t``, ``step`` and the field names.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ _KEYS: dict[str, tuple[str, ...]] = {kind: ("kind", "t", "step", *fields) for ki
 
 def as_record(row: tuple[Any, ...]) -> dict[str, Any]:
     """A row as a dict keyed by ``kind``, ``t``, ``step`` and its kind's field names."""
-    return dict(zip(_KEYS[row[0]], row))
+    return dict(zip(_KEYS[row[0]], row, strict=True))
 
 
 class EventLog:

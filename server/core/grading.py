@@ -87,17 +87,19 @@ class LogFacts:
         completed_by: dict[str, str] = {}
         completed_at: dict[str, int] = {}
         failed_subtasks: set[str] = set()
-        # Per subtask, the steps of its failures not yet followed by a sensible start
-        # (one by an agent not already seen to fail that subtask permanently).
-        unanswered: dict[str, list[int]] = {}
-        recovery_credit = 0.0  # the sum over failures of 1 / steps until that start
+        # Per failure, in order, 1 / the steps until the next sensible start of its
+        # subtask (one by an agent not already seen to fail that subtask permanently),
+        # or 0 while there is none; and per subtask, its failures still waiting for
+        # one, as (index in credits, step of the failure).
+        credits: list[float] = []
+        unanswered: dict[str, list[tuple[int, int]]] = {}
         permanent: set[tuple[str, str]] = set()
         invalid_steps: set[int] = set()
         synthesized = False
         end_time = episode.now
         patience_after = task.patience.after if task.patience else None
         patience_open = False
-        running = peak = repeated_count = waits = failure_count = permanent_count = 0
+        running = peak = repeated_count = waits = permanent_count = 0
         cost = 0.0
         # Rows are (kind, t, step, *fields), the fields as eventlog.FIELDS lists them.
         for row in episode.log.rows:
@@ -111,9 +113,10 @@ class LogFacts:
                     if (subtask, agent) in permanent:
                         repeated_count += 1
                     elif subtask in unanswered:
-                        # Later than the failures: those ended earlier steps.
-                        for failed_step in unanswered.pop(subtask):
-                            recovery_credit += 1.0 / (step - failed_step)
+                        # A step logs its action's starts before the failures its clock
+                        # brings, so this start's step is later than each failure's.
+                        for index, failed_step in unanswered.pop(subtask):
+                            credits[index] = 1.0 / (step - failed_step)
             elif kind == "completed":
                 _, t, _, subtask, agent, spent = row
                 running -= 1
@@ -129,9 +132,9 @@ class LogFacts:
                 _, _, step, subtask, agent, failure, _, spent = row
                 running -= 1
                 cost += spent
-                failure_count += 1
                 failed_subtasks.add(subtask)
-                unanswered.setdefault(subtask, []).append(step)
+                unanswered.setdefault(subtask, []).append((len(credits), step))
+                credits.append(0.0)
                 if failure == "permanent":
                     permanent_count += 1
                     permanent.add((subtask, agent))
@@ -146,9 +149,12 @@ class LogFacts:
                 patience_open = False
         self.completed_by = completed_by
         self.completed_at = completed_at
-        self.failure_count = failure_count
+        self.failure_count = len(credits)
         self.failed_subtasks = failed_subtasks
         self.permanent_failures = permanent_count
+        recovery_credit = 0.0
+        for credit in credits:  # in the order of the failures, as a sum of floats depends on it
+            recovery_credit += credit
         self.recovery_credit = recovery_credit
         self.repeated_permanent = repeated_count
         self.invalid_steps = invalid_steps
@@ -295,8 +301,8 @@ def _ratio(numerator: float, denominator: float, empty: float = 1.0) -> float:
     """``numerator / denominator`` clamped to [0, 1] (``empty`` when there is nothing to count)."""
     if denominator <= 0:
         return empty
-    x = numerator / denominator  # clamped here rather than by _unit: this runs often
-    return 1.0 if x >= 1.0 else (x if x > 0.0 else 0.0)
+    x = numerator / denominator  # clamped as _unit does, without calling it: this runs often
+    return 1.0 if x >= 1.0 else (0.0 if x <= 0.0 else x)
 
 
 def _unit(x: float) -> float:
