@@ -239,3 +239,21 @@ def test_parsed_actions_are_shared_values_that_read_like_fresh_ones() -> None:
     assert parse_action({"action_type": "retry", "subtask_id": "a", "agent_name": ""}) is parse_action(
         {"action_type": "retry", "subtask_id": "a"}
     )
+
+
+def test_busy_time_is_counted_for_reward_models_that_read_it() -> None:
+    from workflow_orchestrator.server.core.episode import Episode
+    from workflow_orchestrator.server.core.rewards import ScenarioRewards
+
+    class Custom:  # says nothing about busy time, so gets it counted
+        channels = ("busy",)
+
+        def step_reward(self, episode, facts):  # type: ignore[no-untyped-def]
+            return {"busy": float(facts.busy_time)}
+
+    custom = Episode(tiny_task(), reward_model=Custom())
+    custom.step(act("delegate", "a", "solo"))
+    assert custom.facts.busy_time == 1 and custom.last_breakdown == {"busy": 1.0}
+    scenario = Episode(tiny_task(), reward_model=ScenarioRewards())
+    scenario.step(act("delegate", "a", "solo"))
+    assert scenario.facts.busy_time == 0  # the scenario table does not read it

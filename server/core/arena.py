@@ -378,6 +378,8 @@ class ArenaRewards:
 
     channels = ARENA_CHANNELS
 
+    reads_busy_time = True
+
     def __init__(self, tables: ArenaTables, dag: DagIndex, overrides: Mapping[str, float] | None = None) -> None:
         table = dict(ARENA_REWARD_TABLE)
         table.update(overrides or {})

@@ -78,6 +78,7 @@ class Episode:
         self.retry_cap = task.retry_cap
         self.dag = compiled.dag
         self.reward_model: RewardModel = reward_model or compiled.reward_model
+        self._count_busy_time = getattr(self.reward_model, "reads_busy_time", True)
         self.subtasks = task.subtasks
         self.agents = task.agents
         self.agent_index = compiled.agent_index
@@ -513,9 +514,11 @@ class Episode:
     def _resolve_until(self, target: int, facts: StepFacts) -> None:
         """Move the clock to ``target``, resolving every event due by then in order."""
         heap = self._heap
+        count_busy = self._count_busy_time
         while heap and heap[0][0] <= target:
             time, priority, _, payload = heapq.heappop(heap)
-            facts.busy_time += self.active_count * (time - self.now)
+            if count_busy:
+                facts.busy_time += self.active_count * (time - self.now)
             self.now = time
             if priority == _COMPLETION:
                 s, token = payload
@@ -524,7 +527,8 @@ class Episode:
                 # else a stale entry: the attempt was aborted or dropped
             else:
                 self._scheduled(payload, facts)
-        facts.busy_time += self.active_count * (target - self.now)
+        if count_busy:
+            facts.busy_time += self.active_count * (target - self.now)
         self.now = target
 
     def _finish(self, s: int, facts: StepFacts) -> None:

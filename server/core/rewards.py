@@ -69,13 +69,16 @@ class StepFacts:
         self.neglected = 0  # failed subtasks left un-retried for two or more steps
         self.synthesized = False
         self.elapsed = 0  # time that passed during this step
-        self.busy_time = 0  # agent-time units spent working during this step
+        self.busy_time = 0  # agent-time units spent working during this step (see RewardModel)
         self.running_after_action = 0  # in progress right after the action, before time moves
         self.ended = False
 
 
 class RewardModel(Protocol):
     channels: tuple[str, ...]
+    # Whether step_reward reads StepFacts.busy_time: the episode counts it only
+    # then (and for a model that does not say).
+    reads_busy_time: bool
 
     def step_reward(self, episode: "Episode", facts: StepFacts) -> dict[str, float]: ...
 
@@ -84,6 +87,7 @@ class ScenarioRewards:
     """The per-step table of the scenario tasks, overridable per task."""
 
     channels = SCENARIO_CHANNELS
+    reads_busy_time = False
 
     def __init__(self, overrides: Mapping[str, float] | None = None) -> None:
         table = dict(DEFAULT_REWARD_TABLE)
