@@ -145,10 +145,14 @@ class Episode:
         # What the latest step did (before the first, what happened at time 0): one
         # object, cleared at the start of every step.
         self.facts = StepFacts()
-        self._heap: list[tuple[int, int, int, Any]] = []
-        self._sequence = 0
-        for event in task.events:
-            self._push(self._event_time(event), _SCHEDULED, event)
+        # The clock's queue: a heap of (time, priority, sequence, payload), the
+        # sequence breaking ties in the order of scheduling. The task's events first;
+        # each start adds its completion (see _start).
+        self._heap: list[tuple[int, int, int, Any]] = [
+            (self._event_time(event), _SCHEDULED, sequence, event) for sequence, event in enumerate(task.events, 1)
+        ]
+        heapq.heapify(self._heap)
+        self._sequence = len(self._heap)
         self.deadlines = compiled.deadlines
         # The first deadline not yet checked, and its time (never, when none is left).
         self.deadline_cursor = 0
@@ -491,7 +495,8 @@ class Episode:
         self.active_count += 1
         self.dirty_subtasks.add(s)
         self.dirty_agents.add(a)
-        self._push(now + duration, _COMPLETION, (s, attempts))
+        self._sequence += 1
+        heapq.heappush(self._heap, (now + duration, _COMPLETION, self._sequence, (s, attempts)))
         facts.started += ((s, a, is_retry),)
         self.log.rows.append(
             ("delegated", now, self.step_count, spec.id, self.agents[a].name, attempts, is_retry, duration)
@@ -644,10 +649,6 @@ class Episode:
     def _event_time(self, event: ScheduledEvent) -> int:
         # "At tick T" means at the start of tick T, which is time T - 1.
         return max(0, event.at - 1) if self.tick_model else event.at
-
-    def _push(self, time: int, priority: int, payload: Any) -> None:
-        self._sequence += 1
-        heapq.heappush(self._heap, (time, priority, self._sequence, payload))
 
 
 def _raw_action(action: Any) -> Any:
