@@ -126,6 +126,9 @@ class Episode:
         self.waits_in_patience = 0
 
         self.public_rules = compiled.rules
+        # The task's observation template with this episode's seed (observation.py).
+        self.observation_template = compiled.observation_template.copy()
+        self.observation_template["seed"] = self.seed
         # Views to rebuild in the next observation (see observation.py); the
         # initial views are the same for every episode of a task.
         self.dirty_subtasks: set[int] = set()

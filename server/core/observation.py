@@ -35,15 +35,15 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
     legal, critical_path, ready_ids = _scan(episode)
     compiled = episode.compiled
     task = episode.task
-    # A copy of the task's template (static fields set, keys in order), then the rest.
-    observation = compiled.observation_template.copy()
-    observation["seed"] = episode.seed
+    # A copy of the episode's template (static fields and the seed set, keys in order), then the rest.
+    observation = episode.observation_template.copy()
     observation["step_count"] = episode.step_count
     observation["time_used"] = now
     limit = task.time_limit
     if limit is not None:
         observation["time_remaining"] = limit - now if now < limit else 0
-    observation["capacity"] = episode.capacity
+    if episode.capacity != task.capacity:  # the template has the task's
+        observation["capacity"] = episode.capacity
     observation["active_count"] = episode.active_count
     spent = observation["budget_used"] = episode.budget_used
     if task.budget is not None:
