@@ -5,9 +5,12 @@ small enough for exhaustive enumeration."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from workflow_orchestrator.server.core import AgentSpec, EventKind, ScheduledEvent, SubtaskSpec, TaskSpec, TimeModel
+from workflow_orchestrator.server.core.compiled import CompiledTask
+from workflow_orchestrator.server.core.episode import Episode
+from workflow_orchestrator.server.core.grading import grade_episode
 from workflow_orchestrator.server.core.model import ConflictSpec, PatienceSpec
 
 # Every scenario dimension, with weights that sum to 1.
@@ -176,3 +179,19 @@ def idle_task() -> TaskSpec:
         ),
         grade_weights={"completion": 0.3, "budget": 0.7},
     )
+
+
+def episode_maximum(
+    compiled: CompiledTask,
+    seed: int,
+    actions: Callable[[Episode], list[dict[str, Any]]],
+    prefix: tuple[dict[str, Any], ...] = (),
+) -> float:
+    """The best grade over every continuation, by replaying real episodes: at each
+    step every action that ``actions`` lists for the episode as it is then."""
+    episode = Episode(compiled, seed=seed)
+    for action in prefix:
+        episode.step(action)
+    if episode.done:
+        return grade_episode(episode)["score"]
+    return max(episode_maximum(compiled, seed, actions, (*prefix, action)) for action in actions(episode))

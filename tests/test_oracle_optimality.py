@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from oracle_cases import abort_task, brute_task, capped_task, idle_task, rich_task
+from oracle_cases import abort_task, brute_task, capped_task, episode_maximum, idle_task, rich_task
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
-from workflow_orchestrator.server.core.grading import grade_episode
 from workflow_orchestrator.server.core.observation import build_observation
 from workflow_orchestrator.server.core.states import FAILED, READY, RUNNING
 from workflow_orchestrator.server.oracle import OPTIMAL, replay, solve
@@ -108,20 +107,10 @@ def _episode_actions(episode: Episode) -> list[dict[str, Any]]:
     return actions
 
 
-def _episode_maximum(compiled: CompiledTask, seed: int, prefix: list[dict[str, Any]]) -> float:
-    """The best grade over every continuation, by replaying real episodes."""
-    episode = Episode(compiled, seed=seed)
-    for action in prefix:
-        episode.step(action)
-    if episode.done:
-        return grade_episode(episode)["score"]
-    return max(_episode_maximum(compiled, seed, prefix + [action]) for action in _episode_actions(episode))
-
-
 @pytest.mark.parametrize(("variant", "seed"), [(0, 0), (1, 0), (2, 0), (3, 3), (4, 4), (5, 5)])
 def test_oracle_is_optimal_against_every_episode(variant: int, seed: int) -> None:
     compiled = CompiledTask.build(brute_task(variant, time_limit=4))
-    best = _episode_maximum(compiled, seed, [])
+    best = episode_maximum(compiled, seed, _episode_actions)
     result = solve(compiled, seed, seconds=60)
     assert result.status == OPTIMAL
     assert result.best_score == best
