@@ -87,17 +87,21 @@ def test_the_readme_client_examples_run(live_server: RunningServer) -> None:
         assert result.returncode == 0, result.stderr
 
 
-def test_importing_the_package_stays_light() -> None:
-    probe = ("import sys, workflow_orchestrator; "
-             "heavy = [name for name in ('openenv', 'pydantic', 'fastapi', 'gradio') if name in sys.modules]; "
-             "print(heavy); sys.exit(1 if heavy else 0)")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+def _assert_not_loaded(statement: str, modules: tuple[str, ...], timeout: float) -> None:
+    """Run ``statement`` in a fresh interpreter and check it loaded none of ``modules``."""
+    probe = (f"import sys; {statement}; loaded = [name for name in {modules!r} if name in sys.modules]; "
+             "print(loaded); sys.exit(1 if loaded else 0)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_importing_the_package_stays_light() -> None:
+    _assert_not_loaded("import workflow_orchestrator", ("openenv", "pydantic", "fastapi", "gradio"), timeout=60)
 
 
 def test_the_client_does_not_load_the_server_or_gradio() -> None:
-    probe = ("import sys; from workflow_orchestrator import WorkflowClient; "
-             "loaded = [name for name in ('gradio', 'workflow_orchestrator.server.app', "
-             "'workflow_orchestrator.server.core') if name in sys.modules]; print(loaded); sys.exit(1 if loaded else 0)")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+    _assert_not_loaded(
+        "from workflow_orchestrator import WorkflowClient",
+        ("gradio", "workflow_orchestrator.server.app", "workflow_orchestrator.server.core"),
+        timeout=120,
+    )
