@@ -289,15 +289,14 @@ def build_hint(episode: "Episode", ready: list[str]) -> str:
             )
         return f"{spec.id} failed ({last['kind']}, {last['cause']}); retry it soon."
     now = episode.now
-    if episode.next_deadline - now <= 4:
-        # Deadlines are sorted, and the step moved its cursor past those already gone.
-        deadlines = episode.deadlines
-        cursor = episode.deadline_cursor
-        while cursor < len(deadlines) and deadlines[cursor][0] - now <= 4:
-            deadline, s = deadlines[cursor]
-            if episode.status[s] != COMPLETED and deadline >= now:
-                return f"Deadline pressure: {episode.subtasks[s].id} must complete by t={deadline} (now t={now})."
-            cursor += 1
+    # Deadlines are sorted, and the step moved its cursor past those already gone.
+    deadlines = episode.deadlines
+    cursor = episode.deadline_cursor
+    while cursor < len(deadlines) and deadlines[cursor][0] - now <= 4:
+        deadline, s = deadlines[cursor]
+        if episode.status[s] != COMPLETED and deadline >= now:
+            return f"Deadline pressure: {episode.subtasks[s].id} must complete by t={deadline} (now t={now})."
+        cursor += 1
     if task.budget is not None and episode.budget_used > 0.8 * task.budget:
         return f"Budget pressure: {episode.budget_used:.1f}{episode.compiled.budget_hint_tail}"
     if episode.completed_count == len(episode.subtasks):
