@@ -156,10 +156,10 @@ def parse_action(data: Action | Mapping[str, Any]) -> Action:
         return _dispatch_action(_parse_assignments(data))
     subtask_id = data.get("subtask_id")
     if type(subtask_id) is not str or not subtask_id:
-        subtask_id = _text_field(data, "subtask_id")
+        subtask_id = _text_field(subtask_id, "subtask_id")
     agent_name = data.get("agent_name")
     if type(agent_name) is not str or not agent_name:
-        agent_name = _text_field(data, "agent_name")
+        agent_name = _text_field(agent_name, "agent_name")
     if subtask_id is None:
         raise ActionError(ErrorCode.MISSING_FIELD, f"{action_type.value} needs a subtask_id")
     if action_type is DELEGATE and agent_name is None:
@@ -167,8 +167,9 @@ def parse_action(data: Action | Mapping[str, Any]) -> Action:
     return _single_action(raw_type, subtask_id, agent_name)
 
 
-def _text_field(data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
+def _text_field(value: Any, key: str) -> str | None:
+    """An optional text field that is not a non-empty string: None when empty or
+    absent, else an error (the common case, a non-empty string, is read inline)."""
     if type(value) is str:
         return value or None
     if value is None:
@@ -196,7 +197,7 @@ def _parse_assignments(data: Mapping[str, Any]) -> tuple[Assignment, ...]:
             )
         agent_name = item.get("agent_name")
         if type(agent_name) is not str or not agent_name:
-            agent_name = _text_field(item, "agent_name")
+            agent_name = _text_field(agent_name, "agent_name")
         assignments.append(_assignment(subtask_id, agent_name))
     for task_id in task_ids:
         if type(task_id) is not str or not task_id:
