@@ -48,7 +48,16 @@ _EXPORTS: dict[str, str] = {
     "WorkflowEnv": "workflow_orchestrator.server.core",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Assignment",
+    "GradeResponse",
+    "GradeResult",
+    "WorkflowAction",
+    "WorkflowClient",
+    "WorkflowEnv",
+    "WorkflowObservation",
+    "WorkflowState",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,8 @@ Actions may be :class:`WorkflowAction` or plain dicts of the same fields.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -47,14 +48,15 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
         connect_timeout_s: float = 10.0,
         message_timeout_s: float = 60.0,
     ) -> None:
-        super().__init__(base_url, connect_timeout_s=connect_timeout_s, message_timeout_s=message_timeout_s,
-                         max_message_size_mb=16.0)
+        super().__init__(
+            base_url, connect_timeout_s=connect_timeout_s, message_timeout_s=message_timeout_s, max_message_size_mb=16.0
+        )
         self._http_url = _http_url(base_url)
         self._token = token
         self._validate = validate
         self.episode_id: str | None = None
 
-    async def connect(self) -> "WorkflowClient":
+    async def connect(self) -> WorkflowClient:
         """Open the WebSocket, with the bearer token when one is set."""
         if self._ws is not None:
             return self
@@ -93,8 +95,12 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
         if self.episode_id is None:
             raise RuntimeError("no episode yet: call reset() first")
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-        async with httpx.AsyncClient(base_url=self._http_url, headers=headers, timeout=self._message_timeout,
-                                     trust_env=not _is_loopback(self._http_url)) as http:
+        async with httpx.AsyncClient(
+            base_url=self._http_url,
+            headers=headers,
+            timeout=self._message_timeout,
+            trust_env=not _is_loopback(self._http_url),
+        ) as http:
             response = await http.post("/grader", json={"episode_id": self.episode_id})
         if response.status_code != 200:
             raise RuntimeError(f"grading failed ({response.status_code}): {response.text}")
@@ -125,9 +131,9 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
 def _http_url(base_url: str) -> str:
     url = base_url.rstrip("/")
     if url.startswith("ws://"):
-        return "http://" + url[len("ws://"):]
+        return "http://" + url[len("ws://") :]
     if url.startswith("wss://"):
-        return "https://" + url[len("wss://"):]
+        return "https://" + url[len("wss://") :]
     if "://" not in url:
         return "http://" + url
     return url

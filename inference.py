@@ -56,10 +56,11 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, TextIO
+from typing import Any, Protocol, TextIO
 
 import httpx
 import openai
@@ -231,29 +232,51 @@ def build_parser() -> argparse.ArgumentParser:
     who = parser.add_argument_group("who plays")
     who.add_argument("--policy", help="a built-in policy instead of the LLM: " + ", ".join([*POLICIES, ORACLE, "all"]))
     who.add_argument("--model", help="model name (default: $MODEL_NAME)")
-    who.add_argument("--api-base-url", help=f"OpenAI-compatible base URL (default: $API_BASE_URL or {DEFAULT_API_BASE_URL})")
+    who.add_argument(
+        "--api-base-url", help=f"OpenAI-compatible base URL (default: $API_BASE_URL or {DEFAULT_API_BASE_URL})"
+    )
     who.add_argument("--api-key", help="API key (default: $API_KEY, else $HF_TOKEN); prefer the variables")
     what = parser.add_argument_group("what it plays")
     what.add_argument("--env-url", help="environment server URL (default: $ENV_URL; unset: an in-process environment)")
     what.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated task ids (default %(default)s)")
-    what.add_argument("--seeds", help="seeds: a list and/or ranges, e.g. 0-19 or 1,5,9 (default: each task's canonical seed)")
+    what.add_argument(
+        "--seeds", help="seeds: a list and/or ranges, e.g. 0-19 or 1,5,9 (default: each task's canonical seed)"
+    )
     what.add_argument("--worker-count", type=int, help="worker count for generated tasks")
     how = parser.add_argument_group("how the model is asked")
-    how.add_argument("--tool-calls", action="store_true", help="answer through OpenAI tool calling instead of JSON text")
+    how.add_argument(
+        "--tool-calls", action="store_true", help="answer through OpenAI tool calling instead of JSON text"
+    )
     how.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default %(default)s)")
     how.add_argument("--max-tokens", type=int, default=2048, help="answer length limit (default %(default)s)")
     how.add_argument("--request-timeout", type=float, default=60.0, help="seconds per model call (default %(default)s)")
-    how.add_argument("--episode-timeout", type=float, default=1800.0, help="wall seconds per episode (default %(default)s)")
+    how.add_argument(
+        "--episode-timeout", type=float, default=1800.0, help="wall seconds per episode (default %(default)s)"
+    )
     how.add_argument("--max-retries", type=int, default=4, help="retries of a failed model call (default %(default)s)")
-    how.add_argument("--retry-backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each time (default %(default)s)")
+    how.add_argument(
+        "--retry-backoff",
+        type=float,
+        default=1.0,
+        help="first retry delay in seconds, doubled each time (default %(default)s)",
+    )
     how.add_argument("--history", type=int, default=8, help="recent steps shown to the model (default %(default)s)")
     how.add_argument("--concurrency", type=int, default=1, help="episodes played at once (default %(default)s)")
     out = parser.add_argument_group("output")
     out.add_argument("--output", type=Path, help="write a results JSON here")
     out.add_argument("--save-trajectories", type=Path, help="write one JSON line per episode with every step here")
-    out.add_argument("--update-baseline", action="store_true", help="record the mean grades per task in the baseline file")
-    out.add_argument("--baseline-file", type=Path, default=BASELINE_FILE, help="baseline file (default: baseline_scores.json beside this script)")
-    out.add_argument("--baseline-table", action="store_true", help="print the baseline file as a Markdown table and exit")
+    out.add_argument(
+        "--update-baseline", action="store_true", help="record the mean grades per task in the baseline file"
+    )
+    out.add_argument(
+        "--baseline-file",
+        type=Path,
+        default=BASELINE_FILE,
+        help="baseline file (default: baseline_scores.json beside this script)",
+    )
+    out.add_argument(
+        "--baseline-table", action="store_true", help="print the baseline file as a Markdown table and exit"
+    )
     out.add_argument("--no-progress", action="store_true", help="no progress report on stderr")
     verbosity = out.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log every step and model call on stderr")
@@ -629,18 +652,41 @@ def _tool(name: str, description: str, properties: dict[str, Any], required: lis
 _SUBTASK = {"type": "string", "description": "subtask id"}
 _AGENT = {"type": "string", "description": "agent name"}
 ACTION_TOOLS: list[dict[str, Any]] = [
-    _tool("delegate", "Start a ready subtask on an idle agent whose capabilities include its type.",
-          {"subtask_id": _SUBTASK, "agent_name": _AGENT}, ["subtask_id", "agent_name"]),
-    _tool("retry", "Start a failed subtask again on an idle capable agent (after a permanent failure, a different one).",
-          {"subtask_id": _SUBTASK, "agent_name": _AGENT}, ["subtask_id", "agent_name"]),
-    _tool("dispatch", "Start several ready or failed subtasks at once, each on a different agent; all start or none does.",
-          {"assignments": {"type": "array", "items": {"type": "object", "properties": {
-              "subtask_id": _SUBTASK, "agent_name": _AGENT}, "required": ["subtask_id", "agent_name"]}}},
-          ["assignments"]),
+    _tool(
+        "delegate",
+        "Start a ready subtask on an idle agent whose capabilities include its type.",
+        {"subtask_id": _SUBTASK, "agent_name": _AGENT},
+        ["subtask_id", "agent_name"],
+    ),
+    _tool(
+        "retry",
+        "Start a failed subtask again on an idle capable agent (after a permanent failure, a different one).",
+        {"subtask_id": _SUBTASK, "agent_name": _AGENT},
+        ["subtask_id", "agent_name"],
+    ),
+    _tool(
+        "dispatch",
+        "Start several ready or failed subtasks at once, each on a different agent; all start or none does.",
+        {
+            "assignments": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"subtask_id": _SUBTASK, "agent_name": _AGENT},
+                    "required": ["subtask_id", "agent_name"],
+                },
+            }
+        },
+        ["assignments"],
+    ),
     _tool("wait", "Let time pass (in event time: until the next event).", {}, []),
     _tool("synthesize", "End the workflow; valid only when every subtask is completed.", {}, []),
-    _tool("abort", "Stop a running subtask and free its agent; the subtask becomes failed.",
-          {"subtask_id": _SUBTASK}, ["subtask_id"]),
+    _tool(
+        "abort",
+        "Stop a running subtask and free its agent; the subtask becomes failed.",
+        {"subtask_id": _SUBTASK},
+        ["subtask_id"],
+    ),
 ]
 
 
@@ -766,9 +812,15 @@ class ModelClient:
                         ) from None
                     raise ModelCallFailed(_describe_api_error(exc)) from None
                 reason, retry_after = _describe_api_error(exc), _retry_after_s(exc)
-            except (openai.APIConnectionError, asyncio.TimeoutError) as exc:
-                reason, retry_after = (_describe_api_error(exc) if isinstance(exc, openai.APIError)
-                                       else f"no answer within {timeout:.1f} s"), None
+            except (TimeoutError, openai.APIConnectionError) as exc:
+                reason, retry_after = (
+                    (
+                        _describe_api_error(exc)
+                        if isinstance(exc, openai.APIError)
+                        else f"no answer within {timeout:.1f} s"
+                    ),
+                    None,
+                )
             if attempt >= self.max_retries:
                 raise ModelCallFailed(f"{reason} (after {attempt + 1} attempts)")
             delay = self.backoff_s * 2**attempt * (0.5 + 0.5 * self._jitter.random())
@@ -848,8 +900,13 @@ class ModelPlayer:
         try:
             completion = await self.client.complete(messages, deadline)
         except ModelCallFailed as exc:
-            return Decision(dict(WAIT), issue="model_call_failed", detail=str(exc), prompt=prompt,
-                            latency_s=time.monotonic() - started)
+            return Decision(
+                dict(WAIT),
+                issue="model_call_failed",
+                detail=str(exc),
+                prompt=prompt,
+                latency_s=time.monotonic() - started,
+            )
         latency = time.monotonic() - started
         action = action_from_tool_calls(completion.tool_calls) if completion.tool_calls else None
         if action is None:
@@ -857,9 +914,16 @@ class ModelPlayer:
         answer = completion.text
         if completion.tool_calls:
             answer = json.dumps([{"name": n, "arguments": a} for n, a in completion.tool_calls]) + (
-                f"\n{completion.text}" if completion.text else "")
-        decision = Decision(dict(WAIT), answer=answer[:8000], prompt=prompt, prompt_tokens=completion.prompt_tokens,
-                            completion_tokens=completion.completion_tokens, latency_s=latency)
+                f"\n{completion.text}" if completion.text else ""
+            )
+        decision = Decision(
+            dict(WAIT),
+            answer=answer[:8000],
+            prompt=prompt,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            latency_s=latency,
+        )
         if action is None:
             decision.issue = "unparseable_answer"
             decision.detail = "no action found in: " + " ".join(answer.split())[:160]
@@ -1074,25 +1138,29 @@ class EpisodeResult:
         }
 
     def trajectory(self) -> dict[str, Any]:
-        return {**self.summary(), "system_prompt": self.system_prompt, "trajectory": [
-            {
-                "step": s.step,
-                "action": s.action,
-                "label": s.label,
-                "reward": s.reward,
-                "reward_breakdown": s.reward_breakdown,
-                "done": s.done,
-                "errors": s.errors,
-                "issue": s.issue,
-                "prompt": s.prompt,
-                "answer": s.answer,
-                "prompt_tokens": s.prompt_tokens,
-                "completion_tokens": s.completion_tokens,
-                "latency_s": round(s.latency_s, 3),
-                "observation_text": s.observation_text,
-            }
-            for s in self.steps
-        ]}
+        return {
+            **self.summary(),
+            "system_prompt": self.system_prompt,
+            "trajectory": [
+                {
+                    "step": s.step,
+                    "action": s.action,
+                    "label": s.label,
+                    "reward": s.reward,
+                    "reward_breakdown": s.reward_breakdown,
+                    "done": s.done,
+                    "errors": s.errors,
+                    "issue": s.issue,
+                    "prompt": s.prompt,
+                    "answer": s.answer,
+                    "prompt_tokens": s.prompt_tokens,
+                    "completion_tokens": s.completion_tokens,
+                    "latency_s": round(s.latency_s, 3),
+                    "observation_text": s.observation_text,
+                }
+                for s in self.steps
+            ],
+        }
 
 
 def _token(value: Any) -> str:
@@ -1155,7 +1223,7 @@ class Runner:
         self.model_client: ModelClient | None = None
         self.keep_observation_text = settings.trajectories is not None
 
-    async def __aenter__(self) -> "Runner":
+    async def __aenter__(self) -> Runner:
         settings = self.settings
         if settings.env_url:
             headers = {"Authorization": f"Bearer {settings.env_token}"} if settings.env_token else None
@@ -1190,13 +1258,19 @@ class Runner:
         except httpx.HTTPError as exc:
             raise FatalError(f"cannot reach the environment at {self.settings.env_url}: {exc}") from None
         if response.status_code == 401:
-            raise FatalError(f"the environment at {self.settings.env_url} wants a token: set WORKFLOW_ORCHESTRATOR_TOKEN")
+            raise FatalError(
+                f"the environment at {self.settings.env_url} wants a token: set WORKFLOW_ORCHESTRATOR_TOKEN"
+            )
         if response.status_code != 200:
-            raise FatalError(f"GET {self.settings.env_url}/tasks answered HTTP {response.status_code}: {_error_message(response)}")
+            raise FatalError(
+                f"GET {self.settings.env_url}/tasks answered HTTP {response.status_code}: {_error_message(response)}"
+            )
         try:
             return [str(task["task_id"]) for task in response.json()["tasks"]]
         except (ValueError, KeyError, TypeError):
-            raise FatalError(f"GET {self.settings.env_url}/tasks did not list tasks; is this a workflow_orchestrator server?") from None
+            raise FatalError(
+                f"GET {self.settings.env_url}/tasks did not list tasks; is this a workflow_orchestrator server?"
+            ) from None
 
     def new_session(self) -> EpisodeSession:
         return RemoteSession(self.http) if self.http is not None else LocalSession()
@@ -1250,8 +1324,14 @@ class Runner:
         except (KeyError, TypeError, ValueError) as exc:
             # An answer of the environment without the fields every answer has.
             result.error, result.success = f"malformed answer from the environment: {type(exc).__name__}: {exc}", False
-            logger.error("%s %s seed %s: episode abandoned: %s", job.model, job.task_id, job.seed, result.error,
-                         exc_info=logger.isEnabledFor(logging.DEBUG))
+            logger.error(
+                "%s %s seed %s: episode abandoned: %s",
+                job.model,
+                job.task_id,
+                job.seed,
+                result.error,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
         result.wall_s = time.monotonic() - started
         lines.end(result)
         return result
@@ -1302,7 +1382,7 @@ class Runner:
         player.observe(decision, label, after)
         return after
 
-    async def run(self, jobs: Sequence[EpisodeJob], progress: "Progress") -> list[EpisodeResult]:
+    async def run(self, jobs: Sequence[EpisodeJob], progress: Progress) -> list[EpisodeResult]:
         results: list[EpisodeResult | None] = [None] * len(jobs)
         queue: asyncio.Queue[int] = asyncio.Queue()
         for index in range(len(jobs)):
@@ -1354,15 +1434,18 @@ class Progress:
         if self.tty:
             width = 30
             filled = int(width * self.done / max(1, self.total))
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                              f"mean score {mean} {elapsed:.0f}s")
+            self.stream.write(
+                f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} mean score {mean} {elapsed:.0f}s"
+            )
             if self.done == self.total:
                 self.stream.write("\n")
         elif self.total <= 100 or self.done % math.ceil(self.total / 20) == 0 or self.done == self.total:
             # Without a terminal, a line per episode; in long runs about twenty lines in all.
             outcome = f"score {result.score:.3f}" if result.score is not None else f"error: {result.error}"
-            self.stream.write(f"[{self.done}/{self.total}] {result.model} {result.task_id} seed {result.seed}: "
-                              f"{outcome}, {len(result.steps)} steps, {result.wall_s:.1f}s\n")
+            self.stream.write(
+                f"[{self.done}/{self.total}] {result.model} {result.task_id} seed {result.seed}: "
+                f"{outcome}, {len(result.steps)} steps, {result.wall_s:.1f}s\n"
+            )
         self.stream.flush()
 
 
@@ -1380,20 +1463,22 @@ def summarize(results: Sequence[EpisodeResult]) -> list[dict[str, Any]]:
         graded = [r for r in group if r.score is not None]
         scores = [r.score for r in graded if r.score is not None]
         normalized = [r.normalized_score for r in graded if r.normalized_score is not None]
-        rows.append({
-            "model": model,
-            "task_id": task_id,
-            "episodes": len(group),
-            "errors": len(group) - len(graded),
-            "mean_score": _mean(scores),
-            "std_score": round(statistics.pstdev(scores), 6) if scores else None,
-            # Only when every graded episode has one: a mean over some of them would mislead.
-            "mean_normalized_score": _mean(normalized) if graded and len(normalized) == len(graded) else None,
-            "success_rate": _mean([1.0 if r.success else 0.0 for r in group]),
-            "mean_steps": _mean([float(len(r.steps)) for r in group]),
-            "mean_tokens": _mean([float(r.prompt_tokens + r.completion_tokens) for r in group]),
-            "mean_wall_s": _mean([r.wall_s for r in group]),
-        })
+        rows.append(
+            {
+                "model": model,
+                "task_id": task_id,
+                "episodes": len(group),
+                "errors": len(group) - len(graded),
+                "mean_score": _mean(scores),
+                "std_score": round(statistics.pstdev(scores), 6) if scores else None,
+                # Only when every graded episode has one: a mean over some of them would mislead.
+                "mean_normalized_score": _mean(normalized) if graded and len(normalized) == len(graded) else None,
+                "success_rate": _mean([1.0 if r.success else 0.0 for r in group]),
+                "mean_steps": _mean([float(len(r.steps)) for r in group]),
+                "mean_tokens": _mean([float(r.prompt_tokens + r.completion_tokens) for r in group]),
+                "mean_wall_s": _mean([r.wall_s for r in group]),
+            }
+        )
     return rows
 
 
@@ -1411,7 +1496,7 @@ def summary_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def write_json_atomically(path: Path, data: Any) -> None:

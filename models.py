@@ -12,11 +12,11 @@ a range, so that bad input gets a 4xx that says what is wrong.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Required
 
 from openenv.core.env_server.types import Action, Observation, State
 from pydantic import BaseModel, ConfigDict, Field, with_config
-from typing_extensions import Required, TypedDict
+from typing_extensions import TypedDict
 
 # Limits on client input. The seed bound is the task registry's MAX_SEED
 # (tests check that they agree); the wire layer repeats it so that a client
@@ -73,9 +73,7 @@ class WorkflowAction(Action):
         if self.agent_name is not None:
             core["agent_name"] = self.agent_name
         if self.assignments is not None:
-            core["assignments"] = [
-                {"subtask_id": a.subtask_id, "agent_name": a.agent_name} for a in self.assignments
-            ]
+            core["assignments"] = [{"subtask_id": a.subtask_id, "agent_name": a.agent_name} for a in self.assignments]
         if self.task_ids is not None:
             core["task_ids"] = list(self.task_ids)
         return core
@@ -249,9 +247,7 @@ class StepRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [{"episode_id": "3f2a9c1e0b7d4e51", "action": {"action_type": "wait"}}]
-        },
+        json_schema_extra={"examples": [{"episode_id": "3f2a9c1e0b7d4e51", "action": {"action_type": "wait"}}]},
     )
 
     action: WorkflowAction
@@ -355,6 +351,4 @@ class CloseMessage(BaseModel):
     data: dict[str, Any] | None = None
 
 
-IncomingMessage = Annotated[
-    ResetMessage | StepMessage | StateMessage | CloseMessage, Field(discriminator="type")
-]
+IncomingMessage = Annotated[ResetMessage | StepMessage | StateMessage | CloseMessage, Field(discriminator="type")]

@@ -59,8 +59,10 @@ def record_trajectories(count_per_task: int) -> list[tuple[str, int, list[dict]]
 
 def ws_messages(recorded: list[tuple[str, int, list[dict]]]) -> list[tuple[str, list[str]]]:
     return [
-        (orjson.dumps({"type": "reset", "data": {"task_id": task_id, "seed": seed}}).decode(),
-         [orjson.dumps({"type": "step", "data": action}).decode() for action in actions])
+        (
+            orjson.dumps({"type": "reset", "data": {"task_id": task_id, "seed": seed}}).decode(),
+            [orjson.dumps({"type": "step", "data": action}).decode() for action in actions],
+        )
         for task_id, seed, actions in recorded
     ]
 
@@ -81,9 +83,20 @@ class ServerUnderTest:
         env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOW_ORCHESTRATOR_")}
         env.pop("ENABLE_WEB_INTERFACE", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "workflow_orchestrator.server.app", "--host", "127.0.0.1", "--port", str(port),
-             "--no-web", "--log-level", "warning"],
-            cwd=REPO_ROOT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "workflow_orchestrator.server.app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-web",
+                "--log-level",
+                "warning",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
         )
         deadline = time.monotonic() + 90
         while True:
@@ -132,7 +145,7 @@ class LoadSession:
         self.writer = writer
 
     @classmethod
-    async def open(cls, host: str, port: int, path: str = "/ws") -> "LoadSession":
+    async def open(cls, host: str, port: int, path: str = "/ws") -> LoadSession:
         reader, writer = await asyncio.open_connection(host, port)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write(
@@ -153,7 +166,7 @@ class LoadSession:
         else:
             header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
         mask = os.urandom(4)
-        masked = (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (size // 4 + 1))[:size], "big"))
+        masked = int.from_bytes(payload, "big") ^ int.from_bytes((mask * (size // 4 + 1))[:size], "big")
         return header + mask + masked.to_bytes(size, "big")
 
     def send(self, text: str) -> None:
@@ -204,8 +217,9 @@ async def ws_latency(server: ServerUnderTest, episodes: list[tuple[str, list[str
     return samples
 
 
-async def ws_throughput(server: ServerUnderTest, episodes: list[tuple[str, list[str]]], sessions: int,
-                        seconds: float) -> tuple[float, int]:
+async def ws_throughput(
+    server: ServerUnderTest, episodes: list[tuple[str, list[str]]], sessions: int, seconds: float
+) -> tuple[float, int]:
     """Steps per second summed over ``sessions`` concurrent sessions; also the episodes finished."""
     stop_at = 0.0
     steps = 0
@@ -236,8 +250,9 @@ async def ws_throughput(server: ServerUnderTest, episodes: list[tuple[str, list[
     return steps / (time.perf_counter() - started), finished
 
 
-async def ws_episodes(server: ServerUnderTest, episodes: list[tuple[str, list[str]]], count: int,
-                      sessions: int) -> None:
+async def ws_episodes(
+    server: ServerUnderTest, episodes: list[tuple[str, list[str]]], count: int, sessions: int
+) -> None:
     """Play ``count`` complete episodes over ``sessions`` concurrent sessions."""
     remaining = count
 
@@ -315,8 +330,10 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         asyncio.run(ws_episodes(server, episodes, args.episodes, sessions=16))
         rss_after = server.rss_mb()
-        print(f"{args.episodes:,} more episodes in {time.perf_counter() - started:.1f} s: "
-              f"RSS {before:.1f} -> {rss_after:.1f} MB (idle {rss_idle:.1f} MB)")
+        print(
+            f"{args.episodes:,} more episodes in {time.perf_counter() - started:.1f} s: "
+            f"RSS {before:.1f} -> {rss_after:.1f} MB (idle {rss_idle:.1f} MB)"
+        )
     finally:
         server.stop()
 

@@ -35,8 +35,9 @@ import importlib.util
 import logging
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import orjson
 import uvicorn
@@ -78,11 +79,11 @@ from workflow_orchestrator.server.environment import (
     EpisodeNotFinishedError,
     EpisodeNotFoundError,
     EpisodeStore,
-    StoreLimits,
     StoredEpisode,
+    StoreLimits,
     WorkflowEnvironment,
-    episode_state,
     envelope,
+    episode_state,
 )
 from workflow_orchestrator.server.tasks import UnknownTaskError, default_registry
 
@@ -153,27 +154,54 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Se
     parser.add_argument("--host", default=defaults.host, help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=defaults.port, help="port (default %(default)s)")
     web = parser.add_mutually_exclusive_group()
-    web.add_argument("--web", dest="enable_web", action="store_true", default=defaults.enable_web,
-                     help="serve the dashboard at /web (the default)")
+    web.add_argument(
+        "--web",
+        dest="enable_web",
+        action="store_true",
+        default=defaults.enable_web,
+        help="serve the dashboard at /web (the default)",
+    )
     web.add_argument("--no-web", dest="enable_web", action="store_false", help="no dashboard")
-    parser.add_argument("--max-sessions", dest="max_concurrent_envs", type=int, default=defaults.max_concurrent_envs,
-                        help="concurrent WebSocket sessions (default %(default)s)")
-    parser.add_argument("--session-idle-timeout", dest="session_idle_timeout_s", type=float,
-                        default=defaults.session_idle_timeout_s,
-                        help="seconds before an idle WebSocket session is closed (default %(default)s)")
-    parser.add_argument("--max-episodes", type=int, default=defaults.max_episodes,
-                        help="episodes kept in the store (default %(default)s)")
-    parser.add_argument("--episode-idle-timeout", dest="episode_idle_timeout_s", type=float,
-                        default=defaults.episode_idle_timeout_s,
-                        help="seconds before an idle episode is dropped (default %(default)s)")
-    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
-                        help="largest request body or WebSocket message (default %(default)s)")
-    parser.add_argument("--ws-compression", action="store_true", default=defaults.ws_compression,
-                        help="offer permessage-deflate on /ws")
-    parser.add_argument("--access-log", action="store_true", default=defaults.access_log,
-                        help="log every request")
-    parser.add_argument("--log-level", default=defaults.log_level,
-                        choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument(
+        "--max-sessions",
+        dest="max_concurrent_envs",
+        type=int,
+        default=defaults.max_concurrent_envs,
+        help="concurrent WebSocket sessions (default %(default)s)",
+    )
+    parser.add_argument(
+        "--session-idle-timeout",
+        dest="session_idle_timeout_s",
+        type=float,
+        default=defaults.session_idle_timeout_s,
+        help="seconds before an idle WebSocket session is closed (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-episodes",
+        type=int,
+        default=defaults.max_episodes,
+        help="episodes kept in the store (default %(default)s)",
+    )
+    parser.add_argument(
+        "--episode-idle-timeout",
+        dest="episode_idle_timeout_s",
+        type=float,
+        default=defaults.episode_idle_timeout_s,
+        help="seconds before an idle episode is dropped (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=defaults.max_body_bytes,
+        help="largest request body or WebSocket message (default %(default)s)",
+    )
+    parser.add_argument(
+        "--ws-compression", action="store_true", default=defaults.ws_compression, help="offer permessage-deflate on /ws"
+    )
+    parser.add_argument("--access-log", action="store_true", default=defaults.access_log, help="log every request")
+    parser.add_argument(
+        "--log-level", default=defaults.log_level, choices=["critical", "error", "warning", "info", "debug"]
+    )
     args = parser.parse_args(argv)
     settings = replace(defaults, **vars(args))
     for name in ("max_concurrent_envs", "max_episodes", "max_body_bytes"):
@@ -216,8 +244,9 @@ _JSON_OPTIONS = 0
 
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data, option=_JSON_OPTIONS), status_code=status,
-                    media_type="application/json", headers=headers)
+    return Response(
+        orjson.dumps(data, option=_JSON_OPTIONS), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def error_body(error: str, message: str, expected: Any = None, errors: list[dict[str, Any]] | None = None) -> dict:
@@ -241,9 +270,7 @@ def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> tuple[str
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
         cleaned.append({"loc": location, "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))})
-    summary = "; ".join(
-        f"{'.'.join(item['loc']) or 'body'}: {item['msg']}" for item in cleaned[:5]
-    )
+    summary = "; ".join(f"{'.'.join(item['loc']) or 'body'}: {item['msg']}" for item in cleaned[:5])
     if len(cleaned) > 5:
         summary += f"; and {len(cleaned) - 5} more"
     return summary, cleaned
@@ -270,17 +297,26 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400 and "parsing the body" in message:
             # FastAPI's answer to a body that json.loads cannot take (bad bytes,
             # too deep, a number too long): the same 422 as any other bad JSON.
-            return json_response(error_body(
-                "invalid_json", "the body could not be parsed as JSON (malformed, not UTF-8, nested too deeply, "
-                "or a number too long)", expected_form(request.url.path)), 422)
+            return json_response(
+                error_body(
+                    "invalid_json",
+                    "the body could not be parsed as JSON (malformed, not UTF-8, nested too deeply, "
+                    "or a number too long)",
+                    expected_form(request.url.path),
+                ),
+                422,
+            )
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}; see GET /docs"
         elif exc.status_code == 405:
             allowed = {k.lower(): v for k, v in (getattr(exc, "headers", None) or {}).items()}.get("allow", "")
             message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
         error = names.get(exc.status_code, "bad_request" if exc.status_code < 500 else "server_error")
-        return json_response(error_body(error, message, expected_form(request.url.path)), exc.status_code,
-                             headers=getattr(exc, "headers", None))
+        return json_response(
+            error_body(error, message, expected_form(request.url.path)),
+            exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     async def on_unexpected_error(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -313,8 +349,9 @@ class BodySizeLimitMiddleware:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
-                    await _send_json(send, 413, error_body(
-                        "body_too_large", f"request bodies are limited to {self.max_bytes} bytes"))
+                    await _send_json(
+                        send, 413, error_body("body_too_large", f"request bodies are limited to {self.max_bytes} bytes")
+                    )
                     return
                 break
         received = 0
@@ -333,13 +370,13 @@ class BodySizeLimitMiddleware:
         await self.app(scope, receive_limited, send)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], extra_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], extra_headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     payload = orjson.dumps(body)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-               *extra_headers]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
-
 
 
 class BearerTokenMiddleware:
@@ -370,8 +407,11 @@ class BearerTokenMiddleware:
             await _send_json(send, 401, refusal, [(b"www-authenticate", b"Bearer")])
             return
         body = orjson.dumps(refusal)
-        headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-                   (b"content-length", str(len(body)).encode())]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"www-authenticate", b"Bearer"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         message = await receive()  # websocket.connect
         if message["type"] != "websocket.connect":
             return
@@ -423,8 +463,12 @@ class SessionEndpoint:
         if len(self.sessions) >= self.max_sessions:
             # openenv's capacity error, as its own /ws sends it.
             error = SessionCapacityError(active_sessions=len(self.sessions), max_sessions=self.max_sessions)
-            reply = _ws_error(str(error), WSErrorCode.CAPACITY_REACHED,
-                              active_sessions=error.active_sessions, max_sessions=error.max_sessions)
+            reply = _ws_error(
+                str(error),
+                WSErrorCode.CAPACITY_REACHED,
+                active_sessions=error.active_sessions,
+                max_sessions=error.max_sessions,
+            )
             await _send_quietly(send, {"type": "websocket.send", "text": reply})
             await _send_quietly(send, {"type": "websocket.close", "code": 1013})
             return
@@ -473,8 +517,9 @@ class SessionEndpoint:
                     environment.reset_payload(data.task_id, data.seed, data.worker_count, data.episode_id)
                 )
             if isinstance(message, StateMessage):
-                return orjson.dumps({"type": "state", "data": environment.state_payload()},
-                                    option=_JSON_OPTIONS).decode()
+                return orjson.dumps(
+                    {"type": "state", "data": environment.state_payload()}, option=_JSON_OPTIONS
+                ).decode()
             return None
         except UnknownTaskError as exc:
             return _ws_error(str(exc), WSErrorCode.VALIDATION_ERROR)
@@ -500,8 +545,9 @@ class SessionEndpoint:
     async def close_idle_sessions(self, now: float) -> None:
         for session in list(self.sessions.values()):
             if now - session.last_active_at > self.idle_timeout_s:
-                notice = _ws_error(f"session idle for more than {self.idle_timeout_s:g} s; closed",
-                                   WSErrorCode.SESSION_ERROR)
+                notice = _ws_error(
+                    f"session idle for more than {self.idle_timeout_s:g} s; closed", WSErrorCode.SESSION_ERROR
+                )
                 await _send_quietly(session.send, {"type": "websocket.send", "text": notice})
                 await _send_quietly(session.send, {"type": "websocket.close", "code": 1001})
 
@@ -613,8 +659,9 @@ def mount_dashboard(app: FastAPI, store: EpisodeStore) -> FastAPI:
     return dashboard.mount_dashboard(app, store)
 
 
-def install_housekeeping(app: FastAPI, store: EpisodeStore, sessions: SessionEndpoint,
-                         settings: ServerSettings) -> None:
+def install_housekeeping(
+    app: FastAPI, store: EpisodeStore, sessions: SessionEndpoint, settings: ServerSettings
+) -> None:
     """One background task: drop idle episodes and close idle sessions."""
     interval = max(0.5, min(settings.episode_idle_timeout_s, settings.session_idle_timeout_s) / 4)
     task: asyncio.Task[None] | None = None
@@ -653,15 +700,20 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
         try:
             return store.get(episode_id)
         except EpisodeNotFoundError as exc:
-            raise ApiError(404, "episode_expired" if exc.expired else "unknown_episode", str(exc),
-                           EXPECTED_FORMS["/reset"]) from None
+            raise ApiError(
+                404, "episode_expired" if exc.expired else "unknown_episode", str(exc), EXPECTED_FORMS["/reset"]
+            ) from None
 
-    @app.post("/reset", response_model=StepResponse, responses=ERROR_RESPONSES, tags=["Environment Control"],
-              summary="Start an episode; the observation carries its episode_id")
+    @app.post(
+        "/reset",
+        response_model=StepResponse,
+        responses=ERROR_RESPONSES,
+        tags=["Environment Control"],
+        summary="Start an episode; the observation carries its episode_id",
+    )
     async def reset(request: ResetRequest = Body(default_factory=ResetRequest)) -> Response:
         try:
-            episode, observation = store.start(request.task_id, request.seed, request.worker_count,
-                                               request.episode_id)
+            episode, observation = store.start(request.task_id, request.seed, request.worker_count, request.episode_id)
         except UnknownTaskError as exc:
             raise ApiError(422, "unknown_task", str(exc), {"task_id": registry.task_ids()[0]}) from None
         except DuplicateEpisodeError as exc:
@@ -670,28 +722,49 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
             raise ApiError(422, "invalid_parameters", str(exc), EXPECTED_FORMS["/reset"]) from None
         return json_response(envelope(observation, episode.episode_id))
 
-    @app.post("/step", response_model=StepResponse, responses=ERROR_RESPONSES, tags=["Environment Control"],
-              summary="Continue the episode episode_id with one action")
+    @app.post(
+        "/step",
+        response_model=StepResponse,
+        responses=ERROR_RESPONSES,
+        tags=["Environment Control"],
+        summary="Continue the episode episode_id with one action",
+    )
     async def step(request: StepRequest) -> Response:
         episode = lookup(request.episode_id)
         if episode.live_sessions:
-            raise ApiError(409, "episode_in_session",
-                           f"episode {episode.episode_id!r} is being played over a WebSocket session; "
-                           "step it there, or start your own with POST /reset")
+            raise ApiError(
+                409,
+                "episode_in_session",
+                f"episode {episode.episode_id!r} is being played over a WebSocket session; "
+                "step it there, or start your own with POST /reset",
+            )
         return json_response(envelope(store.step(episode, request.action.to_core()), episode.episode_id))
 
-    @app.get("/state", response_model=WorkflowState, responses=ERROR_RESPONSES, tags=["State Management"],
-             summary="The full state of the episode episode_id")
+    @app.get(
+        "/state",
+        response_model=WorkflowState,
+        responses=ERROR_RESPONSES,
+        tags=["State Management"],
+        summary="The full state of the episode episode_id",
+    )
     async def state(episode_id: str = Query(min_length=1, max_length=64)) -> Response:
         return json_response(episode_state(lookup(episode_id)))
 
-    @app.get("/schema", response_model=SchemaResponse, tags=["Schema"],
-             summary="JSON schemas of the action, the observation and the state")
+    @app.get(
+        "/schema",
+        response_model=SchemaResponse,
+        tags=["Schema"],
+        summary="JSON schemas of the action, the observation and the state",
+    )
     async def get_schema() -> dict[str, Any]:
         return schema
 
-    @app.get("/metadata", response_model=EnvironmentMetadata, tags=["Environment Info"],
-             summary="Name, description and README")
+    @app.get(
+        "/metadata",
+        response_model=EnvironmentMetadata,
+        tags=["Environment Info"],
+        summary="Name, description and README",
+    )
     async def get_metadata() -> EnvironmentMetadata:
         return metadata
 
@@ -699,17 +772,30 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
     async def tasks() -> Response:
         return Response(tasks_body, media_type="application/json")
 
-    @app.post("/grader", response_model=GradeResponse, responses=ERROR_RESPONSES, tags=["Grading"],
-              summary="Grade a finished episode (by episode_id, or a task's latest finished one by task_id)")
+    @app.post(
+        "/grader",
+        response_model=GradeResponse,
+        responses=ERROR_RESPONSES,
+        tags=["Grading"],
+        summary="Grade a finished episode (by episode_id, or a task's latest finished one by task_id)",
+    )
     async def grader(request: GradeRequest) -> Response:
         if request.episode_id is None and request.task_id is None:
-            raise ApiError(422, "invalid_request", "give episode_id (or task_id for that task's latest "
-                           "finished episode)", EXPECTED_FORMS["/grader"])
+            raise ApiError(
+                422,
+                "invalid_request",
+                "give episode_id (or task_id for that task's latest finished episode)",
+                EXPECTED_FORMS["/grader"],
+            )
         if request.episode_id is not None:
             episode = lookup(request.episode_id)
             if request.task_id is not None and request.task_id != episode.task_id:
-                raise ApiError(422, "task_mismatch", f"episode {episode.episode_id!r} is of task "
-                               f"{episode.task_id!r}, not {request.task_id!r}", EXPECTED_FORMS["/grader"])
+                raise ApiError(
+                    422,
+                    "task_mismatch",
+                    f"episode {episode.episode_id!r} is of task {episode.task_id!r}, not {request.task_id!r}",
+                    EXPECTED_FORMS["/grader"],
+                )
         else:
             assert request.task_id is not None
             try:
@@ -717,32 +803,54 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
             except UnknownTaskError as exc:
                 raise ApiError(422, "unknown_task", str(exc), {"task_id": registry.task_ids()[0]}) from None
             except EpisodeNotFoundError:
-                raise ApiError(404, "nothing_to_grade", f"no finished episode of task {request.task_id!r} "
-                               "is stored; finish one, or grade by episode_id", EXPECTED_FORMS["/grader"]) from None
+                raise ApiError(
+                    404,
+                    "nothing_to_grade",
+                    f"no finished episode of task {request.task_id!r} is stored; finish one, or grade by episode_id",
+                    EXPECTED_FORMS["/grader"],
+                ) from None
         try:
             grade = store.grade(episode)
         except EpisodeNotFinishedError as exc:
             raise ApiError(409, "episode_not_finished", str(exc)) from None
-        return json_response({**grade, "episode_id": episode.episode_id, "task_id": episode.task_id,
-                              "seed": episode.seed, "step_count": episode.step_count})
+        return json_response(
+            {
+                **grade,
+                "episode_id": episode.episode_id,
+                "task_id": episode.task_id,
+                "seed": episode.seed,
+                "step_count": episode.step_count,
+            }
+        )
 
-    @app.get("/episodes/{episode_id}", response_model=EpisodeRecord, responses=ERROR_RESPONSES,
-             tags=["State Management"], summary="The event log and action trace of an episode")
+    @app.get(
+        "/episodes/{episode_id}",
+        response_model=EpisodeRecord,
+        responses=ERROR_RESPONSES,
+        tags=["State Management"],
+        summary="The event log and action trace of an episode",
+    )
     async def episode_record(episode_id: str = Path(min_length=1, max_length=64)) -> Response:
         episode = lookup(episode_id)
         core = episode.env.episode
-        return json_response({
-            "episode_id": episode.episode_id,
-            "task_id": episode.task_id,
-            "seed": episode.seed,
-            "done": episode.finished,
-            "step_count": episode.step_count,
-            "events": core.log.records,
-            "trace": core.trace,
-        })
+        return json_response(
+            {
+                "episode_id": episode.episode_id,
+                "task_id": episode.task_id,
+                "seed": episode.seed,
+                "done": episode.finished,
+                "step_count": episode.step_count,
+                "events": core.log.records,
+                "trace": core.trace,
+            }
+        )
 
-    @app.post("/baseline", responses={404: {"model": ErrorResponse, "description": "no baseline recorded"}},
-              tags=["Grading"], summary="Scores of the built-in baseline policies (baseline_scores.json)")
+    @app.post(
+        "/baseline",
+        responses={404: {"model": ErrorResponse, "description": "no baseline recorded"}},
+        tags=["Grading"],
+        summary="Scores of the built-in baseline policies (baseline_scores.json)",
+    )
     async def baseline() -> Response:
         text = read_package_text("baseline_scores.json")
         if text is None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .core import WorkflowEnv
 from .core.policies import POLICIES, make_policy
@@ -55,9 +56,7 @@ def record_policy_actions(env: WorkflowEnv, policy_name: str, task_id: str, seed
     return actions
 
 
-def policy_means(
-    tasks: Sequence[str], policies: Sequence[str], seeds: Sequence[int]
-) -> dict[str, dict[str, float]]:
+def policy_means(tasks: Sequence[str], policies: Sequence[str], seeds: Sequence[int]) -> dict[str, dict[str, float]]:
     env = WorkflowEnv()
     return {
         task_id: {

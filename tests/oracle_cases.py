@@ -5,7 +5,8 @@ small enough for exhaustive enumeration."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from workflow_orchestrator.server.core import AgentSpec, EventKind, ScheduledEvent, SubtaskSpec, TaskSpec, TimeModel
 from workflow_orchestrator.server.core.compiled import CompiledTask
@@ -143,7 +144,6 @@ def brute_task(variant: int, time_limit: int = 6) -> TaskSpec:
         conflicts=(ConflictSpec("three", ("one", "two")),) if variant % 3 == 1 else (),
         grade_weights={**_BRUTE_WEIGHTS, _BRUTE_EXTRA[variant % 3]: 0.1},
     )
-
 
 
 def abort_task() -> TaskSpec:

@@ -79,9 +79,23 @@ def start_server(log_dir: Path, *options: str, env: dict[str, str] | None = None
     child_env.update(env or {})
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "workflow_orchestrator.server.app", "--host", "127.0.0.1",
-             "--port", str(port), "--no-web", "--log-level", "warning", *options],
-            stdout=log, stderr=subprocess.STDOUT, env=child_env, cwd=REPO_ROOT,
+            [
+                sys.executable,
+                "-m",
+                "workflow_orchestrator.server.app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-web",
+                "--log-level",
+                "warning",
+                *options,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+            cwd=REPO_ROOT,
         )
     server = RunningServer(process, port, log_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S

@@ -43,7 +43,7 @@ def test_dispatch_takes_no_time_and_wait_jumps_to_the_next_completion(env: Workf
     assert sorted(observation["arena"]["running"]) == sorted(ready)
     observation = env.step(WAIT)
     assert observation["time_used"] == min(durations)
-    finished = [sid for sid, d in zip(ready, durations) if d == min(durations)]
+    finished = [sid for sid, d in zip(ready, durations, strict=True) if d == min(durations)]
     assert set(finished) <= set(observation["arena"]["completed"])
 
 
@@ -79,7 +79,9 @@ def test_all_subtasks_completed_terminates_with_the_makespan(env: WorkflowEnv) -
     assert metrics["unfinished_task_count"] == 0
     assert observation["arena"]["progress"] == 1.0
     lower_bound = metrics["lower_bound"]
-    assert observation["reward_breakdown"]["terminal_makespan_score"] == pytest.approx(lower_bound / metrics["makespan"])
+    assert observation["reward_breakdown"]["terminal_makespan_score"] == pytest.approx(
+        lower_bound / metrics["makespan"]
+    )
 
 
 def test_the_time_budget_truncates_and_penalises_unfinished_work(env: WorkflowEnv) -> None:
@@ -196,14 +198,29 @@ def test_the_observation_has_the_arena_views(env: WorkflowEnv) -> None:
     observation = env.reset("arena/hard", seed=9)
     arena = observation["arena"]
     for key in (
-        "ready", "running", "blocked", "completed", "subtask_views", "total_workers", "effective_workers",
-        "degraded_workers", "free_workers", "time_budget", "time_left", "progress", "recent_failure_events",
+        "ready",
+        "running",
+        "blocked",
+        "completed",
+        "subtask_views",
+        "total_workers",
+        "effective_workers",
+        "degraded_workers",
+        "free_workers",
+        "time_budget",
+        "time_left",
+        "progress",
+        "recent_failure_events",
         "success_metrics",
     ):
         assert key in arena
     assert set(arena["success_metrics"]) >= {
-        "makespan", "worker_utilization", "deadline_miss_count", "unfinished_task_count",
-        "weighted_priority_completion", "benchmark_score",
+        "makespan",
+        "worker_utilization",
+        "deadline_miss_count",
+        "unfinished_task_count",
+        "weighted_priority_completion",
+        "benchmark_score",
     }
     ids = {s["id"] for s in observation["subtasks"]}
     assert set(arena["ready"]) | set(arena["blocked"]) == ids

@@ -140,7 +140,7 @@ def _digest(spec: TaskSpec) -> str:
 
 
 def test_generation_is_deterministic_within_and_across_processes() -> None:
-    for name, preset in PRESETS.items():
+    for preset in PRESETS.values():
         assert generate_arena(preset, 42) == generate_arena(preset, 42)
     here = [_digest(generate_arena(PRESETS[name], 42)) for name in sorted(PRESETS)]
     script = (

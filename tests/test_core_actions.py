@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
+from conftest import act, dispatch, registry_of, tiny_task
 
-from conftest import act, dispatch, tiny_task, registry_of
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.rewards import DEFAULT_REWARD_TABLE
 
@@ -174,7 +174,12 @@ def test_time_limit_truncates(tiny_env: WorkflowEnv) -> None:
         observation = tiny_env.step(act("wait"))
     assert observation["truncated"] and not observation["terminated"]
     assert tiny_env.episode.log.records[-1] == {
-        "kind": "episode_end", "t": 10, "step": 10, "reason": "truncated", "completed": 0, "total": 3,
+        "kind": "episode_end",
+        "t": 10,
+        "step": 10,
+        "reason": "truncated",
+        "completed": 0,
+        "total": 3,
     }
 
 

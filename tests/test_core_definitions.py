@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import SCENARIOS, tiny_task
+
 from workflow_orchestrator.server.core import AgentSpec, DagIndex, SubtaskSpec, WorkflowDefinitionError, validate_task
 from workflow_orchestrator.server.tasks import default_registry, load_scenario_file
 from workflow_orchestrator.server.tasks.registry import SCENARIO_DIR, UnknownTaskError

@@ -9,8 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import SCENARIOS
+
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.outcomes import attempt_roll
 from workflow_orchestrator.server.core.policies import make_policy

@@ -7,9 +7,9 @@ import statistics
 from typing import Any
 
 import pytest
-
 from conftest import SCENARIOS, act, play, registry_of
 from trajectories import EASY_PLAN, EXPERT_PLAN, HARD_CHEAP, HARD_FAST, HARD_WALKTHROUGH, MEDIUM_PLAN
+
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.policies import Policy, make_policy
 

@@ -6,10 +6,10 @@ import copy
 from dataclasses import replace
 from typing import Any
 
+from conftest import SCENARIOS, registry_of, tiny_task
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SCENARIOS, registry_of, tiny_task
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.eventlog import FIELDS
 from workflow_orchestrator.server.core.states import COMPLETED, FAILED, READY, RUNNING, WORKING
@@ -135,9 +135,7 @@ def test_any_action_sequence_on_the_tiny_task(data: st.DataObject) -> None:
 def _slow_task() -> Any:
     """The tiny task with slow agents: work stays in progress for several ticks."""
     fast = tiny_task()
-    return tiny_task(
-        task_id="slow", time_limit=30, agents=tuple(replace(a, speed=a.speed * 3) for a in fast.agents)
-    )
+    return tiny_task(task_id="slow", time_limit=30, agents=tuple(replace(a, speed=a.speed * 3) for a in fast.agents))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -147,9 +145,7 @@ def test_observations_are_snapshots(task_id: str, seed: int, data: st.DataObject
     nothing a later step does may change an observation already returned."""
     env = WorkflowEnv(registry=registry_of(_slow_task())) if task_id == "slow" else WorkflowEnv()
     compiled = env.registry.resolve(task_id).compiled
-    tables = copy.deepcopy(
-        (compiled.initial_subtask_views, compiled.ready_subtask_views, compiled.initial_agent_views)
-    )
+    tables = copy.deepcopy((compiled.initial_subtask_views, compiled.ready_subtask_views, compiled.initial_agent_views))
     observation = env.reset(task_id, seed=seed)
     returned = [(observation, copy.deepcopy(observation))]
     for _ in range(40):

@@ -27,8 +27,14 @@ CHROMIUM = "/usr/bin/chromium"
 # Headless, and nothing that phones home: this machine's network is closed,
 # and the page must not need it.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 STARTUP_TIMEOUT_S = 120.0
@@ -66,11 +72,27 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Runn
     web_port, hostile_port = free_port(), free_port()
     started = {
         # ``server`` with its defaults, which include the dashboard.
-        "web": spawn_server(log_dir, [sys.executable, "-m", "workflow_orchestrator.server.app", "--host",
-                                      "127.0.0.1", "--port", str(web_port), "--log-level", "warning"], web_port),
+        "web": spawn_server(
+            log_dir,
+            [
+                sys.executable,
+                "-m",
+                "workflow_orchestrator.server.app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(web_port),
+                "--log-level",
+                "warning",
+            ],
+            web_port,
+        ),
         # A dashboard on a task whose names are HTML.
-        "hostile": spawn_server(log_dir, [sys.executable, str(REPO_ROOT / "tests" / "dashboard_hostile_server.py"),
-                                          str(hostile_port)], hostile_port),
+        "hostile": spawn_server(
+            log_dir,
+            [sys.executable, str(REPO_ROOT / "tests" / "dashboard_hostile_server.py"), str(hostile_port)],
+            hostile_port,
+        ),
     }
     try:
         for server in started.values():
@@ -204,7 +226,8 @@ def test_a_person_resets_hard_acts_and_sees_the_dag_and_gantt_change(
     assert gantt_bars(page) == 0
     # Deadlines from the start, open.
     expect(page.locator('#wo-deadlines tr[data-deadline="root_cause_analysis"]')).to_have_attribute(
-        "data-state", "open")
+        "data-state", "open"
+    )
 
     # The form starts on the only legal delegation.
     expect(page.locator("#wo-subtask input")).to_have_value("alert_triage")
@@ -218,7 +241,12 @@ def test_a_person_resets_hard_acts_and_sees_the_dag_and_gantt_change(
 
     # Choices are the legal ones: both investigators can take enrich_logs, nobody else.
     assert set(dropdown_options(page, "wo-subtask")) == {
-        "enrich_logs", "check_dashboards", "check_dependencies", "notify_stakeholders", "update_status_page"}
+        "enrich_logs",
+        "check_dashboards",
+        "check_dependencies",
+        "notify_stakeholders",
+        "update_status_page",
+    }
     choose(page, "wo-subtask", "enrich_logs")
     expect(page.locator("#wo-agent input")).to_have_value("investigator_alpha")
     assert dropdown_options(page, "wo-agent") == ["investigator_alpha", "investigator_beta"]
@@ -232,13 +260,14 @@ def test_a_person_resets_hard_acts_and_sees_the_dag_and_gantt_change(
     assert node_status(page, "check_dashboards") == "completed"
     assert node_status(page, "enrich_logs") == "in_progress"
     assert gantt_bars(page) == 3
-    expect(page.locator('#wo-gantt .wo-bar[data-subtask="enrich_logs"]')).to_have_attribute(
-        "data-outcome", "running")
+    expect(page.locator('#wo-gantt .wo-bar[data-subtask="enrich_logs"]')).to_have_attribute("data-outcome", "running")
     expect(page.locator('#wo-agents .wo-card[data-agent="investigator_beta"]')).to_have_attribute(
-        "data-status", "working")
+        "data-status", "working"
+    )
     expect(page.locator("#wo-rewards svg")).to_have_attribute("data-steps", "2")
-    expect(page.locator("#wo-history")).to_contain_text("dispatch enrich_logs→investigator_beta, "
-                                                        "check_dashboards→monitor")
+    expect(page.locator("#wo-history")).to_contain_text(
+        "dispatch enrich_logs→investigator_beta, check_dashboards→monitor"
+    )
     page.get_by_role("tab", name="Event log").click()
     expect(page.locator("#wo-events")).to_contain_text("delegated")
     screenshot(page, "02-hard-after-two-steps.png")
@@ -276,8 +305,9 @@ def test_a_finished_episode_replays_by_its_id(context: BrowserContext, web_serve
         policy = make_policy("heuristic", seed=4)
         steps = 0
         while not answer["done"]:
-            answer = client.post("/step", json={"episode_id": played,
-                                                "action": policy.act(answer["observation"])}).json()
+            answer = client.post(
+                "/step", json={"episode_id": played, "action": policy.act(answer["observation"])}
+            ).json()
             steps += 1
     page = open_dashboard(context, web_server)
     page.locator("#wo-replay-panel").get_by_text("Replay a finished episode").click()
@@ -313,8 +343,9 @@ def test_a_generated_task_is_picked_by_family_preset_and_seed(
     page.locator("#wo-reset").click()
     status = page.locator("#wo-status .wo-status")
     expect(status).to_contain_text("task arena/hard · seed 11")
-    expected = httpx.get(f"{web_server.url}/state", params={"episode_id": episode_id(page)},
-                         trust_env=False).json()["observation"]["subtask_count"]
+    expected = httpx.get(f"{web_server.url}/state", params={"episode_id": episode_id(page)}, trust_env=False).json()[
+        "observation"
+    ]["subtask_count"]
     assert page.locator("#wo-dag .wo-node").count() == expected
     page.locator("#wo-policy-step").click()
     wait_for_step(page, 1)

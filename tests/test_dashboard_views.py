@@ -118,8 +118,7 @@ def test_a_late_deadline_is_missed_and_an_open_one_counts_down() -> None:
 
 
 def test_an_episode_that_ends_before_the_deadline_without_the_work_missed_it() -> None:
-    observation = {"time_used": 2, "done": True,
-                   "subtasks": [{"id": "x", "deadline": 9, "completed_at": None}]}
+    observation = {"time_used": 2, "done": True, "subtasks": [{"id": "x", "deadline": 9, "completed_at": None}]}
     [status] = views.deadline_statuses(observation, [])
     assert status.state == "missed"
 
@@ -132,14 +131,24 @@ def test_schedule_bars_follow_the_event_log() -> None:
         {"kind": "delegated", "t": 0, "step": 1, "subtask": "a", "agent": "x", "duration": 1},
         {"kind": "completed", "t": 1, "step": 1, "subtask": "a", "agent": "x", "cost": 1.0},
         {"kind": "delegated", "t": 1, "step": 2, "subtask": "b", "agent": "y", "duration": 3},
-        {"kind": "failed", "t": 2, "step": 2, "subtask": "b", "agent": "y", "failure": "permanent",
-         "cause": "outcome", "cost": 1.0},
+        {
+            "kind": "failed",
+            "t": 2,
+            "step": 2,
+            "subtask": "b",
+            "agent": "y",
+            "failure": "permanent",
+            "cause": "outcome",
+            "cost": 1.0,
+        },
         {"kind": "delegated", "t": 2, "step": 3, "subtask": "b", "agent": "z", "duration": 4},
         {"kind": "agent_offline", "t": 3, "step": 3, "agent": "x"},
     ]
     bars, offline = views.schedule_bars(records, now=4)
     assert [(b.subtask, b.agent, b.start, b.end, b.outcome) for b in bars] == [
-        ("a", "x", 0, 1, "completed"), ("b", "y", 1, 2, "failed"), ("b", "z", 2, 4, "running"),
+        ("a", "x", 0, 1, "completed"),
+        ("b", "y", 1, 2, "failed"),
+        ("b", "z", 2, 4, "running"),
     ]
     assert bars[1].detail.startswith("permanent") and bars[2].planned_end == 6
     assert offline == [("x", 3, None)]
@@ -244,7 +253,12 @@ def test_the_form_offers_exactly_the_legal_choices() -> None:
     menu = action_menu(observation)
     assert menu.kinds == ("delegate", "dispatch", "wait")
     assert set(menu.subtasks_for("delegate")) == {
-        "enrich_logs", "check_dashboards", "check_dependencies", "notify_stakeholders", "update_status_page"}
+        "enrich_logs",
+        "check_dashboards",
+        "check_dependencies",
+        "notify_stakeholders",
+        "update_status_page",
+    }
     assert menu.agents_for("delegate", "enrich_logs") == ("investigator_alpha", "investigator_beta")
     assert menu.free_slots == 3
 
@@ -254,13 +268,26 @@ def test_the_form_refuses_what_the_environment_would_refuse() -> None:
     env.reset("hard")
     menu = action_menu(env.step(act("delegate", "alert_triage", "triage_analyst")))
     with pytest.raises(FormError, match="each agent one subtask"):
-        build_action(menu, "dispatch", None, None, [pair_value("enrich_logs", "investigator_beta"),
-                                                      pair_value("check_dashboards", "investigator_beta")])
+        build_action(
+            menu,
+            "dispatch",
+            None,
+            None,
+            [pair_value("enrich_logs", "investigator_beta"), pair_value("check_dashboards", "investigator_beta")],
+        )
     with pytest.raises(FormError, match="at most 3"):
-        build_action(menu, "dispatch", None, None, [
-            pair_value("enrich_logs", "investigator_beta"), pair_value("check_dashboards", "monitor"),
-            pair_value("notify_stakeholders", "communicator"), pair_value("check_dependencies", "investigator_alpha"),
-        ])
+        build_action(
+            menu,
+            "dispatch",
+            None,
+            None,
+            [
+                pair_value("enrich_logs", "investigator_beta"),
+                pair_value("check_dashboards", "monitor"),
+                pair_value("notify_stakeholders", "communicator"),
+                pair_value("check_dependencies", "investigator_alpha"),
+            ],
+        )
     with pytest.raises(FormError, match="no longer possible"):
         build_action(menu, "dispatch", None, None, [pair_value("alert_triage", "triage_analyst")])
     with pytest.raises(FormError, match="idle agent"):
@@ -268,16 +295,23 @@ def test_the_form_refuses_what_the_environment_would_refuse() -> None:
     with pytest.raises(FormError, match="kind"):
         build_action(menu, "synthesize", None, None, None)
     assert build_action(menu, "dispatch", None, None, [pair_value("enrich_logs", "investigator_beta")]) == {
-        "action_type": "dispatch", "assignments": [{"subtask_id": "enrich_logs", "agent_name": "investigator_beta"}]}
+        "action_type": "dispatch",
+        "assignments": [{"subtask_id": "enrich_logs", "agent_name": "investigator_beta"}],
+    }
 
 
 def test_generated_families_become_one_task_with_presets() -> None:
-    options = task_options([
-        {"task_id": "easy", "title": "Easy one", "parameters": {"canonical_seed": 3}},
-        {"task_id": "arena/easy"}, {"task_id": "arena/hard"},
-    ])
+    options = task_options(
+        [
+            {"task_id": "easy", "title": "Easy one", "parameters": {"canonical_seed": 3}},
+            {"task_id": "arena/easy"},
+            {"task_id": "arena/hard"},
+        ]
+    )
     assert [(o.key, o.presets, o.generated) for o in options] == [
-        ("easy", (), False), ("arena", ("easy", "hard"), True)]
+        ("easy", (), False),
+        ("arena", ("easy", "hard"), True),
+    ]
     assert options[0].canonical_seed == 3
 
 

@@ -38,7 +38,8 @@ DELEGATE = {"action_type": "delegate", "subtask_id": "technical_design", "agent_
         # The compact form the state uses for legal actions.
         "The best action is delegate(technical_design, tech_lead).",
         # Braces inside strings do not confuse the scanner.
-        'Note {"x": "}{"} then {"action_type": "delegate", "subtask_id": "technical_design", "agent_name": "tech_lead"}',
+        'Note {"x": "}{"} then '
+        '{"action_type": "delegate", "subtask_id": "technical_design", "agent_name": "tech_lead"}',
     ],
 )
 def test_extract_action_reads_the_answer_through_noise(answer: str) -> None:
@@ -93,10 +94,12 @@ def test_tool_calls_become_one_action_and_several_starts_one_dispatch() -> None:
     single = inference.action_from_tool_calls([("delegate", json.dumps({"subtask_id": "a", "agent_name": "x"}))])
     assert single == {"action_type": "delegate", "subtask_id": "a", "agent_name": "x"}
     assert inference.action_from_tool_calls([("wait", "")]) == {"action_type": "wait"}
-    merged = inference.action_from_tool_calls([
-        ("delegate", '{"subtask_id": "a", "agent_name": "x"}'),
-        ("retry", '{"subtask_id": "b", "agent_name": "y"}'),
-    ])
+    merged = inference.action_from_tool_calls(
+        [
+            ("delegate", '{"subtask_id": "a", "agent_name": "x"}'),
+            ("retry", '{"subtask_id": "b", "agent_name": "y"}'),
+        ]
+    )
     assert merged == {
         "action_type": "dispatch",
         "assignments": [{"subtask_id": "a", "agent_name": "x"}, {"subtask_id": "b", "agent_name": "y"}],
@@ -112,7 +115,10 @@ def test_action_labels_are_the_step_line_forms() -> None:
     assert inference.action_label(DELEGATE) == "delegate(technical_design,tech_lead)"
     assert inference.action_label({"action_type": "wait"}) == "wait()"
     assert inference.action_label({"action_type": "retry", "subtask_id": "s"}) == "retry(s)"
-    dispatch = {"action_type": "dispatch", "assignments": [{"subtask_id": "s1", "agent_name": "a1"}, {"subtask_id": "s2"}]}
+    dispatch = {
+        "action_type": "dispatch",
+        "assignments": [{"subtask_id": "s1", "agent_name": "a1"}, {"subtask_id": "s2"}],
+    }
     assert inference.action_label(dispatch) == "dispatch(s1:a1,s2)"
     # The core refuses this shape; the label still has no spaces.
     assert inference.action_label({"action_type": "delegate", "subtask_id": "two words"}) == "delegate(two_words)"

@@ -138,8 +138,11 @@ def fake_openai_app(model: FakeModel) -> FastAPI:
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         if reply.status != 200:
-            return JSONResponse({"error": {"message": f"scripted {reply.status}", "type": "test"}},
-                                status_code=reply.status, headers=reply.headers)
+            return JSONResponse(
+                {"error": {"message": f"scripted {reply.status}", "type": "test"}},
+                status_code=reply.status,
+                headers=reply.headers,
+            )
         with model.lock:
             model.answered.append(reply)
         return JSONResponse(completion_body(reply, body["model"]))
@@ -155,7 +158,7 @@ class ThreadedServer:
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
-    def __enter__(self) -> "ThreadedServer":
+    def __enter__(self) -> ThreadedServer:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
@@ -193,15 +196,26 @@ def env_server(live_server: Any) -> str:
 
 
 def clean_environ() -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("API_KEY", "HF_TOKEN", "MODEL_NAME", "API_BASE_URL", "ENV_URL")}
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("API_KEY", "HF_TOKEN", "MODEL_NAME", "API_BASE_URL", "ENV_URL")
+    }
     environ["PYTHONUNBUFFERED"] = "1"
     return environ
 
 
 def llm_args(base_url: str, *extra: str) -> list[str]:
-    return ["--api-base-url", base_url, "--api-key", "test-key", "--model", "fake-model",
-            "--retry-backoff", "0.01", "--no-progress", *extra]
+    return [
+        "--api-base-url",
+        base_url,
+        "--api-key",
+        "test-key",
+        "--model",
+        "fake-model",
+        "--retry-backoff",
+        "0.01",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -210,9 +224,17 @@ def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, 
     return code, captured.out, captured.err
 
 
-def run_script(*argv: str, environ: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True, text=True, cwd=REPO,
-                          env=environ if environ is not None else clean_environ(), timeout=timeout)
+def run_script(
+    *argv: str, environ: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *argv],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=environ if environ is not None else clean_environ(),
+        timeout=timeout,
+    )
 
 
 @dataclass
@@ -286,17 +308,30 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- built-in policies
 
 
-def test_policy_run_prints_only_protocol_lines_and_writes_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_policy_run_prints_only_protocol_lines_and_writes_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     output, trajectories = tmp_path / "results.json", tmp_path / "steps.jsonl"
-    code, out, err = run_main(capsys, "--policy", "random", "--tasks", "easy,hard", "--seeds", "0-2",
-                              "--output", str(output), "--save-trajectories", str(trajectories))
+    code, out, err = run_main(
+        capsys,
+        "--policy",
+        "random",
+        "--tasks",
+        "easy,hard",
+        "--seeds",
+        "0-2",
+        "--output",
+        str(output),
+        "--save-trajectories",
+        str(trajectories),
+    )
     assert code == 0, err
     printed = parse_stdout(out)
     assert [(e.task_id, e.model) for e in printed] == [("easy", "random")] * 3 + [("hard", "random")] * 3
     results = json.loads(output.read_text())
     episodes = results["episodes"]
     assert [(e["task_id"], e["seed"]) for e in episodes] == [(t, s) for t in ("easy", "hard") for s in range(3)]
-    for shown, episode, trajectory in zip(printed, episodes, read_jsonl(trajectories)):
+    for shown, episode, trajectory in zip(printed, episodes, read_jsonl(trajectories), strict=True):
         for key in ("task_id", "seed", "score", "normalized_score", "steps", "tokens", "wall_s"):
             assert key in episode
         # The grade's normalised score: these seeds' best achievable scores are shipped.
@@ -337,11 +372,23 @@ def test_concurrent_episodes_print_whole_blocks_and_match_a_serial_run(capsys: p
     assert "| heuristic | hard | 3 |" in parallel_err
 
 
-def test_policy_all_and_the_baseline_file(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                          fake_model: tuple[FakeModel, str]) -> None:
+def test_policy_all_and_the_baseline_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_model: tuple[FakeModel, str]
+) -> None:
     baseline = tmp_path / "baseline.json"
-    code, out, err = run_main(capsys, "--policy", "all", "--tasks", "easy,hard", "--seeds", "0-3",
-                              "--update-baseline", "--baseline-file", str(baseline), "--no-progress")
+    code, out, err = run_main(
+        capsys,
+        "--policy",
+        "all",
+        "--tasks",
+        "easy,hard",
+        "--seeds",
+        "0-3",
+        "--update-baseline",
+        "--baseline-file",
+        str(baseline),
+        "--no-progress",
+    )
     assert code == 0, err
     players = set(inference.resolve_policy_names("all"))
     assert players >= set(POLICIES)
@@ -357,8 +404,10 @@ def test_policy_all_and_the_baseline_file(capsys: pytest.CaptureFixture[str], tm
                 assert row["scores"][task_id] == pytest.approx(expected, abs=1e-6)
     # A model's row joins the policies' rows, with its settings.
     model, base_url = fake_model
-    code, _, err = run_main(capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "0",
-                                                 "--update-baseline", "--baseline-file", str(baseline)))
+    code, _, err = run_main(
+        capsys,
+        *llm_args(base_url, "--tasks", "easy", "--seeds", "0", "--update-baseline", "--baseline-file", str(baseline)),
+    )
     assert code == 0, err
     document = json.loads(baseline.read_text())
     assert set(document["rows"]) == {*players, "fake-model"}
@@ -385,7 +434,8 @@ def test_committed_baseline_is_what_the_command_produces() -> None:
         assert row["settings"]["environment"] == "in-process"
         for task_id, recorded in row["scores"].items():
             assert statistics.fmean(policy_scores(name, task_id, seeds)) == pytest.approx(recorded, abs=1e-6), (
-                f"baseline of {name} on {task_id} is stale; run: {document['command']}")
+                f"baseline of {name} on {task_id} is stale; run: {document['command']}"
+            )
     if inference.oracle_available():
         assert inference.ORACLE in rows, f"no baseline row for the oracle; run: {document['command']}"
     if inference.ORACLE in rows:
@@ -400,8 +450,9 @@ def test_oracle_plays_its_best_plan(capsys: pytest.CaptureFixture[str], tmp_path
     from workflow_orchestrator.server.tasks import default_registry
 
     output = tmp_path / "results.json"
-    code, out, err = run_main(capsys, "--policy", "oracle", "--tasks", "hard,expert", "--seeds", "3",
-                              "--output", str(output), "--no-progress")
+    code, out, err = run_main(
+        capsys, "--policy", "oracle", "--tasks", "hard,expert", "--seeds", "3", "--output", str(output), "--no-progress"
+    )
     assert code == 0, err
     assert [e.model for e in parse_stdout(out)] == ["oracle", "oracle"]
     for episode in json.loads(output.read_text())["episodes"]:
@@ -417,14 +468,15 @@ def test_oracle_plays_its_best_plan(capsys: pytest.CaptureFixture[str], tmp_path
 
 NOISY_STYLES = (
     "{action}",
-    "<think>The state lists what is legal. Waiting would be {{\"action_type\": \"wait\"}}.</think>\n{action}",
+    '<think>The state lists what is legal. Waiting would be {{"action_type": "wait"}}.</think>\n{action}',
     "Looking at the ready work, the best move:\n```json\n{action}\n```\nThis keeps the critical path busy.",
     "Action: {action} -- done.",
 )
 
 
-def test_model_answers_in_json_with_noise_play_a_full_episode(capsys: pytest.CaptureFixture[str],
-                                                             fake_model: tuple[FakeModel, str], tmp_path: Path) -> None:
+def test_model_answers_in_json_with_noise_play_a_full_episode(
+    capsys: pytest.CaptureFixture[str], fake_model: tuple[FakeModel, str], tmp_path: Path
+) -> None:
     model, base_url = fake_model
     sent: list[dict[str, Any]] = []
 
@@ -456,8 +508,9 @@ def test_model_answers_in_json_with_noise_play_a_full_episode(capsys: pytest.Cap
     assert "step 1: delegate(technical_design,tech_lead)" in later and "step 2:" in later
 
 
-def test_unparseable_answer_becomes_a_logged_wait(capsys: pytest.CaptureFixture[str],
-                                                  fake_model: tuple[FakeModel, str]) -> None:
+def test_unparseable_answer_becomes_a_logged_wait(
+    capsys: pytest.CaptureFixture[str], fake_model: tuple[FakeModel, str]
+) -> None:
     model, base_url = fake_model
     model.script = [Reply("I am not sure what to do here."), Reply('{"action_type": "delegate", "subtask_id": ')]
     code, out, err = run_main(capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "0"))
@@ -471,8 +524,9 @@ def test_unparseable_answer_becomes_a_logged_wait(capsys: pytest.CaptureFixture[
     assert "your answer was not used: unparseable_answer" in model.requests[1]["messages"][1]["content"]
 
 
-def test_invalid_actions_show_their_error_codes(capsys: pytest.CaptureFixture[str],
-                                               fake_model: tuple[FakeModel, str]) -> None:
+def test_invalid_actions_show_their_error_codes(
+    capsys: pytest.CaptureFixture[str], fake_model: tuple[FakeModel, str]
+) -> None:
     model, base_url = fake_model
     model.script = [
         Reply('{"action_type": "delegate", "subtask_id": "implement_backend", "agent_name": "backend_dev"}'),
@@ -501,8 +555,12 @@ def test_tool_calls_mode(capsys: pytest.CaptureFixture[str], fake_model: tuple[F
 
     model.default = tool_player
     trajectories = tmp_path / "steps.jsonl"
-    code, out, err = run_main(capsys, *llm_args(base_url, "--tool-calls", "--tasks", "medium", "--seeds", "2",
-                                                 "--save-trajectories", str(trajectories)))
+    code, out, err = run_main(
+        capsys,
+        *llm_args(
+            base_url, "--tool-calls", "--tasks", "medium", "--seeds", "2", "--save-trajectories", str(trajectories)
+        ),
+    )
     assert code == 0, err
     (episode,) = parse_stdout(out)
     first = model.requests[0]
@@ -521,8 +579,9 @@ def test_tool_calls_mode(capsys: pytest.CaptureFixture[str], fake_model: tuple[F
     assert json.loads(saved["trajectory"][0]["answer"])[0]["name"] == "delegate"
 
 
-def test_http_errors_are_retried_with_backoff(capsys: pytest.CaptureFixture[str],
-                                              fake_model: tuple[FakeModel, str]) -> None:
+def test_http_errors_are_retried_with_backoff(
+    capsys: pytest.CaptureFixture[str], fake_model: tuple[FakeModel, str]
+) -> None:
     model, base_url = fake_model
     model.script = [Reply(status=500), Reply(status=429, headers={"Retry-After": "0"}), Reply(status=503)]
     code, out, err = run_main(capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "0"))
@@ -533,14 +592,16 @@ def test_http_errors_are_retried_with_backoff(capsys: pytest.CaptureFixture[str]
     assert len(re.findall(r"retry \d of 4", err)) == 3
 
 
-def test_slow_answers_and_spent_retries_fall_back(capsys: pytest.CaptureFixture[str],
-                                                  fake_model: tuple[FakeModel, str]) -> None:
+def test_slow_answers_and_spent_retries_fall_back(
+    capsys: pytest.CaptureFixture[str], fake_model: tuple[FakeModel, str]
+) -> None:
     model, base_url = fake_model
     slow = Reply('{"action_type": "wait"}', delay_s=1.2)
     model.script = [slow, slow, Reply(status=500), Reply(status=500), Reply(status=400)]
     started = time.monotonic()
-    code, out, err = run_main(capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "0",
-                                                 "--request-timeout", "0.4", "--max-retries", "1"))
+    code, out, err = run_main(
+        capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "0", "--request-timeout", "0.4", "--max-retries", "1")
+    )
     assert code == 0, err
     assert time.monotonic() - started < 10
     (episode,) = parse_stdout(out)
@@ -551,11 +612,14 @@ def test_slow_answers_and_spent_retries_fall_back(capsys: pytest.CaptureFixture[
     assert "HTTP 400" in err and "after 2 attempts" in err
 
 
-def test_episode_timeout_plays_the_episode_out(capsys: pytest.CaptureFixture[str],
-                                               fake_model: tuple[FakeModel, str]) -> None:
+def test_episode_timeout_plays_the_episode_out(
+    capsys: pytest.CaptureFixture[str], fake_model: tuple[FakeModel, str]
+) -> None:
     model, base_url = fake_model
     model.default = lambda prompt: Reply(json.dumps(first_sensible_action(prompt)), delay_s=0.3)
-    code, out, err = run_main(capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "0", "--episode-timeout", "1.0"))
+    code, out, err = run_main(
+        capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "0", "--episode-timeout", "1.0")
+    )
     assert code == 0, err
     (episode,) = parse_stdout(out)
     issues = [s[4] for s in episode.steps]
@@ -577,15 +641,21 @@ def test_refused_key_stops_the_run(capsys: pytest.CaptureFixture[str], fake_mode
     assert episode.step_count == 0 and episode.success is False
 
 
-def test_requests_refused_again_and_again_stop_the_run(capsys: pytest.CaptureFixture[str],
-                                                       fake_model: tuple[FakeModel, str]) -> None:
+def test_requests_refused_again_and_again_stop_the_run(
+    capsys: pytest.CaptureFixture[str], fake_model: tuple[FakeModel, str]
+) -> None:
     model, base_url = fake_model
     model.default = lambda prompt: Reply(status=400)
     code, out, err = run_main(capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "0-3"))
     assert code == 1
     assert len(model.requests) == inference.MAX_REFUSALS_IN_A_ROW  # 400 is never retried
-    assert err.strip().splitlines()[-1].startswith(
-        f"inference.py: the model API refused {inference.MAX_REFUSALS_IN_A_ROW} requests in a row: HTTP 400")
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"inference.py: the model API refused {inference.MAX_REFUSALS_IN_A_ROW} requests in a row: HTTP 400"
+        )
+    )
     (episode,) = parse_stdout(out)
     assert [s[4] for s in episode.steps] == ["model_call_failed"] * (inference.MAX_REFUSALS_IN_A_ROW - 1)
 
@@ -624,8 +694,14 @@ def test_import_needs_no_settings() -> None:
         "import inference\n"
         "print(module.ENV_NAME, inference.ENV_NAME)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True,
-                            env=clean_environ(), cwd="/", timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(REPO)],
+        capture_output=True,
+        text=True,
+        env=clean_environ(),
+        cwd="/",
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["workflow_orchestrator", "workflow_orchestrator"]
 
@@ -636,15 +712,33 @@ def test_unreachable_environment_exits_1(capsys: pytest.CaptureFixture[str]) -> 
     assert err.startswith("inference.py: cannot reach the environment at http://127.0.0.1:")
 
 
-def test_model_against_the_environment_server(env_server: str, fake_model: tuple[FakeModel, str],
-                                              tmp_path: Path) -> None:
+def test_model_against_the_environment_server(
+    env_server: str, fake_model: tuple[FakeModel, str], tmp_path: Path
+) -> None:
     """Over ENV_URL with episodes at once: each episode is graded by its own episode_id."""
     model, base_url = fake_model
-    environ = clean_environ() | {"ENV_URL": env_server, "API_BASE_URL": base_url, "HF_TOKEN": "test-key",
-                                 "MODEL_NAME": "fake-model"}
+    environ = clean_environ() | {
+        "ENV_URL": env_server,
+        "API_BASE_URL": base_url,
+        "HF_TOKEN": "test-key",
+        "MODEL_NAME": "fake-model",
+    }
     trajectories, output = tmp_path / "steps.jsonl", tmp_path / "results.json"
-    result = run_script("--tasks", "easy,medium,hard", "--seeds", "0-1", "--concurrency", "3", "--retry-backoff",
-                        "0.01", "--save-trajectories", str(trajectories), "--output", str(output), environ=environ)
+    result = run_script(
+        "--tasks",
+        "easy,medium,hard",
+        "--seeds",
+        "0-1",
+        "--concurrency",
+        "3",
+        "--retry-backoff",
+        "0.01",
+        "--save-trajectories",
+        str(trajectories),
+        "--output",
+        str(output),
+        environ=environ,
+    )
     assert result.returncode == 0, result.stderr
     printed = parse_stdout(result.stdout)
     assert len(printed) == 6
@@ -662,8 +756,9 @@ def test_model_against_the_environment_server(env_server: str, fake_model: tuple
     assert json.loads(output.read_text())["settings"]["environment"] == env_server
 
 
-def test_an_action_the_server_refuses_becomes_a_wait(env_server: str, capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_action_the_server_refuses_becomes_a_wait(
+    env_server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A shape the wire refuses (an id longer than the wire allows) is answered with a wait, not a crash."""
 
     class Oversized:
@@ -676,15 +771,18 @@ def test_an_action_the_server_refuses_becomes_a_wait(env_server: str, capsys: py
             pass
 
     monkeypatch.setattr(inference.Runner, "new_player", lambda self, job, observation: Oversized())
-    code, out, err = run_main(capsys, "--policy", "noop", "--tasks", "easy", "--seeds", "0", "--env-url", env_server,
-                              "--no-progress")
+    code, out, err = run_main(
+        capsys, "--policy", "noop", "--tasks", "easy", "--seeds", "0", "--env-url", env_server, "--no-progress"
+    )
     assert code == 0, err
     (episode,) = parse_stdout(out)
     assert episode.steps[0][1] == "wait()" and episode.steps[0][4] == "rejected_by_environment"
     assert episode.step_count == 15 and "refused" in err
 
 
-def test_policies_score_the_same_on_the_server_and_in_process(env_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_policies_score_the_same_on_the_server_and_in_process(
+    env_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["--policy", "greedy", "--tasks", "medium,expert", "--seeds", "5-7", "--no-progress"]
     code, remote_out, err = run_main(capsys, *args, "--env-url", env_server, "--concurrency", "3")
     assert code == 0, err

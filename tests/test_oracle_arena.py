@@ -8,8 +8,8 @@ import random
 from typing import Any
 
 import pytest
-
 from oracle_cases import episode_maximum
+
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
 from workflow_orchestrator.server.core.observation import build_observation

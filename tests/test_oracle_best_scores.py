@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import SCENARIOS, registry_of
+
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.policies import make_policy
 from workflow_orchestrator.server.oracle import OPTIMAL, best_achievable, replay, solve

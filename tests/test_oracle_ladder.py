@@ -4,8 +4,8 @@ mean grade over the shipped seeds (the oracle's plans are the shipped ones)."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import SCENARIOS
+
 from workflow_orchestrator.server.oracle.ladder import ladder_means
 
 ARENA = ("arena/easy", "arena/medium", "arena/hard")

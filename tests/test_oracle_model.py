@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from conftest import SCENARIOS, tiny_task
 from oracle_cases import brute_task, capped_task, rich_task
+
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
 from workflow_orchestrator.server.core.grading import grade_episode
@@ -62,7 +62,7 @@ def test_model_steps_like_the_episode(case: int) -> None:
     for _ in range(12):
         nodes, moves = _walk(problem, rng)
         episode = Episode(compiled, seed=seed)
-        for before, move, after in zip(nodes, moves, nodes[1:]):
+        for before, move, after in zip(nodes, moves, nodes[1:], strict=False):
             for action in action_to_wire(problem, before, move):
                 episode.step(action)
                 assert episode.last_errors == [], (move, episode.last_errors)

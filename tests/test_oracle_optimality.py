@@ -6,8 +6,8 @@ import itertools
 from typing import Any
 
 import pytest
-
 from oracle_cases import abort_task, brute_task, capped_task, episode_maximum, idle_task, rich_task
+
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
 from workflow_orchestrator.server.core.observation import build_observation

@@ -25,10 +25,14 @@ def guarded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 
 
 def every_route(server: RunningServer) -> list[tuple[str, str]]:
-    schema = httpx.get(f"{server.url}/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"},
-                       trust_env=False).json()
-    routes = [(method.upper(), path.replace("{episode_id}", "some-episode"))
-              for path, operations in schema["paths"].items() for method in operations]
+    schema = httpx.get(
+        f"{server.url}/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}, trust_env=False
+    ).json()
+    routes = [
+        (method.upper(), path.replace("{episode_id}", "some-episode"))
+        for path, operations in schema["paths"].items()
+        for method in operations
+    ]
     return routes + [("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/redoc"), ("GET", "/no-such-route")]
 
 
@@ -72,8 +76,9 @@ def test_websocket_needs_the_token(guarded_server: RunningServer) -> None:
     assert asyncio.run(refused({"Authorization": "Bearer nope"})) == 401
 
     async def accepted() -> str:
-        async with websockets.connect(guarded_server.ws_url,
-                                      additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+        async with websockets.connect(
+            guarded_server.ws_url, additional_headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as ws:
             await ws.send(json.dumps({"type": "reset", "data": {"task_id": "easy"}}))
             return json.loads(await ws.recv())["type"]
 

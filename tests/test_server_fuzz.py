@@ -34,8 +34,13 @@ OPERATIONS = [
     ("POST", "/mcp"),
 ]
 # Operations that take input, so that there is something to break for negative cases.
-WITH_INPUT = {("POST", "/reset"), ("POST", "/step"), ("GET", "/state"), ("POST", "/grader"),
-              ("GET", "/episodes/{episode_id}")}
+WITH_INPUT = {
+    ("POST", "/reset"),
+    ("POST", "/step"),
+    ("GET", "/state"),
+    ("POST", "/grader"),
+    ("GET", "/episodes/{episode_id}"),
+}
 CASES = [(method, path, GenerationMode.POSITIVE) for method, path in OPERATIONS] + [
     (method, path, GenerationMode.NEGATIVE) for method, path in OPERATIONS if (method, path) in WITH_INPUT
 ]
@@ -59,8 +64,13 @@ def test_no_route_answers_5xx(
     operation = api_schema[path][method]
 
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-    @hypothesis.settings(max_examples=40, deadline=None, database=None, derandomize=True,
-                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.settings(
+        max_examples=40,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(hypothesis.HealthCheck),
+    )
     def fuzz(case: schemathesis.Case) -> None:
         case.call_and_validate(base_url=live_server.url, checks=CHECKS)
 

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from workflow_orchestrator.models import MAX_SEED as WIRE_MAX_SEED
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.tasks import MAX_SEED, default_registry
-from workflow_orchestrator.models import MAX_SEED as WIRE_MAX_SEED
 
 
 def first_legal(observation: dict[str, Any]) -> dict[str, Any]:
@@ -188,10 +188,13 @@ def test_step_with_an_unknown_episode_is_404_with_a_hint(http: httpx.Client, epi
         ("/step", {"episode_id": "x", "action": {}}, 422, "action_type"),
         ("/step", {"episode_id": "x", "action": {"action_type": "teleport"}}, 422, "action_type"),
         ("/step", {"episode_id": 7, "action": {"action_type": "wait"}}, 422, "episode_id"),
-        ("/step", {"episode_id": "x", "action": {"action_type": "delegate", "subtask_id": "s" * 100}}, 422,
-         "subtask_id"),
-        ("/step", {"episode_id": "x", "action": {"action_type": "dispatch", "task_ids": ["a"] * 65}}, 422,
-         "task_ids"),
+        (
+            "/step",
+            {"episode_id": "x", "action": {"action_type": "delegate", "subtask_id": "s" * 100}},
+            422,
+            "subtask_id",
+        ),
+        ("/step", {"episode_id": "x", "action": {"action_type": "dispatch", "task_ids": ["a"] * 65}}, 422, "task_ids"),
         ("/grader", {}, 422, "episode_id"),
         ("/grader", {"task_id": "no_such_task"}, 422, "no_such_task"),
         ("/grader", {"episode_id": "gone"}, 404, "gone"),
@@ -224,15 +227,16 @@ def test_oversized_bodies_are_413(http: httpx.Client) -> None:
 
     def chunks():  # no Content-Length: counted as it arrives
         for start in range(0, len(body), 8192):
-            yield body[start:start + 8192]
+            yield body[start : start + 8192]
 
     streamed = http.post("/reset", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413 and streamed.json()["error"] == "body_too_large"
 
 
 def test_form_encoded_body_gets_a_content_type_hint(http: httpx.Client) -> None:
-    reply = http.post("/grader", content=b'{"task_id": "easy"}',
-                      headers={"content-type": "application/x-www-form-urlencoded"})
+    reply = http.post(
+        "/grader", content=b'{"task_id": "easy"}', headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert reply.status_code == 422
     assert "Content-Type: application/json" in reply.json()["message"]
 

@@ -40,8 +40,9 @@ def test_server_script_and_pinned_openenv() -> None:
 
 
 def test_server_help_lists_host_port_and_web_options() -> None:
-    result = subprocess.run([sys.executable, "-m", "workflow_orchestrator.server.app", "--help"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "workflow_orchestrator.server.app", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     for option in ("--host", "--port", "--no-web", "--max-sessions", "--session-idle-timeout"):
         assert option in result.stdout
@@ -58,8 +59,13 @@ def readme_walkthrough() -> str:
 def test_the_readme_curl_walkthrough_works_when_pasted(live_server: RunningServer) -> None:
     script = readme_walkthrough().replace("http://localhost:8000", live_server.url)
     assert live_server.url in script
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "NO_PROXY": "*"})
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_PROXY": "*"},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"episode_id"' in result.stdout
     assert '"score"' in result.stdout  # the walkthrough ends by grading its episode
@@ -82,15 +88,23 @@ def test_the_readme_client_examples_run(live_server: RunningServer) -> None:
         # Fewer episodes than the README's, to keep the suite quick.
         script = block.replace("http://localhost:8000", live_server.url).replace("range(100)", "range(5)")
         script = script.replace("range(32)", "range(8)")
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "NO_PROXY": "*"}, cwd=REPO_ROOT)
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "NO_PROXY": "*"},
+            cwd=REPO_ROOT,
+        )
         assert result.returncode == 0, result.stderr
 
 
 def _assert_not_loaded(statement: str, modules: tuple[str, ...], timeout: float) -> None:
     """Run ``statement`` in a fresh interpreter and check it loaded none of ``modules``."""
-    probe = (f"import sys; {statement}; loaded = [name for name in {modules!r} if name in sys.modules]; "
-             "print(loaded); sys.exit(1 if loaded else 0)")
+    probe = (
+        f"import sys; {statement}; loaded = [name for name in {modules!r} if name in sys.modules]; "
+        "print(loaded); sys.exit(1 if loaded else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -14,12 +14,15 @@ def test_defaults() -> None:
 
 
 def test_environment_variables_are_read() -> None:
-    settings = parse_settings([], {
-        "ENABLE_WEB_INTERFACE": "false",
-        "WORKFLOW_ORCHESTRATOR_MAX_SESSIONS": "8",
-        "WORKFLOW_ORCHESTRATOR_EPISODE_IDLE_TIMEOUT": "12.5",
-        "WORKFLOW_ORCHESTRATOR_TOKEN": "abc",
-    })
+    settings = parse_settings(
+        [],
+        {
+            "ENABLE_WEB_INTERFACE": "false",
+            "WORKFLOW_ORCHESTRATOR_MAX_SESSIONS": "8",
+            "WORKFLOW_ORCHESTRATOR_EPISODE_IDLE_TIMEOUT": "12.5",
+            "WORKFLOW_ORCHESTRATOR_TOKEN": "abc",
+        },
+    )
     assert not settings.enable_web
     assert settings.max_concurrent_envs == 8
     assert settings.episode_idle_timeout_s == 12.5
@@ -27,8 +30,10 @@ def test_environment_variables_are_read() -> None:
 
 
 def test_options_override_environment_variables() -> None:
-    settings = parse_settings(["--web", "--max-sessions", "3", "--port", "9001", "--host", "0.0.0.0"],
-                              {"ENABLE_WEB_INTERFACE": "0", "WORKFLOW_ORCHESTRATOR_MAX_SESSIONS": "8"})
+    settings = parse_settings(
+        ["--web", "--max-sessions", "3", "--port", "9001", "--host", "0.0.0.0"],
+        {"ENABLE_WEB_INTERFACE": "0", "WORKFLOW_ORCHESTRATOR_MAX_SESSIONS": "8"},
+    )
     assert settings.enable_web and settings.max_concurrent_envs == 3
     assert (settings.host, settings.port) == ("0.0.0.0", 9001)
 

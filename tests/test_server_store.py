@@ -54,8 +54,9 @@ def test_idle_episodes_expire_and_live_sessions_are_never_evicted() -> None:
 
 
 def test_evicted_ids_are_remembered_only_up_to_a_bound() -> None:
-    store = EpisodeStore(default_registry(), StoreLimits(max_episodes=1, idle_timeout_s=60,
-                                                           remembered_evictions=10), clock=FakeClock())
+    store = EpisodeStore(
+        default_registry(), StoreLimits(max_episodes=1, idle_timeout_s=60, remembered_evictions=10), clock=FakeClock()
+    )
     for _ in range(50):
         store.start("easy")
     assert len(store) == 1
@@ -66,8 +67,7 @@ def test_a_small_server_evicts_by_count_and_by_idle_time(tmp_path: Path) -> None
     server = start_server(tmp_path, "--max-episodes", "3", "--episode-idle-timeout", "1")
     try:
         with httpx.Client(base_url=server.url, trust_env=False) as http:
-            ids = [http.post("/reset", json={"task_id": "easy"}).json()["observation"]["episode_id"]
-                   for _ in range(4)]
+            ids = [http.post("/reset", json={"task_id": "easy"}).json()["observation"]["episode_id"] for _ in range(4)]
             first = http.post("/step", json={"episode_id": ids[0], "action": {"action_type": "wait"}})
             assert first.status_code == 404 and first.json()["error"] == "episode_expired"
             assert http.post("/step", json={"episode_id": ids[3], "action": {"action_type": "wait"}}).status_code == 200
@@ -81,6 +81,7 @@ def test_a_small_server_evicts_by_count_and_by_idle_time(tmp_path: Path) -> None
 def test_memory_stays_flat_over_10000_episodes(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     try:
+
         async def play(episodes: int) -> None:
             async with websockets.connect(server.ws_url) as ws:
                 for index in range(episodes):

@@ -77,7 +77,8 @@ def test_64_concurrent_sessions_do_not_interfere_and_the_65th_is_refused(live_se
         connections = [await websockets.connect(live_server.ws_url) for _ in range(SESSIONS)]
         try:
             trajectories = await asyncio.wait_for(
-                asyncio.gather(*(play_session(ws, *plan) for ws, plan in zip(connections, plans))), timeout=120
+                asyncio.gather(*(play_session(ws, *plan) for ws, plan in zip(connections, plans, strict=True))),
+                timeout=120,
             )
             async with websockets.connect(live_server.ws_url) as extra:
                 refusal = json.loads(await asyncio.wait_for(extra.recv(), timeout=10))
@@ -87,7 +88,7 @@ def test_64_concurrent_sessions_do_not_interfere_and_the_65th_is_refused(live_se
                 await ws.close()
 
     trajectories, refusal = asyncio.run(run())
-    for index, (got, want) in enumerate(zip(trajectories, expected)):
+    for index, (got, want) in enumerate(zip(trajectories, expected, strict=True)):
         assert got == want, f"session {index} ({plans[index]}) diverged from the same actions run alone"
     assert refusal["type"] == "error"
     assert refusal["data"]["code"] == "CAPACITY_REACHED"
@@ -128,9 +129,7 @@ def test_a_dropped_connection_frees_its_slot_at_once(live_server: RunningServer)
         ('{"type": "reset", "data": {"seed": -3}}', "VALIDATION_ERROR"),
     ],
 )
-def test_bad_messages_get_an_error_and_the_session_goes_on(
-    live_server: RunningServer, message: str, code: str
-) -> None:
+def test_bad_messages_get_an_error_and_the_session_goes_on(live_server: RunningServer, message: str, code: str) -> None:
     async def run() -> tuple[dict[str, Any], dict[str, Any]]:
         async with websockets.connect(live_server.ws_url) as ws:
             await ws.send(message)
@@ -186,6 +185,7 @@ def test_close_message_ends_the_session(live_server: RunningServer) -> None:
 def test_an_idle_session_is_closed(tmp_path: Any) -> None:
     server = start_server(tmp_path, "--session-idle-timeout", "1")
     try:
+
         async def run() -> tuple[dict[str, Any], float]:
             async with websockets.connect(server.ws_url) as ws:
                 await request(ws, {"type": "reset", "data": {"task_id": "easy"}})

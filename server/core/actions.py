@@ -7,10 +7,11 @@ invalid action with an :class:`ErrorCode`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 
 class ActionType(str, Enum):
@@ -80,30 +81,28 @@ class Action:
     assignments: tuple[Assignment, ...] = ()
 
     @classmethod
-    def delegate(cls, subtask_id: str, agent_name: str) -> "Action":
+    def delegate(cls, subtask_id: str, agent_name: str) -> Action:
         return cls(ActionType.DELEGATE, subtask_id, agent_name)
 
     @classmethod
-    def retry(cls, subtask_id: str, agent_name: str | None = None) -> "Action":
+    def retry(cls, subtask_id: str, agent_name: str | None = None) -> Action:
         return cls(ActionType.RETRY, subtask_id, agent_name)
 
     @classmethod
-    def abort(cls, subtask_id: str) -> "Action":
+    def abort(cls, subtask_id: str) -> Action:
         return cls(ActionType.ABORT, subtask_id)
 
     @classmethod
-    def wait(cls) -> "Action":
+    def wait(cls) -> Action:
         return cls(ActionType.WAIT)
 
     @classmethod
-    def synthesize(cls) -> "Action":
+    def synthesize(cls) -> Action:
         return cls(ActionType.SYNTHESIZE)
 
     @classmethod
-    def dispatch(cls, pairs: list[tuple[str, str | None]] | list[str]) -> "Action":
-        assignments = tuple(
-            Assignment(p) if isinstance(p, str) else Assignment(p[0], p[1]) for p in pairs
-        )
+    def dispatch(cls, pairs: list[tuple[str, str | None]] | list[str]) -> Action:
+        assignments = tuple(Assignment(p) if isinstance(p, str) else Assignment(p[0], p[1]) for p in pairs)
         return cls(ActionType.DISPATCH, assignments=assignments)
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,17 +112,14 @@ class Action:
         if self.agent_name is not None:
             out["agent_name"] = self.agent_name
         if self.action_type is ActionType.DISPATCH:
-            out["assignments"] = [
-                {"subtask_id": a.subtask_id, "agent_name": a.agent_name} for a in self.assignments
-            ]
+            out["assignments"] = [{"subtask_id": a.subtask_id, "agent_name": a.agent_name} for a in self.assignments]
         return out
 
     def label(self) -> str:
         """Compact form for logs: ``delegate(s,a)``, ``dispatch(s:a,s)``, ``wait()``."""
         if self.action_type is ActionType.DISPATCH:
             inner = ",".join(
-                a.subtask_id if a.agent_name is None else f"{a.subtask_id}:{a.agent_name}"
-                for a in self.assignments
+                a.subtask_id if a.agent_name is None else f"{a.subtask_id}:{a.agent_name}" for a in self.assignments
             )
             return f"dispatch({inner})"
         args = [x for x in (self.subtask_id, self.agent_name) if x is not None]

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .dag import DagIndex
 from .model import EventKind, TaskSpec
@@ -100,7 +101,7 @@ class ArenaTables:
     static_views: tuple[dict[str, Any], ...]
 
     @classmethod
-    def build(cls, spec: TaskSpec, dag: DagIndex) -> "ArenaTables":
+    def build(cls, spec: TaskSpec, dag: DagIndex) -> ArenaTables:
         durations = dag.fastest_duration
         total_workers = spec.capacity
         critical = max(1, dag.critical_path_length)
@@ -118,8 +119,7 @@ class ArenaTables:
         dated = sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)
         priorities = tuple(s.priority for s in spec.subtasks)
         criticality = tuple(
-            round((dag.head_length[i] + dag.tail_length[i] - durations[i]) / critical, 4)
-            for i in range(len(durations))
+            round((dag.head_length[i] + dag.tail_length[i] - durations[i]) / critical, 4) for i in range(len(durations))
         )
         return cls(
             total_workers=total_workers,
@@ -134,9 +134,7 @@ class ArenaTables:
             capacity_steps=tuple(steps),
             sorted_deadlines=tuple(d for d, _ in dated),
             sorted_deadline_subtasks=tuple(i for _, i in dated),
-            dispatch_actions=tuple(
-                {"action_type": "dispatch", "task_ids": [s.id]} for s in spec.subtasks
-            ),
+            dispatch_actions=tuple({"action_type": "dispatch", "task_ids": [s.id]} for s in spec.subtasks),
             static_views=tuple(
                 {
                     "id": s.id,
@@ -175,7 +173,7 @@ class ArenaTables:
         return total
 
 
-def _tables(episode: "Episode") -> ArenaTables:
+def _tables(episode: Episode) -> ArenaTables:
     tables = episode.compiled.arena
     if tables is None:
         raise ValueError(f"task {episode.task.task_id!r} is not an arena task")
@@ -185,7 +183,7 @@ def _tables(episode: "Episode") -> ArenaTables:
 # --------------------------------------------------------------------- metrics
 
 
-def busy_worker_time(episode: "Episode") -> int:
+def busy_worker_time(episode: Episode) -> int:
     """Worker-time spent working so far, finished attempts and running ones.
 
     Arena workers cost 1 per time unit, so the cost charged for finished
@@ -195,7 +193,7 @@ def busy_worker_time(episode: "Episode") -> int:
     return round(episode.budget_used) + running
 
 
-def success_metrics(episode: "Episode", tables: ArenaTables | None = None) -> dict[str, Any]:
+def success_metrics(episode: Episode, tables: ArenaTables | None = None) -> dict[str, Any]:
     """Schedule quality so far; final once the episode is done."""
     tables = tables or _tables(episode)
     now = episode.now
@@ -243,7 +241,7 @@ def success_metrics(episode: "Episode", tables: ArenaTables | None = None) -> di
 # ----------------------------------------------------------------- observation
 
 
-def add_arena_views(episode: "Episode", observation: dict[str, Any]) -> None:
+def add_arena_views(episode: Episode, observation: dict[str, Any]) -> None:
     """Add the ``arena`` views to an observation and list the arena's actions.
 
     The arena's legal actions are its action space: ``dispatch`` of one
@@ -315,8 +313,7 @@ def add_arena_views(episode: "Episode", observation: dict[str, Any]) -> None:
         "time_left": None if budget is None else max(0, budget - now),
         "progress": round(episode.completed_count / len(status), 4),
         "recent_failure_events": [
-            {"at": at, "subtask_id": sid, "failure": number, "worker": worker}
-            for at, sid, number, worker in failures
+            {"at": at, "subtask_id": sid, "failure": number, "worker": worker} for at, sid, number, worker in failures
         ],
         "success_metrics": success_metrics(episode, tables),
     }
@@ -344,8 +341,11 @@ def render_arena_lines(arena: Mapping[str, Any]) -> list[str]:
     if arena["time_budget"] is not None:
         lines.append(f"Time budget {arena['time_budget']}, {arena['time_left']} left.")
     lines.append(
-        "Ready: " + (", ".join(arena["ready"]) or "none")
-        + ". Running: " + (", ".join(arena["running"]) or "none") + "."
+        "Ready: "
+        + (", ".join(arena["ready"]) or "none")
+        + ". Running: "
+        + (", ".join(arena["running"]) or "none")
+        + "."
     )
     for view in arena["subtask_views"]:
         if view["status"] in ("ready", "failed"):
@@ -390,7 +390,7 @@ class ArenaRewards:
     def penalty(self, code: str) -> float:
         return self.table.get("penalty." + code, self.table["penalty.default"])
 
-    def step_reward(self, episode: "Episode", facts: StepFacts) -> dict[str, float]:
+    def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]:
         t, tables = self.table, self.tables
         p_max = tables.max_priority
         now = episode.now
@@ -426,7 +426,7 @@ class ArenaRewards:
             if episode.completed_count == total:
                 terminal = t["terminal_makespan"] * min(1.0, tables.lower_bound / max(1, now))
             else:
-                left = sum(p for p, at in zip(tables.priorities, episode.completed_at) if at is None)
+                left = sum(p for p, at in zip(tables.priorities, episode.completed_at, strict=True) if at is None)
                 unfinished = t["unfinished"] * left / tables.total_priority
         return {
             "completion_reward": completion,
@@ -439,7 +439,7 @@ class ArenaRewards:
             "unfinished_task_penalty": unfinished,
         }
 
-    def _idle_before_wait(self, episode: "Episode", facts: StepFacts, start: int) -> int:
+    def _idle_before_wait(self, episode: Episode, facts: StepFacts, start: int) -> int:
         """Workers left idle by a wait although work was dispatchable.
 
         Nothing starts during a wait, so what was dispatchable before it is
@@ -461,7 +461,7 @@ class ArenaRewards:
 # ----------------------------------------------------------------------- grade
 
 
-def grade_arena(episode: "Episode") -> dict[str, Any]:
+def grade_arena(episode: Episode) -> dict[str, Any]:
     """The arena grade: ``benchmark_score`` with its three parts and the metrics."""
     metrics = success_metrics(episode)
     breakdown = {

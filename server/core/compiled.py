@@ -58,7 +58,7 @@ class CompiledTask:
     arena: ArenaTables | None = None
 
     @classmethod
-    def build(cls, spec: TaskSpec, dag: DagIndex | None = None) -> "CompiledTask":
+    def build(cls, spec: TaskSpec, dag: DagIndex | None = None) -> CompiledTask:
         dag = dag if dag is not None else DagIndex.build(spec)
         capable = tuple(
             tuple(a for a, agent in enumerate(spec.agents) if subtask.type in agent.capabilities)
@@ -83,9 +83,7 @@ class CompiledTask:
         rules = public_rules(spec)
         arena = ArenaTables.build(spec, dag) if spec.family == ARENA_FAMILY else None
         reward_model: RewardModel = (
-            ScenarioRewards(spec.reward_table)
-            if arena is None
-            else ArenaRewards(arena, dag, spec.reward_table)
+            ScenarioRewards(spec.reward_table) if arena is None else ArenaRewards(arena, dag, spec.reward_table)
         )
         return cls(
             spec=spec,
@@ -97,21 +95,19 @@ class CompiledTask:
             retry_choices=choices("retry"),
             outcomes=outcomes,
             abort_actions=tuple({"action_type": "abort", "subtask_id": s.id} for s in spec.subtasks),
-            running_tail=tuple(tail - own for tail, own in zip(dag.tail_length, dag.fastest_duration)),
+            running_tail=tuple(tail - own for tail, own in zip(dag.tail_length, dag.fastest_duration, strict=True)),
             initial_unmet=unmet,
             initial_status=status,
             initial_frontier=tuple(s for s, st in enumerate(status) if st == READY),
-            initial_subtask_views=tuple(initial_subtask_view(s, st) for s, st in zip(spec.subtasks, status)),
+            initial_subtask_views=tuple(
+                initial_subtask_view(s, st) for s, st in zip(spec.subtasks, status, strict=True)
+            ),
             initial_agent_views=tuple(initial_agent_view(agent) for agent in spec.agents),
             ready_subtask_views=tuple(initial_subtask_view(s, READY) for s in spec.subtasks),
             agent_index={agent.name: i for i, agent in enumerate(spec.agents)},
-            deadlines=tuple(
-                sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)
-            ),
+            deadlines=tuple(sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)),
             patience_index=dag.index[spec.patience.after] if spec.patience is not None else -1,
-            budget_hint_tail=(
-                "" if spec.budget is None else f" of {spec.budget:.1f} spent; prefer cheaper agents."
-            ),
+            budget_hint_tail=("" if spec.budget is None else f" of {spec.budget:.1f} spent; prefer cheaper agents."),
             reward_model=reward_model,
             arena=arena,
         )

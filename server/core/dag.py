@@ -29,9 +29,7 @@ def capable_agents(subtask: SubtaskSpec, agents: tuple[AgentSpec, ...]) -> list[
 def able_agents(subtask: SubtaskSpec, agents: tuple[AgentSpec, ...]) -> list[AgentSpec]:
     """Agents that can actually complete the subtask (traps excluded)."""
     return [
-        agent
-        for agent in agents
-        if subtask.type in agent.capabilities and subtask.type not in agent.never_succeeds
+        agent for agent in agents if subtask.type in agent.capabilities and subtask.type not in agent.never_succeeds
     ]
 
 
@@ -48,7 +46,7 @@ def find_cycle(ids: list[str], deps: dict[str, tuple[str, ...]]) -> list[str] | 
             if dep not in colour:
                 continue
             if colour[dep] == GREY:
-                return stack_path[stack_path.index(dep):] + [dep]
+                return stack_path[stack_path.index(dep) :] + [dep]
             if colour[dep] == WHITE:
                 found = visit(dep)
                 if found:
@@ -93,9 +91,7 @@ def validate_task(task: TaskSpec) -> list[str]:
         if subtask.work < 1:
             problems.append(f"subtask {subtask.id!r} has work {subtask.work}; it must be at least 1")
         if not able_agents(subtask, task.agents):
-            problems.append(
-                f"subtask {subtask.id!r} of type {subtask.type!r} has no agent that can complete it"
-            )
+            problems.append(f"subtask {subtask.id!r} of type {subtask.type!r} has no agent that can complete it")
     for agent in task.agents:
         if agent.speed < 1:
             problems.append(f"agent {agent.name!r} has speed {agent.speed}; it must be at least 1")
@@ -151,7 +147,7 @@ class DagIndex:
     parallel_width: int
 
     @classmethod
-    def build(cls, task: TaskSpec) -> "DagIndex":
+    def build(cls, task: TaskSpec) -> DagIndex:
         ids = tuple(s.id for s in task.subtasks)
         index = {subtask_id: i for i, subtask_id in enumerate(ids)}
         predecessors = tuple(tuple(index[d] for d in s.depends_on) for s in task.subtasks)
@@ -161,10 +157,7 @@ class DagIndex:
                 successor_lists[p].append(i)
         successors = tuple(tuple(s) for s in successor_lists)
         order = _topological_order(predecessors, successors)
-        fastest = tuple(
-            min(agent.duration_for(s.work) for agent in able_agents(s, task.agents))
-            for s in task.subtasks
-        )
+        fastest = tuple(min(agent.duration_for(s.work) for agent in able_agents(s, task.agents)) for s in task.subtasks)
         tail = [0] * len(ids)
         for i in reversed(order):
             tail[i] = fastest[i] + max((tail[j] for j in successors[i]), default=0)
@@ -187,9 +180,7 @@ class DagIndex:
         )
 
 
-def _topological_order(
-    predecessors: tuple[tuple[int, ...], ...], successors: tuple[tuple[int, ...], ...]
-) -> list[int]:
+def _topological_order(predecessors: tuple[tuple[int, ...], ...], successors: tuple[tuple[int, ...], ...]) -> list[int]:
     remaining = [len(p) for p in predecessors]
     frontier = [i for i, count in enumerate(remaining) if count == 0]
     order: list[int] = []

@@ -18,7 +18,8 @@ completed (event model). Truncation: the time limit or step limit ran out.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .actions import Action
 from .episode import Episode
@@ -36,9 +37,7 @@ class WorkflowEnv:
         self.episode: Episode | None = None
         self._observation: dict[str, Any] | None = None
 
-    def reset(
-        self, task_id: str = "easy", seed: int | None = None, worker_count: int | None = None
-    ) -> dict[str, Any]:
+    def reset(self, task_id: str = "easy", seed: int | None = None, worker_count: int | None = None) -> dict[str, Any]:
         """Start an episode; ``seed=None`` gives the task's canonical episode."""
         resolved = self.registry.resolve(task_id, seed=seed, worker_count=worker_count)
         self.episode = Episode(resolved.compiled, seed=resolved.seed)

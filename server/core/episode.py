@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import heapq
 from bisect import insort
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .actions import (
     DELEGATE,
@@ -38,7 +39,6 @@ from .eventlog import EventLog
 from .model import EventKind, ScheduledEvent, TaskSpec, TimeModel
 from .outcomes import PERMANENT, episode_key
 from .rewards import RewardModel, StepFacts
-
 from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
 
 # What an accepted action returns as its errors (shared: never changed).
@@ -229,9 +229,7 @@ class Episode:
         facts = self.facts
         facts.clear()
         if self.terminated or self.truncated:
-            self.last_errors = [
-                {"code": ErrorCode.EPISODE_OVER.value, "message": "the episode is over; call reset"}
-            ]
+            self.last_errors = [{"code": ErrorCode.EPISODE_OVER.value, "message": "the episode is over; call reset"}]
             self.last_reward, self.last_breakdown = 0.0, {}
             return
         self.step_count += 1
@@ -412,8 +410,11 @@ class Episode:
                 return -1, self._no_agent_error(subtask_id, planned)
             return a, None
         a = self.agent_index.get(agent_name, -1)
-        if a < 0 or self.agent_status[a] != IDLE or a in taken_agents or (
-            self.subtasks[s].type not in self.agents[a].capabilities
+        if (
+            a < 0
+            or self.agent_status[a] != IDLE
+            or a in taken_agents
+            or (self.subtasks[s].type not in self.agents[a].capabilities)
         ):
             return -1, self._agent_error(s, a, agent_name, taken_agents)
         return a, None
@@ -431,8 +432,7 @@ class Episode:
         if self.active_count + planned >= self.capacity:
             return (
                 ErrorCode.CAPACITY_EXCEEDED,
-                f"subtask {subtask_id!r} is one more than the {max(0, self.capacity - self.active_count)} "
-                "free slot(s)",
+                f"subtask {subtask_id!r} is one more than the {max(0, self.capacity - self.active_count)} free slot(s)",
             )
         return ErrorCode.NO_FREE_AGENT, f"no idle agent can take subtask {subtask_id!r} now"
 
@@ -448,15 +448,11 @@ class Episode:
         if kind is DELEGATE and status == FAILED:
             return ErrorCode.IS_FAILED, f"subtask {name!r} has failed; use retry to run it again"
         if status == PENDING:
-            waiting = [
-                self.subtasks[p].id for p in self.dag.predecessors[s] if self.status[p] != COMPLETED
-            ]
+            waiting = [self.subtasks[p].id for p in self.dag.predecessors[s] if self.status[p] != COMPLETED]
             return ErrorCode.NOT_READY, f"subtask {name!r} waits for: {', '.join(waiting)}"
         return None
 
-    def _agent_error(
-        self, s: int, a: int, agent_name: str, taken: set[int]
-    ) -> tuple[ErrorCode, str] | None:
+    def _agent_error(self, s: int, a: int, agent_name: str, taken: set[int]) -> tuple[ErrorCode, str] | None:
         if a < 0:
             return ErrorCode.UNKNOWN_AGENT, f"no agent named {agent_name!r}"
         if self.agent_status[a] == OFFLINE:
@@ -481,7 +477,9 @@ class Episode:
         attempt = self.pair_attempts.get(pair, 0)
         self.pair_attempts[pair] = attempt + 1
         attempts = self.attempts[s] = self.attempts[s] + 1
-        self.pending_failure[s] = self.outcomes[pair].decide(self.seed_key, attempt, self.failure_count[s], self.retry_cap)
+        self.pending_failure[s] = self.outcomes[pair].decide(
+            self.seed_key, attempt, self.failure_count[s], self.retry_cap
+        )
         duration = self.agent_speed[a] * spec.work
         if duration < 1:
             duration = 1
@@ -631,9 +629,7 @@ class Episode:
                 facts.missed_deadlines += (s,)
                 self.log.append("deadline_missed", self.now, self.step_count, self.subtasks[s].id, deadline)
         if self.failed_set:
-            facts.neglected = sum(
-                1 for s in self.failed_set if self.step_count - self.failed_since_step[s] >= 2
-            )
+            facts.neglected = sum(1 for s in self.failed_set if self.step_count - self.failed_since_step[s] >= 2)
 
     def _end(self, facts: StepFacts) -> None:
         """The episode ends in this step: synthesized, or (event model) every subtask
@@ -656,6 +652,8 @@ class Episode:
 
 def _raw_action(action: Any) -> Any:
     if isinstance(action, Mapping):
-        return {str(k)[:64]: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)[:200])
-                for k, v in list(action.items())[:16]}
+        return {
+            str(k)[:64]: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)[:200])
+            for k, v in list(action.items())[:16]
+        }
     return str(action)[:200]

@@ -38,8 +38,9 @@ the task registry; grading never runs a solver.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from .arena import grade_arena
 from .dag import able_agents
@@ -77,12 +78,22 @@ class LogFacts:
     """What the graders need, gathered in one pass over the event log."""
 
     __slots__ = (
-        "completed_by", "completed_at", "failure_count", "failed_subtasks", "permanent_failures",
-        "recovery_credit", "repeated_permanent", "invalid_steps", "cost", "peak", "synthesized",
-        "end_time", "patience_waits",
+        "completed_by",
+        "completed_at",
+        "failure_count",
+        "failed_subtasks",
+        "permanent_failures",
+        "recovery_credit",
+        "repeated_permanent",
+        "invalid_steps",
+        "cost",
+        "peak",
+        "synthesized",
+        "end_time",
+        "patience_waits",
     )
 
-    def __init__(self, episode: "Episode") -> None:
+    def __init__(self, episode: Episode) -> None:
         task = episode.task
         completed_by: dict[str, str] = {}
         completed_at: dict[str, int] = {}
@@ -194,7 +205,7 @@ class BestScore:
     upper_bound: float  # no trajectory scores more
 
 
-def with_normalized_score(grade: dict[str, Any], episode: "Episode") -> dict[str, Any]:
+def with_normalized_score(grade: dict[str, Any], episode: Episode) -> dict[str, Any]:
     """Add ``normalized_score`` and what is known of the best score to a grade
     (see the module docstring)."""
     best = episode.compiled.best_scores.get(episode.seed)
@@ -206,7 +217,7 @@ def with_normalized_score(grade: dict[str, Any], episode: "Episode") -> dict[str
     return grade
 
 
-def hindsight(episode: "Episode") -> Hindsight:
+def hindsight(episode: Episode) -> Hindsight:
     cache = episode.compiled.hindsight_by_seed
     found = cache.get(episode.seed)
     if found is None:
@@ -216,7 +227,7 @@ def hindsight(episode: "Episode") -> Hindsight:
     return found
 
 
-def _compute_hindsight(episode: "Episode") -> Hindsight:
+def _compute_hindsight(episode: Episode) -> Hindsight:
     task = episode.task
     dag = episode.dag
     seed_key = episode_key(task.task_id, episode.seed)
@@ -259,7 +270,7 @@ def _best_speed_from(base: int, changes: Iterable[tuple[int, int]], start: int) 
     return min(current, *later) if later else current
 
 
-def _online_windows(episode: "Episode") -> dict[str, list[tuple[int, float]]]:
+def _online_windows(episode: Episode) -> dict[str, list[tuple[int, float]]]:
     """Per agent with scheduled dropouts, the time windows [start, end) it is online."""
     toggles: dict[str, list[tuple[int, bool]]] = {}
     for event in sorted(episode.task.events, key=lambda e: e.at):
@@ -288,7 +299,7 @@ def _fits(windows: list[tuple[int, float]] | None, earliest_start: int, duration
     return any(max(start, earliest_start) + duration <= end for start, end in windows)
 
 
-def _speed_changes(episode: "Episode") -> dict[str, list[tuple[int, int]]]:
+def _speed_changes(episode: Episode) -> dict[str, list[tuple[int, int]]]:
     """Per agent, its scheduled speed changes as (time, new speed), in time order."""
     changes: dict[str, list[tuple[int, int]]] = {}
     for event in sorted(episode.task.events, key=lambda e: e.at):
@@ -315,9 +326,7 @@ def _unit(x: float) -> float:
     return x
 
 
-def _dimension_values(
-    episode: "Episode", facts: LogFacts, recovered: int, deadlines_met: int
-) -> dict[str, float]:
+def _dimension_values(episode: Episode, facts: LogFacts, recovered: int, deadlines_met: int) -> dict[str, float]:
     """Every dimension's value before the activity gate (the hindsight ones only
     when the task weighs them)."""
     task = episode.task
@@ -380,7 +389,7 @@ def _dimension_values(
     }
 
 
-def grade_episode(episode: "Episode") -> dict[str, Any]:
+def grade_episode(episode: Episode) -> dict[str, Any]:
     """Grade an episode (finished or not) on its task's weighted dimensions.
 
     Arena tasks are graded by their ``benchmark_score`` (see arena.py).

@@ -6,9 +6,9 @@ episode never mutates it, so one spec can back any number of episodes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
 
 
 class TimeModel(str, Enum):
@@ -118,14 +118,11 @@ class TaskSpec:
     parameters: Mapping[str, object] = field(default_factory=dict)
 
 
-
 def public_rules(task: TaskSpec) -> dict[str, object]:
     """The task's stated rules: what the grade rewards, shown to every policy."""
     return {
         "grade_weights": dict(task.grade_weights),
         "conflicts": [{"at": c.at, "tracks": list(c.tracks)} for c in task.conflicts],
-        "patience": (
-            {"after": task.patience.after, "waits": task.patience.waits} if task.patience else None
-        ),
+        "patience": ({"after": task.patience.after, "waits": task.patience.waits} if task.patience else None),
         "pillars": {p: [s.id for s in task.subtasks if p in s.tags] for p in task.pillars},
     }

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .model import AgentSpec, SubtaskSpec, TaskSpec
 
 
-def build_observation(episode: "Episode") -> dict[str, Any]:
+def build_observation(episode: Episode) -> dict[str, Any]:
     """The observation after the latest step.
 
     Subtask and agent views are rebuilt only when they changed (or, for work in
@@ -68,7 +68,7 @@ def build_observation(episode: "Episode") -> dict[str, Any]:
     return observation
 
 
-def observation_template(task: "TaskSpec", rules: dict[str, Any]) -> dict[str, Any]:
+def observation_template(task: TaskSpec, rules: dict[str, Any]) -> dict[str, Any]:
     """Every observation key in order, with the task's static values set."""
     return {
         "task_id": task.task_id,
@@ -102,7 +102,7 @@ def observation_template(task: "TaskSpec", rules: dict[str, Any]) -> dict[str, A
     }
 
 
-def initial_subtask_view(subtask: "SubtaskSpec", status: int) -> dict[str, Any]:
+def initial_subtask_view(subtask: SubtaskSpec, status: int) -> dict[str, Any]:
     """A subtask's view before anything happened; later views are copies of it
     with the changing fields set (see :func:`_refresh_subtask_views`)."""
     return {
@@ -123,7 +123,7 @@ def initial_subtask_view(subtask: "SubtaskSpec", status: int) -> dict[str, Any]:
     }
 
 
-def initial_agent_view(agent: "AgentSpec") -> dict[str, Any]:
+def initial_agent_view(agent: AgentSpec) -> dict[str, Any]:
     """An agent's view before anything happened; later views are copies of it
     with the changing fields set (see :func:`_refresh_agent_views`)."""
     return {
@@ -138,7 +138,7 @@ def initial_agent_view(agent: "AgentSpec") -> dict[str, Any]:
     }
 
 
-def _count_down_views(episode: "Episode") -> None:
+def _count_down_views(episode: Episode) -> None:
     """Time moved: copy the views of work in progress with their new time left.
 
     Views rebuilt in this step already carry the current time.
@@ -162,7 +162,7 @@ def _count_down_views(episode: "Episode") -> None:
     episode.views_time = now
 
 
-def _refresh_subtask_views(episode: "Episode") -> None:
+def _refresh_subtask_views(episode: Episode) -> None:
     initial = episode.compiled.initial_subtask_views
     agents = episode.agents
     now = episode.now
@@ -188,7 +188,7 @@ def _refresh_subtask_views(episode: "Episode") -> None:
     episode.dirty_subtasks.clear()
 
 
-def _refresh_agent_views(episode: "Episode") -> None:
+def _refresh_agent_views(episode: Episode) -> None:
     initial = episode.compiled.initial_agent_views
     subtasks = episode.subtasks
     now = episode.now
@@ -211,7 +211,7 @@ def _refresh_agent_views(episode: "Episode") -> None:
     episode.dirty_agents.clear()
 
 
-def _scan(episode: "Episode") -> tuple[list[dict[str, Any]], int, list[str]]:
+def _scan(episode: Episode) -> tuple[list[dict[str, Any]], int, list[str]]:
     """One pass over the frontier (subtasks ready, running or failed): the legal
     actions, the remaining critical path and the ready ids.
 
@@ -272,7 +272,7 @@ _WAIT: dict[str, Any] = {"action_type": "wait"}
 _SYNTHESIZE: dict[str, Any] = {"action_type": "synthesize"}
 
 
-def build_hint(episode: "Episode", ready: list[str]) -> str:
+def build_hint(episode: Episode, ready: list[str]) -> str:
     """One line from public information only: failures first, then deadlines,
     budget, and what is ready."""
     if episode.terminated or episode.truncated:

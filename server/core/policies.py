@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Observation = dict[str, Any]
 ActionDict = dict[str, Any]

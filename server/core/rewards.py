@@ -6,7 +6,8 @@ for invalid actions are chosen by the structured error code, never by text.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .episode import Episode
@@ -48,9 +49,20 @@ class StepFacts:
     """What one step did, gathered while it ran; reward models read only this and the episode."""
 
     __slots__ = (
-        "started", "completed", "recovered", "failed", "error_codes", "waited", "useful_wait",
-        "missed_deadlines", "neglected", "synthesized", "elapsed", "busy_time",
-        "running_after_action", "ended",
+        "started",
+        "completed",
+        "recovered",
+        "failed",
+        "error_codes",
+        "waited",
+        "useful_wait",
+        "missed_deadlines",
+        "neglected",
+        "synthesized",
+        "elapsed",
+        "busy_time",
+        "running_after_action",
+        "ended",
     )
 
     def __init__(self) -> None:
@@ -80,7 +92,7 @@ class RewardModel(Protocol):
     # then (and for a model that does not say).
     reads_busy_time: bool
 
-    def step_reward(self, episode: "Episode", facts: StepFacts) -> dict[str, float]: ...
+    def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]: ...
 
 
 class ScenarioRewards:
@@ -100,7 +112,7 @@ class ScenarioRewards:
     def penalty(self, code: str) -> float:
         return self.table.get("penalty." + code, self._default_penalty)
 
-    def step_reward(self, episode: "Episode", facts: StepFacts) -> dict[str, float]:
+    def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]:
         t = self.table
         breakdown = self._zero.copy()
         if facts.started:

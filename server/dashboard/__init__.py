@@ -19,7 +19,8 @@ without ``--no-web``), and calls :func:`mount_dashboard`. Three entry points:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI

@@ -80,22 +80,39 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
     with gr.Blocks(title=title, analytics_enabled=False, fill_width=True) as blocks:
         session_state = gr.State(None)
         gr.HTML(f"<style>{DASHBOARD_CSS}</style>", padding=False)
-        gr.Markdown(f"## {title}\nPick a task and press **Reset**; act with the form, or let a built-in policy "
-                    "play step by step. Everything below is redrawn after every step.")
+        gr.Markdown(
+            f"## {title}\nPick a task and press **Reset**; act with the form, or let a built-in policy "
+            "play step by step. Everything below is redrawn after every step."
+        )
         with gr.Row(equal_height=False):
             task_input = gr.Dropdown(
-                choices=[(o.label, o.key) for o in controller.options], value=first.key, label="Task",
-                elem_id="wo-task", scale=3,
+                choices=[(o.label, o.key) for o in controller.options],
+                value=first.key,
+                label="Task",
+                elem_id="wo-task",
+                scale=3,
             )
             preset_input = gr.Dropdown(
-                choices=list(first.presets), value=first.presets[0] if first.presets else None, label="Preset",
-                visible=first.generated, elem_id="wo-preset", scale=1,
+                choices=list(first.presets),
+                value=first.presets[0] if first.presets else None,
+                label="Preset",
+                visible=first.generated,
+                elem_id="wo-preset",
+                scale=1,
             )
-            seed_input = gr.Number(value=first.canonical_seed, precision=0, minimum=0, label="Seed",
-                                   elem_id="wo-seed", scale=1)
+            seed_input = gr.Number(
+                value=first.canonical_seed, precision=0, minimum=0, label="Seed", elem_id="wo-seed", scale=1
+            )
             # Gradio sends an empty number field as 0, so 0 stands for "the preset's own".
-            workers_input = gr.Number(value=0, precision=0, minimum=0, label="Workers (0: the preset's)",
-                                      visible=first.generated, elem_id="wo-workers", scale=1)
+            workers_input = gr.Number(
+                value=0,
+                precision=0,
+                minimum=0,
+                label="Workers (0: the preset's)",
+                visible=first.generated,
+                elem_id="wo-workers",
+                scale=1,
+            )
             reset_button = gr.Button("Reset", variant="primary", elem_id="wo-reset", scale=1)
         status_view = gr.HTML(elem_id="wo-status")
         gauges_view = gr.HTML(elem_id="wo-gauges")
@@ -108,12 +125,18 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                     kind_input = gr.Radio(choices=[], label="Action", elem_id="wo-kind")
                     subtask_input = gr.Dropdown(choices=[], label="Subtask", elem_id="wo-subtask")
                     agent_input = gr.Dropdown(choices=[], label="Agent", elem_id="wo-agent")
-                    dispatch_input = gr.CheckboxGroup(choices=[], label="Dispatch: subtask → agent",
-                                                      visible=False, elem_id="wo-dispatch")
+                    dispatch_input = gr.CheckboxGroup(
+                        choices=[], label="Dispatch: subtask → agent", visible=False, elem_id="wo-dispatch"
+                    )
                     step_button = gr.Button("Step", variant="primary", elem_id="wo-step")
                 with gr.Row():
-                    policy_input = gr.Dropdown(choices=list(POLICY_NAMES), value="heuristic",
-                                               label="Built-in policy", elem_id="wo-policy", scale=2)
+                    policy_input = gr.Dropdown(
+                        choices=list(POLICY_NAMES),
+                        value="heuristic",
+                        label="Built-in policy",
+                        elem_id="wo-policy",
+                        scale=2,
+                    )
                     policy_step_button = gr.Button("Policy step", elem_id="wo-policy-step", scale=1)
                 with gr.Row():
                     play_button = gr.Button("Play to the end", elem_id="wo-play")
@@ -133,19 +156,33 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         grade_view = gr.HTML(elem_id="wo-grade")
         with gr.Tabs():
             with gr.Tab("Step history"):
-                history_view = gr.Dataframe(headers=views.HISTORY_COLUMNS, datatype="str", interactive=False,
-                                            wrap=True, max_height=360, elem_id="wo-history")
+                history_view = gr.Dataframe(
+                    headers=views.HISTORY_COLUMNS,
+                    datatype="str",
+                    interactive=False,
+                    wrap=True,
+                    max_height=360,
+                    elem_id="wo-history",
+                )
             with gr.Tab("Event log"):
-                events_view = gr.Dataframe(headers=views.EVENT_COLUMNS, datatype="str", interactive=False,
-                                           wrap=True, max_height=360, elem_id="wo-events")
+                events_view = gr.Dataframe(
+                    headers=views.EVENT_COLUMNS,
+                    datatype="str",
+                    interactive=False,
+                    wrap=True,
+                    max_height=360,
+                    elem_id="wo-events",
+                )
         with gr.Accordion("Replay a finished episode", open=False, elem_id="wo-replay-panel"):
             with gr.Row():
-                replay_id_input = gr.Textbox(label="Episode id", placeholder="from POST /reset, or shown above",
-                                             elem_id="wo-replay-id", scale=3)
+                replay_id_input = gr.Textbox(
+                    label="Episode id", placeholder="from POST /reset, or shown above", elem_id="wo-replay-id", scale=3
+                )
                 this_episode_button = gr.Button("Use this episode's id", elem_id="wo-replay-this", scale=1)
                 load_button = gr.Button("Load replay", variant="primary", elem_id="wo-replay-load", scale=1)
-            replay_slider = gr.Slider(minimum=0, maximum=1, step=1, value=0, label="Replay step",
-                                      interactive=True, elem_id="wo-replay-slider")
+            replay_slider = gr.Slider(
+                minimum=0, maximum=1, step=1, value=0, label="Replay step", interactive=True, elem_id="wo-replay-slider"
+            )
             with gr.Row():
                 back_button = gr.Button("◀ Step back", elem_id="wo-replay-back")
                 forward_button = gr.Button("Step forward ▶", elem_id="wo-replay-forward")
@@ -153,9 +190,23 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                 live_button = gr.Button("Back to my episode", elem_id="wo-replay-leave")
 
         page_outputs = [
-            session_state, status_view, gauges_view, dag_view, hint_view, gantt_view, agents_view,
-            deadlines_view, rewards_view, grade_view, history_view, events_view,
-            kind_input, subtask_input, agent_input, dispatch_input, replay_slider,
+            session_state,
+            status_view,
+            gauges_view,
+            dag_view,
+            hint_view,
+            gantt_view,
+            agents_view,
+            deadlines_view,
+            rewards_view,
+            grade_view,
+            history_view,
+            events_view,
+            kind_input,
+            subtask_input,
+            agent_input,
+            dispatch_input,
+            replay_slider,
         ]
 
         def draw(session: DashboardSession, snapshot: Snapshot, kind: str | None = None) -> list[Any]:
@@ -166,15 +217,15 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             chosen_kind = kind if kind in menu.kinds else (menu.kinds[0] if menu.kinds else None)
             form = form_updates(menu, chosen_kind)
             position = snapshot.replay_position
-            slider = (gr.Slider(minimum=0, maximum=max(position[1], 1), value=position[0])
-                      if position else gr.Slider())
+            slider = gr.Slider(minimum=0, maximum=max(position[1], 1), value=position[0]) if position else gr.Slider()
             return [
                 session,
                 views.status_html(observation, snapshot.episode_id, snapshot.mode, position),
                 views.gauges_html(observation),
                 views.dag_svg(observation, statuses) if observation else views.dag_svg({}),
                 views.hint_html(observation, snapshot.notice),
-                views.gantt_svg(observation, snapshot.records, statuses) if observation
+                views.gantt_svg(observation, snapshot.records, statuses)
+                if observation
                 else '<div class="wo-muted">No schedule yet.</div>',
                 views.agent_cards_html(observation, snapshot.records) if observation else "",
                 views.deadlines_html(statuses) if observation else "",
@@ -194,21 +245,33 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         async def on_load(session: DashboardSession | None, task_key: str, preset: str | None) -> list[Any]:
             session = ensure(session)
             # Open on a running episode of the first task, so there is something to look at.
-            snapshot = controller.start(session, task_key, preset, None, None) if session.episode_id is None \
+            snapshot = (
+                controller.start(session, task_key, preset, None, None)
+                if session.episode_id is None
                 else controller.snapshot(session)
+            )
             return draw(session, snapshot)
 
         async def on_task_change(task_key: str) -> list[Any]:
             option = controller.option(task_key)
             return [
-                gr.Dropdown(choices=list(option.presets), value=option.presets[0] if option.presets else None,
-                            visible=option.generated),
+                gr.Dropdown(
+                    choices=list(option.presets),
+                    value=option.presets[0] if option.presets else None,
+                    visible=option.generated,
+                ),
                 gr.Number(value=option.canonical_seed),
                 gr.Number(visible=option.generated),
             ]
 
-        async def on_reset(session: DashboardSession | None, task_key: str, preset: str | None,
-                           seed: float | None, workers: float | None, policy_name: str) -> list[Any]:
+        async def on_reset(
+            session: DashboardSession | None,
+            task_key: str,
+            preset: str | None,
+            seed: float | None,
+            workers: float | None,
+            policy_name: str,
+        ) -> list[Any]:
             session = ensure(session)
             session.policy_name = policy_name if policy_name in POLICY_NAMES else session.policy_name
             snapshot = controller.start(session, task_key, preset, as_int(seed), as_int(workers) or None)
@@ -218,20 +281,30 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             snapshot = controller.snapshot(ensure(session))
             return form_updates(snapshot.menu, kind)[1:]
 
-        async def on_subtask_change(session: DashboardSession | None, kind: str | None,
-                                    subtask: str | None) -> Any:
+        async def on_subtask_change(session: DashboardSession | None, kind: str | None, subtask: str | None) -> Any:
             menu = controller.snapshot(ensure(session)).menu
             agents = list(menu.agents_for(kind, subtask))
-            return gr.Dropdown(choices=agents, value=agents[0] if agents else None,
-                               visible=kind in ("delegate", "retry"))
+            return gr.Dropdown(
+                choices=agents, value=agents[0] if agents else None, visible=kind in ("delegate", "retry")
+            )
 
-        async def on_step(session: DashboardSession | None, kind: str | None, subtask: str | None,
-                          agent: str | None, assignments: list[str] | None) -> list[Any]:
+        async def on_step(
+            session: DashboardSession | None,
+            kind: str | None,
+            subtask: str | None,
+            agent: str | None,
+            assignments: list[str] | None,
+        ) -> list[Any]:
             session = ensure(session)
             current = controller.snapshot(session)
             if current.mode == "replay":
-                return draw(session, controller.snapshot(
-                    session, notice="You are watching a replay; press “Back to my episode” to act."), kind)
+                return draw(
+                    session,
+                    controller.snapshot(
+                        session, notice="You are watching a replay; press “Back to my episode” to act."
+                    ),
+                    kind,
+                )
             try:
                 action = build_action(current.menu, kind, subtask, agent, assignments)
             except FormError as exc:
@@ -241,15 +314,23 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         async def on_policy_step(session: DashboardSession | None, policy_name: str) -> list[Any]:
             session = ensure(session)
             if session.replay is not None:
-                return draw(session, controller.snapshot(
-                    session, notice="You are watching a replay; press “Back to my episode” to act."))
+                return draw(
+                    session,
+                    controller.snapshot(
+                        session, notice="You are watching a replay; press “Back to my episode” to act."
+                    ),
+                )
             return draw(session, controller.policy_step(session, policy_name))
 
         async def on_play(session: DashboardSession | None, policy_name: str) -> AsyncIterator[list[Any]]:
             session = ensure(session)
             if session.replay is not None:
-                yield draw(session, controller.snapshot(
-                    session, notice="You are watching a replay; press “Back to my episode” to act."))
+                yield draw(
+                    session,
+                    controller.snapshot(
+                        session, notice="You are watching a replay; press “Back to my episode” to act."
+                    ),
+                )
                 return
             while not controller.is_finished(session):
                 yield draw(session, controller.policy_step(session, policy_name))
@@ -301,14 +382,19 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         unlimited: dict[str, Any] = {"concurrency_limit": None}
         blocks.load(on_load, [session_state, task_input, preset_input], page_outputs, **unlimited)
         task_input.change(on_task_change, [task_input], [preset_input, seed_input, workers_input], **unlimited)
-        reset_button.click(on_reset, [session_state, task_input, preset_input, seed_input, workers_input,
-                                      policy_input], page_outputs, **unlimited)
-        kind_input.input(on_kind_change, [session_state, kind_input],
-                         [subtask_input, agent_input, dispatch_input], **unlimited)
-        subtask_input.input(on_subtask_change, [session_state, kind_input, subtask_input], [agent_input],
-                            **unlimited)
-        step_button.click(on_step, [session_state, kind_input, subtask_input, agent_input, dispatch_input],
-                          page_outputs, **unlimited)
+        reset_button.click(
+            on_reset,
+            [session_state, task_input, preset_input, seed_input, workers_input, policy_input],
+            page_outputs,
+            **unlimited,
+        )
+        kind_input.input(
+            on_kind_change, [session_state, kind_input], [subtask_input, agent_input, dispatch_input], **unlimited
+        )
+        subtask_input.input(on_subtask_change, [session_state, kind_input, subtask_input], [agent_input], **unlimited)
+        step_button.click(
+            on_step, [session_state, kind_input, subtask_input, agent_input, dispatch_input], page_outputs, **unlimited
+        )
         policy_step_button.click(on_policy_step, [session_state, policy_input], page_outputs, **unlimited)
         playing = play_button.click(on_play, [session_state, policy_input], page_outputs, **unlimited)
         this_episode_button.click(on_use_this, [session_state], [replay_id_input], **unlimited)
@@ -333,8 +419,12 @@ def form_updates(menu: ActionMenu, kind: str | None) -> list[Any]:
         gr.Radio(choices=list(menu.kinds), value=kind),
         gr.Dropdown(choices=subtasks, value=subtask, visible=kind in ("delegate", "retry", "abort")),
         gr.Dropdown(choices=agents, value=agents[0] if agents else None, visible=kind in ("delegate", "retry")),
-        gr.CheckboxGroup(choices=pairs, value=[], visible=kind == "dispatch",
-                         label=f"Dispatch: subtask → agent (at most {menu.free_slots}, each agent once)"),
+        gr.CheckboxGroup(
+            choices=pairs,
+            value=[],
+            visible=kind == "dispatch",
+            label=f"Dispatch: subtask → agent (at most {menu.free_slots}, each agent once)",
+        ),
     ]
 
 

@@ -19,8 +19,9 @@ Gradio runs them on that same thread.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from workflow_orchestrator.server.core import Episode, build_observation, grade_episode
 from workflow_orchestrator.server.core.compiled import CompiledTask
@@ -64,11 +65,16 @@ def task_options(tasks: Sequence[Mapping[str, Any]]) -> list[TaskOption]:
         else:
             title = task.get("title")
             seed = (task.get("parameters") or {}).get("canonical_seed")
-            options.append(TaskOption(task_id, f"{task_id} — {title}" if title else task_id, (), False,
-                                      int(seed) if isinstance(seed, int) else 0))
-    return [
-        TaskOption(o.key, o.label, tuple(families[o.key]), True) if o.generated else o for o in options
-    ]
+            options.append(
+                TaskOption(
+                    task_id,
+                    f"{task_id} — {title}" if title else task_id,
+                    (),
+                    False,
+                    int(seed) if isinstance(seed, int) else 0,
+                )
+            )
+    return [TaskOption(o.key, o.label, tuple(families[o.key]), True) if o.generated else o for o in options]
 
 
 def resolve_task_id(option: TaskOption, preset: str | None) -> str:
@@ -137,7 +143,7 @@ def action_menu(observation: Mapping[str, Any] | None) -> ActionMenu:
 
 def _two_disjoint(pairs: Sequence[tuple[str, str, str]]) -> bool:
     for index, (_, subtask, agent) in enumerate(pairs):
-        for _, other_subtask, other_agent in pairs[index + 1:]:
+        for _, other_subtask, other_agent in pairs[index + 1 :]:
             if subtask != other_subtask and agent != other_agent:
                 return True
     return False
@@ -263,8 +269,12 @@ class DashboardController:
     # ---------------------------------------------------------------- live episodes
 
     def start(
-        self, session: DashboardSession, task_key: str | None, preset: str | None,
-        seed: int | None, worker_count: int | None,
+        self,
+        session: DashboardSession,
+        task_key: str | None,
+        preset: str | None,
+        seed: int | None,
+        worker_count: int | None,
     ) -> Snapshot:
         option = self.option(task_key)
         task_id = resolve_task_id(option, preset)
@@ -307,8 +317,10 @@ class DashboardController:
             return self.store.get(session.episode_id), ""
         except EpisodeNotFoundError as exc:
             session.episode_id = None
-            return None, (f"Episode {exc.episode_id} is no longer on the server (idle too long, or evicted "
-                          "to keep the store bounded). Press Reset to start another.")
+            return None, (
+                f"Episode {exc.episode_id} is no longer on the server (idle too long, or evicted "
+                "to keep the store bounded). Press Reset to start another."
+            )
 
     def is_finished(self, session: DashboardSession) -> bool:
         stored, _ = self._live(session)
@@ -327,12 +339,15 @@ class DashboardController:
         source = stored.env.episode
         if source is None or not stored.finished:
             return self.snapshot(
-                session, notice=f"Episode {wanted} is not finished yet (step {stored.step_count}); "
-                "only finished episodes can be replayed.")
+                session,
+                notice=f"Episode {wanted} is not finished yet (step {stored.step_count}); "
+                "only finished episodes can be replayed.",
+            )
         actions = [entry["action"] for entry in source.trace]
         if len(actions) > MAX_REPLAY_STEPS:
-            return self.snapshot(session, notice=f"Episode {wanted} has {len(actions)} steps; replays are "
-                                 f"limited to {MAX_REPLAY_STEPS}.")
+            return self.snapshot(
+                session, notice=f"Episode {wanted} has {len(actions)} steps; replays are limited to {MAX_REPLAY_STEPS}."
+            )
         replay = Replay(wanted, source.compiled, source.seed, actions, verified=False)
         replayed = self._replay_to(replay, len(actions))
         replay.verified = replayed.log.digest() == source.log.digest()
@@ -363,7 +378,7 @@ class DashboardController:
         if replay.episode is None or position < replay.position:
             replay.episode = Episode(replay.compiled, seed=replay.seed)
             replay.position = 0
-        for action in replay.actions[replay.position:position]:
+        for action in replay.actions[replay.position : position]:
             replay.episode.step(action)
         replay.position = position
         replay.observation = build_observation(replay.episode)
@@ -374,8 +389,11 @@ class DashboardController:
         replay = session.replay
         if replay is not None and replay.episode is not None:
             episode = replay.episode
-            verdict = ("the re-simulation reproduces the stored event log exactly" if replay.verified
-                       else "warning: the re-simulation differs from the stored event log")
+            verdict = (
+                "the re-simulation reproduces the stored event log exactly"
+                if replay.verified
+                else "warning: the re-simulation differs from the stored event log"
+            )
             return Snapshot(
                 mode="replay",
                 episode_id=replay.source_id,

@@ -110,8 +110,11 @@ def deadlines_html(statuses: Sequence[DeadlineStatus]) -> str:
         if status.state == "met":
             verdict = f"✓ met (done at t={status.completed_at})"
         elif status.state == "missed":
-            verdict = (f"✕ missed (done late at t={status.completed_at})" if status.completed_at is not None
-                       else "✕ missed (not completed)")
+            verdict = (
+                f"✕ missed (done late at t={status.completed_at})"
+                if status.completed_at is not None
+                else "✕ missed (not completed)"
+            )
         else:
             verdict = f"open: due in {status.due_in}" + (" (at risk)" if (status.due_in or 0) <= 2 else "")
         rows.append(
@@ -148,6 +151,7 @@ def dag_positions(shape: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, t
     order: dict[str, float] = {}
     declared = {node: index for index, (node, _) in enumerate(shape)}
     for layer in layers:
+
         def barycentre(node: str) -> tuple[float, int]:
             preds = [order[p] for p in graph.predecessors(node) if p in order]
             return (sum(preds) / len(preds) if preds else float(declared[node]), declared[node])
@@ -237,9 +241,8 @@ def dag_svg(observation: Observation, statuses: Sequence[DeadlineStatus] = ()) -
             detail = f"failed {last.get('kind', '')} on {last.get('agent', '?')}"
         else:
             detail = f"{status} · {subtask.get('type')}"
-        tooltip = (
-            f"{subtask['id']} [{subtask.get('type')}] {status}; attempts {subtask.get('attempts', 0)}"
-            + (f"; deadline t={subtask['deadline']}" if subtask.get("deadline") is not None else "")
+        tooltip = f"{subtask['id']} [{subtask.get('type')}] {status}; attempts {subtask.get('attempts', 0)}" + (
+            f"; deadline t={subtask['deadline']}" if subtask.get("deadline") is not None else ""
         )
         parts.append(
             f'<g class="wo-node" data-subtask="{esc(subtask["id"])}" data-status="{esc(status)}">'
@@ -341,8 +344,9 @@ def gantt_svg(
     now = int(observation.get("time_used") or 0)
     bars, offline = schedule_bars(records, now)
     limit = observation.get("time_limit")
-    horizon = max([now + 1, *(b.end for b in bars), *((b.planned_end or 0) for b in bars)]
-                  + [s.deadline + 1 for s in statuses])
+    horizon = max(
+        [now + 1, *(b.end for b in bars), *((b.planned_end or 0) for b in bars)] + [s.deadline + 1 for s in statuses]
+    )
     if limit:
         horizon = max(horizon, int(limit))
     label_w, row_h, top, right = 150, 30, 26, 16
@@ -494,9 +498,7 @@ def reward_svg(rewards: Sequence[float]) -> str:
             f'<rect x="{x:.1f}" y="{y0:.1f}" width="{max(bar_w, 1):.1f}" height="{max(y1 - y0, 1):.1f}" '
             f'fill="{"#2da44e" if value >= 0 else "#cf222e"}"><title>step {index + 1}: {value:+.3f}</title></rect>'
         )
-    points = " ".join(
-        f"{left + (index + 0.5) * step_w:.1f},{y_total(total):.1f}" for index, total in enumerate(totals)
-    )
+    points = " ".join(f"{left + (index + 0.5) * step_w:.1f},{y_total(total):.1f}" for index, total in enumerate(totals))
     parts.append(f'<polyline points="{points}" fill="none" stroke="#8250df" stroke-width="2"/>')
     label_every = max(1, round(len(rewards) / 12))
     for index in range(0, len(rewards), label_every):
@@ -506,7 +508,7 @@ def reward_svg(rewards: Sequence[float]) -> str:
         )
     parts.append(
         f'<text x="{left}" y="{height - 0}" font-size="10" fill="#57606a">step · bars: reward · '
-        f'line: total {totals[-1]:+.3f}</text></svg>'
+        f"line: total {totals[-1]:+.3f}</text></svg>"
     )
     return "".join(parts)
 
@@ -540,7 +542,7 @@ def agent_cards_html(observation: Observation, records: Sequence[Record]) -> str
             f'<span class="wo-pill" style="background:{colour}">{esc(status)}</span></div>'
             f'<div class="wo-card-line">{doing}</div>'
             f'<div class="wo-card-line">speed {esc(agent.get("speed"))} · cost {esc(number(agent.get("cost")))}'
-            f'/unit · reliability {esc(number(agent.get("reliability")))} · spent '
+            f"/unit · reliability {esc(number(agent.get('reliability')))} · spent "
             f"{esc(number(spent.get(str(agent.get('name')), 0.0)))}</div>"
             f'<div class="wo-chips">{chips}</div></div>'
         )
@@ -572,10 +574,24 @@ def gauges_html(observation: Observation) -> str:
     if observation.get("step_limit"):
         parts.append(gauge("Steps", observation.get("step_count") or 0, observation.get("step_limit"), key="steps"))
     parts.append(gauge("Budget", observation.get("budget_used") or 0.0, observation.get("budget"), key="budget"))
-    parts.append(gauge("Capacity in use", observation.get("active_count") or 0, observation.get("capacity"),
-                       key="capacity", spending=False))
-    parts.append(gauge("Completed", observation.get("completed_count") or 0, observation.get("subtask_count"),
-                       key="completed", spending=False))
+    parts.append(
+        gauge(
+            "Capacity in use",
+            observation.get("active_count") or 0,
+            observation.get("capacity"),
+            key="capacity",
+            spending=False,
+        )
+    )
+    parts.append(
+        gauge(
+            "Completed",
+            observation.get("completed_count") or 0,
+            observation.get("subtask_count"),
+            key="completed",
+            spending=False,
+        )
+    )
     return f'<div class="wo-gauges">{"".join(parts)}</div>'
 
 
@@ -587,9 +603,7 @@ def hint_html(observation: Observation, notice: str = "") -> str:
         parts.append(f'<div class="wo-hint"><b>Hint</b> {esc(observation.get("hint", ""))}</div>')
         errors = observation.get("errors") or []
         if errors:
-            items = "".join(
-                f"<li><code>{esc(e.get('code'))}</code> {esc(e.get('message'))}</li>" for e in errors
-            )
+            items = "".join(f"<li><code>{esc(e.get('code'))}</code> {esc(e.get('message'))}</li>" for e in errors)
             parts.append(f'<div class="wo-errors"><b>Last action was invalid</b><ul>{items}</ul></div>')
         breakdown = {k: v for k, v in (observation.get("reward_breakdown") or {}).items() if v}
         if observation.get("step_count"):
@@ -658,7 +672,7 @@ def grade_html(grade: Mapping[str, Any] | None) -> str:
     count_text = " · ".join(f"{esc(k.replace('_', ' '))} {esc(number(v))}" for k, v in counts.items())
     return (
         f'<div class="wo-grade" id="wo-grade-card"><div class="wo-score">score <b id="wo-score">'
-        f'{float(grade.get("score", 0.0)):.3f}</b></div>{extra}'
+        f"{float(grade.get('score', 0.0)):.3f}</b></div>{extra}"
         + (f'<div class="wo-score-part">activity gate {esc(number(gate, 3))}</div>' if gate is not None else "")
         + '<table class="wo-table"><thead><tr><th>dimension</th><th>weight</th><th>value</th>'
         f"<th>weighted</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -676,22 +690,27 @@ def event_rows(records: Iterable[Record]) -> list[list[Any]]:
     rows = []
     for record in records:
         details = ", ".join(
-            f"{key}={value}" for key, value in record.items()
-            if key not in ("kind", "t", "step", "subtask", "agent")
+            f"{key}={value}" for key, value in record.items() if key not in ("kind", "t", "step", "subtask", "agent")
         )
-        rows.append([
-            record.get("step"), record.get("t"), str(record.get("kind")),
-            str(record.get("subtask") or ""), str(record.get("agent") or ""), details,
-        ])
+        rows.append(
+            [
+                record.get("step"),
+                record.get("t"),
+                str(record.get("kind")),
+                str(record.get("subtask") or ""),
+                str(record.get("agent") or ""),
+                details,
+            ]
+        )
     return rows
 
 
 def describe_action(action: Mapping[str, Any]) -> str:
     kind = str(action.get("action_type"))
     if kind == "dispatch":
-        pairs = [
-            f"{a.get('subtask_id')}→{a.get('agent_name') or 'any'}" for a in action.get("assignments") or ()
-        ] + [f"{t}→any" for t in action.get("task_ids") or ()]
+        pairs = [f"{a.get('subtask_id')}→{a.get('agent_name') or 'any'}" for a in action.get("assignments") or ()] + [
+            f"{t}→any" for t in action.get("task_ids") or ()
+        ]
         return f"dispatch {', '.join(pairs)}"
     target = action.get("subtask_id")
     agent = action.get("agent_name")
@@ -702,9 +721,13 @@ def history_rows(trace: Sequence[Mapping[str, Any]], rewards: Sequence[float]) -
     rows = []
     for index, entry in enumerate(trace):
         reward = rewards[index] if index < len(rewards) else None
-        rows.append([
-            entry.get("step"), entry.get("t"), describe_action(entry.get("action") or {}),
-            ", ".join(str(code) for code in entry.get("errors") or ()),
-            None if reward is None else round(reward, 4),
-        ])
+        rows.append(
+            [
+                entry.get("step"),
+                entry.get("t"),
+                describe_action(entry.get("action") or {}),
+                ", ".join(str(code) for code in entry.get("errors") or ()),
+                None if reward is None else round(reward, 4),
+            ]
+        )
     return rows

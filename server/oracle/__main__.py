@@ -18,8 +18,8 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..evaluation import parse_seeds
 from ..tasks import default_registry

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..core.compiled import CompiledTask
 from ..tasks import TaskRegistry, default_registry
@@ -132,9 +133,7 @@ def write_entries(entries: Sequence[dict[str, Any]], path: Path = BEST_SCORES_PA
     path.write_text("\n".join(lines) + "\n")
 
 
-def check_entries(
-    entries: Sequence[dict[str, Any]] | None = None, registry: TaskRegistry | None = None
-) -> list[str]:
+def check_entries(entries: Sequence[dict[str, Any]] | None = None, registry: TaskRegistry | None = None) -> list[str]:
     """Problems with the shipped entries: a task changed since (fingerprint), or a
     plan that no longer earns its recorded score when replayed."""
     registry = registry or default_registry()

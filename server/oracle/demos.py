@@ -15,9 +15,10 @@ following steps still show the episode as it was played.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence, TextIO
+from typing import Any, TextIO
 
 from ..core.env import WorkflowEnv
 from ..core.observation import render_text
@@ -75,7 +76,7 @@ def demonstration_lines(
         observation = env.step(action)
     final_score = env.grade()["score"]
     skips = skip_steps(oracle.plan, times)
-    for i, (prompt, action) in enumerate(zip(prompts, oracle.plan)):
+    for i, (prompt, action) in enumerate(zip(prompts, oracle.plan, strict=True)):
         if i in skips and not keep_skips:
             continue
         record: dict[str, Any] = {

@@ -29,7 +29,8 @@ none), followed by a wait for the next event.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..core.arena import BENCHMARK_WEIGHTS, ArenaTables
 from ..core.compiled import CompiledTask
@@ -47,7 +48,15 @@ class ArenaNode:
     """An arena episode at a decision point (time ``t``, after the events at ``t``)."""
 
     __slots__ = (
-        "t", "status", "unmet", "finish", "running", "done_count", "done_priority", "on_time_priority", "ended",
+        "t",
+        "status",
+        "unmet",
+        "finish",
+        "running",
+        "done_count",
+        "done_priority",
+        "on_time_priority",
+        "ended",
     )
 
     t: int
@@ -60,7 +69,7 @@ class ArenaNode:
     on_time_priority: int
     ended: bool
 
-    def copy(self) -> "ArenaNode":
+    def copy(self) -> ArenaNode:
         c = ArenaNode()
         c.t = self.t
         c.status = self.status[:]
@@ -168,9 +177,7 @@ class ArenaProblem:
 
     def score(self, node: ArenaNode) -> float:
         total = self.total_priority
-        makespan = (
-            min(1.0, self.lower_bound / max(1, node.t)) if node.done_count == self.n else 0.0
-        )
+        makespan = min(1.0, self.lower_bound / max(1, node.t)) if node.done_count == self.n else 0.0
         value = _C * node.done_priority / total + _T * node.on_time_priority / total + _M * makespan
         return round(max(0.0, min(1.0, value)), 4)
 
@@ -322,4 +329,3 @@ def _best_worker(episode: Episode, seed_key: int, s: int, taken: set[int], cap: 
         best = next(a for a in range(len(spec.agents)) if a not in taken and episode.agent_status[a] == IDLE)
         best_skips = 0
     return best, best_skips
-

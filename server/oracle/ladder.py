@@ -7,7 +7,8 @@ Expected order on every task: noop < random < greedy <= heuristic <= oracle.
 from __future__ import annotations
 
 import statistics
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..core.env import WorkflowEnv
 from ..evaluation import play_policy

@@ -11,8 +11,9 @@ grade is the reported score.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..core.compiled import CompiledTask
 from ..core.episode import Episode

@@ -56,7 +56,7 @@ class Weights:
     valid_actions: float
 
     @classmethod
-    def of(cls, weights: dict[str, float]) -> "Weights":
+    def of(cls, weights: dict[str, float]) -> Weights:
         return cls(**{name: float(weights.get(name, 0.0)) for name in cls.__slots__})  # type: ignore[attr-defined]
 
 
@@ -97,9 +97,7 @@ class TickProblem:
         self.deadline = tuple(s.deadline for s in spec.subtasks)
         self.deadline_subtasks = tuple(i for i, s in enumerate(spec.subtasks) if s.deadline is not None)
         index = dag.index
-        self.conflicts = tuple(
-            (index[c.at], tuple(index[t] for t in c.tracks)) for c in spec.conflicts
-        )
+        self.conflicts = tuple((index[c.at], tuple(index[t] for t in c.tracks)) for c in spec.conflicts)
         self.conflict_tracks = frozenset(t for _, tracks in self.conflicts for t in tracks)
         self.pillars = tuple(
             tuple(i for i, s in enumerate(spec.subtasks) if pillar in s.tags) for pillar in spec.pillars
@@ -177,9 +175,7 @@ class TickProblem:
         key = (s, a, attempt, key_failures)
         found = self._outcomes.get(key)
         if found is None:
-            kind = decide_attempt(
-                self.seed_key, self.spec.subtasks[s], self.spec.agents[a], attempt, key_failures, cap
-            )
+            kind = decide_attempt(self.seed_key, self.spec.subtasks[s], self.spec.agents[a], attempt, key_failures, cap)
             found = SUCCEEDS if kind is None else (FAILS_PERMANENT if kind == PERMANENT else FAILS_TRANSIENT)
             self._outcomes[key] = found
         return found
@@ -280,7 +276,7 @@ class TickProblem:
 
     # ----------------------------------------------------------- the root
 
-    def root(self) -> "TickNode":
+    def root(self) -> TickNode:
         node = TickNode()
         n, m = self.n, self.m
         node.t = 0
@@ -314,10 +310,30 @@ class TickNode:
     """An episode at a decision point (time ``t``, before the action of tick t + 1)."""
 
     __slots__ = (
-        "t", "unmet", "status", "run_agent", "run_start", "run_end", "run_result", "pair_attempts",
-        "fail_count", "known_permanent", "open_failures", "failures", "credit", "failed_mask",
-        "repeated", "cost", "peak", "running", "patience_waits", "completed_by", "completed_at",
-        "done_count", "synthesized", "ended",
+        "t",
+        "unmet",
+        "status",
+        "run_agent",
+        "run_start",
+        "run_end",
+        "run_result",
+        "pair_attempts",
+        "fail_count",
+        "known_permanent",
+        "open_failures",
+        "failures",
+        "credit",
+        "failed_mask",
+        "repeated",
+        "cost",
+        "peak",
+        "running",
+        "patience_waits",
+        "completed_by",
+        "completed_at",
+        "done_count",
+        "synthesized",
+        "ended",
     )
 
     t: int
@@ -345,7 +361,7 @@ class TickNode:
     synthesized: bool
     ended: bool
 
-    def copy(self) -> "TickNode":
+    def copy(self) -> TickNode:
         c = TickNode()
         c.t = self.t
         c.unmet = self.unmet[:]
@@ -398,9 +414,7 @@ def action_to_wire(problem: TickProblem, node: TickNode, action: PlanAction) -> 
     return [
         {
             "action_type": "dispatch",
-            "assignments": [
-                {"subtask_id": problem.ids[s], "agent_name": problem.agent_names[a]} for s, a in pairs
-            ],
+            "assignments": [{"subtask_id": problem.ids[s], "agent_name": problem.agent_names[a]} for s, a in pairs],
         }
     ]
 
@@ -481,7 +495,7 @@ def _advance(problem: TickProblem, node: TickNode, now: int) -> None:
                 node.done_count += 1
                 # A completed subtask never runs again: forget its attempt history.
                 row = s * m
-                node.pair_attempts[row:row + m] = [0] * m
+                node.pair_attempts[row : row + m] = [0] * m
                 node.fail_count[s] = 0
                 node.known_permanent[s] = 0
                 for succ in problem.succs[s]:
@@ -535,9 +549,7 @@ def dimension_values(problem: TickProblem, node: TickNode) -> dict[str, float]:
         if None not in agents and len(set(agents)) == len(agents) and completed[at]:
             handled += 1
     values["conflict_handling"] = handled / len(problem.conflicts) if problem.conflicts else 1.0
-    values["patience"] = (
-        _ratio(node.patience_waits, problem.patience_waits) if problem.patience_index >= 0 else 1.0
-    )
+    values["patience"] = _ratio(node.patience_waits, problem.patience_waits) if problem.patience_index >= 0 else 1.0
     values["pillar_balance"] = min(
         (sum(1 for s in members if completed[s]) / len(members) for members in problem.pillars), default=1.0
     )
@@ -556,7 +568,6 @@ def leaf_score(problem: TickProblem, node: TickNode) -> float:
             value *= gate
         total += weight * round(value, 6)
     return round(max(0.0, min(1.0, total)), 6)
-
 
 
 def _ratio(numerator: float, denominator: float, empty: float = 1.0) -> float:

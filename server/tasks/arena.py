@@ -8,8 +8,9 @@ Construction, for a preset and a seed:
 
 1. ``n`` subtasks, uniform in the preset's range. Subtask ``j`` depends on
    each earlier subtask ``i < j`` with the preset's edge probability (a random
-   DAG on the topological order ``0 .. n-1``: acyclic by construction). Work amounts (durations; workers have speed 1) and
-   priorities are uniform in the preset's ranges.
+   DAG on the topological order ``0 .. n-1``: acyclic by construction). Work
+   amounts (durations; workers have speed 1) and priorities are uniform in
+   the preset's ranges.
 2. ``LB = max(critical path, ceil(total work / workers))``, a lower bound on
    any schedule's makespan.
 3. Outages (presets with an outage rate): at each integer time ``t`` in
@@ -131,9 +132,7 @@ def check_worker_count(worker_count: int) -> int:
     if isinstance(worker_count, bool) or not isinstance(worker_count, int):
         raise ValueError(f"worker_count must be an integer, got {worker_count!r}")
     if not MIN_WORKERS <= worker_count <= MAX_WORKERS:
-        raise ValueError(
-            f"worker_count must be between {MIN_WORKERS} and {MAX_WORKERS}, got {worker_count}"
-        )
+        raise ValueError(f"worker_count must be between {MIN_WORKERS} and {MAX_WORKERS}, got {worker_count}")
     return worker_count
 
 
@@ -245,9 +244,7 @@ def generate_arena(preset: ArenaPreset, seed: int, worker_count: int | None = No
     schedule = reference_schedule(predecessors, durations, rank, capacity_timeline(workers, events))
     allowance = (1.0 - preset.deadline_tightness) * lower_bound
     deadlines = [schedule.finish[j] + int(allowance * deadline_draws[j]) for j in range(n)]
-    time_budget = (
-        None if multiplier is None else max(math.ceil(multiplier * lower_bound), schedule.makespan)
-    )
+    time_budget = None if multiplier is None else max(math.ceil(multiplier * lower_bound), schedule.makespan)
 
     subtasks = tuple(
         sorted(

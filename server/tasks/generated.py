@@ -49,12 +49,30 @@ from .arena import EVALUATION_SEEDS, TRAINING_SEEDS  # one seed convention for b
 GENERATED_PREFIX = "generated"
 
 TYPE_VOCABULARY = (
-    "design", "implement", "test", "review", "deploy", "analyze",
-    "document", "integrate", "audit", "notify", "migrate", "benchmark",
+    "design",
+    "implement",
+    "test",
+    "review",
+    "deploy",
+    "analyze",
+    "document",
+    "integrate",
+    "audit",
+    "notify",
+    "migrate",
+    "benchmark",
 )
 AGENT_VOCABULARY = (
-    "planner", "builder", "tester", "reviewer", "operator", "analyst",
-    "writer", "integrator", "auditor", "courier",
+    "planner",
+    "builder",
+    "tester",
+    "reviewer",
+    "operator",
+    "analyst",
+    "writer",
+    "integrator",
+    "auditor",
+    "courier",
 )
 
 
@@ -97,8 +115,11 @@ LEVELS: dict[str, GeneratedLevel] = {
         budget_factor=None,
         time_slack=0.6,
         grade_weights={
-            "completion": 0.35, "parallelism": 0.15, "time_efficiency": 0.25,
-            "cost_efficiency": 0.15, "valid_actions": 0.10,
+            "completion": 0.35,
+            "parallelism": 0.15,
+            "time_efficiency": 0.25,
+            "cost_efficiency": 0.15,
+            "valid_actions": 0.10,
         },
     ),
     "medium": GeneratedLevel(
@@ -117,9 +138,15 @@ LEVELS: dict[str, GeneratedLevel] = {
         budget_factor=1.6,
         time_slack=0.5,
         grade_weights={
-            "completion": 0.25, "deadlines": 0.15, "recovery": 0.10, "recovery_speed": 0.05,
-            "error_classification": 0.05, "parallelism": 0.10, "cost_efficiency": 0.10,
-            "budget": 0.05, "time_efficiency": 0.15,
+            "completion": 0.25,
+            "deadlines": 0.15,
+            "recovery": 0.10,
+            "recovery_speed": 0.05,
+            "error_classification": 0.05,
+            "parallelism": 0.10,
+            "cost_efficiency": 0.10,
+            "budget": 0.05,
+            "time_efficiency": 0.15,
         },
     ),
     "hard": GeneratedLevel(
@@ -138,9 +165,15 @@ LEVELS: dict[str, GeneratedLevel] = {
         budget_factor=1.4,
         time_slack=0.4,
         grade_weights={
-            "completion": 0.20, "deadlines": 0.20, "recovery": 0.10, "recovery_speed": 0.05,
-            "error_classification": 0.10, "parallelism": 0.05, "cost_efficiency": 0.10,
-            "budget": 0.05, "time_efficiency": 0.15,
+            "completion": 0.20,
+            "deadlines": 0.20,
+            "recovery": 0.10,
+            "recovery_speed": 0.05,
+            "error_classification": 0.10,
+            "parallelism": 0.05,
+            "cost_efficiency": 0.10,
+            "budget": 0.05,
+            "time_efficiency": 0.15,
         },
     ),
 }
@@ -204,11 +237,7 @@ def generate_scenario(level: GeneratedLevel, seed: int) -> TaskSpec:
     by_priority = sorted(range(n), key=lambda j: (-priorities[j], ids[j]))
     for j in by_priority[: level.deadline_count]:
         deadlines[j] = finish[j] + int((1.0 - level.deadline_tightness) * makespan * deadline_draws[j])
-    budget = (
-        None
-        if level.budget_factor is None
-        else math.ceil(reference_cost * level.budget_factor * 10) / 10
-    )
+    budget = None if level.budget_factor is None else math.ceil(reference_cost * level.budget_factor * 10) / 10
 
     subtasks = tuple(
         sorted(

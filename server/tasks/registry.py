@@ -101,14 +101,12 @@ class TaskRegistry:
         out = []
         for compiled in self._scenarios.values():
             out.append(describe_scenario(compiled))
-        for prefix, family in self._families.items():
+        for family in self._families.values():
             for variant in family.variants():
                 out.append(family.describe(variant))
         return out
 
-    def resolve(
-        self, task_id: str, seed: int | None = None, worker_count: int | None = None
-    ) -> ResolvedTask:
+    def resolve(self, task_id: str, seed: int | None = None, worker_count: int | None = None) -> ResolvedTask:
         """The task to play and the seed to play it with.
 
         Raises :class:`UnknownTaskError`, or ``ValueError`` for parameters
@@ -118,9 +116,7 @@ class TaskRegistry:
             raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
         if task_id in self._scenarios:
             if worker_count is not None:
-                raise ValueError(
-                    f"task {task_id!r} has named agents; worker_count applies to generated tasks only"
-                )
+                raise ValueError(f"task {task_id!r} has named agents; worker_count applies to generated tasks only")
             compiled = self._scenarios[task_id]
             return ResolvedTask(compiled, compiled.spec.canonical_seed if seed is None else seed)
         prefix, _, variant = task_id.partition("/")
@@ -130,9 +126,7 @@ class TaskRegistry:
         compiled = self._compile_generated(family, variant, 0 if seed is None else seed, worker_count)
         return ResolvedTask(compiled, compiled.spec.canonical_seed if seed is None else seed)
 
-    def _compile_generated(
-        self, family: TaskFamily, variant: str, seed: int, worker_count: int | None
-    ) -> CompiledTask:
+    def _compile_generated(self, family: TaskFamily, variant: str, seed: int, worker_count: int | None) -> CompiledTask:
         """Generated tasks are built once per (task, seed, worker count) and kept in a
         small LRU cache: evaluation loops replay the same seeds, training rarely does."""
         key = (family.prefix, variant, seed, worker_count)

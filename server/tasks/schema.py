@@ -113,9 +113,7 @@ def task_from_file(data: dict[str, object], source: str | Path) -> TaskSpec:
     problems: list[str] = []
     for name in parsed.grading.weights:
         if name not in GRADE_DIMENSIONS:
-            problems.append(
-                f"grading.weights.{name}: unknown grade dimension; known: {', '.join(GRADE_DIMENSIONS)}"
-            )
+            problems.append(f"grading.weights.{name}: unknown grade dimension; known: {', '.join(GRADE_DIMENSIONS)}")
     for name in parsed.rewards:
         from ..core.rewards import DEFAULT_REWARD_TABLE  # local: only needed to check names
 
@@ -156,15 +154,10 @@ def task_from_file(data: dict[str, object], source: str | Path) -> TaskSpec:
             for a in parsed.agents
         ),
         events=tuple(
-            ScheduledEvent(at=e.at, kind=EventKind(e.kind), agent=e.agent, value=e.value)
-            for e in parsed.events
+            ScheduledEvent(at=e.at, kind=EventKind(e.kind), agent=e.agent, value=e.value) for e in parsed.events
         ),
         conflicts=tuple(ConflictSpec(at=c.at, tracks=tuple(c.tracks)) for c in parsed.conflicts),
-        patience=(
-            PatienceSpec(after=parsed.patience.after, waits=parsed.patience.waits)
-            if parsed.patience
-            else None
-        ),
+        patience=(PatienceSpec(after=parsed.patience.after, waits=parsed.patience.waits) if parsed.patience else None),
         pillars=tuple(parsed.pillars),
         grade_weights=dict(parsed.grading.weights),
         activity_gate=parsed.grading.activity_gate,
