@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from workflow_orchestrator import inference
+from workflow_orchestrator.runner import answers, episodes, errors, prompts, reports, settings
 from workflow_orchestrator.server.core import WorkflowEnv
 
 DELEGATE = {"action_type": "delegate", "subtask_id": "technical_design", "agent_name": "tech_lead"}
@@ -43,7 +43,7 @@ DELEGATE = {"action_type": "delegate", "subtask_id": "technical_design", "agent_
     ],
 )
 def test_extract_action_reads_the_answer_through_noise(answer: str) -> None:
-    assert inference.extract_action(answer) == DELEGATE
+    assert answers.extract_action(answer) == DELEGATE
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_extract_action_reads_the_answer_through_noise(answer: str) -> None:
     ],
 )
 def test_extract_action_gives_none_when_no_action_is_named(answer: str) -> None:
-    assert inference.extract_action(answer) is None
+    assert answers.extract_action(answer) is None
 
 
 def test_extract_action_prefers_the_last_action_and_keeps_dispatch_assignments() -> None:
@@ -66,7 +66,7 @@ def test_extract_action_prefers_the_last_action_and_keeps_dispatch_assignments()
         'First {"action_type": "wait"}. Better: {"action_type": "dispatch", "assignments": '
         '[{"subtask_id": "a", "agent_name": "x"}, ["b", "y"], "c"]}'
     )
-    assert inference.extract_action(answer) == {
+    assert answers.extract_action(answer) == {
         "action_type": "dispatch",
         "assignments": [
             {"subtask_id": "a", "agent_name": "x"},
@@ -74,27 +74,27 @@ def test_extract_action_prefers_the_last_action_and_keeps_dispatch_assignments()
             {"subtask_id": "c"},
         ],
     }
-    assert inference.extract_action("dispatch(a:x, b)") == {
+    assert answers.extract_action("dispatch(a:x, b)") == {
         "action_type": "dispatch",
         "assignments": [{"subtask_id": "a", "agent_name": "x"}, {"subtask_id": "b"}],
     }
-    assert inference.extract_action("Nothing is ready, so: wait()") == {"action_type": "wait"}
+    assert answers.extract_action("Nothing is ready, so: wait()") == {"action_type": "wait"}
 
 
 def test_normalized_ids_are_strings_within_the_wire_limits() -> None:
-    action = inference.normalize_action({"action_type": "abort", "subtask_id": 7, "agent_name": "x"})
+    action = answers.normalize_action({"action_type": "abort", "subtask_id": 7, "agent_name": "x"})
     assert action == {"action_type": "abort", "subtask_id": "7"}  # abort takes no agent
-    long = inference.normalize_action({"action_type": "retry", "subtask_id": "s" * 500})
-    assert long is not None and len(long["subtask_id"]) == inference.MAX_ID_LENGTH
-    many = inference.normalize_action({"action_type": "dispatch", "task_ids": [f"t{i}" for i in range(200)]})
-    assert many is not None and len(many["task_ids"]) == inference.MAX_BATCH
+    long = answers.normalize_action({"action_type": "retry", "subtask_id": "s" * 500})
+    assert long is not None and len(long["subtask_id"]) == answers.MAX_ID_LENGTH
+    many = answers.normalize_action({"action_type": "dispatch", "task_ids": [f"t{i}" for i in range(200)]})
+    assert many is not None and len(many["task_ids"]) == answers.MAX_BATCH
 
 
 def test_tool_calls_become_one_action_and_several_starts_one_dispatch() -> None:
-    single = inference.action_from_tool_calls([("delegate", json.dumps({"subtask_id": "a", "agent_name": "x"}))])
+    single = answers.action_from_tool_calls([("delegate", json.dumps({"subtask_id": "a", "agent_name": "x"}))])
     assert single == {"action_type": "delegate", "subtask_id": "a", "agent_name": "x"}
-    assert inference.action_from_tool_calls([("wait", "")]) == {"action_type": "wait"}
-    merged = inference.action_from_tool_calls(
+    assert answers.action_from_tool_calls([("wait", "")]) == {"action_type": "wait"}
+    merged = answers.action_from_tool_calls(
         [
             ("delegate", '{"subtask_id": "a", "agent_name": "x"}'),
             ("retry", '{"subtask_id": "b", "agent_name": "y"}'),
@@ -105,23 +105,23 @@ def test_tool_calls_become_one_action_and_several_starts_one_dispatch() -> None:
         "assignments": [{"subtask_id": "a", "agent_name": "x"}, {"subtask_id": "b", "agent_name": "y"}],
     }
     # A mix that is not all starts: the first call counts.
-    assert inference.action_from_tool_calls([("wait", "{}"), ("delegate", '{"subtask_id": "a"}')]) == {
+    assert answers.action_from_tool_calls([("wait", "{}"), ("delegate", '{"subtask_id": "a"}')]) == {
         "action_type": "wait"
     }
-    assert inference.action_from_tool_calls([("explode", "{}")]) is None
+    assert answers.action_from_tool_calls([("explode", "{}")]) is None
 
 
 def test_action_labels_are_the_step_line_forms() -> None:
-    assert inference.action_label(DELEGATE) == "delegate(technical_design,tech_lead)"
-    assert inference.action_label({"action_type": "wait"}) == "wait()"
-    assert inference.action_label({"action_type": "retry", "subtask_id": "s"}) == "retry(s)"
+    assert answers.action_label(DELEGATE) == "delegate(technical_design,tech_lead)"
+    assert answers.action_label({"action_type": "wait"}) == "wait()"
+    assert answers.action_label({"action_type": "retry", "subtask_id": "s"}) == "retry(s)"
     dispatch = {
         "action_type": "dispatch",
         "assignments": [{"subtask_id": "s1", "agent_name": "a1"}, {"subtask_id": "s2"}],
     }
-    assert inference.action_label(dispatch) == "dispatch(s1:a1,s2)"
+    assert answers.action_label(dispatch) == "dispatch(s1:a1,s2)"
     # The core refuses this shape; the label still has no spaces.
-    assert inference.action_label({"action_type": "delegate", "subtask_id": "two words"}) == "delegate(two_words)"
+    assert answers.action_label({"action_type": "delegate", "subtask_id": "two words"}) == "delegate(two_words)"
 
 
 @pytest.mark.parametrize(
@@ -129,19 +129,19 @@ def test_action_labels_are_the_step_line_forms() -> None:
     [("7", (7,)), ("1,4,9", (1, 4, 9)), ("0-3,10,2", (0, 1, 2, 3, 10)), (" 5 - 6 ", (5, 6))],
 )
 def test_parse_seeds(text: str, seeds: tuple[int, ...]) -> None:
-    assert inference.parse_seeds(text) == seeds
+    assert settings.parse_seeds(text) == seeds
 
 
 def test_parse_seeds_range_and_errors() -> None:
-    assert inference.parse_seeds("100-199") == tuple(range(100, 200))
+    assert settings.parse_seeds("100-199") == tuple(range(100, 200))
     for bad in ("", "x", "5-3", "-1", f"0-{2**31}", "1,,a"):
-        with pytest.raises(inference.UsageError):
-            inference.parse_seeds(bad)
+        with pytest.raises(errors.UsageError):
+            settings.parse_seeds(bad)
 
 
 def test_prompt_states_the_rules_of_the_task_and_the_rendered_state() -> None:
     observation = WorkflowEnv().reset("hard", seed=0)
-    system = inference.system_prompt(observation, tool_calls=False)
+    system = prompts.system_prompt(observation, tool_calls=False)
     assert "permanent" in system and "capacity" in system and "synthesize" in system
     # The task's own rules, read from the observation.
     assert "enrich_logs, check_dashboards feed root_cause_analysis" in system
@@ -149,17 +149,17 @@ def test_prompt_states_the_rules_of_the_task_and_the_rendered_state() -> None:
     for name, weight in observation["rules"]["grade_weights"].items():
         assert f"{name} {weight:g}" in system
     assert "exactly one JSON object" in system
-    assert "calling exactly one of the tools" in inference.system_prompt(observation, tool_calls=True)
-    user = inference.user_prompt(observation, ["step 1: wait() -> reward +0.00"], tool_calls=False)
+    assert "calling exactly one of the tools" in prompts.system_prompt(observation, tool_calls=True)
+    user = prompts.user_prompt(observation, ["step 1: wait() -> reward +0.00"], tool_calls=False)
     assert "step 1: wait()" in user
     assert "- delegate(alert_triage,triage_analyst)" in user  # from the shared renderer
-    tool_names = [tool["function"]["name"] for tool in inference.ACTION_TOOLS]
-    assert sorted(tool_names) == sorted(inference.ACTION_TYPES)
+    tool_names = [tool["function"]["name"] for tool in prompts.ACTION_TOOLS]
+    assert sorted(tool_names) == sorted(answers.ACTION_TYPES)
 
 
 def test_expert_prompt_names_the_pillars() -> None:
     observation = WorkflowEnv().reset("expert", seed=0)
-    system = inference.system_prompt(observation, tool_calls=False)
+    system = prompts.system_prompt(observation, tool_calls=False)
     assert "health: assess_sleep_energy, midday_health_check" in system
 
 
@@ -170,22 +170,22 @@ class _Terminal(io.StringIO):
 
 def test_progress_bar_on_a_terminal_and_lines_elsewhere() -> None:
     results = [
-        inference.EpisodeResult(model="m", task_id="easy", seed=seed, score=score)
+        episodes.EpisodeResult(model="m", task_id="easy", seed=seed, score=score)
         for seed, score in enumerate((0.5, 1.0, None))
     ]
     terminal = _Terminal()
-    bar = inference.Progress(3, terminal, enabled=True)
+    bar = reports.Progress(3, terminal, enabled=True)
     for result in results:
         bar.advance(result)
     frames = terminal.getvalue().split("\r")[1:]
     assert len(frames) == 3 and frames[-1].endswith("\n")
     assert "3/3 mean score 0.750" in frames[-1] and "#" * 30 in frames[-1]
     plain = io.StringIO()
-    lines = inference.Progress(3, plain, enabled=True)
+    lines = reports.Progress(3, plain, enabled=True)
     for result in results:
         lines.advance(result)
     assert plain.getvalue().splitlines()[1].startswith("[2/3] m easy seed 1: score 1.000")
     silent = io.StringIO()
-    quiet = inference.Progress(3, silent, enabled=False)
+    quiet = reports.Progress(3, silent, enabled=False)
     quiet.advance(results[0])
     assert silent.getvalue() == "" and quiet.done == 1

@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from workflow_orchestrator import inference
+from workflow_orchestrator.runner import answers, episodes, players, settings
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.policies import POLICIES, make_policy
 
@@ -390,7 +391,7 @@ def test_policy_all_and_the_baseline_file(
         "--no-progress",
     )
     assert code == 0, err
-    players = set(inference.resolve_policy_names("all"))
+    players = set(settings.resolve_policy_names("all"))
     assert players >= set(POLICIES)
     assert {e.model for e in parse_stdout(out)} == players
     document = json.loads(baseline.read_text())
@@ -430,23 +431,23 @@ def test_committed_baseline_is_what_the_command_produces() -> None:
     for name in POLICIES:
         assert name in rows, f"no baseline row for policy {name!r}; run: {document['command']}"
         row = rows[name]
-        seeds = list(inference.parse_seeds(row["settings"]["seeds"]))
+        seeds = list(settings.parse_seeds(row["settings"]["seeds"]))
         assert row["settings"]["environment"] == "in-process"
         for task_id, recorded in row["scores"].items():
             assert statistics.fmean(policy_scores(name, task_id, seeds)) == pytest.approx(recorded, abs=1e-6), (
                 f"baseline of {name} on {task_id} is stale; run: {document['command']}"
             )
-    if inference.oracle_available():
-        assert inference.ORACLE in rows, f"no baseline row for the oracle; run: {document['command']}"
-    if inference.ORACLE in rows:
+    if settings.oracle_available():
+        assert settings.ORACLE in rows, f"no baseline row for the oracle; run: {document['command']}"
+    if settings.ORACLE in rows:
         # The oracle's search starts from the built-in policies' plans: it never does worse on any task.
-        for task_id, best in rows[inference.ORACLE]["scores"].items():
+        for task_id, best in rows[settings.ORACLE]["scores"].items():
             for name in POLICIES:
                 assert best >= rows[name]["scores"][task_id] - 1e-6, (name, task_id)
 
 
 def test_oracle_plays_its_best_plan(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    oracle = pytest.importorskip(inference.ORACLE_MODULE)
+    oracle = pytest.importorskip(settings.ORACLE_MODULE)
     from workflow_orchestrator.server.tasks import default_registry
 
     output = tmp_path / "results.json"
@@ -460,7 +461,7 @@ def test_oracle_plays_its_best_plan(capsys: pytest.CaptureFixture[str], tmp_path
         solved = oracle.solve(default_registry().resolve(task_id, seed=3).compiled, 3, seconds=60)
         assert episode["score"] == pytest.approx(solved.best_score)
         assert episode["score"] >= policy_scores("heuristic", task_id, [3])[0] - 1e-9
-    assert "oracle" in inference.resolve_policy_names("all")
+    assert "oracle" in settings.resolve_policy_names("all")
 
 
 # --------------------------------------------------------------------------- the model
@@ -491,7 +492,7 @@ def test_model_answers_in_json_with_noise_play_a_full_episode(
     assert code == 0, err
     (episode,) = parse_stdout(out)
     assert episode.model == "fake-model"
-    assert [s[1] for s in episode.steps] == [inference.action_label(a) for a in sent]
+    assert [s[1] for s in episode.steps] == [answers.action_label(a) for a in sent]
     assert all(s[4] == "null" for s in episode.steps)
     score, rewards, terminated = replay("easy", 3, sent)
     assert episode.score == pytest.approx(score, abs=5e-4) and episode.success is terminated is True
@@ -564,7 +565,7 @@ def test_tool_calls_mode(capsys: pytest.CaptureFixture[str], fake_model: tuple[F
     assert code == 0, err
     (episode,) = parse_stdout(out)
     first = model.requests[0]
-    assert sorted(t["function"]["name"] for t in first["tools"]) == sorted(inference.ACTION_TYPES)
+    assert sorted(t["function"]["name"] for t in first["tools"]) == sorted(answers.ACTION_TYPES)
     assert "calling exactly one of the tools" in first["messages"][0]["content"]
     # After checkout, lint, unit tests and the scan start together: several tool calls, one dispatch.
     assert any(s[1].startswith("dispatch(") and s[1].count(":") >= 2 for s in episode.steps)
@@ -648,16 +649,14 @@ def test_requests_refused_again_and_again_stop_the_run(
     model.default = lambda prompt: Reply(status=400)
     code, out, err = run_main(capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "0-3"))
     assert code == 1
-    assert len(model.requests) == inference.MAX_REFUSALS_IN_A_ROW  # 400 is never retried
+    assert len(model.requests) == players.MAX_REFUSALS_IN_A_ROW  # 400 is never retried
     assert (
         err.strip()
         .splitlines()[-1]
-        .startswith(
-            f"inference.py: the model API refused {inference.MAX_REFUSALS_IN_A_ROW} requests in a row: HTTP 400"
-        )
+        .startswith(f"inference.py: the model API refused {players.MAX_REFUSALS_IN_A_ROW} requests in a row: HTTP 400")
     )
     (episode,) = parse_stdout(out)
-    assert [s[4] for s in episode.steps] == ["model_call_failed"] * (inference.MAX_REFUSALS_IN_A_ROW - 1)
+    assert [s[4] for s in episode.steps] == ["model_call_failed"] * (players.MAX_REFUSALS_IN_A_ROW - 1)
 
 
 @pytest.mark.parametrize(
@@ -762,15 +761,15 @@ def test_an_action_the_server_refuses_becomes_a_wait(
     """A shape the wire refuses (an id longer than the wire allows) is answered with a wait, not a crash."""
 
     class Oversized:
-        async def decide(self, observation: Any, deadline: float) -> inference.Decision:
+        async def decide(self, observation: Any, deadline: float) -> players.Decision:
             if observation["step_count"] == 0:
-                return inference.Decision({"action_type": "abort", "subtask_id": "x" * 100})
-            return inference.Decision({"action_type": "wait"})
+                return players.Decision({"action_type": "abort", "subtask_id": "x" * 100})
+            return players.Decision({"action_type": "wait"})
 
         def observe(self, *args: Any) -> None:
             pass
 
-    monkeypatch.setattr(inference.Runner, "new_player", lambda self, job, observation: Oversized())
+    monkeypatch.setattr(episodes.Runner, "new_player", lambda self, job, observation: Oversized())
     code, out, err = run_main(
         capsys, "--policy", "noop", "--tasks", "easy", "--seeds", "0", "--env-url", env_server, "--no-progress"
     )

@@ -1,0 +1,130 @@
+"""Where an episode runs: in this process (``LocalSession``) or on an environment
+server, by its ``episode_id`` (``RemoteSession``, with retries where they are safe)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import httpx
+
+from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.tasks import UnknownTaskError
+
+from .errors import ActionRejected, EpisodeFailure
+
+
+class EpisodeSession(Protocol):
+    episode_id: str | None
+
+    async def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]: ...
+
+    async def step(self, action: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def grade(self) -> dict[str, Any]: ...
+
+
+class LocalSession:
+    """One episode in this process."""
+
+    def __init__(self) -> None:
+        self.env = WorkflowEnv()
+        self.episode_id: str | None = None
+
+    async def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]:
+        try:
+            observation = self.env.reset(task_id, seed=seed, worker_count=worker_count)
+        except (UnknownTaskError, ValueError) as exc:
+            raise EpisodeFailure(str(exc)) from None
+        self.episode_id = f"local-{task_id}-{observation['seed']}"
+        return observation
+
+    async def step(self, action: Mapping[str, Any]) -> dict[str, Any]:
+        return self.env.step(action)
+
+    async def grade(self) -> dict[str, Any]:
+        return self.env.grade()
+
+
+class RemoteSession:
+    """One episode on a server: reset returns its episode_id, which step and the grader then name."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.episode_id: str | None = None
+
+    async def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"task_id": task_id}
+        if seed is not None:
+            body["seed"] = seed
+        if worker_count is not None:
+            body["worker_count"] = worker_count
+        observation = _envelope_observation(await self._post("/reset", body, repeatable=True))
+        episode_id = observation.get("episode_id")
+        if not isinstance(episode_id, str) or not episode_id:
+            raise EpisodeFailure("POST /reset returned no episode_id; this runner needs a server that keeps episodes")
+        self.episode_id = episode_id
+        return observation
+
+    async def step(self, action: Mapping[str, Any]) -> dict[str, Any]:
+        body = {"action": dict(action), "episode_id": self.episode_id}
+        return _envelope_observation(await self._post("/step", body, repeatable=False))
+
+    async def grade(self) -> dict[str, Any]:
+        return await self._post("/grader", {"episode_id": self.episode_id}, repeatable=True)
+
+    async def _post(self, path: str, body: dict[str, Any], repeatable: bool) -> dict[str, Any]:
+        """POST with retries where they are safe: always when no connection was made,
+        otherwise only for requests that may be repeated (a step may not: it would act twice)."""
+        for attempt in range(4):
+            last = attempt == 3
+            try:
+                response = await self.client.post(path, json=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if last:
+                    raise EpisodeFailure(f"POST {path}: cannot connect: {exc}") from None
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            except httpx.HTTPError as exc:
+                if last or not repeatable:
+                    raise EpisodeFailure(f"POST {path}: {type(exc).__name__}: {exc}") from None
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            if response.status_code >= 500 or response.status_code == 429:
+                if last or not repeatable:
+                    raise EpisodeFailure(f"POST {path}: HTTP {response.status_code}: {error_message(response)}")
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            if response.status_code == 422 and path == "/step":
+                raise ActionRejected(error_message(response))
+            if response.status_code >= 400:
+                raise EpisodeFailure(f"POST {path}: HTTP {response.status_code}: {error_message(response)}")
+            try:
+                data = response.json()
+            except ValueError:
+                raise EpisodeFailure(f"POST {path}: the answer is not JSON") from None
+            if not isinstance(data, dict):
+                raise EpisodeFailure(f"POST {path}: the answer is not a JSON object")
+            return data
+        raise AssertionError("unreachable")
+
+
+def _envelope_observation(envelope: dict[str, Any]) -> dict[str, Any]:
+    """openenv's ``{"observation", "reward", "done"}`` as one observation dict, as the core builds it."""
+    observation = envelope.get("observation")
+    if not isinstance(observation, dict):
+        raise EpisodeFailure("the server's answer has no observation")
+    observation["reward"] = envelope.get("reward") or 0.0
+    observation["done"] = bool(envelope.get("done"))
+    return observation
+
+
+def error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return " ".join(response.text.split())[:200]
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("detail") or body)[:300]
+    return str(body)[:300]
