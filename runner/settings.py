@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,10 @@ ORACLE = "oracle"
 ORACLE_MODULE = "workflow_orchestrator.server.oracle"
 # The oracle's search time per episode: enough to prove the scenarios' plans optimal.
 ORACLE_SECONDS = 60.0
+# One item of a seed list: a seed, or a range of them (ASCII digits only).
+_SEED_ITEM = re.compile(r"(?P<low>[0-9]+)(?:\s*-\s*(?P<high>[0-9]+))?")
+# A longer range is a typing mistake, not an evaluation.
+MAX_SEEDS_IN_A_RANGE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,24 +93,31 @@ class RunSettings:
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"3"``, ``"1,4,9"``, ``"100-199"`` or a mix (``"0-4,10"``), in the order given, without repeats."""
+    """The seeds of a ``--seeds`` option, the one reading every tool of the project uses.
+
+    The rule: a comma-separated list of items, each a seed (``7``) or an
+    inclusive range ``low-high`` (``100-199``), e.g. ``0-19,25``. Spaces
+    around numbers and empty items are ignored. Seeds are whole numbers from 0
+    to ``MAX_SEED``; a range goes upward and holds at most 100000 seeds. The
+    seeds come back in the order given, each once. Anything else, or no seed
+    at all, raises ``UsageError`` with a message that says what is wrong.
+    """
     seeds: list[int] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        low, dash, high = part.partition("-")
-        try:
-            first = int(low)
-            last = int(high) if dash else first
-        except ValueError:
-            raise UsageError(f"--seeds: {part!r} is not a seed or a range such as 100-199") from None
+        match = _SEED_ITEM.fullmatch(part)
+        if match is None:
+            raise UsageError(f"--seeds: {part!r} is not a seed or a range such as 100-199")
+        first = int(match["low"])
+        last = int(match["high"]) if match["high"] is not None else first
         if first > last:
             raise UsageError(f"--seeds: the range {part!r} is empty")
-        if first < 0 or last > MAX_SEED:
+        if last > MAX_SEED:
             raise UsageError(f"--seeds: seeds go from 0 to {MAX_SEED}, got {part!r}")
-        if last - first >= 100_000:
-            raise UsageError(f"--seeds: the range {part!r} has more than 100000 seeds")
+        if last - first >= MAX_SEEDS_IN_A_RANGE:
+            raise UsageError(f"--seeds: the range {part!r} has more than {MAX_SEEDS_IN_A_RANGE} seeds")
         seeds.extend(range(first, last + 1))
     if not seeds:
         raise UsageError("--seeds: give seeds such as 0-19 or 1,2,3")
