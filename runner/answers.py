@@ -21,6 +21,7 @@ MAX_BATCH = 64
 _THINK_BLOCK = re.compile(r"<(think|thinking|reasoning|reflection)>.*?</\1\s*>", re.S | re.I)
 _THINK_CLOSE = re.compile(r"</(?:think|thinking|reasoning|reflection)\s*>", re.I)
 _LABEL_CALL = re.compile(r"\b(delegate|dispatch|retry|wait|synthesize|abort)\s*\(([^()]*)\)", re.I)
+_WORD = re.compile(r"[a-z_]+")
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _SUBTASK_KEYS = ("subtask_id", "subtask", "task")
 _AGENT_KEYS = ("agent_name", "agent", "worker")
@@ -46,6 +47,28 @@ def _first_id(data: Mapping[str, Any], keys: Sequence[str]) -> str | None:
     return None
 
 
+def _action_object(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The action inside a wrapper (``{"action": {...}}``), else the object itself."""
+    inner = data.get("action")
+    return inner if isinstance(inner, Mapping) else data
+
+
+def _named_type(data: Any) -> str | None:
+    """The action type an object names (lower case), known or not; None when it names none."""
+    if not isinstance(data, Mapping):
+        return None
+    data = _action_object(data)
+    raw_type = data.get("action_type", data.get("type", data.get("action")))
+    return raw_type.strip().lower() if isinstance(raw_type, str) else None
+
+
+def unknown_action_type(data: Any) -> str | None:
+    """The type an action object names when it is a word but no action type, such as
+    ``{"action_type": "explode"}``: an answer that chose something this runner cannot play."""
+    named = _named_type(data)
+    return named if named is not None and named not in ACTION_TYPES and _WORD.fullmatch(named) else None
+
+
 def normalize_action(data: Any) -> dict[str, Any] | None:
     """A model's action object as the environment's action, or None when it names none.
 
@@ -55,17 +78,10 @@ def normalize_action(data: Any) -> dict[str, Any] | None:
     Drops keys the environment does not know (they would make the server
     refuse the whole action).
     """
-    if not isinstance(data, Mapping):
-        return None
-    inner = data.get("action")
-    if isinstance(inner, Mapping):
-        data = inner
-    raw_type = data.get("action_type", data.get("type", data.get("action")))
-    if not isinstance(raw_type, str):
-        return None
-    action_type = raw_type.strip().lower()
+    action_type = _named_type(data)
     if action_type not in ACTION_TYPES:
         return None
+    data = _action_object(data)
     action: dict[str, Any] = {"action_type": action_type}
     if action_type in ("delegate", "retry", "abort"):
         subtask_id = _first_id(data, _SUBTASK_KEYS)
@@ -165,20 +181,32 @@ def extract_action(text: str | None) -> dict[str, Any] | None:
     servers send), code fences and prose around the JSON. The last action
     object wins: models reason first and answer last.
     """
+    return read_answer(text)[0]
+
+
+def read_answer(text: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """``extract_action``'s reading, with the unknown action type that made it
+    fail, if that was the reason: when the last action object of the answer names
+    a type this runner does not know, the answer is unreadable (no earlier
+    mention of an action stands in for it)."""
     if not text:
-        return None
+        return None, None
     closes = list(_THINK_CLOSE.finditer(text))
     answer = text[closes[-1].end() :] if closes else text
     answer = _THINK_BLOCK.sub(" ", answer)
     for candidate in (answer, text):
         for span in reversed(_balanced_objects(candidate)):
-            action = normalize_action(_load_object(span))
+            data = _load_object(span)
+            action = normalize_action(data)
             if action is not None:
-                return action
+                return action, None
+            unknown = unknown_action_type(data)
+            if unknown is not None:
+                return None, unknown
         action = _action_from_label(candidate)
         if action is not None:
-            return action
-    return None
+            return action, None
+    return None, None
 
 
 def action_from_tool_calls(calls: Sequence[tuple[str, str]]) -> dict[str, Any] | None:

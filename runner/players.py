@@ -20,7 +20,7 @@ from openai import AsyncOpenAI
 from workflow_orchestrator.server.core.policies import make_policy
 from workflow_orchestrator.server.tasks import default_registry
 
-from .answers import action_from_tool_calls, extract_action
+from .answers import action_from_tool_calls, read_answer, unknown_action_type
 from .errors import EpisodeFailure, FatalError, ModelCallFailed
 from .prompts import ACTION_TOOLS, system_prompt, user_prompt
 from .settings import ORACLE_MODULE, ORACLE_SECONDS, RunSettings
@@ -248,8 +248,11 @@ class ModelPlayer:
             )
         latency = time.monotonic() - started
         action = action_from_tool_calls(completion.tool_calls) if completion.tool_calls else None
+        unknown_types = [name for name, _ in completion.tool_calls if unknown_action_type({"action_type": name})]
         if action is None:
-            action = extract_action(completion.text)
+            action, unknown = read_answer(completion.text)
+            if unknown is not None:
+                unknown_types.append(unknown)
         answer = completion.text
         if completion.tool_calls:
             answer = json.dumps([{"name": n, "arguments": a} for n, a in completion.tool_calls]) + (
@@ -265,7 +268,8 @@ class ModelPlayer:
         )
         if action is None:
             decision.issue = "unparseable_answer"
-            decision.detail = "no action found in: " + " ".join(answer.split())[:160]
+            reason = f"unknown action type {unknown_types[0]!r}" if unknown_types else "no action found"
+            decision.detail = f"{reason} in: " + " ".join(answer.split())[:160]
         else:
             decision.action = action
         return decision
