@@ -16,7 +16,7 @@ import httpx
 from openai import AsyncOpenAI
 
 from workflow_orchestrator.server.core import render_text
-from workflow_orchestrator.server.tasks import default_registry
+from workflow_orchestrator.server.tasks import TaskRegistry, default_registry
 
 from .answers import action_label
 from .errors import ActionRejected, EpisodeFailure, FatalError
@@ -140,12 +140,14 @@ class EpisodeLines:
     """The [START]/[STEP]/[END] lines of one episode: written as they come when
     episodes run one at a time, as one block at the end when several run at once."""
 
-    def __init__(self, stream: TextIO, live: bool) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None, live: bool) -> None:
+        self.stream = stream  # None: no lines at all
         self.live = live
         self.lines: list[str] = []
 
     def emit(self, line: str) -> None:
+        if self.stream is None:
+            return
         if self.live:
             self.stream.write(line + "\n")
             self.stream.flush()
@@ -167,7 +169,7 @@ class EpisodeLines:
         self.emit(
             f"[END] success={str(result.success).lower()} steps={len(result.steps)} score={score:.3f} rewards={rewards}"
         )
-        if not self.live:
+        if not self.live and self.stream is not None:
             self.stream.write("\n".join(self.lines) + "\n")
             self.stream.flush()
 
@@ -181,12 +183,16 @@ class EpisodeJob:
 
 
 class Runner:
-    """Plays episodes, at most ``concurrency`` at once."""
+    """Plays episodes, at most ``concurrency`` at once; their lines go to ``stdout``
+    (None: no lines), in-process episodes use ``registry`` (default: the built-in one)."""
 
-    def __init__(self, settings: RunSettings, stdout: TextIO, stderr: TextIO) -> None:
+    def __init__(
+        self, settings: RunSettings, stdout: TextIO | None, stderr: TextIO, registry: TaskRegistry | None = None
+    ) -> None:
         self.settings = settings
         self.stdout = stdout
         self.stderr = stderr
+        self.registry = registry
         self.http: httpx.AsyncClient | None = None
         self.model_client: ModelClient | None = None
         self.keep_observation_text = settings.trajectories is not None
@@ -220,7 +226,7 @@ class Runner:
     async def check_environment(self) -> list[str]:
         """The environment's task ids (GET /tasks on a server); fatal when it cannot be reached."""
         if self.http is None:
-            return default_registry().task_ids()
+            return (self.registry or default_registry()).task_ids()
         try:
             response = await self.http.get("/tasks")
         except httpx.HTTPError as exc:
@@ -241,12 +247,15 @@ class Runner:
             ) from None
 
     def new_session(self) -> EpisodeSession:
-        return RemoteSession(self.http) if self.http is not None else LocalSession()
+        return RemoteSession(self.http) if self.http is not None else LocalSession(self.registry)
 
     def new_player(self, job: EpisodeJob, observation: Mapping[str, Any]) -> Player:
         seed = int(observation.get("seed") or 0)
         if job.policy == ORACLE:
-            return OraclePlayer(job.task_id, seed, self.settings.worker_count)
+            settings = self.settings
+            return OraclePlayer(
+                job.task_id, seed, settings.worker_count, self.registry, settings.oracle_seconds, settings.shipped_plans
+            )
         if job.policy is not None:
             return PolicyPlayer(job.policy, seed)
         assert self.model_client is not None

@@ -18,7 +18,8 @@ import openai
 from openai import AsyncOpenAI
 
 from workflow_orchestrator.server.core.policies import make_policy
-from workflow_orchestrator.server.tasks import default_registry
+from workflow_orchestrator.server.tasks import TaskRegistry, default_registry
+from workflow_orchestrator.server.tasks.best_scores import shipped_entry
 
 from .answers import action_from_tool_calls, read_answer, unknown_action_type
 from .errors import EpisodeFailure, FatalError, ModelCallFailed
@@ -64,28 +65,44 @@ class PolicyPlayer:
 
 class OraclePlayer:
     """The oracle: it knows every seeded outcome, searches this task and seed for the
-    best plan it can find, and plays that plan. Over ENV_URL the plan is computed
+    best plan it can find (or, when asked to, takes the shipped plan of this task
+    definition and seed), and plays that plan. Over ENV_URL the plan is computed
     here, so the server must run the same simulation."""
 
-    def __init__(self, task_id: str, seed: int, worker_count: int | None) -> None:
+    def __init__(
+        self,
+        task_id: str,
+        seed: int,
+        worker_count: int | None,
+        registry: TaskRegistry | None = None,
+        seconds: float = ORACLE_SECONDS,
+        shipped: bool = False,
+    ) -> None:
         self.task_id = task_id
         self.seed = seed
         self.worker_count = worker_count
+        self.registry = registry
+        self.seconds = seconds
+        self.shipped = shipped
         self.plan: list[dict[str, Any]] | None = None
         self.played = 0
 
     def _solve(self, seconds: float) -> list[dict[str, Any]]:
+        registry = self.registry or default_registry()
+        resolved = registry.resolve(self.task_id, seed=self.seed, worker_count=self.worker_count)
+        entry = shipped_entry(resolved.spec, self.seed) if self.shipped else None
+        if entry is not None:
+            return [dict(action) for action in entry["plan"]]
         oracle = importlib.import_module(ORACLE_MODULE)
-        compiled = default_registry().resolve(self.task_id, seed=self.seed, worker_count=self.worker_count).compiled
         try:
-            result = oracle.solve(compiled, self.seed, seconds=seconds)
+            result = oracle.solve(resolved.compiled, self.seed, seconds=seconds)
         except NotImplementedError as exc:
             raise EpisodeFailure(f"the oracle cannot play {self.task_id}: {exc}") from None
         return [dict(action) for action in result.plan]
 
     async def decide(self, observation: Mapping[str, Any], deadline: float) -> Decision:
         if self.plan is None:
-            seconds = max(0.1, min(ORACLE_SECONDS, deadline - time.monotonic()))
+            seconds = max(0.1, min(self.seconds, deadline - time.monotonic()))
             # The search is CPU work: off the event loop, so that other episodes go on.
             self.plan = await asyncio.to_thread(self._solve, seconds)
         if self.played >= len(self.plan):

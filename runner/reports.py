@@ -89,6 +89,29 @@ def summarize(results: Sequence[EpisodeResult]) -> list[dict[str, Any]]:
     return rows
 
 
+def mean_table(results: Sequence[EpisodeResult], digits: int) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Per task and player (model or policy), in the order first seen: the mean
+    score and the mean normalised score (None unless every episode has one),
+    each rounded to ``digits``; the tables of the built-in policies and the ladder."""
+    scores: dict[str, dict[str, list[float]]] = {}
+    normalized: dict[str, dict[str, list[float | None]]] = {}
+    for result in results:
+        if result.score is None:
+            raise ValueError(f"{result.model} on {result.task_id} seed {result.seed} has no grade")
+        scores.setdefault(result.task_id, {}).setdefault(result.model, []).append(result.score)
+        normalized.setdefault(result.task_id, {}).setdefault(result.model, []).append(result.normalized_score)
+    table: dict[str, dict[str, dict[str, float | None]]] = {}
+    for task_id, row in scores.items():
+        table[task_id] = {}
+        for model, values in row.items():
+            fractions = [value for value in normalized[task_id][model] if value is not None]
+            table[task_id][model] = {
+                "score": round(statistics.mean(values), digits),
+                "normalized": (round(statistics.mean(fractions), digits) if len(fractions) == len(values) else None),
+            }
+    return table
+
+
 def summary_table(rows: Sequence[dict[str, Any]]) -> str:
     header = "| model | task | episodes | mean score | normalized | success | steps | tokens |"
     lines = [header, "|---|---|---|---|---|---|---|---|"]

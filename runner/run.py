@@ -1,13 +1,20 @@
 """A whole run: check the environment, plan the episodes (players x tasks x
-seeds), play them with the ``Runner``, and report."""
+seeds), play them with the ``Runner``, and report; and ``play_policies``, the
+same runner for the tables of the built-in policies and the oracle (the
+evaluation table, the ladder, the benchmarks)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from .episodes import EpisodeJob, Runner
-from .errors import EXIT_FAILURE, EXIT_OK, UsageError
+from workflow_orchestrator.server.tasks import TaskRegistry
+
+from .episodes import EpisodeJob, EpisodeResult, Runner
+from .errors import EXIT_FAILURE, EXIT_OK, EpisodeFailure, UsageError
 from .reports import (
     Progress,
     now_iso,
@@ -18,7 +25,7 @@ from .reports import (
     write_json_atomically,
     write_trajectories,
 )
-from .settings import RunSettings
+from .settings import ORACLE_SECONDS, RunSettings
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +40,41 @@ def plan_jobs(settings: RunSettings) -> list[EpisodeJob]:
         for task_id in settings.tasks
         for seed in settings.seeds
     ]
+
+
+def play_policies(
+    policies: Sequence[str],
+    tasks: Sequence[str],
+    seeds: Mapping[str, Sequence[int]],
+    *,
+    registry: TaskRegistry | None = None,
+    oracle_seconds: float = ORACLE_SECONDS,
+    shipped_plans: bool = True,
+) -> list[EpisodeResult]:
+    """Every policy (a built-in one, or ``oracle``) on every task over that task's
+    seeds, in this process and with nothing printed; the results in that order.
+
+    The oracle plays the shipped plan of a task and seed when it is current
+    (``shipped_plans``), else the best plan it finds in ``oracle_seconds``.
+    Raises ``EpisodeFailure`` when an episode could not be played to its end.
+    """
+    settings = RunSettings.in_process(policies, tasks, oracle_seconds=oracle_seconds, shipped_plans=shipped_plans)
+    jobs = [
+        EpisodeJob(model=name, policy=name, task_id=task_id, seed=seed)
+        for name in policies
+        for task_id in tasks
+        for seed in seeds[task_id]
+    ]
+
+    async def play() -> list[EpisodeResult]:
+        async with Runner(settings, None, sys.stderr, registry) as runner:
+            return await runner.run(jobs)
+
+    results = asyncio.run(play())
+    for result in results:
+        if result.error is not None:
+            raise EpisodeFailure(f"{result.model} on {result.task_id} seed {result.seed}: {result.error}")
+    return results
 
 
 async def evaluate(settings: RunSettings, stdout: TextIO, stderr: TextIO) -> int:

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import httpx
 
 from workflow_orchestrator.server.core import WorkflowEnv
-from workflow_orchestrator.server.tasks import UnknownTaskError
+from workflow_orchestrator.server.tasks import TaskRegistry, UnknownTaskError
 
 from .errors import ActionRejected, EpisodeFailure
 
@@ -28,8 +28,8 @@ class EpisodeSession(Protocol):
 class LocalSession:
     """One episode in this process."""
 
-    def __init__(self) -> None:
-        self.env = WorkflowEnv()
+    def __init__(self, registry: TaskRegistry | None = None) -> None:
+        self.env = WorkflowEnv(registry)
         self.episode_id: str | None = None
 
     async def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]:

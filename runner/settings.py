@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -62,6 +63,52 @@ class RunSettings:
     baseline_file: Path
     progress: bool
     command: str
+    # The oracle's search time per episode, and whether it plays the shipped plan
+    # of a task and seed when there is a current one (the tables do; inference
+    # searches afresh, as its results say how the plan was made).
+    oracle_seconds: float = ORACLE_SECONDS
+    shipped_plans: bool = False
+
+    @classmethod
+    def in_process(
+        cls,
+        policies: Sequence[str],
+        tasks: Sequence[str],
+        *,
+        oracle_seconds: float = ORACLE_SECONDS,
+        shipped_plans: bool = True,
+    ) -> RunSettings:
+        """Built-in policies (and the oracle) played in this process, one episode at a time,
+        with nothing printed: the settings of the policy tables."""
+        return cls(
+            policies=tuple(policies),
+            model=None,
+            api_base_url=DEFAULT_API_BASE_URL,
+            api_key=None,
+            env_url=None,
+            env_token=None,
+            tasks=tuple(tasks),
+            seeds=(None,),
+            seeds_text="per task",
+            worker_count=None,
+            concurrency=1,
+            tool_calls=False,
+            temperature=0.0,
+            max_tokens=1,
+            request_timeout_s=60.0,
+            episode_timeout_s=math.inf,
+            max_retries=0,
+            retry_backoff_s=0.0,
+            history=0,
+            output=None,
+            trajectories=None,
+            update_baseline=False,
+            baseline_file=BASELINE_FILE,
+            progress=False,
+            command="",
+            oracle_seconds=oracle_seconds,
+            shipped_plans=shipped_plans,
+        )
 
     @property
     def uses_model(self) -> bool:
