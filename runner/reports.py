@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypedDict
 
 from .episodes import EpisodeResult
 from .settings import BASELINE_COMMAND, ENV_NAME, RunSettings
@@ -89,7 +89,14 @@ def summarize(results: Sequence[EpisodeResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def mean_table(results: Sequence[EpisodeResult], digits: int) -> dict[str, dict[str, dict[str, float | None]]]:
+class MeanCell(TypedDict):
+    """One cell of a mean table: the mean score, and the mean normalised score or None."""
+
+    score: float
+    normalized: float | None
+
+
+def mean_table(results: Sequence[EpisodeResult], digits: int) -> dict[str, dict[str, MeanCell]]:
     """Per task and player (model or policy), in the order first seen: the mean
     score and the mean normalised score (None unless every episode has one),
     each rounded to ``digits``; the tables of the built-in policies and the ladder."""
@@ -100,7 +107,7 @@ def mean_table(results: Sequence[EpisodeResult], digits: int) -> dict[str, dict[
             raise ValueError(f"{result.model} on {result.task_id} seed {result.seed} has no grade")
         scores.setdefault(result.task_id, {}).setdefault(result.model, []).append(result.score)
         normalized.setdefault(result.task_id, {}).setdefault(result.model, []).append(result.normalized_score)
-    table: dict[str, dict[str, dict[str, float | None]]] = {}
+    table: dict[str, dict[str, MeanCell]] = {}
     for task_id, row in scores.items():
         table[task_id] = {}
         for model, values in row.items():
