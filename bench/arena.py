@@ -23,8 +23,8 @@ import statistics
 import sys
 import time
 
+from workflow_orchestrator.evaluation import play_policy, record_policy_actions
 from workflow_orchestrator.server.core import WorkflowEnv
-from workflow_orchestrator.server.evaluation import play_policy, record_policy_actions
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS, PRESETS, ArenaFamily, generate_arena
 from workflow_orchestrator.server.tasks.generated import LEVELS
 from workflow_orchestrator.server.tasks.registry import TaskRegistry

@@ -15,8 +15,8 @@ import json
 import statistics
 import time
 
+from workflow_orchestrator.evaluation import record_policy_actions
 from workflow_orchestrator.server.core import WorkflowEnv
-from workflow_orchestrator.server.evaluation import record_policy_actions
 
 TASKS = ("easy", "medium", "hard", "expert")
 

@@ -38,8 +38,8 @@ import httpx
 import orjson
 import websockets
 
+from workflow_orchestrator.evaluation import record_policy_actions
 from workflow_orchestrator.server.core import WorkflowEnv
-from workflow_orchestrator.server.evaluation import record_policy_actions
 
 TASKS = ("easy", "medium", "hard", "expert")
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ DEFAULT_API_BASE_URL = "https://router.huggingface.co/v1"
 BASELINE_FILE = Path(__file__).resolve().parent.parent / "baseline_scores.json"
 BASELINE_COMMAND = "python inference.py --policy all --tasks easy,medium,hard,expert --seeds 0-19 --update-baseline"
 ORACLE = "oracle"
-ORACLE_MODULE = "workflow_orchestrator.server.oracle"
+ORACLE_MODULE = "workflow_orchestrator.oracle"
 # The oracle's search time per episode: enough to prove the scenarios' plans optimal.
 ORACLE_SECONDS = 60.0
 # One item of a seed list: a seed, or a range of them (ASCII digits only).

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from oracle_cases import episode_maximum
 
+from workflow_orchestrator.oracle import OPTIMAL, replay, solve
+from workflow_orchestrator.oracle.event import ArenaNode, ArenaProblem, realise
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
 from workflow_orchestrator.server.core.observation import build_observation
-from workflow_orchestrator.server.oracle import OPTIMAL, replay, solve
-from workflow_orchestrator.server.oracle.event import ArenaNode, ArenaProblem, realise
 from workflow_orchestrator.server.tasks import default_registry
 from workflow_orchestrator.server.tasks.arena import PRESETS, generate_arena
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import SCENARIOS
 
-from workflow_orchestrator.server.oracle.ladder import ladder_means
+from workflow_orchestrator.oracle.ladder import ladder_means
 
 ARENA = ("arena/easy", "arena/medium", "arena/hard")
 GENERATED = ("generated/easy", "generated/medium", "generated/hard")

@@ -13,10 +13,7 @@ import pytest
 from conftest import SCENARIOS, tiny_task
 from oracle_cases import brute_task, capped_task, rich_task
 
-from workflow_orchestrator.server.core.compiled import CompiledTask
-from workflow_orchestrator.server.core.episode import Episode
-from workflow_orchestrator.server.core.grading import grade_episode
-from workflow_orchestrator.server.oracle.tick import (
+from workflow_orchestrator.oracle.tick import (
     TickProblem,
     action_to_wire,
     apply_action,
@@ -24,6 +21,9 @@ from workflow_orchestrator.server.oracle.tick import (
     legal_moves,
     upper_bound,
 )
+from workflow_orchestrator.server.core.compiled import CompiledTask
+from workflow_orchestrator.server.core.episode import Episode
+from workflow_orchestrator.server.core.grading import grade_episode
 from workflow_orchestrator.server.tasks import default_registry
 
 

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from oracle_cases import abort_task, brute_task, capped_task, episode_maximum, idle_task, rich_task
 
+from workflow_orchestrator.oracle import OPTIMAL, replay, solve
+from workflow_orchestrator.oracle.tick import TickNode, TickProblem, apply_action, leaf_score
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
 from workflow_orchestrator.server.core.observation import build_observation
 from workflow_orchestrator.server.core.states import FAILED, READY, RUNNING
-from workflow_orchestrator.server.oracle import OPTIMAL, replay, solve
-from workflow_orchestrator.server.oracle.tick import TickNode, TickProblem, apply_action, leaf_score
 from workflow_orchestrator.server.tasks import default_registry
 from workflow_orchestrator.server.tasks.best_scores import shipped_entry
 

@@ -1,7 +1,7 @@
 """The best achievable grades, precomputed by the oracle and shipped with the tasks.
 
 ``best_scores.json`` beside this module is written by
-``python -m workflow_orchestrator.server.oracle best-scores --write`` (never
+``python -m workflow_orchestrator.oracle best-scores --write`` (never
 by hand). Each entry holds a task id, a seed, the task's fingerprint, the
 oracle's result (``optimal``, or ``best_found`` with an upper bound) and the
 plan that earns it. An entry applies only while the task is unchanged: its

@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.compiled import CompiledTask
-from ..core.episode import Episode
-from ..core.grading import grade_episode
-from ..core.model import TimeModel
-from ..core.observation import build_observation
-from ..core.policies import make_policy
+from ..server.core.compiled import CompiledTask
+from ..server.core.episode import Episode
+from ..server.core.grading import grade_episode
+from ..server.core.model import TimeModel
+from ..server.core.observation import build_observation
+from ..server.core.policies import make_policy
 from .event import ArenaProblem, realise
 from .search import BranchAndBound, SearchProblem
 from .tick import TickProblem, TickSearch

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.compiled import CompiledTask
-from ..tasks import TaskRegistry, default_registry
-from ..tasks.best_scores import BEST_SCORES_PATH, load_entries, shipped_entry, task_fingerprint
+from ..server.core.compiled import CompiledTask
+from ..server.tasks import TaskRegistry, default_registry
+from ..server.tasks.best_scores import BEST_SCORES_PATH, load_entries, shipped_entry, task_fingerprint
 from .solver import OPTIMAL, OracleResult, replay, solve
 
 SCENARIO_TASKS = ("easy", "medium", "hard", "expert")
@@ -24,7 +24,7 @@ ARENA_SEEDS = range(0, 50)
 SCENARIO_SECONDS = 60.0
 GENERATED_SECONDS = 10.0
 
-COMMAND = "uv run python -m workflow_orchestrator.server.oracle best-scores --write"
+COMMAND = "uv run python -m workflow_orchestrator.oracle best-scores --write"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """The oracle's command line.
 
-    python -m workflow_orchestrator.server.oracle solve --task hard [--seed 3] [--seconds 60] [--plan]
-    python -m workflow_orchestrator.server.oracle best-scores [--tasks ...] [--seeds ...] [--write] [--check]
-    python -m workflow_orchestrator.server.oracle demos --tasks easy,hard --count 100 --out demos.jsonl
-    python -m workflow_orchestrator.server.oracle ladder [--tasks ...] [--seeds ...]
+    python -m workflow_orchestrator.oracle solve --task hard [--seed 3] [--seconds 60] [--plan]
+    python -m workflow_orchestrator.oracle best-scores [--tasks ...] [--seeds ...] [--write] [--check]
+    python -m workflow_orchestrator.oracle demos --tasks easy,hard --count 100 --out demos.jsonl
+    python -m workflow_orchestrator.oracle ladder [--tasks ...] [--seeds ...]
 
 ``best-scores`` solves the shipped set (the scenarios on seeds 0-19, the arena
 presets on seeds 0-49) with the per-task time budgets, prints each result
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..evaluation import parse_seeds
-from ..tasks import default_registry
-from ..tasks.best_scores import load_entries
+from ..server.tasks import default_registry
+from ..server.tasks.best_scores import load_entries
 from .catalogue import Target, check_entries, compute_entries, default_targets, summary_table, write_entries
 from .demos import export
 from .ladder import DEFAULT_TASKS, LADDER, default_seeds, ladder_means, markdown_ladder
@@ -102,7 +102,7 @@ def command_ladder(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m workflow_orchestrator.server.oracle",
+        prog="python -m workflow_orchestrator.oracle",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -10,9 +10,9 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.env import WorkflowEnv
 from ..evaluation import play_policy
-from ..tasks import TaskRegistry, default_registry
+from ..server.core.env import WorkflowEnv
+from ..server.tasks import TaskRegistry, default_registry
 from .catalogue import ARENA_SEEDS, ARENA_TASKS, GENERATED_TASKS, SCENARIO_SEEDS, SCENARIO_TASKS
 from .demos import oracle_plan
 

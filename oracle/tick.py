@@ -24,12 +24,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.compiled import CompiledTask
-from ..core.episode import Episode
-from ..core.grading import GATED_DIMENSIONS, hindsight
-from ..core.model import EventKind, TimeModel
-from ..core.outcomes import PERMANENT, decide_attempt, episode_key
-from ..core.states import COMPLETED, FAILED, PENDING, READY, RUNNING
+from ..server.core.compiled import CompiledTask
+from ..server.core.episode import Episode
+from ..server.core.grading import GATED_DIMENSIONS, hindsight
+from ..server.core.model import EventKind, TimeModel
+from ..server.core.outcomes import PERMANENT, decide_attempt, episode_key
+from ..server.core.states import COMPLETED, FAILED, PENDING, READY, RUNNING
 
 # How a running attempt will end, known with hindsight at its start.
 SUCCEEDS, FAILS_TRANSIENT, FAILS_PERMANENT, DROPS_OUT = range(4)

@@ -1,6 +1,6 @@
 """Grades of the built-in policies, per task, as a table.
 
-    uv run python -m workflow_orchestrator.server.evaluation --seeds 0-99
+    uv run python -m workflow_orchestrator.evaluation --seeds 0-99
 
 Prints a Markdown table of the mean grade of each policy on each task over
 the seeds (the README's policy table comes from here), then one JSON object
@@ -15,8 +15,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from .core import WorkflowEnv
-from .core.policies import POLICIES, make_policy
+from .server.core import WorkflowEnv
+from .server.core.policies import POLICIES, make_policy
 
 DEFAULT_TASKS = ("easy", "medium", "hard", "expert")
 

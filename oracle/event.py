@@ -32,11 +32,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.arena import BENCHMARK_WEIGHTS, ArenaTables
-from ..core.compiled import CompiledTask
-from ..core.episode import Episode
-from ..core.outcomes import decide_attempt, episode_key
-from ..core.states import COMPLETED, IDLE, PENDING, READY, RUNNING
+from ..server.core.arena import BENCHMARK_WEIGHTS, ArenaTables
+from ..server.core.compiled import CompiledTask
+from ..server.core.episode import Episode
+from ..server.core.outcomes import decide_attempt, episode_key
+from ..server.core.states import COMPLETED, IDLE, PENDING, READY, RUNNING
 
 # The most doomed attempts the plan will skip for one start.
 MAX_SKIPPED_ATTEMPTS = 64

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..core.env import WorkflowEnv
-from ..core.observation import render_text
-from ..tasks import TaskRegistry, default_registry
-from ..tasks.best_scores import shipped_entry
+from ..server.core.env import WorkflowEnv
+from ..server.core.observation import render_text
+from ..server.tasks import TaskRegistry, default_registry
+from ..server.tasks.best_scores import shipped_entry
 from .solver import solve
 
 
