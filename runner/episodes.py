@@ -158,18 +158,22 @@ class EpisodeLines:
         self.emit(f"[START] task={_token(task_id)} env={ENV_NAME} model={_token(model)}")
 
     def step(self, record: StepRecord) -> None:
+        if self.stream is None:
+            return  # not even formatted: the tables play many thousands of steps
         self.emit(
             f"[STEP] step={record.step} action={record.label} reward={record.reward:.2f} "
             f"done={str(record.done).lower()} error={record.error_field}"
         )
 
     def end(self, result: EpisodeResult) -> None:
+        if self.stream is None:
+            return
         rewards = ",".join(f"{r:.2f}" for r in result.rewards)
         score = result.score if result.score is not None else 0.0
         self.emit(
             f"[END] success={str(result.success).lower()} steps={len(result.steps)} score={score:.3f} rewards={rewards}"
         )
-        if not self.live and self.stream is not None:
+        if not self.live:
             self.stream.write("\n".join(self.lines) + "\n")
             self.stream.flush()
 
