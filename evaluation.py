@@ -11,60 +11,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from .runner.errors import UsageError
+from .runner.reports import mean_table
+from .runner.run import play_policies
+from .runner.settings import parse_seeds
 from .server.core import WorkflowEnv
-from .server.core.policies import POLICIES, make_policy
+from .server.core.policies import POLICIES
 
 DEFAULT_TASKS = ("easy", "medium", "hard", "expert")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"0-99"`` or ``"1,5,9"`` (or a mix: ``"0-4,10"``)."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            low, high = part.split("-", 1)
-            seeds.extend(range(int(low), int(high) + 1))
-        elif part:
-            seeds.append(int(part))
-    return seeds
-
-
-def play_policy(env: WorkflowEnv, policy_name: str, task_id: str, seed: int) -> dict[str, Any]:
-    """Play one episode with a built-in policy and return its grade."""
-    policy = make_policy(policy_name, seed)
-    observation = env.reset(task_id, seed=seed)
-    while not observation["done"]:
-        observation = env.step(policy.act(observation))
-    return observation["grade"]
-
-
 def record_policy_actions(env: WorkflowEnv, policy_name: str, task_id: str, seed: int) -> list[dict[str, Any]]:
-    """Play one episode with a built-in policy and return the actions it took
-    (benchmarks replay them so that the policy's own thinking is not timed)."""
-    policy = make_policy(policy_name, seed)
-    observation = env.reset(task_id, seed=seed)
-    actions = []
-    while not observation["done"]:
-        action = policy.act(observation)
-        actions.append(action)
-        observation = env.step(action)
-    return actions
+    """Play one episode with a built-in policy (on the tasks of ``env``'s registry) and
+    return the actions it took (benchmarks replay them so that the policy's own
+    thinking is not timed)."""
+    (result,) = play_policies([policy_name], [task_id], {task_id: [seed]}, registry=env.registry)
+    return [step.action for step in result.steps]
 
 
 def policy_means(tasks: Sequence[str], policies: Sequence[str], seeds: Sequence[int]) -> dict[str, dict[str, float]]:
-    env = WorkflowEnv()
-    return {
-        task_id: {
-            name: round(statistics.mean(play_policy(env, name, task_id, s)["score"] for s in seeds), 3)
-            for name in policies
-        }
-        for task_id in tasks
-    }
+    """The mean score of each policy on each task over the seeds, rounded to 3 places."""
+    table = mean_table(play_policies(policies, tasks, {task_id: seeds for task_id in tasks}), 3)
+    return {task_id: {name: cell["score"] for name, cell in row.items()} for task_id, row in table.items()}
 
 
 def markdown_table(means: dict[str, dict[str, float]], policies: Sequence[str]) -> str:
@@ -77,12 +48,15 @@ def markdown_table(means: dict[str, dict[str, float]], policies: Sequence[str]) 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated task ids")
-    parser.add_argument("--seeds", default="0-99", help="a range such as 0-99, or a comma list")
+    parser.add_argument("--seeds", default="0-99", help="seeds and ranges, e.g. 0-99 or 0-19,25")
     parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated built-in policies")
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
     policies = [p for p in args.policies.split(",") if p]
-    seeds = parse_seeds(args.seeds)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except UsageError as exc:
+        parser.error(str(exc))
     means = policy_means(tasks, policies, seeds)
     print(f"Mean grade over seeds {args.seeds} ({len(seeds)} episodes per cell):\n")
     print(markdown_table(means, policies))

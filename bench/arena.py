@@ -23,7 +23,9 @@ import statistics
 import sys
 import time
 
-from workflow_orchestrator.evaluation import play_policy, record_policy_actions
+from workflow_orchestrator.evaluation import record_policy_actions
+from workflow_orchestrator.runner.reports import mean_table
+from workflow_orchestrator.runner.run import play_policies
 from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS, PRESETS, ArenaFamily, generate_arena
 from workflow_orchestrator.server.tasks.generated import LEVELS
@@ -83,15 +85,10 @@ def speed(rounds: int = 5) -> dict[str, object]:
 
 
 def policy_scores(seed_count: int = 100) -> dict[str, dict[str, float]]:
-    env = WorkflowEnv()
     seeds = EVALUATION_SEEDS[:seed_count]
-    table: dict[str, dict[str, float]] = {}
     task_ids = [f"arena/{p}" for p in PRESET_NAMES] + [f"generated/{level}" for level in LEVELS]
-    for task_id in task_ids:
-        table[task_id] = {}
-        for name in POLICY_NAMES:
-            scores = [play_policy(env, name, task_id, seed)["score"] for seed in seeds]
-            table[task_id][name] = round(statistics.mean(scores), 3)
+    means = mean_table(play_policies(POLICY_NAMES, task_ids, {task_id: seeds for task_id in task_ids}), 3)
+    table = {task_id: {name: cell["score"] for name, cell in row.items()} for task_id, row in means.items()}
     print(f"mean grade score over held-out seeds {seeds.start}..{seeds.stop - 1}")
     print("| task | " + " | ".join(POLICY_NAMES) + " |")
     print("|---|" + "---:|" * len(POLICY_NAMES))

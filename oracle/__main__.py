@@ -21,7 +21,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..evaluation import parse_seeds
+from ..runner.errors import UsageError
+from ..runner.settings import parse_seeds
 from ..server.tasks import default_registry
 from ..server.tasks.best_scores import load_entries
 from .catalogue import Target, check_entries, compute_entries, default_targets, summary_table, write_entries
@@ -141,7 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ladder.set_defaults(run=command_ladder)
 
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except UsageError as exc:
+        parser.error(str(exc))
 
 
 if __name__ == "__main__":

@@ -6,15 +6,12 @@ Expected order on every task: noop < random < greedy <= heuristic <= oracle.
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from ..evaluation import play_policy
-from ..server.core.env import WorkflowEnv
-from ..server.tasks import TaskRegistry, default_registry
+from ..runner.reports import MeanCell, mean_table
+from ..runner.run import play_policies
+from ..server.tasks import TaskRegistry
 from .catalogue import ARENA_SEEDS, ARENA_TASKS, GENERATED_TASKS, SCENARIO_SEEDS, SCENARIO_TASKS
-from .demos import oracle_plan
 
 LADDER = ("noop", "random", "greedy", "heuristic", "oracle")
 DEFAULT_TASKS = SCENARIO_TASKS + ARENA_TASKS + GENERATED_TASKS
@@ -25,44 +22,21 @@ def default_seeds(task_id: str) -> list[int]:
     return list(ARENA_SEEDS if task_id.startswith("arena/") else SCENARIO_SEEDS)
 
 
-def oracle_grade(env: WorkflowEnv, task_id: str, seed: int, seconds: float) -> dict[str, Any]:
-    oracle = oracle_plan(env.registry, task_id, seed, seconds)
-    env.reset(task_id, seed=seed)
-    for action in oracle.plan:
-        if env.done:
-            break
-        env.step(action)
-    return env.grade()
-
-
 def ladder_means(
     tasks: Sequence[str],
-    seeds: dict[str, Sequence[int]],
+    seeds: Mapping[str, Sequence[int]],
     rungs: Sequence[str] = LADDER,
     seconds: float = 10.0,
     registry: TaskRegistry | None = None,
-) -> dict[str, dict[str, dict[str, float | None]]]:
+) -> dict[str, dict[str, MeanCell]]:
     """Per task and rung: the mean score and the mean normalised score (None
-    unless the best achievable score is known for every seed)."""
-    env = WorkflowEnv(registry=registry or default_registry())
-    table: dict[str, dict[str, dict[str, float | None]]] = {}
-    for task_id in tasks:
-        row: dict[str, dict[str, float | None]] = {}
-        for rung in rungs:
-            grades = [
-                oracle_grade(env, task_id, seed, seconds) if rung == "oracle" else play_policy(env, rung, task_id, seed)
-                for seed in seeds[task_id]
-            ]
-            normalized = [g["normalized_score"] for g in grades]
-            row[rung] = {
-                "score": round(statistics.mean(g["score"] for g in grades), 4),
-                "normalized": None if None in normalized else round(statistics.mean(normalized), 4),  # type: ignore[arg-type]
-            }
-        table[task_id] = row
-    return table
+    unless the best achievable score is known for every seed), each rounded to 4
+    places. The runner plays them; the oracle plays the shipped plan of a task
+    and seed when it is current, else the best it finds in ``seconds``."""
+    return mean_table(play_policies(rungs, tasks, seeds, registry=registry, oracle_seconds=seconds), 4)
 
 
-def markdown_ladder(table: dict[str, dict[str, dict[str, float | None]]], seeds: dict[str, Sequence[int]]) -> str:
+def markdown_ladder(table: Mapping[str, Mapping[str, MeanCell]], seeds: Mapping[str, Sequence[int]]) -> str:
     rungs = list(next(iter(table.values())))
     lines = [
         "| task | seeds | " + " | ".join(rungs) + " |",

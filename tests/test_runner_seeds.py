@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from workflow_orchestrator.runner import errors, settings
@@ -38,3 +41,16 @@ def test_parse_seeds_reads_lists_and_ranges(text: str, seeds: tuple[int, ...]) -
 def test_parse_seeds_says_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(errors.UsageError, match="^--seeds: .*" + message.replace("+", r"\+")):
         settings.parse_seeds(text)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "workflow_orchestrator.evaluation", "--seeds", "3-x"],
+        ["-m", "workflow_orchestrator.oracle", "ladder", "--seeds", "3-x"],
+    ],
+)
+def test_the_offline_tools_read_seeds_by_the_same_rule(command: list[str]) -> None:
+    result = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1].endswith("error: --seeds: '3-x' is not a seed or a range such as 100-199")
