@@ -1,0 +1,259 @@
+"""The routes: episodes over plain HTTP, tasks, grading, event logs, the baseline, schema and metadata.
+
+* ``POST /reset`` starts an episode in the bounded store and returns its
+  ``episode_id`` in the observation; ``POST /step`` and ``GET /state``
+  continue it by that id.
+* ``GET /tasks``, ``POST /grader``, ``GET /episodes/{id}``, ``POST /baseline``,
+  ``GET /schema`` (our state schema), ``GET /metadata`` (with the README).
+
+Each answer is serialised once, with orjson; a refusal is an
+:class:`~workflow_orchestrator.server.http.responses.ApiError`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from typing import Any
+
+import orjson
+from fastapi import Body, FastAPI, Path, Query
+from fastapi.responses import Response
+from openenv.core.env_server.types import EnvironmentMetadata, SchemaResponse
+
+from workflow_orchestrator.models import (
+    EpisodeRecord,
+    ErrorResponse,
+    GradeRequest,
+    GradeResponse,
+    ResetRequest,
+    StepRequest,
+    StepResponse,
+    TaskList,
+    WorkflowAction,
+    WorkflowObservation,
+    WorkflowState,
+)
+from workflow_orchestrator.server.environment import (
+    DuplicateEpisodeError,
+    EpisodeNotFinishedError,
+    EpisodeNotFoundError,
+    EpisodeStore,
+    StoredEpisode,
+    envelope,
+    episode_state,
+)
+from workflow_orchestrator.server.http.responses import EXPECTED_FORMS, JSON_OPTIONS, ApiError, json_response
+from workflow_orchestrator.server.tasks import UnknownTaskError
+
+ENV_NAME = "workflow_orchestrator"
+VERSION = "0.1.0"
+
+
+def read_package_text(name: str) -> str | None:
+    """A text file shipped in the package (the README, the baseline scores), or None if this build lacks it."""
+    resource = importlib.resources.files("workflow_orchestrator").joinpath(name)
+    try:
+        return resource.read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def build_metadata() -> EnvironmentMetadata:
+    """What ``GET /metadata`` answers: name, description, version and the README."""
+    return EnvironmentMetadata(
+        name=ENV_NAME,
+        description=(
+            "An environment in which a policy orchestrates DAG-shaped workflows over simulated "
+            "worker agents: assign subtasks, run work in parallel, recover from failures, meet "
+            "deadlines and stay inside cost budgets."
+        ),
+        readme_content=read_package_text("README.md"),
+        version=VERSION,
+    )
+
+
+# openenv's routes that this server replaces with episode-keeping ones.
+REPLACED_PATHS = frozenset({"/reset", "/step", "/state", "/schema", "/metadata", "/ws"})
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (404, "unknown or expired episode, or nothing to grade"),
+        (409, "the episode cannot do this now"),
+        (413, "request body too large"),
+        (422, "invalid request: the body says what is wrong and what to send"),
+    )
+}
+
+
+def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentMetadata) -> None:
+    """Add every route of this module to ``app``, over ``store``."""
+    registry = store.registry
+    schema: dict[str, Any] = SchemaResponse(
+        action=WorkflowAction.model_json_schema(),
+        observation=WorkflowObservation.model_json_schema(),
+        state=WorkflowState.model_json_schema(),
+    ).model_dump()
+    tasks_body = orjson.dumps({"tasks": registry.list_tasks()}, option=JSON_OPTIONS)
+
+    def lookup(episode_id: str) -> StoredEpisode:
+        try:
+            return store.get(episode_id)
+        except EpisodeNotFoundError as exc:
+            raise ApiError(
+                404, "episode_expired" if exc.expired else "unknown_episode", str(exc), EXPECTED_FORMS["/reset"]
+            ) from None
+
+    @app.post(
+        "/reset",
+        response_model=StepResponse,
+        responses=ERROR_RESPONSES,
+        tags=["Environment Control"],
+        summary="Start an episode; the observation carries its episode_id",
+    )
+    async def reset(request: ResetRequest = Body(default_factory=ResetRequest)) -> Response:
+        try:
+            episode, observation = store.start(request.task_id, request.seed, request.worker_count, request.episode_id)
+        except UnknownTaskError as exc:
+            raise ApiError(422, "unknown_task", str(exc), {"task_id": registry.task_ids()[0]}) from None
+        except DuplicateEpisodeError as exc:
+            raise ApiError(409, "duplicate_episode_id", str(exc)) from None
+        except ValueError as exc:
+            raise ApiError(422, "invalid_parameters", str(exc), EXPECTED_FORMS["/reset"]) from None
+        return json_response(envelope(observation, episode.episode_id))
+
+    @app.post(
+        "/step",
+        response_model=StepResponse,
+        responses=ERROR_RESPONSES,
+        tags=["Environment Control"],
+        summary="Continue the episode episode_id with one action",
+    )
+    async def step(request: StepRequest) -> Response:
+        episode = lookup(request.episode_id)
+        if episode.live_sessions:
+            raise ApiError(
+                409,
+                "episode_in_session",
+                f"episode {episode.episode_id!r} is being played over a WebSocket session; "
+                "step it there, or start your own with POST /reset",
+            )
+        return json_response(envelope(store.step(episode, request.action.to_core()), episode.episode_id))
+
+    @app.get(
+        "/state",
+        response_model=WorkflowState,
+        responses=ERROR_RESPONSES,
+        tags=["State Management"],
+        summary="The full state of the episode episode_id",
+    )
+    async def state(episode_id: str = Query(min_length=1, max_length=64)) -> Response:
+        return json_response(episode_state(lookup(episode_id)))
+
+    @app.get(
+        "/schema",
+        response_model=SchemaResponse,
+        tags=["Schema"],
+        summary="JSON schemas of the action, the observation and the state",
+    )
+    async def get_schema() -> dict[str, Any]:
+        return schema
+
+    @app.get(
+        "/metadata",
+        response_model=EnvironmentMetadata,
+        tags=["Environment Info"],
+        summary="Name, description and README",
+    )
+    async def get_metadata() -> EnvironmentMetadata:
+        return metadata
+
+    @app.get("/tasks", response_model=TaskList, tags=["Environment Info"], summary="Every task with its parameters")
+    async def tasks() -> Response:
+        return Response(tasks_body, media_type="application/json")
+
+    @app.post(
+        "/grader",
+        response_model=GradeResponse,
+        responses=ERROR_RESPONSES,
+        tags=["Grading"],
+        summary="Grade a finished episode (by episode_id, or a task's latest finished one by task_id)",
+    )
+    async def grader(request: GradeRequest) -> Response:
+        if request.episode_id is None and request.task_id is None:
+            raise ApiError(
+                422,
+                "invalid_request",
+                "give episode_id (or task_id for that task's latest finished episode)",
+                EXPECTED_FORMS["/grader"],
+            )
+        if request.episode_id is not None:
+            episode = lookup(request.episode_id)
+            if request.task_id is not None and request.task_id != episode.task_id:
+                raise ApiError(
+                    422,
+                    "task_mismatch",
+                    f"episode {episode.episode_id!r} is of task {episode.task_id!r}, not {request.task_id!r}",
+                    EXPECTED_FORMS["/grader"],
+                )
+        else:
+            assert request.task_id is not None
+            try:
+                episode = store.latest_finished(request.task_id)
+            except UnknownTaskError as exc:
+                raise ApiError(422, "unknown_task", str(exc), {"task_id": registry.task_ids()[0]}) from None
+            except EpisodeNotFoundError:
+                raise ApiError(
+                    404,
+                    "nothing_to_grade",
+                    f"no finished episode of task {request.task_id!r} is stored; finish one, or grade by episode_id",
+                    EXPECTED_FORMS["/grader"],
+                ) from None
+        try:
+            grade = store.grade(episode)
+        except EpisodeNotFinishedError as exc:
+            raise ApiError(409, "episode_not_finished", str(exc)) from None
+        return json_response(
+            {
+                **grade,
+                "episode_id": episode.episode_id,
+                "task_id": episode.task_id,
+                "seed": episode.seed,
+                "step_count": episode.step_count,
+            }
+        )
+
+    @app.get(
+        "/episodes/{episode_id}",
+        response_model=EpisodeRecord,
+        responses=ERROR_RESPONSES,
+        tags=["State Management"],
+        summary="The event log and action trace of an episode",
+    )
+    async def episode_record(episode_id: str = Path(min_length=1, max_length=64)) -> Response:
+        episode = lookup(episode_id)
+        core = episode.env.episode
+        assert core is not None  # an episode enters the store already started
+        return json_response(
+            {
+                "episode_id": episode.episode_id,
+                "task_id": episode.task_id,
+                "seed": episode.seed,
+                "done": episode.finished,
+                "step_count": episode.step_count,
+                "events": core.log.records,
+                "trace": core.trace,
+            }
+        )
+
+    @app.post(
+        "/baseline",
+        responses={404: {"model": ErrorResponse, "description": "no baseline recorded"}},
+        tags=["Grading"],
+        summary="Scores of the built-in baseline policies (baseline_scores.json)",
+    )
+    async def baseline() -> Response:
+        text = read_package_text("baseline_scores.json")
+        if text is None:
+            raise ApiError(404, "no_baseline", "no baseline_scores.json has been recorded with this server")
+        return Response(text.encode(), media_type="application/json")

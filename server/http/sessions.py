@@ -1,0 +1,195 @@
+"""``/ws``: openenv's session protocol, one episode per connection, and the cleanup of idle ones.
+
+:class:`SessionEndpoint` is a raw ASGI endpoint that holds the live
+sessions; :func:`install_housekeeping` runs one background task that closes
+idle sessions and drops idle episodes from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from openenv.core.env_server.exceptions import SessionCapacityError
+from openenv.core.env_server.types import EnvironmentMetadata, WSErrorCode
+from pydantic import TypeAdapter, ValidationError
+from starlette.types import Message, Receive, Scope, Send
+
+from workflow_orchestrator.models import IncomingMessage, ResetMessage, StateMessage, StepMessage
+from workflow_orchestrator.server.environment import EpisodeStore, WorkflowEnvironment
+from workflow_orchestrator.server.http.responses import JSON_OPTIONS, describe_validation_errors
+from workflow_orchestrator.server.http.settings import ServerSettings
+from workflow_orchestrator.server.tasks import UnknownTaskError
+
+logger = logging.getLogger("workflow_orchestrator.server")
+
+
+_incoming_message = TypeAdapter(IncomingMessage)
+
+
+def _ws_error(message: str, code: WSErrorCode, **extra: Any) -> str:
+    return orjson.dumps({"type": "error", "data": {"message": message, "code": code.value, **extra}}).decode()
+
+
+@dataclass(slots=True)
+class Session:
+    environment: WorkflowEnvironment
+    send: Send
+    last_active_at: float
+
+
+class SessionEndpoint:
+    """``/ws``: openenv's session protocol, one episode per connection.
+
+    A raw ASGI endpoint, so that a message goes from the socket to the core
+    and back with one validation and one serialisation, on the event loop
+    thread, without per-message wrapper objects.
+    """
+
+    def __init__(self, store: EpisodeStore, metadata: EnvironmentMetadata, settings: ServerSettings) -> None:
+        self.store = store
+        self.metadata = metadata
+        self.max_sessions = settings.max_concurrent_envs
+        self.idle_timeout_s = settings.session_idle_timeout_s
+        self.sessions: dict[int, Session] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        if len(self.sessions) >= self.max_sessions:
+            # openenv's capacity error, as its own /ws sends it.
+            error = SessionCapacityError(active_sessions=len(self.sessions), max_sessions=self.max_sessions)
+            reply = _ws_error(
+                str(error),
+                WSErrorCode.CAPACITY_REACHED,
+                active_sessions=error.active_sessions,
+                max_sessions=error.max_sessions,
+            )
+            await _send_quietly(send, {"type": "websocket.send", "text": reply})
+            await _send_quietly(send, {"type": "websocket.close", "code": 1013})
+            return
+        session = Session(WorkflowEnvironment(self.store, self.metadata), send, time.monotonic())
+        key = id(session)
+        self.sessions[key] = session
+        try:
+            closed_by_client = await self._serve(session, receive, send)
+        except OSError:  # the client went away while we were sending
+            closed_by_client = True
+        finally:
+            # Free the slot and the episode at once: a dropped connection must not hold them.
+            del self.sessions[key]
+            session.environment.close()
+        if not closed_by_client:
+            await _send_quietly(send, {"type": "websocket.close", "code": 1000})
+
+    async def _serve(self, session: Session, receive: Receive, send: Send) -> bool:
+        """Answer messages until the client closes (True) or asks to (False)."""
+        environment = session.environment
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return True
+            raw = message.get("text")
+            if raw is None:
+                raw = message.get("bytes") or b""
+            session.last_active_at = time.monotonic()
+            reply = self.handle(environment, raw)
+            if reply is None:
+                return False
+            await send({"type": "websocket.send", "text": reply})
+
+    def handle(self, environment: WorkflowEnvironment, raw: str | bytes) -> str | None:
+        """The reply to one message, or None for ``close``."""
+        try:
+            message = _incoming_message.validate_json(raw)
+        except ValidationError as exc:
+            return self._validation_reply(exc)
+        try:
+            if isinstance(message, StepMessage):
+                return _observation_reply(environment.step_payload(message.data))
+            if isinstance(message, ResetMessage):
+                data = message.data
+                return _observation_reply(
+                    environment.reset_payload(data.task_id, data.seed, data.worker_count, data.episode_id)
+                )
+            if isinstance(message, StateMessage):
+                return orjson.dumps(
+                    {"type": "state", "data": environment.state_payload()}, option=JSON_OPTIONS
+                ).decode()
+            return None
+        except UnknownTaskError as exc:
+            return _ws_error(str(exc), WSErrorCode.VALIDATION_ERROR)
+        except (ValueError, RuntimeError) as exc:
+            # Parameters the task does not accept, a duplicate episode id, or
+            # a step before any reset: the client's to fix.
+            return _ws_error(str(exc), WSErrorCode.EXECUTION_ERROR)
+
+    @staticmethod
+    def _validation_reply(exc: ValidationError) -> str:
+        errors = exc.errors()
+        kinds = {error["type"] for error in errors}
+        if "json_invalid" in kinds or "json_type" in kinds:
+            return _ws_error("message is not valid JSON", WSErrorCode.INVALID_JSON)
+        if kinds & {"union_tag_invalid", "union_tag_not_found"}:
+            return _ws_error(
+                'unknown message type; send {"type": "reset" | "step" | "state" | "close", "data": {...}}',
+                WSErrorCode.UNKNOWN_TYPE,
+            )
+        summary, cleaned = describe_validation_errors(errors)
+        return _ws_error(f"invalid message: {summary}", WSErrorCode.VALIDATION_ERROR, errors=cleaned)
+
+    async def close_idle_sessions(self, now: float) -> None:
+        for session in list(self.sessions.values()):
+            if now - session.last_active_at > self.idle_timeout_s:
+                notice = _ws_error(
+                    f"session idle for more than {self.idle_timeout_s:g} s; closed", WSErrorCode.SESSION_ERROR
+                )
+                await _send_quietly(session.send, {"type": "websocket.send", "text": notice})
+                await _send_quietly(session.send, {"type": "websocket.close", "code": 1001})
+
+
+async def _send_quietly(send: Send, message: Message) -> None:
+    """Send unless the connection is already gone (then there is no one to tell)."""
+    try:
+        await send(message)
+    except (OSError, RuntimeError):
+        pass
+
+
+def _observation_reply(envelope: dict[str, Any]) -> str:
+    return orjson.dumps({"type": "observation", "data": envelope}, option=JSON_OPTIONS).decode()
+
+
+def install_housekeeping(
+    app: FastAPI, store: EpisodeStore, sessions: SessionEndpoint, settings: ServerSettings
+) -> None:
+    """One background task: drop idle episodes and close idle sessions."""
+    interval = max(0.5, min(settings.episode_idle_timeout_s, settings.session_idle_timeout_s) / 4)
+    task: asyncio.Task[None] | None = None
+
+    async def housekeep() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                store.evict()
+                await sessions.close_idle_sessions(time.monotonic())
+            except Exception:  # keep the loop alive; a failure here must not stop eviction for good
+                logger.exception("housekeeping failed")
+
+    async def start() -> None:
+        nonlocal task
+        task = asyncio.create_task(housekeep())
+
+    async def stop() -> None:
+        if task is not None:
+            task.cancel()
+
+    app.router.on_startup.append(start)
+    app.router.on_shutdown.append(stop)

@@ -1,0 +1,129 @@
+"""Server settings: :class:`ServerSettings`, read from environment variables and the command line.
+
+Only the standard library is imported here, so that ``server --help`` and a
+bad option are answered before the web framework is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+TOKEN_VARIABLE = "WORKFLOW_ORCHESTRATOR_TOKEN"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Everything the server can be told; see ``server --help`` and the README."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    enable_web: bool = True
+    max_concurrent_envs: int = 64
+    session_idle_timeout_s: float = 300.0
+    max_episodes: int = 256
+    episode_idle_timeout_s: float = 900.0
+    max_body_bytes: int = 64 * 1024
+    api_token: str | None = field(default=None, repr=False)
+    # permessage-deflate costs more CPU per step than it saves on a fast
+    # link; worth turning on only for clients far away.
+    ws_compression: bool = False
+    access_log: bool = False
+    log_level: str = "info"
+
+
+# Environment variables, read by settings_from_environment() (never at import).
+_VARIABLES: dict[str, tuple[str, type]] = {
+    "ENABLE_WEB_INTERFACE": ("enable_web", bool),
+    "WORKFLOW_ORCHESTRATOR_MAX_SESSIONS": ("max_concurrent_envs", int),
+    "WORKFLOW_ORCHESTRATOR_SESSION_IDLE_TIMEOUT": ("session_idle_timeout_s", float),
+    "WORKFLOW_ORCHESTRATOR_MAX_EPISODES": ("max_episodes", int),
+    "WORKFLOW_ORCHESTRATOR_EPISODE_IDLE_TIMEOUT": ("episode_idle_timeout_s", float),
+    "WORKFLOW_ORCHESTRATOR_MAX_BODY_BYTES": ("max_body_bytes", int),
+    TOKEN_VARIABLE: ("api_token", str),
+}
+
+
+def settings_from_environment(environ: Mapping[str, str], base: ServerSettings | None = None) -> ServerSettings:
+    """Settings from environment variables (unset ones keep ``base``'s values)."""
+    values: dict[str, Any] = {}
+    for variable, (name, kind) in _VARIABLES.items():
+        raw = environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        if kind is bool:
+            values[name] = raw.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise SystemExit(f"{variable}={raw!r} is not a valid {kind.__name__}") from None
+    return replace(base or ServerSettings(), **values)
+
+
+def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> ServerSettings:
+    """Command-line options over environment variables over defaults."""
+    defaults = settings_from_environment(environ)
+    parser = argparse.ArgumentParser(prog="server", description="Run the workflow_orchestrator server.")
+    parser.add_argument("--host", default=defaults.host, help="address to bind (default %(default)s)")
+    parser.add_argument("--port", type=int, default=defaults.port, help="port (default %(default)s)")
+    web = parser.add_mutually_exclusive_group()
+    web.add_argument(
+        "--web",
+        dest="enable_web",
+        action="store_true",
+        default=defaults.enable_web,
+        help="serve the dashboard at /web (the default)",
+    )
+    web.add_argument("--no-web", dest="enable_web", action="store_false", help="no dashboard")
+    parser.add_argument(
+        "--max-sessions",
+        dest="max_concurrent_envs",
+        type=int,
+        default=defaults.max_concurrent_envs,
+        help="concurrent WebSocket sessions (default %(default)s)",
+    )
+    parser.add_argument(
+        "--session-idle-timeout",
+        dest="session_idle_timeout_s",
+        type=float,
+        default=defaults.session_idle_timeout_s,
+        help="seconds before an idle WebSocket session is closed (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-episodes",
+        type=int,
+        default=defaults.max_episodes,
+        help="episodes kept in the store (default %(default)s)",
+    )
+    parser.add_argument(
+        "--episode-idle-timeout",
+        dest="episode_idle_timeout_s",
+        type=float,
+        default=defaults.episode_idle_timeout_s,
+        help="seconds before an idle episode is dropped (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=defaults.max_body_bytes,
+        help="largest request body or WebSocket message (default %(default)s)",
+    )
+    parser.add_argument(
+        "--ws-compression", action="store_true", default=defaults.ws_compression, help="offer permessage-deflate on /ws"
+    )
+    parser.add_argument("--access-log", action="store_true", default=defaults.access_log, help="log every request")
+    parser.add_argument(
+        "--log-level", default=defaults.log_level, choices=["critical", "error", "warning", "info", "debug"]
+    )
+    args = parser.parse_args(argv)
+    settings = replace(defaults, **vars(args))
+    for name in ("max_concurrent_envs", "max_episodes", "max_body_bytes"):
+        if getattr(settings, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("session_idle_timeout_s", "episode_idle_timeout_s"):
+        if getattr(settings, name) <= 0:
+            parser.error(f"{name} must be positive")
+    return settings
