@@ -37,28 +37,14 @@ import importlib.util
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-from fastapi import FastAPI
-from openenv.core.env_server.http_server import create_fastapi_app
-from openenv.core.env_server.types import ConcurrencyConfig
-from starlette.routing import WebSocketRoute
-
-from workflow_orchestrator.models import WorkflowAction, WorkflowObservation
-from workflow_orchestrator.server.environment import EpisodeStore, StoreLimits, WorkflowEnvironment
-from workflow_orchestrator.server.http.middleware import BearerTokenMiddleware, BodySizeLimitMiddleware
-from workflow_orchestrator.server.http.responses import install_error_handlers
-from workflow_orchestrator.server.http.routes import (
-    REPLACED_PATHS,
-    VERSION,
-    add_episode_routes,
-    build_metadata,
-    read_package_text,
-)
-from workflow_orchestrator.server.http.sessions import SessionEndpoint, install_housekeeping
 from workflow_orchestrator.server.http.settings import ServerSettings, parse_settings, settings_from_environment
-from workflow_orchestrator.server.tasks import default_registry
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from workflow_orchestrator.server.environment import EpisodeStore
 
 __all__ = [
     "ServerSettings",
@@ -66,7 +52,6 @@ __all__ = [
     "main",
     "mount_dashboard",
     "parse_settings",
-    "read_package_text",
     "settings_from_environment",
     "tune_garbage_collector",
 ]
@@ -78,6 +63,20 @@ DASHBOARD_MODULE = "workflow_orchestrator.server.dashboard"
 
 def build_app(settings: ServerSettings | None = None) -> FastAPI:
     """The whole server as an ASGI app (the dashboard too when ``settings.enable_web``)."""
+    # Imported here rather than at the top, so that `server --help` and a bad
+    # option are answered without loading openenv and the web framework (seconds).
+    from openenv.core.env_server.http_server import create_fastapi_app
+    from openenv.core.env_server.types import ConcurrencyConfig
+    from starlette.routing import WebSocketRoute
+
+    from workflow_orchestrator.models import WorkflowAction, WorkflowObservation
+    from workflow_orchestrator.server.environment import EpisodeStore, StoreLimits, WorkflowEnvironment
+    from workflow_orchestrator.server.http.middleware import BearerTokenMiddleware, BodySizeLimitMiddleware
+    from workflow_orchestrator.server.http.responses import install_error_handlers
+    from workflow_orchestrator.server.http.routes import REPLACED_PATHS, VERSION, add_episode_routes, build_metadata
+    from workflow_orchestrator.server.http.sessions import SessionEndpoint, install_housekeeping
+    from workflow_orchestrator.server.tasks import default_registry
+
     settings = settings or ServerSettings()
     registry = default_registry()
     store = EpisodeStore(
@@ -129,6 +128,7 @@ def mount_dashboard(app: FastAPI, store: EpisodeStore) -> FastAPI:
     if importlib.util.find_spec(DASHBOARD_MODULE) is None:
         logger.warning("the dashboard module is not installed; serving without /web")
         return app
+    logger.info("loading the dashboard (Gradio) for /web...")
     dashboard = importlib.import_module(DASHBOARD_MODULE)
     mounted: FastAPI = dashboard.mount_dashboard(app, store)
     return mounted
@@ -141,8 +141,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     """The ``server`` script: ``server [--host H] [--port P] [--no-web] ...``."""
     settings = parse_settings(argv, os.environ)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # A first start takes seconds (openenv, FastAPI, Gradio): say what it is doing meanwhile.
+    logger.info("loading the server (openenv, FastAPI, uvicorn)...")
+    import uvicorn
+
     app = build_app(settings)
     tune_garbage_collector()
+    logger.info("starting uvicorn on http://%s:%d", settings.host, settings.port)
     uvicorn.run(
         app,
         host=settings.host,

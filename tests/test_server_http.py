@@ -138,7 +138,7 @@ def test_health(http: httpx.Client) -> None:
 
 
 def test_baseline_serves_the_recorded_scores(http: httpx.Client) -> None:
-    from workflow_orchestrator.server.app import read_package_text
+    from workflow_orchestrator.server.http.routes import read_package_text
 
     recorded = read_package_text("baseline_scores.json")
     reply = http.post("/baseline")

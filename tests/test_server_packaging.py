@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
+import textwrap
 import tomllib
 from pathlib import Path
 
+import pytest
 from server_fixtures import REPO_ROOT, RunningServer
 
 OPENENV = Path(sys.executable).with_name("openenv")
@@ -99,14 +102,26 @@ def test_the_readme_client_examples_run(live_server: RunningServer) -> None:
         assert result.returncode == 0, result.stderr
 
 
-def _assert_not_loaded(statement: str, modules: tuple[str, ...], timeout: float) -> None:
-    """Run ``statement`` in a fresh interpreter and check it loaded none of ``modules``."""
-    probe = (
-        f"import sys; {statement}; loaded = [name for name in {modules!r} if name in sys.modules]; "
-        "print(loaded); sys.exit(1 if loaded else 0)"
+def _assert_not_loaded(statement: str, modules: tuple[str, ...], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``statement`` in a fresh interpreter and check it loaded none of ``modules``.
+
+    A ``SystemExit`` raised by the statement (``--help`` ends with one) is caught, so the check still runs.
+    """
+    probe = "\n".join(
+        [
+            "import sys",
+            "try:",
+            textwrap.indent(statement, "    "),
+            "except SystemExit:",
+            "    pass",
+            f"loaded = [name for name in {modules!r} if name in sys.modules]",
+            "print(loaded)",
+            "sys.exit(1 if loaded else 0)",
+        ]
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
+    return result
 
 
 def test_importing_the_package_stays_light() -> None:
@@ -119,3 +134,30 @@ def test_the_client_does_not_load_the_server_or_gradio() -> None:
         ("gradio", "workflow_orchestrator.server.app", "workflow_orchestrator.server.core"),
         timeout=120,
     )
+
+
+def test_server_help_answers_before_openenv_or_the_web_framework_is_loaded() -> None:
+    result = _assert_not_loaded(
+        "from workflow_orchestrator.server.app import main\nmain(['--help'])",
+        ("openenv", "fastapi", "starlette", "uvicorn", "pydantic", "gradio"),
+        timeout=60,
+    )
+    assert "--host" in result.stdout and "--no-web" in result.stdout
+
+
+def test_the_server_says_what_it_loads_and_where_it_starts(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import uvicorn
+
+    from workflow_orchestrator.server import app as app_module
+
+    runs: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: runs.append(options))
+    monkeypatch.setattr(app_module, "tune_garbage_collector", lambda: None)
+    caplog.set_level(logging.INFO, logger="workflow_orchestrator.server")
+    app_module.main(["--no-web", "--host", "127.0.0.1", "--port", "8123"])
+    assert len(runs) == 1 and runs[0]["port"] == 8123
+    messages = [record.getMessage() for record in caplog.records if record.name == "workflow_orchestrator.server"]
+    assert messages[0].startswith("loading the server")
+    assert messages[-1] == "starting uvicorn on http://127.0.0.1:8123"
