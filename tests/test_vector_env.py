@@ -1,0 +1,162 @@
+"""WorkflowVectorEnv: a batch plays every episode exactly as it would be played alone."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from workflow_orchestrator import WorkflowEnv
+from workflow_orchestrator.server.tasks.registry import UnknownTaskError
+from workflow_orchestrator.vector import MAX_EPISODES, WorkflowVectorEnv
+
+MIXED = ["easy", "hard", "arena/hard", "arena/easy", "generated/easy", "generated/hard", "medium", "expert"]
+
+MALFORMED = {"status": "wait"}
+
+
+def choose(rng: random.Random, observation: dict[str, Any]) -> Any:
+    """Mostly a legal action; sometimes an invalid or malformed one, which must be played as alone."""
+    roll = rng.random()
+    if roll < 0.05:
+        return MALFORMED
+    if roll < 0.1:
+        return {"action_type": "delegate", "subtask_id": "nothing", "agent_name": "nobody"}
+    legal = observation["legal_actions"]
+    return rng.choice(legal) if legal else {"action_type": "wait"}
+
+
+def play_alone(task_id: str, seed: int, actions: list[Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    env = WorkflowEnv()
+    observations = [env.reset(task_id, seed=seed)]
+    observations.extend(env.step(action) for action in actions)
+    return observations, env.state()
+
+
+def test_a_batch_equals_its_episodes_stepped_one_by_one() -> None:
+    vec = WorkflowVectorEnv(MIXED)
+    first = vec.reset(seed=500)
+    assert vec.seeds == [500 + i for i in range(len(MIXED))]
+    rng = random.Random(1)
+    # Per slot: the episodes played so far, each (seed, observations, actions, state when finished).
+    current: list[dict[str, Any]] = [
+        {"seed": seed, "observations": [obs], "actions": []}
+        for seed, obs in zip(vec.seeds, first.observations, strict=True)
+    ]
+    finished: list[list[dict[str, Any]]] = [[] for _ in MIXED]
+    while min(len(done) for done in finished) < 2:
+        actions = [choose(rng, obs) for obs in vec.observations]
+        batch = vec.step(actions)
+        for i, action in enumerate(actions):
+            episode = current[i]
+            episode["actions"].append(action)
+            if batch.done[i]:
+                final = batch.final_observations[i]
+                assert final is not None and final["done"]
+                assert batch.grades[i] == final["grade"]
+                assert batch.rewards[i] == final["reward"]
+                assert (batch.terminated[i], batch.truncated[i]) == (final["terminated"], final["truncated"])
+                episode["observations"].append(final)
+                episode["state"] = vec.last_finished[i].state()
+                finished[i].append(episode)
+                # The slot's next episode: the slot's seed plus the number of slots.
+                assert vec.seeds[i] == episode["seed"] + len(MIXED)
+                assert batch.observations[i]["step_count"] == 0
+                current[i] = {"seed": vec.seeds[i], "observations": [batch.observations[i]], "actions": []}
+            else:
+                assert batch.grades[i] is None and batch.final_observations[i] is None
+                assert batch.rewards[i] == batch.observations[i]["reward"]
+                episode["observations"].append(batch.observations[i])
+    for i, task_id in enumerate(MIXED):
+        for episode in finished[i]:
+            observations, state = play_alone(task_id, episode["seed"], episode["actions"])
+            assert observations == episode["observations"]
+            assert state["events"] == episode["state"]["events"]
+            assert state["rewards"] == episode["state"]["rewards"]
+            assert observations[-1]["grade"] == episode["observations"][-1]["grade"]
+
+
+def test_rows_are_the_columns_by_slot() -> None:
+    vec = WorkflowVectorEnv("arena/easy", 3)
+    vec.reset(seed=7)
+    batch = vec.step([obs["legal_actions"][0] for obs in vec.observations])
+    rows = batch.rows()
+    assert len(rows) == len(batch) == 3
+    for i, row in enumerate(rows):
+        assert row["observation"] is batch.observations[i]
+        assert row["reward"] == batch.rewards[i]
+        assert row["done"] is False and row["grade"] is None and row["final_observation"] is None
+
+
+def test_without_autoreset_a_finished_slot_answers_as_alone() -> None:
+    vec = WorkflowVectorEnv(["easy", "arena/easy"], autoreset=False)
+    vec.reset(seed=3)
+    while not all(obs["done"] for obs in vec.observations):
+        vec.step([(obs["legal_actions"] or [{"action_type": "wait"}])[0] for obs in vec.observations])
+    before = [env.state()["events"] for env in vec.envs]
+    batch = vec.step([{"action_type": "wait"}] * 2)
+    assert [obs["errors"][0]["code"] for obs in batch.observations] == ["episode_over", "episode_over"]
+    assert batch.final_observations == [None, None]
+    assert [env.state()["events"] for env in vec.envs] == before
+
+
+def snapshot(vec: WorkflowVectorEnv) -> list[Any]:
+    return [(env.state(), seed) for env, seed in zip(vec.envs, vec.seeds, strict=True)]
+
+
+@pytest.mark.parametrize(
+    "actions, message",
+    [
+        ({"action_type": "wait"}, "one action per episode"),
+        ("wait", "one action per episode"),
+        (None, "one action per episode"),
+        (7, "one action per episode"),
+        ([], "expected 4 actions"),
+        ([{"action_type": "wait"}] * 3, "expected 4 actions"),
+        ([{"action_type": "wait"}] * 5, "expected 4 actions"),
+        ([{"action_type": "wait"}] * (MAX_EPISODES + 1), "expected 4 actions"),
+    ],
+)
+def test_a_malformed_batch_is_refused_and_changes_nothing(actions: Any, message: str) -> None:
+    vec = WorkflowVectorEnv(["easy", "arena/hard", "generated/medium", "hard"])
+    vec.reset(seed=11)
+    vec.step([vec.observations[i]["legal_actions"][0] for i in range(4)])
+    before = snapshot(vec)
+    with pytest.raises(ValueError, match=message):
+        vec.step(actions)
+    assert snapshot(vec) == before
+
+
+@pytest.mark.parametrize("seed", [[1, 2], [1, 2, 3, 4, 5], [-1, 0, 0, 0], [0, 0, 0, 2**31], "7", 1.5, [0, 0, "0", 0]])
+def test_malformed_seeds_are_refused_and_change_nothing(seed: Any) -> None:
+    vec = WorkflowVectorEnv("generated/easy", 4)
+    vec.reset(seed=3)
+    before = snapshot(vec)
+    with pytest.raises(ValueError, match="seed"):
+        vec.reset(seed=seed)
+    assert snapshot(vec) == before
+
+
+def test_batch_sizes_and_tasks_are_checked_when_made() -> None:
+    with pytest.raises(ValueError, match="1 to 256 episodes"):
+        WorkflowVectorEnv("easy", MAX_EPISODES + 1)
+    with pytest.raises(ValueError, match="1 to 256 episodes"):
+        WorkflowVectorEnv([])
+    with pytest.raises(ValueError, match="1 to 256 episodes"):
+        WorkflowVectorEnv("easy", 0)
+    with pytest.raises(ValueError, match="num_envs is 3"):
+        WorkflowVectorEnv(["easy", "hard"], 3)
+    with pytest.raises(ValueError, match="worker_count"):
+        WorkflowVectorEnv(["easy", "hard"], worker_count=[None])
+    with pytest.raises(ValueError, match="worker_count applies to generated tasks"):
+        WorkflowVectorEnv(["arena/easy", "easy"], worker_count=4)
+    with pytest.raises(UnknownTaskError):
+        WorkflowVectorEnv(["easy", "arena/impossible"])
+    vec = WorkflowVectorEnv("easy", MAX_EPISODES)
+    with pytest.raises(RuntimeError, match="reset"):
+        vec.step([{"action_type": "wait"}] * MAX_EPISODES)
+    assert len(vec.reset(seed=0)) == MAX_EPISODES
+    assert len(vec.step([{"action_type": "wait"}] * MAX_EPISODES)) == MAX_EPISODES
+    vec = WorkflowVectorEnv("arena/hard", 3, worker_count=[5, None, 2])
+    assert [len(obs["agents"]) for obs in vec.reset(seed=0).observations] == [5, 3, 2]

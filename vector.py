@@ -1,0 +1,227 @@
+"""Many episodes in one call: :class:`WorkflowVectorEnv`.
+
+    >>> from workflow_orchestrator.vector import WorkflowVectorEnv
+    >>> vec = WorkflowVectorEnv(["arena/hard"] * 4 + ["generated/easy"] * 4)
+    >>> first = vec.reset(seed=100)
+    >>> batch = vec.step([obs["legal_actions"][0] for obs in first.observations])
+    >>> len(batch.rewards)
+    8
+
+Every slot holds one episode, played by the public in-process API
+(:class:`workflow_orchestrator.WorkflowEnv`), so each episode is exactly the
+episode it would be alone: the same observations, rewards, grade and event
+log for the same task, seed and actions. A batch only saves the caller the
+loop (and, over the WebSocket, the messages).
+
+Seeds: ``reset(seed=s)`` gives slot ``i`` the seed ``s + i`` (or ``reset(seed=[...])``
+one seed per slot). With ``autoreset`` (the default), when an episode ends its
+slot starts the next one at once, with the slot's seed plus ``num_envs``: slot
+``i`` plays seeds ``s + i``, ``s + i + N``, ``s + i + 2N``, ... (modulo the
+largest seed plus one), so no two slots of a batch share a seed. The step that
+ended an episode reports that episode's reward, flags and grade, its last
+observation in ``final_observations``, and the next episode's first
+observation in ``observations``; the finished episode itself stays readable in
+``last_finished`` (its state and event log) until the slot's next episode ends.
+Without ``autoreset`` a finished slot stays finished until ``reset``, and a step
+sent to it is answered as a single environment answers it (``episode_over``).
+
+Results come as columns (:class:`VectorStep`, lists indexed by slot) or as
+rows (``VectorStep.rows()``). A batch of the wrong shape (not a list, more or
+fewer actions than slots, more than :data:`MAX_EPISODES` slots) raises
+``ValueError`` before any episode moves; a malformed single action is the
+episode's own business, as it would be alone (an invalid action with its
+error code and penalty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from workflow_orchestrator import WorkflowEnv
+from workflow_orchestrator.server.tasks.registry import MAX_SEED
+
+MAX_EPISODES = 256
+
+
+@dataclass(slots=True)
+class VectorStep:
+    """The result of a batch reset or step, as columns indexed by slot."""
+
+    observations: list[dict[str, Any]]
+    rewards: list[float]
+    terminated: list[bool]
+    truncated: list[bool]
+    # The grade of an episode that ended at this step, else None.
+    grades: list[dict[str, Any] | None]
+    # With autoreset: the last observation of an episode that ended at this step, else None.
+    final_observations: list[dict[str, Any] | None]
+
+    def __len__(self) -> int:
+        return len(self.observations)
+
+    @property
+    def done(self) -> list[bool]:
+        return [a or b for a, b in zip(self.terminated, self.truncated, strict=True)]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per slot: observation, reward, terminated, truncated, done, grade, final_observation."""
+        return [
+            {
+                "observation": observation,
+                "reward": reward,
+                "terminated": terminated,
+                "truncated": truncated,
+                "done": terminated or truncated,
+                "grade": grade,
+                "final_observation": final,
+            }
+            for observation, reward, terminated, truncated, grade, final in zip(
+                self.observations,
+                self.rewards,
+                self.terminated,
+                self.truncated,
+                self.grades,
+                self.final_observations,
+                strict=True,
+            )
+        ]
+
+
+def check_batch_size(count: int) -> None:
+    if not 1 <= count <= MAX_EPISODES:
+        raise ValueError(f"a batch holds 1 to {MAX_EPISODES} episodes, got {count}")
+
+
+def _per_slot(name: str, value: Any, count: int) -> list[Any]:
+    """A value for every slot: one value repeated, or a list of exactly ``count``."""
+    if isinstance(value, (str, int)) or value is None:
+        return [value] * count
+    if not isinstance(value, Sequence):
+        raise ValueError(f"{name} must be one value or a list of {count}, got {type(value).__name__}")
+    if len(value) != count:
+        raise ValueError(f"{name} must list one value per episode: {count}, got {len(value)}")
+    return list(value)
+
+
+class WorkflowVectorEnv:
+    """``num_envs`` episodes (1 to 256), reset and stepped in one call.
+
+    ``task_ids``: one task id for every slot (then ``num_envs`` says how many),
+    or a list with one task id per slot (tasks may be mixed). ``worker_count``:
+    one value or one per slot (generated tasks only, as for ``WorkflowEnv``).
+    """
+
+    def __init__(
+        self,
+        task_ids: str | Sequence[str],
+        num_envs: int | None = None,
+        *,
+        worker_count: int | None | Sequence[int | None] = None,
+        autoreset: bool = True,
+        registry: Any = None,
+    ) -> None:
+        if isinstance(task_ids, str):
+            count = 1 if num_envs is None else num_envs
+            check_batch_size(count)
+            tasks = [task_ids] * count
+        else:
+            tasks = list(task_ids)
+            check_batch_size(len(tasks))
+            if num_envs is not None and num_envs != len(tasks):
+                raise ValueError(f"num_envs is {num_envs} but {len(tasks)} task ids were given")
+        self.num_envs = len(tasks)
+        self.task_ids: list[str] = tasks
+        self.worker_counts: list[int | None] = _per_slot("worker_count", worker_count, self.num_envs)
+        self.autoreset = autoreset
+        first = WorkflowEnv(registry)
+        self.registry = first.registry
+        # Unknown tasks and parameters a task does not take fail here, not in the middle of a batch.
+        for task_id, workers in set(zip(self.task_ids, self.worker_counts, strict=True)):
+            self.registry.resolve(task_id, seed=None, worker_count=workers)
+        self.envs: list[Any] = [first] + [WorkflowEnv(self.registry) for _ in range(self.num_envs - 1)]
+        self.seeds: list[int] = [0] * self.num_envs
+        # The episode that ended last in each slot (autoreset replaces the slot's environment).
+        self.last_finished: list[Any] = [None] * self.num_envs
+        self._started = False
+
+    def reset(self, seed: int | Sequence[int] = 0) -> VectorStep:
+        """Start an episode in every slot: slot ``i`` gets ``seed + i``, or ``seed[i]`` for a list."""
+        count = self.num_envs
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            seeds = [(seed + i) % (MAX_SEED + 1) for i in range(count)]
+        elif isinstance(seed, Sequence) and not isinstance(seed, str):
+            if len(seed) != count:
+                raise ValueError(f"reset needs one seed per episode: {count}, got {len(seed)}")
+            seeds = list(seed)
+        else:
+            raise ValueError(f"seed must be an int or a list of {count} ints, got {type(seed).__name__}")
+        for value in seeds:
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:
+                raise ValueError(f"seeds must be ints between 0 and {MAX_SEED}, got {value!r}")
+        observations = [
+            env.reset(task_id, seed=value, worker_count=workers)
+            for env, task_id, value, workers in zip(self.envs, self.task_ids, seeds, self.worker_counts, strict=True)
+        ]
+        self.seeds = seeds
+        self.last_finished = [None] * count
+        self._started = True
+        return VectorStep(
+            observations=observations,
+            rewards=[0.0] * count,
+            terminated=[False] * count,
+            truncated=[False] * count,
+            grades=[None] * count,
+            final_observations=[None] * count,
+        )
+
+    def step(self, actions: Sequence[Any]) -> VectorStep:
+        """One action per slot, in slot order; each is what ``WorkflowEnv.step`` takes."""
+        self.check_actions(actions)
+        observations: list[dict[str, Any]] = []
+        rewards: list[float] = []
+        terminated: list[bool] = []
+        truncated: list[bool] = []
+        grades: list[dict[str, Any] | None] = []
+        finals: list[dict[str, Any] | None] = []
+        envs = self.envs
+        autoreset = self.autoreset
+        for i, action in enumerate(actions):
+            observation = envs[i].step(action)
+            rewards.append(observation["reward"])
+            terminated.append(observation["terminated"])
+            truncated.append(observation["truncated"])
+            if observation["done"]:
+                grades.append(observation.get("grade"))
+                if autoreset:
+                    finals.append(observation)
+                    observation = self._next_episode(i)
+                else:
+                    finals.append(None)
+            else:
+                grades.append(None)
+                finals.append(None)
+            observations.append(observation)
+        return VectorStep(observations, rewards, terminated, truncated, grades, finals)
+
+    def check_actions(self, actions: Any) -> None:
+        """Raise ``ValueError`` unless ``actions`` is a batch this environment can step."""
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        if isinstance(actions, (str, bytes, Mapping)) or not isinstance(actions, Sequence):
+            raise ValueError(f"actions must be a list with one action per episode, got {type(actions).__name__}")
+        if len(actions) != self.num_envs:
+            raise ValueError(f"expected {self.num_envs} actions (one per episode), got {len(actions)}")
+
+    def _next_episode(self, i: int) -> dict[str, Any]:
+        self.last_finished[i] = self.envs[i]
+        env = self.envs[i] = WorkflowEnv(self.registry)
+        seed = self.seeds[i] = (self.seeds[i] + self.num_envs) % (MAX_SEED + 1)
+        observation: dict[str, Any] = env.reset(self.task_ids[i], seed=seed, worker_count=self.worker_counts[i])
+        return observation
+
+    @property
+    def observations(self) -> list[dict[str, Any]]:
+        """The current observation of every slot."""
+        return [env.observation for env in self.envs]
