@@ -1,0 +1,80 @@
+"""Batch speed: ``python -m bench vector``.
+
+In process: :class:`WorkflowVectorEnv` env-steps per second at N = 1, 16 and
+256 episodes per call, on ``hard`` (the hand-written scenario, tick model) and
+``arena/hard``. Each slot replays the heuristic policy's actions for its seed,
+recorded beforehand (8 seeds, slot ``i`` playing seed ``i % 8``), so no policy
+runs while timing. A round steps every slot with its next action; the rounds
+stop at the shortest recorded episode, so every env-step counted is a real
+one. Resets are timed on their own (``reset_ms``, one whole batch). Times are
+CPU time of this process, medians of five rounds. Prints figures, and one JSON
+object as its last line.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from typing import Any
+
+from workflow_orchestrator import WorkflowEnv
+from workflow_orchestrator.server.evaluation import record_policy_actions
+from workflow_orchestrator.vector import WorkflowVectorEnv
+
+TASKS = ("hard", "arena/hard")
+SIZES = (1, 16, 256)
+SEEDS = 8
+
+
+def recorded(task_id: str) -> list[list[dict[str, Any]]]:
+    env = WorkflowEnv()
+    return [record_policy_actions(env, "heuristic", task_id, seed) for seed in range(SEEDS)]
+
+
+def in_process_rate(task_id: str, size: int, actions: list[list[dict[str, Any]]], seconds: float) -> tuple[float, float]:
+    """Env-steps per second of ``step`` over ``size`` slots, and milliseconds per batch reset."""
+    vec = WorkflowVectorEnv(task_id, size, autoreset=False)
+    seeds = [i % SEEDS for i in range(size)]
+    plays = [actions[seed] for seed in seeds]
+    rounds = min(len(play) for play in plays)
+    batches = [[play[k] for play in plays] for k in range(rounds)]
+    clock = time.process_time
+    steps = 0
+    stepping = 0.0
+    resetting = 0.0
+    resets = 0
+    start = clock()
+    while clock() - start < seconds:
+        begin = clock()
+        vec.reset(seeds)
+        resetting += clock() - begin
+        resets += 1
+        begin = clock()
+        for batch in batches:
+            vec.step(batch)
+        stepping += clock() - begin
+        steps += rounds * size
+    return steps / stepping, resetting / resets * 1e3
+
+
+def main(argv: list[str] | None = None) -> None:
+    rounds = 5
+    steps_per_second: dict[str, dict[str, int]] = {}
+    reset_ms: dict[str, dict[str, float]] = {}
+    for task_id in TASKS:
+        actions = recorded(task_id)
+        steps_per_second[task_id] = {}
+        reset_ms[task_id] = {}
+        for size in SIZES:
+            rates = [in_process_rate(task_id, size, actions, 0.5) for _ in range(rounds)]
+            rate = round(statistics.median(r for r, _ in rates))
+            reset = round(statistics.median(ms for _, ms in rates), 3)
+            steps_per_second[task_id][str(size)] = rate
+            reset_ms[task_id][str(size)] = reset
+            print(f"{task_id} N={size}: {rate} env-steps/s in process, {reset} ms per batch reset")
+    print(json.dumps({"in_process_steps_per_second": steps_per_second, "in_process_reset_ms": reset_ms}))
+
+
+if __name__ == "__main__":
+    main()
