@@ -32,7 +32,9 @@ def recorded(task_id: str) -> list[list[dict[str, Any]]]:
     return [record_policy_actions(env, "heuristic", task_id, seed) for seed in range(SEEDS)]
 
 
-def in_process_rate(task_id: str, size: int, actions: list[list[dict[str, Any]]], seconds: float) -> tuple[float, float]:
+def in_process_rate(
+    task_id: str, size: int, actions: list[list[dict[str, Any]]], seconds: float
+) -> tuple[float, float]:
     """Env-steps per second of ``step`` over ``size`` slots, and milliseconds per batch reset."""
     vec = WorkflowVectorEnv(task_id, size, autoreset=False)
     seeds = [i % SEEDS for i in range(size)]
