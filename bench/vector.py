@@ -6,7 +6,10 @@ In process: :class:`WorkflowVectorEnv` env-steps per second at N = 1, 16 and
 recorded beforehand (8 seeds, slot ``i`` playing seed ``i % 8``), so no policy
 runs while timing. A round steps every slot with its next action; the rounds
 stop at the shortest recorded episode, so every env-step counted is a real
-one. Resets are timed on their own (``reset_ms``, one whole batch). Times are
+one. Resets are timed on their own (``reset_ms``, one whole batch). The same
+rounds stepped by a plain loop over ``WorkflowEnv``s (``loop_steps_per_second``)
+are timed in the same run, as the reference for the vector env's own cost
+(the machine is shared: compare figures of one run). Times are
 CPU time of this process, medians of five rounds. Prints figures, and one JSON
 object as its last line.
 """
@@ -60,22 +63,62 @@ def in_process_rate(
     return steps / stepping, resetting / resets * 1e3
 
 
+def loop_rate(task_id: str, size: int, actions: list[list[dict[str, Any]]], seconds: float) -> float:
+    """The same rounds stepped by a plain loop over ``size`` WorkflowEnvs."""
+    envs = [WorkflowEnv() for _ in range(size)]
+    seeds = [i % SEEDS for i in range(size)]
+    plays = [actions[seed] for seed in seeds]
+    rounds = min(len(play) for play in plays)
+    clock = time.process_time
+    steps = 0
+    stepping = 0.0
+    start = clock()
+    while clock() - start < seconds:
+        for env, seed in zip(envs, seeds, strict=True):
+            env.reset(task_id, seed=seed)
+        begin = clock()
+        for k in range(rounds):
+            for env, play in zip(envs, plays, strict=True):
+                env.step(play[k])
+        stepping += clock() - begin
+        steps += rounds * size
+    return steps / stepping
+
+
 def main(argv: list[str] | None = None) -> None:
     rounds = 5
     steps_per_second: dict[str, dict[str, int]] = {}
     reset_ms: dict[str, dict[str, float]] = {}
+    loop: dict[str, dict[str, int]] = {}
     for task_id in TASKS:
         actions = recorded(task_id)
         steps_per_second[task_id] = {}
         reset_ms[task_id] = {}
+        loop[task_id] = {}
         for size in SIZES:
-            rates = [in_process_rate(task_id, size, actions, 0.5) for _ in range(rounds)]
+            rates = []
+            plain = []
+            for _ in range(rounds):  # interleaved, so that both see the same load
+                rates.append(in_process_rate(task_id, size, actions, 0.5))
+                plain.append(loop_rate(task_id, size, actions, 0.5))
             rate = round(statistics.median(r for r, _ in rates))
+            loop[task_id][str(size)] = round(statistics.median(plain))
             reset = round(statistics.median(ms for _, ms in rates), 3)
             steps_per_second[task_id][str(size)] = rate
             reset_ms[task_id][str(size)] = reset
-            print(f"{task_id} N={size}: {rate} env-steps/s in process, {reset} ms per batch reset")
-    print(json.dumps({"in_process_steps_per_second": steps_per_second, "in_process_reset_ms": reset_ms}))
+            print(
+                f"{task_id} N={size}: {rate} env-steps/s in process ({loop[task_id][str(size)]} by a plain loop), "
+                f"{reset} ms per batch reset"
+            )
+    print(
+        json.dumps(
+            {
+                "in_process_steps_per_second": steps_per_second,
+                "loop_steps_per_second": loop,
+                "in_process_reset_ms": reset_ms,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
