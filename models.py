@@ -18,6 +18,8 @@ from openenv.core.env_server.types import Action, Observation, State
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
+from .vocabulary import ActionTypeName
+
 # Limits on client input. The seed bound is the task registry's MAX_SEED
 # (tests check that they agree); the wire layer repeats it so that a client
 # importing these models does not import the simulation.
@@ -27,7 +29,8 @@ MAX_BATCH = 64
 MAX_WORKER_COUNT = 64
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 
-ActionType = Literal["delegate", "dispatch", "retry", "wait", "synthesize", "abort"]
+# The action types, as the vocabulary defines them (a Literal: pydantic checks the word).
+ActionType = ActionTypeName
 
 _Identifier = Field(min_length=1, max_length=MAX_ID_LENGTH)
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from workflow_orchestrator.server.core import WorkflowEnv, validate_task
-from workflow_orchestrator.server.core.grading import GRADE_DIMENSIONS
 from workflow_orchestrator.server.core.model import EventKind, TaskSpec, TimeModel
 from workflow_orchestrator.server.core.policies import make_policy
 from workflow_orchestrator.server.tasks import TaskRegistry, default_registry
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS
 from workflow_orchestrator.server.tasks.generated import LEVELS, generate_scenario
+from workflow_orchestrator.vocabulary import GRADE_DIMENSIONS
 
 
 def _able(spec: TaskSpec, kind: str) -> list[str]:

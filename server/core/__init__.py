@@ -1,11 +1,12 @@
 """The simulation core: pure Python, no HTTP, no pydantic, no networkx."""
 
+from ...vocabulary import GRADE_DIMENSIONS
 from .actions import Action, ActionError, ActionType, Assignment, ErrorCode, parse_action
 from .dag import DagIndex, WorkflowDefinitionError, validate_task
 from .env import WorkflowEnv
 from .episode import Episode
 from .eventlog import EventLog
-from .grading import GRADE_DIMENSIONS, grade_episode
+from .grading import grade_episode
 from .model import AgentSpec, EventKind, ScheduledEvent, SubtaskSpec, TaskSpec, TimeModel
 from .observation import build_observation, render_text
 

@@ -11,16 +11,48 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ...vocabulary import ACTION_TYPES, ERROR_CODES
 
-class ActionType(str, Enum):
-    DELEGATE = "delegate"
-    DISPATCH = "dispatch"
-    RETRY = "retry"
-    WAIT = "wait"
-    SYNTHESIZE = "synthesize"
-    ABORT = "abort"
+if TYPE_CHECKING:
+    # What the type checker sees: the members the code names (the words are in vocabulary.py).
+    class ActionType(str, Enum):
+        DELEGATE: ActionType
+        DISPATCH: ActionType
+        RETRY: ActionType
+        WAIT: ActionType
+        SYNTHESIZE: ActionType
+        ABORT: ActionType
+
+    class ErrorCode(str, Enum):
+        UNKNOWN_ACTION: ErrorCode
+        MISSING_FIELD: ErrorCode
+        UNKNOWN_SUBTASK: ErrorCode
+        UNKNOWN_AGENT: ErrorCode
+        NOT_READY: ErrorCode
+        ALREADY_RUNNING: ErrorCode
+        ALREADY_COMPLETED: ErrorCode
+        NOT_FAILED: ErrorCode
+        IS_FAILED: ErrorCode
+        NOT_RUNNING: ErrorCode
+        AGENT_BUSY: ErrorCode
+        AGENT_OFFLINE: ErrorCode
+        CAPABILITY_MISMATCH: ErrorCode
+        CAPACITY_EXCEEDED: ErrorCode
+        DUPLICATE_SUBTASK: ErrorCode
+        DUPLICATE_AGENT: ErrorCode
+        NO_FREE_AGENT: ErrorCode
+        EMPTY_DISPATCH: ErrorCode
+        WORK_REMAINING: ErrorCode
+        NOTHING_TO_WAIT_FOR: ErrorCode
+        EPISODE_OVER: ErrorCode
+
+else:
+    # One member per word of the vocabulary, named by the word in capitals
+    # (``ActionType.DELEGATE == "delegate"``, ``ErrorCode.NOT_READY == "not_ready"``).
+    ActionType = Enum("ActionType", [(word.upper(), word) for word in ACTION_TYPES], type=str, module=__name__)
+    ErrorCode = Enum("ErrorCode", [(word.upper(), word) for word in ERROR_CODES], type=str, module=__name__)
 
 
 # The members by plain names: in the step loop a module global is several times
@@ -31,30 +63,6 @@ RETRY = ActionType.RETRY
 WAIT = ActionType.WAIT
 SYNTHESIZE = ActionType.SYNTHESIZE
 ABORT = ActionType.ABORT
-
-
-class ErrorCode(str, Enum):
-    UNKNOWN_ACTION = "unknown_action"
-    MISSING_FIELD = "missing_field"
-    UNKNOWN_SUBTASK = "unknown_subtask"
-    UNKNOWN_AGENT = "unknown_agent"
-    NOT_READY = "not_ready"  # dependencies not completed: a dependency violation
-    ALREADY_RUNNING = "already_running"
-    ALREADY_COMPLETED = "already_completed"
-    NOT_FAILED = "not_failed"  # retry of a subtask that has not failed
-    IS_FAILED = "is_failed"  # delegate of a failed subtask: use retry
-    NOT_RUNNING = "not_running"
-    AGENT_BUSY = "agent_busy"
-    AGENT_OFFLINE = "agent_offline"
-    CAPABILITY_MISMATCH = "capability_mismatch"
-    CAPACITY_EXCEEDED = "capacity_exceeded"
-    DUPLICATE_SUBTASK = "duplicate_subtask"
-    DUPLICATE_AGENT = "duplicate_agent"
-    NO_FREE_AGENT = "no_free_agent"
-    EMPTY_DISPATCH = "empty_dispatch"
-    WORK_REMAINING = "work_remaining"  # synthesize before all subtasks are completed
-    NOTHING_TO_WAIT_FOR = "nothing_to_wait_for"  # event model: no future event
-    EPISODE_OVER = "episode_over"
 
 
 class ActionError(Exception):

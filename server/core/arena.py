@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ...vocabulary import ArenaGradeDimensionName
 from .dag import DagIndex
 from .model import EventKind, TaskSpec
 from .rewards import StepFacts
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 ARENA_FAMILY = "arena"
 
-BENCHMARK_WEIGHTS: Mapping[str, float] = {"completion": 0.40, "on_time": 0.35, "makespan": 0.25}
+BENCHMARK_WEIGHTS: Mapping[ArenaGradeDimensionName, float] = {"completion": 0.40, "on_time": 0.35, "makespan": 0.25}
 
 # Per-step reward weights. A completion earns ``completion * p_i / p_max``
 # plus ``criticality * c_i``; a deadline met earns ``deadline_met * p_i /

@@ -34,7 +34,10 @@ import hashlib
 import json
 from typing import Any
 
-FIELDS: dict[str, tuple[str, ...]] = {
+from ...vocabulary import EventKindName
+
+# Keyed by the event kinds of the vocabulary, in its order (a test checks both).
+FIELDS: dict[EventKindName, tuple[str, ...]] = {
     "delegated": ("subtask", "agent", "attempt", "retry", "duration"),
     "completed": ("subtask", "agent", "cost"),
     "failed": ("subtask", "agent", "failure", "cause", "cost"),
@@ -65,7 +68,7 @@ class EventLog:
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
 
-    def append(self, kind: str, t: int, step: int, *fields: Any) -> None:
+    def append(self, kind: EventKindName, t: int, step: int, *fields: Any) -> None:
         """Add a row; ``fields`` in the order of ``FIELDS[kind]``."""
         self.rows.append((kind, t, step, *fields))
 

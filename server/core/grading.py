@@ -42,6 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ...vocabulary import GradeDimensionName
 from .arena import grade_arena
 from .dag import able_agents
 from .model import EventKind
@@ -50,23 +51,7 @@ from .outcomes import decide_attempt, episode_key
 if TYPE_CHECKING:
     from .episode import Episode
 
-GRADE_DIMENSIONS: tuple[str, ...] = (
-    "completion",
-    "recovery",
-    "recovery_speed",
-    "error_classification",
-    "parallelism",
-    "cost_efficiency",
-    "budget",
-    "deadlines",
-    "time_efficiency",
-    "conflict_handling",
-    "patience",
-    "pillar_balance",
-    "valid_actions",
-)
-
-GATED_DIMENSIONS = frozenset(
+GATED_DIMENSIONS: frozenset[GradeDimensionName] = frozenset(
     {"recovery", "recovery_speed", "error_classification", "cost_efficiency", "budget", "valid_actions"}
 )
 

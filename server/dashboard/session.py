@@ -28,9 +28,10 @@ from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.policies import POLICIES, Policy, make_policy
 from workflow_orchestrator.server.environment import EpisodeNotFoundError, EpisodeStore
 from workflow_orchestrator.server.tasks import UnknownTaskError
+from workflow_orchestrator.vocabulary import ActionTypeName
 
 # The order in which action kinds are offered in the form.
-ACTION_KINDS = ("delegate", "retry", "dispatch", "abort", "wait", "synthesize")
+ACTION_KINDS: tuple[ActionTypeName, ...] = ("delegate", "retry", "dispatch", "abort", "wait", "synthesize")
 POLICY_NAMES = tuple(POLICIES)
 # A replay re-simulates the episode; this bounds the work one request can ask for.
 MAX_REPLAY_STEPS = 5000

@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ...vocabulary import GRADE_DIMENSIONS
 from ..core.dag import WorkflowDefinitionError, validate_task
-from ..core.grading import GRADE_DIMENSIONS
 from ..core.model import (
     AgentSpec,
     ConflictSpec,

@@ -1,0 +1,83 @@
+"""The words of the environment, defined once: action types, error codes, event
+kinds and grade dimensions.
+
+A leaf module (it imports nothing of this package), so that the wire models,
+the client and the runner can use these words without loading the simulation.
+Each set is a ``Literal`` type, and its tuple of words in order is read from
+that type: the core's enums (``ActionType``, ``ErrorCode``), the wire models'
+``Literal`` fields and the event log are built from them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+ActionTypeName = Literal["delegate", "dispatch", "retry", "wait", "synthesize", "abort"]
+
+# Why an action was invalid (the ``code`` of an error record and of ``penalty.<code>``).
+ErrorCodeName = Literal[
+    "unknown_action",
+    "missing_field",
+    "unknown_subtask",
+    "unknown_agent",
+    "not_ready",  # dependencies not completed: a dependency violation
+    "already_running",
+    "already_completed",
+    "not_failed",  # retry of a subtask that has not failed
+    "is_failed",  # delegate of a failed subtask: use retry
+    "not_running",
+    "agent_busy",
+    "agent_offline",
+    "capability_mismatch",
+    "capacity_exceeded",
+    "duplicate_subtask",
+    "duplicate_agent",
+    "no_free_agent",
+    "empty_dispatch",
+    "work_remaining",  # synthesize before all subtasks are completed
+    "nothing_to_wait_for",  # event model: no future event
+    "episode_over",
+]
+
+# The kinds of the event log's rows (their fields: server/core/eventlog.py).
+EventKindName = Literal[
+    "delegated",
+    "completed",
+    "failed",
+    "aborted",
+    "deadline_missed",
+    "invalid_action",
+    "waited",
+    "agent_offline",
+    "agent_online",
+    "speed_changed",
+    "capacity_changed",
+    "synthesized",
+    "episode_end",
+]
+
+# The dimensions of a scenario grade (their formulas: server/core/grading.py).
+GradeDimensionName = Literal[
+    "completion",
+    "recovery",
+    "recovery_speed",
+    "error_classification",
+    "parallelism",
+    "cost_efficiency",
+    "budget",
+    "deadlines",
+    "time_efficiency",
+    "conflict_handling",
+    "patience",
+    "pillar_balance",
+    "valid_actions",
+]
+
+# The parts of the arena's benchmark score (server/core/arena.py).
+ArenaGradeDimensionName = Literal["completion", "on_time", "makespan"]
+
+ACTION_TYPES: tuple[ActionTypeName, ...] = get_args(ActionTypeName)
+ERROR_CODES: tuple[ErrorCodeName, ...] = get_args(ErrorCodeName)
+EVENT_KINDS: tuple[EventKindName, ...] = get_args(EventKindName)
+GRADE_DIMENSIONS: tuple[GradeDimensionName, ...] = get_args(GradeDimensionName)
+ARENA_GRADE_DIMENSIONS: tuple[ArenaGradeDimensionName, ...] = get_args(ArenaGradeDimensionName)
