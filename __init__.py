@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         WorkflowObservation,
         WorkflowState,
     )
-    from workflow_orchestrator.server.core import WorkflowEnv
+    from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 __version__ = "0.1.0"
 
@@ -45,7 +45,7 @@ _EXPORTS: dict[str, str] = {
     "Assignment": "workflow_orchestrator.models",
     "GradeResult": "workflow_orchestrator.models",
     "GradeResponse": "workflow_orchestrator.models",
-    "WorkflowEnv": "workflow_orchestrator.server.core",
+    "WorkflowEnv": "workflow_orchestrator.server.inprocess",
 }
 
 __all__ = [

@@ -18,8 +18,8 @@ from .runner.errors import UsageError
 from .runner.reports import mean_table
 from .runner.run import play_policies
 from .runner.settings import parse_seeds
-from .server.core import WorkflowEnv
 from .server.core.policies import POLICIES
+from .server.inprocess import WorkflowEnv
 
 DEFAULT_TASKS = ("easy", "medium", "hard", "expert")
 

@@ -26,7 +26,7 @@ import time
 from workflow_orchestrator.evaluation import record_policy_actions
 from workflow_orchestrator.runner.reports import mean_table
 from workflow_orchestrator.runner.run import play_policies
-from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS, PRESETS, ArenaFamily, generate_arena
 from workflow_orchestrator.server.tasks.generated import LEVELS
 from workflow_orchestrator.server.tasks.registry import TaskRegistry

@@ -16,7 +16,7 @@ import statistics
 import time
 
 from workflow_orchestrator.evaluation import record_policy_actions
-from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 TASKS = ("easy", "medium", "hard", "expert")
 

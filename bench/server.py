@@ -39,7 +39,7 @@ import orjson
 import websockets
 
 from workflow_orchestrator.evaluation import record_policy_actions
-from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 TASKS = ("easy", "medium", "hard", "expert")
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..server.core.env import WorkflowEnv
-from ..server.core.observation import render_text
+from ..server.core.families import render_text
+from ..server.inprocess import WorkflowEnv
 from ..server.tasks import TaskRegistry, default_registry
 from ..server.tasks.best_scores import shipped_entry
 from .solver import solve

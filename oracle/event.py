@@ -35,6 +35,7 @@ from typing import Any
 from ..server.core.arena import BENCHMARK_WEIGHTS, ArenaTables
 from ..server.core.compiled import CompiledTask
 from ..server.core.episode import Episode
+from ..server.core.families import new_episode
 from ..server.core.outcomes import decide_attempt, episode_key
 from ..server.core.states import COMPLETED, IDLE, PENDING, READY, RUNNING
 
@@ -87,8 +88,8 @@ class ArenaProblem:
     """One arena task and seed, prepared for search (every start succeeds)."""
 
     def __init__(self, compiled: CompiledTask, seed: int) -> None:
-        tables = compiled.arena
-        if tables is None:
+        tables = compiled.tables
+        if not isinstance(tables, ArenaTables):
             raise ValueError(f"task {compiled.spec.task_id!r} is not an arena task")
         self.compiled = compiled
         self.seed = seed
@@ -269,7 +270,7 @@ def _subsets(items: list[int], start: int, room: int, chosen: list[int], out: li
 def realise(compiled: CompiledTask, seed: int, schedule: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Turn a schedule (dispatches of ``task_ids`` and waits) into actions on named
     workers, skipping doomed attempts as the module docstring explains."""
-    episode = Episode(compiled, seed=seed)
+    episode: Episode = new_episode(compiled, seed)
     seed_key = episode_key(compiled.spec.task_id, seed)
     spec = compiled.spec
     cap = spec.retry_cap

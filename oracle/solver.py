@@ -11,15 +11,14 @@ grade is the reported score.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..server.core.compiled import CompiledTask
 from ..server.core.episode import Episode
-from ..server.core.grading import grade_episode
+from ..server.core.families import build_observation, grade_episode, new_episode
 from ..server.core.model import TimeModel
-from ..server.core.observation import build_observation
 from ..server.core.policies import make_policy
 from .event import ArenaProblem, realise
 from .search import BranchAndBound, SearchProblem
@@ -30,6 +29,16 @@ BEST_FOUND = "best_found"
 
 # Policies whose plans seed the search with a first incumbent.
 SEED_POLICIES = ("heuristic", "greedy")
+
+# The search problems of the families that name one (``Family.oracle_problem``): its
+# factory, and how a plan it finds becomes actions (None: it already is). A realised
+# plan may score less than the search said (see event.py); any other plan must not.
+PROBLEMS: dict[str, tuple[Callable[[CompiledTask, int], SearchProblem[Any]], Realise | None]] = {
+    "arena": (ArenaProblem, realise),
+}
+
+
+Realise = Callable[[CompiledTask, int, Sequence[dict[str, Any]]], list[dict[str, Any]]]
 
 
 class ModelMismatchError(AssertionError):
@@ -73,7 +82,7 @@ class OracleResult:
 
 def replay(compiled: CompiledTask, seed: int, plan: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], Episode]:
     """Play ``plan`` in a fresh episode; return its grade and the episode."""
-    episode = Episode(compiled, seed=seed)
+    episode: Episode = new_episode(compiled, seed)
     for action in plan:
         if episode.done:
             break
@@ -83,7 +92,7 @@ def replay(compiled: CompiledTask, seed: int, plan: Sequence[Mapping[str, Any]])
 
 def policy_plan(compiled: CompiledTask, seed: int, policy_name: str) -> list[dict[str, Any]]:
     """The actions a built-in policy takes in one episode."""
-    episode = Episode(compiled, seed=seed)
+    episode: Episode = new_episode(compiled, seed)
     policy = make_policy(policy_name, seed)
     plan: list[dict[str, Any]] = []
     observation = build_observation(episode)
@@ -112,21 +121,24 @@ def solve(
             incumbent_score, incumbent_plan = score, plan
 
     problem: SearchProblem[Any]
-    if compiled.arena is not None:
-        problem = ArenaProblem(compiled, seed)
+    to_actions: Realise | None = None
+    own = compiled.family.oracle_problem
+    if own is not None:
+        make_problem, to_actions = PROBLEMS[own]
+        problem = make_problem(compiled, seed)
     elif spec.time_model is TimeModel.TICK:
         problem = TickSearch(TickProblem(compiled, seed))
     else:
         raise ValueError(f"no oracle for task {spec.task_id!r} ({spec.time_model.value} time model)")
-    # Scores the search gave schedules that the arena could not realise (see event.py).
+    # Scores the search gave plans that could not be realised as they were found (see event.py).
     unrealised: list[float] = []
 
     def accept(plan: list[dict[str, Any]], model_score: float) -> tuple[float, list[dict[str, Any]]]:
-        if compiled.arena is not None:
-            plan = realise(compiled, seed, plan)
+        if to_actions is not None:
+            plan = to_actions(compiled, seed, plan)
         grade = replay(compiled, seed, plan)[0]
         if abs(grade["score"] - model_score) > 1e-9:
-            if compiled.arena is None or grade["score"] > model_score:
+            if to_actions is None or grade["score"] > model_score:
                 raise ModelMismatchError(
                     f"{spec.task_id} seed {seed}: the search scored a plan {model_score}, "
                     f"its replay {grade['score']}: {plan}"

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..server.core.compiled import CompiledTask
 from ..server.core.episode import Episode
+from ..server.core.families import new_episode
 from ..server.core.grading import GATED_DIMENSIONS, hindsight
 from ..server.core.model import EventKind, TimeModel
 from ..server.core.outcomes import PERMANENT, decide_attempt, episode_key
@@ -104,7 +105,7 @@ class TickProblem:
         )
         self.patience_index = index[spec.patience.after] if spec.patience else -1
         self.patience_waits = spec.patience.waits if spec.patience else 0
-        reference = Episode(compiled, seed=seed)
+        reference: Episode = new_episode(compiled, seed)
         bounds = hindsight(reference)
         self.min_cost = bounds.min_cost
         self.time_lb = bounds.time_lower_bound

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import TaskRegistry, UnknownTaskError
 
 from .errors import ActionRejected, EpisodeFailure

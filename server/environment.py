@@ -29,7 +29,7 @@ from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
 
 from workflow_orchestrator.models import GradeResult, WorkflowAction, WorkflowObservation, WorkflowState
-from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import TaskRegistry, UnknownTaskError
 
 

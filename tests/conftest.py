@@ -14,9 +14,9 @@ from workflow_orchestrator.server.core import (
     SubtaskSpec,
     TaskSpec,
     TimeModel,
-    WorkflowEnv,
 )
 from workflow_orchestrator.server.core.model import PatienceSpec
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import TaskRegistry
 
 SCENARIOS = ("easy", "medium", "hard", "expert")

@@ -11,7 +11,7 @@ from typing import Any
 from workflow_orchestrator.server.core import AgentSpec, EventKind, ScheduledEvent, SubtaskSpec, TaskSpec, TimeModel
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
-from workflow_orchestrator.server.core.grading import grade_episode
+from workflow_orchestrator.server.core.families import grade_episode
 from workflow_orchestrator.server.core.model import ConflictSpec, PatienceSpec
 
 # Every scenario dimension, with weights that sum to 1.

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.arena import ARENA_CHANNELS, BENCHMARK_WEIGHTS
 from workflow_orchestrator.server.core.policies import make_policy
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS, PRESETS, generate_arena
 
 WAIT = {"action_type": "wait"}

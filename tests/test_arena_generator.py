@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from workflow_orchestrator.server.core import WorkflowEnv, validate_task
+from workflow_orchestrator.server.core import validate_task
 from workflow_orchestrator.server.core.model import EventKind, TaskSpec
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import TaskRegistry, default_registry
 from workflow_orchestrator.server.tasks.arena import (
     EVALUATION_SEEDS,

@@ -8,7 +8,7 @@ import pytest
 from server_fixtures import RunningServer
 
 from workflow_orchestrator import WorkflowAction, WorkflowClient, WorkflowObservation, WorkflowState
-from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import default_registry
 
 

@@ -7,8 +7,8 @@ import copy
 import pytest
 from conftest import act, dispatch, registry_of, tiny_task
 
-from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.rewards import DEFAULT_REWARD_TABLE
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 
 def _state_without_time(env: WorkflowEnv) -> dict:
@@ -248,6 +248,7 @@ def test_parsed_actions_are_shared_values_that_read_like_fresh_ones() -> None:
 
 def test_busy_time_is_counted_for_reward_models_that_read_it() -> None:
     from workflow_orchestrator.server.core.episode import Episode
+    from workflow_orchestrator.server.core.families import compile_task
     from workflow_orchestrator.server.core.rewards import ScenarioRewards
 
     class Custom:  # says nothing about busy time, so gets it counted
@@ -256,9 +257,9 @@ def test_busy_time_is_counted_for_reward_models_that_read_it() -> None:
         def step_reward(self, episode, facts):  # type: ignore[no-untyped-def]
             return {"busy": float(facts.busy_time)}
 
-    custom = Episode(tiny_task(), reward_model=Custom())
+    custom = Episode(compile_task(tiny_task()), reward_model=Custom())
     custom.step(act("delegate", "a", "solo"))
     assert custom.facts.busy_time == 1 and custom.last_breakdown == {"busy": 1.0}
-    scenario = Episode(tiny_task(), reward_model=ScenarioRewards())
+    scenario = Episode(compile_task(tiny_task()), reward_model=ScenarioRewards())
     scenario.step(act("delegate", "a", "solo"))
     assert scenario.facts.busy_time == 0  # the scenario table does not read it

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from conftest import SCENARIOS
 
-from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.outcomes import attempt_roll
 from workflow_orchestrator.server.core.policies import make_policy
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 PLAY_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from workflow_orchestrator.server.core import WorkflowEnv
+    from workflow_orchestrator.server.inprocess import WorkflowEnv
     from workflow_orchestrator.server.core.policies import make_policy
     digests = {}
     env = WorkflowEnv()

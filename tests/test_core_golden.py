@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from trajectories import EASY_PLAN, EXPERT_PLAN, HARD_CHEAP, HARD_FAST, HARD_WALKTHROUGH, MEDIUM_PLAN  # noqa: E402
 
-from workflow_orchestrator.server.core import WorkflowEnv  # noqa: E402
+from workflow_orchestrator.server.inprocess import WorkflowEnv  # noqa: E402
 
 GOLDEN_FILE = Path(__file__).parent / "golden" / "scenarios.json"
 

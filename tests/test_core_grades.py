@@ -10,8 +10,8 @@ import pytest
 from conftest import SCENARIOS, act, play, registry_of
 from trajectories import EASY_PLAN, EXPERT_PLAN, HARD_CHEAP, HARD_FAST, HARD_WALKTHROUGH, MEDIUM_PLAN
 
-from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.policies import Policy, make_policy
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 # (trajectory, seed) pairs per scenario; together they earn every weighted dimension in full.
 WITNESSES: dict[str, list[tuple[list[dict[str, Any]], int]]] = {

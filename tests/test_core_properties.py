@@ -10,9 +10,9 @@ from conftest import SCENARIOS, registry_of, tiny_task
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.eventlog import FIELDS
 from workflow_orchestrator.server.core.states import COMPLETED, FAILED, READY, RUNNING, WORKING
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 _ENV = WorkflowEnv()
 _TASKS = {task_id: _ENV.registry.resolve(task_id).spec for task_id in SCENARIOS}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import SCENARIOS, act, registry_of, tiny_task
 
-from workflow_orchestrator.server.core import AgentSpec, SubtaskSpec, WorkflowEnv
+from workflow_orchestrator.server.core import AgentSpec, SubtaskSpec
 from workflow_orchestrator.server.dashboard import views
 from workflow_orchestrator.server.dashboard.session import (
     DashboardController,
@@ -25,6 +25,7 @@ from workflow_orchestrator.server.dashboard.session import (
     task_options,
 )
 from workflow_orchestrator.server.environment import EpisodeStore, StoreLimits
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import default_registry
 
 HOSTILE_SUBTASK = "<script>window.__pwned=1</script>"

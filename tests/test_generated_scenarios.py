@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from workflow_orchestrator.server.core import WorkflowEnv, validate_task
+from workflow_orchestrator.server.core import validate_task
 from workflow_orchestrator.server.core.model import EventKind, TaskSpec, TimeModel
 from workflow_orchestrator.server.core.policies import make_policy
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import TaskRegistry, default_registry
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS
 from workflow_orchestrator.server.tasks.generated import LEVELS, generate_scenario

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from workflow_orchestrator.runner import answers, episodes, errors, prompts, reports, settings
-from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 DELEGATE = {"action_type": "delegate", "subtask_id": "technical_design", "agent_name": "tech_lead"}
 

@@ -32,8 +32,8 @@ from fastapi.responses import JSONResponse
 
 from workflow_orchestrator import inference
 from workflow_orchestrator.runner import answers, episodes, players, settings
-from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.policies import POLICIES, make_policy
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 REPO = Path(inference.__file__).resolve().parent
 SCRIPT = REPO / "inference.py"

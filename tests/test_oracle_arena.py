@@ -14,7 +14,7 @@ from workflow_orchestrator.oracle import OPTIMAL, replay, solve
 from workflow_orchestrator.oracle.event import ArenaNode, ArenaProblem, realise
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
-from workflow_orchestrator.server.core.observation import build_observation
+from workflow_orchestrator.server.core.families import build_observation, compile_task
 from workflow_orchestrator.server.tasks import default_registry
 from workflow_orchestrator.server.tasks.arena import PRESETS, generate_arena
 
@@ -34,7 +34,7 @@ CALM = dataclasses.replace(PRESETS["medium"], name="calm", subtask_range=(5, 6),
 
 
 def _compiled(preset: Any, seed: int) -> CompiledTask:
-    return CompiledTask.build(generate_arena(preset, seed))
+    return compile_task(generate_arena(preset, seed))
 
 
 def _full_state(node: ArenaNode) -> tuple[Any, ...]:

@@ -13,8 +13,8 @@ from conftest import SCENARIOS, registry_of
 from workflow_orchestrator.oracle import OPTIMAL, best_achievable, replay, solve
 from workflow_orchestrator.oracle.catalogue import ARENA_SEEDS, COMMAND, check_entries, summary_table
 from workflow_orchestrator.oracle.demos import export, skip_steps
-from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.policies import make_policy
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import default_registry
 from workflow_orchestrator.server.tasks.best_scores import load_entries, shipped_entry, task_fingerprint
 

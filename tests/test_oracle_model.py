@@ -23,6 +23,7 @@ from workflow_orchestrator.oracle.tick import (
 )
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
+from workflow_orchestrator.server.core.families import compile_task
 from workflow_orchestrator.server.core.grading import grade_episode
 from workflow_orchestrator.server.tasks import default_registry
 
@@ -31,7 +32,7 @@ def _cases() -> list[tuple[CompiledTask, int]]:
     registry = default_registry()
     cases = [(registry.resolve(task_id).compiled, seed) for task_id in SCENARIOS for seed in range(3)]
     for spec in (rich_task(), capped_task(), tiny_task(), brute_task(1), brute_task(3)):
-        compiled = CompiledTask.build(spec)
+        compiled = compile_task(spec)
         cases.extend((compiled, seed) for seed in range(3))
     return cases
 

@@ -10,9 +10,8 @@ from oracle_cases import abort_task, brute_task, capped_task, episode_maximum, i
 
 from workflow_orchestrator.oracle import OPTIMAL, replay, solve
 from workflow_orchestrator.oracle.tick import TickNode, TickProblem, apply_action, leaf_score
-from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
-from workflow_orchestrator.server.core.observation import build_observation
+from workflow_orchestrator.server.core.families import build_observation, compile_task
 from workflow_orchestrator.server.core.states import FAILED, READY, RUNNING
 from workflow_orchestrator.server.tasks import default_registry
 from workflow_orchestrator.server.tasks.best_scores import shipped_entry
@@ -63,7 +62,7 @@ def _model_maximum(problem: TickProblem, node: TickNode, seen: dict[tuple[Any, .
 @pytest.mark.parametrize("variant", range(6))
 def test_oracle_is_optimal_against_every_plan(variant: int) -> None:
     seed = variant // 2
-    compiled = CompiledTask.build(brute_task(variant))
+    compiled = compile_task(brute_task(variant))
     problem = TickProblem(compiled, seed)
     best = _model_maximum(problem, problem.root(), {})
     result = solve(compiled, seed, seconds=60)
@@ -75,7 +74,7 @@ def test_oracle_is_optimal_against_every_plan(variant: int) -> None:
 @pytest.mark.parametrize("seed", range(3))
 def test_oracle_is_optimal_on_the_special_tasks(seed: int) -> None:
     for spec in (rich_task(time_limit=6), capped_task(time_limit=6), abort_task(), idle_task()):
-        compiled = CompiledTask.build(spec)
+        compiled = compile_task(spec)
         problem = TickProblem(compiled, seed)
         best = _model_maximum(problem, problem.root(), {})
         result = solve(compiled, seed, seconds=60)
@@ -84,7 +83,7 @@ def test_oracle_is_optimal_on_the_special_tasks(seed: int) -> None:
 
 
 def test_abort_and_restart_is_found_when_it_pays() -> None:
-    compiled = CompiledTask.build(abort_task())
+    compiled = compile_task(abort_task())
     result = solve(compiled, 0, seconds=60)
     assert result.status == OPTIMAL
     assert result.best_score == 1.0
@@ -109,7 +108,7 @@ def _episode_actions(episode: Episode) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(("variant", "seed"), [(0, 0), (1, 0), (2, 0), (3, 3), (4, 4), (5, 5)])
 def test_oracle_is_optimal_against_every_episode(variant: int, seed: int) -> None:
-    compiled = CompiledTask.build(brute_task(variant, time_limit=4))
+    compiled = compile_task(brute_task(variant, time_limit=4))
     best = episode_maximum(compiled, seed, _episode_actions)
     result = solve(compiled, seed, seconds=60)
     assert result.status == OPTIMAL

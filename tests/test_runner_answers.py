@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from workflow_orchestrator.runner import answers, players, settings
-from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 
 def test_a_known_action_after_a_mention_of_another_is_read() -> None:

@@ -11,8 +11,8 @@ from workflow_orchestrator.runner.episodes import EpisodeResult
 from workflow_orchestrator.runner.errors import EpisodeFailure
 from workflow_orchestrator.runner.reports import mean_table
 from workflow_orchestrator.runner.run import play_policies
-from workflow_orchestrator.server.core import WorkflowEnv
 from workflow_orchestrator.server.core.policies import make_policy
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 
 def _by_hand(policy: str, task_id: str, seed: int) -> tuple[dict, list[float]]:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from workflow_orchestrator.models import MAX_SEED as WIRE_MAX_SEED
-from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import MAX_SEED, default_registry
 
 

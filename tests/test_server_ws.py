@@ -12,7 +12,7 @@ import pytest
 import websockets
 from server_fixtures import RunningServer, start_server
 
-from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import default_registry
 
 SESSIONS = 64

@@ -1,14 +1,27 @@
-"""The simulation core: pure Python, no HTTP, no pydantic, no networkx."""
+"""The simulation core: pure Python, no HTTP, no pydantic, no networkx.
 
-from ...vocabulary import GRADE_DIMENSIONS
+Nothing here imports from outside the core (the in-process API that resolves
+tasks by name is ``server/inprocess.py``, above the task registry).
+"""
+
 from .actions import Action, ActionError, ActionType, Assignment, ErrorCode, parse_action
+from .compiled import CompiledTask
 from .dag import DagIndex, WorkflowDefinitionError, validate_task
-from .env import WorkflowEnv
 from .episode import Episode
 from .eventlog import EventLog
-from .grading import grade_episode
+from .families import (
+    FAMILIES,
+    build_observation,
+    compile_task,
+    family_named,
+    family_of_observation,
+    grade_episode,
+    new_episode,
+    register_family,
+    render_text,
+)
+from .family import Family
 from .model import AgentSpec, EventKind, ScheduledEvent, SubtaskSpec, TaskSpec, TimeModel
-from .observation import build_observation, render_text
 
 __all__ = [
     "Action",
@@ -16,21 +29,27 @@ __all__ = [
     "ActionType",
     "AgentSpec",
     "Assignment",
+    "CompiledTask",
     "DagIndex",
     "Episode",
     "ErrorCode",
     "EventKind",
     "EventLog",
-    "GRADE_DIMENSIONS",
+    "FAMILIES",
+    "Family",
     "ScheduledEvent",
     "SubtaskSpec",
     "TaskSpec",
     "TimeModel",
     "WorkflowDefinitionError",
-    "WorkflowEnv",
     "build_observation",
+    "compile_task",
+    "family_named",
+    "family_of_observation",
     "grade_episode",
+    "new_episode",
     "parse_action",
+    "register_family",
     "render_text",
     "validate_task",
 ]

@@ -1,7 +1,7 @@
 """The arena family on top of the episode: its static tables, its observation
 views, its per-step rewards, its success metrics and its grade.
 
-The arena (``family == "arena"``) is a workflow of interchangeable workers
+The arena (``TaskSpec.family`` ``arena``) is a workflow of interchangeable workers
 (``worker_1`` .. ``worker_n``, all accepting the one work type, cost 1 per
 time unit) in the event time model. Its dynamics are the episode's; this
 module only reads the episode. Temporary worker outages are ``capacity``
@@ -37,8 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 from ...vocabulary import ArenaGradeDimensionName
 from .dag import DagIndex
+from .formulas import deadline_met, efficiency, ratio, unit
 from .model import EventKind, TaskSpec
-from .rewards import StepFacts
+from .observation import render_workflow_text, workflow_observation
+from .rewards import RewardModel, StepFacts
+from .scenario import WorkflowFamily
 from .states import COMPLETED, FAILED, PENDING, READY, RUNNING, SUBTASK_STATUS
 
 if TYPE_CHECKING:
@@ -175,8 +178,8 @@ class ArenaTables:
 
 
 def _tables(episode: Episode) -> ArenaTables:
-    tables = episode.compiled.arena
-    if tables is None:
+    tables = episode.compiled.tables
+    if not isinstance(tables, ArenaTables):
         raise ValueError(f"task {episode.task.task_id!r} is not an arena task")
     return tables
 
@@ -207,7 +210,7 @@ def success_metrics(episode: Episode, tables: ArenaTables | None = None) -> dict
         finished = completed_at[i]
         if finished is not None:
             done_priority += priorities[i]
-            if deadline is None or finished <= deadline:
+            if deadline is None or deadline_met(finished, deadline):
                 on_time_priority += priorities[i]
             else:
                 misses += 1
@@ -219,7 +222,7 @@ def success_metrics(episode: Episode, tables: ArenaTables | None = None) -> dict
     capacity_time = tables.capacity_time(0, now)
     completion = done_priority / tables.total_priority
     on_time = on_time_priority / tables.total_priority
-    makespan_score = min(1.0, tables.lower_bound / max(1, now)) if all_done else 0.0
+    makespan_score = efficiency(tables.lower_bound, now) if all_done else 0.0
     score = (
         BENCHMARK_WEIGHTS["completion"] * completion
         + BENCHMARK_WEIGHTS["on_time"] * on_time
@@ -229,13 +232,13 @@ def success_metrics(episode: Episode, tables: ArenaTables | None = None) -> dict
         "makespan": makespan,
         "lower_bound": tables.lower_bound,
         # Work started before an outage goes on through it, so busy time can exceed usable time.
-        "worker_utilization": round(min(1.0, busy_worker_time(episode) / capacity_time), 4) if capacity_time else 0.0,
+        "worker_utilization": round(ratio(busy_worker_time(episode), capacity_time, 0.0), 4),
         "deadline_miss_count": misses,
         "unfinished_task_count": total - episode.completed_count,
         "weighted_priority_completion": round(completion, 4),
         "on_time_priority_completion": round(on_time, 4),
         "makespan_score": round(makespan_score, 4),
-        "benchmark_score": round(max(0.0, min(1.0, score)), 4),
+        "benchmark_score": round(unit(score), 4),
     }
 
 
@@ -402,7 +405,7 @@ class ArenaRewards:
             completion += t["completion"] * weight
             criticality += t["criticality"] * tables.criticality[s]
             due = tables.deadlines[s]
-            if due is not None and now <= due:
+            if due is not None and deadline_met(now, due):
                 deadline += t["deadline_met"] * weight
         if facts.elapsed:
             # Deadlines that passed during this step, unmet: paid once, when time crosses them.
@@ -410,14 +413,13 @@ class ArenaRewards:
             hi = bisect.bisect_left(tables.sorted_deadlines, now)
             for k in range(lo, hi):
                 s = tables.sorted_deadline_subtasks[k]
-                finished = episode.completed_at[s]
-                if finished is None or finished > tables.sorted_deadlines[k]:
+                if not deadline_met(episode.completed_at[s], tables.sorted_deadlines[k]):
                     deadline += t["deadline_missed"] * tables.priorities[s] / p_max
         utilization = 0.0
         if facts.elapsed:
             usable = tables.capacity_time(start, now)
             if usable:
-                utilization = t["utilization"] * min(1.0, facts.busy_time / usable)
+                utilization = t["utilization"] * ratio(facts.busy_time, usable)
         idle = 0.0
         if facts.waited and not facts.error_codes:
             idle = t["idle"] * self._idle_before_wait(episode, facts, start) / tables.total_workers
@@ -425,7 +427,7 @@ class ArenaRewards:
         if facts.ended:
             total = len(tables.durations)
             if episode.completed_count == total:
-                terminal = t["terminal_makespan"] * min(1.0, tables.lower_bound / max(1, now))
+                terminal = t["terminal_makespan"] * efficiency(tables.lower_bound, now)
             else:
                 left = sum(p for p, at in zip(tables.priorities, episode.completed_at, strict=True) if at is None)
                 unfinished = t["unfinished"] * left / tables.total_priority
@@ -489,3 +491,76 @@ def grade_arena(episode: Episode) -> dict[str, Any]:
             **metrics,
         },
     }
+
+
+# ------------------------------------------------------------------- heuristic
+
+
+def arena_dispatch(arena: Mapping[str, Any]) -> dict[str, Any]:
+    """The built-in heuristic on an arena observation (its ``arena`` views): ready
+    subtasks by longest remaining chain of durations, then priority, then least
+    slack, those that fit in the time left first, as many as there are free
+    workers, in one ``dispatch``."""
+    free = arena["free_workers"]
+    views = arena["subtask_views"]
+    candidates = [v for v in views if v["status"] in ("ready", "failed")]
+    if free <= 0 or not candidates:
+        return dict(_WAIT)
+    duration = {v["id"]: v["duration"] for v in views}
+    successors: dict[str, list[str]] = {v["id"]: [] for v in views}
+    for view in views:
+        for dep in view["depends_on"]:
+            successors[dep].append(view["id"])
+    tails: dict[str, int] = {}
+
+    def tail(node: str) -> int:
+        if node not in tails:
+            tails[node] = duration[node] + max((tail(n) for n in successors[node]), default=0)
+        return tails[node]
+
+    time_left = arena["time_left"]
+    unbounded = 10**9
+
+    def order(view: dict[str, Any]) -> tuple[bool, int, int, int]:
+        # Work that cannot finish before the time budget runs out goes last.
+        late = time_left is not None and view["duration"] > time_left
+        slack = view["slack"] if view["slack"] is not None else unbounded
+        return (late, -tail(view["id"]), -view["priority"], slack)
+
+    candidates.sort(key=order)
+    return {"action_type": "dispatch", "task_ids": [v["id"] for v in candidates[:free]]}
+
+
+# ---------------------------------------------------------------------- family
+
+
+class ArenaFamily(WorkflowFamily):
+    """The arena's rules (``TaskSpec.family`` ``arena``): its tables, rewards,
+    views, text, grade, success metrics, heuristic and oracle problem."""
+
+    view_key: str | None = "arena"
+    oracle_problem: str | None = "arena"
+
+    def prepare(self, spec: TaskSpec, dag: DagIndex) -> tuple[ArenaTables, RewardModel]:
+        tables = ArenaTables.build(spec, dag)
+        return tables, ArenaRewards(tables, dag, spec.reward_table)
+
+    def observe(self, episode: Episode) -> dict[str, Any]:
+        observation = workflow_observation(episode)
+        add_arena_views(episode, observation)
+        return observation
+
+    def grade(self, episode: Episode) -> dict[str, Any]:
+        return grade_arena(episode)
+
+    def render(self, observation: Mapping[str, Any]) -> str:
+        return render_workflow_text(observation, render_arena_lines(observation["arena"]))
+
+    def heuristic(self, observation: Mapping[str, Any]) -> dict[str, Any] | None:
+        return arena_dispatch(observation["arena"])
+
+    def success_metrics(self, episode: Episode) -> dict[str, Any] | None:
+        return success_metrics(episode)
+
+
+ARENA = ArenaFamily()

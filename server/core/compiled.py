@@ -4,20 +4,25 @@ of every observation (so that a step builds only what changed)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .arena import ARENA_FAMILY, ArenaRewards, ArenaTables
 from .dag import DagIndex
 from .model import TaskSpec, public_rules
 from .observation import initial_agent_view, initial_subtask_view, observation_template
 from .outcomes import PairOutcomes
-from .rewards import RewardModel, ScenarioRewards
+from .rewards import RewardModel
 from .states import PENDING, READY
+
+if TYPE_CHECKING:
+    from .family import Family
 
 
 @dataclass(slots=True)
 class CompiledTask:
     spec: TaskSpec
+    # The rules of the task's family (family.py), and its static tables of this task.
+    family: Family
+    tables: Any
     dag: DagIndex
     rules: dict[str, Any]
     # Per subtask: indices of the agents that accept its type, in declaration order.
@@ -54,11 +59,11 @@ class CompiledTask:
     # Best achievable grades per seed (grading.BestScore), precomputed by the oracle
     # and attached by the task registry; empty when none is known.
     best_scores: dict[int, Any] = field(default_factory=dict)
-    # The arena's static tables (arena tasks only): its views, rewards and grade read them.
-    arena: ArenaTables | None = None
 
     @classmethod
-    def build(cls, spec: TaskSpec, dag: DagIndex | None = None) -> CompiledTask:
+    def build(cls, spec: TaskSpec, family: Family, dag: DagIndex | None = None) -> CompiledTask:
+        """Prepare ``spec`` with the rules of ``family`` (families.compile_task finds
+        the family a spec names)."""
         dag = dag if dag is not None else DagIndex.build(spec)
         capable = tuple(
             tuple(a for a, agent in enumerate(spec.agents) if subtask.type in agent.capabilities)
@@ -81,12 +86,11 @@ class CompiledTask:
         unmet = tuple(len(p) for p in dag.predecessors)
         status = tuple(READY if count == 0 else PENDING for count in unmet)
         rules = public_rules(spec)
-        arena = ArenaTables.build(spec, dag) if spec.family == ARENA_FAMILY else None
-        reward_model: RewardModel = (
-            ScenarioRewards(spec.reward_table) if arena is None else ArenaRewards(arena, dag, spec.reward_table)
-        )
+        tables, reward_model = family.prepare(spec, dag)
         return cls(
             spec=spec,
+            family=family,
+            tables=tables,
             dag=dag,
             rules=rules,
             capable=capable,
@@ -109,5 +113,4 @@ class CompiledTask:
             patience_index=dag.index[spec.patience.after] if spec.patience is not None else -1,
             budget_hint_tail=("" if spec.budget is None else f" of {spec.budget:.1f} spent; prefer cheaper agents."),
             reward_model=reward_model,
-            arena=arena,
         )

@@ -36,7 +36,8 @@ from .actions import (
 )
 from .compiled import CompiledTask
 from .eventlog import EventLog
-from .model import EventKind, ScheduledEvent, TaskSpec, TimeModel
+from .formulas import deadline_met
+from .model import EventKind, ScheduledEvent, TimeModel
 from .outcomes import PERMANENT, episode_key
 from .rewards import RewardModel, StepFacts
 from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
@@ -61,11 +62,10 @@ class Episode:
 
     def __init__(
         self,
-        task: TaskSpec | CompiledTask,
+        compiled: CompiledTask,
         seed: int | None = None,
         reward_model: RewardModel | None = None,
     ) -> None:
-        compiled = task if isinstance(task, CompiledTask) else CompiledTask.build(task)
         task = compiled.spec
         self.compiled = compiled
         self.task = task
@@ -624,8 +624,7 @@ class Episode:
             self.deadline_cursor += 1
             self.next_deadline = deadlines[self.deadline_cursor][0] if self.deadline_cursor < len(deadlines) else _NEVER
             # Late completions in this very step count as missed too.
-            completed_at = self.completed_at[s]
-            if completed_at is None or completed_at > deadline:
+            if not deadline_met(self.completed_at[s], deadline):
                 facts.missed_deadlines += (s,)
                 self.log.append("deadline_missed", self.now, self.step_count, self.subtasks[s].id, deadline)
         if self.failed_set:

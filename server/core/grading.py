@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...vocabulary import GradeDimensionName
-from .arena import grade_arena
 from .dag import able_agents
+from .formulas import budget_score, deadline_met, efficiency, ratio, unit
 from .model import EventKind
 from .outcomes import decide_attempt, episode_key
 
@@ -293,24 +293,6 @@ def _speed_changes(episode: Episode) -> dict[str, list[tuple[int, int]]]:
     return changes
 
 
-def _ratio(numerator: float, denominator: float, empty: float = 1.0) -> float:
-    """``numerator / denominator`` clamped to [0, 1] (``empty`` when there is nothing to count)."""
-    if denominator <= 0:
-        return empty
-    x = numerator / denominator  # clamped as _unit does, without calling it: this runs often
-    return 1.0 if x >= 1.0 else (0.0 if x <= 0.0 else x)
-
-
-def _unit(x: float) -> float:
-    """``x`` clamped to [0, 1], as ``max(0.0, min(1.0, x))`` gives it (without the
-    builtins' argument parsing, which costs more than the comparisons)."""
-    if x >= 1.0:
-        return 1.0
-    if x <= 0.0:
-        return 0.0
-    return x
-
-
 def _dimension_values(episode: Episode, facts: LogFacts, recovered: int, deadlines_met: int) -> dict[str, float]:
     """Every dimension's value before the activity gate (the hindsight ones only
     when the task weighs them)."""
@@ -324,23 +306,20 @@ def _dimension_values(episode: Episode, facts: LogFacts, recovered: int, deadlin
     if facts.peak == 0:
         parallelism = 0.0
     else:
-        parallelism = 1.0 if width <= 1 else _ratio(facts.peak - 1, width - 1)
+        parallelism = 1.0 if width <= 1 else ratio(facts.peak - 1, width - 1)
 
     cost_efficiency = 0.0
     if "cost_efficiency" in weighted:
         if facts.cost <= 0:
             cost_efficiency = 0.0 if not completed_by else 1.0
         else:
-            cost_efficiency = _ratio(hindsight(episode).min_cost, facts.cost)
+            cost_efficiency = ratio(hindsight(episode).min_cost, facts.cost)
 
-    if task.budget is None or facts.cost <= task.budget:
-        budget = 1.0
-    else:
-        budget = max(0.0, 1.0 - 2.0 * (facts.cost - task.budget) / task.budget)
+    budget = budget_score(facts.cost, task.budget)
 
     time_efficiency = 0.0
     if "time_efficiency" in weighted and (facts.synthesized or (not episode.tick_model and episode.terminated)):
-        time_efficiency = _ratio(hindsight(episode).time_lower_bound, facts.end_time if facts.end_time > 1 else 1)
+        time_efficiency = efficiency(hindsight(episode).time_lower_bound, facts.end_time)
 
     conflict_handling = 1.0
     if task.conflicts:
@@ -359,39 +338,35 @@ def _dimension_values(episode: Episode, facts: LogFacts, recovered: int, deadlin
     steps = episode.step_count
     return {
         "completion": len(completed_by) / len(task.subtasks),
-        "recovery": _ratio(recovered, len(facts.failed_subtasks)),
+        "recovery": ratio(recovered, len(facts.failed_subtasks)),
         "recovery_speed": recovery_speed,
-        "error_classification": _unit(1.0 - 0.5 * facts.repeated_permanent),
+        "error_classification": unit(1.0 - 0.5 * facts.repeated_permanent),
         "parallelism": parallelism,
         "cost_efficiency": cost_efficiency,
         "budget": budget,
-        "deadlines": _ratio(deadlines_met, len(episode.deadlines)),
+        "deadlines": ratio(deadlines_met, len(episode.deadlines)),
         "time_efficiency": time_efficiency,
         "conflict_handling": conflict_handling,
-        "patience": _ratio(facts.patience_waits, task.patience.waits) if task.patience else 1.0,
+        "patience": ratio(facts.patience_waits, task.patience.waits) if task.patience else 1.0,
         "pillar_balance": pillar_balance,
         "valid_actions": 0.0 if steps == 0 else 1.0 - len(facts.invalid_steps) / steps,
     }
 
 
-def grade_episode(episode: Episode) -> dict[str, Any]:
-    """Grade an episode (finished or not) on its task's weighted dimensions.
-
-    Arena tasks are graded by their ``benchmark_score`` (see arena.py).
-    """
-    if episode.compiled.arena is not None:
-        return with_normalized_score(grade_arena(episode), episode)
+def grade_scenario(episode: Episode) -> dict[str, Any]:
+    """Grade an episode (finished or not) on its task's weighted dimensions (the
+    scenario rules; the seam, ``families.grade_episode``, adds the normalised score)."""
     task = episode.task
     facts = LogFacts(episode)
     completed_by = facts.completed_by
     completed_at = facts.completed_at
     total = len(task.subtasks)
-    gate = _unit(len(completed_by) / total / task.activity_gate)
+    gate = unit(len(completed_by) / total / task.activity_gate)
     recovered = len(facts.failed_subtasks & completed_by.keys())
     ids = episode.dag.ids
     deadlines_met = 0
     for deadline, s in episode.deadlines:
-        if completed_at.get(ids[s], deadline + 1) <= deadline:
+        if deadline_met(completed_at.get(ids[s]), deadline):
             deadlines_met += 1
     values = _dimension_values(episode, facts, recovered, deadlines_met)
     breakdown: dict[str, float] = {}
@@ -407,7 +382,7 @@ def grade_episode(episode: Episode) -> dict[str, Any]:
     grade = {
         "task_id": task.task_id,
         "seed": episode.seed,
-        "score": round(_unit(score), 6),
+        "score": round(unit(score), 6),
         "breakdown": breakdown,
         "weights": dict(task.grade_weights),
         "activity_gate": gate if gate == 1.0 else round(gate, 6),
@@ -429,4 +404,4 @@ def grade_episode(episode: Episode) -> dict[str, Any]:
             "peak_concurrency": facts.peak,
         },
     }
-    return with_normalized_score(grade, episode)
+    return grade

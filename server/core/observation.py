@@ -8,9 +8,10 @@ already happened.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .arena import add_arena_views, render_arena_lines
+from .formulas import budget_pressure, deadline_open
 from .states import AGENT_STATUS, COMPLETED, IDLE, READY, RUNNING, SUBTASK_STATUS
 
 if TYPE_CHECKING:
@@ -18,8 +19,9 @@ if TYPE_CHECKING:
     from .model import AgentSpec, SubtaskSpec, TaskSpec
 
 
-def build_observation(episode: Episode) -> dict[str, Any]:
-    """The observation after the latest step.
+def workflow_observation(episode: Episode) -> dict[str, Any]:
+    """The observation after the latest step (what every family of workflows of
+    named agents shows; a family adds its own views, see ``Family.observe``).
 
     Subtask and agent views are rebuilt only when they changed (or, for work in
     progress, when time moved); unchanged views are shared between successive
@@ -33,7 +35,6 @@ def build_observation(episode: Episode) -> dict[str, Any]:
     if episode.running and now != episode.views_time:
         _count_down_views(episode)
     legal, critical_path, ready_ids = _scan(episode)
-    compiled = episode.compiled
     task = episode.task
     # A copy of the episode's template (static fields and the seed set, keys in order), then the rest.
     observation = episode.observation_template.copy()
@@ -63,8 +64,6 @@ def build_observation(episode: Episode) -> dict[str, Any]:
         observation["terminated"] = episode.terminated
         observation["truncated"] = episode.truncated
         observation["done"] = True
-    if compiled.arena is not None:
-        add_arena_views(episode, observation)
     return observation
 
 
@@ -294,10 +293,10 @@ def build_hint(episode: Episode, ready: list[str]) -> str:
     cursor = episode.deadline_cursor
     while cursor < len(deadlines) and deadlines[cursor][0] - now <= 4:
         deadline, s = deadlines[cursor]
-        if episode.status[s] != COMPLETED and deadline >= now:
+        if deadline_open(episode.completed_at[s], deadline, now):
             return f"Deadline pressure: {episode.subtasks[s].id} must complete by t={deadline} (now t={now})."
         cursor += 1
-    if task.budget is not None and episode.budget_used > 0.8 * task.budget:
+    if budget_pressure(episode.budget_used, task.budget):
         return f"Budget pressure: {episode.budget_used:.1f}{episode.compiled.budget_hint_tail}"
     if episode.completed_count == len(episode.subtasks):
         if task.patience and episode.waits_in_patience < task.patience.waits:
@@ -312,8 +311,9 @@ def build_hint(episode: Episode, ready: list[str]) -> str:
     return f"{pending} subtask(s) wait for dependencies."
 
 
-def render_text(observation: dict[str, Any]) -> str:
-    """A compact text rendering of an observation for LLM prompts."""
+def render_workflow_text(observation: Mapping[str, Any], family_lines: Sequence[str] = ()) -> str:
+    """A compact text rendering of an observation for LLM prompts; a family's own
+    lines (``family_lines``) come before the legal actions."""
     lines = [
         f"Task {observation['task_id']} (seed {observation['seed']}, {observation['time_model']} time). "
         f"Step {observation['step_count']}, time used {observation['time_used']}"
@@ -343,8 +343,7 @@ def render_text(observation: dict[str, Any]) -> str:
             f"- {agent['name']} {agent['status']}{extra}; can {','.join(agent['capabilities'])}; "
             f"speed {agent['speed']}, cost {agent['cost']}, reliability {agent['reliability']}"
         )
-    if "arena" in observation:
-        lines.extend(render_arena_lines(observation["arena"]))
+    lines.extend(family_lines)
     legal = observation["legal_actions"]
     if legal:
         lines.append("Legal actions:")

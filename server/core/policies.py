@@ -7,10 +7,8 @@
 ``heuristic``  critical path first; the cheapest adequate agent (the fastest when
                a deadline is close); a different agent after a permanent failure;
                different agents on conflicting tracks; several starts in one
-               ``dispatch``; the stated monitoring waits before synthesis. On arena
-               tasks: ready subtasks by longest remaining chain of durations, then
-               priority, then least slack, those that fit in the time left first,
-               as many as there are free workers, in one ``dispatch``.
+               ``dispatch``; the stated monitoring waits before synthesis. A family
+               may bring its own (``Family.heuristic``: the arena's, in arena.py).
 """
 
 from __future__ import annotations
@@ -18,6 +16,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from typing import Any
+
+from .families import family_of_observation
 
 Observation = dict[str, Any]
 ActionDict = dict[str, Any]
@@ -90,8 +90,9 @@ class HeuristicPolicy(Policy):
     name = "heuristic"
 
     def act(self, observation: Observation) -> ActionDict:
-        if "arena" in observation:
-            return _arena_dispatch(observation["arena"])
+        own = family_of_observation(observation).heuristic(observation)
+        if own is not None:  # the family's own heuristic (the arena's, for one)
+            return own
         rules = observation.get("rules") or {}
         if _all_done(observation):
             patience = rules.get("patience")
@@ -183,38 +184,6 @@ def _tail_lengths(observation: Observation) -> dict[str, int]:
     for subtask in subtasks:
         tail(subtask["id"])
     return tails
-
-
-def _arena_dispatch(arena: dict[str, Any]) -> ActionDict:
-    """The heuristic on an arena observation (its ``arena`` views)."""
-    free = arena["free_workers"]
-    views = arena["subtask_views"]
-    candidates = [v for v in views if v["status"] in ("ready", "failed")]
-    if free <= 0 or not candidates:
-        return dict(WAIT)
-    duration = {v["id"]: v["duration"] for v in views}
-    successors: dict[str, list[str]] = {v["id"]: [] for v in views}
-    for view in views:
-        for dep in view["depends_on"]:
-            successors[dep].append(view["id"])
-    tails: dict[str, int] = {}
-
-    def tail(node: str) -> int:
-        if node not in tails:
-            tails[node] = duration[node] + max((tail(n) for n in successors[node]), default=0)
-        return tails[node]
-
-    time_left = arena["time_left"]
-    unbounded = 10**9
-
-    def order(view: dict[str, Any]) -> tuple[bool, int, int, int]:
-        # Work that cannot finish before the time budget runs out goes last.
-        late = time_left is not None and view["duration"] > time_left
-        slack = view["slack"] if view["slack"] is not None else unbounded
-        return (late, -tail(view["id"]), -view["priority"], slack)
-
-    candidates.sort(key=order)
-    return {"action_type": "dispatch", "task_ids": [v["id"] for v in candidates[:free]]}
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {

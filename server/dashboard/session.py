@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflow_orchestrator.server.core import Episode, build_observation, grade_episode
+from workflow_orchestrator.server.core import Episode, build_observation, grade_episode, new_episode
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.policies import POLICIES, Policy, make_policy
 from workflow_orchestrator.server.environment import EpisodeNotFoundError, EpisodeStore
@@ -367,7 +367,7 @@ class DashboardController:
         return self.snapshot(session)
 
     def _replay_to(self, replay: Replay, position: int) -> Episode:
-        episode = Episode(replay.compiled, seed=replay.seed)
+        episode: Episode = new_episode(replay.compiled, replay.seed)
         for action in replay.actions[:position]:
             episode.step(action)
         return episode
@@ -377,7 +377,7 @@ class DashboardController:
         # Forward moves continue the replayed episode; backward ones start over
         # (a step is microseconds, and an episode cannot be stepped backwards).
         if replay.episode is None or position < replay.position:
-            replay.episode = Episode(replay.compiled, seed=replay.seed)
+            replay.episode = new_episode(replay.compiled, replay.seed)
             replay.position = 0
         for action in replay.actions[replay.position : position]:
             replay.episode.step(action)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from ..core.compiled import CompiledTask
 from ..core.dag import WorkflowDefinitionError
+from ..core.families import compile_task
 from ..core.model import TaskSpec
 from .arena import ArenaFamily
 from .best_scores import attach_best_scores
@@ -80,7 +81,7 @@ class TaskRegistry:
     def add_scenario(self, spec: TaskSpec) -> None:
         if spec.task_id in self._scenarios:
             raise ValueError(f"duplicate task id {spec.task_id!r}")
-        self._scenarios[spec.task_id] = attach_best_scores(CompiledTask.build(spec))
+        self._scenarios[spec.task_id] = attach_best_scores(compile_task(spec))
 
     def load_directory(self, directory: Path) -> None:
         for path in sorted(directory.glob("*.toml")):
@@ -133,7 +134,7 @@ class TaskRegistry:
         cache = self._generated
         compiled = cache.get(key)
         if compiled is None:
-            compiled = attach_best_scores(CompiledTask.build(family.build(variant, seed, worker_count)))
+            compiled = attach_best_scores(compile_task(family.build(variant, seed, worker_count)))
             cache[key] = compiled
             if len(cache) > GENERATED_CACHE_SIZE:
                 cache.popitem(last=False)

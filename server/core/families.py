@@ -1,0 +1,80 @@
+"""The registry of task families, keyed by ``TaskSpec.family``, and the seam's
+entry points: compile a task, start an episode, build its observation, grade
+it, render an observation as text.
+
+Nothing outside a family's own module asks which family a task belongs to:
+it asks the task's :class:`~.family.Family` (``compiled.family``), or, given
+only an observation, :func:`family_of_observation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .arena import ARENA
+from .compiled import CompiledTask
+from .dag import DagIndex
+from .family import Family
+from .grading import with_normalized_score
+from .model import TaskSpec
+from .scenario import SCENARIO
+
+# One line per family: the name a task spec gives -> the family's rules.
+FAMILIES: dict[str, Family] = {
+    "scenario": SCENARIO,
+    "generated": SCENARIO,
+    "arena": ARENA,
+}
+
+# Families with their own views, found from an observation alone (see family_of_observation).
+_VIEWED: list[Family] = [family for family in FAMILIES.values() if family.view_key is not None]
+
+
+def register_family(name: str, family: Family) -> None:
+    """Add a family under the name its task specs give (``TaskSpec.family``)."""
+    FAMILIES[name] = family
+    if family.view_key is not None and family not in _VIEWED:
+        _VIEWED.append(family)
+
+
+def family_named(name: str) -> Family:
+    family = FAMILIES.get(name)
+    if family is None:
+        raise ValueError(f"unknown task family {name!r}; known: {', '.join(FAMILIES)}")
+    return family
+
+
+def compile_task(spec: TaskSpec, dag: DagIndex | None = None) -> CompiledTask:
+    """Prepare a task for many episodes, with the rules of its family."""
+    return CompiledTask.build(spec, family_named(spec.family), dag)
+
+
+def new_episode(compiled: CompiledTask, seed: int | None = None) -> Any:
+    """A fresh episode of a compiled task (``seed=None``: its canonical seed)."""
+    return compiled.family.new_episode(compiled, seed)
+
+
+def build_observation(episode: Any) -> dict[str, Any]:
+    """The observation after the episode's latest step, as its family builds it."""
+    observation: dict[str, Any] = episode.compiled.family.observe(episode)
+    return observation
+
+
+def grade_episode(episode: Any) -> dict[str, Any]:
+    """The episode's grade (finished or not) by its family's rules, with what is
+    known of the best achievable score (see grading.with_normalized_score)."""
+    return with_normalized_score(episode.compiled.family.grade(episode), episode)
+
+
+def family_of_observation(observation: Mapping[str, Any]) -> Family:
+    """The family whose views the observation carries (the scenario rules when none)."""
+    for family in _VIEWED:
+        if family.view_key in observation:
+            return family
+    return SCENARIO
+
+
+def render_text(observation: Mapping[str, Any]) -> str:
+    """A compact text rendering of an observation for LLM prompts, by its family."""
+    return family_of_observation(observation).render(observation)

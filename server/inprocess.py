@@ -1,0 +1,123 @@
+"""The in-process API: ``reset`` and ``step`` on plain data, no server needed.
+
+    >>> from workflow_orchestrator import WorkflowEnv
+    >>> env = WorkflowEnv()
+    >>> obs = env.reset(task_id="easy")
+    >>> obs = env.step({"action_type": "delegate", "subtask_id": "technical_design",
+    ...                 "agent_name": "tech_lead"})
+    >>> obs["reward"] > 0
+    True
+
+It sits above the task registry it resolves tasks with, and talks to each
+task's family only through the seam (``core/families.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .core.actions import Action
+from .core.families import grade_episode
+from .tasks import TaskRegistry, default_registry
+
+
+class WorkflowEnv:
+    """One episode at a time of any task of a registry, as plain data.
+
+    **Observation** (a dict, read-only: unchanged parts are shared between
+    steps): ``task_id``, ``seed``, ``time_model``; ``step_count``,
+    ``time_used``, ``time_limit``/``time_remaining``, ``step_limit``;
+    ``capacity`` and ``active_count``; ``budget``, ``budget_used``,
+    ``budget_remaining``; ``completed_count``/``subtask_count``; the
+    ``subtasks`` and ``agents`` views (public facts only: no trap, no
+    scheduled event, no seeded outcome); ``legal_actions`` (every single
+    action accepted now); a one-line ``hint``; ``reward`` and
+    ``reward_breakdown``; ``errors`` of the last action; the remaining
+    ``critical_path_length``; the task's ``rules``; ``terminated``,
+    ``truncated``, ``done``; and, once done, the ``grade``. A family adds its
+    own views under its key (the arena: ``arena``).
+
+    **Actions**: an :class:`Action` or a mapping with ``action_type``
+    (``delegate``, ``dispatch``, ``retry``, ``wait``, ``synthesize``,
+    ``abort``) and its fields. A bad action never raises: it is recorded with
+    a structured error code, takes its time, and is penalised.
+
+    **Reward**: shaped, unclamped, every step, with named channels in
+    ``reward_breakdown`` (the family's reward model). The terminal grade, a
+    score in [0, 1] read from the event log, is separate (:meth:`grade`).
+
+    **Termination**: the workflow ended: ``synthesize`` once every subtask is
+    completed (tick time model), or every subtask completed (event model).
+    **Truncation**: the time limit or the step limit ran out. After either,
+    ``step`` changes nothing and returns the ``episode_over`` error.
+
+    **Seeding**: ``reset(seed=...)`` is the only source of randomness; the
+    same task, seed and actions give the same observations, rewards and event
+    log in any process. ``seed=None`` plays the task's canonical seed.
+    """
+
+    def __init__(self, registry: TaskRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else default_registry()
+        self.episode: Any = None
+        # The observation of the current episode's family (a bound method, read once per reset).
+        self._observe: Callable[[Any], dict[str, Any]] = _not_started
+        self._observation: dict[str, Any] | None = None
+
+    def reset(self, task_id: str = "easy", seed: int | None = None, worker_count: int | None = None) -> dict[str, Any]:
+        """Start an episode; ``seed=None`` gives the task's canonical episode."""
+        resolved = self.registry.resolve(task_id, seed=seed, worker_count=worker_count)
+        family = resolved.compiled.family
+        self.episode = family.new_episode(resolved.compiled, resolved.seed)
+        self._observe = family.observe
+        self._observation = family.observe(self.episode)
+        return self._observation
+
+    def step(self, action: Action | Mapping[str, Any]) -> dict[str, Any]:
+        episode = self._require_episode()
+        episode.step(action)
+        observation = self._observe(episode)
+        if observation["done"]:
+            observation["grade"] = grade_episode(episode)
+        self._observation = observation
+        return observation
+
+    @property
+    def observation(self) -> dict[str, Any]:
+        self._require_episode()
+        assert self._observation is not None
+        return self._observation
+
+    @property
+    def done(self) -> bool:
+        return bool(self._require_episode().done)
+
+    def grade(self) -> dict[str, Any]:
+        return grade_episode(self._require_episode())
+
+    def state(self) -> dict[str, Any]:
+        episode = self._require_episode()
+        return {
+            "task_id": episode.task.task_id,
+            "seed": episode.seed,
+            "step_count": episode.step_count,
+            "time": episode.now,
+            "done": episode.done,
+            "terminated": episode.terminated,
+            "truncated": episode.truncated,
+            "budget_used": round(episode.budget_used, 6),
+            "cumulative_reward": round(sum(episode.rewards), 6),
+            "rewards": list(episode.rewards),
+            "observation": self._observation,
+            "events": episode.log.records,
+            "trace": list(episode.trace),
+        }
+
+    def _require_episode(self) -> Any:
+        if self.episode is None:
+            raise RuntimeError("call reset() before step()")
+        return self.episode
+
+
+def _not_started(episode: Any) -> dict[str, Any]:
+    raise RuntimeError("call reset() before step()")
