@@ -27,15 +27,10 @@ FAMILIES: dict[str, Family] = {
     "arena": ARENA,
 }
 
-# Families with their own views, found from an observation alone (see family_of_observation).
-_VIEWED: list[Family] = [family for family in FAMILIES.values() if family.view_key is not None]
-
 
 def register_family(name: str, family: Family) -> None:
     """Add a family under the name its task specs give (``TaskSpec.family``)."""
     FAMILIES[name] = family
-    if family.view_key is not None and family not in _VIEWED:
-        _VIEWED.append(family)
 
 
 def family_named(name: str) -> Family:
@@ -69,8 +64,8 @@ def grade_episode(episode: Any) -> dict[str, Any]:
 
 def family_of_observation(observation: Mapping[str, Any]) -> Family:
     """The family whose views the observation carries (the scenario rules when none)."""
-    for family in _VIEWED:
-        if family.view_key in observation:
+    for family in FAMILIES.values():
+        if family.view_key is not None and family.view_key in observation:
             return family
     return SCENARIO
 
