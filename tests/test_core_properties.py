@@ -145,7 +145,9 @@ def test_observations_are_snapshots(task_id: str, seed: int, data: st.DataObject
     nothing a later step does may change an observation already returned."""
     env = WorkflowEnv(registry=registry_of(_slow_task())) if task_id == "slow" else WorkflowEnv()
     compiled = env.registry.resolve(task_id).compiled
-    tables = copy.deepcopy((compiled.initial_subtask_views, compiled.ready_subtask_views, compiled.initial_agent_views))
+    tables = copy.deepcopy(
+        (compiled.views.initial_subtask_views, compiled.views.ready_subtask_views, compiled.views.initial_agent_views)
+    )
     observation = env.reset(task_id, seed=seed)
     returned = [(observation, copy.deepcopy(observation))]
     for _ in range(40):
@@ -157,4 +159,8 @@ def test_observations_are_snapshots(task_id: str, seed: int, data: st.DataObject
     env.step({"action_type": "wait"})
     for seen, copied in returned:
         assert seen == copied
-    assert (compiled.initial_subtask_views, compiled.ready_subtask_views, compiled.initial_agent_views) == tables
+    assert (
+        compiled.views.initial_subtask_views,
+        compiled.views.ready_subtask_views,
+        compiled.views.initial_agent_views,
+    ) == tables

@@ -38,6 +38,7 @@ from .compiled import CompiledTask
 from .eventlog import EventLog
 from .formulas import deadline_met
 from .model import EventKind, ScheduledEvent, TimeModel
+from .observation import Views
 from .outcomes import PERMANENT, episode_key
 from .rewards import RewardModel, StepFacts
 from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
@@ -126,16 +127,11 @@ class Episode:
         self.waits_in_patience = 0
 
         self.public_rules = compiled.rules
-        # The task's observation template with this episode's seed (observation.py).
-        self.observation_template = compiled.observation_template.copy()
-        self.observation_template["seed"] = self.seed
-        # Views to rebuild in the next observation (see observation.py); the
-        # initial views are the same for every episode of a task.
-        self.dirty_subtasks: set[int] = set()
-        self.dirty_agents: set[int] = set()
-        self.views_time = 0
-        self.subtask_views: list[dict[str, Any]] = list(compiled.initial_subtask_views)
-        self.agent_views: list[dict[str, Any]] = list(compiled.initial_agent_views)
+        # The observation's views of this episode (observation.py). A step marks in
+        # its two sets the subtasks and agents whose views it changed.
+        self.views = Views(compiled.views, self.seed)
+        self.changed_subtasks = self.views.changed_subtasks
+        self.changed_agents = self.views.changed_agents
         # Frequent events (delegated, completed, waited) append their rows directly,
         # without the call of log.append; eventlog.FIELDS gives each kind's order.
         self.log = EventLog()
@@ -494,8 +490,8 @@ class Episode:
         self.agent_task[a] = s
         self.running[s] = a
         self.active_count += 1
-        self.dirty_subtasks.add(s)
-        self.dirty_agents.add(a)
+        self.changed_subtasks.add(s)
+        self.changed_agents.add(a)
         self._sequence += 1
         heapq.heappush(self._heap, (now + duration, _COMPLETION, self._sequence, (s, attempts)))
         facts.started += ((s, a, is_retry),)
@@ -559,7 +555,7 @@ class Episode:
                 if unmet[succ] == 0 and status[succ] == PENDING:
                     status[succ] = READY
                     insort(self.frontier, succ)
-                    self.dirty_subtasks.add(succ)
+                    self.changed_subtasks.add(succ)
             self.log.rows.append(("completed", now, self.step_count, self.subtasks[s].id, self.agents[a].name, cost))
         else:
             if failure == PERMANENT:
@@ -584,8 +580,8 @@ class Episode:
         """Free the agent and the slot, and charge the agent's cost for the time worked."""
         cost = self.agents[a].cost * (at - self.started_at[s])
         self.budget_used += cost
-        self.dirty_subtasks.add(s)
-        self.dirty_agents.add(a)
+        self.changed_subtasks.add(s)
+        self.changed_agents.add(a)
         self.agent_status[a] = IDLE if self.agent_status[a] == WORKING else self.agent_status[a]
         self.agent_task[a] = -1
         self.subtask_agent[s] = -1
@@ -599,7 +595,7 @@ class Episode:
             self.log.append("capacity_changed", self.now, self.step_count, self.capacity)
             return
         a = self.agent_index[event.agent or ""]
-        self.dirty_agents.add(a)
+        self.changed_agents.add(a)
         if event.kind is EventKind.OFFLINE:
             running = self.agent_task[a]
             if running >= 0:

@@ -1,22 +1,112 @@
 """The observation: everything a policy may know, nothing hidden, as plain data.
 
-Built once per step from the episode's tables. Hidden facts (trap types,
+Built once per step from the episode's state. Hidden facts (trap types,
 scheduled events, the seeded outcomes) never appear; an agent's public
 ``reliability`` is the declared one, and failure history shows only what
 already happened.
+
+This module owns everything the observation keeps between steps: per task,
+:class:`ObservationTables` (the template of every observation, the views
+before anything happened, the legal action objects), built once when the task
+is compiled; per episode, :class:`Views` (the latest views, and the sets in
+which the episode marks the subtasks and agents whose views changed). The
+episode only marks changes; only this module reads and clears them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .formulas import budget_pressure, deadline_open
 from .states import AGENT_STATUS, COMPLETED, IDLE, READY, RUNNING, SUBTASK_STATUS
 
 if TYPE_CHECKING:
+    from .dag import DagIndex
     from .episode import Episode
     from .model import AgentSpec, SubtaskSpec, TaskSpec
+
+# Per subtask, (agent, action) for each capable agent.
+Choices = tuple[tuple[tuple[int, dict[str, str]], ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationTables:
+    """What every observation of one task shares, built once per compiled task
+    (read-only: observations share these objects)."""
+
+    # Every observation key in order, with the task's static values.
+    template: dict[str, Any]
+    # Views before anything happened, shared by new episodes and copied when a view changes.
+    initial_subtask_views: tuple[dict[str, Any], ...]
+    initial_agent_views: tuple[dict[str, Any], ...]
+    # A subtask's view when it is ready: it has no history yet, so one view serves all.
+    ready_subtask_views: tuple[dict[str, Any], ...]
+    # Ready-made legal action objects.
+    delegate_choices: Choices
+    retry_choices: Choices
+    abort_actions: tuple[dict[str, str], ...]
+    # Per subtask: its fastest tail minus its own fastest duration (the rest of
+    # the chain after it), for the critical path of running work.
+    running_tail: tuple[int, ...]
+    # The end of the budget-pressure hint (the budget, formatted once).
+    budget_hint_tail: str
+
+    @classmethod
+    def build(
+        cls,
+        spec: TaskSpec,
+        dag: DagIndex,
+        capable: tuple[tuple[int, ...], ...],
+        rules: dict[str, Any],
+        status: tuple[int, ...],
+    ) -> ObservationTables:
+        """The tables of a task whose subtasks start in ``status``, with the agents
+        able to do each in ``capable``."""
+
+        def choices(action_type: str) -> Choices:
+            return tuple(
+                tuple(
+                    (a, {"action_type": action_type, "subtask_id": subtask.id, "agent_name": spec.agents[a].name})
+                    for a in capable[s]
+                )
+                for s, subtask in enumerate(spec.subtasks)
+            )
+
+        return cls(
+            template=observation_template(spec, rules),
+            initial_subtask_views=tuple(
+                initial_subtask_view(s, st) for s, st in zip(spec.subtasks, status, strict=True)
+            ),
+            initial_agent_views=tuple(initial_agent_view(agent) for agent in spec.agents),
+            ready_subtask_views=tuple(initial_subtask_view(s, READY) for s in spec.subtasks),
+            delegate_choices=choices("delegate"),
+            retry_choices=choices("retry"),
+            abort_actions=tuple({"action_type": "abort", "subtask_id": s.id} for s in spec.subtasks),
+            running_tail=tuple(tail - own for tail, own in zip(dag.tail_length, dag.fastest_duration, strict=True)),
+            budget_hint_tail=("" if spec.budget is None else f" of {spec.budget:.1f} spent; prefer cheaper agents."),
+        )
+
+
+class Views:
+    """The observation's state in one episode: the latest subtask and agent views,
+    the time they show, and what changed since they were built."""
+
+    __slots__ = ("tables", "template", "subtask_views", "agent_views", "time", "changed_subtasks", "changed_agents")
+
+    def __init__(self, tables: ObservationTables, seed: int) -> None:
+        self.tables = tables
+        # The task's template with this episode's seed, copied by every observation.
+        self.template = tables.template.copy()
+        self.template["seed"] = seed
+        # The initial views are the same for every episode of a task.
+        self.subtask_views: list[dict[str, Any]] = list(tables.initial_subtask_views)
+        self.agent_views: list[dict[str, Any]] = list(tables.initial_agent_views)
+        self.time = 0
+        # Marked by the episode, rebuilt and cleared by the next observation.
+        self.changed_subtasks: set[int] = set()
+        self.changed_agents: set[int] = set()
 
 
 def workflow_observation(episode: Episode) -> dict[str, Any]:
@@ -28,16 +118,17 @@ def workflow_observation(episode: Episode) -> dict[str, Any]:
     observations, so treat an observation as read-only.
     """
     now = episode.now
-    if episode.dirty_subtasks:
-        _refresh_subtask_views(episode)
-    if episode.dirty_agents:
-        _refresh_agent_views(episode)
-    if episode.running and now != episode.views_time:
-        _count_down_views(episode)
-    legal, critical_path, ready_ids = _scan(episode)
+    views = episode.views
+    if views.changed_subtasks:
+        _refresh_subtask_views(episode, views)
+    if views.changed_agents:
+        _refresh_agent_views(episode, views)
+    if episode.running and now != views.time:
+        _count_down_views(episode, views)
+    legal, critical_path, ready_ids = _scan(episode, views.tables)
     task = episode.task
     # A copy of the episode's template (static fields and the seed set, keys in order), then the rest.
-    observation = episode.observation_template.copy()
+    observation = views.template.copy()
     observation["step_count"] = episode.step_count
     observation["time_used"] = now
     limit = task.time_limit
@@ -50,8 +141,8 @@ def workflow_observation(episode: Episode) -> dict[str, Any]:
     if task.budget is not None:
         observation["budget_remaining"] = task.budget - spent
     observation["completed_count"] = episode.completed_count
-    observation["subtasks"] = list(episode.subtask_views)
-    observation["agents"] = list(episode.agent_views)
+    observation["subtasks"] = list(views.subtask_views)
+    observation["agents"] = list(views.agent_views)
     observation["legal_actions"] = legal
     observation["hint"] = build_hint(episode, ready_ids)
     observation["reward"] = episode.last_reward
@@ -137,15 +228,15 @@ def initial_agent_view(agent: AgentSpec) -> dict[str, Any]:
     }
 
 
-def _count_down_views(episode: Episode) -> None:
+def _count_down_views(episode: Episode, views: Views) -> None:
     """Time moved: copy the views of work in progress with their new time left.
 
     Views rebuilt in this step already carry the current time.
     """
     now = episode.now
     finish_at = episode.finish_at
-    subtask_views = episode.subtask_views
-    agent_views = episode.agent_views
+    subtask_views = views.subtask_views
+    agent_views = views.agent_views
     for s, a in episode.running.items():
         left = finish_at[s] - now
         view = subtask_views[s]
@@ -158,16 +249,16 @@ def _count_down_views(episode: Episode) -> None:
             view = view.copy()
             view["time_left"] = left
             agent_views[a] = view
-    episode.views_time = now
+    views.time = now
 
 
-def _refresh_subtask_views(episode: Episode) -> None:
-    initial = episode.compiled.initial_subtask_views
+def _refresh_subtask_views(episode: Episode, cache: Views) -> None:
+    initial = cache.tables.initial_subtask_views
     agents = episode.agents
     now = episode.now
-    views = episode.subtask_views
-    ready = episode.compiled.ready_subtask_views
-    for s in episode.dirty_subtasks:
+    views = cache.subtask_views
+    ready = cache.tables.ready_subtask_views
+    for s in cache.changed_subtasks:
         st = episode.status[s]
         if st == READY:  # only ever reached from pending: no history yet, a shared view
             views[s] = ready[s]
@@ -184,15 +275,15 @@ def _refresh_subtask_views(episode: Episode) -> None:
             view["completed_at"] = episode.completed_at[s]
             view["completed_by"] = agents[episode.completed_by[s]].name
         views[s] = view
-    episode.dirty_subtasks.clear()
+    cache.changed_subtasks.clear()
 
 
-def _refresh_agent_views(episode: Episode) -> None:
-    initial = episode.compiled.initial_agent_views
+def _refresh_agent_views(episode: Episode, cache: Views) -> None:
+    initial = cache.tables.initial_agent_views
     subtasks = episode.subtasks
     now = episode.now
-    views = episode.agent_views
-    for a in episode.dirty_agents:
+    views = cache.agent_views
+    for a in cache.changed_agents:
         current = episode.agent_task[a]
         status = episode.agent_status[a]
         speed = episode.agent_speed[a]
@@ -207,10 +298,10 @@ def _refresh_agent_views(episode: Episode) -> None:
             view["current_task"] = subtasks[current].id
             view["time_left"] = episode.finish_at[current] - now
         views[a] = view
-    episode.dirty_agents.clear()
+    cache.changed_agents.clear()
 
 
-def _scan(episode: Episode) -> tuple[list[dict[str, Any]], int, list[str]]:
+def _scan(episode: Episode, tables: ObservationTables) -> tuple[list[dict[str, Any]], int, list[str]]:
     """One pass over the frontier (subtasks ready, running or failed): the legal
     actions, the remaining critical path and the ready ids.
 
@@ -225,10 +316,9 @@ def _scan(episode: Episode) -> tuple[list[dict[str, Any]], int, list[str]]:
     maximum, so the frontier is enough: it has an unfinished predecessor whose
     chain through it is longer (a running one has at least one time unit left).
     """
-    compiled = episode.compiled
     tails = episode.dag.tail_length
     ids = episode.dag.ids
-    slack = compiled.running_tail
+    slack = tables.running_tail
     now = episode.now
     done = episode.terminated or episode.truncated
     room = not done and episode.active_count < episode.capacity
@@ -244,14 +334,14 @@ def _scan(episode: Episode) -> tuple[list[dict[str, Any]], int, list[str]]:
         if st == RUNNING:
             value = finish_at[s] - now + slack[s]
             if not done:
-                aborts.append(compiled.abort_actions[s])
+                aborts.append(tables.abort_actions[s])
         else:
             value = tails[s]
             if st == READY:
                 ready_ids.append(ids[s])
-                choices = compiled.delegate_choices[s]
+                choices = tables.delegate_choices[s]
             else:
-                choices = compiled.retry_choices[s]
+                choices = tables.retry_choices[s]
             if room:
                 for a, action in choices:
                     if agent_status[a] == IDLE:
@@ -297,7 +387,7 @@ def build_hint(episode: Episode, ready: list[str]) -> str:
             return f"Deadline pressure: {episode.subtasks[s].id} must complete by t={deadline} (now t={now})."
         cursor += 1
     if budget_pressure(episode.budget_used, task.budget):
-        return f"Budget pressure: {episode.budget_used:.1f}{episode.compiled.budget_hint_tail}"
+        return f"Budget pressure: {episode.budget_used:.1f}{episode.views.tables.budget_hint_tail}"
     if episode.completed_count == len(episode.subtasks):
         if task.patience and episode.waits_in_patience < task.patience.waits:
             return "All subtasks are completed; monitoring wants more waits before you synthesize."
