@@ -230,8 +230,9 @@ class Episode:
             return
         self.step_count += 1
         errors: list[tuple[ErrorCode, str]]
+        parsed: Action | None
         try:
-            parsed: Action | None = parse_action(action)
+            parsed = parse_action(action)
         except ActionError as exc:
             parsed, errors = None, [(exc.code, exc.message)]
         else:
@@ -448,7 +449,9 @@ class Episode:
             return ErrorCode.NOT_READY, f"subtask {name!r} waits for: {', '.join(waiting)}"
         return None
 
-    def _agent_error(self, s: int, a: int, agent_name: str, taken: set[int]) -> tuple[ErrorCode, str] | None:
+    def _agent_error(
+        self, s: int, a: int, agent_name: str, taken: set[int] | frozenset[int]
+    ) -> tuple[ErrorCode, str] | None:
         if a < 0:
             return ErrorCode.UNKNOWN_AGENT, f"no agent named {agent_name!r}"
         if self.agent_status[a] == OFFLINE:

@@ -62,7 +62,7 @@ def _by_status(observation: Observation, status: str) -> list[dict[str, Any]]:
 
 
 def _all_done(observation: Observation) -> bool:
-    return observation["completed_count"] == observation["subtask_count"]
+    return bool(observation["completed_count"] == observation["subtask_count"])
 
 
 class GreedyPolicy(Policy):
@@ -160,7 +160,8 @@ class HeuristicPolicy(Policy):
             options.sort(key=lambda a: (a["speed"], -a["reliability"], a["cost"] * a["speed"]))
         else:
             options.sort(key=lambda a: (a["cost"] * a["speed"] / max(a["reliability"], 0.05), a["speed"]))
-        return options[0]["name"]
+        name: str = options[0]["name"]
+        return name
 
 
 def _tail_lengths(observation: Observation) -> dict[str, int]:

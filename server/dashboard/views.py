@@ -22,6 +22,8 @@ from typing import Any
 
 import networkx as nx
 
+from workflow_orchestrator.server.core.formulas import deadline_met, deadline_open
+
 Observation = Mapping[str, Any]
 Record = Mapping[str, Any]
 
@@ -91,12 +93,12 @@ def deadline_statuses(observation: Observation, records: Iterable[Record]) -> li
         if deadline is None:
             continue
         completed_at = subtask.get("completed_at")
-        if completed_at is not None and completed_at <= deadline:
+        if deadline_met(completed_at, deadline):
             state = "met"
-        elif completed_at is not None or subtask["id"] in missed_in_log or over or now > deadline:
-            state = "missed"
-        else:
+        elif deadline_open(completed_at, deadline, now) and not over and subtask["id"] not in missed_in_log:
             state = "open"
+        else:
+            state = "missed"
         due_in = deadline - now if state == "open" else None
         statuses.append(DeadlineStatus(subtask["id"], deadline, state, completed_at, due_in))
     return statuses

@@ -75,13 +75,14 @@ def shipped_entry(spec: TaskSpec, seed: int) -> dict[str, Any] | None:
     return None
 
 
-def best_scores_for(spec: TaskSpec) -> dict[int, BestScore]:
-    """The shipped best scores of this exact task definition, by seed."""
+def best_scores_for(spec: TaskSpec, seed: int | None = None) -> dict[int, BestScore]:
+    """The shipped best scores of this exact task definition, by seed (only the
+    given seed's, when one is)."""
     entries = _entries_by_task().get(spec.task_id, [])
-    if spec.family != "scenario":
-        # A generated task is built for one seed (its canonical seed): only that
-        # seed's entry can match, and the fingerprint is computed only then.
-        entries = [entry for entry in entries if entry["seed"] == spec.canonical_seed]
+    if seed is not None:
+        # A generated task is built for one seed: only that seed's entry can
+        # match, and the fingerprint is computed only then.
+        entries = [entry for entry in entries if entry["seed"] == seed]
     if not entries:
         return {}
     fingerprint = task_fingerprint(spec)
@@ -92,7 +93,8 @@ def best_scores_for(spec: TaskSpec) -> dict[int, BestScore]:
     }
 
 
-def attach_best_scores(compiled: CompiledTask) -> CompiledTask:
-    """Give a compiled task its shipped best scores (see ``grade_episode``)."""
-    compiled.best_scores.update(best_scores_for(compiled.spec))
+def attach_best_scores(compiled: CompiledTask, seed: int | None = None) -> CompiledTask:
+    """Give a compiled task its shipped best scores (see ``grade_episode``): every
+    seed's, or only ``seed``'s for a task generated for that seed."""
+    compiled.best_scores.update(best_scores_for(compiled.spec, seed))
     return compiled

@@ -134,7 +134,8 @@ class TaskRegistry:
         cache = self._generated
         compiled = cache.get(key)
         if compiled is None:
-            compiled = attach_best_scores(compile_task(family.build(variant, seed, worker_count)))
+            spec = family.build(variant, seed, worker_count)
+            compiled = attach_best_scores(compile_task(spec), spec.canonical_seed)
             cache[key] = compiled
             if len(cache) > GENERATED_CACHE_SIZE:
                 cache.popitem(last=False)
