@@ -4,6 +4,7 @@ task specs give, its rules are used without the core knowing its name."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -110,3 +111,22 @@ def test_the_core_asks_no_family_by_name() -> None:
     # The arena's own module may name itself; the scenario rules' factory makes the Episode.
     left = [line for line in found if not line.startswith("./server/core/arena.py:")]
     assert [line.split(":")[0] for line in left] == ["./server/core/scenario.py"], left
+
+
+def test_the_core_imports_nothing_above_it() -> None:
+    """The core plays an episode with no task registry, pydantic or server loaded."""
+    probe = (
+        "import sys\n"
+        "from workflow_orchestrator.server.core import AgentSpec, SubtaskSpec, TaskSpec, TimeModel\n"
+        "from workflow_orchestrator.server.core import build_observation, compile_task, grade_episode, new_episode\n"
+        "spec = TaskSpec('t', 't', '', 'scenario', 'easy', TimeModel.TICK, 5, 1, None,\n"
+        "                (SubtaskSpec('a', 'x'),), (AgentSpec('solo', frozenset({'x'})),))\n"
+        "episode = new_episode(compile_task(spec), 0)\n"
+        "episode.step({'action_type': 'wait'})\n"
+        "assert build_observation(episode)['step_count'] == 1 and 'score' in grade_episode(episode)\n"
+        "names = ('pydantic', 'fastapi', 'networkx', 'workflow_orchestrator.server.tasks',\n"
+        "         'workflow_orchestrator.server.inprocess', 'workflow_orchestrator.models')\n"
+        "print([name for name in names if name in sys.modules])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
