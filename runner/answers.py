@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workflow_orchestrator.server.core import ActionError, parse_action
+from workflow_orchestrator.vocabulary import ACTION_TYPES
 
-ACTION_TYPES = ("delegate", "dispatch", "retry", "wait", "synthesize", "abort")
 # The wire limits of models.py: longer ids are never real ids, longer batches are refused.
 MAX_ID_LENGTH = 64
 MAX_BATCH = 64
@@ -20,7 +20,7 @@ MAX_BATCH = 64
 
 _THINK_BLOCK = re.compile(r"<(think|thinking|reasoning|reflection)>.*?</\1\s*>", re.S | re.I)
 _THINK_CLOSE = re.compile(r"</(?:think|thinking|reasoning|reflection)\s*>", re.I)
-_LABEL_CALL = re.compile(r"\b(delegate|dispatch|retry|wait|synthesize|abort)\s*\(([^()]*)\)", re.I)
+_LABEL_CALL = re.compile(r"\b(" + "|".join(ACTION_TYPES) + r")\s*\(([^()]*)\)", re.I)
 _WORD = re.compile(r"[a-z_]+")
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _SUBTASK_KEYS = ("subtask_id", "subtask", "task")
