@@ -23,8 +23,7 @@ from workflow_orchestrator.oracle.tick import (
 )
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.episode import Episode
-from workflow_orchestrator.server.core.families import compile_task
-from workflow_orchestrator.server.core.grading import grade_episode
+from workflow_orchestrator.server.core.families import compile_task, grade_episode
 from workflow_orchestrator.server.tasks import default_registry
 
 
