@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from workflow_orchestrator.server.archive import Archive, ArchivedEpisode, ArchiveLimits
-from workflow_orchestrator.server.core import WorkflowEnv
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 
 def finished_record(
