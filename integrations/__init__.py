@@ -1,0 +1,1 @@
+"""Adapters to training and evaluation frameworks (each needs its optional extra)."""
