@@ -44,7 +44,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from workflow_orchestrator.server.core import WorkflowEnv, render_text
+from workflow_orchestrator.server.core import render_text
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 if TYPE_CHECKING:
     from datasets import Dataset

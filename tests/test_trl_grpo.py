@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from workflow_orchestrator.integrations.trl import WorkflowEnvFactory, WorkflowToolEnv, evaluation_seeds, prompt_dataset
-from workflow_orchestrator.server.core import WorkflowEnv, render_text
+from workflow_orchestrator.server.core import render_text
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 torch = pytest.importorskip("torch", reason="the trl extra is not installed (bash .ci/install-extras trl)")
 pytest.importorskip("trl", reason="the trl extra is not installed (bash .ci/install-extras trl)")
