@@ -147,7 +147,7 @@ def solve(
         return grade["score"], plan
 
     remaining = None if seconds is None else max(0.0, seconds - (time.perf_counter() - started))
-    outcome = BranchAndBound(
+    outcome = BranchAndBound[Any](
         problem, incumbent_score, incumbent_plan, seconds=remaining, max_nodes=max_nodes, accept=accept
     ).run()
     grade = replay(compiled, seed, outcome.plan)[0]

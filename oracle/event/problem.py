@@ -1,87 +1,25 @@
-"""The arena (event time model) as a search problem with hindsight.
+"""One arena task and seed as a search problem in which every start succeeds.
 
-An arena episode is graded by its ``benchmark_score`` (see ``core/arena.py``):
-priority-weighted completion, on-time completion and makespan. Workers are
-interchangeable except for the seeded outcomes of their attempts, and two
-facts make those outcomes avoidable with hindsight:
-
-* In the event model an action takes no time, so a ``dispatch`` followed at
-  once by an ``abort`` costs nothing but two steps, and moves that worker to
-  its next attempt at that subtask (an abort is not a failure: the retry cap
-  does not move). So before any start, the oracle can skip a worker's doomed
-  attempts and start the subtask with an attempt that succeeds.
-* An attempt that fails only holds a worker; leaving the worker idle instead
-  is never worse for the score.
-
-The search therefore solves the schedule in which every start succeeds
-(ignoring the step limit), and turns the best schedule into actions by
-replaying it: each start goes to the idle worker with the fewest doomed
-attempts ahead, skipped as above. The replay's grade is reported; if a
-schedule cannot be realised (no succeeding attempt within reach, or the step
-limit), the result is reported as best found, with the search's bound.
-
-Starts happen only at events (a completion or a capacity change): a start
-between events could be moved back to the previous event, since nothing that
-allows it changes in between, and every part of the score only improves when
-work finishes earlier. A move is a set of ready subtasks to start (possibly
-none), followed by a wait for the next event.
+:class:`ArenaProblem` holds the task's tables (durations, priorities,
+deadlines, capacity steps) and implements the
+:class:`~..search.SearchProblem` the branch and bound explores: the moves (a
+set of ready subtasks to start, then a wait for the next event), the node
+after a move, the ``benchmark_score`` of a finished node, an admissible upper
+bound, and the dominance rule. The schedule it finds is turned into actions on
+named workers by :mod:`.realise` and replayed through the real episode; the
+replay's grade is the one reported, which keeps this model honest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from ..server.core.arena import BENCHMARK_WEIGHTS, ArenaTables
-from ..server.core.compiled import CompiledTask
-from ..server.core.episode import Episode
-from ..server.core.families import new_episode
-from ..server.core.outcomes import decide_attempt, episode_key
-from ..server.core.states import COMPLETED, IDLE, PENDING, READY, RUNNING
-
-# The most doomed attempts the plan will skip for one start.
-MAX_SKIPPED_ATTEMPTS = 64
+from ...server.core.arena import BENCHMARK_WEIGHTS, ArenaTables
+from ...server.core.compiled import CompiledTask
+from ...server.core.states import COMPLETED, PENDING, READY, RUNNING
+from .node import ArenaNode
 
 _C, _T, _M = BENCHMARK_WEIGHTS["completion"], BENCHMARK_WEIGHTS["on_time"], BENCHMARK_WEIGHTS["makespan"]
-
-
-class ArenaNode:
-    """An arena episode at a decision point (time ``t``, after the events at ``t``)."""
-
-    __slots__ = (
-        "t",
-        "status",
-        "unmet",
-        "finish",
-        "running",
-        "done_count",
-        "done_priority",
-        "on_time_priority",
-        "ended",
-    )
-
-    t: int
-    status: list[int]
-    unmet: list[int]
-    finish: list[int]
-    running: int
-    done_count: int
-    done_priority: int
-    on_time_priority: int
-    ended: bool
-
-    def copy(self) -> ArenaNode:
-        c = ArenaNode()
-        c.t = self.t
-        c.status = self.status[:]
-        c.unmet = self.unmet[:]
-        c.finish = self.finish[:]
-        c.running = self.running
-        c.done_count = self.done_count
-        c.done_priority = self.done_priority
-        c.on_time_priority = self.on_time_priority
-        c.ended = self.ended
-        return c
 
 
 class ArenaProblem:
@@ -265,68 +203,3 @@ def _subsets(items: list[int], start: int, room: int, chosen: list[int], out: li
         if room > 1:
             _subsets(items, i + 1, room - 1, chosen, out)
         chosen.pop()
-
-
-def realise(compiled: CompiledTask, seed: int, schedule: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Turn a schedule (dispatches of ``task_ids`` and waits) into actions on named
-    workers, skipping doomed attempts as the module docstring explains."""
-    episode: Episode = new_episode(compiled, seed)
-    seed_key = episode_key(compiled.spec.task_id, seed)
-    spec = compiled.spec
-    cap = spec.retry_cap
-    index = compiled.dag.index
-    plan: list[dict[str, Any]] = []
-
-    def take(action: dict[str, Any]) -> None:
-        plan.append(action)
-        episode.step(action)
-
-    for action in schedule:
-        if episode.done:
-            break
-        if action["action_type"] == "dispatch":
-            taken: set[int] = set()
-            batch: list[dict[str, str]] = []
-            for subtask_id in action["task_ids"]:
-                s = index[subtask_id]
-                worker, skips = _best_worker(episode, seed_key, s, taken, cap)
-                assignment = {"subtask_id": subtask_id, "agent_name": spec.agents[worker].name}
-                for _ in range(skips):
-                    take({"action_type": "dispatch", "assignments": [dict(assignment)]})
-                    take({"action_type": "abort", "subtask_id": subtask_id})
-                taken.add(worker)
-                batch.append(assignment)
-            take({"action_type": "dispatch", "assignments": batch})
-        else:
-            # A skipped attempt leaves its completion in the clock's queue: a wait can stop
-            # there with nothing happening, and then the schedule's wait continues.
-            while True:
-                before = len(episode.log)
-                take({"action_type": "wait"})
-                happened = any(
-                    row[0] in ("completed", "failed", "capacity_changed") for row in episode.log.rows[before:]
-                )
-                if happened or episode.done:
-                    break
-    return plan
-
-
-def _best_worker(episode: Episode, seed_key: int, s: int, taken: set[int], cap: int | None) -> tuple[int, int]:
-    """The idle worker with the fewest doomed attempts at ``s`` ahead, and that number."""
-    spec = episode.task
-    subtask = spec.subtasks[s]
-    best, best_skips = -1, MAX_SKIPPED_ATTEMPTS + 1
-    for a, agent in enumerate(spec.agents):
-        if a in taken or episode.agent_status[a] != IDLE or subtask.type not in agent.capabilities:
-            continue
-        first = episode.pair_attempts.get((s, a), 0)
-        for skips in range(min(best_skips, MAX_SKIPPED_ATTEMPTS + 1)):
-            if decide_attempt(seed_key, subtask, agent, first + skips, episode.failure_count[s], cap) is None:
-                if skips < best_skips:
-                    best, best_skips = a, skips
-                break
-    if best < 0:
-        # No succeeding attempt within reach: start the first idle worker anyway.
-        best = next(a for a in range(len(spec.agents)) if a not in taken and episode.agent_status[a] == IDLE)
-        best_skips = 0
-    return best, best_skips
