@@ -3,7 +3,8 @@
 Each dimension is bounded by a relaxation that keeps the seeded outcomes,
 dropouts and speed changes (see :func:`upper_bound`); dimensions that trade
 off are maximised together. The bound reads the tables of :mod:`.problem`
-and never changes a node. A bound that is too low would prune the optimum
+and never changes a node; the values it bounds are scored by the grader's
+own formulas (``formulas.py``). A bound that is too low would prune the optimum
 silently: the brute-force tests check it against exhaustive enumeration, and
 a bound above the score of the replayed plan is only ever reported as such.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import heapq
 import math
 
+from ...server.core.formulas import budget_score, deadline_met, ratio, unit
 from ...server.core.states import COMPLETED, PENDING, RUNNING
 from .node import NEVER, SUCCEEDS, TickNode
 from .problem import TickProblem
@@ -97,9 +99,9 @@ def assemble_bound(problem: TickProblem, node: TickNode, ect: list[int], finish_
         deadline = problem.deadline
         met = 0
         for s in due:
-            if ect[s] <= deadline[s]:
+            if deadline_met(ect[s], deadline[s]):
                 met += 1
-        fixed += w.deadlines * round(met / len(due), 6)
+        fixed += w.deadlines * round(ratio(met, len(due)), 6)
     if w.conflict_handling:
         handled = 0
         for at, tracks in problem.conflicts:
@@ -145,12 +147,12 @@ def assemble_bound(problem: TickProblem, node: TickNode, ect: list[int], finish_
                 for f in steps:
                     open_credit += 1.0 / (step - f)
             future_failures = problem.max_capacity_from[t] * max(0, limit - t)
-            speed = min(1.0, (node.credit + open_credit + future_failures) / (node.failures + future_failures))
+            speed = ratio(node.credit + open_credit + future_failures, node.failures + future_failures)
             gated_fixed.append((w.recovery_speed, speed))
         else:
             gated_fixed.append((w.recovery_speed, 1.0))
     if w.error_classification:
-        gated_fixed.append((w.error_classification, max(0.0, 1.0 - 0.5 * node.repeated)))
+        gated_fixed.append((w.error_classification, unit(1.0 - 0.5 * node.repeated)))
     if w.valid_actions:
         gated_fixed.append((w.valid_actions, 1.0))
 
@@ -187,7 +189,7 @@ def assemble_bound(problem: TickProblem, node: TickNode, ect: list[int], finish_
     if p >= 0:
         wait_from = t if status[p] == COMPLETED else ect[p]
         waits_possible = limit - wait_from if wait_from <= limit else 0
-        patience_free = round(min(1.0, (node.patience_waits + waits_possible) / wanted), 6)
+        patience_free = round(ratio(node.patience_waits + waits_possible, wanted), 6)
     else:
         wait_from = 0
         patience_free = 1.0
@@ -202,13 +204,13 @@ def assemble_bound(problem: TickProblem, node: TickNode, ect: list[int], finish_
                 synth_at = max(last, wait_from + more)
                 if synth_at > limit - 1:
                     break
-                value = w.time_efficiency * round(min(1.0, time_lb / (synth_at + 1)), 6) + w.patience * round(
-                    min(1.0, (node.patience_waits + more) / wanted), 6
+                value = w.time_efficiency * round(ratio(time_lb, synth_at + 1), 6) + w.patience * round(
+                    ratio(node.patience_waits + more, wanted), 6
                 )
                 if value > synth_term:
                     synth_term = value
         elif last <= limit - 1:
-            synth_term = w.time_efficiency * round(min(1.0, time_lb / (last + 1)), 6) + w.patience
+            synth_term = w.time_efficiency * round(ratio(time_lb, last + 1), 6) + w.patience
     no_synth_term = w.patience * patience_free
 
     # Maximise over the number k of subtasks completed at the end, from the most
@@ -221,7 +223,7 @@ def assemble_bound(problem: TickProblem, node: TickNode, ect: list[int], finish_
     best_total = 0.0
     min_cost = problem.min_cost
     for k in range(n_reach, done - 1, -1):
-        gate = min(1.0, k * gate_scale)
+        gate = unit(k * gate_scale)
         ending = max(synth_term, no_synth_term) if k == n else no_synth_term
         base = fixed + w.completion * round(k / n, 6) + ending
         if base + gated_total * gate <= best_total:
@@ -229,15 +231,10 @@ def assemble_bound(problem: TickProblem, node: TickNode, ect: list[int], finish_
         total = base
         spent = prefix[k - done] if extra else sunk
         if w.cost_efficiency:
-            cost_value = 1.0 if spent <= 0 else min(1.0, min_cost / spent)
+            cost_value = ratio(min_cost, spent)
             total += w.cost_efficiency * round(cost_value * gate, 6)
         if w.budget:
-            budget = problem.budget
-            if budget is None or spent <= budget:
-                budget_value = 1.0
-            else:
-                budget_value = max(0.0, 1.0 - 2.0 * (spent - budget) / budget)
-            total += w.budget * round(budget_value * gate, 6)
+            total += w.budget * round(budget_score(spent, problem.budget) * gate, 6)
         for weight, value in gated_fixed:
             total += weight * round(value * gate, 6)
         if total > best_total:
