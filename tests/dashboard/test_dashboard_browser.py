@@ -1,0 +1,409 @@
+"""The dashboard in a real browser: Debian's chromium, headless, driven by Playwright.
+
+The server is the real ``server`` entry point with its web UI on, in a child
+process on 127.0.0.1 and a free port. Each test uses its own browser context
+(its own cookies and storage, so its own Gradio session). Screenshots go to
+``artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.support.server_fixtures import REPO_ROOT, RunningServer, free_port
+from workflow_orchestrator.server.core.policies import make_policy
+
+CHROMIUM = "/usr/bin/chromium"
+# Headless, and nothing that phones home: this machine's network is closed,
+# and the page must not need it.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
+STARTUP_TIMEOUT_S = 120.0
+UI_TIMEOUT_MS = 30_000
+
+
+def spawn_server(log_dir: Path, command: list[str], port: int) -> RunningServer:
+    log_path = log_dir / f"web-server-{port}.log"
+    child_env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOW_ORCHESTRATOR_")}
+    child_env.pop("ENABLE_WEB_INTERFACE", None)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env, cwd=REPO_ROOT)
+    return RunningServer(process, port, log_path)
+
+
+def wait_until_up(server: RunningServer) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/web/", timeout=2.0, trust_env=False).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"the dashboard did not come up within {STARTUP_TIMEOUT_S} s:\n{server.log()}")
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
+    """Both servers, started together (most of their start-up is importing Gradio)."""
+    log_dir = tmp_path_factory.mktemp("web_servers")
+    web_port, hostile_port = free_port(), free_port()
+    started = {
+        # ``server`` with its defaults, which include the dashboard.
+        "web": spawn_server(
+            log_dir,
+            [
+                sys.executable,
+                "-m",
+                "workflow_orchestrator.server.app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(web_port),
+                "--log-level",
+                "warning",
+            ],
+            web_port,
+        ),
+        # A dashboard on a task whose names are HTML.
+        "hostile": spawn_server(
+            log_dir,
+            [sys.executable, str(REPO_ROOT / "tests" / "support" / "dashboard_hostile_server.py"), str(hostile_port)],
+            hostile_port,
+        ),
+    }
+    try:
+        for server in started.values():
+            wait_until_up(server)
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def web_server(servers: dict[str, RunningServer]) -> RunningServer:
+    return servers["web"]
+
+
+@pytest.fixture(scope="module")
+def hostile_server(servers: dict[str, RunningServer]) -> RunningServer:
+    return servers["hostile"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        # launch() gives every run a fresh temporary profile (user-data-dir).
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.set_default_timeout(UI_TIMEOUT_MS)
+    yield ctx
+    ctx.close()
+
+
+# --------------------------------------------------------------------------- page helpers
+
+
+def open_dashboard(ctx: BrowserContext, server: RunningServer) -> Page:
+    page = ctx.new_page()
+    page.goto(f"{server.url}/web/")
+    page.wait_for_selector("#wo-dag svg .wo-node")
+    return page
+
+
+def screenshot(page: Page, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def episode_id(page: Page) -> str:
+    return page.locator("#wo-episode-id").inner_text().strip()
+
+
+def wait_for_step(page: Page, step: int) -> None:
+    page.wait_for_selector(f'#wo-dag svg[data-step="{step}"]')
+
+
+def node_status(page: Page, subtask: str) -> str | None:
+    return page.locator(f'#wo-dag .wo-node[data-subtask="{subtask}"]').get_attribute("data-status")
+
+
+def gantt_bars(page: Page) -> int:
+    return int(page.locator("#wo-gantt svg").get_attribute("data-bars") or -1)
+
+
+def choose(page: Page, dropdown_id: str, option: str) -> None:
+    dropdown = page.locator(f"#{dropdown_id}")
+    dropdown.locator("input").click()
+    dropdown.get_by_role("option", name=option, exact=True).click()
+    expect(dropdown.get_by_role("option")).to_have_count(0)
+
+
+def dropdown_options(page: Page, dropdown_id: str) -> list[str]:
+    dropdown = page.locator(f"#{dropdown_id}")
+    dropdown.locator("input").click()
+    options = dropdown.get_by_role("option")
+    options.first.wait_for()
+    # The selected option carries a check mark on a line of its own.
+    names = [text.strip().splitlines()[-1].strip() for text in options.all_inner_texts()]
+    # Close the list and leave the field, or the next click on it would not reopen it cleanly.
+    page.keyboard.press("Escape")
+    page.locator("#wo-status").click()
+    expect(options).to_have_count(0)
+    return names
+
+
+def reset_task(page: Page, label: str, task_id: str) -> None:
+    choose(page, "wo-task", label)
+    page.locator("#wo-reset").click()
+    page.wait_for_function(
+        "id => { const s = document.querySelector('#wo-status .wo-status');"
+        " return s && s.innerText.includes('task ' + id) && s.innerText.includes('step 0'); }",
+        arg=task_id,
+    )
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_the_page_loads_nothing_from_the_network(context: BrowserContext, web_server: RunningServer) -> None:
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(request.url))
+    page = open_dashboard(context, web_server)
+    # Gradio keeps a connection open, so the network never goes idle: give
+    # late requests (fonts, icons) a moment instead.
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(1500)
+    screenshot(page, "01-opened.png")
+    elsewhere = [url for url in requested if not url.startswith((web_server.url, "data:", "blob:"))]
+    assert requested and elsewhere == []
+    # It opened on a running episode of its own, with every panel drawn.
+    assert len(episode_id(page)) >= 8
+    for panel in ("#wo-gantt svg", "#wo-agents .wo-card", "#wo-gauges .wo-gauge", "#wo-hint .wo-hint"):
+        expect(page.locator(panel).first).to_be_visible()
+
+
+def test_a_person_resets_hard_acts_and_sees_the_dag_and_gantt_change(
+    context: BrowserContext, web_server: RunningServer
+) -> None:
+    page = open_dashboard(context, web_server)
+    reset_task(page, "hard — Production Incident Response", "hard")
+    assert node_status(page, "alert_triage") == "ready"
+    assert node_status(page, "root_cause_analysis") == "pending"
+    assert gantt_bars(page) == 0
+    # Deadlines from the start, open.
+    expect(page.locator('#wo-deadlines tr[data-deadline="root_cause_analysis"]')).to_have_attribute(
+        "data-state", "open"
+    )
+
+    # The form starts on the only legal delegation.
+    expect(page.locator("#wo-subtask input")).to_have_value("alert_triage")
+    expect(page.locator("#wo-agent input")).to_have_value("triage_analyst")
+    page.locator("#wo-step").click()
+    wait_for_step(page, 1)
+    assert node_status(page, "alert_triage") == "completed"
+    assert node_status(page, "enrich_logs") == "ready"
+    assert gantt_bars(page) == 1
+    expect(page.locator('#wo-gauges [data-gauge="time"]')).to_contain_text("1 / 22")
+
+    # Choices are the legal ones: both investigators can take enrich_logs, nobody else.
+    assert set(dropdown_options(page, "wo-subtask")) == {
+        "enrich_logs",
+        "check_dashboards",
+        "check_dependencies",
+        "notify_stakeholders",
+        "update_status_page",
+    }
+    choose(page, "wo-subtask", "enrich_logs")
+    expect(page.locator("#wo-agent input")).to_have_value("investigator_alpha")
+    assert dropdown_options(page, "wo-agent") == ["investigator_alpha", "investigator_beta"]
+
+    # A dispatch of two in one step.
+    page.locator("#wo-kind label", has_text="dispatch").click()
+    page.locator("#wo-dispatch label", has_text="enrich_logs → investigator_beta").click()
+    page.locator("#wo-dispatch label", has_text="check_dashboards → monitor").click()
+    page.locator("#wo-step").click()
+    wait_for_step(page, 2)
+    assert node_status(page, "check_dashboards") == "completed"
+    assert node_status(page, "enrich_logs") == "in_progress"
+    assert gantt_bars(page) == 3
+    expect(page.locator('#wo-gantt .wo-bar[data-subtask="enrich_logs"]')).to_have_attribute("data-outcome", "running")
+    expect(page.locator('#wo-agents .wo-card[data-agent="investigator_beta"]')).to_have_attribute(
+        "data-status", "working"
+    )
+    expect(page.locator("#wo-rewards svg")).to_have_attribute("data-steps", "2")
+    expect(page.locator("#wo-history")).to_contain_text(
+        "dispatch enrich_logs→investigator_beta, check_dashboards→monitor"
+    )
+    page.get_by_role("tab", name="Event log").click()
+    expect(page.locator("#wo-events")).to_contain_text("delegated")
+    screenshot(page, "02-hard-after-two-steps.png")
+
+
+def test_a_policy_finishes_the_episode_and_the_grade_appears(
+    context: BrowserContext, web_server: RunningServer
+) -> None:
+    page = open_dashboard(context, web_server)
+    reset_task(page, "hard — Production Incident Response", "hard")
+    choose(page, "wo-policy", "heuristic")
+    page.locator("#wo-policy-step").click()
+    wait_for_step(page, 1)
+    page.locator("#wo-play").click()
+    page.wait_for_selector("#wo-score")
+    expect(page.locator("#wo-status .wo-status")).to_have_attribute("data-done", "true")
+    shown = float(page.locator("#wo-score").inner_text())
+    graded = httpx.post(f"{web_server.url}/grader", json={"episode_id": episode_id(page)}, trust_env=False).json()
+    assert shown == pytest.approx(graded["score"], abs=5e-4)
+    rows = page.locator("#wo-grade tr[data-dimension]")
+    assert rows.count() == len(graded["breakdown"])
+    met = page.locator('#wo-deadlines tr[data-state="met"]').count()
+    assert met == graded["counts"]["deadlines_met"]
+    if graded.get("normalized_score") is not None:
+        expect(page.locator("#wo-normalized-score")).to_be_visible()
+    expect(page.locator("#wo-hint")).to_contain_text("The episode is over.")
+    screenshot(page, "03-hard-finished-with-grade.png")
+
+
+def test_a_finished_episode_replays_by_its_id(context: BrowserContext, web_server: RunningServer) -> None:
+    # Played over plain HTTP, as a curl user would, then watched in the browser.
+    with httpx.Client(base_url=web_server.url, timeout=30.0, trust_env=False) as client:
+        answer = client.post("/reset", json={"task_id": "medium", "seed": 4}).json()
+        played = answer["observation"]["episode_id"]
+        policy = make_policy("heuristic", seed=4)
+        steps = 0
+        while not answer["done"]:
+            answer = client.post(
+                "/step", json={"episode_id": played, "action": policy.act(answer["observation"])}
+            ).json()
+            steps += 1
+    page = open_dashboard(context, web_server)
+    page.locator("#wo-replay-panel").get_by_text("Replay a finished episode").click()
+    page.locator("#wo-replay-id textarea, #wo-replay-id input").first.fill(played)
+    page.locator("#wo-replay-load").click()
+    status = page.locator("#wo-status .wo-status")
+    expect(status).to_have_attribute("data-mode", "replay")
+    expect(status).to_contain_text(f"step 0 of {steps}")
+    expect(page.locator("#wo-notice")).to_contain_text("reproduces the stored event log exactly")
+    assert gantt_bars(page) == 0
+    page.locator("#wo-replay-forward").click()
+    expect(status).to_contain_text(f"step 1 of {steps}")
+    assert node_status(page, "checkout_code") == "completed"
+    page.locator("#wo-replay-play").click()
+    expect(status).to_contain_text(f"step {steps} of {steps}", timeout=UI_TIMEOUT_MS + steps * 1000)
+    page.wait_for_selector("#wo-score")
+    screenshot(page, "04-medium-replayed-from-http.png")
+    # The form does not act on a replay.
+    page.locator("#wo-step").click()
+    expect(page.locator("#wo-notice")).to_contain_text("watching a replay")
+    page.locator("#wo-replay-leave").click()
+    expect(status).to_have_attribute("data-mode", "live")
+
+
+def test_a_generated_task_is_picked_by_family_preset_and_seed(
+    context: BrowserContext, web_server: RunningServer
+) -> None:
+    page = open_dashboard(context, web_server)
+    choose(page, "wo-task", "arena (generated)")
+    expect(page.locator("#wo-preset")).to_be_visible()
+    choose(page, "wo-preset", "hard")
+    page.locator("#wo-seed input").fill("11")
+    page.locator("#wo-reset").click()
+    status = page.locator("#wo-status .wo-status")
+    expect(status).to_contain_text("task arena/hard · seed 11")
+    expected = httpx.get(f"{web_server.url}/state", params={"episode_id": episode_id(page)}, trust_env=False).json()[
+        "observation"
+    ]["subtask_count"]
+    assert page.locator("#wo-dag .wo-node").count() == expected
+    page.locator("#wo-policy-step").click()
+    wait_for_step(page, 1)
+    assert gantt_bars(page) >= 1
+    screenshot(page, "07-arena-hard.png")
+
+
+def test_two_browsers_see_two_episodes(browser: Browser, web_server: RunningServer) -> None:
+    first = browser.new_context(viewport={"width": 1400, "height": 1000})
+    second = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        alice = open_dashboard(first, web_server)
+        bob = open_dashboard(second, web_server)
+        reset_task(alice, "easy — Feature Development Sprint", "easy")
+        reset_task(bob, "expert — Life OS Daily Orchestration", "expert")
+        assert episode_id(alice) != episode_id(bob)
+        for step in (1, 2, 3):
+            alice.locator("#wo-policy-step").click()
+            wait_for_step(alice, step)
+        bob.locator("#wo-step").click()
+        wait_for_step(bob, 1)
+        # Each page shows its own episode only, and the server agrees.
+        expect(bob.locator("#wo-status .wo-status")).to_contain_text("task expert")
+        assert node_status(alice, "technical_design") == "completed"
+        assert bob.locator('#wo-dag .wo-node[data-subtask="technical_design"]').count() == 0
+        with httpx.Client(base_url=web_server.url, trust_env=False) as client:
+            assert client.get("/state", params={"episode_id": episode_id(alice)}).json()["step_count"] == 3
+            assert client.get("/state", params={"episode_id": episode_id(bob)}).json()["step_count"] == 1
+        # A reload is a new session: it does not take over the other browser's episode.
+        bob.reload()
+        bob.wait_for_selector("#wo-dag svg .wo-node")
+        assert episode_id(bob) != episode_id(alice)
+        screenshot(alice, "05-two-browsers-first.png")
+        screenshot(bob, "05-two-browsers-second.png")
+    finally:
+        first.close()
+        second.close()
+
+
+def test_names_made_of_html_show_as_text(context: BrowserContext, hostile_server: RunningServer) -> None:
+    dialogs: list[str] = []
+    context.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page = open_dashboard(context, hostile_server)
+    page.locator("#wo-step").click()
+    wait_for_step(page, 1)
+    page.locator("#wo-step").click()
+    wait_for_step(page, 2)
+    expect(page.locator("#wo-history")).to_contain_text("<b>bold</b>${7*7}{{value}}")
+    page.get_by_role("tab", name="Event log").click()
+    expect(page.locator("#wo-events")).to_contain_text("<script>window.__pwned=1</script>")
+    expect(page.locator("#wo-dag")).to_contain_text("<script>window.__pw")
+    expect(page.locator("#wo-agents")).to_contain_text('<img src=x onerror="window.__pwned=2">')
+    expect(page.locator("#wo-deadlines")).to_contain_text("<b>bold</b>${7*7}{{value}}")
+    screenshot(page, "06-html-names-as-text.png")
+    assert page.evaluate("window.__pwned") is None
+    assert dialogs == []
+    # No element was made from a name: the only <b>, <u> and <i> are the dashboard's own.
+    for tag, text in (("b", "bold"), ("u", "under"), ("i", "title")):
+        assert page.locator(f"{tag}:text-is('{text}')").count() == 0
+    assert page.locator("img[src=x]").count() == 0
+    assert "49" not in page.locator("#wo-deadlines").inner_text()

@@ -1,0 +1,470 @@
+"""The dashboard without a browser: its pictures, its action form, its sessions and replays."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+from tests.support.tasks import SCENARIOS, act, registry_of, tiny_task
+from workflow_orchestrator.server.core import AgentSpec, SubtaskSpec
+from workflow_orchestrator.server.dashboard import views
+from workflow_orchestrator.server.dashboard.session import (
+    DashboardController,
+    DashboardSession,
+    FormError,
+    action_menu,
+    build_action,
+    pair_value,
+    task_options,
+)
+from workflow_orchestrator.server.environment import EpisodeStore, StoreLimits
+from workflow_orchestrator.server.inprocess import WorkflowEnv
+from workflow_orchestrator.server.tasks import default_registry
+
+HOSTILE_SUBTASK = "<script>window.__pwned=1</script>"
+HOSTILE_AGENT = '<img src=x onerror="window.__pwned=2">'
+
+
+def hostile_task() -> Any:
+    return tiny_task(
+        task_id="hostile",
+        title="<i>title</i>",
+        subtasks=(
+            SubtaskSpec(HOSTILE_SUBTASK, "alpha"),
+            SubtaskSpec("b&<b>bold</b>", "beta", (HOSTILE_SUBTASK,), deadline=4),
+            SubtaskSpec("c", "gamma", (HOSTILE_SUBTASK,)),
+        ),
+        agents=(
+            AgentSpec(HOSTILE_AGENT, frozenset({"alpha"}), speed=1, cost=1.0),
+            AgentSpec("pair", frozenset({"beta", "gamma"}), speed=1, cost=2.0, never_succeeds=frozenset({"gamma"})),
+            AgentSpec("flaky", frozenset({"gamma"}), speed=2, cost=1.0),
+        ),
+        patience=None,
+    )
+
+
+def controller_for(*tasks: Any) -> DashboardController:
+    registry = registry_of(*tasks) if tasks else default_registry()
+    return DashboardController(EpisodeStore(registry, StoreLimits()))
+
+
+# --------------------------------------------------------------------------- escaping
+
+
+def test_every_picture_draws_hostile_names_as_text() -> None:
+    env = WorkflowEnv(registry=registry_of(hostile_task()))
+    env.reset("hostile")
+    env.step(act("delegate", HOSTILE_SUBTASK, HOSTILE_AGENT))
+    observation = env.step(act("delegate", "c", "pair"))  # pair never completes gamma: a failure is logged
+    records = env.episode.log.records
+    statuses = views.deadline_statuses(observation, records)
+    pages = {
+        "dag": views.dag_svg(observation, statuses),
+        "gantt": views.gantt_svg(observation, records, statuses),
+        "agents": views.agent_cards_html(observation, records),
+        "deadlines": views.deadlines_html(statuses),
+        "status": views.status_html(observation, "<id>", "live"),
+        "hint": views.hint_html(
+            {**observation, "errors": [{"code": "<x>", "message": f"no agent {HOSTILE_AGENT}"}]}, notice="<notice>"
+        ),
+    }
+    for name, markup in pages.items():
+        assert "<script" not in markup, name
+        assert "<img" not in markup, name
+        assert "<b>bold" not in markup, name
+    assert "&lt;script&gt;" in pages["dag"]
+    assert "&lt;img src=x onerror=&quot;" in pages["agents"]
+    assert "&lt;img" in pages["gantt"] and "&lt;script&gt;" in pages["gantt"]
+    assert "b&amp;&lt;b&gt;bold" in pages["deadlines"]
+    assert "no agent &lt;img" in pages["hint"] and "&lt;notice&gt;" in pages["hint"]
+
+
+# --------------------------------------------------------------------------- deadlines
+
+
+def test_a_deadline_met_on_its_last_tick_is_met() -> None:
+    env = WorkflowEnv(registry=registry_of(tiny_task()))
+    env.reset("tiny")
+    env.step(act("delegate", "a", "solo"))  # a done at t=1
+    env.step(act("wait"))
+    env.step(act("wait"))
+    observation = env.step(act("delegate", "b", "pair"))  # b done at t=4, its deadline
+    b = next(s for s in observation["subtasks"] if s["id"] == "b")
+    assert b["completed_at"] == 4
+    [status] = views.deadline_statuses(observation, env.episode.log.records)
+    assert (status.state, status.completed_at) == ("met", 4)
+    assert 'data-state="met"' in views.deadlines_html([status])
+
+
+def test_a_late_deadline_is_missed_and_an_open_one_counts_down() -> None:
+    env = WorkflowEnv(registry=registry_of(tiny_task()))
+    observation = env.reset("tiny")
+    [status] = views.deadline_statuses(observation, [])
+    assert (status.state, status.due_in) == ("open", 4)
+    env.step(act("delegate", "a", "solo"))
+    for _ in range(4):
+        observation = env.step(act("wait"))
+    [status] = views.deadline_statuses(observation, env.episode.log.records)
+    assert status.state == "missed" and status.completed_at is None
+    observation = env.step(act("delegate", "b", "pair"))
+    [status] = views.deadline_statuses(observation, env.episode.log.records)
+    assert (status.state, status.completed_at) == ("missed", 6)
+
+
+def test_an_episode_that_ends_before_the_deadline_without_the_work_missed_it() -> None:
+    observation = {"time_used": 2, "done": True, "subtasks": [{"id": "x", "deadline": 9, "completed_at": None}]}
+    [status] = views.deadline_statuses(observation, [])
+    assert status.state == "missed"
+
+
+# --------------------------------------------------------------------------- Gantt and DAG
+
+
+def test_schedule_bars_follow_the_event_log() -> None:
+    records = [
+        {"kind": "delegated", "t": 0, "step": 1, "subtask": "a", "agent": "x", "duration": 1},
+        {"kind": "completed", "t": 1, "step": 1, "subtask": "a", "agent": "x", "cost": 1.0},
+        {"kind": "delegated", "t": 1, "step": 2, "subtask": "b", "agent": "y", "duration": 3},
+        {
+            "kind": "failed",
+            "t": 2,
+            "step": 2,
+            "subtask": "b",
+            "agent": "y",
+            "failure": "permanent",
+            "cause": "outcome",
+            "cost": 1.0,
+        },
+        {"kind": "delegated", "t": 2, "step": 3, "subtask": "b", "agent": "z", "duration": 4},
+        {"kind": "agent_offline", "t": 3, "step": 3, "agent": "x"},
+    ]
+    bars, offline = views.schedule_bars(records, now=4)
+    assert [(b.subtask, b.agent, b.start, b.end, b.outcome) for b in bars] == [
+        ("a", "x", 0, 1, "completed"),
+        ("b", "y", 1, 2, "failed"),
+        ("b", "z", 2, 4, "running"),
+    ]
+    assert bars[1].detail.startswith("permanent") and bars[2].planned_end == 6
+    assert offline == [("x", 3, None)]
+    observation = {"agents": [{"name": n} for n in "xyz"], "time_used": 4, "time_limit": 10}
+    svg = views.gantt_svg(observation, records)
+    assert svg.count('class="wo-bar"') == 3 and 'data-outcome="failed"' in svg
+    assert 'class="wo-offline" data-agent="x"' in svg
+
+
+@pytest.mark.parametrize("task_id", SCENARIOS)
+def test_the_dag_layout_puts_every_subtask_after_its_dependencies(task_id: str) -> None:
+    observation = WorkflowEnv().reset(task_id)
+    positions = views.dag_positions(views.workflow_shape(observation["subtasks"]))
+    assert set(positions) == {s["id"] for s in observation["subtasks"]}
+    for subtask in observation["subtasks"]:
+        for dep in subtask["depends_on"]:
+            assert positions[dep][0] < positions[subtask["id"]][0]
+    occupied = [(layer, round(y, 6)) for layer, y in positions.values()]
+    assert len(set(occupied)) == len(occupied), "two subtasks drawn on top of each other"
+    svg = views.dag_svg(observation)
+    assert svg.count('class="wo-node"') == len(observation["subtasks"])
+    edges = sum(len(s["depends_on"]) for s in observation["subtasks"])
+    assert svg.count("marker-end=") == edges
+
+
+def test_the_dag_recolours_as_the_episode_moves() -> None:
+    env = WorkflowEnv()
+    before = views.dag_svg(env.reset("easy"))
+    after = views.dag_svg(env.step(act("delegate", "technical_design", "tech_lead")))
+    assert 'data-subtask="technical_design" data-status="ready"' in before
+    assert 'data-subtask="technical_design" data-status="completed"' in after
+    assert 'data-subtask="implement_backend" data-status="ready"' in after
+
+
+@pytest.mark.parametrize("task_id", default_registry().task_ids())
+def test_every_task_draws_at_every_step_of_a_played_episode(task_id: str) -> None:
+    controller = controller_for()
+    session = DashboardSession()
+    option_key, _, preset = task_id.partition("/")
+    snapshot = controller.start(session, option_key, preset or None, 5, None)
+    assert snapshot.mode == "live", snapshot.notice
+    while True:
+        observation = snapshot.observation
+        statuses = views.deadline_statuses(observation, snapshot.records)
+        dag = views.dag_svg(observation, statuses)
+        assert dag.count('class="wo-node"') == observation["subtask_count"]
+        gantt = views.gantt_svg(observation, snapshot.records, statuses)
+        assert gantt.count('class="wo-bar"') == int(re.search(r'data-bars="(\d+)"', gantt).group(1))
+        views.agent_cards_html(observation, snapshot.records)
+        views.gauges_html(observation)
+        views.reward_svg(snapshot.rewards)
+        if controller.is_finished(session):
+            break
+        snapshot = controller.policy_step(session, "heuristic")
+    assert snapshot.grade is not None
+    assert 'id="wo-score"' in views.grade_html(snapshot.grade)
+
+
+def test_the_grade_shows_the_normalised_score_when_it_has_one() -> None:
+    grade = {"score": 0.5, "breakdown": {"completion": 0.5}, "weights": {"completion": 1.0}}
+    assert "wo-normalized-score" not in views.grade_html(grade)
+    shown = views.grade_html({**grade, "normalized_score": 0.625})
+    assert 'id="wo-normalized-score">0.625<' in shown
+    assert 'data-dimension="completion"' in shown and ">0.500<" in shown
+
+
+# --------------------------------------------------------------------------- the action form
+
+
+@pytest.mark.parametrize("task_id", SCENARIOS)
+def test_every_form_choice_is_accepted_by_the_environment(task_id: str) -> None:
+    """A random walk that only ever uses what the form offers never gets an error."""
+    rng = random.Random(task_id)
+    env = WorkflowEnv()
+    for seed in range(3):
+        observation = env.reset(task_id, seed=seed)
+        while not observation["done"]:
+            menu = action_menu(observation)
+            assert menu.kinds, "a running episode always offers something"
+            kind = rng.choice(menu.kinds)
+            subtask = rng.choice(menu.subtasks_for(kind)) if menu.subtasks_for(kind) else None
+            agents = menu.agents_for(kind, subtask)
+            agent = rng.choice(agents) if agents else None
+            chosen: list[str] = []
+            if kind == "dispatch":
+                used_s: set[str] = set()
+                used_a: set[str] = set()
+                for _, s, a in rng.sample(menu.pairs, len(menu.pairs)):
+                    if s not in used_s and a not in used_a and len(chosen) < menu.free_slots:
+                        chosen.append(pair_value(s, a))
+                        used_s.add(s)
+                        used_a.add(a)
+            action = build_action(menu, kind, subtask, agent, chosen)
+            observation = env.step(action)
+            assert observation["errors"] == [], (action, observation["errors"])
+
+
+def test_the_form_offers_exactly_the_legal_choices() -> None:
+    env = WorkflowEnv()
+    env.reset("hard")
+    observation = env.step(act("delegate", "alert_triage", "triage_analyst"))
+    menu = action_menu(observation)
+    assert menu.kinds == ("delegate", "dispatch", "wait")
+    assert set(menu.subtasks_for("delegate")) == {
+        "enrich_logs",
+        "check_dashboards",
+        "check_dependencies",
+        "notify_stakeholders",
+        "update_status_page",
+    }
+    assert menu.agents_for("delegate", "enrich_logs") == ("investigator_alpha", "investigator_beta")
+    assert menu.free_slots == 3
+
+
+def test_the_form_refuses_what_the_environment_would_refuse() -> None:
+    env = WorkflowEnv()
+    env.reset("hard")
+    menu = action_menu(env.step(act("delegate", "alert_triage", "triage_analyst")))
+    with pytest.raises(FormError, match="each agent one subtask"):
+        build_action(
+            menu,
+            "dispatch",
+            None,
+            None,
+            [pair_value("enrich_logs", "investigator_beta"), pair_value("check_dashboards", "investigator_beta")],
+        )
+    with pytest.raises(FormError, match="at most 3"):
+        build_action(
+            menu,
+            "dispatch",
+            None,
+            None,
+            [
+                pair_value("enrich_logs", "investigator_beta"),
+                pair_value("check_dashboards", "monitor"),
+                pair_value("notify_stakeholders", "communicator"),
+                pair_value("check_dependencies", "investigator_alpha"),
+            ],
+        )
+    with pytest.raises(FormError, match="no longer possible"):
+        build_action(menu, "dispatch", None, None, [pair_value("alert_triage", "triage_analyst")])
+    with pytest.raises(FormError, match="idle agent"):
+        build_action(menu, "delegate", "enrich_logs", "monitor", None)
+    with pytest.raises(FormError, match="kind"):
+        build_action(menu, "synthesize", None, None, None)
+    assert build_action(menu, "dispatch", None, None, [pair_value("enrich_logs", "investigator_beta")]) == {
+        "action_type": "dispatch",
+        "assignments": [{"subtask_id": "enrich_logs", "agent_name": "investigator_beta"}],
+    }
+
+
+def test_generated_families_become_one_task_with_presets() -> None:
+    options = task_options(
+        [
+            {"task_id": "easy", "title": "Easy one", "parameters": {"canonical_seed": 3}},
+            {"task_id": "arena/easy"},
+            {"task_id": "arena/hard"},
+        ]
+    )
+    assert [(o.key, o.presets, o.generated) for o in options] == [
+        ("easy", (), False),
+        ("arena", ("easy", "hard"), True),
+    ]
+    assert options[0].canonical_seed == 3
+
+
+# --------------------------------------------------------------------------- sessions and replays
+
+
+def test_two_sessions_play_two_episodes() -> None:
+    controller = controller_for()
+    first, second = DashboardSession(), DashboardSession()
+    a = controller.start(first, "easy", None, 5, None)
+    b = controller.start(second, "hard", None, None, None)
+    assert a.episode_id != b.episode_id
+    after = controller.act(first, act("delegate", "technical_design", "tech_lead"))
+    assert after.observation["step_count"] == 1
+    assert controller.snapshot(second).observation["step_count"] == 0
+    assert controller.snapshot(second).observation["task_id"] == "hard"
+    hard = next(t for t in default_registry().list_tasks() if t["task_id"] == "hard")
+    assert b.observation["seed"] == hard["parameters"]["canonical_seed"]  # the task's own seed when none is given
+
+
+def test_a_policy_plays_to_the_end_and_the_grade_is_the_stores() -> None:
+    controller = controller_for()
+    session = DashboardSession(policy_name="heuristic")
+    controller.start(session, "hard", None, 3, None)
+    steps = 0
+    while not controller.is_finished(session):
+        snapshot = controller.policy_step(session, "heuristic")
+        steps += 1
+        assert steps < 100
+    assert snapshot.grade is not None
+    stored = controller.store.get(session.episode_id)
+    assert snapshot.grade["score"] == controller.store.grade(stored)["score"]
+    assert len(snapshot.rewards) == len(snapshot.trace) == steps
+    assert views.history_rows(snapshot.trace, snapshot.rewards)[0][2] == "delegate alert_triage → triage_analyst"
+
+
+def test_a_replay_reproduces_the_episode_step_by_step() -> None:
+    controller = controller_for()
+    player = DashboardSession()
+    controller.start(player, "expert", None, 2, None)
+    live_views = []
+    while not controller.is_finished(player):
+        live_views.append(controller.policy_step(player, "random"))
+    viewer = DashboardSession()
+    loaded = controller.load_replay(viewer, player.episode_id)
+    assert loaded.mode == "replay" and loaded.replay_position == (0, len(live_views))
+    assert "reproduces the stored event log exactly" in loaded.notice
+    for position in (3, len(live_views), 1):  # forwards, to the end, and back
+        replayed = controller.seek(viewer, position)
+        live = live_views[position - 1]
+        assert replayed.observation["subtasks"] == live.observation["subtasks"]
+        assert replayed.records == live.records
+        assert replayed.rewards == live.rewards
+    end = controller.seek(viewer, 10**6)
+    assert end.replay_position == (len(live_views), len(live_views))
+    assert end.grade is not None and end.grade["score"] == live_views[-1].grade["score"]
+    assert controller.leave_replay(viewer).mode == "empty"
+
+
+def test_only_finished_known_episodes_can_be_replayed() -> None:
+    controller = controller_for()
+    session = DashboardSession()
+    controller.start(session, "easy", None, None, None)
+    assert "not finished" in controller.load_replay(DashboardSession(), session.episode_id).notice
+    assert "unknown episode_id" in controller.load_replay(DashboardSession(), "nope").notice
+    assert "Give the id" in controller.load_replay(DashboardSession(), "  ").notice
+
+
+def test_an_evicted_episode_says_so_instead_of_failing() -> None:
+    controller = DashboardController(EpisodeStore(default_registry(), StoreLimits(max_episodes=1)))
+    first, second = DashboardSession(), DashboardSession()
+    controller.start(first, "easy", None, None, None)
+    controller.start(second, "easy", None, None, None)  # the store keeps one: the first is evicted
+    snapshot = controller.act(first, act("wait"))
+    assert snapshot.mode == "empty" and "no longer on the server" in snapshot.notice
+    assert first.episode_id is None
+
+
+def test_bad_reset_parameters_become_a_notice() -> None:
+    controller = controller_for()
+    snapshot = controller.start(DashboardSession(), "easy", None, -4, None)
+    assert snapshot.mode == "empty" and "seed must be between" in snapshot.notice
+
+
+# --------------------------------------------------------------------------- openenv's gradio_builder
+
+
+def test_the_dashboard_plugs_into_openenvs_gradio_builder() -> None:
+    """openenv-core's own web interface accepts the builder and mounts it at /web.
+
+    In a child process: this package's server module keeps openenv's web
+    interface module from being imported, so it is imported first there.
+    """
+    script = textwrap.dedent(
+        """
+        import json
+        from openenv.core.env_server.web_interface import create_web_interface_app
+        from fastapi.testclient import TestClient
+        from workflow_orchestrator.models import WorkflowAction, WorkflowObservation
+        from workflow_orchestrator.server.dashboard import gradio_builder
+        from workflow_orchestrator.server.environment import EpisodeStore, StoreLimits, WorkflowEnvironment
+        from workflow_orchestrator.server.tasks import default_registry
+
+        store = EpisodeStore(default_registry(), StoreLimits())
+        def make_environment():
+            return WorkflowEnvironment(store)
+        app = create_web_interface_app(make_environment, WorkflowAction, WorkflowObservation,
+                                       gradio_builder=gradio_builder(store), show_default_tab=False)
+        with TestClient(app) as client:
+            page = client.get("/web/")
+            config = client.get("/web/config").json()
+        ids = sorted(c.get("props", {}).get("elem_id") or "" for c in config["components"])
+        print(json.dumps({"status": page.status_code, "ids": [i for i in ids if i.startswith("wo-")]}))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 200
+    assert {"wo-dag", "wo-gantt", "wo-step", "wo-reset", "wo-grade"} <= set(answer["ids"])
+
+
+def test_the_theme_names_no_web_font() -> None:
+    from workflow_orchestrator.server.dashboard import dashboard_theme
+
+    theme = dashboard_theme()
+    assert theme._stylesheets == [] and not theme._font_css
+    text = json.dumps(theme.to_dict())
+    # Data URIs (Gradio's checkbox ticks) load nothing; any other url(...) would.
+    assert not re.search(r"url\((?![\\\"']*data:)", text), text
+    assert "googleapis" not in text
+
+
+def test_the_dashboard_is_imported_only_when_the_web_ui_is_on() -> None:
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from workflow_orchestrator.server.app import ServerSettings, build_app
+        off = build_app(ServerSettings(enable_web=False))
+        imported_when_off = [name for name in ("gradio", "workflow_orchestrator.server.dashboard")
+                             if name in sys.modules]
+        on = build_app(ServerSettings(enable_web=True))
+        print(json.dumps({
+            "imported_when_off": imported_when_off,
+            "off_paths": sorted({getattr(r, "path", "") for r in off.router.routes if "web" in getattr(r, "path", "")}),
+            "on_paths": sorted({getattr(r, "path", "") for r in on.router.routes if "web" in getattr(r, "path", "")}),
+        }))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["imported_when_off"] == []
+    assert answer["off_paths"] == []
+    assert "/web" in answer["on_paths"]
