@@ -3,7 +3,7 @@
 The expected results live in ``golden/scenarios.json``. After an intended change
 to the simulation or the grades, regenerate them with
 
-    uv run python tests/test_core_golden.py
+    uv run python -m tests.core.test_core_golden
 
 and review the diff of that file like any other change.
 """
