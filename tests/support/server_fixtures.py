@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_S = 60.0
+STARTUP_TIMEOUT_S = 180.0
 
 
 def free_port() -> int:
