@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 # openenv.core's package __init__ imports openenv's own Gradio web interface
 # eagerly: about 90 MB of resident memory and seconds of start-up in every
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 # imported the module is recorded as absent; openenv.core expects that case
 # and sets create_web_interface_app to None. Nothing changes when openenv.core
 # was imported before this package.
-sys.modules.setdefault("openenv.core.env_server.web_interface", None)
+sys.modules.setdefault("openenv.core.env_server.web_interface", cast(ModuleType, None))
 
 if TYPE_CHECKING:
     from workflow_orchestrator.client import WorkflowClient

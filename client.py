@@ -40,6 +40,9 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
     and safe against a server of the same version.
     """
 
+    # The WebSocket connection, opened by connect() (openenv's EnvClient keeps it here).
+    _ws: Any
+
     def __init__(
         self,
         base_url: str = "http://127.0.0.1:8000",
@@ -77,7 +80,7 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
             raise ConnectionError(f"Failed to connect to {self._ws_url}: {exc}") from exc
         return self
 
-    async def reset(  # type: ignore[override]
+    async def reset(
         self,
         task_id: str | None = None,
         seed: int | None = None,
