@@ -18,6 +18,7 @@ Actions may be :class:`WorkflowAction` or plain dicts of the same fields.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +28,7 @@ import httpx
 from openenv.core.client_types import StepResult
 from openenv.core.env_client import EnvClient
 from websockets.asyncio.client import connect as ws_connect
+from websockets.protocol import State as WsState
 
 from workflow_orchestrator.models import GradeResponse, GradeResult, WorkflowAction, WorkflowObservation, WorkflowState
 
@@ -34,14 +36,17 @@ from workflow_orchestrator.models import GradeResponse, GradeResult, WorkflowAct
 class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowState]):
     """Typed client for the workflow_orchestrator server.
 
-    ``token`` is the server's bearer token, when it has one configured.
+    ``token`` is the server's bearer token, when it has one configured
+    (sent as ``Authorization: Bearer``); ``headers`` are further headers for
+    the WebSocket and the grader, e.g. for a private Hugging Face Space.
     ``validate=False`` skips pydantic validation of observations (they are
     then built with ``model_construct``): faster in a tight training loop,
     and safe against a server of the same version.
     """
 
-    # The WebSocket connection, opened by connect() (openenv's EnvClient keeps it here).
+    # The WebSocket connection and its loop, opened by connect() (openenv's EnvClient keeps them here).
     _ws: Any
+    _ws_loop: Any
 
     def __init__(
         self,
@@ -50,57 +55,86 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
         validate: bool = True,
         connect_timeout_s: float = 10.0,
         message_timeout_s: float = 60.0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
+        merged = dict(headers or {})
+        if token:
+            merged["Authorization"] = f"Bearer {token}"
         super().__init__(
-            base_url, connect_timeout_s=connect_timeout_s, message_timeout_s=message_timeout_s, max_message_size_mb=16.0
+            base_url,
+            connect_timeout_s=connect_timeout_s,
+            message_timeout_s=message_timeout_s,
+            max_message_size_mb=16.0,
+            headers=merged or None,
         )
         self._http_url = _http_url(base_url)
         self._token = token
         self._validate = validate
         self.episode_id: str | None = None
 
-    async def connect(self) -> WorkflowClient:
-        """Open the WebSocket, with the bearer token when one is set."""
+    # openenv 0.10's public methods (connect, reset, step, state, close) are
+    # dispatchers: awaitable in async code, blocking in sync code, and its
+    # ``.sync()`` wrapper calls the ``_..._async`` hooks directly. So the
+    # behaviour lives in the hooks, and the typed public methods dispatch.
+
+    def reset(  # type: ignore[override]
+        self,
+        task_id: str | None = None,
+        seed: int | None = None,
+        worker_count: int | None = None,
+        episode_id: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """Start an episode (the task's canonical seed when ``seed`` is None).
+
+        Further keyword options (e.g. ``reward_mode``) are sent as they are.
+        Awaitable in async code; returns the ``StepResult`` in sync code.
+        """
+        parameters = {"task_id": task_id, "seed": seed, "worker_count": worker_count, "episode_id": episode_id}
+        return self._dispatch(lambda: self._reset_async(**parameters, **options))
+
+    def grade(self) -> Any:
+        """The grade of this client's latest episode, from ``POST /grader``."""
+        return self._dispatch(self._grade_async)
+
+    async def _connect_async(self) -> WorkflowClient:
+        """Open the WebSocket (with the configured headers, e.g. the bearer token)."""
         if self._ws is not None:
-            return self
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
+            if self._ws.state not in (WsState.CLOSING, WsState.CLOSED) and self._ws_loop is asyncio.get_running_loop():
+                return self
+            # Closed by the far end, or opened on another event loop (one
+            # that ``.sync()`` no longer runs): it cannot be reused.
+            self._ws = None
+            self._ws_loop = None
+        assert self._ws_url is not None
         try:
             self._ws = await ws_connect(
                 self._ws_url,
                 open_timeout=self._connect_timeout,
                 max_size=self._max_message_size,
-                additional_headers=headers,
+                additional_headers=self._headers,
                 # Observations are a few kB; compressing them costs more
                 # time than it saves on any but slow links.
                 compression=None,
                 # A proxy from the environment must not capture loopback traffic.
                 proxy=None if _is_loopback(self._ws_url) else True,
             )
+            self._ws_loop = asyncio.get_running_loop()
         except Exception as exc:
             raise ConnectionError(f"Failed to connect to {self._ws_url}: {exc}") from exc
         return self
 
-    async def reset(
-        self,
-        task_id: str | None = None,
-        seed: int | None = None,
-        worker_count: int | None = None,
-        episode_id: str | None = None,
-    ) -> StepResult[WorkflowObservation]:
-        """Start an episode (the task's canonical seed when ``seed`` is None)."""
-        parameters = {"task_id": task_id, "seed": seed, "worker_count": worker_count, "episode_id": episode_id}
-        result = await super().reset(**{name: value for name, value in parameters.items() if value is not None})
+    async def _reset_async(self, **kwargs: Any) -> StepResult[WorkflowObservation]:
+        result = await super()._reset_async(**{name: value for name, value in kwargs.items() if value is not None})
         self.episode_id = result.observation.episode_id
         return result
 
-    async def grade(self) -> GradeResponse:
-        """The grade of this client's latest episode, from ``POST /grader``."""
+    async def _grade_async(self) -> GradeResponse:
         if self.episode_id is None:
             raise RuntimeError("no episode yet: call reset() first")
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         async with httpx.AsyncClient(
             base_url=self._http_url,
-            headers=headers,
+            headers=self._headers or {},
             timeout=self._message_timeout,
             trust_env=not _is_loopback(self._http_url),
         ) as http:

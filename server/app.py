@@ -73,8 +73,16 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     from workflow_orchestrator.server.environment import EpisodeStore, StoreLimits, WorkflowEnvironment
     from workflow_orchestrator.server.http.middleware import BearerTokenMiddleware, BodySizeLimitMiddleware
     from workflow_orchestrator.server.http.responses import install_error_handlers
-    from workflow_orchestrator.server.http.routes import REPLACED_PATHS, VERSION, add_episode_routes, build_metadata
+    from workflow_orchestrator.server.http.routes import (
+        ENV_NAME,
+        REPLACED_PATHS,
+        VERSION,
+        add_episode_routes,
+        build_metadata,
+    )
     from workflow_orchestrator.server.http.sessions import SessionEndpoint, install_housekeeping
+    from workflow_orchestrator.server.http.taskroutes import add_task_routes
+    from workflow_orchestrator.server.taskapi import TaskCatalogue
     from workflow_orchestrator.server.tasks import default_registry
 
     settings = settings or ServerSettings()
@@ -108,6 +116,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     # A raw ASGI endpoint (not a FastAPI route): no dependency injection per connection.
     app.router.routes.append(WebSocketRoute("/ws", sessions))
     add_episode_routes(app, store, metadata)
+    add_task_routes(app, TaskCatalogue(registry), ENV_NAME)
     install_error_handlers(app)
     install_housekeeping(app, store, sessions, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -30,6 +30,7 @@ from openenv.core.env_server.types import EnvironmentMetadata
 
 from workflow_orchestrator.models import GradeResult, WorkflowAction, WorkflowObservation, WorkflowState
 from workflow_orchestrator.server.inprocess import WorkflowEnv
+from workflow_orchestrator.server.taskapi import TaskCatalogue
 from workflow_orchestrator.server.tasks import TaskRegistry, UnknownTaskError
 
 
@@ -317,6 +318,26 @@ class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, Workf
 
     def close(self) -> None:
         self._release()
+
+    # ---------------------------------------------------------------- openenv's task API
+
+    def list_splits(self) -> list[dict[str, Any]]:
+        return self._catalogue().splits()
+
+    def list_tasks(self, split: str) -> list[dict[str, Any]]:
+        return self._catalogue().preview(split)
+
+    def num_tasks(self, split: str) -> int:
+        return self._catalogue().size(split)
+
+    def get_task(self, split: str, index: int) -> dict[str, Any]:
+        return self._catalogue().task(split, index)
+
+    def get_task_range(self, split: str, start: int | None = None, stop: int | None = None) -> list[dict[str, Any]]:
+        return self._catalogue().task_range(split, start, stop)
+
+    def _catalogue(self) -> TaskCatalogue:
+        return TaskCatalogue(self._store.registry)
 
     def _release(self) -> None:
         if self._episode is not None:

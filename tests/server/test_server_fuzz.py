@@ -33,6 +33,12 @@ OPERATIONS = [
     ("GET", "/episodes/{episode_id}"),
     ("POST", "/baseline"),
     ("POST", "/mcp"),
+    ("GET", "/list_environments"),
+    ("GET", "/{env_name}/splits"),
+    ("POST", "/{env_name}/tasks"),
+    ("POST", "/{env_name}/num_tasks"),
+    ("POST", "/{env_name}/task"),
+    ("POST", "/{env_name}/task_range"),
 ]
 # Operations that take input, so that there is something to break for negative cases.
 WITH_INPUT = {
@@ -41,6 +47,9 @@ WITH_INPUT = {
     ("GET", "/state"),
     ("POST", "/grader"),
     ("GET", "/episodes/{episode_id}"),
+    ("POST", "/{env_name}/tasks"),
+    ("POST", "/{env_name}/task"),
+    ("POST", "/{env_name}/task_range"),
 }
 CASES = [(method, path, GenerationMode.POSITIVE) for method, path in OPERATIONS] + [
     (method, path, GenerationMode.NEGATIVE) for method, path in OPERATIONS if (method, path) in WITH_INPUT
