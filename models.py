@@ -1,6 +1,6 @@
 """Wire types: what crosses HTTP and WebSocket, validated with pydantic.
 
-The action, observation and state models extend openenv-core's base types so
+The action, observation and state models extend openenv's base types so
 that openenv's clients and schema tooling understand them. The server builds
 each observation once, as plain JSON data from the core, and serialises it
 once; these models describe that data (for ``/schema`` and the OpenAPI

@@ -1,6 +1,6 @@
 """The server's entry: :func:`build_app` puts the app together, :func:`main` runs it.
 
-openenv-core's app creates a fresh environment for every HTTP request, so a
+openenv's app creates a fresh environment for every HTTP request, so a
 plain HTTP client could never play an episode. This server keeps openenv's
 app (``/health``, ``/mcp``, the OpenAPI documents) and replaces the routes
 that need episodes with its own, from the ``server/http`` package:
