@@ -5,7 +5,7 @@ without ``--no-web``), and calls :func:`mount_dashboard`. Three entry points:
 
 * :func:`build_dashboard` ``(store) -> gr.Blocks``: the page itself.
 * :func:`gradio_builder` ``(store)``: the same page as a ``gradio_builder``
-  for openenv-core's ``create_app`` / ``create_web_interface_app``, whose
+  for openenv's ``create_app`` / ``create_web_interface_app``, whose
   signature is ``(web_manager, action_fields, metadata, is_chat_env, title,
   quick_start_md) -> gr.Blocks``. The builder ignores openenv's
   ``web_manager``: that manager holds one environment shared by every
@@ -50,7 +50,7 @@ def dashboard_theme() -> gr.themes.Base:
 
 
 def gradio_builder(store: EpisodeStore) -> GradioBuilder:
-    """A ``gradio_builder`` for openenv-core that builds this dashboard on ``store``."""
+    """A ``gradio_builder`` for openenv that builds this dashboard on ``store``."""
 
     def build(
         web_manager: Any,

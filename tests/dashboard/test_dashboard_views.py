@@ -401,7 +401,7 @@ def test_bad_reset_parameters_become_a_notice() -> None:
 
 
 def test_the_dashboard_plugs_into_openenvs_gradio_builder() -> None:
-    """openenv-core's own web interface accepts the builder and mounts it at /web.
+    """openenv's own web interface accepts the builder and mounts it at /web.
 
     In a child process: this package's server module keeps openenv's web
     interface module from being imported, so it is imported first there.
