@@ -77,7 +77,7 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
     # ``.sync()`` wrapper calls the ``_..._async`` hooks directly. So the
     # behaviour lives in the hooks, and the typed public methods dispatch.
 
-    def reset(  # type: ignore[override]
+    def reset(
         self,
         task_id: str | None = None,
         seed: int | None = None,

@@ -9,6 +9,7 @@ name of the environment factory's class and answer an unknown split with a
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from fastapi import FastAPI, Path
@@ -104,7 +105,7 @@ def add_task_routes(app: FastAPI, catalogue: TaskCatalogue, env_name: str) -> No
         except IndexError as exc:
             raise ApiError(422, "index_out_of_range", str(exc)) from None
 
-    tags = ["Task API"]
+    tags: list[str | Enum] = ["Task API"]
 
     @app.get("/list_environments", response_model=list[str], tags=tags, summary="The environments served here")
     async def list_environments() -> list[str]:
