@@ -71,6 +71,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
 
     from workflow_orchestrator.models import WorkflowAction, WorkflowObservation
     from workflow_orchestrator.server.environment import EpisodeStore, StoreLimits, WorkflowEnvironment
+    from workflow_orchestrator.server.http.classic import ClassicSchemaMiddleware
     from workflow_orchestrator.server.http.middleware import BearerTokenMiddleware, BodySizeLimitMiddleware
     from workflow_orchestrator.server.http.responses import install_error_handlers
     from workflow_orchestrator.server.http.routes import (
@@ -119,6 +120,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     add_task_routes(app, TaskCatalogue(registry), ENV_NAME)
     install_error_handlers(app)
     install_housekeeping(app, store, sessions, settings)
+    app.add_middleware(ClassicSchemaMiddleware, tasks=registry.list_tasks())
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Added last, so it runs first: an unauthorised request is refused before its body is read.
     if settings.api_token:
