@@ -251,7 +251,9 @@ class Runner:
             ) from None
 
     def new_session(self) -> EpisodeSession:
-        return RemoteSession(self.http) if self.http is not None else LocalSession(self.registry)
+        if self.http is not None:
+            return RemoteSession(self.http)
+        return LocalSession(self.registry, self.settings.outcome_secret)
 
     def new_player(self, job: EpisodeJob, observation: Mapping[str, Any]) -> Player:
         seed = int(observation.get("seed") or 0)

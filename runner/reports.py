@@ -144,7 +144,7 @@ def write_json_atomically(path: Path, data: Any) -> None:
 
 
 def results_document(settings: RunSettings, results: Sequence[EpisodeResult], started_at: str) -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "env": ENV_NAME,
         "models": list(dict.fromkeys(r.model for r in results)),
         "started_at": started_at,
@@ -153,6 +153,10 @@ def results_document(settings: RunSettings, results: Sequence[EpisodeResult], st
         "episodes": [r.summary() for r in results],
         "summary": summarize(results),
     }
+    if settings.outcome_secret is not None:
+        # Whoever holds this file can replay the run: inference.py --outcome-secret SECRET.
+        document["outcome_secret"] = settings.outcome_secret
+    return document
 
 
 def write_trajectories(path: Path, results: Sequence[EpisodeResult]) -> None:

@@ -79,6 +79,9 @@ def play_policies(
 
 async def evaluate(settings: RunSettings, stdout: TextIO, stderr: TextIO) -> int:
     started_at = now_iso()
+    if settings.outcome_secret is not None and settings.output is None:
+        # With no results file to hold it, the secret is the only way to replay the run.
+        stderr.write(f"sealed run: reproduce it with --outcome-secret {settings.outcome_secret}\n")
     async with Runner(settings, stdout, stderr) as runner:
         known = await runner.check_environment()
         unknown = [t for t in settings.tasks if t not in known]

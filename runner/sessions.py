@@ -28,8 +28,8 @@ class EpisodeSession(Protocol):
 class LocalSession:
     """One episode in this process."""
 
-    def __init__(self, registry: TaskRegistry | None = None) -> None:
-        self.env = WorkflowEnv(registry)
+    def __init__(self, registry: TaskRegistry | None = None, outcome_secret: str | None = None) -> None:
+        self.env = WorkflowEnv(registry, outcome_secret=outcome_secret)
         self.episode_id: str | None = None
 
     async def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import argparse
 import importlib.util
 import math
 import re
+import secrets
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,9 @@ class RunSettings:
     # searches afresh, as its results say how the plan was made).
     oracle_seconds: float = ORACLE_SECONDS
     shipped_plans: bool = False
+    # Seals the in-process episodes (WorkflowEnv's outcome_secret): fresh per run
+    # with --sealed, given with --outcome-secret to reproduce a sealed run.
+    outcome_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def in_process(
@@ -125,6 +129,8 @@ class RunSettings:
         }
         if self.worker_count is not None:
             out["worker_count"] = self.worker_count
+        if self.outcome_secret is not None:
+            out["sealed"] = True  # the secret itself is recorded in the results file only
         if self.uses_model:
             out.update(
                 api_base_url=self.api_base_url,
@@ -216,6 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", help="seeds: a list and/or ranges, e.g. 0-19 or 1,5,9 (default: each task's canonical seed)"
     )
     what.add_argument("--worker-count", type=int, help="worker count for generated tasks")
+    seal = what.add_mutually_exclusive_group()
+    seal.add_argument(
+        "--sealed",
+        action="store_true",
+        help="seal the episodes with a fresh outcome secret (recorded in the --output file): "
+        "outcomes and hidden facts then cannot be predicted from the seeds. In-process runs only; "
+        "a server seals with its own secret (server --outcome-secret)",
+    )
+    seal.add_argument(
+        "--outcome-secret", metavar="SECRET", help="seal with this secret, e.g. to reproduce a sealed run"
+    )
     how = parser.add_argument_group("how the model is asked")
     how.add_argument(
         "--tool-calls", action="store_true", help="answer through OpenAI tool calling instead of JSON text"
@@ -264,6 +281,10 @@ def redacted_command(argv: Sequence[str]) -> str:
             words[i + 1] = "REDACTED"
         elif word.startswith("--api-key="):
             words[i] = "--api-key=REDACTED"
+        elif word == "--outcome-secret" and i + 1 < len(words):
+            words[i + 1] = "REDACTED"  # recorded beside the results, not in the command
+        elif word.startswith("--outcome-secret="):
+            words[i] = "--outcome-secret=REDACTED"
     return shlex.join(["python", "inference.py", *words])
 
 
@@ -286,6 +307,15 @@ def settings_from(args: argparse.Namespace, argv: Sequence[str], environ: Mappin
         raise UsageError("--update-baseline needs --seeds, so that the recorded figures say what they average")
     seeds: tuple[int | None, ...] = parse_seeds(args.seeds) if args.seeds is not None else (None,)
     env_url = (args.env_url or environ.get("ENV_URL") or "").strip() or None
+    outcome_secret = secrets.token_hex(16) if args.sealed else args.outcome_secret or None
+    if outcome_secret is not None:
+        if env_url:
+            raise UsageError(
+                "--sealed and --outcome-secret seal in-process runs; a server seals every episode with its own "
+                "secret: start it with --outcome-secret or $WORKFLOW_ORCHESTRATOR_OUTCOME_SECRET"
+            )
+        if ORACLE in policies:
+            raise UsageError("the oracle knows unsealed outcomes only: leave it out of a sealed run")
     return RunSettings(
         policies=policies,
         model=model,
@@ -312,4 +342,5 @@ def settings_from(args: argparse.Namespace, argv: Sequence[str], environ: Mappin
         baseline_file=args.baseline_file,
         progress=not args.no_progress,
         command=redacted_command(argv),
+        outcome_secret=outcome_secret,
     )

@@ -89,7 +89,9 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     registry = default_registry()
     store = EpisodeStore(
-        registry, StoreLimits(max_episodes=settings.max_episodes, idle_timeout_s=settings.episode_idle_timeout_s)
+        registry,
+        StoreLimits(max_episodes=settings.max_episodes, idle_timeout_s=settings.episode_idle_timeout_s),
+        outcome_secret=settings.outcome_secret,
     )
     metadata = build_metadata()
     # openenv's create_app() picks between this app and openenv's own Gradio

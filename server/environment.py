@@ -92,8 +92,11 @@ class EpisodeStore:
         registry: TaskRegistry,
         limits: StoreLimits,
         clock: Callable[[], float] = time.monotonic,
+        outcome_secret: str | bytes | None = None,
     ) -> None:
         self.registry = registry
+        # Every episode of the store is sealed by it (WorkflowEnv's outcome_secret).
+        self._outcome_secret = outcome_secret
         self.limits = limits
         self._clock = clock
         self._episodes: OrderedDict[str, StoredEpisode] = OrderedDict()
@@ -124,7 +127,7 @@ class EpisodeStore:
         if episode_id is not None and episode_id in self._episodes:
             raise DuplicateEpisodeError(f"episode_id {episode_id!r} is already in use")
         task_id = task_id or self.default_task_id
-        env = WorkflowEnv(registry=self.registry)
+        env = WorkflowEnv(registry=self.registry, outcome_secret=self._outcome_secret)
         observation = env.reset(task_id=task_id, seed=seed, worker_count=worker_count)
         now = self._clock()
         self.evict(now)

@@ -19,6 +19,7 @@ from typing import Any
 
 from .core.actions import Action
 from .core.families import grade_episode
+from .core.outcomes import outcome_secret as outcome_secret_bytes
 from .tasks import TaskRegistry, default_registry
 
 
@@ -55,10 +56,22 @@ class WorkflowEnv:
     **Seeding**: ``reset(seed=...)`` is the only source of randomness; the
     same task, seed and actions give the same observations, rewards and event
     log in any process. ``seed=None`` plays the task's canonical seed.
+
+    **Sealing**: unsealed, the seed and this package predict every attempt's
+    outcome and every hidden fact (fine for training, not for evaluation).
+    With ``outcome_secret`` (str or bytes), attempt outcomes, scheduled
+    surprises (arena outages, generated dropouts) and generated hidden facts
+    (traps) are keyed by the secret as well as the seed: the same secret and
+    seed give the same episode in any process, and without the secret nothing
+    beyond the declared reliabilities can be predicted. The secret is never
+    part of an observation, the state or the grade; a sealed grade claims no
+    best score (``best_score`` and ``normalized_score`` are ``None``: the
+    shipped best scores are proven on unsealed outcomes).
     """
 
-    def __init__(self, registry: TaskRegistry | None = None) -> None:
+    def __init__(self, registry: TaskRegistry | None = None, outcome_secret: bytes | str | None = None) -> None:
         self.registry = registry if registry is not None else default_registry()
+        self._secret = outcome_secret_bytes(outcome_secret)
         self.episode: Any = None
         # The observation of the current episode's family (a bound method, read once per reset).
         self._observe: Callable[[Any], dict[str, Any]] = _not_started
@@ -66,9 +79,11 @@ class WorkflowEnv:
 
     def reset(self, task_id: str = "easy", seed: int | None = None, worker_count: int | None = None) -> dict[str, Any]:
         """Start an episode; ``seed=None`` gives the task's canonical episode."""
-        resolved = self.registry.resolve(task_id, seed=seed, worker_count=worker_count)
+        resolved = self.registry.resolve(task_id, seed=seed, worker_count=worker_count, secret=self._secret)
         family = resolved.compiled.family
         self.episode = family.new_episode(resolved.compiled, resolved.seed)
+        if self._secret is not None:
+            self.episode.seal(self._secret)
         self._observe = family.observe
         self._observation = family.observe(self.episode)
         return self._observation
@@ -81,6 +96,11 @@ class WorkflowEnv:
             observation["grade"] = grade_episode(episode)
         self._observation = observation
         return observation
+
+    @property
+    def sealed(self) -> bool:
+        """Whether episodes are sealed by an outcome secret."""
+        return self._secret is not None
 
     @property
     def observation(self) -> dict[str, Any]:

@@ -72,6 +72,8 @@ class Episode:
         self.task = task
         self.seed = task.canonical_seed if seed is None else seed
         self.seed_key = episode_key(task.task_id, self.seed)
+        # Sealed: the outcomes are keyed by a secret as well as the seed (see seal()).
+        self.sealed = False
         self.outcomes = compiled.outcomes
         # The limits as plain numbers (no limit: never reached).
         self._time_cap = task.time_limit if task.time_limit is not None else _NEVER
@@ -160,6 +162,15 @@ class Episode:
         if self._heap and self._heap[0][0] <= 0:
             # Events scheduled at the very start (tick 1) happen before the first action.
             self._resolve_until(self.now, self.facts)
+
+    def seal(self, secret: bytes) -> None:
+        """Key this episode's outcome rolls by ``secret`` as well as its seed
+        (outcomes.episode_key); before the first step only. The secret itself
+        is not kept."""
+        if self.step_count:
+            raise RuntimeError("an episode is sealed before its first step")
+        self.seed_key = episode_key(self.task.task_id, self.seed, secret)
+        self.sealed = True
 
     # ------------------------------------------------------------------ queries
 

@@ -33,7 +33,9 @@ best achievable score of that task and seed, when the oracle has proven it;
 (``optimal`` or ``best_found``) and ``best_score_upper_bound`` say what is
 known (all ``None`` when nothing is). The best scores are
 precomputed (``tasks/best_scores.json``) and attached to the compiled task by
-the task registry; grading never runs a solver.
+the task registry; grading never runs a solver. They hold for unsealed seeds
+only: a sealed episode (outcomes keyed by a secret, ``Episode.seal``) is
+graded the same way but claims no best score (all four fields ``None``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from ...vocabulary import GradeDimensionName
 from .dag import able_agents
 from .formulas import budget_score, deadline_met, efficiency, ratio, unit
 from .model import EventKind
-from .outcomes import decide_attempt, episode_key
+from .outcomes import decide_attempt
 
 if TYPE_CHECKING:
     from .episode import Episode
@@ -193,7 +195,8 @@ class BestScore:
 def with_normalized_score(grade: dict[str, Any], episode: Episode) -> dict[str, Any]:
     """Add ``normalized_score`` and what is known of the best score to a grade
     (see the module docstring)."""
-    best = episode.compiled.best_scores.get(episode.seed)
+    # A sealed episode's outcomes are not the ones the best scores were proven on.
+    best = None if getattr(episode, "sealed", False) else episode.compiled.best_scores.get(episode.seed)
     proven = best is not None and best.status == "optimal" and best.score > 0
     grade["normalized_score"] = round(grade["score"] / best.score, 6) if proven else None  # type: ignore[union-attr]
     grade["best_score"] = None if best is None else best.score
@@ -204,18 +207,19 @@ def with_normalized_score(grade: dict[str, Any], episode: Episode) -> dict[str, 
 
 def hindsight(episode: Episode) -> Hindsight:
     cache = episode.compiled.hindsight_by_seed
-    found = cache.get(episode.seed)
+    # By the key of the outcomes: a sealed episode's are not its unsealed seed's.
+    found = cache.get(episode.seed_key)
     if found is None:
         if len(cache) >= 4096:
             cache.clear()
-        found = cache[episode.seed] = _compute_hindsight(episode)
+        found = cache[episode.seed_key] = _compute_hindsight(episode)
     return found
 
 
 def _compute_hindsight(episode: Episode) -> Hindsight:
     task = episode.task
     dag = episode.dag
-    seed_key = episode_key(task.task_id, episode.seed)
+    seed_key = episode.seed_key
     speed_changes = _speed_changes(episode)
     online = _online_windows(episode)
     total_cost = 0.0

@@ -47,7 +47,11 @@ class ObservationTables:
     delegate_choices: Choices
     retry_choices: Choices
     abort_actions: tuple[dict[str, str], ...]
-    # Per subtask: its fastest tail minus its own fastest duration (the rest of
+    # Per subtask: the longest chain of fastest durations from it to the end, over
+    # the agents publicly capable of each subtask (traps included: which agent is
+    # a trap is hidden, so the observation's critical path must not depend on it).
+    public_tail: tuple[int, ...]
+    # Per subtask: its public tail minus its own fastest duration (the rest of
     # the chain after it), for the critical path of running work.
     running_tail: tuple[int, ...]
     # The end of the budget-pressure hint (the budget, formatted once).
@@ -74,6 +78,7 @@ class ObservationTables:
                 for s, subtask in enumerate(spec.subtasks)
             )
 
+        fastest, tail = public_tails(spec, dag, capable)
         return cls(
             template=observation_template(spec, rules),
             initial_subtask_views=tuple(
@@ -84,9 +89,26 @@ class ObservationTables:
             delegate_choices=choices("delegate"),
             retry_choices=choices("retry"),
             abort_actions=tuple({"action_type": "abort", "subtask_id": s.id} for s in spec.subtasks),
-            running_tail=tuple(tail - own for tail, own in zip(dag.tail_length, dag.fastest_duration, strict=True)),
+            public_tail=tail,
+            running_tail=tuple(t - own for t, own in zip(tail, fastest, strict=True)),
             budget_hint_tail=("" if spec.budget is None else f" of {spec.budget:.1f} spent; prefer cheaper agents."),
         )
+
+
+def public_tails(
+    spec: TaskSpec, dag: DagIndex, capable: tuple[tuple[int, ...], ...]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per subtask, its fastest duration over the agents that publicly accept its
+    type, and the longest chain of such durations from it to the end."""
+    agents = spec.agents
+    fastest = tuple(
+        min((agents[a].duration_for(subtask.work) for a in capable[s]), default=dag.fastest_duration[s])
+        for s, subtask in enumerate(spec.subtasks)
+    )
+    tail = [0] * len(fastest)
+    for i in reversed(dag.topological_order):
+        tail[i] = fastest[i] + max((tail[j] for j in dag.successors[i]), default=0)
+    return fastest, tuple(tail)
 
 
 class Views:
@@ -310,13 +332,14 @@ def _scan(episode: Episode, tables: ObservationTables) -> tuple[list[dict[str, A
     agents, up to the free capacity, is also a valid ``dispatch``.
 
     The remaining critical path is the fastest time still needed to finish,
-    along the longest remaining chain. Successors of an unfinished subtask are
+    along the longest remaining chain, by the agents that publicly accept each
+    subtask's type (a hidden trap does not lengthen it). Successors of an unfinished subtask are
     all pending, so their fastest tails are the static ones; only running
     subtasks need their actual time left. A pending subtask never sets the
     maximum, so the frontier is enough: it has an unfinished predecessor whose
     chain through it is longer (a running one has at least one time unit left).
     """
-    tails = episode.dag.tail_length
+    tails = tables.public_tail
     ids = episode.dag.ids
     slack = tables.running_tail
     now = episode.now

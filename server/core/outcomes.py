@@ -7,6 +7,14 @@ give the same outcomes in any process and in any order of evaluation.
 Each name is hashed once (BLAKE2b, cached) to a 64-bit key; an attempt's roll
 mixes the keys of (task, seed), subtask and agent with the attempt number
 through the SplitMix64 finaliser, which is cheap enough for the step loop.
+
+Sealed episodes: with an outcome secret, the episode's key is a keyed hash
+(BLAKE2b with the secret as its key) of (task, seed) instead of a plain one,
+and so is every other hidden draw made for the episode (:func:`sealed_seed`:
+generated traps and dropouts, arena outages). Knowing the seed and this
+package then predicts nothing beyond the declared reliabilities; the same
+secret and seed still give the same episode in any process. Without a secret
+every draw is the unsealed one, bit for bit.
 """
 
 from __future__ import annotations
@@ -30,8 +38,38 @@ def name_key(*parts: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def episode_key(task_id: str, seed: int) -> int:
-    return name_key(task_id, str(seed))
+def outcome_secret(secret: bytes | str | None) -> bytes | None:
+    """The secret as bytes (a string is UTF-8 encoded); None stays None, an empty secret is refused."""
+    if secret is None:
+        return None
+    raw = secret.encode() if isinstance(secret, str) else bytes(secret)
+    if not raw:
+        raise ValueError("an outcome secret must not be empty")
+    return raw
+
+
+def _hash_key(secret: bytes) -> bytes:
+    # BLAKE2b takes a key of up to 64 bytes; a longer secret is hashed down to one.
+    return secret if len(secret) <= 64 else hashlib.blake2b(secret, digest_size=64).digest()
+
+
+def sealed_key(secret: bytes, *parts: str) -> int:
+    """A 64-bit key for names under a secret: a keyed hash, unpredictable without the secret."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8, key=_hash_key(secret)).digest()
+    return int.from_bytes(digest, "big")
+
+
+def sealed_seed(secret: bytes, *parts: str) -> int:
+    """A seed for ``random.Random`` of a hidden draw under a secret (256 bits of a keyed hash)."""
+    digest = hashlib.blake2b("\x1f".join(("draw", *parts)).encode(), digest_size=32, key=_hash_key(secret)).digest()
+    return int.from_bytes(digest, "big")
+
+
+def episode_key(task_id: str, seed: int, secret: bytes | None = None) -> int:
+    """The key of an episode's outcome rolls: of (task, seed), keyed by the secret when there is one."""
+    if secret is None:
+        return name_key(task_id, str(seed))
+    return sealed_key(secret, "outcomes", task_id, str(seed))
 
 
 def pair_key(subtask_key: int, agent_key: int) -> int:

@@ -223,6 +223,14 @@ class Replay:
     position: int = 0
     episode: Episode | None = None
     observation: dict[str, Any] = field(default_factory=dict)
+    # A sealed source's outcome key (not its secret), so that the replay rolls the same outcomes.
+    sealed_key: int | None = None
+
+    def new_episode(self) -> Episode:
+        episode: Episode = new_episode(self.compiled, self.seed)
+        if self.sealed_key is not None:
+            episode.seed_key, episode.sealed = self.sealed_key, True
+        return episode
 
 
 @dataclass(slots=True)
@@ -350,6 +358,8 @@ class DashboardController:
                 session, notice=f"Episode {wanted} has {len(actions)} steps; replays are limited to {MAX_REPLAY_STEPS}."
             )
         replay = Replay(wanted, source.compiled, source.seed, actions, verified=False)
+        if source.sealed:
+            replay.sealed_key = source.seed_key
         replayed = self._replay_to(replay, len(actions))
         replay.verified = replayed.log.digest() == source.log.digest()
         session.replay = replay
@@ -367,7 +377,7 @@ class DashboardController:
         return self.snapshot(session)
 
     def _replay_to(self, replay: Replay, position: int) -> Episode:
-        episode: Episode = new_episode(replay.compiled, replay.seed)
+        episode = replay.new_episode()
         for action in replay.actions[:position]:
             episode.step(action)
         return episode
@@ -377,7 +387,7 @@ class DashboardController:
         # Forward moves continue the replayed episode; backward ones start over
         # (a step is microseconds, and an episode cannot be stepped backwards).
         if replay.episode is None or position < replay.position:
-            replay.episode = new_episode(replay.compiled, replay.seed)
+            replay.episode = replay.new_episode()
             replay.position = 0
         for action in replay.actions[replay.position : position]:
             replay.episode.step(action)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 TOKEN_VARIABLE = "WORKFLOW_ORCHESTRATOR_TOKEN"
+OUTCOME_SECRET_VARIABLE = "WORKFLOW_ORCHESTRATOR_OUTCOME_SECRET"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,9 @@ class ServerSettings:
     episode_idle_timeout_s: float = 900.0
     max_body_bytes: int = 64 * 1024
     api_token: str | None = field(default=None, repr=False)
+    # Seals every episode: attempt outcomes and hidden draws keyed by this secret
+    # as well as the seed (see WorkflowEnv). None: unsealed, predictable from the seed.
+    outcome_secret: str | None = field(default=None, repr=False)
     # permessage-deflate costs more CPU per step than it saves on a fast
     # link; worth turning on only for clients far away.
     ws_compression: bool = False
@@ -43,6 +47,7 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "WORKFLOW_ORCHESTRATOR_EPISODE_IDLE_TIMEOUT": ("episode_idle_timeout_s", float),
     "WORKFLOW_ORCHESTRATOR_MAX_BODY_BYTES": ("max_body_bytes", int),
     TOKEN_VARIABLE: ("api_token", str),
+    OUTCOME_SECRET_VARIABLE: ("outcome_secret", str),
 }
 
 
@@ -113,6 +118,14 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Se
     )
     parser.add_argument(
         "--ws-compression", action="store_true", default=defaults.ws_compression, help="offer permessage-deflate on /ws"
+    )
+    parser.add_argument(
+        "--outcome-secret",
+        default=defaults.outcome_secret,
+        help=(
+            "seal every episode with this secret: outcomes, outages, traps and dropouts keyed by it as well as "
+            f"the seed (evaluations must seal; prefer ${OUTCOME_SECRET_VARIABLE}, which ps does not show)"
+        ),
     )
     parser.add_argument("--access-log", action="store_true", default=defaults.access_log, help="log every request")
     parser.add_argument(

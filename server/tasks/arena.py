@@ -36,6 +36,8 @@ Construction, for a preset and a seed:
 The DAG, durations, priorities and deadline draws depend on ``(preset,
 seed)`` only; outages, the reference schedule, deadlines and the budget also
 on ``worker_count``, so one seed names the same DAG for every worker count.
+Sealed (an outcome secret given), the outages are drawn from a generator
+keyed by the secret as well.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..core.model import AgentSpec, EventKind, ScheduledEvent, SubtaskSpec, TaskSpec, TimeModel
+from ..core.outcomes import sealed_seed
 
 ARENA_PREFIX = "arena"
 WORK_TYPE = "work"
@@ -200,8 +203,11 @@ def reference_schedule(
     return ReferenceSchedule(tuple(finish), max(finish, default=0))
 
 
-def generate_arena(preset: ArenaPreset, seed: int, worker_count: int | None = None) -> TaskSpec:
-    """One arena workflow; the same arguments give the same workflow in any process."""
+def generate_arena(
+    preset: ArenaPreset, seed: int, worker_count: int | None = None, secret: bytes | None = None
+) -> TaskSpec:
+    """One arena workflow; the same arguments give the same workflow in any process.
+    With an outcome ``secret``, the outages are drawn under it (sealed)."""
     workers = check_worker_count(preset.workers if worker_count is None else worker_count)
     # String seeds are hashed with SHA-512 by ``random``: stable across processes.
     rng = random.Random(f"arena:{preset.name}:{seed}")
@@ -235,7 +241,7 @@ def generate_arena(preset: ArenaPreset, seed: int, worker_count: int | None = No
     rng.shuffle(numbers)
     ids = [f"task_{numbers[j]:0{width}d}" for j in range(n)]
 
-    events = _outages(preset, seed, workers, horizon)
+    events = _outages(preset, seed, workers, horizon, secret)
     # Critical path first; equal chains by name, so the order follows from the spec alone.
     by_rank = sorted(range(n), key=lambda j: (-tail[j], ids[j]))
     rank = [0] * n
@@ -305,10 +311,15 @@ def generate_arena(preset: ArenaPreset, seed: int, worker_count: int | None = No
     )
 
 
-def _outages(preset: ArenaPreset, seed: int, workers: int, horizon: int) -> tuple[ScheduledEvent, ...]:
+def _outages(
+    preset: ArenaPreset, seed: int, workers: int, horizon: int, secret: bytes | None = None
+) -> tuple[ScheduledEvent, ...]:
     if preset.outage_rate <= 0 or workers < 2:
         return ()
-    rng = random.Random(f"arena-outages:{preset.name}:{seed}:{workers}")
+    if secret is None:
+        rng = random.Random(f"arena-outages:{preset.name}:{seed}:{workers}")
+    else:
+        rng = random.Random(sealed_seed(secret, "arena-outages", preset.name, str(seed), str(workers)))
     lo, hi = preset.outage_duration_range
     events: list[ScheduledEvent] = []
     t = 1
@@ -355,5 +366,5 @@ class ArenaFamily:
             },
         }
 
-    def build(self, variant: str, seed: int, worker_count: int | None) -> TaskSpec:
-        return generate_arena(self.presets[variant], seed, worker_count)
+    def build(self, variant: str, seed: int, worker_count: int | None, secret: bytes | None = None) -> TaskSpec:
+        return generate_arena(self.presets[variant], seed, worker_count, secret)

@@ -34,6 +34,10 @@ Construction, for a level and a seed:
 7. Budget: the reference cost times the level's budget factor (one decimal,
    rounded up). Time limit: ``ref_end + ceil(time_slack x ref_end)`` where
    ``ref_end`` is the reference schedule's synthesis tick.
+
+Sealed (an outcome secret given): the traps and the dropout (2 and 4) are
+drawn from a generator keyed by the secret and the seed, everything else
+from the seed's own.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..core.model import AgentSpec, EventKind, ScheduledEvent, SubtaskSpec, TaskSpec, TimeModel
+from ..core.outcomes import sealed_seed
 from .arena import EVALUATION_SEEDS, TRAINING_SEEDS  # one seed convention for both families
 
 GENERATED_PREFIX = "generated"
@@ -190,9 +195,16 @@ class _Agent:
     offline_at: int | None  # the time (not the tick) from which it is offline
 
 
-def generate_scenario(level: GeneratedLevel, seed: int) -> TaskSpec:
-    """One scenario-kind workflow; the same arguments give the same task in any process."""
+def generate_scenario(level: GeneratedLevel, seed: int, secret: bytes | None = None) -> TaskSpec:
+    """One scenario-kind workflow; the same arguments give the same task in any process.
+
+    With an outcome ``secret``, the hidden facts (which agent is trapped on
+    which type, who drops out and when) are drawn from a generator keyed by
+    the secret, so the seed alone does not tell them; the public draws stay
+    on the seed's generator.
+    """
     rng = random.Random(f"generated:{level.name}:{seed}")
+    hidden = rng if secret is None else random.Random(sealed_seed(secret, "generated", level.name, str(seed)))
     types = rng.sample(TYPE_VOCABULARY, level.type_count)
     names = rng.sample(AGENT_VOCABULARY, level.agent_count)
     agents = [_draw_agent(rng, name, level) for name in names]
@@ -207,7 +219,7 @@ def generate_scenario(level: GeneratedLevel, seed: int) -> TaskSpec:
     n = rng.randint(*level.subtask_range)
     predecessors = [[i for i in range(j) if rng.random() < level.edge_probability] for j in range(n)]
     kinds = [rng.choice(types) for _ in range(n)]
-    _add_traps(rng, agents, sorted(set(kinds), key=types.index), level.traps)
+    _add_traps(hidden, agents, sorted(set(kinds), key=types.index), level.traps)
     works = [rng.randint(1, 2) for _ in range(n)]
     priorities = [rng.randint(1, 3) for _ in range(n)]
     numbers = list(range(1, n + 1))
@@ -223,7 +235,7 @@ def generate_scenario(level: GeneratedLevel, seed: int) -> TaskSpec:
     critical_path = max(tail)
     events: list[ScheduledEvent] = []
     for _ in range(level.dropouts):
-        dropped = _add_dropout(rng, agents, critical_path)
+        dropped = _add_dropout(hidden, agents, critical_path)
         if dropped is not None:
             # "Offline at tick T" happens at the start of tick T, time T - 1.
             events.append(ScheduledEvent(at=dropped.offline_at + 1, kind=EventKind.OFFLINE, agent=dropped.name))  # type: ignore[operator]
@@ -421,9 +433,9 @@ class GeneratedFamily:
             },
         }
 
-    def build(self, variant: str, seed: int, worker_count: int | None) -> TaskSpec:
+    def build(self, variant: str, seed: int, worker_count: int | None, secret: bytes | None = None) -> TaskSpec:
         if worker_count is not None:
             raise ValueError(
                 f"task '{self.prefix}/{variant}' has named agents; worker_count applies to arena tasks only"
             )
-        return generate_scenario(self.levels[variant], seed)
+        return generate_scenario(self.levels[variant], seed, secret)

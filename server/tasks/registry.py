@@ -7,6 +7,7 @@ prefix, so ``arena/hard`` with a seed and a worker count names one instance.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -48,7 +49,12 @@ class TaskFamily(Protocol):
 
     def describe(self, variant: str) -> dict[str, Any]: ...
 
-    def build(self, variant: str, seed: int, worker_count: int | None) -> TaskSpec: ...
+    def build(self, variant: str, seed: int, worker_count: int | None) -> TaskSpec:
+        """The task of a variant and seed. A family that draws hidden facts
+        (traps, dropouts, outages) also takes ``secret=`` (bytes): keyed by it,
+        those draws are sealed (``core.outcomes.sealed_seed``); it is passed only
+        when there is one."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +80,7 @@ class TaskRegistry:
     def __init__(self) -> None:
         self._scenarios: dict[str, CompiledTask] = {}
         self._families: dict[str, TaskFamily] = {}
-        self._generated: OrderedDict[tuple[str, str, int, int | None], CompiledTask] = OrderedDict()
+        self._generated: OrderedDict[tuple[str, str, int, int | None, bytes | None], CompiledTask] = OrderedDict()
 
     # -------------------------------------------------------------- building
 
@@ -107,8 +113,11 @@ class TaskRegistry:
                 out.append(family.describe(variant))
         return out
 
-    def resolve(self, task_id: str, seed: int | None = None, worker_count: int | None = None) -> ResolvedTask:
-        """The task to play and the seed to play it with.
+    def resolve(
+        self, task_id: str, seed: int | None = None, worker_count: int | None = None, secret: bytes | None = None
+    ) -> ResolvedTask:
+        """The task to play and the seed to play it with; with an outcome
+        ``secret``, a generated task's hidden facts are drawn under it.
 
         Raises :class:`UnknownTaskError`, or ``ValueError`` for parameters
         the task does not accept.
@@ -124,18 +133,26 @@ class TaskRegistry:
         family = self._families.get(prefix)
         if family is None or variant not in family.variants():
             raise UnknownTaskError(task_id, self.task_ids())
-        compiled = self._compile_generated(family, variant, 0 if seed is None else seed, worker_count)
+        compiled = self._compile_generated(family, variant, 0 if seed is None else seed, worker_count, secret)
         return ResolvedTask(compiled, compiled.spec.canonical_seed if seed is None else seed)
 
-    def _compile_generated(self, family: TaskFamily, variant: str, seed: int, worker_count: int | None) -> CompiledTask:
-        """Generated tasks are built once per (task, seed, worker count) and kept in a
+    def _compile_generated(
+        self, family: TaskFamily, variant: str, seed: int, worker_count: int | None, secret: bytes | None = None
+    ) -> CompiledTask:
+        """Generated tasks are built once per (task, seed, worker count, seal) and kept in a
         small LRU cache: evaluation loops replay the same seeds, training rarely does."""
-        key = (family.prefix, variant, seed, worker_count)
+        # The cache is keyed by a digest of the secret, not by the secret itself.
+        seal = None if secret is None else hashlib.blake2b(secret, digest_size=16).digest()
+        key = (family.prefix, variant, seed, worker_count, seal)
         cache = self._generated
         compiled = cache.get(key)
         if compiled is None:
-            spec = family.build(variant, seed, worker_count)
-            compiled = attach_best_scores(compile_task(spec), spec.canonical_seed)
+            if secret is None:
+                spec = family.build(variant, seed, worker_count)
+                compiled = attach_best_scores(compile_task(spec), spec.canonical_seed)
+            else:
+                # Best scores are proven on unsealed tasks: a sealed one has none.
+                compiled = compile_task(family.build(variant, seed, worker_count, secret=secret))  # type: ignore[call-arg]
             cache[key] = compiled
             if len(cache) > GENERATED_CACHE_SIZE:
                 cache.popitem(last=False)

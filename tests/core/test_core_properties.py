@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tests.support.tasks import SCENARIOS, registry_of, tiny_task
 from workflow_orchestrator.server.core.eventlog import FIELDS
+from workflow_orchestrator.server.core.observation import public_tails
 from workflow_orchestrator.server.core.states import COMPLETED, FAILED, READY, RUNNING, WORKING
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 
@@ -95,14 +96,15 @@ def check_invariants(env: WorkflowEnv) -> None:
     observation = env.observation
     assert observation["active_count"] == episode.active_count
     assert observation["completed_count"] == episode.completed_count
-    # The remaining critical path, over every unfinished subtask (pending ones included).
-    dag = episode.dag
+    # The remaining critical path, over every unfinished subtask (pending ones included),
+    # by the agents publicly capable of each (a hidden trap counts as capable).
+    fastest, tail = public_tails(episode.task, episode.dag, episode.compiled.capable)
     longest = 0
     for s, status in enumerate(episode.status):
         if status == RUNNING:
-            longest = max(longest, episode.finish_at[s] - episode.now + dag.tail_length[s] - dag.fastest_duration[s])
+            longest = max(longest, episode.finish_at[s] - episode.now + tail[s] - fastest[s])
         elif status != COMPLETED:
-            longest = max(longest, dag.tail_length[s])
+            longest = max(longest, tail[s])
     assert observation["critical_path_length"] == longest
 
 

@@ -372,6 +372,17 @@ def test_a_replay_reproduces_the_episode_step_by_step() -> None:
     assert controller.leave_replay(viewer).mode == "empty"
 
 
+def test_a_sealed_episode_replays_with_its_own_outcomes() -> None:
+    controller = DashboardController(EpisodeStore(default_registry(), StoreLimits(), outcome_secret="sealed"))
+    player = DashboardSession()
+    controller.start(player, "hard", None, 4, None)
+    while not controller.is_finished(player):
+        last = controller.policy_step(player, "heuristic")
+    viewer = DashboardSession()
+    assert "reproduces the stored event log exactly" in controller.load_replay(viewer, player.episode_id).notice
+    assert controller.seek(viewer, 10**6).records == last.records
+
+
 def test_only_finished_known_episodes_can_be_replayed() -> None:
     controller = controller_for()
     session = DashboardSession()
