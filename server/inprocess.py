@@ -33,7 +33,8 @@ class WorkflowEnv:
     ``budget_remaining``; ``completed_count``/``subtask_count``; the
     ``subtasks`` and ``agents`` views (public facts only: no trap, no
     scheduled event, no seeded outcome); ``legal_actions`` (every single
-    action accepted now); a one-line ``hint``; ``reward`` and
+    action accepted now); a ``hint`` (every situation that applies, most
+    urgent first, ending with one legal action: ``Do: dispatch(a:x,b:y).``); ``reward`` and
     ``reward_breakdown``; ``errors`` of the last action; the remaining
     ``critical_path_length``; the task's ``rules``; ``terminated``,
     ``truncated``, ``done``; and, once done, the ``grade``. A family adds its

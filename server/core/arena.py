@@ -546,7 +546,8 @@ class ArenaFamily(WorkflowFamily):
         return tables, ArenaRewards(tables, dag, spec.reward_table)
 
     def observe(self, episode: Episode) -> dict[str, Any]:
-        observation = workflow_observation(episode)
+        # Workers are interchangeable: the hint's starts name subtasks only, as the arena's dispatch does.
+        observation = workflow_observation(episode, named_agents=False)
         add_arena_views(episode, observation)
         return observation
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .formulas import budget_pressure, deadline_open
-from .states import AGENT_STATUS, COMPLETED, IDLE, READY, RUNNING, SUBTASK_STATUS
+from .states import AGENT_STATUS, COMPLETED, FAILED, IDLE, READY, RUNNING, SUBTASK_STATUS
 
 if TYPE_CHECKING:
     from .dag import DagIndex
@@ -131,9 +131,10 @@ class Views:
         self.changed_agents: set[int] = set()
 
 
-def workflow_observation(episode: Episode) -> dict[str, Any]:
+def workflow_observation(episode: Episode, named_agents: bool = True) -> dict[str, Any]:
     """The observation after the latest step (what every family of workflows of
     named agents shows; a family adds its own views, see ``Family.observe``).
+    ``named_agents=False``: the hint suggests starts without agent names.
 
     Subtask and agent views are rebuilt only when they changed (or, for work in
     progress, when time moved); unchanged views are shared between successive
@@ -166,7 +167,7 @@ def workflow_observation(episode: Episode) -> dict[str, Any]:
     observation["subtasks"] = list(views.subtask_views)
     observation["agents"] = list(views.agent_views)
     observation["legal_actions"] = legal
-    observation["hint"] = build_hint(episode, ready_ids)
+    observation["hint"] = build_hint(episode, ready_ids, named_agents)
     observation["reward"] = episode.last_reward
     observation["reward_breakdown"] = episode.last_breakdown
     observation["errors"] = episode.last_errors
@@ -384,22 +385,49 @@ _WAIT: dict[str, Any] = {"action_type": "wait"}
 _SYNTHESIZE: dict[str, Any] = {"action_type": "synthesize"}
 
 
-def build_hint(episode: Episode, ready: list[str]) -> str:
-    """One line from public information only: failures first, then deadlines,
-    budget, and what is ready."""
+def build_hint(episode: Episode, ready: list[str], named_agents: bool = True) -> str:
+    """What to do now, from public information only.
+
+    Every situation that applies is listed, most urgent first (failures,
+    deadlines, budget, monitoring, ready work), and the hint ends with one
+    action, legal now, that takes every start it suggests together: a
+    ``delegate``/``retry`` or a ``dispatch`` of distinct idle agents within the
+    free capacity, never to an agent that publicly failed that subtask
+    permanently nor, on conflicting tracks, to whoever did a sibling track
+    (``named_agents=False``: starts without agent names, for families whose
+    workers are interchangeable); else ``wait()`` or ``synthesize()``.
+    """
     if episode.terminated or episode.truncated:
         return "The episode is over."
     task = episode.task
-    if episode.failed_set:
-        s = min(episode.failed_set)
+    subtasks = episode.subtasks
+    notes: list[str] = []
+    starts: list[tuple[int, int]] = []  # (subtask, agent) to start together now
+    taken: set[int] = set()
+    free = episode.capacity - episode.active_count
+    status = episode.status
+
+    def start(s: int, fastest: bool) -> str | None:
+        if len(starts) >= free or any(s == t for t, _ in starts):
+            return None
+        a = _hint_agent(episode, s, taken, fastest)
+        if a < 0:
+            return None
+        starts.append((s, a))
+        taken.add(a)
+        return episode.agents[a].name
+
+    for s in sorted(episode.failed_set):
         last = episode.failures[s][-1]
-        spec = episode.subtasks[s]
+        spec = subtasks[s]
+        agent = start(s, False)
         if last["kind"] == "permanent":
-            return (
-                f"{spec.id} failed permanently on {last['agent']}: that agent can never do "
-                f"{spec.type} work; retry it with a different capable agent."
-            )
-        return f"{spec.id} failed ({last['kind']}, {last['cause']}); retry it soon."
+            note = f"{spec.id} failed permanently on {last['agent']}: that agent can never do {spec.type} work"
+            again = "retry it with a different capable agent"
+        else:
+            note = f"{spec.id} failed ({last['kind']}, {last['cause']})"
+            again = "retry it soon"
+        notes.append(f"{note}; {again}" + (f" ({agent})." if agent and named_agents else "."))
     now = episode.now
     # Deadlines are sorted, and the step moved its cursor past those already gone.
     deadlines = episode.deadlines
@@ -407,21 +435,99 @@ def build_hint(episode: Episode, ready: list[str]) -> str:
     while cursor < len(deadlines) and deadlines[cursor][0] - now <= 4:
         deadline, s = deadlines[cursor]
         if deadline_open(episode.completed_at[s], deadline, now):
-            return f"Deadline pressure: {episode.subtasks[s].id} must complete by t={deadline} (now t={now})."
+            notes.append(f"Deadline pressure: {subtasks[s].id} must complete by t={deadline} (now t={now}).")
+            if status[s] == READY:
+                start(s, True)
         cursor += 1
     if budget_pressure(episode.budget_used, task.budget):
-        return f"Budget pressure: {episode.budget_used:.1f}{episode.views.tables.budget_hint_tail}"
-    if episode.completed_count == len(episode.subtasks):
+        notes.append(f"Budget pressure: {episode.budget_used:.1f}{episode.views.tables.budget_hint_tail}")
+    all_done = episode.completed_count == len(subtasks)
+    patience_left = 0
+    if all_done:
         if task.patience and episode.waits_in_patience < task.patience.waits:
-            return "All subtasks are completed; monitoring wants more waits before you synthesize."
-        return "All subtasks are completed: synthesize to finish."
-    free = episode.capacity - episode.active_count
-    if ready and free > 0:
-        return f"Ready: {', '.join(ready[:4])}{' ...' if len(ready) > 4 else ''}; {free} free slot(s)."
+            patience_left = task.patience.waits - episode.waits_in_patience
+            notes.append(
+                f"All subtasks are completed; monitoring wants {patience_left} more wait(s) before you synthesize."
+            )
+        else:
+            notes.append("All subtasks are completed: synthesize to finish.")
+    elif ready and free > len(starts):
+        # Longest public chain ahead first, then by name (``ready`` is in name order).
+        index = episode.dag.index
+        tails = episode.views.tables.public_tail
+        before = len(starts)
+        for subtask_id in sorted(ready, key=lambda r: -tails[index[r]]):
+            start(index[subtask_id], False)
+        if len(starts) > before:
+            chosen = ", ".join(episode.dag.ids[s] for s, _ in starts[before:])
+            left = len(ready) - (len(starts) - before)
+            notes.append(
+                f"Ready to start now: {chosen}; {free} free slot(s)" + (f", {left} more ready." if left else ".")
+            )
+    if starts:
+        return " ".join(notes) + " Do: " + _start_label(episode, starts, named_agents)
+    if all_done:
+        return " ".join(notes) + (" Do: wait()." if patience_left else " Do: synthesize().")
     if episode.active_count:
-        return "Work is in progress; wait for it to finish or start other ready work."
-    pending = len(episode.subtasks) - episode.completed_count - len(episode.frontier)
-    return f"{pending} subtask(s) wait for dependencies."
+        notes.append("Work is in progress; wait for it to finish.")
+    else:
+        pending = len(subtasks) - episode.completed_count - len(episode.frontier)
+        notes.append(
+            f"{pending} subtask(s) wait for dependencies." if pending else "No capable agent is free; wait for one."
+        )
+    if episode.tick_model or episode.has_pending_events:
+        return " ".join(notes) + " Do: wait()."
+    return " ".join(notes)
+
+
+def _hint_agent(episode: Episode, s: int, taken: set[int], fastest: bool) -> int:
+    """An idle agent for a suggested start: capable, not taken by another suggested
+    start, not publicly failed on it permanently, not on a conflicting sibling
+    track; the cheapest (the fastest when ``fastest``), then the first declared."""
+    banned = _conflict_banned(episode, s)
+    best, best_key = -1, None
+    agents = episode.agents
+    speed = episode.agent_speed
+    for a in episode.idle_capable_agents(s):
+        if a in taken or (s, a) in episode.known_permanent or a in banned:
+            continue
+        cost = agents[a].cost * speed[a]
+        key = (speed[a], cost, a) if fastest else (cost, speed[a], a)
+        if best_key is None or key < best_key:
+            best, best_key = a, key
+    return best
+
+
+def _conflict_banned(episode: Episode, s: int) -> set[int]:
+    conflicts = episode.task.conflicts
+    if not conflicts:
+        return set()
+    subtask_id = episode.subtasks[s].id
+    index = episode.dag.index
+    banned: set[int] = set()
+    for conflict in conflicts:
+        if subtask_id in conflict.tracks:
+            for track in conflict.tracks:
+                t = index[track]
+                if t != s:
+                    for a in (
+                        episode.subtask_agent[t] if episode.status[t] == RUNNING else -1,
+                        episode.completed_by[t],
+                    ):
+                        if a >= 0:
+                            banned.add(a)
+    return banned
+
+
+def _start_label(episode: Episode, starts: list[tuple[int, int]], named_agents: bool) -> str:
+    ids = episode.dag.ids
+    if len(starts) == 1 and named_agents:
+        s, a = starts[0]
+        kind = "retry" if episode.status[s] == FAILED else "delegate"
+        return f"{kind}({ids[s]},{episode.agents[a].name})."
+    if named_agents:
+        return "dispatch(" + ",".join(f"{ids[s]}:{episode.agents[a].name}" for s, a in starts) + ")."
+    return "dispatch(" + ",".join(ids[s] for s, _ in starts) + ")."
 
 
 def render_workflow_text(observation: Mapping[str, Any], family_lines: Sequence[str] = ()) -> str:
