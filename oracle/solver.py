@@ -27,8 +27,9 @@ from .tick import TickProblem, TickSearch
 OPTIMAL = "optimal"
 BEST_FOUND = "best_found"
 
-# Policies whose plans seed the search with a first incumbent.
-SEED_POLICIES = ("heuristic", "greedy")
+# Policies whose plans seed the search with a first incumbent (stubborn: the greedy
+# these searches and their shipped results were made with).
+SEED_POLICIES = ("heuristic", "stubborn")
 
 # The search problems of the families that name one (``Family.oracle_problem``): its
 # factory, and how a plan it finds becomes actions (None: it already is). A realised

@@ -2,8 +2,13 @@
 
 ``noop``       always waits.
 ``random``     a seeded uniform choice among the listed legal actions.
-``greedy``     the first ready subtask to the first idle capable agent; after a
-               failure it retries the same agent, whatever the failure said.
+``greedy``     the first ready or failed subtask to the first idle capable agent
+               that has not failed it permanently (a permanent failure is public,
+               so greedy switches agents after one); one start per step, no
+               patience waits.
+``stubborn``   greedy that retries the same agent after any failure, whatever
+               the failure said: a permanent trap on its path stalls it for good
+               (the degenerate policy the trap tests use).
 ``heuristic``  critical path first; the cheapest adequate agent (the fastest when
                a deadline is close); a different agent after a permanent failure;
                different agents on conflicting tracks; several starts in one
@@ -67,6 +72,28 @@ def _all_done(observation: Observation) -> bool:
 
 class GreedyPolicy(Policy):
     name = "greedy"
+
+    def act(self, observation: Observation) -> ActionDict:
+        if _all_done(observation):
+            return dict(SYNTHESIZE)
+        if observation["active_count"] >= observation["capacity"]:
+            return dict(WAIT)
+        agents = observation["agents"]
+        for subtask in observation["subtasks"]:
+            status = subtask["status"]
+            if status != "ready" and status != "failed":
+                continue
+            banned = {f["agent"] for f in subtask["failures"] if f["kind"] == "permanent"}
+            kind_needed = subtask["type"]
+            for agent in agents:
+                if agent["status"] == "idle" and kind_needed in agent["capabilities"] and agent["name"] not in banned:
+                    kind = "retry" if status == "failed" else "delegate"
+                    return {"action_type": kind, "subtask_id": subtask["id"], "agent_name": agent["name"]}
+        return dict(WAIT)
+
+
+class StubbornPolicy(Policy):
+    name = "stubborn"
 
     def act(self, observation: Observation) -> ActionDict:
         if _all_done(observation):
@@ -190,6 +217,7 @@ def _tail_lengths(observation: Observation) -> dict[str, int]:
 POLICIES: dict[str, Callable[[], Policy]] = {
     "noop": NoopPolicy,
     "random": RandomPolicy,
+    "stubborn": StubbornPolicy,
     "greedy": GreedyPolicy,
     "heuristic": HeuristicPolicy,
 }

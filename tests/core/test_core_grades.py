@@ -82,7 +82,7 @@ def test_random_legal_play_stays_at_or_below_half(task_id: str) -> None:
 
 def test_retrying_the_agent_that_can_never_do_it_scores_low_on_hard() -> None:
     env = WorkflowEnv()
-    grades = [run_policy(env, make_policy("greedy"), "hard", seed) for seed in range(20)]
+    grades = [run_policy(env, make_policy("stubborn"), "hard", seed) for seed in range(20)]
     assert all(g["counts"]["repeated_permanent_attempts"] >= 1 for g in grades)
     assert max(g["score"] for g in grades) <= 0.15
 

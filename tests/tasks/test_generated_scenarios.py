@@ -174,7 +174,11 @@ def _mean_score(task_id: str, policy_name: str, seeds: range) -> float:
 def test_generated_hard_separates_the_policies() -> None:
     seeds = EVALUATION_SEEDS[:20]
     noop = _mean_score("generated/hard", "noop", seeds)
+    stubborn = _mean_score("generated/hard", "stubborn", seeds)
     greedy = _mean_score("generated/hard", "greedy", seeds)
     heuristic = _mean_score("generated/hard", "heuristic", seeds)
     assert noop <= 0.02
-    assert greedy < heuristic - 0.2
+    # Retrying a trapped agent stalls; switching agents after a permanent failure
+    # recovers, and the heuristic's order and choice of agents still count.
+    assert stubborn < greedy - 0.1
+    assert greedy < heuristic - 0.1
