@@ -8,7 +8,10 @@
 ``best-scores`` solves the shipped set (the scenarios on seeds 0-19, the arena
 presets on seeds 0-49) with the per-task time budgets, prints each result
 with its solve time and a summary, and with ``--write`` updates
-``tasks/best_scores.json`` (entries of other tasks and seeds are kept).
+``tasks/best_scores.json`` (entries of other tasks and seeds are kept, and so
+is a shipped entry of the same task definition that is proven or better than
+this run's result: it never makes the shipped data worse, and says what it
+kept). A scenario's canonical seed is always among its targets.
 ``--check`` only replays the shipped plans and compares fingerprints.
 """
 
@@ -25,7 +28,15 @@ from ..runner.errors import UsageError
 from ..runner.settings import parse_seeds
 from ..server.tasks import default_registry
 from ..server.tasks.best_scores import load_entries
-from .catalogue import Target, check_entries, compute_entries, default_targets, summary_table, write_entries
+from .catalogue import (
+    Target,
+    check_entries,
+    compute_entries,
+    default_targets,
+    merge_entries,
+    summary_table,
+    write_entries,
+)
 from .demos import export
 from .ladder import DEFAULT_TASKS, LADDER, default_seeds, ladder_means, markdown_ladder
 from .solver import OracleResult, solve
@@ -63,21 +74,28 @@ def command_best_scores(args: argparse.Namespace) -> int:
         wanted = set(_split(args.tasks))
         targets = [t for t in targets if t.task_id in wanted]
         missing = wanted - {t.task_id for t in targets}
-        targets.extend(Target(task_id, 0, 60.0) for task_id in sorted(missing))
+        targets.extend(Target(task_id, registry.resolve(task_id).seed, 60.0) for task_id in sorted(missing))
     if args.seeds:
         seeds = parse_seeds(args.seeds)
         budgets = {t.task_id: t.seconds for t in targets}
-        targets = [Target(task_id, seed, budgets[task_id]) for task_id in budgets for seed in seeds]
+        # A scenario's canonical seed always, besides the seeds asked for.
+        targets = [
+            Target(task_id, seed, budgets[task_id])
+            for task_id in budgets
+            for seed in sorted(set(seeds) | ({registry.resolve(task_id).seed} if "/" not in task_id else set()))
+        ]
     if args.seconds is not None:
         targets = [Target(t.task_id, t.seed, args.seconds) for t in targets]
     entries = compute_entries(targets, registry, progress=_report)
     print()
     print(summary_table(entries))
     if args.write:
-        solved = {(e["task_id"], e["seed"]) for e in entries}
-        kept = [e for e in load_entries() if (e["task_id"], e["seed"]) not in solved]
-        write_entries(kept + entries)
-        print(f"\nwrote {len(kept) + len(entries)} entries")
+        # Never worse than what is shipped: a proven or better entry of the same task stays.
+        merged, notes = merge_entries(load_entries(), entries)
+        for note in notes:
+            print(note)
+        write_entries(merged)
+        print(f"\nwrote {len(merged)} entries ({len(notes)} shipped entries kept over weaker results)")
     return 0
 
 

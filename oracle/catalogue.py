@@ -40,7 +40,7 @@ def default_targets(registry: TaskRegistry | None = None) -> list[Target]:
     registry = registry or default_registry()
     targets: list[Target] = []
     for task_id in registry.task_ids():
-        if task_id in SCENARIO_TASKS:
+        if "/" not in task_id:  # a scenario file, shipped or new
             canonical = registry.resolve(task_id).seed
             seeds = sorted(set(SCENARIO_SEEDS) | {canonical})
             targets.extend(Target(task_id, seed, SCENARIO_SECONDS) for seed in seeds)
@@ -115,6 +115,38 @@ DESCRIPTION = (
     "(status 'optimal' when proven, else 'best_found' with an upper bound), with the "
     "plan that earns it. An entry applies while the task's fingerprint matches."
 )
+
+
+def _rank(entry: dict[str, Any]) -> tuple[bool, float, float]:
+    # Proven beats found; then the higher score; then the tighter bound.
+    return (entry["status"] == OPTIMAL, entry["best_score"], -entry["upper_bound"])
+
+
+def merge_entries(
+    shipped: Sequence[dict[str, Any]], computed: Sequence[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The catalogue after a run: every computed entry, except where the shipped
+    entry of that task and seed is for the same task definition (fingerprint)
+    and at least as good (proven over found, then a higher score, then a tighter
+    bound), which is kept; and every shipped entry of other tasks and seeds.
+    Returns the entries and a line per kept entry saying why."""
+    old = {(e["task_id"], e["seed"]): e for e in shipped}
+    merged: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for entry in computed:
+        key = (entry["task_id"], entry["seed"])
+        previous = old.pop(key, None)
+        if previous is not None and previous["fingerprint"] == entry["fingerprint"]:
+            if _rank(previous) >= _rank(entry):
+                merged.append(previous)
+                if _rank(previous) > _rank(entry):
+                    notes.append(
+                        f"kept {key[0]} seed {key[1]}: shipped {previous['status']} {previous['best_score']:.4f} "
+                        f"over this run's {entry['status']} {entry['best_score']:.4f}"
+                    )
+                continue
+        merged.append(entry)
+    return list(old.values()) + merged, notes
 
 
 def write_entries(entries: Sequence[dict[str, Any]], path: Path = BEST_SCORES_PATH) -> None:
