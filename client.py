@@ -71,6 +71,8 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
         self._token = token
         self._validate = validate
         self.episode_id: str | None = None
+        # The current episode's secret (from the reset answer), sent when grading over HTTP.
+        self.episode_secret: str | None = None
 
     # openenv 0.10's public methods (connect, reset, step, state, close) are
     # dispatchers: awaitable in async code, blocking in sync code, and its
@@ -125,6 +127,7 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
         return self
 
     async def _reset_async(self, **kwargs: Any) -> StepResult[WorkflowObservation]:
+        self.episode_secret = None  # the answer brings the new episode's
         result = await super()._reset_async(**{name: value for name, value in kwargs.items() if value is not None})
         self.episode_id = result.observation.episode_id
         return result
@@ -132,9 +135,12 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
     async def _grade_async(self) -> GradeResponse:
         if self.episode_id is None:
             raise RuntimeError("no episode yet: call reset() first")
+        headers = dict(self._headers or {})
+        if self.episode_secret is not None:
+            headers["X-Episode-Secret"] = self.episode_secret
         async with httpx.AsyncClient(
             base_url=self._http_url,
-            headers=self._headers or {},
+            headers=headers,
             timeout=self._message_timeout,
             trust_env=not _is_loopback(self._http_url),
         ) as http:
@@ -151,6 +157,8 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
         return dict(action)
 
     def _parse_result(self, payload: dict[str, Any]) -> StepResult[WorkflowObservation]:
+        if "episode_secret" in payload:  # a reset's answer
+            self.episode_secret = payload["episode_secret"]
         fields = {**payload.get("observation", {}), "reward": payload.get("reward"), "done": payload.get("done", False)}
         if self._validate:
             observation = WorkflowObservation.model_validate(fields)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Required
 
 from openenv.core.env_server.types import Action, Observation, State
-from pydantic import BaseModel, ConfigDict, Field, with_config
+from pydantic import BaseModel, ConfigDict, Field, field_validator, with_config
 from typing_extensions import TypedDict
 
 from .vocabulary import ActionTypeName
@@ -241,8 +241,17 @@ class ResetRequest(BaseModel):
         min_length=1,
         max_length=MAX_ID_LENGTH,
         pattern=ID_PATTERN,
-        description="Optional name for the new episode; the server makes one up otherwise.",
+        description="Optional name for the new episode; the server makes one up otherwise. A chosen name "
+        "needs the episode_secret on every later request.",
     )
+
+    @field_validator("seed", "worker_count", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        # JSON true is not the number 1, though Python's bool is an int.
+        if isinstance(value, bool):
+            raise ValueError("must be an integer, not true or false")
+        return value
 
 
 class StepRequest(BaseModel):
@@ -255,6 +264,15 @@ class StepRequest(BaseModel):
 
     action: WorkflowAction
     episode_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    expected_step_count: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SEED,
+        strict=True,
+        description="Optional: the step_count of the latest observation. Then the step is applied only if the "
+        "episode is still there, and sending it again (say, after a lost answer) returns the same answer "
+        "instead of stepping twice.",
+    )
 
 
 class GradeRequest(BaseModel):
@@ -278,6 +296,10 @@ class StepResponse(BaseModel):
     observation: WorkflowObservation
     reward: float | None = None
     done: bool = False
+    episode_secret: str | None = Field(
+        default=None,
+        description="In the answer to /reset only: the new episode's secret, for the header X-Episode-Secret.",
+    )
 
 
 class GradeResponse(GradeResult):

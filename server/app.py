@@ -39,7 +39,12 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from workflow_orchestrator.server.http.settings import ServerSettings, parse_settings, settings_from_environment
+from workflow_orchestrator.server.http.settings import (
+    ServerSettings,
+    exposure_warning,
+    parse_settings,
+    settings_from_environment,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ServerSettings",
     "build_app",
+    "exposure_warning",
     "main",
     "mount_dashboard",
     "parse_settings",
@@ -70,6 +76,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     from starlette.routing import WebSocketRoute
 
     from workflow_orchestrator.models import WorkflowAction, WorkflowObservation
+    from workflow_orchestrator.server.archive import Archive, ArchiveLimits
     from workflow_orchestrator.server.environment import EpisodeStore, StoreLimits, WorkflowEnvironment
     from workflow_orchestrator.server.http.classic import ClassicSchemaMiddleware
     from workflow_orchestrator.server.http.middleware import BearerTokenMiddleware, BodySizeLimitMiddleware
@@ -88,9 +95,22 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
 
     settings = settings or ServerSettings()
     registry = default_registry()
+    archive = (
+        Archive(
+            settings.archive_path,
+            ArchiveLimits(max_episodes=settings.archive_max_episodes, max_bytes=settings.archive_max_bytes),
+        )
+        if settings.enable_archive
+        else None
+    )
     store = EpisodeStore(
         registry,
-        StoreLimits(max_episodes=settings.max_episodes, idle_timeout_s=settings.episode_idle_timeout_s),
+        StoreLimits(
+            max_episodes=settings.max_episodes,
+            max_episodes_per_client=settings.max_episodes_per_client,
+            idle_timeout_s=settings.episode_idle_timeout_s,
+        ),
+        archive=archive,
         outcome_secret=settings.outcome_secret,
     )
     metadata = build_metadata()
@@ -154,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """The ``server`` script: ``server [--host H] [--port P] [--no-web] ...``."""
     settings = parse_settings(argv, os.environ)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    exposure = exposure_warning(settings)
+    if exposure is not None:
+        logger.warning(exposure)
     # A first start takes seconds (openenv, FastAPI, Gradio): say what it is doing meanwhile.
     logger.info("loading the server (openenv, FastAPI, uvicorn)...")
     import uvicorn

@@ -35,9 +35,19 @@ from typing import Any, TypeVar
 
 import orjson
 
-__all__ = ["Archive", "ArchiveLimits", "ArchivedEpisode", "DEFAULT_ARCHIVE_PATH"]
+__all__ = [
+    "DEFAULT_ARCHIVE_PATH",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_EPISODES",
+    "Archive",
+    "ArchiveLimits",
+    "ArchivedEpisode",
+]
 
 DEFAULT_ARCHIVE_PATH = "workflow_orchestrator_archive.sqlite3"
+# About the last 10,000 episodes, in at most 512 MiB.
+DEFAULT_MAX_EPISODES = 10_000
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 
 _T = TypeVar("_T")
 
@@ -70,8 +80,8 @@ class ArchiveLimits:
     The defaults keep about the last 10,000 episodes in at most 512 MiB.
     """
 
-    max_episodes: int = 10_000
-    max_bytes: int = 512 * 1024 * 1024
+    max_episodes: int = DEFAULT_MAX_EPISODES
+    max_bytes: int = DEFAULT_MAX_BYTES
     # One episode's trace and event log; a larger one keeps its trace and grade only.
     max_record_bytes: int = 16 * 1024 * 1024
 
@@ -112,7 +122,11 @@ class Archive:
         self._closed = False
         self._lock = threading.Lock()
         # Opened on the archive's thread, which alone uses the connection.
-        self._executor.submit(self._open).result()
+        try:
+            self._executor.submit(self._open).result()
+        except RuntimeError:
+            self._executor.shutdown(wait=False)
+            raise
 
     # ---------------------------------------------------------------- async API (the event loop)
 
@@ -244,13 +258,18 @@ class Archive:
         self.close()
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=30.0, isolation_level="DEFERRED")
-        connection.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before it returns, so an acknowledged write survives a power cut too.
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.executescript(_SCHEMA)
-        connection.commit()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level="DEFERRED")
+            connection.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk before it returns, so an acknowledged write survives a power cut too.
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.executescript(_SCHEMA)
+            connection.commit()
+        except (OSError, sqlite3.Error) as exc:
+            raise RuntimeError(
+                f"cannot open the archive {str(self.path)!r}: {exc}; give another --archive-path, or --no-archive"
+            ) from exc
         self._connection = connection
 
     def _close(self) -> None:

@@ -4,8 +4,29 @@ The core (``server/core``) owns everything about one episode. This module owns
 only which episodes exist:
 
 * :class:`EpisodeStore` keeps episodes by id so that plain HTTP clients can
-  continue one across requests. It is bounded by count and by idle time;
-  episodes held by a live WebSocket session are never evicted.
+  continue one across requests. It is bounded by count and by idle time, in
+  total and per client; episodes held by a live WebSocket session are never
+  evicted. Finished episodes also go to the archive (``archive.py``), when
+  there is one.
+
+Who may use an episode (the rule the README states):
+
+* An episode belongs to whoever created it. ``/reset`` returns a secret for
+  it (``episode_secret``); a request that carries it (header
+  ``X-Episode-Secret``) must carry the right one.
+* An id the server made is 128 random bits and is given only to its
+  creator, so knowing it is enough: a request without the secret is
+  accepted, as it always was. An id the client chose can be guessed, so
+  every request on such an episode needs the secret.
+* A chosen id is never given a second time while the server remembers it:
+  not while the episode is stored, archived, or among the recently evicted
+  and finished ids (a bounded list), so a stranger cannot re-create an
+  evicted episode under its old id.
+* A WebSocket session owns the episodes it plays by its connection.
+* The store's bounds hold per client (the client's network address, or
+  ``dashboard``), as well as in total: a client at its own bound loses its
+  own least recently used episode, and a full store takes from whichever
+  client holds the most, so one client cannot push out everyone else.
 * :class:`WorkflowEnvironment` is openenv's ``Environment`` for one session
   (a WebSocket connection): ``reset`` starts a new episode in the store,
   ``step`` continues it, ``close`` releases it.
@@ -18,6 +39,10 @@ no locks.
 
 from __future__ import annotations
 
+import concurrent.futures
+import hashlib
+import hmac
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -29,9 +54,15 @@ from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
 
 from workflow_orchestrator.models import GradeResult, WorkflowAction, WorkflowObservation, WorkflowState
+from workflow_orchestrator.server.archive import Archive, ArchivedEpisode
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.taskapi import TaskCatalogue
 from workflow_orchestrator.server.tasks import TaskRegistry, UnknownTaskError
+
+logger = logging.getLogger("workflow_orchestrator.server")
+
+# The client of in-process callers that name none (tests, tools).
+LOCAL_CLIENT = "local"
 
 
 class EpisodeNotFoundError(LookupError):
@@ -56,7 +87,28 @@ class EpisodeNotFinishedError(RuntimeError):
 
 
 class DuplicateEpisodeError(ValueError):
-    """A client-chosen episode id that is already in use."""
+    """A client-chosen episode id that is already in use, or was used before."""
+
+
+class EpisodeForbiddenError(PermissionError):
+    """The request does not carry the episode's secret, or carries another one."""
+
+    def __init__(self, episode_id: str, secret_given: bool) -> None:
+        super().__init__(episode_id)
+        self.episode_id = episode_id
+        self.secret_given = secret_given
+
+    def __str__(self) -> str:
+        if self.secret_given:
+            return f"the X-Episode-Secret header does not match episode {self.episode_id!r}"
+        return (
+            f"episode {self.episode_id!r} was named by its client, so it needs the episode_secret that "
+            "POST /reset returned, in the header X-Episode-Secret"
+        )
+
+
+class StepCountMismatchError(RuntimeError):
+    """An idempotent step whose expected step count is neither the current one nor a retry of the last."""
 
 
 @dataclass(slots=True)
@@ -73,19 +125,49 @@ class StoredEpisode:
     finished: bool = False
     seed: int | None = None
     step_count: int = field(default=0)
+    # Who owns it (see the module docstring): the secret /reset returned,
+    # whether the client chose the id, and the client it is counted against.
+    secret: str = ""
+    chosen_id: bool = False
+    client: str = LOCAL_CLIENT
+    # The last idempotent step: the step count it expected, and its answer.
+    last_reply: tuple[int, dict[str, Any]] | None = None
+    # The archive's write of this episode, once it finished.
+    archived: concurrent.futures.Future[int] | None = None
+
+    def owned_by(self, secret: str | None) -> bool:
+        """Whether a request carrying ``secret`` (None: no secret) may use this episode."""
+        if secret is None:
+            return not self.chosen_id
+        return hmac.compare_digest(secret.encode(), self.secret.encode())
+
+
+def secret_digest(secret: str) -> str:
+    """What the archive keeps of a secret: its SHA-256, never the secret itself."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def archived_owned_by(record: ArchivedEpisode, secret: str | None) -> bool:
+    """:meth:`StoredEpisode.owned_by` for an archived episode."""
+    if secret is None:
+        return not record.chosen_id
+    return hmac.compare_digest(secret_digest(secret), record.owner)
 
 
 @dataclass(frozen=True, slots=True)
 class StoreLimits:
     max_episodes: int = 256
+    # No client holds more than this many (nor more than max_episodes).
+    max_episodes_per_client: int = 64
     idle_timeout_s: float = 900.0
     # Ids of evicted episodes remembered so that a late client is told
-    # "expired" rather than "unknown"; bounded like everything else.
+    # "expired" rather than "unknown", and that a chosen id is not given
+    # again; bounded like everything else.
     remembered_evictions: int = 4096
 
 
 class EpisodeStore:
-    """Episodes by id, least recently used first, bounded by count and idle time."""
+    """Episodes by id, least recently used first, bounded by count (in total and per client) and idle time."""
 
     def __init__(
         self,
@@ -93,15 +175,23 @@ class EpisodeStore:
         limits: StoreLimits,
         clock: Callable[[], float] = time.monotonic,
         outcome_secret: str | bytes | None = None,
+        archive: Archive | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
         # Every episode of the store is sealed by it (WorkflowEnv's outcome_secret).
         self._outcome_secret = outcome_secret
         self.limits = limits
+        self.archive = archive
         self._clock = clock
+        self._wall_clock = wall_clock
         self._episodes: OrderedDict[str, StoredEpisode] = OrderedDict()
+        # Each client's episodes, least recently used first.
+        self._by_client: dict[str, OrderedDict[str, None]] = {}
+        # Evicted ids (told "expired"), and retired ones: evicted or finished, never given again.
         self._evicted: OrderedDict[str, None] = OrderedDict()
-        self._latest_finished: dict[str, str] = {}
+        self._retired: OrderedDict[str, None] = OrderedDict()
+        self._latest_finished: dict[tuple[str, str], str] = {}
         self.default_task_id = registry.task_ids()[0]
 
     def __len__(self) -> int:
@@ -109,6 +199,10 @@ class EpisodeStore:
 
     def now(self) -> float:
         return self._clock()
+
+    def count_of(self, client: str) -> int:
+        """How many episodes ``client`` holds."""
+        return len(self._by_client.get(client, ()))
 
     # ---------------------------------------------------------------- episodes
 
@@ -118,56 +212,105 @@ class EpisodeStore:
         seed: int | None = None,
         worker_count: int | None = None,
         episode_id: str | None = None,
+        client: str = LOCAL_CLIENT,
     ) -> tuple[StoredEpisode, dict[str, Any]]:
-        """Start an episode; returns it and its first observation.
+        """Start an episode for ``client``; returns it (its ``secret`` included) and its first observation.
 
         Raises :class:`UnknownTaskError`, ``ValueError`` for parameters the
         task does not accept, or :class:`DuplicateEpisodeError`.
         """
-        if episode_id is not None and episode_id in self._episodes:
-            raise DuplicateEpisodeError(f"episode_id {episode_id!r} is already in use")
+        if episode_id is not None:
+            if episode_id in self._episodes:
+                raise DuplicateEpisodeError(f"episode_id {episode_id!r} is already in use")
+            if episode_id in self._retired:
+                raise DuplicateEpisodeError(
+                    f"episode_id {episode_id!r} was used before (the episode finished or expired); choose another"
+                )
         task_id = task_id or self.default_task_id
         env = WorkflowEnv(registry=self.registry, outcome_secret=self._outcome_secret)
         observation = env.reset(task_id=task_id, seed=seed, worker_count=worker_count)
         now = self._clock()
-        self.evict(now)
+        self._evict(now, room_for=client)
         episode = StoredEpisode(
-            episode_id=episode_id or secrets.token_hex(8),
+            episode_id=episode_id or secrets.token_hex(16),
             task_id=task_id,
             env=env,
             last_active_at=now,
             seed=observation.get("seed"),
+            secret=secrets.token_urlsafe(24),
+            chosen_id=episode_id is not None,
+            client=client,
         )
         self._episodes[episode.episode_id] = episode
+        self._by_client.setdefault(client, OrderedDict())[episode.episode_id] = None
         self._evicted.pop(episode.episode_id, None)
         return episode, observation
 
-    def get(self, episode_id: str) -> StoredEpisode:
-        """The episode with this id, if it exists and has not expired."""
+    def get(self, episode_id: str, secret: str | None = None, *, check_owner: bool = False) -> StoredEpisode:
+        """The episode with this id, if it exists and has not expired.
+
+        With ``check_owner``, a request carrying ``secret`` (or none) must be
+        allowed to use it (:class:`EpisodeForbiddenError` otherwise).
+        """
         episode = self._episodes.get(episode_id)
         if episode is None:
             raise EpisodeNotFoundError(episode_id, expired=episode_id in self._evicted)
         if episode.live_sessions == 0 and self._clock() - episode.last_active_at > self.limits.idle_timeout_s:
             self._drop(episode_id)
             raise EpisodeNotFoundError(episode_id, expired=True)
+        if check_owner and not episode.owned_by(secret):
+            raise EpisodeForbiddenError(episode_id, secret_given=secret is not None)
         return episode
 
+    def is_retired(self, episode_id: str) -> bool:
+        """Whether this id was used and is still remembered (stored, evicted or finished)."""
+        return episode_id in self._episodes or episode_id in self._retired
+
     def step(self, episode: StoredEpisode, action: dict[str, Any]) -> dict[str, Any]:
-        """Apply one action (a plain mapping for the core) and return the observation."""
+        """Apply one action (a plain mapping for the core) and return the observation.
+
+        A step sent after the episode ended changes nothing and is not counted.
+        """
+        was_finished = episode.finished
         observation = episode.env.step(action)
         episode.last_active_at = self._clock()
-        episode.step_count += 1
+        if not was_finished:
+            episode.step_count += 1
         self._episodes.move_to_end(episode.episode_id)
-        if not episode.finished and observation.get("done"):
-            episode.finished = True
-            self._latest_finished[episode.task_id] = episode.episode_id
+        own = self._by_client.get(episode.client)
+        if own is not None and episode.episode_id in own:
+            own.move_to_end(episode.episode_id)
+        if not was_finished and observation.get("done"):
+            self._finish(episode)
         return observation
 
-    def latest_finished(self, task_id: str) -> StoredEpisode:
-        """The most recently finished episode of a task that is still stored."""
+    def step_once(self, episode: StoredEpisode, action: dict[str, Any], expected_step_count: int) -> dict[str, Any]:
+        """An idempotent step: applied only if the episode is at ``expected_step_count``.
+
+        The answer is kept, so a retry of the same step (the episode is one
+        further and the last idempotent step expected the same count) gets
+        it again without stepping twice. Raises :class:`StepCountMismatchError`
+        otherwise. Returns openenv's envelope.
+        """
+        last = episode.last_reply
+        if last is not None and last[0] == expected_step_count:
+            # The same step again: it moved the episode one on, or (after the end) changed nothing.
+            if episode.step_count == expected_step_count + 1 or episode.finished:
+                return last[1]
+        if episode.step_count != expected_step_count:
+            raise StepCountMismatchError(
+                f"episode {episode.episode_id!r} is at step_count {episode.step_count}, not {expected_step_count}; "
+                "send the step_count of the latest observation you have"
+            )
+        reply = envelope(self.step(episode, action), episode.episode_id)
+        episode.last_reply = (expected_step_count, reply)
+        return reply
+
+    def latest_finished(self, task_id: str, client: str = LOCAL_CLIENT) -> StoredEpisode:
+        """The most recently finished episode of a task started by ``client`` that is still stored."""
         if task_id not in self.registry.task_ids():
             raise UnknownTaskError(task_id, self.registry.task_ids())
-        episode_id = self._latest_finished.get(task_id)
+        episode_id = self._latest_finished.get((task_id, client))
         if episode_id is None or episode_id not in self._episodes:
             raise EpisodeNotFoundError(f"<latest finished episode of {task_id}>", expired=False)
         return self._episodes[episode_id]
@@ -180,43 +323,111 @@ class EpisodeStore:
             )
         return episode.env.grade()
 
+    def _finish(self, episode: StoredEpisode) -> None:
+        episode.finished = True
+        self._latest_finished[(episode.task_id, episode.client)] = episode.episode_id
+        self._remember(self._retired, episode.episode_id)
+        if self.archive is not None:
+            finished_at = self._wall_clock()
+            try:
+                episode.archived = self.archive.put_later(lambda: archive_record(episode, finished_at))
+            except RuntimeError:  # the archive closed: the server is stopping
+                logger.warning("episode %s finished after the archive closed; not archived", episode.episode_id)
+
     # ---------------------------------------------------------------- bounds
 
     def evict(self, now: float | None = None) -> int:
         """Drop idle episodes, then the least recently used until the count fits.
 
-        Episodes held by live sessions are skipped. Called before every new
-        episode, so it scans only the oldest entries: it stops at the first
-        one that is neither idle nor over the count. Returns how many were dropped.
+        Episodes held by live sessions are skipped. Returns how many were dropped.
         """
-        now = self._clock() if now is None else now
+        return self._evict(self._clock() if now is None else now, room_for=None)
+
+    def _evict(self, now: float, room_for: str | None) -> int:
+        """Drop idle episodes; then make room for one more episode (of ``room_for``, if given).
+
+        Idle ones are found from the oldest activity on, so the scan stops at
+        the first episode that is not idle. Then a client at its own bound
+        loses its least recently used episode, and a full store loses the
+        least recently used episode of the client that holds the most.
+        """
         timeout = self.limits.idle_timeout_s
-        # Leave room for the episode about to be added.
-        excess = len(self._episodes) - max(self.limits.max_episodes - 1, 0)
         victims = []
         for episode_id, episode in self._episodes.items():
-            if excess <= 0 and now - episode.last_active_at <= timeout:
-                # Oldest activity comes first: nothing after this one is idle.
+            if now - episode.last_active_at <= timeout:
                 break
-            if episode.live_sessions:
-                continue
-            victims.append(episode_id)
-            excess -= 1
+            if not episode.live_sessions:
+                victims.append(episode_id)
         for episode_id in victims:
             self._drop(episode_id)
-        return len(victims)
+        dropped = len(victims)
+        if room_for is not None:
+            per_client = min(self.limits.max_episodes_per_client, self.limits.max_episodes)
+            own = self._by_client.get(room_for)
+            while own and len(own) >= per_client and self._drop_oldest_of(room_for):
+                dropped += 1
+        # Leave room for the episode about to be added.
+        while len(self._episodes) > max(self.limits.max_episodes - 1, 0):
+            for client in sorted(self._by_client, key=lambda name: len(self._by_client[name]), reverse=True):
+                if self._drop_oldest_of(client):
+                    dropped += 1
+                    break
+            else:
+                break  # every episode is held by a live session
+        return dropped
+
+    def _drop_oldest_of(self, client: str) -> bool:
+        """Drop ``client``'s least recently used episode not held by a live session; False if there is none."""
+        for episode_id in self._by_client.get(client, ()):
+            if not self._episodes[episode_id].live_sessions:
+                self._drop(episode_id)
+                return True
+        return False
 
     def _drop(self, episode_id: str) -> None:
         episode = self._episodes.pop(episode_id)
-        if self._latest_finished.get(episode.task_id) == episode_id:
-            del self._latest_finished[episode.task_id]
-        self._evicted[episode_id] = None
-        if len(self._evicted) > self.limits.remembered_evictions:
-            self._evicted.popitem(last=False)
+        own = self._by_client.get(episode.client)
+        if own is not None:
+            own.pop(episode_id, None)
+            if not own:
+                del self._by_client[episode.client]
+        key = (episode.task_id, episode.client)
+        if self._latest_finished.get(key) == episode_id:
+            del self._latest_finished[key]
+        self._remember(self._evicted, episode_id)
+        self._remember(self._retired, episode_id)
+
+    def _remember(self, ids: OrderedDict[str, None], episode_id: str) -> None:
+        ids[episode_id] = None
+        ids.move_to_end(episode_id)
+        if len(ids) > self.limits.remembered_evictions:
+            ids.popitem(last=False)
 
 
-def envelope(observation: dict[str, Any], episode_id: str) -> dict[str, Any]:
+def archive_record(episode: StoredEpisode, finished_at: float) -> ArchivedEpisode:
+    """A finished episode as the archive keeps it (built on the archive's thread: the episode no longer changes)."""
+    core = episode.env.episode
+    assert core is not None
+    return ArchivedEpisode(
+        episode_id=episode.episode_id,
+        owner=secret_digest(episode.secret),
+        client=episode.client,
+        chosen_id=episode.chosen_id,
+        task_id=episode.task_id,
+        seed=episode.seed,
+        finished_at=finished_at,
+        step_count=episode.step_count,
+        grade=episode.env.grade(),
+        trace=list(core.trace),
+        events=core.log.records,
+    )
+
+
+def envelope(observation: dict[str, Any], episode_id: str, secret: str | None = None) -> dict[str, Any]:
     """openenv's wire envelope: ``{"observation": ..., "reward": ..., "done": ...}``.
+
+    A reset's envelope also carries the new episode's ``episode_secret``
+    (beside the observation, so that it never reaches a policy's prompt).
 
     The observation goes out without reward and done (they move up a level,
     as openenv's clients expect) and with its ``episode_id``. It is a new
@@ -225,7 +436,10 @@ def envelope(observation: dict[str, Any], episode_id: str) -> dict[str, Any]:
     """
     wire = {key: value for key, value in observation.items() if key != "reward" and key != "done"}
     wire["episode_id"] = episode_id
-    return {"observation": wire, "reward": observation.get("reward"), "done": observation.get("done", False)}
+    reply = {"observation": wire, "reward": observation.get("reward"), "done": observation.get("done", False)}
+    if secret is not None:
+        reply["episode_secret"] = secret
+    return reply
 
 
 class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, WorkflowState]):
@@ -239,11 +453,15 @@ class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, Workf
 
     SUPPORTS_CONCURRENT_SESSIONS = True
 
-    def __init__(self, store: EpisodeStore, metadata: EnvironmentMetadata | None = None) -> None:
+    def __init__(
+        self, store: EpisodeStore, metadata: EnvironmentMetadata | None = None, client: str = LOCAL_CLIENT
+    ) -> None:
         super().__init__()
         self._store = store
         self._metadata = metadata
         self._episode: StoredEpisode | None = None
+        # Whom this session's episodes are counted against (the connection's address).
+        self.client = client
 
     @property
     def episode(self) -> StoredEpisode | None:
@@ -258,11 +476,11 @@ class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, Workf
         worker_count: int | None = None,
         episode_id: str | None = None,
     ) -> dict[str, Any]:
-        episode, observation = self._store.start(task_id, seed, worker_count, episode_id)
+        episode, observation = self._store.start(task_id, seed, worker_count, episode_id, client=self.client)
         self._release()
         episode.live_sessions += 1
         self._episode = episode
-        return envelope(observation, episode.episode_id)
+        return envelope(observation, episode.episode_id, episode.secret)
 
     def step_payload(self, action: WorkflowAction) -> dict[str, Any]:
         if self._episode is None:

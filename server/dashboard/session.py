@@ -35,6 +35,8 @@ ACTION_KINDS: tuple[ActionTypeName, ...] = ("delegate", "retry", "dispatch", "ab
 POLICY_NAMES = tuple(POLICIES)
 # A replay re-simulates the episode; this bounds the work one request can ask for.
 MAX_REPLAY_STEPS = 5000
+# The client the store counts the dashboard's episodes against.
+DASHBOARD_CLIENT = "dashboard"
 
 
 # --------------------------------------------------------------------------- tasks
@@ -288,7 +290,9 @@ class DashboardController:
         option = self.option(task_key)
         task_id = resolve_task_id(option, preset)
         try:
-            episode, _ = self.store.start(task_id, seed, worker_count if option.generated else None)
+            episode, _ = self.store.start(
+                task_id, seed, worker_count if option.generated else None, client=DASHBOARD_CLIENT
+            )
         except (UnknownTaskError, ValueError) as exc:
             return self.snapshot(session, notice=f"Could not start {task_id}: {exc}")
         session.episode_id = episode.episode_id

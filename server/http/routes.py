@@ -1,10 +1,14 @@
 """The routes: episodes over plain HTTP, tasks, grading, event logs, the baseline, schema and metadata.
 
 * ``POST /reset`` starts an episode in the bounded store and returns its
-  ``episode_id`` in the observation; ``POST /step`` and ``GET /state``
-  continue it by that id.
+  ``episode_id`` in the observation and its ``episode_secret`` beside it;
+  ``POST /step`` and ``GET /state`` continue it by that id (with the secret
+  in the header ``X-Episode-Secret`` when the client chose the id; see
+  ``environment.py`` for who may use an episode).
 * ``GET /tasks``, ``POST /grader``, ``GET /episodes/{id}``, ``POST /baseline``,
   ``GET /schema`` (our state schema), ``GET /metadata`` (with the README).
+  ``/grader`` and ``/episodes/{id}`` answer from the archive (``archive.py``)
+  for a finished episode that left the store.
 
 Each answer is serialised once, with orjson; a refusal is an
 :class:`~workflow_orchestrator.server.http.responses.ApiError`.
@@ -12,11 +16,13 @@ Each answer is serialised once, with orjson; a refusal is an
 
 from __future__ import annotations
 
+import asyncio
 import importlib.resources
+import logging
 from typing import Any
 
 import orjson
-from fastapi import Body, FastAPI, Path, Query
+from fastapi import Body, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
 from openenv.core.env_server.types import EnvironmentMetadata, SchemaResponse
 
@@ -33,12 +39,16 @@ from workflow_orchestrator.models import (
     WorkflowObservation,
     WorkflowState,
 )
+from workflow_orchestrator.server.archive import ArchivedEpisode
 from workflow_orchestrator.server.environment import (
     DuplicateEpisodeError,
+    EpisodeForbiddenError,
     EpisodeNotFinishedError,
     EpisodeNotFoundError,
     EpisodeStore,
+    StepCountMismatchError,
     StoredEpisode,
+    archived_owned_by,
     envelope,
     episode_state,
 )
@@ -47,6 +57,10 @@ from workflow_orchestrator.server.tasks import UnknownTaskError
 
 ENV_NAME = "workflow_orchestrator"
 VERSION = "0.1.0"
+# The header that carries an episode's secret (see environment.py for who may use an episode).
+SECRET_HEADER = "X-Episode-Secret"
+
+logger = logging.getLogger("workflow_orchestrator.server")
 
 
 def read_package_text(name: str) -> str | None:
@@ -78,12 +92,28 @@ REPLACED_PATHS = frozenset({"/reset", "/step", "/state", "/schema", "/metadata",
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in (
+        (403, "the episode belongs to another client: send its X-Episode-Secret"),
         (404, "unknown or expired episode, or nothing to grade"),
         (409, "the episode cannot do this now"),
         (413, "request body too large"),
         (422, "invalid request: the body says what is wrong and what to send"),
     )
 }
+
+
+async def archived(episode: StoredEpisode) -> None:
+    """Wait for the archive's write of a finished episode (a failed write is logged, not the client's)."""
+    if episode.archived is None:
+        return
+    try:
+        await asyncio.wrap_future(episode.archived)
+    except Exception:
+        logger.exception("archiving episode %s failed", episode.episode_id)
+
+
+def client_of(request: Request) -> str:
+    """The client an HTTP request comes from: its network address (what uvicorn reports, proxies included)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentMetadata) -> None:
@@ -96,31 +126,60 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
     ).model_dump()
     tasks_body = orjson.dumps({"tasks": registry.list_tasks()}, option=JSON_OPTIONS)
 
-    def lookup(episode_id: str) -> StoredEpisode:
+    archive = store.archive
+
+    def lookup(episode_id: str, secret: str | None) -> StoredEpisode:
         try:
-            return store.get(episode_id)
+            return store.get(episode_id, secret, check_owner=True)
         except EpisodeNotFoundError as exc:
             raise ApiError(
                 404, "episode_expired" if exc.expired else "unknown_episode", str(exc), EXPECTED_FORMS["/reset"]
             ) from None
+        except EpisodeForbiddenError as exc:
+            raise ApiError(403, "episode_forbidden", str(exc)) from None
+
+    async def lookup_finished(episode_id: str, secret: str | None) -> StoredEpisode | ArchivedEpisode:
+        """A stored episode, else (when it left the store) the archived one; owner checked either way."""
+        try:
+            return lookup(episode_id, secret)
+        except ApiError as error:
+            if archive is None or error.status != 404:
+                raise
+            record = await archive.get(episode_id)
+            if record is None:
+                raise
+            if not archived_owned_by(record, secret):
+                raise ApiError(
+                    403, "episode_forbidden", str(EpisodeForbiddenError(episode_id, secret is not None))
+                ) from None
+            return record
 
     @app.post(
         "/reset",
         response_model=StepResponse,
         responses=ERROR_RESPONSES,
         tags=["Environment Control"],
-        summary="Start an episode; the observation carries its episode_id",
+        summary="Start an episode; the observation carries its episode_id, the answer its episode_secret",
     )
-    async def reset(request: ResetRequest = Body(default_factory=ResetRequest)) -> Response:
+    async def reset(http_request: Request, request: ResetRequest = Body(default_factory=ResetRequest)) -> Response:
+        if request.episode_id is not None and archive is not None and not store.is_retired(request.episode_id):
+            if await archive.contains(request.episode_id):
+                raise ApiError(
+                    409,
+                    "duplicate_episode_id",
+                    f"episode_id {request.episode_id!r} was used before (the episode is archived); choose another",
+                )
         try:
-            episode, observation = store.start(request.task_id, request.seed, request.worker_count, request.episode_id)
+            episode, observation = store.start(
+                request.task_id, request.seed, request.worker_count, request.episode_id, client=client_of(http_request)
+            )
         except UnknownTaskError as exc:
             raise ApiError(422, "unknown_task", str(exc), {"task_id": registry.task_ids()[0]}) from None
         except DuplicateEpisodeError as exc:
             raise ApiError(409, "duplicate_episode_id", str(exc)) from None
         except ValueError as exc:
             raise ApiError(422, "invalid_parameters", str(exc), EXPECTED_FORMS["/reset"]) from None
-        return json_response(envelope(observation, episode.episode_id))
+        return json_response(envelope(observation, episode.episode_id, episode.secret))
 
     @app.post(
         "/step",
@@ -129,8 +188,10 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
         tags=["Environment Control"],
         summary="Continue the episode episode_id with one action",
     )
-    async def step(request: StepRequest) -> Response:
-        episode = lookup(request.episode_id)
+    async def step(
+        request: StepRequest, secret: str | None = Header(default=None, alias=SECRET_HEADER, max_length=128)
+    ) -> Response:
+        episode = lookup(request.episode_id, secret)
         if episode.live_sessions:
             raise ApiError(
                 409,
@@ -138,7 +199,16 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
                 f"episode {episode.episode_id!r} is being played over a WebSocket session; "
                 "step it there, or start your own with POST /reset",
             )
-        return json_response(envelope(store.step(episode, request.action.to_core()), episode.episode_id))
+        if request.expected_step_count is None:
+            reply = envelope(store.step(episode, request.action.to_core()), episode.episode_id)
+        else:
+            try:
+                reply = store.step_once(episode, request.action.to_core(), request.expected_step_count)
+            except StepCountMismatchError as exc:
+                raise ApiError(409, "step_count_mismatch", str(exc)) from None
+        # The step that finished the episode is answered once the archive has it.
+        await archived(episode)
+        return json_response(reply)
 
     @app.get(
         "/state",
@@ -147,8 +217,11 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
         tags=["State Management"],
         summary="The full state of the episode episode_id",
     )
-    async def state(episode_id: str = Query(min_length=1, max_length=64)) -> Response:
-        return json_response(episode_state(lookup(episode_id)))
+    async def state(
+        episode_id: str = Query(min_length=1, max_length=64),
+        secret: str | None = Header(default=None, alias=SECRET_HEADER, max_length=128),
+    ) -> Response:
+        return json_response(episode_state(lookup(episode_id, secret)))
 
     @app.get(
         "/schema",
@@ -179,7 +252,11 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
         tags=["Grading"],
         summary="Grade a finished episode (by episode_id, or a task's latest finished one by task_id)",
     )
-    async def grader(request: GradeRequest) -> Response:
+    async def grader(
+        http_request: Request,
+        request: GradeRequest,
+        secret: str | None = Header(default=None, alias=SECRET_HEADER, max_length=128),
+    ) -> Response:
         if request.episode_id is None and request.task_id is None:
             raise ApiError(
                 422,
@@ -187,39 +264,52 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
                 "give episode_id (or task_id for that task's latest finished episode)",
                 EXPECTED_FORMS["/grader"],
             )
+        found: StoredEpisode | ArchivedEpisode
         if request.episode_id is not None:
-            episode = lookup(request.episode_id)
-            if request.task_id is not None and request.task_id != episode.task_id:
+            found = await lookup_finished(request.episode_id, secret)
+            if request.task_id is not None and request.task_id != found.task_id:
                 raise ApiError(
                     422,
                     "task_mismatch",
-                    f"episode {episode.episode_id!r} is of task {episode.task_id!r}, not {request.task_id!r}",
+                    f"episode {found.episode_id!r} is of task {found.task_id!r}, not {request.task_id!r}",
                     EXPECTED_FORMS["/grader"],
                 )
         else:
             assert request.task_id is not None
+            client = client_of(http_request)
             try:
-                episode = store.latest_finished(request.task_id)
+                found = store.latest_finished(request.task_id, client)
             except UnknownTaskError as exc:
                 raise ApiError(422, "unknown_task", str(exc), {"task_id": registry.task_ids()[0]}) from None
             except EpisodeNotFoundError:
-                raise ApiError(
-                    404,
-                    "nothing_to_grade",
-                    f"no finished episode of task {request.task_id!r} is stored; finish one, or grade by episode_id",
-                    EXPECTED_FORMS["/grader"],
-                ) from None
-        try:
-            grade = store.grade(episode)
-        except EpisodeNotFinishedError as exc:
-            raise ApiError(409, "episode_not_finished", str(exc)) from None
+                record = await archive.latest(request.task_id, client) if archive is not None else None
+                if record is None:
+                    raise ApiError(
+                        404,
+                        "nothing_to_grade",
+                        f"you have no finished episode of task {request.task_id!r}; finish one, or grade by episode_id",
+                        EXPECTED_FORMS["/grader"],
+                    ) from None
+                found = record
+            # The caller's own latest episode; one it named still needs its secret.
+            owned = found.owned_by(secret) if isinstance(found, StoredEpisode) else archived_owned_by(found, secret)
+            if not owned:
+                forbidden = EpisodeForbiddenError(found.episode_id, secret is not None)
+                raise ApiError(403, "episode_forbidden", str(forbidden))
+        if isinstance(found, ArchivedEpisode):
+            grade = found.grade
+        else:
+            try:
+                grade = store.grade(found)
+            except EpisodeNotFinishedError as exc:
+                raise ApiError(409, "episode_not_finished", str(exc)) from None
         return json_response(
             {
                 **grade,
-                "episode_id": episode.episode_id,
-                "task_id": episode.task_id,
-                "seed": episode.seed,
-                "step_count": episode.step_count,
+                "episode_id": found.episode_id,
+                "task_id": found.task_id,
+                "seed": found.seed,
+                "step_count": found.step_count,
             }
         )
 
@@ -228,19 +318,34 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
         response_model=EpisodeRecord,
         responses=ERROR_RESPONSES,
         tags=["State Management"],
-        summary="The event log and action trace of an episode",
+        summary="The event log and action trace of an episode (finished ones also from the archive)",
     )
-    async def episode_record(episode_id: str = Path(min_length=1, max_length=64)) -> Response:
-        episode = lookup(episode_id)
-        core = episode.env.episode
+    async def episode_record(
+        episode_id: str = Path(min_length=1, max_length=64),
+        secret: str | None = Header(default=None, alias=SECRET_HEADER, max_length=128),
+    ) -> Response:
+        found = await lookup_finished(episode_id, secret)
+        if isinstance(found, ArchivedEpisode):
+            return json_response(
+                {
+                    "episode_id": found.episode_id,
+                    "task_id": found.task_id,
+                    "seed": found.seed,
+                    "done": True,
+                    "step_count": found.step_count,
+                    "events": found.events,
+                    "trace": found.trace,
+                }
+            )
+        core = found.env.episode
         assert core is not None  # an episode enters the store already started
         return json_response(
             {
-                "episode_id": episode.episode_id,
-                "task_id": episode.task_id,
-                "seed": episode.seed,
-                "done": episode.finished,
-                "step_count": episode.step_count,
+                "episode_id": found.episode_id,
+                "task_id": found.task_id,
+                "seed": found.seed,
+                "done": found.finished,
+                "step_count": found.step_count,
                 "events": core.log.records,
                 "trace": core.trace,
             }

@@ -23,6 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 from workflow_orchestrator.models import IncomingMessage, ResetMessage, StateMessage, StepMessage
 from workflow_orchestrator.server.environment import EpisodeStore, WorkflowEnvironment
 from workflow_orchestrator.server.http.responses import JSON_OPTIONS, describe_validation_errors
+from workflow_orchestrator.server.http.routes import archived
 from workflow_orchestrator.server.http.settings import ServerSettings
 from workflow_orchestrator.server.tasks import UnknownTaskError
 
@@ -75,7 +76,9 @@ class SessionEndpoint:
             await _send_quietly(send, {"type": "websocket.send", "text": reply})
             await _send_quietly(send, {"type": "websocket.close", "code": 1013})
             return
-        session = Session(WorkflowEnvironment(self.store, self.metadata), send, time.monotonic())
+        client = scope.get("client")
+        environment = WorkflowEnvironment(self.store, self.metadata, client=client[0] if client else "unknown")
+        session = Session(environment, send, time.monotonic())
         key = id(session)
         self.sessions[key] = session
         try:
@@ -103,6 +106,10 @@ class SessionEndpoint:
             reply = self.handle(environment, raw)
             if reply is None:
                 return False
+            episode = environment.episode
+            if episode is not None and episode.archived is not None and not episode.archived.done():
+                # The episode just finished: its answer goes out once the archive has it.
+                await archived(episode)
             await send({"type": "websocket.send", "text": reply})
 
     def handle(self, environment: WorkflowEnvironment, raw: str | bytes) -> str | None:
@@ -190,6 +197,9 @@ def install_housekeeping(
     async def stop() -> None:
         if task is not None:
             task.cancel()
+        if store.archive is not None:
+            # Writes already submitted finish first; then the file is closed.
+            await asyncio.to_thread(store.archive.close)
 
     app.router.on_startup.append(start)
     app.router.on_shutdown.append(stop)

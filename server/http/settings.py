@@ -1,15 +1,20 @@
 """Server settings: :class:`ServerSettings`, read from environment variables and the command line.
 
-Only the standard library is imported here, so that ``server --help`` and a
-bad option are answered before the web framework is loaded.
+Only the standard library and the archive's defaults are imported here, so
+that ``server --help`` and a bad option are answered before the web
+framework is loaded. :func:`exposure_warning` says when the settings leave
+every route open to the network.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from workflow_orchestrator.server.archive import DEFAULT_ARCHIVE_PATH, DEFAULT_MAX_BYTES, DEFAULT_MAX_EPISODES
 
 TOKEN_VARIABLE = "WORKFLOW_ORCHESTRATOR_TOKEN"
 OUTCOME_SECRET_VARIABLE = "WORKFLOW_ORCHESTRATOR_OUTCOME_SECRET"
@@ -25,8 +30,14 @@ class ServerSettings:
     max_concurrent_envs: int = 64
     session_idle_timeout_s: float = 300.0
     max_episodes: int = 256
+    max_episodes_per_client: int = 64
     episode_idle_timeout_s: float = 900.0
     max_body_bytes: int = 64 * 1024
+    # Finished episodes are archived in this SQLite file (see archive.py), unless enable_archive is off.
+    enable_archive: bool = True
+    archive_path: str = DEFAULT_ARCHIVE_PATH
+    archive_max_episodes: int = DEFAULT_MAX_EPISODES
+    archive_max_bytes: int = DEFAULT_MAX_BYTES
     api_token: str | None = field(default=None, repr=False)
     # Seals every episode: attempt outcomes and hidden draws keyed by this secret
     # as well as the seed (see WorkflowEnv). None: unsealed, predictable from the seed.
@@ -44,6 +55,11 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "WORKFLOW_ORCHESTRATOR_MAX_SESSIONS": ("max_concurrent_envs", int),
     "WORKFLOW_ORCHESTRATOR_SESSION_IDLE_TIMEOUT": ("session_idle_timeout_s", float),
     "WORKFLOW_ORCHESTRATOR_MAX_EPISODES": ("max_episodes", int),
+    "WORKFLOW_ORCHESTRATOR_MAX_EPISODES_PER_CLIENT": ("max_episodes_per_client", int),
+    "WORKFLOW_ORCHESTRATOR_ARCHIVE": ("enable_archive", bool),
+    "WORKFLOW_ORCHESTRATOR_ARCHIVE_PATH": ("archive_path", str),
+    "WORKFLOW_ORCHESTRATOR_ARCHIVE_MAX_EPISODES": ("archive_max_episodes", int),
+    "WORKFLOW_ORCHESTRATOR_ARCHIVE_MAX_BYTES": ("archive_max_bytes", int),
     "WORKFLOW_ORCHESTRATOR_EPISODE_IDLE_TIMEOUT": ("episode_idle_timeout_s", float),
     "WORKFLOW_ORCHESTRATOR_MAX_BODY_BYTES": ("max_body_bytes", int),
     TOKEN_VARIABLE: ("api_token", str),
@@ -104,6 +120,34 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Se
         help="episodes kept in the store (default %(default)s)",
     )
     parser.add_argument(
+        "--max-episodes-per-client",
+        type=int,
+        default=defaults.max_episodes_per_client,
+        help="episodes one client (network address) keeps in the store (default %(default)s)",
+    )
+    archive = parser.add_mutually_exclusive_group()
+    archive.add_argument(
+        "--archive-path",
+        default=defaults.archive_path,
+        help="SQLite file of finished episodes (default %(default)s)",
+    )
+    archive.add_argument(
+        "--no-archive", dest="enable_archive", action="store_false", help="keep no archive of finished episodes"
+    )
+    parser.set_defaults(enable_archive=defaults.enable_archive)
+    parser.add_argument(
+        "--archive-max-episodes",
+        type=int,
+        default=defaults.archive_max_episodes,
+        help="finished episodes the archive keeps, the oldest out first (default %(default)s)",
+    )
+    parser.add_argument(
+        "--archive-max-bytes",
+        type=int,
+        default=defaults.archive_max_bytes,
+        help="bytes of JSON the archive keeps, the oldest out first (default %(default)s)",
+    )
+    parser.add_argument(
         "--episode-idle-timeout",
         dest="episode_idle_timeout_s",
         type=float,
@@ -133,10 +177,35 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Se
     )
     args = parser.parse_args(argv)
     settings = replace(defaults, **vars(args))
-    for name in ("max_concurrent_envs", "max_episodes", "max_body_bytes"):
+    for name in (
+        "max_concurrent_envs",
+        "max_episodes",
+        "max_episodes_per_client",
+        "max_body_bytes",
+        "archive_max_episodes",
+        "archive_max_bytes",
+    ):
         if getattr(settings, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     for name in ("session_idle_timeout_s", "episode_idle_timeout_s"):
         if getattr(settings, name) <= 0:
             parser.error(f"{name} must be positive")
     return settings
+
+
+def exposure_warning(settings: ServerSettings) -> str | None:
+    """What to say at start when the server listens beyond loopback without a token (None: nothing)."""
+    if settings.api_token:
+        return None
+    host = settings.host.strip("[]")
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to anything
+    return (
+        f"listening on {settings.host} without a token: anyone who can reach this port can use every route. "
+        f"Set {TOKEN_VARIABLE} (or bind 127.0.0.1)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -56,3 +57,14 @@ def test_client_errors_are_raised_not_swallowed(live_server: RunningServer) -> N
             env.reset(task_id="no_such_task")
         with pytest.raises(RuntimeError, match="reset"):
             env.grade()
+
+
+def test_the_client_grades_an_episode_it_named_with_its_secret(live_server: RunningServer) -> None:
+    name = f"client-named-{uuid.uuid4().hex[:12]}"
+    with WorkflowClient(live_server.url).sync() as env:
+        result = env.reset(task_id="easy", seed=4, episode_id=name)
+        assert result.observation.episode_id == name and env.episode_secret
+        while not result.done:
+            result = env.step(WorkflowAction(action_type="wait"))
+        assert result.observation.grade is not None
+        assert env.grade().score == result.observation.grade.score

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflow_orchestrator.server.app import ServerSettings, parse_settings
+from workflow_orchestrator.server.app import ServerSettings, exposure_warning, parse_settings
 
 
 def test_defaults() -> None:
@@ -55,3 +55,37 @@ def test_bad_settings_stop_with_a_message(argv: list[str], environ: dict[str, st
 
 def test_the_token_is_not_shown_in_the_settings_repr() -> None:
     assert "abc" not in repr(parse_settings([], {"WORKFLOW_ORCHESTRATOR_TOKEN": "abc"}))
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "warned"),
+    [
+        (["--host", "0.0.0.0"], {}, True),
+        (["--host", "::"], {}, True),
+        (["--host", "example.org"], {}, True),
+        (["--host", "0.0.0.0"], {"WORKFLOW_ORCHESTRATOR_TOKEN": "abc"}, False),
+        ([], {}, False),
+        (["--host", "localhost"], {}, False),
+        (["--host", "::1"], {}, False),
+    ],
+)
+def test_listening_beyond_loopback_without_a_token_is_warned(
+    argv: list[str], environ: dict[str, str], warned: bool
+) -> None:
+    message = exposure_warning(parse_settings(argv, environ))
+    assert (message is not None) == warned
+    if message is not None:
+        assert "WORKFLOW_ORCHESTRATOR_TOKEN" in message
+
+
+def test_archive_settings() -> None:
+    defaults = parse_settings([], {})
+    assert defaults.enable_archive and defaults.archive_path.endswith(".sqlite3")
+    assert not parse_settings(["--no-archive"], {}).enable_archive
+    assert not parse_settings([], {"WORKFLOW_ORCHESTRATOR_ARCHIVE": "off"}).enable_archive
+    chosen = parse_settings(["--archive-path", "/tmp/x.sqlite3"], {"WORKFLOW_ORCHESTRATOR_ARCHIVE_PATH": "/y"})
+    assert chosen.archive_path == "/tmp/x.sqlite3"
+    assert parse_settings([], {"WORKFLOW_ORCHESTRATOR_ARCHIVE_PATH": "/y"}).archive_path == "/y"
+    assert parse_settings(["--max-episodes-per-client", "3"], {}).max_episodes_per_client == 3
+    with pytest.raises(SystemExit):
+        parse_settings(["--no-archive", "--archive-path", "/tmp/x"], {})

@@ -11,7 +11,13 @@ import httpx
 import websockets
 
 from tests.support.server_fixtures import start_server
-from workflow_orchestrator.server.environment import EpisodeNotFoundError, EpisodeStore, StoreLimits
+from workflow_orchestrator.server.environment import (
+    DuplicateEpisodeError,
+    EpisodeForbiddenError,
+    EpisodeNotFoundError,
+    EpisodeStore,
+    StoreLimits,
+)
 from workflow_orchestrator.server.tasks import default_registry
 
 
@@ -132,3 +138,37 @@ def test_the_openenv_adapter_plays_in_the_store_without_threads() -> None:
     assert held.live_sessions == 1 and environment.state.episode_id == final.episode_id
     environment.close()
     assert held.live_sessions == 0
+
+
+def test_a_client_at_its_bound_loses_its_own_episodes_and_a_full_store_takes_from_the_largest() -> None:
+    store = EpisodeStore(
+        default_registry(), StoreLimits(max_episodes=6, max_episodes_per_client=3, idle_timeout_s=60), clock=FakeClock()
+    )
+    quiet = store.start("easy", client="quiet")[0].episode_id
+    flood = [store.start("easy", client="flood")[0].episode_id for _ in range(20)]
+    assert store.count_of("flood") == 3 and store.get(quiet)
+    others = [store.start("easy", client=f"c{index}")[0].episode_id for index in range(2)]
+    assert len(store) == 6
+    store.start("easy", client="late")  # the store is full: the largest holder (flood) gives one up
+    assert store.count_of("flood") == 2 and store.get(quiet) and all(store.get(e) for e in others)
+    assert [e for e in flood if e in store._episodes] == flood[-2:]
+
+
+def test_a_chosen_id_is_not_given_again_after_it_finished_or_was_evicted() -> None:
+    store = EpisodeStore(default_registry(), StoreLimits(max_episodes=1, idle_timeout_s=60), clock=FakeClock())
+    store.start("easy", episode_id="mine")
+    store.start("easy")  # evicts "mine"
+    try:
+        store.start("easy", episode_id="mine")
+    except DuplicateEpisodeError as exc:
+        assert "used before" in str(exc)
+    else:
+        raise AssertionError("an evicted chosen id was given again")
+    chosen = store.get(store.start("easy", episode_id="other")[0].episode_id)
+    assert chosen.chosen_id and not chosen.owned_by(None) and chosen.owned_by(chosen.secret)
+    try:
+        store.get("other", "wrong", check_owner=True)
+    except EpisodeForbiddenError:
+        pass
+    else:
+        raise AssertionError("a wrong secret was accepted")

@@ -74,6 +74,9 @@ def start_server(log_dir: Path, *options: str, env: dict[str, str] | None = None
     """Start ``server --no-web`` with extra options; returns once /health answers."""
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
+    # Each server archives into its own directory unless the test says otherwise.
+    chosen = any(option in ("--archive-path", "--no-archive") for option in options)
+    archive_options = [] if chosen else ["--archive-path", str(log_dir / f"archive-{port}.sqlite3")]
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOW_ORCHESTRATOR_")}
     child_env.pop("ENABLE_WEB_INTERFACE", None)
     child_env.update(env or {})
@@ -90,6 +93,7 @@ def start_server(log_dir: Path, *options: str, env: dict[str, str] | None = None
                 "--no-web",
                 "--log-level",
                 "warning",
+                *archive_options,
                 *options,
             ],
             stdout=log,
