@@ -23,11 +23,13 @@ RUN uv sync --frozen --no-dev --no-editable
 RUN useradd --create-home --uid 1000 user
 USER user
 
-ENV PATH="/opt/venv/bin:$PATH"
+ENV PATH="/opt/venv/bin:$PATH" \
+    WORKFLOW_ORCHESTRATOR_ARCHIVE_PATH=/home/user/archive/episodes.sqlite3
 EXPOSE 8000
 
 HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)" || exit 1
 
 # The dashboard is on by default; set ENABLE_WEB_INTERFACE=false to leave it out.
+# Listening on every address: set WORKFLOW_ORCHESTRATOR_TOKEN (the server warns without one).
 CMD ["server", "--host", "0.0.0.0", "--port", "8000"]
