@@ -65,12 +65,16 @@ CREATE TABLE IF NOT EXISTS episodes (
     grade BLOB NOT NULL,
     trace BLOB NOT NULL,
     events BLOB NOT NULL,
-    size INTEGER NOT NULL
+    size INTEGER NOT NULL,
+    worker_count INTEGER
 );
 CREATE INDEX IF NOT EXISTS episodes_by_task ON episodes (task_id, client, seq);
 """
 
-_COLUMNS = "episode_id, owner, client, chosen_id, task_id, seed, finished_at, step_count, grade, trace, events, size"
+_COLUMNS = (
+    "episode_id, owner, client, chosen_id, task_id, seed, finished_at, step_count, grade, trace, events, size, "
+    "worker_count"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,8 @@ class ArchivedEpisode:
     trace: list[dict[str, Any]]
     events: list[dict[str, Any]]
     size: int = 0
+    # The worker count the episode was started with (generated tasks), so that it can be replayed.
+    worker_count: int | None = None
 
 
 class Archive:
@@ -194,7 +200,7 @@ class Archive:
         with connection:  # one transaction: the row and the trim commit together
             connection.execute("DELETE FROM episodes WHERE episode_id = ?", (record.episode_id,))
             connection.execute(
-                f"INSERT INTO episodes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO episodes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.episode_id,
                     record.owner,
@@ -208,6 +214,7 @@ class Archive:
                     trace,
                     events,
                     size,
+                    record.worker_count,
                 ),
             )
             self._trim(connection)
@@ -265,6 +272,9 @@ class Archive:
             # FULL: a commit is on disk before it returns, so an acknowledged write survives a power cut too.
             connection.execute("PRAGMA synchronous=FULL")
             connection.executescript(_SCHEMA)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(episodes)")}
+            if "worker_count" not in columns:  # a file written before the column existed
+                connection.execute("ALTER TABLE episodes ADD COLUMN worker_count INTEGER")
             connection.commit()
         except (OSError, sqlite3.Error) as exc:
             raise RuntimeError(
@@ -305,7 +315,21 @@ class Archive:
 
 
 def _record(row: tuple[Any, ...]) -> ArchivedEpisode:
-    episode_id, owner, client, chosen_id, task_id, seed, finished_at, step_count, grade, trace, events, size = row
+    (
+        episode_id,
+        owner,
+        client,
+        chosen_id,
+        task_id,
+        seed,
+        finished_at,
+        step_count,
+        grade,
+        trace,
+        events,
+        size,
+        workers,
+    ) = row
     return ArchivedEpisode(
         episode_id=episode_id,
         owner=owner,
@@ -319,4 +343,5 @@ def _record(row: tuple[Any, ...]) -> ArchivedEpisode:
         trace=orjson.loads(trace),
         events=orjson.loads(events),
         size=size,
+        worker_count=workers,
     )

@@ -125,6 +125,7 @@ class StoredEpisode:
     finished: bool = False
     seed: int | None = None
     step_count: int = field(default=0)
+    worker_count: int | None = None
     # Who owns it (see the module docstring): the secret /reset returned,
     # whether the client chose the id, and the client it is counted against.
     secret: str = ""
@@ -197,6 +198,9 @@ class EpisodeStore:
     def __len__(self) -> int:
         return len(self._episodes)
 
+    def __contains__(self, episode_id: object) -> bool:
+        return episode_id in self._episodes
+
     def now(self) -> float:
         return self._clock()
 
@@ -240,6 +244,7 @@ class EpisodeStore:
             secret=secrets.token_urlsafe(24),
             chosen_id=episode_id is not None,
             client=client,
+            worker_count=worker_count,
         )
         self._episodes[episode.episode_id] = episode
         self._by_client.setdefault(client, OrderedDict())[episode.episode_id] = None
@@ -420,6 +425,7 @@ def archive_record(episode: StoredEpisode, finished_at: float) -> ArchivedEpisod
         grade=episode.env.grade(),
         trace=list(core.trace),
         events=core.log.records,
+        worker_count=episode.worker_count,
     )
 
 

@@ -343,7 +343,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
 
         async def on_load_replay(session: DashboardSession | None, episode_id: str) -> list[Any]:
             session = ensure(session)
-            return draw(session, controller.load_replay(session, episode_id))
+            return draw(session, await controller.load_replay_async(session, episode_id))
 
         async def on_seek(session: DashboardSession | None, position: float) -> list[Any]:
             session = ensure(session)

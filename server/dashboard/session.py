@@ -23,10 +23,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from workflow_orchestrator.server.archive import ArchivedEpisode
 from workflow_orchestrator.server.core import Episode, build_observation, grade_episode, new_episode
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.policies import POLICIES, Policy, make_policy
-from workflow_orchestrator.server.environment import EpisodeNotFoundError, EpisodeStore
+from workflow_orchestrator.server.environment import (
+    EpisodeForbiddenError,
+    EpisodeNotFoundError,
+    EpisodeStore,
+    archived_owned_by,
+)
 from workflow_orchestrator.server.tasks import UnknownTaskError
 from workflow_orchestrator.vocabulary import ActionTypeName
 
@@ -341,13 +349,46 @@ class DashboardController:
 
     # ---------------------------------------------------------------- replays
 
+    async def load_replay_async(self, session: DashboardSession, episode_id: str | None) -> Snapshot:
+        """:meth:`load_replay`, reading an episode that left the store from the archive (off the event loop)."""
+        wanted = (episode_id or "").strip()
+        archive = self.store.archive
+        if wanted and archive is not None and wanted not in self.store:
+            record = await archive.get(wanted)
+            if record is not None:
+                return self.load_archived_replay(session, record)
+        return self.load_replay(session, episode_id)
+
+    def load_archived_replay(self, session: DashboardSession, record: ArchivedEpisode) -> Snapshot:
+        """A replay of an archived episode: its task rebuilt from its id, seed and worker count."""
+        wanted = record.episode_id
+        if not archived_owned_by(record, None):
+            return self.snapshot(session, notice=str(EpisodeForbiddenError(wanted, secret_given=False)))
+        actions = [entry["action"] for entry in record.trace]
+        if len(actions) > MAX_REPLAY_STEPS:
+            return self.snapshot(
+                session, notice=f"Episode {wanted} has {len(actions)} steps; replays are limited to {MAX_REPLAY_STEPS}."
+            )
+        try:
+            resolved = self.store.registry.resolve(record.task_id, record.seed, record.worker_count)
+        except (UnknownTaskError, ValueError) as exc:
+            return self.snapshot(session, notice=f"Episode {wanted} cannot be replayed here: {exc}")
+        replay = Replay(wanted, resolved.compiled, resolved.seed, actions, verified=False)
+        replayed = self._replay_to(replay, len(actions))
+        # The archive keeps the log as JSON: compare it as JSON.
+        replay.verified = orjson.loads(orjson.dumps(replayed.log.records)) == record.events
+        session.replay = replay
+        self._seek(replay, 0)
+        return self.snapshot(session)
+
     def load_replay(self, session: DashboardSession, episode_id: str | None) -> Snapshot:
         wanted = (episode_id or "").strip()
         if not wanted:
             return self.snapshot(session, notice="Give the id of a finished episode to replay.")
         try:
-            stored = self.store.get(wanted)
-        except EpisodeNotFoundError as exc:
+            # Like any request without a secret: an episode its client named is not shown.
+            stored = self.store.get(wanted, None, check_owner=True)
+        except (EpisodeNotFoundError, EpisodeForbiddenError) as exc:
             return self.snapshot(session, notice=str(exc))
         source = stored.env.episode
         if source is None or not stored.finished:

@@ -37,7 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
-STARTUP_TIMEOUT_S = 120.0
+STARTUP_TIMEOUT_S = 300.0
 UI_TIMEOUT_MS = 30_000
 
 
@@ -84,6 +84,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Runn
                 str(web_port),
                 "--log-level",
                 "warning",
+                "--archive-path",
+                str(log_dir / "archive.sqlite3"),
             ],
             web_port,
         ),

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.tasks import SCENARIOS, act, registry_of, tiny_task
+from workflow_orchestrator.server.archive import Archive
 from workflow_orchestrator.server.core import AgentSpec, SubtaskSpec
 from workflow_orchestrator.server.dashboard import views
 from workflow_orchestrator.server.dashboard.session import (
@@ -479,3 +482,26 @@ def test_the_dashboard_is_imported_only_when_the_web_ui_is_on() -> None:
     assert answer["imported_when_off"] == []
     assert answer["off_paths"] == []
     assert "/web" in answer["on_paths"]
+
+
+def test_a_finished_episode_is_replayed_from_the_archive_after_it_left_the_store(tmp_path: Path) -> None:
+    with Archive(tmp_path / "archive.sqlite3") as archive:
+        store = EpisodeStore(default_registry(), StoreLimits(max_episodes=1, idle_timeout_s=60), archive=archive)
+        controller = DashboardController(store)
+        player = DashboardSession()
+        controller.start(player, "arena", "hard", 5, 3)
+        live = []
+        while not controller.is_finished(player):
+            live.append(controller.policy_step(player, "heuristic"))
+        finished = store.get(player.episode_id)
+        assert finished.archived is not None and finished.archived.result(timeout=30) > 0
+        controller.start(DashboardSession(), "easy", None, None, None)  # pushes it out of the store
+        assert player.episode_id not in store
+        viewer = DashboardSession()
+        loaded = asyncio.run(controller.load_replay_async(viewer, player.episode_id))
+        assert loaded.mode == "replay" and loaded.replay_position == (0, len(live))
+        assert "reproduces the stored event log exactly" in loaded.notice
+        end = controller.seek(viewer, len(live))
+        assert end.grade is not None and end.grade["score"] == live[-1].grade["score"]
+        unknown = asyncio.run(controller.load_replay_async(DashboardSession(), "nope"))
+        assert "unknown episode_id" in unknown.notice
