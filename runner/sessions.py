@@ -48,11 +48,18 @@ class LocalSession:
 
 
 class RemoteSession:
-    """One episode on a server: reset returns its episode_id, which step and the grader then name."""
+    """One episode on a server: reset returns its episode_id, which step and the grader then name.
+
+    Every request on the episode carries the secret the reset returned, and
+    every step the step count it expects, so a step whose answer was lost
+    can be sent again: the server applies it once and answers the same.
+    """
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
         self.episode_id: str | None = None
+        self.secret: str | None = None
+        self.step_count = 0
 
     async def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {"task_id": task_id}
@@ -60,27 +67,35 @@ class RemoteSession:
             body["seed"] = seed
         if worker_count is not None:
             body["worker_count"] = worker_count
-        observation = _envelope_observation(await self._post("/reset", body, repeatable=True))
+        self.secret = None
+        answer = await self._post("/reset", body, repeatable=True)
+        observation = _envelope_observation(answer)
         episode_id = observation.get("episode_id")
         if not isinstance(episode_id, str) or not episode_id:
             raise EpisodeFailure("POST /reset returned no episode_id; this runner needs a server that keeps episodes")
         self.episode_id = episode_id
+        secret = answer.get("episode_secret")
+        self.secret = secret if isinstance(secret, str) else None
+        self.step_count = _step_count(observation, 0)
         return observation
 
     async def step(self, action: Mapping[str, Any]) -> dict[str, Any]:
-        body = {"action": dict(action), "episode_id": self.episode_id}
-        return _envelope_observation(await self._post("/step", body, repeatable=False))
+        body = {"action": dict(action), "episode_id": self.episode_id, "expected_step_count": self.step_count}
+        observation = _envelope_observation(await self._post("/step", body, repeatable=True))
+        self.step_count = _step_count(observation, self.step_count + 1)
+        return observation
 
     async def grade(self) -> dict[str, Any]:
         return await self._post("/grader", {"episode_id": self.episode_id}, repeatable=True)
 
     async def _post(self, path: str, body: dict[str, Any], repeatable: bool) -> dict[str, Any]:
         """POST with retries where they are safe: always when no connection was made,
-        otherwise only for requests that may be repeated (a step may not: it would act twice)."""
+        otherwise only for requests that may be repeated (a step may, as it names the step count it expects)."""
+        headers = {"X-Episode-Secret": self.secret} if self.secret is not None and path != "/reset" else None
         for attempt in range(4):
             last = attempt == 3
             try:
-                response = await self.client.post(path, json=body)
+                response = await self.client.post(path, json=body, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last:
                     raise EpisodeFailure(f"POST {path}: cannot connect: {exc}") from None
@@ -108,6 +123,11 @@ class RemoteSession:
                 raise EpisodeFailure(f"POST {path}: the answer is not a JSON object")
             return data
         raise AssertionError("unreachable")
+
+
+def _step_count(observation: Mapping[str, Any], default: int) -> int:
+    count = observation.get("step_count")
+    return count if isinstance(count, int) and not isinstance(count, bool) else default
 
 
 def _envelope_observation(envelope: dict[str, Any]) -> dict[str, Any]:

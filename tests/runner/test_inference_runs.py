@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse
 
 from workflow_orchestrator import inference
 from workflow_orchestrator.runner import answers, episodes, players, settings
+from workflow_orchestrator.runner.sessions import RemoteSession
 from workflow_orchestrator.server.core.policies import POLICIES, make_policy
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 
@@ -795,3 +796,41 @@ def test_the_server_serves_the_recorded_baseline(env_server: str) -> None:
     served = httpx.post(env_server + "/baseline", timeout=10)
     assert served.status_code == 200
     assert served.json() == json.loads((REPO / "baseline_scores.json").read_text())
+
+
+class LosesFirstStepAnswer(httpx.AsyncBaseTransport):
+    """Forwards every request to the server, but loses the answer to the first /step (as a dropped connection)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.steps_sent = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path == "/step":
+            self.steps_sent += 1
+            if self.steps_sent == 1:
+                await response.aread()
+                await response.aclose()
+                raise httpx.ReadError("connection lost before the answer", request=request)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_a_remote_step_whose_answer_was_lost_is_sent_again_and_applied_once(env_server: str) -> None:
+    transport = LosesFirstStepAnswer()
+
+    async def play() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=env_server, transport=transport, timeout=30) as client:
+            session = RemoteSession(client)
+            await session.reset("easy", 3, None)
+            first = await session.step({"action_type": "wait"})
+            second = await session.step({"action_type": "wait"})
+            state = (await client.get("/state", params={"episode_id": session.episode_id})).json()
+            return first, second, state
+
+    first, second, state = asyncio.run(play())
+    assert transport.steps_sent == 3  # the lost one, its retry, the next step
+    assert (first["step_count"], second["step_count"], state["step_count"]) == (1, 2, 2)
