@@ -31,6 +31,7 @@ import os
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,6 +81,7 @@ class ServerUnderTest:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}/ws"
+        self.archive_dir = tempfile.TemporaryDirectory(prefix="bench-archive-")
         env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOW_ORCHESTRATOR_")}
         env.pop("ENABLE_WEB_INTERFACE", None)
         self.process = subprocess.Popen(
@@ -94,6 +96,9 @@ class ServerUnderTest:
                 "--no-web",
                 "--log-level",
                 "warning",
+                # The default archive, in a folder of its own rather than the repository.
+                "--archive-path",
+                str(Path(self.archive_dir.name) / "archive.sqlite3"),
             ],
             cwd=REPO_ROOT,
             env=env,
@@ -124,6 +129,8 @@ class ServerUnderTest:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        self.archive_dir.cleanup()
 
 
 def free_port() -> int:

@@ -465,10 +465,10 @@ def test_the_dashboard_is_imported_only_when_the_web_ui_is_on() -> None:
         """
         import json, sys
         from workflow_orchestrator.server.app import ServerSettings, build_app
-        off = build_app(ServerSettings(enable_web=False))
+        off = build_app(ServerSettings(enable_web=False, enable_archive=False))
         imported_when_off = [name for name in ("gradio", "workflow_orchestrator.server.dashboard")
                              if name in sys.modules]
-        on = build_app(ServerSettings(enable_web=True))
+        on = build_app(ServerSettings(enable_web=True, enable_archive=False))
         print(json.dumps({
             "imported_when_off": imported_when_off,
             "off_paths": sorted({getattr(r, "path", "") for r in off.router.routes if "web" in getattr(r, "path", "")}),

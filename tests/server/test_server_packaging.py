@@ -194,8 +194,26 @@ def test_the_server_says_what_it_loads_and_where_it_starts(
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: runs.append(options))
     monkeypatch.setattr(app_module, "tune_garbage_collector", lambda: None)
     caplog.set_level(logging.INFO, logger="workflow_orchestrator.server")
-    app_module.main(["--no-web", "--host", "127.0.0.1", "--port", "8123"])
+    app_module.main(["--no-web", "--no-archive", "--host", "127.0.0.1", "--port", "8123"])
     assert len(runs) == 1 and runs[0]["port"] == 8123
     messages = [record.getMessage() for record in caplog.records if record.name == "workflow_orchestrator.server"]
     assert messages[0].startswith("loading the server")
     assert messages[-1] == "starting uvicorn on http://127.0.0.1:8123"
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+def test_the_server_warns_at_start_when_it_listens_beyond_loopback_without_a_token(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import uvicorn
+
+    from workflow_orchestrator.server import app as app_module
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
+    monkeypatch.setattr(app_module, "tune_garbage_collector", lambda: None)
+    monkeypatch.delenv("WORKFLOW_ORCHESTRATOR_TOKEN", raising=False)
+    caplog.set_level(logging.INFO, logger="workflow_orchestrator.server")
+    app_module.main(["--no-web", "--no-archive", "--host", "0.0.0.0", "--port", "8124"])
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "0.0.0.0 without a token" in warnings[0]
+    assert "WORKFLOW_ORCHESTRATOR_TOKEN" in warnings[0]
