@@ -111,6 +111,19 @@ async def archived(episode: StoredEpisode) -> None:
         logger.exception("archiving episode %s failed", episode.episode_id)
 
 
+async def used_id_message(store: EpisodeStore, episode_id: str | None) -> str | None:
+    """Why a client-chosen id may not be given (it is archived), or None.
+
+    The store itself refuses the ids it remembers; the archive is asked here,
+    off the event loop, before the store is.
+    """
+    if episode_id is None or store.archive is None or store.is_retired(episode_id):
+        return None
+    if await store.archive.contains(episode_id):
+        return f"episode_id {episode_id!r} was used before (the episode is archived); choose another"
+    return None
+
+
 def client_of(request: Request) -> str:
     """The client an HTTP request comes from: its network address (what uvicorn reports, proxies included)."""
     return request.client.host if request.client is not None else "unknown"
@@ -162,13 +175,9 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
         summary="Start an episode; the observation carries its episode_id, the answer its episode_secret",
     )
     async def reset(http_request: Request, request: ResetRequest = Body(default_factory=ResetRequest)) -> Response:
-        if request.episode_id is not None and archive is not None and not store.is_retired(request.episode_id):
-            if await archive.contains(request.episode_id):
-                raise ApiError(
-                    409,
-                    "duplicate_episode_id",
-                    f"episode_id {request.episode_id!r} was used before (the episode is archived); choose another",
-                )
+        used = await used_id_message(store, request.episode_id)
+        if used is not None:
+            raise ApiError(409, "duplicate_episode_id", used)
         try:
             episode, observation = store.start(
                 request.task_id, request.seed, request.worker_count, request.episode_id, client=client_of(http_request)

@@ -23,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 from workflow_orchestrator.models import IncomingMessage, ResetMessage, StateMessage, StepMessage
 from workflow_orchestrator.server.environment import EpisodeStore, WorkflowEnvironment
 from workflow_orchestrator.server.http.responses import JSON_OPTIONS, describe_validation_errors
-from workflow_orchestrator.server.http.routes import archived
+from workflow_orchestrator.server.http.routes import archived, used_id_message
 from workflow_orchestrator.server.http.settings import ServerSettings
 from workflow_orchestrator.server.tasks import UnknownTaskError
 
@@ -103,7 +103,19 @@ class SessionEndpoint:
             if raw is None:
                 raw = message.get("bytes") or b""
             session.last_active_at = time.monotonic()
-            reply = self.handle(environment, raw)
+            try:
+                incoming = _incoming_message.validate_json(raw)
+            except ValidationError as exc:
+                reply: str | None = self._validation_reply(exc)
+            else:
+                used = None
+                if isinstance(incoming, ResetMessage) and incoming.data.episode_id is not None:
+                    # A chosen id is looked up in the archive too (off the event loop), as /reset does.
+                    used = await used_id_message(self.store, incoming.data.episode_id)
+                if used is None:
+                    reply = self.answer(environment, incoming)
+                else:
+                    reply = _ws_error(used, WSErrorCode.EXECUTION_ERROR)
             if reply is None:
                 return False
             episode = environment.episode
@@ -112,12 +124,8 @@ class SessionEndpoint:
                 await archived(episode)
             await send({"type": "websocket.send", "text": reply})
 
-    def handle(self, environment: WorkflowEnvironment, raw: str | bytes) -> str | None:
-        """The reply to one message, or None for ``close``."""
-        try:
-            message = _incoming_message.validate_json(raw)
-        except ValidationError as exc:
-            return self._validation_reply(exc)
+    def answer(self, environment: WorkflowEnvironment, message: IncomingMessage) -> str | None:
+        """The reply to one valid message, or None for ``close``."""
         try:
             if isinstance(message, StepMessage):
                 return _observation_reply(environment.step_payload(message.data))

@@ -6,11 +6,15 @@ loopback, so the stranger connects from 127.0.0.2 and the owner from 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from tests.support.server_fixtures import RunningServer, start_server
 
@@ -28,6 +32,13 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
 def client_from(server: RunningServer, address: str) -> httpx.Client:
     transport = httpx.HTTPTransport(local_address=address)
     return httpx.Client(base_url=server.url, transport=transport, trust_env=False, timeout=30.0)
+
+
+async def reset_over_websocket(server: RunningServer, data: dict[str, Any]) -> dict[str, Any]:
+    async with websockets.connect(server.url.replace("http://", "ws://", 1) + "/ws", proxy=None) as ws:
+        await ws.send(json.dumps({"type": "reset", "data": data}))
+        answer: dict[str, Any] = json.loads(await ws.recv())
+        return answer
 
 
 def reset(http: httpx.Client, **body: object) -> dict:
@@ -176,6 +187,10 @@ def test_an_archived_episode_survives_eviction_and_a_restart(tmp_path: Path) -> 
             assert stranger.post("/grader", json={"task_id": "easy"}).status_code == 404
             taken = stranger.post("/reset", json={"task_id": "easy", "episode_id": "kept-run"})
             assert taken.status_code == 409
+            # Nor over a WebSocket session, whose reset would otherwise overwrite the archived episode.
+            refused = asyncio.run(reset_over_websocket(server, {"task_id": "easy", "episode_id": "kept-run"}))
+            assert refused["type"] == "error" and "archived" in refused["data"]["message"]
+            assert http.get("/episodes/kept-run", headers=mine).json() == record
     finally:
         server.stop()
 
