@@ -472,7 +472,8 @@ def grade_arena(episode: Episode) -> dict[str, Any]:
         "on_time": metrics["on_time_priority_completion"],
         "makespan": metrics["makespan_score"],
     }
-    invalid = sum(1 for row in episode.log.rows if row[0] == "invalid_action")
+    # Every error, including those of a step beyond the rows its log keeps.
+    invalid = episode.invalid_count
     return {
         "task_id": episode.task.task_id,
         "seed": episode.seed,

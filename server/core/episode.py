@@ -49,6 +49,15 @@ _NO_ERRORS: list[tuple[ErrorCode, str]] = []
 # Beyond any time or step count.
 _NEVER = 1 << 62
 
+# Bounds on what one episode keeps, so that no sequence of actions can make its
+# log (and every answer that carries it) grow without limit: the errors logged
+# per step, the characters of an action's label in the log (as the trace keeps
+# a raw action), and the rows of the log (reaching it truncates the episode; no
+# task of the registry comes near it).
+MAX_LOGGED_ERRORS_PER_STEP = 8
+MAX_LABEL_CHARS = 200
+MAX_EVENTS_PER_EPISODE = 50_000
+
 # The agents already taken in a batch of one.
 _NONE_TAKEN: frozenset[int] = frozenset()
 
@@ -137,7 +146,11 @@ class Episode:
         # Frequent events (delegated, completed, waited) append their rows directly,
         # without the call of log.append; eventlog.FIELDS gives each kind's order.
         self.log = EventLog()
-        self._trace: list[tuple[int, int, Any, list[tuple[ErrorCode, str]]]] = []
+        # Per step: (step, t, action, error codes); the messages are in the log.
+        self._trace: list[tuple[int, int, Any, tuple[ErrorCode, ...]]] = []
+        # Every error of every step, counted even when the log keeps only the first few of a step.
+        self.invalid_count = 0
+        self._event_cap = MAX_EVENTS_PER_EPISODE
         self.rewards: list[float] = []
         self.last_reward = 0.0
         self.last_breakdown: dict[str, float] = {}
@@ -182,7 +195,7 @@ class Episode:
                 "step": step,
                 "t": t,
                 "action": action.to_dict() if isinstance(action, Action) else action,
-                "errors": [code.value for code, _ in errors],
+                "errors": [code.value for code in errors],
             }
             for step, t, action, errors in self._trace
         ]
@@ -261,10 +274,12 @@ class Episode:
         if errors:
             self.last_errors = [{"code": code.value, "message": message} for code, message in errors]
             self._record_invalid(parsed, action, errors, facts)
+            codes: tuple[ErrorCode, ...] = tuple([code for code, _ in errors])
         else:
             self.last_errors = []
+            codes = ()
         start = self.now
-        self._trace.append((self.step_count, start, parsed if parsed is not None else _raw_action(action), errors))
+        self._trace.append((self.step_count, start, parsed if parsed is not None else _raw_action(action), codes))
         # Advance the clock: one unit in the tick model; to the next event on a wait in the event model.
         facts.running_after_action = self.active_count
         if self.tick_model:
@@ -282,6 +297,7 @@ class Episode:
             self.terminated
             or self.now >= self._time_cap
             or self.step_count >= self._step_cap
+            or len(self.log.rows) >= self._event_cap
             or (not self.tick_model and self.completed_count == len(self.subtasks))
         ):
             self._end(facts)
@@ -520,10 +536,23 @@ class Episode:
         errors: list[tuple[ErrorCode, str]],
         facts: StepFacts,
     ) -> None:
-        label = parsed.label() if parsed is not None else str(_raw_action(raw))[:200]
-        for code, message in errors:
-            facts.error_codes += (code.value,)
-            self.log.append("invalid_action", self.now, self.step_count, code.value, message, label)
+        """Log a step's errors: the first :data:`MAX_LOGGED_ERRORS_PER_STEP`, the action's
+        label (at most :data:`MAX_LABEL_CHARS` characters) on the first row only.
+
+        The reward still sees every error (``facts.error_codes``) and
+        :attr:`invalid_count` counts them all, so a step with many errors costs
+        what it did, while its log stays a few rows long.
+        """
+        label: str | None = parsed.label() if parsed is not None else str(_raw_action(raw))
+        if label is not None and len(label) > MAX_LABEL_CHARS:
+            label = label[:MAX_LABEL_CHARS]
+        facts.error_codes += tuple([code.value for code, _ in errors])
+        self.invalid_count += len(errors)
+        rows = self.log.rows
+        now, step = self.now, self.step_count
+        for code, message in errors[:MAX_LOGGED_ERRORS_PER_STEP]:
+            rows.append(("invalid_action", now, step, code.value, message, label))
+            label = None
 
     # ------------------------------------------------------------------- clock
 

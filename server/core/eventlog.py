@@ -12,7 +12,7 @@ completed          subtask, agent, cost
 failed             subtask, agent, failure ("permanent"|"transient"), cause ("outcome"|"dropout"), cost
 aborted            subtask, agent, cost
 deadline_missed    subtask, deadline
-invalid_action     code, message, action
+invalid_action     code, message, action (the label, on a step's first such row only)
 waited             active
 agent_offline      agent
 agent_online       agent
@@ -21,6 +21,11 @@ capacity_changed   capacity
 synthesized        (none)
 episode_end        reason ("terminated"|"truncated"), completed, total
 =================  =======================================================
+
+A step logs at most ``episode.MAX_LOGGED_ERRORS_PER_STEP`` ``invalid_action``
+rows, and its action's label (truncated) once, so that one step's rows stay
+small whatever the action; an episode's log has at most
+``episode.MAX_EVENTS_PER_EPISODE`` rows.
 
 Rows are tuples because the step loop writes two or three of them every step,
 and a tuple costs a fraction of a dict to make. The graders (and the oracle's
