@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 WAIT: dict[str, Any] = {"action_type": "wait"}
 MAX_REFUSALS_IN_A_ROW = 5
+# Connections to the model API that could not be made (refused, no such host),
+# in a row over the whole run: an unreachable API stops the run like a refused key.
+MAX_UNREACHABLE_IN_A_ROW = 3
 
 
 @dataclass(slots=True)
@@ -126,8 +129,9 @@ class ModelClient:
     """Chat completions with a timeout per call and retries with backoff on transient errors.
 
     401/403/404 (a refused key, an unknown model) are fatal for the whole run:
-    every later call would fail the same way. Other 4xx answers are not
-    retried: the step plays a fallback.
+    every later call would fail the same way; so are
+    :data:`MAX_UNREACHABLE_IN_A_ROW` connections in a row that could not be
+    made at all. Other 4xx answers are not retried: the step plays a fallback.
     """
 
     def __init__(self, client: AsyncOpenAI, settings: RunSettings) -> None:
@@ -143,6 +147,7 @@ class ModelClient:
         # Refusals (4xx) in a row over the whole run: a request the API will never
         # accept (an unsupported parameter, say) must not turn a run into waits.
         self.refusals_in_a_row = 0
+        self.unreachable_in_a_row = 0
 
     async def complete(self, messages: list[dict[str, Any]], deadline: float) -> Completion:
         attempt = 0
@@ -154,6 +159,7 @@ class ModelClient:
             try:
                 completion = await asyncio.wait_for(self._create(messages, timeout), timeout + 1.0)
                 self.refusals_in_a_row = 0
+                self.unreachable_in_a_row = 0
                 return completion
             except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
                 raise FatalError(f"the model API refused the request: {_describe_api_error(exc)}") from None
@@ -168,6 +174,13 @@ class ModelClient:
                     raise ModelCallFailed(_describe_api_error(exc)) from None
                 reason, retry_after = _describe_api_error(exc), _retry_after_s(exc)
             except (TimeoutError, openai.APIConnectionError) as exc:
+                if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
+                    self.unreachable_in_a_row += 1
+                    if self.unreachable_in_a_row >= MAX_UNREACHABLE_IN_A_ROW:
+                        raise FatalError(
+                            f"cannot reach the model API at {self.client.base_url} "
+                            f"({self.unreachable_in_a_row} attempts in a row): {_describe_api_error(exc)}"
+                        ) from None
                 reason, retry_after = (
                     (
                         _describe_api_error(exc)

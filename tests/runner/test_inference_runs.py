@@ -660,6 +660,24 @@ def test_requests_refused_again_and_again_stop_the_run(
     assert [s[4] for s in episode.steps] == ["model_call_failed"] * (players.MAX_REFUSALS_IN_A_ROW - 1)
 
 
+def test_an_unreachable_model_api_stops_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    base_url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    started = time.monotonic()
+    code, out, err = run_main(capsys, *llm_args(base_url, "--tasks", "easy,hard", "--seeds", "0-4"))
+    assert code == 1
+    assert time.monotonic() - started < 60
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"inference.py: cannot reach the model API at {base_url}/ "
+            f"({players.MAX_UNREACHABLE_IN_A_ROW} attempts in a row)"
+        )
+    )
+    (episode,) = parse_stdout(out)
+    assert episode.step_count < players.MAX_UNREACHABLE_IN_A_ROW
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
