@@ -129,6 +129,7 @@ class Episode:
 
         self.capacity = task.capacity
         self.active_count = 0
+        self.peak_running = 0  # the most subtasks ever running at once
         self.now = 0
         self.step_count = 0
         self.budget_used = 0.0
@@ -271,6 +272,7 @@ class Episode:
                 errors = self._apply_synthesize(facts)
             else:
                 errors = self._apply_abort(parsed.subtask_id or "")
+                facts.aborted = not errors
         if errors:
             self.last_errors = [{"code": code.value, "message": message} for code, message in errors]
             self._record_invalid(parsed, action, errors, facts)
@@ -282,6 +284,9 @@ class Episode:
         self._trace.append((self.step_count, start, parsed if parsed is not None else _raw_action(action), codes))
         # Advance the clock: one unit in the tick model; to the next event on a wait in the event model.
         facts.running_after_action = self.active_count
+        if self.active_count > self.peak_running:  # starts happen only here, in the action
+            facts.previous_peak = self.peak_running
+            self.peak_running = self.active_count
         if self.tick_model:
             self._resolve_until(start + 1, facts)
         elif parsed is not None and parsed.action_type is WAIT and not errors:
@@ -323,6 +328,7 @@ class Episode:
         )
         if patience:
             self.waits_in_patience += 1
+            facts.patience_wait = True
         facts.waited = True
         facts.useful_wait = self.active_count > 0 or patience
         self.log.rows.append(("waited", self.now, self.step_count, self.active_count))
@@ -503,6 +509,10 @@ class Episode:
         attempt = self.pair_attempts.get(pair, 0)
         self.pair_attempts[pair] = attempt + 1
         attempts = self.attempts[s] = self.attempts[s] + 1
+        if attempts == 1:
+            facts.first_starts += 1
+        elif pair in self.known_permanent:
+            facts.repeated_permanent += 1
         self.pending_failure[s] = self.outcomes[pair].decide(
             self.seed_key, attempt, self.failure_count[s], self.retry_cap
         )

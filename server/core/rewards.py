@@ -17,6 +17,13 @@ if TYPE_CHECKING:
 # dependency violation, a capacity violation, a wrong agent, a failure ignored
 # for two or more steps. The last three channels are ours: a missed deadline,
 # a synthesis that ends the workflow, and the penalty of any other invalid action.
+#
+# Every credit is paid so that no detour earns it twice (ScenarioRewards.step_reward):
+#   delegation   once per subtask, at its first start; an abort gives it back; a start on
+#                an agent already seen to fail that subtask permanently costs as much
+#   parallelism  per new peak of subtasks running at once (two or more), as the grade counts it
+#   recovery     a failure costs it, and completing the failed subtask pays it back per failure
+#   useful_wait  a wait during which running work completes, or a wait monitoring wants
 DEFAULT_REWARD_TABLE: Mapping[str, float] = {
     "delegation": 0.05,
     "completion": 0.08,
@@ -50,18 +57,23 @@ class StepFacts:
 
     __slots__ = (
         "started",
+        "first_starts",
+        "repeated_permanent",
+        "aborted",
         "completed",
         "recovered",
         "failed",
         "error_codes",
         "waited",
         "useful_wait",
+        "patience_wait",
         "missed_deadlines",
         "neglected",
         "synthesized",
         "elapsed",
         "busy_time",
         "running_after_action",
+        "previous_peak",
         "ended",
     )
 
@@ -71,18 +83,23 @@ class StepFacts:
     def clear(self) -> None:
         # Tuples, grown by concatenation: most steps add nothing to most of them.
         self.started: tuple[tuple[int, int, bool], ...] = ()  # (subtask, agent, is_retry)
+        self.first_starts = 0  # starts of subtasks never started before
+        self.repeated_permanent = 0  # starts on an agent already seen to fail that subtask permanently
+        self.aborted = False  # the action aborted running work
         self.completed: tuple[tuple[int, int], ...] = ()  # (subtask, agent)
         self.recovered: tuple[int, ...] = ()  # completed subtasks that had failed before
         self.failed: tuple[tuple[int, int, str], ...] = ()  # (subtask, agent, kind)
         self.error_codes: tuple[str, ...] = ()
         self.waited = False
         self.useful_wait = False
+        self.patience_wait = False  # a wait monitoring wants (counted for the patience dimension)
         self.missed_deadlines: tuple[int, ...] = ()
         self.neglected = 0  # failed subtasks left un-retried for two or more steps
         self.synthesized = False
         self.elapsed = 0  # time that passed during this step
         self.busy_time = 0  # agent-time units spent working during this step (see RewardModel)
         self.running_after_action = 0  # in progress right after the action, before time moves
+        self.previous_peak = -1  # the peak of work running at once before this step, when the step raised it
         self.ended = False
 
 
@@ -115,15 +132,30 @@ class ScenarioRewards:
     def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]:
         t = self.table
         breakdown = self._zero.copy()
-        if facts.started:
-            breakdown["delegation"] = t["delegation"] * len(facts.started)
-            if facts.running_after_action >= 2:
-                breakdown["parallelism"] = t["parallelism"]
+        if facts.aborted:
+            # Work thrown away gives its start's credit back (and its restart earns none).
+            breakdown["delegation"] = -t["delegation"]
+        elif facts.started:
+            # Starting work pays once per subtask: a restart after an abort or a failure
+            # earns nothing, a start on an agent already seen to fail the subtask
+            # permanently costs what a first start earns.
+            breakdown["delegation"] = t["delegation"] * (facts.first_starts - facts.repeated_permanent)
+            # Work in parallel pays per new peak of subtasks running at once (as the grade
+            # counts it), not per start: splitting or stretching work earns nothing more.
+            if facts.previous_peak >= 0 and facts.running_after_action >= 2:
+                breakdown["parallelism"] = t["parallelism"] * (facts.running_after_action - max(1, facts.previous_peak))
         if facts.completed:
             breakdown["completion"] = t["completion"] * len(facts.completed)
-        if facts.recovered:
-            breakdown["recovery"] = t["recovery"] * len(facts.recovered)
-        if facts.useful_wait:
+        if facts.failed or facts.recovered:
+            # A failure costs what its recovery pays back: walking into failures earns nothing.
+            recovery = -t["recovery"] * len(facts.failed)
+            for s in facts.recovered:
+                recovery += t["recovery"] * episode.failure_count[s]
+            breakdown["recovery"] = recovery
+        if facts.useful_wait and (facts.completed or facts.patience_wait):
+            # A wait is useful when running work completes during it, or when monitoring
+            # wants it: waits that only let time pass earn nothing, so a slower episode
+            # does not earn more.
             breakdown["useful_wait"] = t["useful_wait"]
         if facts.neglected:
             breakdown["neglect"] = t["neglect"] * facts.neglected
