@@ -15,6 +15,7 @@ import heapq
 import math
 
 from ...server.core.formulas import budget_score, deadline_met, ratio, unit
+from ...server.core.grading import UNDELIVERED_SHARE
 from ...server.core.states import COMPLETED, PENDING, RUNNING
 from .node import NEVER, SUCCEEDS, TickNode
 from .problem import TickProblem
@@ -193,11 +194,16 @@ def assemble_bound(problem: TickProblem, node: TickNode, ect: list[int], finish_
     else:
         wait_from = 0
         patience_free = 1.0
-    if n_reach == n and (w.time_efficiency or w.patience):
-        last = finish_all
+    # Whether the episode can still deliver (synthesize, every subtask completed, before the limit).
+    can_deliver = node.synthesized
+    last = finish_all
+    if n_reach == n:
         for s in pending_reach:
             if ect[s] > last:
                 last = ect[s]
+        if last <= limit - 1:
+            can_deliver = True
+    if n_reach == n and (w.time_efficiency or w.patience):
         time_lb = problem.time_lb
         if p >= 0:
             for more in range(0, max(0, wanted - node.patience_waits) + 1):
@@ -224,8 +230,16 @@ def assemble_bound(problem: TickProblem, node: TickNode, ect: list[int], finish_
     min_cost = problem.min_cost
     for k in range(n_reach, done - 1, -1):
         gate = unit(k * gate_scale)
-        ending = max(synth_term, no_synth_term) if k == n else no_synth_term
-        base = fixed + w.completion * round(k / n, 6) + ending
+        if k == n and can_deliver:
+            ending = max(synth_term, no_synth_term)
+            completion = round(k / n, 6)
+        else:
+            # Undelivered: the completion and the gate count at most a share (grading.py).
+            ending = no_synth_term
+            completion = round(k / n * UNDELIVERED_SHARE, 6)
+            if gate > UNDELIVERED_SHARE:
+                gate = UNDELIVERED_SHARE
+        base = fixed + w.completion * completion + ending
         if base + gated_total * gate <= best_total:
             break
         total = base

@@ -12,7 +12,7 @@ graded there, and a disagreement raises ``ModelMismatchError``.
 from __future__ import annotations
 
 from ...server.core.formulas import budget_score, deadline_met, efficiency, ratio, unit
-from ...server.core.grading import GATED_DIMENSIONS
+from ...server.core.grading import GATED_DIMENSIONS, UNDELIVERED_SHARE
 from ...server.core.states import COMPLETED
 from .node import TickNode
 from .problem import TickProblem
@@ -25,7 +25,7 @@ def dimension_values(problem: TickProblem, node: TickNode) -> dict[str, float]:
     completed = [st == COMPLETED for st in node.status]
     failed = [s for s in range(n) if node.failed_mask >> s & 1]
     steps = node.t
-    values: dict[str, float] = {"completion": done / n}
+    values: dict[str, float] = {"completion": done / n if node.synthesized else done / n * UNDELIVERED_SHARE}
     values["recovery"] = ratio(sum(1 for s in failed if completed[s]), len(failed))
     values["recovery_speed"] = 1.0 if node.failures == 0 else node.credit / node.failures
     values["error_classification"] = unit(1.0 - 0.5 * node.repeated)
@@ -60,6 +60,8 @@ def dimension_values(problem: TickProblem, node: TickNode) -> dict[str, float]:
 def leaf_score(problem: TickProblem, node: TickNode) -> float:
     """The grade of a finished episode, rounded as ``grade_episode`` rounds it."""
     gate = unit((node.done_count / problem.n) / problem.activity_gate)
+    if not node.synthesized and gate > UNDELIVERED_SHARE:
+        gate = UNDELIVERED_SHARE
     values = dimension_values(problem, node)
     total = 0.0
     for name, weight in problem.spec.grade_weights.items():

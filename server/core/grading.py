@@ -27,6 +27,12 @@ patience              waits after the patience subtask completed / waits wanted
 pillar_balance        the lowest completed fraction over the pillars
 valid_actions         1 - invalid actions / actions
 
+Delivery: on a task that ends with ``synthesize`` (the tick time model), an
+episode that never synthesized has not delivered its work: its completion
+counts :data:`UNDELIVERED_SHARE` (a half) and its activity gate is at most a
+half, besides time efficiency being 0. Work done and never delivered is worth
+clearly less than work delivered.
+
 Every grade also carries ``normalized_score``: the score as a fraction of the
 best achievable score of that task and seed, when the oracle has proven it;
 ``None`` when it is not known. ``best_score``, ``best_score_status``
@@ -56,6 +62,10 @@ if TYPE_CHECKING:
 GATED_DIMENSIONS: frozenset[GradeDimensionName] = frozenset(
     {"recovery", "recovery_speed", "error_classification", "cost_efficiency", "budget", "valid_actions"}
 )
+
+# An episode that never delivers (a task that ends with ``synthesize``, never
+# synthesized) keeps this share of its completion, and its activity gate is at most this.
+UNDELIVERED_SHARE = 0.5
 
 # How many attempts the hindsight cost bound looks ahead for one agent.
 _HINDSIGHT_ATTEMPTS = 16
@@ -366,6 +376,9 @@ def grade_scenario(episode: Episode) -> dict[str, Any]:
     completed_at = facts.completed_at
     total = len(task.subtasks)
     gate = unit(len(completed_by) / total / task.activity_gate)
+    delivered = facts.synthesized or (not episode.tick_model and episode.terminated)
+    if not delivered and gate > UNDELIVERED_SHARE:
+        gate = UNDELIVERED_SHARE
     recovered = len(facts.failed_subtasks & completed_by.keys())
     ids = episode.dag.ids
     deadlines_met = 0
@@ -373,6 +386,8 @@ def grade_scenario(episode: Episode) -> dict[str, Any]:
         if deadline_met(completed_at.get(ids[s]), deadline):
             deadlines_met += 1
     values = _dimension_values(episode, facts, recovered, deadlines_met)
+    if not delivered:
+        values["completion"] *= UNDELIVERED_SHARE
     breakdown: dict[str, float] = {}
     score = 0.0
     for name, weight in task.grade_weights.items():
@@ -394,6 +409,7 @@ def grade_scenario(episode: Episode) -> dict[str, Any]:
         "counts": {
             "subtasks_completed": len(completed_by),
             "subtasks_total": total,
+            "delivered": delivered,
             "failures": facts.failure_count,
             "permanent_failures": facts.permanent_failures,
             "failures_recovered": recovered,

@@ -298,7 +298,7 @@ def generate_scenario(level: GeneratedLevel, seed: int, secret: bytes | None = N
         ),
         events=tuple(events),
         grade_weights=dict(level.grade_weights),
-        activity_gate=0.5,
+        activity_gate=1.0,
         canonical_seed=seed,
         parameters={
             "level": level.name,

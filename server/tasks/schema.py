@@ -67,7 +67,7 @@ class PatienceFile(_Strict):
 
 
 class GradingFile(_Strict):
-    activity_gate: float = Field(default=0.5, gt=0, le=1)
+    activity_gate: float = Field(default=1.0, gt=0, le=1)
     weights: dict[str, float]
 
 
