@@ -181,13 +181,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     logger.info("loading the server (openenv, FastAPI, uvicorn)...")
     import uvicorn
 
+    from workflow_orchestrator.server.http.protocol import ConnectionLimits, protocol_classes
+
     app = build_app(settings)
+    http_protocol, ws_protocol = protocol_classes(
+        ConnectionLimits(
+            max_header_bytes=settings.max_header_bytes,
+            read_timeout_s=settings.request_read_timeout_s,
+            send_timeout_s=settings.send_timeout_s,
+        )
+    )
     tune_garbage_collector()
     logger.info("starting uvicorn on http://%s:%d", settings.host, settings.port)
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
+        http=http_protocol,
+        ws=ws_protocol,
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,  # type: ignore[arg-type]
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         ws_max_size=settings.max_body_bytes,
         ws_per_message_deflate=settings.ws_compression,
         access_log=settings.access_log,

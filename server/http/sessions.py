@@ -42,6 +42,12 @@ class Session:
     environment: WorkflowEnvironment
     send: Send
     last_active_at: float
+    # The task serving the connection, and when its reply now being sent began
+    # (0.0: none is), for the housekeeping to stop a send that takes too long.
+    task: asyncio.Task[Any] | None = None
+    sending_since: float = 0.0
+    timed_out: bool = False
+    closing: bool = False
 
 
 class SessionEndpoint:
@@ -57,7 +63,10 @@ class SessionEndpoint:
         self.metadata = metadata
         self.max_sessions = settings.max_concurrent_envs
         self.idle_timeout_s = settings.session_idle_timeout_s
+        self.send_timeout_s = settings.send_timeout_s
         self.sessions: dict[int, Session] = {}
+        # Closing notices under way (kept here so that they are not collected mid-send).
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -78,13 +87,22 @@ class SessionEndpoint:
             return
         client = scope.get("client")
         environment = WorkflowEnvironment(self.store, self.metadata, client=client[0] if client else "unknown")
-        session = Session(environment, send, time.monotonic())
+        session = Session(environment, send, time.monotonic(), asyncio.current_task())
         key = id(session)
         self.sessions[key] = session
         try:
             closed_by_client = await self._serve(session, receive, send)
         except OSError:  # the client went away while we were sending
             closed_by_client = True
+        except asyncio.CancelledError:
+            if not session.timed_out:
+                raise
+            # Stopped by the housekeeping: the client left a reply unread for too long.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            logger.info("a WebSocket client left a reply unread for %g s; dropped", self.send_timeout_s)
+            return
         finally:
             # Free the slot and the episode at once: a dropped connection must not hold them.
             del self.sessions[key]
@@ -122,7 +140,9 @@ class SessionEndpoint:
             if episode is not None and episode.archived is not None and not episode.archived.done():
                 # The episode just finished: its answer goes out once the archive has it.
                 await archived(episode)
+            session.sending_since = session.last_active_at
             await send({"type": "websocket.send", "text": reply})
+            session.sending_since = 0.0
 
     def answer(self, environment: WorkflowEnvironment, message: IncomingMessage) -> str | None:
         """The reply to one valid message, or None for ``close``."""
@@ -160,14 +180,35 @@ class SessionEndpoint:
         summary, cleaned = describe_validation_errors(errors)
         return _ws_error(f"invalid message: {summary}", WSErrorCode.VALIDATION_ERROR, errors=cleaned)
 
-    async def close_idle_sessions(self, now: float) -> None:
+    def close_idle_sessions(self, now: float) -> None:
+        """Close idle sessions and stop sends that take too long, waiting on no client.
+
+        Each idle session gets its notice and close from a task of its own,
+        bounded by the send timeout, so a client that stopped reading delays
+        no one else; a session whose reply has been unread for longer than
+        the send timeout is stopped, which frees its slot and its episode.
+        """
         for session in list(self.sessions.values()):
-            if now - session.last_active_at > self.idle_timeout_s:
-                notice = _ws_error(
-                    f"session idle for more than {self.idle_timeout_s:g} s; closed", WSErrorCode.SESSION_ERROR
-                )
+            if session.sending_since and now - session.sending_since > self.send_timeout_s:
+                if not session.timed_out and session.task is not None:
+                    session.timed_out = True
+                    session.task.cancel()
+            elif not session.closing and now - session.last_active_at > self.idle_timeout_s:
+                session.closing = True
+                task = asyncio.create_task(self._close_idle(session))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
+    async def _close_idle(self, session: Session) -> None:
+        notice = _ws_error(f"session idle for more than {self.idle_timeout_s:g} s; closed", WSErrorCode.SESSION_ERROR)
+        try:
+            async with asyncio.timeout(self.send_timeout_s):
                 await _send_quietly(session.send, {"type": "websocket.send", "text": notice})
                 await _send_quietly(session.send, {"type": "websocket.close", "code": 1001})
+        except TimeoutError:
+            if not session.timed_out and session.task is not None:
+                session.timed_out = True
+                session.task.cancel()
 
 
 async def _send_quietly(send: Send, message: Message) -> None:
@@ -185,8 +226,10 @@ def _observation_reply(envelope: dict[str, Any]) -> str:
 def install_housekeeping(
     app: FastAPI, store: EpisodeStore, sessions: SessionEndpoint, settings: ServerSettings
 ) -> None:
-    """One background task: drop idle episodes and close idle sessions."""
-    interval = max(0.5, min(settings.episode_idle_timeout_s, settings.session_idle_timeout_s) / 4)
+    """One background task: drop idle episodes, close idle sessions, stop stuck sends."""
+    interval = max(
+        0.5, min(settings.episode_idle_timeout_s, settings.session_idle_timeout_s, settings.send_timeout_s) / 4
+    )
     task: asyncio.Task[None] | None = None
 
     async def housekeep() -> None:
@@ -194,7 +237,7 @@ def install_housekeeping(
             await asyncio.sleep(interval)
             try:
                 store.evict()
-                await sessions.close_idle_sessions(time.monotonic())
+                sessions.close_idle_sessions(time.monotonic())
             except Exception:  # keep the loop alive; a failure here must not stop eviction for good
                 logger.exception("housekeeping failed")
 

@@ -38,6 +38,13 @@ class ServerSettings:
     archive_path: str = DEFAULT_ARCHIVE_PATH
     archive_max_episodes: int = DEFAULT_MAX_EPISODES
     archive_max_bytes: int = DEFAULT_MAX_BYTES
+    # Connections (server/http/protocol.py): set here rather than left to whoever deploys.
+    max_header_bytes: int = 32 * 1024
+    request_read_timeout_s: float = 15.0
+    send_timeout_s: float = 20.0
+    max_connections: int = 512
+    keep_alive_timeout_s: float = 5.0
+    shutdown_timeout_s: float = 10.0
     api_token: str | None = field(default=None, repr=False)
     # Seals every episode: attempt outcomes and hidden draws keyed by this secret
     # as well as the seed (see WorkflowEnv). None: unsealed, predictable from the seed.
@@ -62,6 +69,12 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "WORKFLOW_ORCHESTRATOR_ARCHIVE_MAX_BYTES": ("archive_max_bytes", int),
     "WORKFLOW_ORCHESTRATOR_EPISODE_IDLE_TIMEOUT": ("episode_idle_timeout_s", float),
     "WORKFLOW_ORCHESTRATOR_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "WORKFLOW_ORCHESTRATOR_MAX_HEADER_BYTES": ("max_header_bytes", int),
+    "WORKFLOW_ORCHESTRATOR_READ_TIMEOUT": ("request_read_timeout_s", float),
+    "WORKFLOW_ORCHESTRATOR_SEND_TIMEOUT": ("send_timeout_s", float),
+    "WORKFLOW_ORCHESTRATOR_MAX_CONNECTIONS": ("max_connections", int),
+    "WORKFLOW_ORCHESTRATOR_KEEP_ALIVE_TIMEOUT": ("keep_alive_timeout_s", float),
+    "WORKFLOW_ORCHESTRATOR_SHUTDOWN_TIMEOUT": ("shutdown_timeout_s", float),
     TOKEN_VARIABLE: ("api_token", str),
     OUTCOME_SECRET_VARIABLE: ("outcome_secret", str),
 }
@@ -161,6 +174,46 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Se
         help="largest request body or WebSocket message (default %(default)s)",
     )
     parser.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=defaults.max_header_bytes,
+        help="largest request line and headers; larger ones get 431 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        dest="request_read_timeout_s",
+        type=float,
+        default=defaults.request_read_timeout_s,
+        help="seconds for a request to arrive whole, and for a new connection's first byte (default %(default)s)",
+    )
+    parser.add_argument(
+        "--send-timeout",
+        dest="send_timeout_s",
+        type=float,
+        default=defaults.send_timeout_s,
+        help="seconds a client may leave our answer unread before it is disconnected (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="open connections, HTTP and WebSocket; more get 503 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout",
+        dest="keep_alive_timeout_s",
+        type=float,
+        default=defaults.keep_alive_timeout_s,
+        help="seconds an idle keep-alive connection stays open (default %(default)s)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        dest="shutdown_timeout_s",
+        type=float,
+        default=defaults.shutdown_timeout_s,
+        help="seconds SIGTERM waits for open connections before it cancels them (default %(default)s)",
+    )
+    parser.add_argument(
         "--ws-compression", action="store_true", default=defaults.ws_compression, help="offer permessage-deflate on /ws"
     )
     parser.add_argument(
@@ -184,10 +237,19 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Se
         "max_body_bytes",
         "archive_max_episodes",
         "archive_max_bytes",
+        "max_header_bytes",
+        "max_connections",
     ):
         if getattr(settings, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("session_idle_timeout_s", "episode_idle_timeout_s"):
+    for name in (
+        "session_idle_timeout_s",
+        "episode_idle_timeout_s",
+        "request_read_timeout_s",
+        "send_timeout_s",
+        "keep_alive_timeout_s",
+        "shutdown_timeout_s",
+    ):
         if getattr(settings, name) <= 0:
             parser.error(f"{name} must be positive")
     return settings
