@@ -79,7 +79,11 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     from workflow_orchestrator.server.archive import Archive, ArchiveLimits
     from workflow_orchestrator.server.environment import EpisodeStore, StoreLimits, WorkflowEnvironment
     from workflow_orchestrator.server.http.classic import ClassicSchemaMiddleware
-    from workflow_orchestrator.server.http.middleware import BearerTokenMiddleware, BodySizeLimitMiddleware
+    from workflow_orchestrator.server.http.middleware import (
+        BearerTokenMiddleware,
+        BodySizeLimitMiddleware,
+        HeadMiddleware,
+    )
     from workflow_orchestrator.server.http.responses import install_error_handlers
     from workflow_orchestrator.server.http.routes import (
         ENV_NAME,
@@ -144,6 +148,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     install_housekeeping(app, store, sessions, settings)
     app.add_middleware(ClassicSchemaMiddleware, tasks=registry.list_tasks())
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadMiddleware)
     # Added last, so it runs first: an unauthorised request is refused before its body is read.
     if settings.api_token:
         app.add_middleware(BearerTokenMiddleware, token=settings.api_token)

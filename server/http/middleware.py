@@ -1,6 +1,6 @@
-"""ASGI middleware: the request body size limit and the bearer token check.
+"""ASGI middleware: the request body size limit, the bearer token check and HEAD.
 
-Both are plain ASGI wrappers (no per-request objects) and refuse with the
+All are plain ASGI wrappers (no per-request objects) and refuse with the
 same JSON error bodies as the routes.
 """
 
@@ -65,12 +65,14 @@ class BearerTokenMiddleware:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     def _authorized(self, scope: Scope) -> bool:
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
-                return hmac.compare_digest(value, self._expected)
+                # The scheme's name is case-insensitive (RFC 7235); the token is not.
+                scheme, _, credentials = value.strip().partition(b" ")
+                return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._expected)
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -96,3 +98,22 @@ class BearerTokenMiddleware:
         else:
             # Servers without the denial-response extension answer 403 to this.
             await send({"type": "websocket.close", "code": 1008})
+
+
+class HeadMiddleware:
+    """``HEAD`` on every ``GET`` route: the ``GET`` answer's status and headers, without its body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_head(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {"type": "http.response.body", "body": b"", "more_body": message.get("more_body", False)}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_head)

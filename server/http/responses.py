@@ -89,8 +89,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return json_response(error_body(exc.error, exc.message, exc.expected), exc.status)
 
     async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
-        summary, cleaned = describe_validation_errors(exc.errors())
         path = request.url.path
+        for item in exc.errors():
+            if item.get("type") == "json_invalid":
+                # FastAPI's location is a character offset ("body.15: JSON decode error"): say it in words.
+                loc = item.get("loc", ())
+                where = f" at character {loc[-1]}" if len(loc) > 1 else ""
+                reason = str((item.get("ctx") or {}).get("error") or "malformed")
+                return json_response(
+                    error_body(
+                        "invalid_json",
+                        f"{request.method} {path}: the body is not valid JSON ({reason}{where}); send a JSON object",
+                        expected_form(path),
+                    ),
+                    422,
+                )
+        summary, cleaned = describe_validation_errors(exc.errors())
         if any(item["type"] == "model_attributes_type" and item["loc"] == ["body"] for item in cleaned):
             summary = "the body must be a JSON object"
             if "json" not in request.headers.get("content-type", ""):

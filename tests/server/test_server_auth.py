@@ -53,6 +53,14 @@ def test_every_route_but_health_refuses_a_missing_or_wrong_token(
             assert reply.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_the_scheme_name_is_case_insensitive(guarded_server: RunningServer, scheme: str) -> None:
+    headers = {"Authorization": f"{scheme} {TOKEN}"}
+    assert httpx.get(f"{guarded_server.url}/tasks", headers=headers, trust_env=False).status_code == 200
+    wrong_case_token = {"Authorization": f"{scheme} {TOKEN.upper()}"}
+    assert httpx.get(f"{guarded_server.url}/tasks", headers=wrong_case_token, trust_env=False).status_code == 401
+
+
 def test_health_is_open_and_the_right_token_opens_the_rest(guarded_server: RunningServer) -> None:
     with httpx.Client(base_url=guarded_server.url, trust_env=False) as http:
         assert http.get("/health").status_code == 200

@@ -258,3 +258,26 @@ def test_duplicate_client_chosen_episode_id_is_409(http: httpx.Client) -> None:
     assert first.status_code == 200 and first.json()["observation"]["episode_id"] == "my-run-1"
     second = http.post("/reset", json={"task_id": "easy", "episode_id": "my-run-1"})
     assert second.status_code == 409
+
+
+@pytest.mark.parametrize("raw", [b'{"task_id": "easy",, }', b"garbage", b'{"seed": 1'])
+def test_garbage_json_is_answered_in_words(http: httpx.Client, raw: bytes) -> None:
+    reply = http.post("/reset", content=raw, headers={"content-type": "application/json"})
+    assert reply.status_code == 422
+    payload = reply.json()
+    assert payload["error"] == "invalid_json"
+    assert "the body is not valid JSON" in payload["message"] and "character" in payload["message"]
+    assert "JSON decode error" not in payload["message"] and "body." not in payload["message"]
+
+
+def test_head_answers_every_get_route_without_a_body(http: httpx.Client) -> None:
+    episode_id = http.post("/reset", json={"task_id": "easy"}).json()["observation"]["episode_id"]
+    for path in ("/health", "/tasks", "/metadata", "/schema", f"/state?episode_id={episode_id}", "/openapi.json"):
+        get = http.get(path)
+        head = http.head(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == get.headers["content-length"], path
+    assert http.head("/nowhere").status_code == 404
+    assert http.head("/reset").status_code == 405
