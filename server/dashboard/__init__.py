@@ -24,7 +24,7 @@ from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from workflow_orchestrator.server.environment import EpisodeStore
 
@@ -73,7 +73,15 @@ def mount_dashboard(app: FastAPI, store: EpisodeStore, path: str = DASHBOARD_PAT
     async def to_dashboard() -> RedirectResponse:
         return RedirectResponse(url=f"{path}/")
 
+    async def no_uploads() -> JSONResponse:
+        return JSONResponse(
+            {"error": "uploads_disabled", "message": "the dashboard takes no files; uploads are turned off"},
+            status_code=403,
+        )
+
     # Routes before the mount, so that they answer first (as openenv's web interface does).
+    # The page has no file input: Gradio's upload route (anonymous, written to disk) is off.
+    app.add_api_route(f"{path}/gradio_api/upload", no_uploads, methods=["POST"], include_in_schema=False)
     if path not in existing:
         app.add_api_route(path, to_dashboard, methods=["GET"], include_in_schema=False)
     if "/" not in existing:

@@ -10,7 +10,7 @@ deadlines, the hint, the rewards, the grade, the tables and the action form.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import gradio as gr
@@ -75,6 +75,7 @@ DEFAULT_TITLE = "workflow_orchestrator dashboard"
 def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Blocks:
     """The dashboard as Gradio Blocks, playing episodes in ``store``."""
     controller = DashboardController(store)
+    replay_lock = asyncio.Lock()
     first = controller.options[0]
 
     with gr.Blocks(title=title, analytics_enabled=False, fill_width=True) as blocks:
@@ -341,18 +342,25 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             session = ensure(session)
             return session.replay.source_id if session.replay else (session.episode_id or "")
 
+        async def replay_work(work: Callable[..., Snapshot], *args: Any) -> Snapshot:
+            # A replay re-simulates up to MAX_REPLAY_STEPS steps: in a worker thread, one
+            # replay at a time, so that it neither blocks the event loop nor multiplies.
+            async with replay_lock:
+                return await asyncio.to_thread(work, *args)
+
         async def on_load_replay(session: DashboardSession | None, episode_id: str) -> list[Any]:
             session = ensure(session)
-            return draw(session, await controller.load_replay_async(session, episode_id))
+            async with replay_lock:
+                return draw(session, await controller.load_replay_async(session, episode_id))
 
         async def on_seek(session: DashboardSession | None, position: float) -> list[Any]:
             session = ensure(session)
-            return draw(session, controller.seek(session, as_int(position) or 0))
+            return draw(session, await replay_work(controller.seek, session, as_int(position) or 0))
 
         async def on_nudge(session: DashboardSession | None, delta: int) -> list[Any]:
             session = ensure(session)
             current = session.replay.position if session.replay else 0
-            return draw(session, controller.seek(session, current + delta))
+            return draw(session, await replay_work(controller.seek, session, current + delta))
 
         async def on_back(session: DashboardSession | None) -> list[Any]:
             return await on_nudge(session, -1)
@@ -368,7 +376,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                 return
             start = 0 if replay.position >= len(replay.actions) else replay.position
             for position in range(start, len(replay.actions) + 1):
-                yield draw(session, controller.seek(session, position))
+                yield draw(session, await replay_work(controller.seek, session, position))
                 await asyncio.sleep(PLAY_DELAY_S)
 
         async def on_leave(session: DashboardSession | None) -> list[Any]:

@@ -18,6 +18,7 @@ Gradio runs them on that same thread.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -356,8 +357,9 @@ class DashboardController:
         if wanted and archive is not None and wanted not in self.store:
             record = await archive.get(wanted)
             if record is not None:
-                return self.load_archived_replay(session, record)
-        return self.load_replay(session, episode_id)
+                return await asyncio.to_thread(self.load_archived_replay, session, record)
+        # Re-simulating the episode takes time: in a worker thread, off the event loop.
+        return await asyncio.to_thread(self.load_replay, session, episode_id)
 
     def load_archived_replay(self, session: DashboardSession, record: ArchivedEpisode) -> Snapshot:
         """A replay of an archived episode: its task rebuilt from its id, seed and worker count."""

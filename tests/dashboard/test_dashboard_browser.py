@@ -409,3 +409,16 @@ def test_names_made_of_html_show_as_text(context: BrowserContext, hostile_server
         assert page.locator(f"{tag}:text-is('{text}')").count() == 0
     assert page.locator("img[src=x]").count() == 0
     assert "49" not in page.locator("#wo-deadlines").inner_text()
+
+
+def test_the_upload_route_is_off(web_server: RunningServer) -> None:
+    """The page has no file input, so Gradio's anonymous upload route (files written to disk) is refused."""
+    for _ in range(3):
+        reply = httpx.post(
+            f"{web_server.url}/web/gradio_api/upload",
+            files={"files": ("notes.txt", b"x" * 60_000, "text/plain")},
+            timeout=30,
+            trust_env=False,
+        )
+        assert reply.status_code == 403
+        assert reply.json()["error"] == "uploads_disabled"

@@ -505,3 +505,42 @@ def test_a_finished_episode_is_replayed_from_the_archive_after_it_left_the_store
         assert end.grade is not None and end.grade["score"] == live[-1].grade["score"]
         unknown = asyncio.run(controller.load_replay_async(DashboardSession(), "nope"))
         assert "unknown episode_id" in unknown.notice
+
+
+def test_a_replay_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading or seeking a replay re-simulates the episode in a worker thread: the loop keeps serving."""
+    import asyncio
+    import time
+
+    from workflow_orchestrator.server.dashboard import build_dashboard
+
+    def slow_replay(self: DashboardController, session: DashboardSession, *args: Any) -> Any:
+        time.sleep(0.6)  # stands for a long re-simulation
+        return self.snapshot(session, notice="replayed")
+
+    monkeypatch.setattr(DashboardController, "load_replay", slow_replay)
+    monkeypatch.setattr(DashboardController, "seek", slow_replay)
+    blocks = build_dashboard(EpisodeStore(default_registry(), StoreLimits()))
+    handlers = {getattr(block_fn.fn, "__name__", ""): block_fn.fn for block_fn in blocks.fns.values()}
+
+    async def measure(call: Any) -> float:
+        gaps = []
+
+        async def ticker() -> None:
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0.05)
+        await call
+        await asyncio.sleep(0.05)  # the ticker records the gap the call may have left
+        ticking.cancel()
+        return max(gaps)
+
+    session = DashboardSession()
+    assert asyncio.run(measure(handlers["on_load_replay"](session, "some-episode"))) < 0.3
+    assert asyncio.run(measure(handlers["on_seek"](session, 3))) < 0.3
