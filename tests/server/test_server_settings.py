@@ -89,3 +89,24 @@ def test_archive_settings() -> None:
     assert parse_settings(["--max-episodes-per-client", "3"], {}).max_episodes_per_client == 3
     with pytest.raises(SystemExit):
         parse_settings(["--no-archive", "--archive-path", "/tmp/x"], {})
+
+
+def test_connection_limits_have_defaults_variables_and_options() -> None:
+    defaults = ServerSettings()
+    assert (defaults.max_header_bytes, defaults.max_connections) == (32 * 1024, 512)
+    assert (defaults.request_read_timeout_s, defaults.send_timeout_s, defaults.shutdown_timeout_s) == (15, 20, 10)
+    settings = parse_settings(
+        ["--max-header-bytes", "4096", "--send-timeout", "2", "--shutdown-timeout", "1"],
+        {
+            "WORKFLOW_ORCHESTRATOR_READ_TIMEOUT": "3",
+            "WORKFLOW_ORCHESTRATOR_MAX_CONNECTIONS": "32",
+            "WORKFLOW_ORCHESTRATOR_KEEP_ALIVE_TIMEOUT": "2.5",
+            "WORKFLOW_ORCHESTRATOR_SEND_TIMEOUT": "9",
+        },
+    )
+    assert settings.max_header_bytes == 4096 and settings.send_timeout_s == 2 and settings.shutdown_timeout_s == 1
+    assert settings.request_read_timeout_s == 3 and settings.max_connections == 32
+    assert settings.keep_alive_timeout_s == 2.5
+    for bad in (["--read-timeout", "0"], ["--max-connections", "0"], ["--max-header-bytes", "-1"]):
+        with pytest.raises(SystemExit):
+            parse_settings(bad, {})
