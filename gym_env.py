@@ -49,7 +49,10 @@ calls) marks exactly the actions in ``legal_actions``; any other index is
 played as what it names, and the core answers it as an invalid action (its
 error code and penalty), as it would over the wire.
 
-**Reward.** The core's shaped reward of the step, unclamped.
+**Reward.** The core's reward of the step, by ``reward_mode`` (a constructor
+argument, or ``reset(options={"reward_mode": ...})`` for one episode):
+``shaped`` (default; unclamped), ``grade`` (the change of the grade, summing to
+it over the episode) or ``sparse`` (the grade at the last step).
 
 **Termination.** ``terminated`` when the workflow ended (synthesized, or all
 done on the arena), ``truncated`` when the time or step limit ran out. The
@@ -70,6 +73,7 @@ from gymnasium import spaces
 
 from workflow_orchestrator import WorkflowEnv
 from workflow_orchestrator.server.core import render_text
+from workflow_orchestrator.server.core.rewards import check_reward_mode
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS, MAX_WORKERS, PRESETS, TRAINING_SEEDS
 from workflow_orchestrator.server.tasks.generated import LEVELS, TYPE_VOCABULARY
 
@@ -165,7 +169,9 @@ class WorkflowGymEnv(gymnasium.Env[Any, np.int64]):
         seeds: str = "training",
         render_mode: str | None = None,
         registry: Any = None,
+        reward_mode: str = "shaped",
     ) -> None:
+        self.reward_mode = check_reward_mode(reward_mode)
         if observation_mode not in ("vector", "text"):
             raise ValueError(f"observation_mode must be 'vector' or 'text', got {observation_mode!r}")
         if seeds not in ("training", "evaluation"):
@@ -198,7 +204,8 @@ class WorkflowGymEnv(gymnasium.Env[Any, np.int64]):
         super().reset(seed=seed)
         if seed is None:
             seed = int(self.np_random.integers(self.seed_range.start, self.seed_range.stop))
-        observation = self.core.reset(self.task_id, seed=seed, worker_count=self.worker_count)
+        reward_mode = check_reward_mode((options or {}).get("reward_mode", self.reward_mode))
+        observation = self.core.reset(self.task_id, seed=seed, worker_count=self.worker_count, reward_mode=reward_mode)
         self.task_seed = seed
         self._encoder = _Encoder(self.layout, observation)
         return self._answer(observation), self._info(observation)

@@ -18,7 +18,7 @@ from openenv.core.env_server.types import Action, Observation, State
 from pydantic import BaseModel, ConfigDict, Field, field_validator, with_config
 from typing_extensions import TypedDict
 
-from .vocabulary import ActionTypeName
+from .vocabulary import ActionTypeName, RewardModeName
 
 # Limits on client input. The seed bound is the task registry's MAX_SEED
 # (tests check that they agree); the wire layer repeats it so that a client
@@ -243,6 +243,11 @@ class ResetRequest(BaseModel):
         pattern=ID_PATTERN,
         description="Optional name for the new episode; the server makes one up otherwise. A chosen name "
         "needs the episode_secret on every later request.",
+    )
+    reward_mode: RewardModeName = Field(
+        default="shaped",
+        description="shaped: the per-step table; grade: the change of the grade as if the episode "
+        "ended now (the rewards sum to the grade); sparse: the grade at the last step.",
     )
 
     @field_validator("seed", "worker_count", mode="before")

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflow_orchestrator import WorkflowEnv
+from workflow_orchestrator.server.core.rewards import check_reward_mode
 from workflow_orchestrator.server.tasks.registry import MAX_SEED
 
 MAX_EPISODES = 256
@@ -111,6 +112,8 @@ class WorkflowVectorEnv:
     ``task_ids``: one task id for every slot (then ``num_envs`` says how many),
     or a list with one task id per slot (tasks may be mixed). ``worker_count``:
     one value or one per slot (generated tasks only, as for ``WorkflowEnv``).
+    ``reward_mode``: ``shaped`` (default), ``grade`` or ``sparse``, for every
+    episode (see ``WorkflowEnv``).
     """
 
     def __init__(
@@ -121,7 +124,9 @@ class WorkflowVectorEnv:
         worker_count: int | None | Sequence[int | None] = None,
         autoreset: bool = True,
         registry: Any = None,
+        reward_mode: str = "shaped",
     ) -> None:
+        self.reward_mode = check_reward_mode(reward_mode)
         if isinstance(task_ids, str):
             count = 1 if num_envs is None else num_envs
             check_batch_size(count)
@@ -161,7 +166,7 @@ class WorkflowVectorEnv:
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:
                 raise ValueError(f"seeds must be ints between 0 and {MAX_SEED}, got {value!r}")
         observations = [
-            env.reset(task_id, seed=value, worker_count=workers)
+            env.reset(task_id, seed=value, worker_count=workers, reward_mode=self.reward_mode)
             for env, task_id, value, workers in zip(self.envs, self.task_ids, seeds, self.worker_counts, strict=True)
         ]
         self.seeds = seeds
@@ -218,7 +223,9 @@ class WorkflowVectorEnv:
         self.last_finished[i] = self.envs[i]
         env = self.envs[i] = WorkflowEnv(self.registry)
         seed = self.seeds[i] = (self.seeds[i] + self.num_envs) % (MAX_SEED + 1)
-        observation: dict[str, Any] = env.reset(self.task_ids[i], seed=seed, worker_count=self.worker_counts[i])
+        observation: dict[str, Any] = env.reset(
+            self.task_ids[i], seed=seed, worker_count=self.worker_counts[i], reward_mode=self.reward_mode
+        )
         return observation
 
     @property

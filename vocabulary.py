@@ -76,8 +76,13 @@ GradeDimensionName = Literal[
 # The parts of the arena's benchmark score (server/core/arena.py).
 ArenaGradeDimensionName = Literal["completion", "on_time", "makespan"]
 
+# What the per-step reward is, chosen at reset (server/core/rewards.py): the
+# family's shaped table, the change of the grade (summing to it), or the grade at the end.
+RewardModeName = Literal["shaped", "grade", "sparse"]
+
 ACTION_TYPES: tuple[ActionTypeName, ...] = get_args(ActionTypeName)
 ERROR_CODES: tuple[ErrorCodeName, ...] = get_args(ErrorCodeName)
 EVENT_KINDS: tuple[EventKindName, ...] = get_args(EventKindName)
 GRADE_DIMENSIONS: tuple[GradeDimensionName, ...] = get_args(GradeDimensionName)
 ARENA_GRADE_DIMENSIONS: tuple[ArenaGradeDimensionName, ...] = get_args(ArenaGradeDimensionName)
+REWARD_MODES: tuple[RewardModeName, ...] = get_args(RewardModeName)

@@ -45,6 +45,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from workflow_orchestrator.server.core import render_text
+from workflow_orchestrator.server.core.rewards import check_reward_mode
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ Finish the workflow quickly, in parallel, within deadlines and budget: the final
 
 
 class _Transport(Protocol):
-    def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]: ...
+    def reset(self, task_id: str, seed: int | None, worker_count: int | None, reward_mode: str) -> dict[str, Any]: ...
 
     def step(self, action: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -78,8 +79,8 @@ class _LocalTransport:
     def __init__(self) -> None:
         self._env = WorkflowEnv()
 
-    def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]:
-        return self._env.reset(task_id, seed=seed, worker_count=worker_count)
+    def reset(self, task_id: str, seed: int | None, worker_count: int | None, reward_mode: str) -> dict[str, Any]:
+        return self._env.reset(task_id, seed=seed, worker_count=worker_count, reward_mode=reward_mode)
 
     def step(self, action: dict[str, Any]) -> dict[str, Any]:
         return self._env.step(action)
@@ -97,11 +98,12 @@ class _RemoteTransport:
         self._client = WorkflowClient(base_url, token=token).sync()
         self._connected = False
 
-    def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]:
+    def reset(self, task_id: str, seed: int | None, worker_count: int | None, reward_mode: str) -> dict[str, Any]:
         if not self._connected:
             self._client.connect()
             self._connected = True
-        return _observation_dict(self._client.reset(task_id=task_id, seed=seed, worker_count=worker_count))
+        result = self._client.reset(task_id=task_id, seed=seed, worker_count=worker_count, reward_mode=reward_mode)
+        return _observation_dict(result)
 
     def step(self, action: dict[str, Any]) -> dict[str, Any]:
         return _observation_dict(self._client.step(action))
@@ -125,13 +127,18 @@ class WorkflowToolEnv:
     Made by :class:`WorkflowEnvFactory` (TRL calls the factory with no
     argument). Only ``reset``, ``get_reward`` and the six action tools are
     public: TRL would offer any other public method to the model as a tool.
+
+    ``reward_mode`` is the environment's per-step reward (``shaped``, ``grade``
+    or ``sparse``; a dataset column ``reward_mode`` overrides it per row): what
+    ``reward="return"`` sums and each tool's answer reports.
     """
 
-    def __init__(self, transport: _Transport, reward: RewardMode = "grade") -> None:
+    def __init__(self, transport: _Transport, reward: RewardMode = "grade", reward_mode: str = "shaped") -> None:
         if reward not in ("grade", "return"):
             raise ValueError(f"reward must be 'grade' or 'return', not {reward!r}")
         self._transport = transport
         self._reward_mode = reward
+        self._step_rewards = check_reward_mode(reward_mode)
         self._observation: dict[str, Any] | None = None
         self._return = 0.0
 
@@ -142,15 +149,18 @@ class WorkflowToolEnv:
         task_id: str = "easy",
         seed: int | None = None,
         worker_count: int | None = None,
+        reward_mode: str | None = None,
         **row: Any,
     ) -> str:
-        """Start the episode a dataset row names (``task_id``, ``seed``, ``worker_count``).
+        """Start the episode a dataset row names (``task_id``, ``seed``, ``worker_count``,
+        and ``reward_mode`` when the row has it).
 
         The row's other columns (``prompt`` and any of the user's) are
         ignored. Returns the initial state as text, which TRL appends to the
         prompt.
         """
-        self._observation = self._transport.reset(task_id, _optional_int(seed), _optional_int(worker_count))
+        mode = self._step_rewards if reward_mode is None else check_reward_mode(reward_mode)
+        self._observation = self._transport.reset(task_id, _optional_int(seed), _optional_int(worker_count), mode)
         self._return = 0.0
         return "\n\n" + render_text(self._observation)
 
@@ -265,8 +275,9 @@ class WorkflowEnvFactory:
     ``base_url`` is a server's URL, or a list of them (instances go to them in
     turn), or None for episodes in this process. ``token`` is the servers'
     bearer token, when they have one. ``reward`` is ``"grade"`` or
-    ``"return"``. :meth:`close` closes every instance made (their WebSocket
-    sessions).
+    ``"return"``; ``reward_mode`` the environment's per-step reward (``shaped``,
+    ``grade`` or ``sparse``). :meth:`close` closes every instance made (their
+    WebSocket sessions).
     """
 
     def __init__(
@@ -274,7 +285,9 @@ class WorkflowEnvFactory:
         base_url: str | Sequence[str] | None = None,
         token: str | None = None,
         reward: RewardMode = "grade",
+        reward_mode: str = "shaped",
     ) -> None:
+        self._step_rewards = check_reward_mode(reward_mode)
         urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
         if base_url is not None and not urls:
             raise ValueError("base_url: give at least one URL, or None for episodes in this process")
@@ -289,7 +302,7 @@ class WorkflowEnvFactory:
             transport: _Transport = (
                 _LocalTransport() if self._urls is None else _RemoteTransport(next(self._urls), self._token)
             )
-            env = WorkflowToolEnv(transport, reward=self._reward)
+            env = WorkflowToolEnv(transport, reward=self._reward, reward_mode=self._step_rewards)
             self._made.append(env)
         return env
 

@@ -276,7 +276,9 @@ class Runner:
         lines.start(job.task_id, job.model)
         session = self.new_session()
         try:
-            observation = await session.reset(job.task_id, job.seed, self.settings.worker_count)
+            observation = await session.reset(
+                job.task_id, job.seed, self.settings.worker_count, self.settings.reward_mode
+            )
             result.episode_id = session.episode_id
             result.seed = observation.get("seed", job.seed)
             player = self.new_player(job, observation)

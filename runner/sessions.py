@@ -18,7 +18,9 @@ from .errors import ActionRejected, EpisodeFailure
 class EpisodeSession(Protocol):
     episode_id: str | None
 
-    async def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]: ...
+    async def reset(
+        self, task_id: str, seed: int | None, worker_count: int | None, reward_mode: str = "shaped"
+    ) -> dict[str, Any]: ...
 
     async def step(self, action: Mapping[str, Any]) -> dict[str, Any]: ...
 
@@ -32,9 +34,11 @@ class LocalSession:
         self.env = WorkflowEnv(registry, outcome_secret=outcome_secret)
         self.episode_id: str | None = None
 
-    async def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]:
+    async def reset(
+        self, task_id: str, seed: int | None, worker_count: int | None, reward_mode: str = "shaped"
+    ) -> dict[str, Any]:
         try:
-            observation = self.env.reset(task_id, seed=seed, worker_count=worker_count)
+            observation = self.env.reset(task_id, seed=seed, worker_count=worker_count, reward_mode=reward_mode)
         except (UnknownTaskError, ValueError) as exc:
             raise EpisodeFailure(str(exc)) from None
         self.episode_id = f"local-{task_id}-{observation['seed']}"
@@ -61,12 +65,16 @@ class RemoteSession:
         self.secret: str | None = None
         self.step_count = 0
 
-    async def reset(self, task_id: str, seed: int | None, worker_count: int | None) -> dict[str, Any]:
+    async def reset(
+        self, task_id: str, seed: int | None, worker_count: int | None, reward_mode: str = "shaped"
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"task_id": task_id}
         if seed is not None:
             body["seed"] = seed
         if worker_count is not None:
             body["worker_count"] = worker_count
+        if reward_mode != "shaped":  # a server before reward modes knows only the default
+            body["reward_mode"] = reward_mode
         self.secret = None
         answer = await self._post("/reset", body, repeatable=True)
         observation = _envelope_observation(answer)

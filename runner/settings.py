@@ -18,6 +18,7 @@ from typing import Any
 
 from workflow_orchestrator.server.core.policies import POLICIES
 from workflow_orchestrator.server.tasks import MAX_SEED
+from workflow_orchestrator.vocabulary import REWARD_MODES
 
 from .errors import UsageError
 
@@ -72,6 +73,8 @@ class RunSettings:
     # Seals the in-process episodes (WorkflowEnv's outcome_secret): fresh per run
     # with --sealed, given with --outcome-secret to reproduce a sealed run.
     outcome_secret: str | None = field(default=None, repr=False)
+    # The per-step reward the environment reports (shown to the model and in the step lines).
+    reward_mode: str = "shaped"
 
     @classmethod
     def in_process(
@@ -131,6 +134,8 @@ class RunSettings:
             out["worker_count"] = self.worker_count
         if self.outcome_secret is not None:
             out["sealed"] = True  # the secret itself is recorded in the results file only
+        if self.reward_mode != "shaped":
+            out["reward_mode"] = self.reward_mode
         if self.uses_model:
             out.update(
                 api_base_url=self.api_base_url,
@@ -233,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     seal.add_argument(
         "--outcome-secret", metavar="SECRET", help="seal with this secret, e.g. to reproduce a sealed run"
     )
+    what.add_argument(
+        "--reward-mode",
+        choices=REWARD_MODES,
+        default="shaped",
+        help="the per-step reward shown and logged: the shaped table, the change of the grade, or the grade "
+        "at the end (default %(default)s; scores are grades in every mode)",
+    )
     how = parser.add_argument_group("how the model is asked")
     how.add_argument(
         "--tool-calls", action="store_true", help="answer through OpenAI tool calling instead of JSON text"
@@ -327,6 +339,7 @@ def settings_from(args: argparse.Namespace, argv: Sequence[str], environ: Mappin
         seeds=seeds,
         seeds_text=args.seeds.strip() if args.seeds is not None else "canonical",
         worker_count=args.worker_count,
+        reward_mode=args.reward_mode,
         concurrency=args.concurrency,
         tool_calls=args.tool_calls,
         temperature=args.temperature,

@@ -217,6 +217,7 @@ class EpisodeStore:
         worker_count: int | None = None,
         episode_id: str | None = None,
         client: str = LOCAL_CLIENT,
+        reward_mode: str = "shaped",
     ) -> tuple[StoredEpisode, dict[str, Any]]:
         """Start an episode for ``client``; returns it (its ``secret`` included) and its first observation.
 
@@ -232,7 +233,7 @@ class EpisodeStore:
                 )
         task_id = task_id or self.default_task_id
         env = WorkflowEnv(registry=self.registry, outcome_secret=self._outcome_secret)
-        observation = env.reset(task_id=task_id, seed=seed, worker_count=worker_count)
+        observation = env.reset(task_id=task_id, seed=seed, worker_count=worker_count, reward_mode=reward_mode)
         now = self._clock()
         self._evict(now, room_for=client)
         episode = StoredEpisode(
@@ -481,8 +482,11 @@ class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, Workf
         seed: int | None = None,
         worker_count: int | None = None,
         episode_id: str | None = None,
+        reward_mode: str = "shaped",
     ) -> dict[str, Any]:
-        episode, observation = self._store.start(task_id, seed, worker_count, episode_id, client=self.client)
+        episode, observation = self._store.start(
+            task_id, seed, worker_count, episode_id, client=self.client, reward_mode=reward_mode
+        )
         self._release()
         episode.live_sessions += 1
         self._episode = episode
@@ -507,11 +511,12 @@ class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, Workf
         episode_id: str | None = None,
         task_id: str | None = None,
         worker_count: int | None = None,
+        reward_mode: str = "shaped",
         **kwargs: Any,
     ) -> WorkflowObservation:
         if kwargs:
             raise TypeError(f"unexpected reset parameters: {', '.join(sorted(kwargs))}")
-        return observation_model(self.reset_payload(task_id, seed, worker_count, episode_id))
+        return observation_model(self.reset_payload(task_id, seed, worker_count, episode_id, reward_mode=reward_mode))
 
     async def reset_async(
         self,
@@ -519,10 +524,18 @@ class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, Workf
         episode_id: str | None = None,
         task_id: str | None = None,
         worker_count: int | None = None,
+        reward_mode: str = "shaped",
         **kwargs: Any,
     ) -> WorkflowObservation:
         # Inline on the event loop, on purpose: see the module docstring.
-        return self.reset(seed=seed, episode_id=episode_id, task_id=task_id, worker_count=worker_count, **kwargs)
+        return self.reset(
+            seed=seed,
+            episode_id=episode_id,
+            task_id=task_id,
+            worker_count=worker_count,
+            reward_mode=reward_mode,
+            **kwargs,
+        )
 
     def step(self, action: WorkflowAction, timeout_s: float | None = None, **kwargs: Any) -> WorkflowObservation:
         return observation_model(self.step_payload(action))

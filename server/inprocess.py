@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .core.actions import Action
-from .core.families import grade_episode
+from .core.families import grade_episode, new_episode
 from .core.outcomes import outcome_secret as outcome_secret_bytes
+from .core.rewards import check_reward_mode
 from .tasks import TaskRegistry, default_registry
 
 
@@ -45,9 +46,13 @@ class WorkflowEnv:
     ``abort``) and its fields. A bad action never raises: it is recorded with
     a structured error code, takes its time, and is penalised.
 
-    **Reward**: shaped, unclamped, every step, with named channels in
-    ``reward_breakdown`` (the family's reward model). The terminal grade, a
-    score in [0, 1] read from the event log, is separate (:meth:`grade`).
+    **Reward**, every step, with named channels in ``reward_breakdown``, by the
+    ``reward_mode`` chosen at reset: ``shaped`` (default; the family's table,
+    unclamped, which no detour can farm), ``grade`` (dense and potential-based:
+    the change of the grade as if the episode ended now, so an episode's rewards
+    sum to its final grade; channel ``grade``) or ``sparse`` (0, and the grade
+    at the last step; channel ``grade``). The terminal grade, a score in [0, 1]
+    read from the event log, is separate (:meth:`grade`).
 
     **Termination**: the workflow ended: ``synthesize`` once every subtask is
     completed (tick time model), or every subtask completed (event model).
@@ -78,11 +83,20 @@ class WorkflowEnv:
         self._observe: Callable[[Any], dict[str, Any]] = _not_started
         self._observation: dict[str, Any] | None = None
 
-    def reset(self, task_id: str = "easy", seed: int | None = None, worker_count: int | None = None) -> dict[str, Any]:
-        """Start an episode; ``seed=None`` gives the task's canonical episode."""
+    def reset(
+        self,
+        task_id: str = "easy",
+        seed: int | None = None,
+        worker_count: int | None = None,
+        reward_mode: str = "shaped",
+    ) -> dict[str, Any]:
+        """Start an episode; ``seed=None`` gives the task's canonical episode.
+        ``reward_mode``: ``shaped``, ``grade`` or ``sparse`` (see the class docstring);
+        an unknown mode is a ValueError."""
+        check_reward_mode(reward_mode)
         resolved = self.registry.resolve(task_id, seed=seed, worker_count=worker_count, secret=self._secret)
         family = resolved.compiled.family
-        self.episode = family.new_episode(resolved.compiled, resolved.seed)
+        self.episode = new_episode(resolved.compiled, resolved.seed, reward_mode)
         if self._secret is not None:
             self.episode.seal(self._secret)
         self._observe = family.observe

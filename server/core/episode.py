@@ -186,6 +186,11 @@ class Episode:
         self.seed_key = episode_key(self.task.task_id, self.seed, secret)
         self.sealed = True
 
+    def use_reward_model(self, model: RewardModel) -> None:
+        """Reward this episode's steps with ``model`` (a reward mode chosen at reset)."""
+        self.reward_model = model
+        self._count_busy_time = getattr(model, "reads_busy_time", True)
+
     # ------------------------------------------------------------------ queries
 
     @property

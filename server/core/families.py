@@ -18,6 +18,7 @@ from .dag import DagIndex
 from .family import Family
 from .grading import with_normalized_score
 from .model import TaskSpec
+from .rewards import check_reward_mode, grade_reward_model
 from .scenario import SCENARIO
 
 # One line per family: the name a task spec gives -> the family's rules.
@@ -45,9 +46,22 @@ def compile_task(spec: TaskSpec, dag: DagIndex | None = None) -> CompiledTask:
     return CompiledTask.build(spec, family_named(spec.family), dag)
 
 
-def new_episode(compiled: CompiledTask, seed: int | None = None) -> Any:
-    """A fresh episode of a compiled task (``seed=None``: its canonical seed)."""
-    return compiled.family.new_episode(compiled, seed)
+def new_episode(compiled: CompiledTask, seed: int | None = None, reward_mode: str = "shaped") -> Any:
+    """A fresh episode of a compiled task (``seed=None``: its canonical seed).
+
+    ``reward_mode``: ``shaped`` (the family's per-step table), ``grade`` (each step
+    pays the change of the grade as if the episode ended then, so the rewards sum
+    to the final grade) or ``sparse`` (the grade, at the last step); see rewards.py.
+    """
+    mode = check_reward_mode(reward_mode)
+    family = compiled.family
+    episode = family.new_episode(compiled, seed)
+    if mode != "shaped":
+        use = getattr(episode, "use_reward_model", None)
+        if use is None:
+            raise ValueError(f"the {compiled.spec.family!r} family has only the shaped reward mode")
+        use(grade_reward_model(mode, family.grade))
+    return episode
 
 
 def build_observation(episode: Any) -> dict[str, Any]:

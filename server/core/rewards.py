@@ -6,8 +6,10 @@ for invalid actions are chosen by the structured error code, never by text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ...vocabulary import REWARD_MODES, RewardModeName
 
 if TYPE_CHECKING:
     from .episode import Episode
@@ -166,3 +168,59 @@ class ScenarioRewards:
         if facts.error_codes:
             breakdown["invalid_action"] = sum(self.penalty(code) for code in facts.error_codes)
         return breakdown
+
+
+# ------------------------------------------------------------------ reward modes
+
+GRADE_CHANNELS: tuple[str, ...] = ("grade",)
+
+Grader = Callable[[Any], Mapping[str, Any]]
+
+
+class GradeRewards:
+    """``reward_mode="grade"``: dense and potential-based. The potential is the
+    episode's grade as if it ended now (the family's grader on the event log so
+    far); each step pays its change, the first from zero, and the rewards of an
+    episode sum to its final grade (the last step completes the sum: each reward
+    is the potential less what was paid before)."""
+
+    channels = GRADE_CHANNELS
+    reads_busy_time = False
+
+    def __init__(self, grade: Grader) -> None:
+        self._grade = grade
+        self._paid = 0.0
+
+    def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]:
+        reward = self._grade(episode)["score"] - self._paid
+        self._paid += reward
+        return {"grade": reward}
+
+
+class SparseRewards:
+    """``reward_mode="sparse"``: 0 every step, the grade at the step that ends the episode."""
+
+    channels = GRADE_CHANNELS
+    reads_busy_time = False
+
+    def __init__(self, grade: Grader) -> None:
+        self._grade = grade
+
+    def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]:
+        return {"grade": float(self._grade(episode)["score"]) if facts.ended else 0.0}
+
+
+def check_reward_mode(mode: str) -> RewardModeName:
+    """``mode`` if it is a reward mode, else a ValueError that names the known ones."""
+    if mode not in REWARD_MODES:
+        raise ValueError(f"unknown reward_mode {mode!r}; known: {', '.join(REWARD_MODES)}")
+    return mode
+
+
+def grade_reward_model(mode: RewardModeName, grade: Grader) -> RewardModel:
+    """A fresh reward model of one episode for the modes read from the grade."""
+    if mode == "grade":
+        return GradeRewards(grade)
+    if mode == "sparse":
+        return SparseRewards(grade)
+    raise ValueError(f"reward_mode {mode!r} is the family's own table, not read from the grade")

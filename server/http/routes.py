@@ -180,7 +180,12 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
             raise ApiError(409, "duplicate_episode_id", used)
         try:
             episode, observation = store.start(
-                request.task_id, request.seed, request.worker_count, request.episode_id, client=client_of(http_request)
+                request.task_id,
+                request.seed,
+                request.worker_count,
+                request.episode_id,
+                client=client_of(http_request),
+                reward_mode=request.reward_mode,
             )
         except UnknownTaskError as exc:
             raise ApiError(422, "unknown_task", str(exc), {"task_id": registry.task_ids()[0]}) from None

@@ -152,7 +152,9 @@ class SessionEndpoint:
             if isinstance(message, ResetMessage):
                 data = message.data
                 return _observation_reply(
-                    environment.reset_payload(data.task_id, data.seed, data.worker_count, data.episode_id)
+                    environment.reset_payload(
+                        data.task_id, data.seed, data.worker_count, data.episode_id, reward_mode=data.reward_mode
+                    )
                 )
             if isinstance(message, StateMessage):
                 return orjson.dumps(

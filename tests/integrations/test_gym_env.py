@@ -164,3 +164,23 @@ def test_gymnasium_vector_envs_step_with_masks() -> None:
             assert np.all(info["score"][ended] > 0)
     assert finished > 4
     vec.close()
+
+
+@pytest.mark.parametrize("task_id", ["hard", "arena/medium"])
+def test_the_reward_mode_is_a_constructor_and_reset_option(task_id: str) -> None:
+    def episode_return(env: WorkflowGymEnv, **reset: Any) -> tuple[float, float]:
+        _, info = env.reset(seed=5000, **reset)
+        total, done = 0.0, False
+        while not done:
+            action = int(np.flatnonzero(info["action_mask"])[0])
+            _, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        return total, float(info["score"])
+
+    total, score = episode_return(WorkflowGymEnv(task_id, reward_mode="grade"))
+    assert abs(total - score) <= 1e-9
+    total, score = episode_return(WorkflowGymEnv(task_id), options={"reward_mode": "sparse"})
+    assert total == score
+    with pytest.raises(ValueError, match="reward_mode"):
+        WorkflowGymEnv(task_id, reward_mode="dense")

@@ -160,3 +160,25 @@ def test_batch_sizes_and_tasks_are_checked_when_made() -> None:
     assert len(vec.step([{"action_type": "wait"}] * MAX_EPISODES)) == MAX_EPISODES
     vec = WorkflowVectorEnv("arena/hard", 3, worker_count=[5, None, 2])
     assert [len(obs["agents"]) for obs in vec.reset(seed=0).observations] == [5, 3, 2]
+
+
+def test_the_reward_mode_applies_to_every_slot_and_every_next_episode() -> None:
+    vec = WorkflowVectorEnv(["easy", "arena/easy"], reward_mode="grade")
+    batch = vec.reset(seed=5000)
+    totals = [0.0, 0.0]
+    finished: list[float | None] = [None, None]
+    rng = random.Random(0)
+    for _ in range(400):
+        actions = [
+            rng.choice(o["legal_actions"]) if o["legal_actions"] else {"action_type": "wait"}
+            for o in batch.observations
+        ]
+        batch = vec.step(actions)
+        for i in range(2):
+            totals[i] += batch.rewards[i]
+            if batch.grades[i] is not None and finished[i] is None:
+                finished[i] = totals[i] - batch.grades[i]["score"]
+    assert finished[0] is not None and abs(finished[0]) <= 1e-9
+    assert finished[1] is not None and abs(finished[1]) <= 1e-9
+    with pytest.raises(ValueError, match="reward_mode"):
+        WorkflowVectorEnv("easy", reward_mode="dense")

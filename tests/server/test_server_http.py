@@ -56,6 +56,24 @@ def test_http_episode_matches_the_core_played_in_process(http: httpx.Client) -> 
     assert envelopes[-1]["observation"]["grade"] == observation["grade"]
 
 
+@pytest.mark.parametrize("reward_mode", ["grade", "sparse"])
+def test_reset_chooses_the_reward_mode(http: httpx.Client, reward_mode: str) -> None:
+    reply = http.post("/reset", json={"task_id": "medium", "seed": 5001, "reward_mode": reward_mode})
+    assert reply.status_code == 200, reply.text
+    episode_id = reply.json()["observation"]["episode_id"]
+    core = WorkflowEnv(registry=default_registry())
+    observation = core.reset(task_id="medium", seed=5001, reward_mode=reward_mode)
+    total = 0.0
+    while not observation["done"]:
+        action = first_legal(observation)
+        envelope = http.post("/step", json={"episode_id": episode_id, "action": action}).json()
+        observation = core.step(action)
+        assert envelope["reward"] == observation["reward"]
+        assert list(envelope["observation"]["reward_breakdown"]) == ["grade"]
+        total += envelope["reward"]
+    assert total == pytest.approx(envelope["observation"]["grade"]["score"], abs=1e-9)
+
+
 def test_interleaved_http_episodes_do_not_interfere(http: httpx.Client) -> None:
     _, alone = play_over_http(http, "hard", 3)
     first = http.post("/reset", json={"task_id": "hard", "seed": 3}).json()
@@ -183,6 +201,7 @@ def test_step_with_an_unknown_episode_is_404_with_a_hint(http: httpx.Client, epi
         ("/reset", {"task_id": "easy", "worker_count": 3}, 422, "worker_count"),
         ("/reset", {"task_id": "x" * 65}, 422, "at most 64"),
         ("/reset", {"tsk_id": "easy"}, 422, "tsk_id"),
+        ("/reset", {"task_id": "easy", "reward_mode": "dense"}, 422, "reward_mode"),
         ("/reset", [1, 2, 3], 422, "JSON object"),
         ("/step", {"episode_id": "x"}, 422, "action"),
         ("/step", {"episode_id": "x", "action": {}}, 422, "action_type"),

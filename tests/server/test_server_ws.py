@@ -127,6 +127,7 @@ def test_a_dropped_connection_frees_its_slot_at_once(live_server: RunningServer)
         ('{"type": "step", "data": {"action_type": "wait"}}', "EXECUTION_ERROR"),  # before any reset
         ('{"type": "reset", "data": {"task_id": "nope"}}', "VALIDATION_ERROR"),
         ('{"type": "reset", "data": {"seed": -3}}', "VALIDATION_ERROR"),
+        ('{"type": "reset", "data": {"reward_mode": "dense"}}', "VALIDATION_ERROR"),
     ],
 )
 def test_bad_messages_get_an_error_and_the_session_goes_on(live_server: RunningServer, message: str, code: str) -> None:

@@ -1,0 +1,133 @@
+"""Reward modes chosen at reset (issue 13, item 2): ``shaped`` (the default table),
+``grade`` (dense, potential-based: the rewards sum to the grade) and ``sparse``
+(the grade at the last step)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.core.test_core_golden import CASES
+from tests.support.exploits import PerturbedHeuristicPolicy
+from workflow_orchestrator.server.core.policies import RandomPolicy
+from workflow_orchestrator.server.inprocess import WorkflowEnv
+from workflow_orchestrator.vocabulary import REWARD_MODES
+
+
+def play(
+    env: WorkflowEnv, task_id: str, seed: int, actions: Any, reward_mode: str
+) -> tuple[list[float], dict[str, Any]]:
+    observation = env.reset(task_id, seed=seed, reward_mode=reward_mode)
+    rewards = []
+    for action in actions:
+        observation = env.step(action)
+        rewards.append(observation["reward"])
+    return rewards, observation
+
+
+def play_policy(env: WorkflowEnv, policy: Any, task_id: str, seed: int, reward_mode: str) -> tuple[float, float]:
+    observation = env.reset(task_id, seed=seed, reward_mode=reward_mode)
+    total = 0.0
+    while not observation["done"]:
+        observation = env.step(policy.act(observation))
+        total += observation["reward"]
+    return total, observation["grade"]["score"]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_grade_mode_rewards_sum_to_the_grade_on_every_golden_episode(name: str) -> None:
+    task_id, seed, actions = CASES[name]
+    rewards, last = play(WorkflowEnv(), task_id, seed, actions, "grade")
+    assert last["done"]
+    assert abs(sum(rewards) - last["grade"]["score"]) <= 1e-9
+    assert list(last["reward_breakdown"]) == ["grade"]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_reward_mode_changes_rewards_only(name: str) -> None:
+    """Same actions, same events and grade in every mode; shaped is the default."""
+    task_id, seed, actions = CASES[name]
+    env = WorkflowEnv()
+    shaped, last = play(env, task_id, seed, actions, "shaped")
+    events = env.episode.log.records
+    env.reset(task_id, seed=seed)
+    assert [env.step(action)["reward"] for action in actions] == shaped
+    for mode in ("grade", "sparse"):
+        _, other = play(env, task_id, seed, actions, mode)
+        assert env.episode.log.records == events
+        assert other["grade"] == last["grade"]
+
+
+@pytest.mark.parametrize("task_id", ["easy", "hard", "generated/medium", "arena/hard"])
+def test_sparse_mode_pays_the_grade_once_at_the_end(task_id: str) -> None:
+    env = WorkflowEnv()
+    policy = RandomPolicy()
+    policy.reset(5003)
+    observation = env.reset(task_id, seed=5003, reward_mode="sparse")
+    rewards = []
+    while not observation["done"]:
+        observation = env.step(policy.act(observation))
+        rewards.append(observation["reward"])
+    assert all(reward == 0.0 for reward in rewards[:-1])
+    assert rewards[-1] == observation["grade"]["score"]
+
+
+@pytest.mark.parametrize("task_id", ["medium", "hard", "expert", "generated/hard", "arena/medium"])
+def test_grade_mode_sums_to_the_grade_for_random_play_and_pays_its_changes(task_id: str) -> None:
+    env = WorkflowEnv()
+    for seed in range(5000, 5010):
+        policy = RandomPolicy()
+        policy.reset(seed)
+        observation = env.reset(task_id, seed=seed, reward_mode="grade")
+        total = 0.0
+        while not observation["done"]:
+            observation = env.step(policy.act(observation))
+            total += observation["reward"]
+            # The potential: the grade as if the episode ended now.
+            assert total == pytest.approx(env.grade()["score"], abs=1e-9)
+        assert abs(total - observation["grade"]["score"]) <= 1e-9
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    rx, ry = _ranks(x), _ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    vx = sum((a - mx) ** 2 for a in rx)
+    vy = sum((b - my) ** 2 for b in ry)
+    return cov / (vx * vy) ** 0.5 if vx and vy else 1.0
+
+
+@pytest.mark.parametrize("task_id", ["medium", "hard", "expert", "generated/medium", "generated/hard", "arena/hard"])
+def test_grade_mode_return_ranks_episodes_as_the_grade_does(task_id: str) -> None:
+    """Within a seed, ε-perturbed heuristics (ε from 0 to 0.6) rank by return as by grade."""
+    env = WorkflowEnv()
+    for seed in (5000, 5001, 5002):
+        returns, grades = [], []
+        for k, epsilon in enumerate((0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6) * 2):
+            policy = PerturbedHeuristicPolicy(epsilon)
+            policy.reset(seed * 100 + k)
+            earned, grade = play_policy(env, policy, task_id, seed, "grade")
+            returns.append(earned)
+            grades.append(grade)
+        assert spearman(returns, grades) >= 0.9, (seed, returns, grades)
+
+
+def test_an_unknown_reward_mode_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="shaped, grade, sparse"):
+        WorkflowEnv().reset("easy", reward_mode="dense")
+    assert REWARD_MODES == ("shaped", "grade", "sparse")
