@@ -224,10 +224,15 @@ class WorkflowState(State):
 
 
 class ResetRequest(BaseModel):
-    """Start an episode. Every field is optional; ``GET /tasks`` lists the task ids."""
+    """Start an episode. Every field is optional; ``GET /tasks`` lists the task ids.
+
+    Other keywords are ignored, as openenv's own server ignores the reset
+    keywords an environment does not take (harnesses send their own); the
+    answer names them in ``observation.metadata.ignored_reset_options``.
+    """
 
     model_config = ConfigDict(
-        extra="forbid",
+        extra="allow",
         json_schema_extra={"examples": [{"task_id": "easy", "seed": 7}, {}]},
     )
 
@@ -257,6 +262,10 @@ class ResetRequest(BaseModel):
         if isinstance(value, bool):
             raise ValueError("must be an integer, not true or false")
         return value
+
+    def ignored_options(self) -> list[str]:
+        """The keywords given that this server does not take (at most 16 named, 64 characters each)."""
+        return sorted(str(name)[:MAX_ID_LENGTH] for name in (self.model_extra or {}))[:16]
 
 
 class StepRequest(BaseModel):

@@ -430,6 +430,13 @@ def archive_record(episode: StoredEpisode, finished_at: float) -> ArchivedEpisod
     )
 
 
+def note_ignored_options(payload: dict[str, Any], ignored: list[str]) -> dict[str, Any]:
+    """``payload`` (an envelope) saying which reset keywords were ignored, when any were."""
+    if ignored:
+        payload["observation"]["metadata"] = {"ignored_reset_options": ignored}
+    return payload
+
+
 def envelope(observation: dict[str, Any], episode_id: str, secret: str | None = None) -> dict[str, Any]:
     """openenv's wire envelope: ``{"observation": ..., "reward": ..., "done": ...}``.
 

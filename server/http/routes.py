@@ -51,6 +51,7 @@ from workflow_orchestrator.server.environment import (
     archived_owned_by,
     envelope,
     episode_state,
+    note_ignored_options,
 )
 from workflow_orchestrator.server.http.responses import EXPECTED_FORMS, JSON_OPTIONS, ApiError, json_response
 from workflow_orchestrator.server.tasks import UnknownTaskError
@@ -193,7 +194,8 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
             raise ApiError(409, "duplicate_episode_id", str(exc)) from None
         except ValueError as exc:
             raise ApiError(422, "invalid_parameters", str(exc), EXPECTED_FORMS["/reset"]) from None
-        return json_response(envelope(observation, episode.episode_id, episode.secret))
+        reply = envelope(observation, episode.episode_id, episode.secret)
+        return json_response(note_ignored_options(reply, request.ignored_options()))
 
     @app.post(
         "/step",

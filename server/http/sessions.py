@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from workflow_orchestrator.models import IncomingMessage, ResetMessage, StateMessage, StepMessage
-from workflow_orchestrator.server.environment import EpisodeStore, WorkflowEnvironment
+from workflow_orchestrator.server.environment import EpisodeStore, WorkflowEnvironment, note_ignored_options
 from workflow_orchestrator.server.http.responses import JSON_OPTIONS, describe_validation_errors
 from workflow_orchestrator.server.http.routes import archived, used_id_message
 from workflow_orchestrator.server.http.settings import ServerSettings
@@ -151,11 +151,10 @@ class SessionEndpoint:
                 return _observation_reply(environment.step_payload(message.data))
             if isinstance(message, ResetMessage):
                 data = message.data
-                return _observation_reply(
-                    environment.reset_payload(
-                        data.task_id, data.seed, data.worker_count, data.episode_id, reward_mode=data.reward_mode
-                    )
+                payload = environment.reset_payload(
+                    data.task_id, data.seed, data.worker_count, data.episode_id, reward_mode=data.reward_mode
                 )
+                return _observation_reply(note_ignored_options(payload, data.ignored_options()))
             if isinstance(message, StateMessage):
                 return orjson.dumps(
                     {"type": "state", "data": environment.state_payload()}, option=JSON_OPTIONS
