@@ -138,6 +138,8 @@ def test_the_readme_client_examples_run(live_server: RunningServer) -> None:
             cwd=REPO_ROOT,
         )
         assert result.returncode == 0, result.stderr
+        # Every example says what it did.
+        assert "mean grade" in result.stdout, result.stdout
 
 
 def _assert_not_loaded(statement: str, modules: tuple[str, ...], timeout: float) -> subprocess.CompletedProcess[str]:
