@@ -250,7 +250,7 @@ def add_arena_views(episode: Episode, observation: dict[str, Any]) -> None:
 
     The arena's legal actions are its action space: ``dispatch`` of one
     dispatchable subtask (``task_ids``) while a worker is free, and ``wait``
-    while something is scheduled. Batches of up to ``free_workers`` ids,
+    while the episode runs. Batches of up to ``free_workers`` ids,
     ``delegate``, ``retry`` and ``abort`` are accepted too.
     """
     tables = _tables(episode)
@@ -328,8 +328,9 @@ def add_arena_views(episode: Episode, observation: dict[str, Any]) -> None:
     if free > 0:
         actions = tables.dispatch_actions
         legal.extend(actions[s] for s, st in enumerate(status) if st == READY or st == FAILED)
-    if episode.has_pending_events:
-        legal.append(_WAIT)
+    # Always: a wait with nothing running lasts one time unit, so its legality tells nothing
+    # of the outages still to come.
+    legal.append(_WAIT)
     observation["legal_actions"] = legal
 
 

@@ -3,7 +3,8 @@
 A step reads as a few named sub-updates::
 
     apply the action (or record why it is invalid)
-    advance the clock (tick: one unit; event: to the next event on wait)
+    advance the clock (tick: one unit; event: on a wait, to the next event, one unit
+    when nothing runs)
     resolve completions, failures and scheduled events in time order
     check deadlines, neglected failures, termination and truncation
     compute the reward breakdown
@@ -295,7 +296,9 @@ class Episode:
         if self.tick_model:
             self._resolve_until(start + 1, facts)
         elif parsed is not None and parsed.action_type is WAIT and not errors:
-            target = self._heap[0][0]
+            # To the next event while work runs; with nothing running, one time unit, so
+            # that how far a wait goes never tells of an event before it happens.
+            target = self._heap[0][0] if self.active_count and self.has_pending_events else start + 1
             limit = self.task.time_limit
             if limit is not None and target > limit:
                 target = limit
@@ -319,13 +322,7 @@ class Episode:
     # ------------------------------------------------------------ apply actions
 
     def _apply_wait(self, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
-        if not self.tick_model and not self.has_pending_events:
-            return [
-                (
-                    ErrorCode.NOTHING_TO_WAIT_FOR,
-                    "nothing is running and no event is scheduled; dispatch a ready subtask",
-                )
-            ]
+        # Always accepted while the episode runs: whether anything is scheduled is hidden.
         patience = (
             self._patience_index >= 0
             and self.status[self._patience_index] == COMPLETED

@@ -374,8 +374,8 @@ def _scan(episode: Episode, tables: ObservationTables) -> tuple[list[dict[str, A
             longest = value
     if not done:
         actions.extend(aborts)
-        if episode.tick_model or episode.has_pending_events:
-            actions.append(_WAIT)
+        # Always: whether an event is scheduled is hidden until it happens.
+        actions.append(_WAIT)
         if episode.completed_count == len(status):
             actions.append(_SYNTHESIZE)
     return actions, longest, ready_ids
@@ -475,9 +475,7 @@ def build_hint(episode: Episode, ready: list[str], named_agents: bool = True) ->
         notes.append(
             f"{pending} subtask(s) wait for dependencies." if pending else "No capable agent is free; wait for one."
         )
-    if episode.tick_model or episode.has_pending_events:
-        return " ".join(notes) + " Do: wait()."
-    return " ".join(notes)
+    return " ".join(notes) + " Do: wait()."
 
 
 def _hint_agent(episode: Episode, s: int, taken: set[int], fastest: bool) -> int:

@@ -17,25 +17,36 @@ Construction, for a preset and a seed:
    ``[1, horizon)`` with no outage under way, an outage starts with
    probability ``outage_rate``; it lasts a duration uniform in the preset's
    range and takes away ``1 .. max(1, workers // 2)`` workers (never all).
-   The horizon is the time budget (``ceil(multiplier x LB)``) or ``2 x LB``.
+   The horizon is the time budget's floor (``ceil(multiplier x LB)``) or
+   ``2 x LB``. The outages are hidden: nothing below depends on them, so the
+   task a policy sees (deadlines, budget, step limit, parameters) is the same
+   whichever outages were drawn.
 4. Names: ``task_01 .. task_n`` assigned by a random permutation (the id
    order tells nothing about the DAG). The reference schedule: list
    scheduling in critical-path order (longest remaining chain first, equal
-   chains by name) on the usable workers over time, every attempt
-   succeeding. Its finish times ``F_i`` show that the deadlines below are
-   all met by one schedule, and its makespan bounds the time budget below.
-5. Deadlines ``D_i = F_i + floor((1 - tightness) x LB x u_i)`` with ``u_i``
-   uniform in [0, 1): tightness 0 leaves up to ``LB`` of slack, tightness 1
-   none.
-6. Time budget ``max(ceil(multiplier x LB), reference makespan)``, or none.
-7. Retry failures: each attempt fails with the preset's failure rate (seeded,
+   chains by name) on all the workers, every attempt succeeding, no outage;
+   ``F_i`` its finish times.
+5. The outage allowance ``a = 1 / (1 - loss)``, ``loss`` the expected fraction
+   of worker-time the preset's outages take away, from its public rate,
+   duration range and workers lost (1 without outages).
+6. Deadlines ``D_i = ceil(a x F_i) + floor((1 - tightness) x LB x u_i)`` with
+   ``u_i`` uniform in [0, 1): tightness 0 leaves up to ``LB`` of slack,
+   tightness 1 none.
+7. Time budget ``max(ceil(multiplier x LB), ceil(a x reference makespan))``,
+   or none.
+8. Retry failures: each attempt fails with the preset's failure rate (seeded,
    order-free outcomes); after ``max_retries`` failures of one subtask its next
    attempt succeeds.
-8. Step limit: ``4 x n x (max_retries + 1) + 2 x outage events + 16``.
+9. Step limit: ``4 x n x (max_retries + 1) + 4 x m + 16``, ``m`` the most
+   outages step 3 could draw before the horizon (two capacity events each).
+
+So the reference schedule meets every deadline and the time budget when no
+attempt fails and no outage happens; with outages, the allowance covers the
+preset's expected loss of worker-time, not every draw.
 
 The DAG, durations, priorities and deadline draws depend on ``(preset,
-seed)`` only; outages, the reference schedule, deadlines and the budget also
-on ``worker_count``, so one seed names the same DAG for every worker count.
+seed)`` only; the reference schedule, deadlines and the budget also on
+``worker_count``, so one seed names the same DAG for every worker count.
 Sealed (an outcome secret given), the outages are drawn from a generator
 keyed by the secret as well.
 """
@@ -241,16 +252,21 @@ def generate_arena(
     rng.shuffle(numbers)
     ids = [f"task_{numbers[j]:0{width}d}" for j in range(n)]
 
+    # Hidden: the outages. Everything a policy sees below comes from public quantities only.
     events = _outages(preset, seed, workers, horizon, secret)
     # Critical path first; equal chains by name, so the order follows from the spec alone.
     by_rank = sorted(range(n), key=lambda j: (-tail[j], ids[j]))
     rank = [0] * n
     for position, j in enumerate(by_rank):
         rank[j] = position
-    schedule = reference_schedule(predecessors, durations, rank, capacity_timeline(workers, events))
+    schedule = reference_schedule(predecessors, durations, rank, [(0, workers)])
+    stretch = 1.0 / (1.0 - expected_outage_loss(preset, workers))
     allowance = (1.0 - preset.deadline_tightness) * lower_bound
-    deadlines = [schedule.finish[j] + int(allowance * deadline_draws[j]) for j in range(n)]
-    time_budget = None if multiplier is None else max(math.ceil(multiplier * lower_bound), schedule.makespan)
+    deadlines = [math.ceil(schedule.finish[j] * stretch) + int(allowance * deadline_draws[j]) for j in range(n)]
+    time_budget = (
+        None if multiplier is None else max(math.ceil(multiplier * lower_bound), math.ceil(schedule.makespan * stretch))
+    )
+    most_outages = max_outages(preset, workers, horizon)
 
     subtasks = tuple(
         sorted(
@@ -295,7 +311,7 @@ def generate_arena(
         events=events,
         reward_table={} if preset.penalise_unfinished else {"unfinished": 0.0},
         canonical_seed=seed,
-        step_limit=4 * n * (retries + 1) + 2 * len(events) + 16,
+        step_limit=4 * n * (retries + 1) + 4 * most_outages + 16,
         retry_cap=retries if preset.failure_rate > 0 else None,
         parameters={
             "preset": preset.name,
@@ -306,9 +322,31 @@ def generate_arena(
             "lower_bound": lower_bound,
             "reference_makespan": schedule.makespan,
             "time_budget": time_budget,
-            "outages": len(events) // 2,
+            "max_outages": most_outages,
+            "outage_allowance": round(stretch, 4),
         },
     )
+
+
+def max_outages(preset: ArenaPreset, workers: int, horizon: int) -> int:
+    """The most outages :func:`_outages` can draw before ``horizon``: one may start at
+    time 1, and each takes at least the shortest duration plus one time unit."""
+    if preset.outage_rate <= 0 or workers < 2 or horizon <= 1:
+        return 0
+    return math.ceil((horizon - 1) / (preset.outage_duration_range[0] + 1))
+
+
+def expected_outage_loss(preset: ArenaPreset, workers: int) -> float:
+    """The expected fraction of worker-time the preset's outages take away, from its
+    public rates alone: an outage starts after ``1 / outage_rate`` time units on
+    average, lasts the mean duration and takes the mean number of workers."""
+    if preset.outage_rate <= 0 or workers < 2:
+        return 0.0
+    lo, hi = preset.outage_duration_range
+    duration = (lo + hi) / 2
+    down = duration / (duration + 1.0 / preset.outage_rate)
+    lost = (1 + max(1, workers // 2)) / 2
+    return down * lost / workers
 
 
 def _outages(

@@ -218,16 +218,16 @@ def test_render_text_shows_every_legal_action_with_its_arguments() -> None:
     assert "- delegate(alert_triage,triage_analyst)" in text
 
 
-def test_an_aborted_attempt_leaves_nothing_to_wait_for_in_event_time() -> None:
+def test_a_wait_after_an_aborted_attempt_lasts_one_time_unit_in_event_time() -> None:
     env = WorkflowEnv()
     observation = env.reset("arena/easy", seed=5)
     first = observation["arena"]["ready"][0]
     assert env.step({"action_type": "dispatch", "task_ids": [first]})["errors"] == []
     assert env.step(act("abort", first))["errors"] == []
     observation = env.step(act("wait"))
-    assert [e["code"] for e in observation["errors"]] == ["nothing_to_wait_for"]
-    assert observation["time_used"] == 0
-    assert {"action_type": "wait"} not in observation["legal_actions"]
+    assert observation["errors"] == []
+    assert observation["time_used"] == 1  # the aborted attempt's completion is not an event
+    assert {"action_type": "wait"} in observation["legal_actions"]
 
 
 def test_parsed_actions_are_shared_values_that_read_like_fresh_ones() -> None:

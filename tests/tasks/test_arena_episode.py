@@ -47,13 +47,14 @@ def test_dispatch_takes_no_time_and_wait_jumps_to_the_next_completion(env: Workf
     assert set(finished) <= set(observation["arena"]["completed"])
 
 
-def test_wait_with_nothing_scheduled_is_invalid_and_moves_no_time(env: WorkflowEnv) -> None:
+def test_wait_with_nothing_running_is_legal_and_lasts_one_time_unit(env: WorkflowEnv) -> None:
     observation = env.reset("arena/easy", seed=3)
+    assert {"action_type": "wait"} in observation["legal_actions"]
     observation = env.step(WAIT)
-    assert _codes(observation) == ["nothing_to_wait_for"]
-    assert observation["time_used"] == 0
-    assert observation["reward_breakdown"]["invalid_action_penalty"] < 0
-    assert {a["action_type"] for a in observation["legal_actions"]} == {"dispatch"}
+    assert observation["errors"] == []
+    assert observation["time_used"] == 1
+    assert observation["reward_breakdown"]["invalid_action_penalty"] == 0
+    assert observation["reward_breakdown"]["idle_penalty"] < 0  # workers left idle with work ready
 
 
 def test_the_step_limit_ends_a_do_nothing_episode(env: WorkflowEnv) -> None:
@@ -153,8 +154,10 @@ def test_an_outage_shrinks_usable_workers_and_free_workers_follow(env: WorkflowE
     spec = generate_arena(PRESETS["hard"], seed)
     start, end = spec.events[0].at, spec.events[1].at
     observation = env.reset("arena/hard", seed=seed)
-    # Wait through the empty start: with nothing running, wait jumps to the outage.
-    observation = env.step(WAIT)
+    # Wait through the empty start: with nothing running, a wait lasts one time unit.
+    while observation["time_used"] < start:
+        assert observation["arena"]["effective_workers"] == 3
+        observation = env.step(WAIT)
     arena = observation["arena"]
     assert observation["time_used"] == start
     assert arena["total_workers"] == 3 and arena["effective_workers"] == 2 and arena["degraded_workers"] == 1

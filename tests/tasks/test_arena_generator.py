@@ -20,7 +20,9 @@ from workflow_orchestrator.server.tasks.arena import (
     PRESETS,
     TRAINING_SEEDS,
     ArenaFamily,
+    expected_outage_loss,
     generate_arena,
+    max_outages,
 )
 
 
@@ -91,7 +93,7 @@ def _check_instance(spec: TaskSpec, preset_name: str, workers: int) -> None:
         assert any(subtask.type in agent.capabilities for agent in spec.agents)
     for event in spec.events:
         assert event.kind is EventKind.CAPACITY and 1 <= (event.value or 0) <= workers
-    finish = ideal_finish_times(spec)
+    finish = ideal_finish_times(dataclasses.replace(spec, events=()))  # no outage
     for subtask in spec.subtasks:
         assert subtask.deadline is not None and finish[subtask.id] <= subtask.deadline, subtask.id
     if spec.time_limit is not None:
@@ -113,13 +115,13 @@ def test_held_out_seeds_are_valid_too() -> None:
 
 def test_the_ideal_schedule_meets_every_deadline_when_played_in_the_episode() -> None:
     """The generator's timing model is the episode's: the ideal schedule, played
-    as dispatch and wait actions (with retry failures turned off), completes
-    every subtask by its deadline, outages included."""
+    as dispatch and wait actions (with retry failures and outages turned off),
+    completes every subtask by its deadline."""
     for preset_name in PRESETS:
         for seed in range(25):
             spec = generate_arena(PRESETS[preset_name], seed)
             reliable = tuple(dataclasses.replace(a, reliability=1.0) for a in spec.agents)
-            spec = dataclasses.replace(spec, agents=reliable)
+            spec = dataclasses.replace(spec, agents=reliable, events=())
             registry = TaskRegistry()
             registry.add_scenario(spec)
             env = WorkflowEnv(registry)
@@ -208,14 +210,18 @@ def test_presets_have_their_stated_dynamics() -> None:
         )
 
 
-def test_time_budget_is_the_multiplier_times_the_lower_bound_or_the_reference_makespan() -> None:
+def test_time_budget_is_the_multiplier_times_the_lower_bound_or_the_reference_makespan_with_its_allowance() -> None:
     for name in ("medium", "hard"):
         multiplier = PRESETS[name].time_budget_multiplier
         assert multiplier is not None
         for seed in range(100):
             spec = generate_arena(PRESETS[name], seed)
             p = spec.parameters
-            assert spec.time_limit == max(math.ceil(multiplier * p["lower_bound"]), p["reference_makespan"])
+            stretch = 1 / (1 - expected_outage_loss(PRESETS[name], spec.capacity))
+            assert (stretch > 1) == (name == "hard")
+            assert spec.time_limit == max(
+                math.ceil(multiplier * p["lower_bound"]), math.ceil(p["reference_makespan"] * stretch)
+            )
 
 
 @pytest.mark.parametrize("bad", [0, -1, MAX_WORKERS + 1, True, 2.5, "3"])
