@@ -22,7 +22,6 @@ from workflow_orchestrator.server.tasks.arena import (
     ArenaFamily,
     expected_outage_loss,
     generate_arena,
-    max_outages,
 )
 
 
