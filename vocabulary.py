@@ -35,7 +35,7 @@ ErrorCodeName = Literal[
     "no_free_agent",
     "empty_dispatch",
     "work_remaining",  # synthesize before all subtasks are completed
-    "nothing_to_wait_for",  # event model: no future event
+    "nothing_to_wait_for",  # no longer given: a wait is always accepted while the episode runs
     "episode_over",
 ]
 
