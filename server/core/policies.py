@@ -14,6 +14,17 @@
                different agents on conflicting tracks; several starts in one
                ``dispatch``; the stated monitoring waits before synthesis. A family
                may bring its own (``Family.heuristic``: the arena's, in arena.py).
+``slack``      the longest remaining chain first, then the earliest latest start
+               time: each subtask's latest start is the earliest of the deadlines
+               it or its successors must meet (the time limit when none), less the
+               fastest chain from it to the end. The agent by expected cost to completion from the declared
+               reliability and cost (cost x duration / reliability), the expected
+               time (duration / reliability) instead when the slack is shorter than
+               that; never an agent seen to fail the subtask permanently; different
+               agents on conflicting tracks; the monitoring waits before synthesis.
+               In the arena (interchangeable workers), ready work by longest
+               remaining chain, then least slack (its own deadline's or the time
+               budget's along its chain), then priority.
 """
 
 from __future__ import annotations
@@ -132,7 +143,7 @@ class HeuristicPolicy(Policy):
         subtasks = {s["id"]: s for s in observation["subtasks"]}
         tails = _tail_lengths(observation)
         candidates = [s for s in observation["subtasks"] if s["status"] in ("ready", "failed")]
-        candidates.sort(key=lambda s: (-tails[s["id"]], s["deadline"] if s["deadline"] is not None else 10**9))
+        self._order(observation, candidates, tails)
         taken: set[str] = set()
         assignments: list[ActionDict] = []
         for subtask in candidates:
@@ -150,6 +161,10 @@ class HeuristicPolicy(Policy):
             kind = "retry" if subtasks[only["subtask_id"]]["status"] == "failed" else "delegate"
             return {"action_type": kind, **only}
         return {"action_type": "dispatch", "assignments": assignments}
+
+    def _order(self, observation: Observation, candidates: list[dict[str, Any]], tails: dict[str, int]) -> None:
+        """Sort the startable subtasks in place, the first to start first."""
+        candidates.sort(key=lambda s: (-tails[s["id"]], s["deadline"] if s["deadline"] is not None else 10**9))
 
     def _choose_agent(
         self,
@@ -179,6 +194,12 @@ class HeuristicPolicy(Policy):
         ]
         if not options:
             return None
+        return self._pick(observation, subtask, options, tails)
+
+    def _pick(
+        self, observation: Observation, subtask: dict[str, Any], options: list[dict[str, Any]], tails: dict[str, int]
+    ) -> str:
+        """The agent, among the able ones, for a subtask."""
         urgent = False
         if subtask["deadline"] is not None:
             slack = subtask["deadline"] - observation["time_used"] - tails[subtask["id"]]
@@ -214,12 +235,111 @@ def _tail_lengths(observation: Observation) -> dict[str, int]:
     return tails
 
 
+class SlackPolicy(HeuristicPolicy):
+    name = "slack"
+    _latest: dict[str, float] = {}
+
+    def act(self, observation: Observation) -> ActionDict:
+        arena = observation.get("arena")
+        if arena is not None:
+            return _arena_by_slack(arena)
+        return super().act(observation)
+
+    def _order(self, observation: Observation, candidates: list[dict[str, Any]], tails: dict[str, int]) -> None:
+        latest = self._latest = _latest_starts(observation)
+        candidates.sort(key=lambda s: (-tails[s["id"]], latest[s["id"]], -s["priority"]))
+
+    def _pick(
+        self, observation: Observation, subtask: dict[str, Any], options: list[dict[str, Any]], tails: dict[str, int]
+    ) -> str:
+        latest = self._latest[subtask["id"]]
+        now = observation["time_used"]
+        work = subtask["work"]
+
+        def expected_time(agent: dict[str, Any]) -> float:
+            return float(max(1, agent["speed"] * work)) / max(float(agent["reliability"]), 0.05)
+
+        def expected_cost(agent: dict[str, Any]) -> float:
+            return float(agent["cost"]) * expected_time(agent)
+
+        cheapest = min(options, key=lambda a: (expected_cost(a), expected_time(a)))
+        if now + expected_time(cheapest) > latest + max(1, cheapest["speed"] * work):
+            # The cheapest is expected to finish too late: the expected fastest instead.
+            return str(min(options, key=lambda a: (expected_time(a), expected_cost(a)))["name"])
+        return str(cheapest["name"])
+
+
+def _latest_starts(observation: Observation) -> dict[str, float]:
+    """Per subtask, the latest time it can start (at the fastest durations) and still let
+    itself and every successor meet its deadline, or finish within the time limit."""
+    subtasks = observation["subtasks"]
+    limit = observation.get("time_limit")
+    horizon = float(limit) if limit is not None else float(10**9)
+    fastest: dict[str, int] = {}
+    for subtask in subtasks:
+        speeds = [a["speed"] for a in observation["agents"] if subtask["type"] in a["capabilities"]]
+        fastest[subtask["id"]] = max(1, min(speeds, default=1) * subtask["work"])
+    successors: dict[str, list[str]] = {s["id"]: [] for s in subtasks}
+    by_id = {s["id"]: s for s in subtasks}
+    for subtask in subtasks:
+        for dep in subtask["depends_on"]:
+            successors[dep].append(subtask["id"])
+    latest: dict[str, float] = {}
+
+    def latest_start(node: str) -> float:
+        if node not in latest:
+            deadline = by_id[node]["deadline"]
+            finish = horizon if deadline is None else min(horizon, float(deadline))
+            for succ in successors[node]:
+                finish = min(finish, latest_start(succ))
+            latest[node] = finish - fastest[node]
+        return latest[node]
+
+    for subtask in subtasks:
+        latest_start(subtask["id"])
+    return latest
+
+
+def _arena_by_slack(arena: dict[str, Any]) -> ActionDict:
+    free = arena["free_workers"]
+    views = arena["subtask_views"]
+    candidates = [v for v in views if v["status"] in ("ready", "failed")]
+    if free <= 0 or not candidates:
+        return dict(WAIT)
+    duration = {v["id"]: v["duration"] for v in views}
+    successors: dict[str, list[str]] = {v["id"]: [] for v in views}
+    for view in views:
+        for dep in view["depends_on"]:
+            successors[dep].append(view["id"])
+    tails: dict[str, int] = {}
+
+    def tail(node: str) -> int:
+        if node not in tails:
+            tails[node] = duration[node] + max((tail(n) for n in successors[node]), default=0)
+        return tails[node]
+
+    time_left = arena["time_left"]
+    unbounded = 10**9
+
+    def order(view: dict[str, Any]) -> tuple[bool, int, int, int]:
+        late = time_left is not None and view["duration"] > time_left
+        slack = view["slack"] if view["slack"] is not None else unbounded
+        if time_left is not None:
+            # Without a deadline of its own, the time budget's slack along its chain.
+            slack = min(slack, time_left - tail(view["id"]))
+        return (late, -tail(view["id"]), slack, -view["priority"])
+
+    candidates.sort(key=order)
+    return {"action_type": "dispatch", "task_ids": [v["id"] for v in candidates[:free]]}
+
+
 POLICIES: dict[str, Callable[[], Policy]] = {
     "noop": NoopPolicy,
     "random": RandomPolicy,
     "stubborn": StubbornPolicy,
     "greedy": GreedyPolicy,
     "heuristic": HeuristicPolicy,
+    "slack": SlackPolicy,
 }
 
 
