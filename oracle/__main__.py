@@ -4,6 +4,8 @@
     python -m workflow_orchestrator.oracle best-scores [--tasks ...] [--seeds ...] [--write] [--check]
     python -m workflow_orchestrator.oracle demos --tasks easy,hard --count 100 --out demos.jsonl
     python -m workflow_orchestrator.oracle ladder [--tasks ...] [--seeds ...]
+    python -m workflow_orchestrator.oracle planner-scores [--tasks ...] [--write] [--hindsight [--seconds S]]
+    python -m workflow_orchestrator.oracle references [--tasks ...]
 
 ``best-scores`` solves the shipped set (the scenarios on seeds 0-19, the arena
 presets on seeds 0-49) with the per-task time budgets, prints each result
@@ -13,6 +15,13 @@ is a shipped entry of the same task definition that is proven or better than
 this run's result: it never makes the shipped data worse, and says what it
 kept). A scenario's canonical seed is always among its targets.
 ``--check`` only replays the shipped plans and compares fingerprints.
+
+``planner-scores`` plays the no-foresight planner on the evaluation slice
+(oracle/references.py) and with ``--write`` updates
+``tasks/planner_scores.json``; ``--hindsight`` also proves the best scores the
+slice lacks. ``references`` prints, per task of the slice, the built-in
+policies', the planner's and the hindsight best's mean grades with 95%
+bootstrap intervals (a Markdown table, then one JSON line).
 """
 
 from __future__ import annotations
@@ -21,8 +30,10 @@ import argparse
 import json
 import math
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..runner.errors import UsageError
 from ..runner.settings import parse_seeds
@@ -39,6 +50,18 @@ from .catalogue import (
 )
 from .demos import export
 from .ladder import DEFAULT_TASKS, LADDER, default_seeds, ladder_means, markdown_ladder
+from .references import (
+    SLICE_TASKS,
+    compute_planner_entries,
+    load_planner_entries,
+    markdown_reference_table,
+    merge_planner_entries,
+    missing_hindsight,
+    reference_table,
+    ship_hindsight,
+    slice_seeds,
+    write_planner_entries,
+)
 from .solver import OracleResult, solve
 
 
@@ -119,6 +142,43 @@ def command_ladder(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_planner_scores(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    tasks = _split(args.tasks) if args.tasks else list(SLICE_TASKS)
+    started = time.perf_counter()
+    if args.hindsight:
+        targets = missing_hindsight(tasks, registry, args.seconds)
+        print(f"{len(targets)} seed(s) of the slice without a shipped best score", flush=True)
+        for note in ship_hindsight(targets, registry, _report):
+            print(note)
+    slice_targets = [(task_id, seed) for task_id in tasks for seed in slice_seeds(task_id)]
+
+    def progress(entry: dict[str, Any]) -> None:
+        print(
+            f"{entry['task_id']:16} seed {entry['seed']:10}  "
+            f"planner {entry['planner_score']:.6f}  {entry['seconds']:6.2f} s",
+            flush=True,
+        )
+
+    entries = compute_planner_entries(slice_targets, progress)
+    wall = time.perf_counter() - started
+    print(f"\n{len(entries)} planner scores in {wall:.0f} s")
+    if args.write:
+        merged = merge_planner_entries(load_planner_entries(), entries)
+        write_planner_entries(merged)
+        print(f"wrote {len(merged)} entries")
+    return 0
+
+
+def command_references(args: argparse.Namespace) -> int:
+    tasks = _split(args.tasks) if args.tasks else list(SLICE_TASKS)
+    table = reference_table(tasks)
+    print("Mean grade on the evaluation slice, with 95% bootstrap intervals:\n")
+    print(markdown_reference_table(table))
+    print(json.dumps({"seeds": {t: f"{slice_seeds(t)[0]}-{slice_seeds(t)[-1]}" for t in tasks}, "references": table}))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m workflow_orchestrator.oracle",
@@ -158,6 +218,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ladder.add_argument("--rungs", default=",".join(LADDER))
     ladder.add_argument("--seconds", type=float, default=10.0, help="search budget when no plan is shipped")
     ladder.set_defaults(run=command_ladder)
+
+    planner = commands.add_parser("planner-scores", help="the planner's scores on the evaluation slice")
+    planner.add_argument("--tasks", default="", help="comma-separated task ids (default: every task of the slice)")
+    planner.add_argument("--write", action="store_true", help="update tasks/planner_scores.json")
+    planner.add_argument("--hindsight", action="store_true", help="also prove the slice's missing best scores")
+    planner.add_argument("--seconds", type=float, default=10.0, help="oracle budget per seed (--hindsight)")
+    planner.set_defaults(run=command_planner_scores)
+
+    references = commands.add_parser("references", help="policies, planner and hindsight best on the slice")
+    references.add_argument("--tasks", default="", help="comma-separated task ids (default: every task of the slice)")
+    references.set_defaults(run=command_references)
 
     args = parser.parse_args(argv)
     try:

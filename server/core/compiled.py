@@ -45,6 +45,13 @@ class CompiledTask:
     # Best achievable grades per seed (grading.BestScore), precomputed by the oracle
     # and attached by the task registry; empty when none is known.
     best_scores: dict[int, Any] = field(default_factory=dict)
+    # The planner's scores per seed (grading's planner reference), shipped and attached
+    # by the task registry, or found later by ``references`` (see below).
+    planner_scores: dict[int, float] = field(default_factory=dict)
+    # What resolves a reference that is not attached: an object with
+    # ``planner_status(compiled, seed) -> (score or None, status)``, set by the
+    # task registry (tasks/references.py); None: nothing beyond what is attached.
+    references: Any = None
 
     @classmethod
     def build(cls, spec: TaskSpec, family: Family, dag: DagIndex | None = None) -> CompiledTask:

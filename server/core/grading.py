@@ -33,15 +33,31 @@ counts :data:`UNDELIVERED_SHARE` (a half) and its activity gate is at most a
 half, besides time efficiency being 0. Work done and never delivered is worth
 clearly less than work delivered.
 
-Every grade also carries ``normalized_score``: the score as a fraction of the
-best achievable score of that task and seed, when the oracle has proven it;
-``None`` when it is not known. ``best_score``, ``best_score_status``
-(``optimal`` or ``best_found``) and ``best_score_upper_bound`` say what is
-known (all ``None`` when nothing is). The best scores are
-precomputed (``tasks/best_scores.json``) and attached to the compiled task by
-the task registry; grading never runs a solver. They hold for unsealed seeds
-only: a sealed episode (outcomes keyed by a secret, ``Episode.seal``) is
-graded the same way but claims no best score (all four fields ``None``).
+References: every grade carries two, each with a status that says why it is
+missing when it is.
+
+``hindsight_best`` (alias ``best_score``, kept for older readers): the best
+achievable score of that task and seed found by the oracle, which knows every
+seeded outcome in advance: a clairvoyant upper bound no policy can be sure to
+reach. ``hindsight_best_status`` (alias ``best_score_status``): ``optimal``
+(proven), ``best_found`` (``best_score_upper_bound`` bounds it), ``unknown``
+(not computed for this task, seed and worker count) or ``sealed``.
+``normalized_score`` is the score over a proven ``hindsight_best``, else ``None``.
+
+``planner_score``: the grade the no-foresight planner (tasks/planner.py)
+earns on that seed, using only public information: a reference a policy can
+reach. ``planner_score_status``: ``known``, ``pending`` (being computed on
+request), ``unknown`` (not computed, or over the time budget) or ``sealed``.
+``normalized_to_planner`` is the score over it (above 1 when a policy beats
+it), else ``None``.
+
+Both are precomputed (``tasks/best_scores.json``, ``tasks/planner_scores.json``)
+and attached to the compiled task by the task registry; the planner's may also
+be resolved on request by the object the registry sets on the compiled task
+(``CompiledTask.references``), which never computes on the caller's thread:
+grading never runs a solver. They hold for unsealed seeds only: a sealed
+episode (outcomes keyed by a secret, ``Episode.seal``) is graded the same way
+but claims no reference (the numbers ``None``, the statuses ``sealed``).
 """
 
 from __future__ import annotations
@@ -203,16 +219,38 @@ class BestScore:
 
 
 def with_normalized_score(grade: dict[str, Any], episode: Episode) -> dict[str, Any]:
-    """Add ``normalized_score`` and what is known of the best score to a grade
+    """Add both references and the normalised scores against them to a grade
     (see the module docstring)."""
-    # A sealed episode's outcomes are not the ones the best scores were proven on.
-    best = None if getattr(episode, "sealed", False) else episode.compiled.best_scores.get(episode.seed)
+    # A sealed episode's outcomes are not the ones the references were found on.
+    sealed = bool(getattr(episode, "sealed", False))
+    compiled = episode.compiled
+    best = None if sealed else compiled.best_scores.get(episode.seed)
     proven = best is not None and best.status == "optimal" and best.score > 0
     grade["normalized_score"] = round(grade["score"] / best.score, 6) if proven else None  # type: ignore[union-attr]
     grade["best_score"] = None if best is None else best.score
     grade["best_score_status"] = None if best is None else best.status
     grade["best_score_upper_bound"] = None if best is None else best.upper_bound
+    grade["hindsight_best"] = grade["best_score"]
+    grade["hindsight_best_status"] = "sealed" if sealed else ("unknown" if best is None else best.status)
+    planner, status = planner_reference(episode)
+    grade["planner_score"] = planner
+    grade["planner_score_status"] = status
+    grade["normalized_to_planner"] = round(grade["score"] / planner, 6) if planner is not None and planner > 0 else None
     return grade
+
+
+def planner_reference(episode: Episode) -> tuple[float | None, str]:
+    """The planner's score of the episode's task and seed, and its status."""
+    if getattr(episode, "sealed", False):
+        return None, "sealed"
+    compiled = episode.compiled
+    known = compiled.planner_scores.get(episode.seed)
+    if known is not None:
+        return known, "known"
+    if compiled.references is None:
+        return None, "unknown"
+    score, status = compiled.references.planner_status(compiled, episode.seed)
+    return score, str(status)
 
 
 def hindsight(episode: Episode) -> Hindsight:

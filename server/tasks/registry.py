@@ -22,6 +22,7 @@ from ..core.model import TaskSpec
 from .arena import ArenaFamily
 from .best_scores import attach_best_scores
 from .generated import GeneratedFamily
+from .references import References, attach_planner_scores
 from .schema import task_from_file
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
@@ -77,7 +78,9 @@ def load_scenario_file(path: Path) -> TaskSpec:
 
 
 class TaskRegistry:
-    def __init__(self) -> None:
+    def __init__(self, references: References | None = None) -> None:
+        # What resolves the planner's reference of a seed not shipped (references.py).
+        self.references = references
         self._scenarios: dict[str, CompiledTask] = {}
         self._families: dict[str, TaskFamily] = {}
         self._generated: OrderedDict[tuple[str, str, int, int | None, bytes | None], CompiledTask] = OrderedDict()
@@ -87,7 +90,7 @@ class TaskRegistry:
     def add_scenario(self, spec: TaskSpec) -> None:
         if spec.task_id in self._scenarios:
             raise ValueError(f"duplicate task id {spec.task_id!r}")
-        self._scenarios[spec.task_id] = attach_best_scores(compile_task(spec))
+        self._scenarios[spec.task_id] = attach_planner_scores(attach_best_scores(compile_task(spec)), self.references)
 
     def load_directory(self, directory: Path) -> None:
         for path in sorted(directory.glob("*.toml")):
@@ -150,6 +153,7 @@ class TaskRegistry:
             if secret is None:
                 spec = family.build(variant, seed, worker_count)
                 compiled = attach_best_scores(compile_task(spec), spec.canonical_seed)
+                attach_planner_scores(compiled, self.references, spec.canonical_seed)
             else:
                 # Best scores are proven on unsealed tasks: a sealed one has none.
                 compiled = compile_task(family.build(variant, seed, worker_count, secret=secret))  # type: ignore[call-arg]
@@ -192,7 +196,7 @@ def builtin_families() -> list[TaskFamily]:
 @lru_cache(maxsize=1)
 def default_registry() -> TaskRegistry:
     """The registry the server and the in-process API use (built once)."""
-    registry = TaskRegistry()
+    registry = TaskRegistry(References.from_environment())
     registry.load_directory(SCENARIO_DIR)
     for family in builtin_families():
         registry.add_family(family)
