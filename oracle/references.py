@@ -35,6 +35,8 @@ from .catalogue import write_entries as write_best_entries
 SLICE_SEEDS = 20
 HELD_OUT_SEEDS = range(EVALUATION_SEEDS.start, EVALUATION_SEEDS.start + SLICE_SEEDS)
 SLICE_TASKS = SCENARIO_TASKS + ARENA_TASKS + GENERATED_TASKS
+# The tasks whose slice is shipped in planner_scores.json and best_scores.json.
+SHIPPED_SLICE_TASKS = SCENARIO_TASKS
 
 COMMAND = "uv run python -m workflow_orchestrator.oracle planner-scores --write"
 DESCRIPTION = (

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from workflow_orchestrator.oracle.references import SLICE_TASKS, slice_seeds
+from workflow_orchestrator.oracle.references import SHIPPED_SLICE_TASKS, slice_seeds
 from workflow_orchestrator.server.core.families import build_observation, new_episode
 from workflow_orchestrator.server.core.policies import make_policy
 from workflow_orchestrator.server.inprocess import WorkflowEnv
@@ -109,7 +109,7 @@ def test_the_planner_plays_what_it_decided() -> None:
 
 def test_grades_of_the_shipped_slice_carry_both_references() -> None:
     shipped = {(e["task_id"], e["seed"]) for e in load_planner_entries()}
-    for task_id in SLICE_TASKS:
+    for task_id in SHIPPED_SLICE_TASKS:
         seeds = slice_seeds(task_id)
         missing = [seed for seed in seeds if (task_id, seed) not in shipped]
         assert not missing, f"{task_id}: no planner score shipped for seeds {missing}"
