@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from workflow_orchestrator.server.environment import EpisodeStore
+    from workflow_orchestrator.server.http.protocol import ConnectionLimits
 
 __all__ = [
     "ServerSettings",
@@ -186,16 +187,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     logger.info("loading the server (openenv, FastAPI, uvicorn)...")
     import uvicorn
 
-    from workflow_orchestrator.server.http.protocol import ConnectionLimits, protocol_classes
+    from workflow_orchestrator.server.http.protocol import protocol_classes
 
     app = build_app(settings)
-    http_protocol, ws_protocol = protocol_classes(
-        ConnectionLimits(
-            max_header_bytes=settings.max_header_bytes,
-            read_timeout_s=settings.request_read_timeout_s,
-            send_timeout_s=settings.send_timeout_s,
-        )
-    )
+    http_protocol, ws_protocol = protocol_classes(connection_limits(settings))
     tune_garbage_collector()
     logger.info("starting uvicorn on http://%s:%d", settings.host, settings.port)
     uvicorn.run(
@@ -228,11 +223,47 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(10_000, 20, 50)
 
 
+def connection_limits(settings: ServerSettings) -> ConnectionLimits:
+    from workflow_orchestrator.server.http.protocol import ConnectionLimits
+
+    return ConnectionLimits(
+        max_header_bytes=settings.max_header_bytes,
+        read_timeout_s=settings.request_read_timeout_s,
+        send_timeout_s=settings.send_timeout_s,
+        max_connections=settings.max_connections,
+    )
+
+
+def unbounded_uvicorn_warning(argv: Sequence[str]) -> str | None:
+    """A warning when ``argv`` is uvicorn's command line without this server's protocols, else None."""
+    from workflow_orchestrator.server.http.protocol import UVICORN_OPTIONS
+
+    program = argv[0].replace("\\", "/") if argv else ""
+    if not (program.endswith("/uvicorn") or program == "uvicorn" or program.endswith("uvicorn/__main__.py")):
+        return None
+    if any(UVICORN_OPTIONS[1] in arg for arg in argv):
+        return None
+    return (
+        "uvicorn serves this app without the server's connection limits (header size, read and send "
+        "timeouts, connection cap): start it with `server`, or add " + " ".join(UVICORN_OPTIONS)
+    )
+
+
 def __getattr__(name: str) -> Any:
     # ``uvicorn workflow_orchestrator.server.app:app`` (openenv.yaml's entry):
-    # the app is built on first access, with settings from the environment.
+    # the app is built on first access, with settings from the environment,
+    # which also set the limits of the protocol classes uvicorn may be given.
     if name == "app":
-        application = build_app(settings_from_environment(os.environ))
+        import sys
+
+        from workflow_orchestrator.server.http.protocol import use_limits
+
+        settings = settings_from_environment(os.environ)
+        use_limits(connection_limits(settings))
+        warning = unbounded_uvicorn_warning(sys.argv)
+        if warning is not None:
+            logging.getLogger("uvicorn.error").warning(warning)
+        application = build_app(settings)
         globals()["app"] = application
         return application
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

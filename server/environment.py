@@ -50,6 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import EnvironmentMetadata
 
@@ -133,6 +134,9 @@ class StoredEpisode:
     client: str = LOCAL_CLIENT
     # The last idempotent step: the step count it expected, and its answer.
     last_reply: tuple[int, dict[str, Any]] | None = None
+    # The trace and log as JSON, kept by the answers that carry them (see JsonHistory).
+    history: JsonHistory | None = None
+
     # The archive's write of this episode, once it finished.
     archived: concurrent.futures.Future[int] | None = None
 
@@ -141,6 +145,40 @@ class StoredEpisode:
         if secret is None:
             return not self.chosen_id
         return hmac.compare_digest(secret.encode(), self.secret.encode())
+
+    def serialized_history(self) -> tuple[list[orjson.Fragment], list[orjson.Fragment]]:
+        """The episode's action trace and event log, each entry serialized once (see :class:`JsonHistory`)."""
+        core = self.env.episode
+        if self.history is None or self.history.episode is not core:
+            self.history = JsonHistory(core)
+        return self.history.update()
+
+
+class JsonHistory:
+    """An episode's action trace and event log as JSON fragments, each entry serialized once.
+
+    ``GET /state``, the WebSocket ``state`` and ``/episodes/{id}`` carry the
+    whole history. Rebuilt at every read, it cost time on the event loop in
+    proportion to the episode's length (over 30 ms for a long episode of the
+    largest invalid actions, during which no other client was answered); the
+    trace and the log only grow, so the entries already serialized are kept
+    and a read serializes only the new ones. Read on the event loop, between
+    steps, so a read sees the episode between two steps."""
+
+    __slots__ = ("episode", "events", "trace")
+
+    def __init__(self, episode: Any) -> None:
+        self.episode = episode
+        self.trace: list[orjson.Fragment] = []
+        self.events: list[orjson.Fragment] = []
+
+    def update(self) -> tuple[list[orjson.Fragment], list[orjson.Fragment]]:
+        core, trace, events = self.episode, self.trace, self.events
+        if len(trace) < core.trace_length:
+            trace.extend([orjson.Fragment(orjson.dumps(entry)) for entry in core.trace_since(len(trace))])
+        if len(events) < len(core.log):
+            events.extend([orjson.Fragment(orjson.dumps(record)) for record in core.log.records_since(len(events))])
+        return trace, events
 
 
 def secret_digest(secret: str) -> str:
@@ -505,10 +543,10 @@ class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, Workf
         episode = self._episode
         return envelope(self._store.step(episode, action.to_core()), episode.episode_id)
 
-    def state_payload(self) -> dict[str, Any]:
+    def state_payload(self, serialized: bool = False) -> dict[str, Any]:
         if self._episode is None:
             raise RuntimeError("no episode yet: send a reset first")
-        return episode_state(self._episode)
+        return episode_state(self._episode, serialized)
 
     # ---------------------------------------------------------------- openenv API
 
@@ -601,9 +639,16 @@ def observation_model(wire: dict[str, Any]) -> WorkflowObservation:
     return WorkflowObservation.model_construct(**fields)
 
 
-def episode_state(episode: StoredEpisode) -> dict[str, Any]:
-    """The full state of an episode as plain data, with its id."""
-    state = episode.env.state()
+def episode_state(episode: StoredEpisode, serialized: bool = False) -> dict[str, Any]:
+    """The full state of an episode as plain data, with its id. ``serialized``:
+    its ``trace`` and ``events`` are lists of JSON fragments, kept from read to
+    read (for an answer serialized at once with orjson; see :class:`JsonHistory`)."""
+    if serialized:
+        trace, events = episode.serialized_history()
+        state = episode.env.state(history=False)
+        state["events"], state["trace"] = events, trace
+    else:
+        state = episode.env.state()
     state["episode_id"] = episode.episode_id
     state.setdefault("step_count", episode.step_count)
     state.setdefault("task_id", episode.task_id)

@@ -130,9 +130,10 @@ class WorkflowEnv:
     def grade(self) -> dict[str, Any]:
         return grade_episode(self._require_episode())
 
-    def state(self) -> dict[str, Any]:
+    def state(self, history: bool = True) -> dict[str, Any]:
+        """The episode's state; without ``history``, its ``events`` and ``trace`` are left out."""
         episode = self._require_episode()
-        return {
+        state = {
             "task_id": episode.task.task_id,
             "seed": episode.seed,
             "step_count": episode.step_count,
@@ -144,9 +145,11 @@ class WorkflowEnv:
             "cumulative_reward": round(sum(episode.rewards), 6),
             "rewards": list(episode.rewards),
             "observation": self._observation,
-            "events": episode.log.records,
-            "trace": list(episode.trace),
         }
+        if history:
+            state["events"] = episode.log.records
+            state["trace"] = episode.trace
+        return state
 
     def _require_episode(self) -> Any:
         if self.episode is None:

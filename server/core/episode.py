@@ -197,6 +197,14 @@ class Episode:
     @property
     def trace(self) -> list[dict[str, Any]]:
         """The actions taken, in order, with the error codes of invalid ones."""
+        return self.trace_since(0)
+
+    @property
+    def trace_length(self) -> int:
+        return len(self._trace)
+
+    def trace_since(self, start: int) -> list[dict[str, Any]]:
+        """The entries of :attr:`trace` from index ``start`` on (new dicts at every read)."""
         return [
             {
                 "step": step,
@@ -204,7 +212,7 @@ class Episode:
                 "action": action.to_dict() if isinstance(action, Action) else action,
                 "errors": [code.value for code in errors],
             }
-            for step, t, action, errors in self._trace
+            for step, t, action, errors in self._trace[start:]
         ]
 
     @property

@@ -82,6 +82,10 @@ class EventLog:
         """Every event so far as a dict (new dicts at every read)."""
         return [as_record(row) for row in self.rows]
 
+    def records_since(self, start: int) -> list[dict[str, Any]]:
+        """The records of the rows from index ``start`` on (the log only grows)."""
+        return [as_record(row) for row in self.rows[start:]]
+
     def digest(self) -> str:
         """A stable hash of the whole log: equal logs give equal digests in any process."""
         payload = json.dumps(self.records, sort_keys=True, separators=(",", ":"))

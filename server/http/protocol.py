@@ -17,6 +17,11 @@ set them in the server, from :class:`ConnectionLimits`:
 
 ``server/app.py`` passes :func:`protocol_classes` to uvicorn along with its own
 options (``limit_concurrency``, ``timeout_keep_alive``, ``timeout_graceful_shutdown``).
+Under uvicorn's own command line, ``--http`` and ``--ws`` name the classes here
+(:data:`UVICORN_OPTIONS`), which then take their limits from the server's
+environment variables when the app is loaded (:func:`use_limits`), and cap
+open connections at ``max_connections`` when uvicorn's ``--limit-concurrency``
+is not given.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class ConnectionLimits:
     max_header_bytes: int = 32 * 1024
     read_timeout_s: float = 15.0
     send_timeout_s: float = 20.0
+    # Open connections (HTTP and WebSocket) when uvicorn was given no limit_concurrency.
+    max_connections: int = 512
 
 
 class StallGuard:
@@ -95,6 +102,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.limit_concurrency is None:
+            self.limit_concurrency = self.limits.max_connections
         # Bytes received while a request's head is incomplete (a bound on what
         # the parser holds), and the size of the head parsed so far.
         self._reading_head = True
@@ -172,6 +181,19 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._stall is not None:
             self._stall.resumed()
         self._reading_head = False
+        # uvicorn applies limit_concurrency to requests but upgrades before its
+        # check; an upgrade over the cap is refused here, as a request would be.
+        limit = self.limit_concurrency
+        if limit is not None and len(self.connections) > limit:  # itself included: at most `limit` open
+            self._refuse(
+                _refusal(
+                    503,
+                    "Service Unavailable",
+                    "too_many_connections",
+                    f"the server holds its limit of {limit} open connections; try again later",
+                )
+            )
+            return
         super().handle_websocket_upgrade()
 
     def pause_writing(self) -> None:
@@ -243,3 +265,18 @@ def protocol_classes(limits: ConnectionLimits) -> tuple[type[BoundedHttpProtocol
     http = type("BoundedHttpProtocol", (BoundedHttpProtocol,), {"limits": limits})
     ws = type("BoundedWebSocketProtocol", (BoundedWebSocketProtocol,), {"limits": limits})
     return http, ws
+
+
+# uvicorn's own command line with these protocols: ``uvicorn workflow_orchestrator.server.app:app`` + these.
+UVICORN_OPTIONS = (
+    "--http",
+    f"{__name__}:BoundedHttpProtocol",
+    "--ws",
+    f"{__name__}:BoundedWebSocketProtocol",
+)
+
+
+def use_limits(limits: ConnectionLimits) -> None:
+    """Give the importable classes (named by :data:`UVICORN_OPTIONS`) these limits."""
+    BoundedHttpProtocol.limits = limits
+    BoundedWebSocketProtocol.limits = limits

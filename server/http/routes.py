@@ -237,7 +237,7 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
         episode_id: str = Query(min_length=1, max_length=64),
         secret: str | None = Header(default=None, alias=SECRET_HEADER, max_length=128),
     ) -> Response:
-        return json_response(episode_state(lookup(episode_id, secret)))
+        return json_response(episode_state(lookup(episode_id, secret), serialized=True))
 
     @app.get(
         "/schema",
@@ -353,8 +353,7 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
                     "trace": found.trace,
                 }
             )
-        core = found.env.episode
-        assert core is not None  # an episode enters the store already started
+        trace, events = found.serialized_history()
         return json_response(
             {
                 "episode_id": found.episode_id,
@@ -362,8 +361,8 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
                 "seed": found.seed,
                 "done": found.finished,
                 "step_count": found.step_count,
-                "events": core.log.records,
-                "trace": core.trace,
+                "events": events,
+                "trace": trace,
             }
         )
 

@@ -157,7 +157,7 @@ class SessionEndpoint:
                 return _observation_reply(note_ignored_options(payload, data.ignored_options()))
             if isinstance(message, StateMessage):
                 return orjson.dumps(
-                    {"type": "state", "data": environment.state_payload()}, option=JSON_OPTIONS
+                    {"type": "state", "data": environment.state_payload(serialized=True)}, option=JSON_OPTIONS
                 ).decode()
             return None
         except UnknownTaskError as exc:

@@ -102,6 +102,30 @@ def test_state_returns_the_full_state_of_the_episode(http: httpx.Client) -> None
     assert state["observation"]["done"] is True and "reward" in state["observation"]
 
 
+def test_state_read_between_steps_carries_the_same_history_as_the_core(http: httpx.Client) -> None:
+    """/state, /episodes/{id} and the WebSocket state keep the entries they already serialized and add
+    the new ones: read after every few steps (invalid actions among them), the history equals the
+    in-process episode's, and a last read equals a fresh one."""
+    env = WorkflowEnv()
+    observation = env.reset(task_id="arena/medium", seed=11)
+    episode_id = http.post("/reset", json={"task_id": "arena/medium", "seed": 11}).json()["observation"]["episode_id"]
+    bad = {"action_type": "dispatch", "assignments": [{"subtask_id": "nope", "agent_name": "nobody"}] * 3}
+    step = 0
+    while not observation["done"]:
+        action = bad if step % 3 == 1 else first_legal(observation)
+        observation = env.step(action)
+        http.post("/step", json={"episode_id": episode_id, "action": action}).raise_for_status()
+        step += 1
+        if step % 4 == 0 or observation["done"]:
+            state = http.get("/state", params={"episode_id": episode_id}).json()
+            record = http.get(f"/episodes/{episode_id}").json()
+            expected = json.loads(json.dumps(env.state()))
+            for key in ("trace", "events", "rewards", "step_count", "time", "done"):
+                assert state[key] == expected[key], key
+            assert record["trace"] == expected["trace"] and record["events"] == expected["events"]
+    assert step > 8 and any(entry["errors"] for entry in state["trace"])
+
+
 def test_episode_record_has_the_event_log_and_action_trace(http: httpx.Client) -> None:
     episode_id, envelopes = play_over_http(http, "easy", 4)
     record = http.get(f"/episodes/{episode_id}").json()

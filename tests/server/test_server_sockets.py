@@ -19,10 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.support.server_fixtures import RunningServer, start_server
+from tests.support.server_fixtures import RunningServer, start_server, start_uvicorn
+from workflow_orchestrator.server.http.protocol import UVICORN_OPTIONS
 
 HEADER_LIMIT = 8192
 READ_TIMEOUT = 1.5
@@ -121,6 +122,32 @@ def test_connections_over_the_cap_get_503(limited: RunningServer) -> None:
     while httpx.get(f"{limited.url}/health", timeout=10).status_code != 200:
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+def test_websocket_upgrades_count_against_the_cap(limited: RunningServer) -> None:
+    """WebSocket connections fill the cap like any other, and an upgrade over it gets 503 (uvicorn
+    upgrades before its own check, so without ours every upgrade was accepted)."""
+    url = limited.url.replace("http://", "ws://") + "/ws"
+    held = [connect(url, open_timeout=20) for _ in range(MAX_CONNECTIONS)]
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, open_timeout=20).close()
+        assert refused.value.response.status_code == 503
+        assert b"too_many_connections" in refused.value.response.body
+        # The sessions already open are served meanwhile.
+        held[0].send(json.dumps({"type": "reset", "data": {"task_id": "easy"}}))
+        assert json.loads(held[0].recv(timeout=20))["type"] == "observation"
+    finally:
+        for ws in held:
+            ws.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with connect(url, open_timeout=20):
+                break
+        except InvalidStatus:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
 
 
 # --------------------------------------------------------------------------- clients that stop reading
@@ -223,3 +250,40 @@ def test_an_http_client_that_stops_reading_is_dropped(limited: RunningServer) ->
     answers = _answer(sock)
     sock.close()
     assert 0 < answers.count(b"HTTP/1.1 200 OK") < 2000
+
+
+# --------------------------------------------------------------------------- uvicorn's own command line
+
+
+def _oversized_and_half_sent(server: RunningServer) -> tuple[bytes, bytes]:
+    big = _raw(server)
+    big.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (HEADER_LIMIT * 2) + b"\r\n\r\n")
+    half = _raw(server)
+    half.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+    answers = _answer(big), _answer(half)
+    big.close()
+    half.close()
+    return answers
+
+
+def test_uvicorn_with_the_protocol_options_gets_the_limits_from_the_environment(tmp_path: Path) -> None:
+    """`uvicorn workflow_orchestrator.server.app:app` plus UVICORN_OPTIONS (as the README says) is bounded
+    like `server`, with the limits of the environment variables; without them it warns at start."""
+    env = {
+        "WORKFLOW_ORCHESTRATOR_MAX_HEADER_BYTES": str(HEADER_LIMIT),
+        "WORKFLOW_ORCHESTRATOR_READ_TIMEOUT": str(READ_TIMEOUT),
+    }
+    bounded = start_uvicorn(tmp_path, *UVICORN_OPTIONS, env=env)
+    try:
+        oversized, half_sent = _oversized_and_half_sent(bounded)
+        assert oversized.startswith(b"HTTP/1.1 431 "), oversized[:80]
+        assert half_sent.startswith(b"HTTP/1.1 408 "), half_sent[:80]
+        assert "without the server's connection limits" not in bounded.log()
+    finally:
+        bounded.stop()
+    plain = start_uvicorn(tmp_path, env=env)
+    try:
+        assert "without the server's connection limits" in plain.log()
+        assert " ".join(UVICORN_OPTIONS) in plain.log()
+    finally:
+        plain.stop()

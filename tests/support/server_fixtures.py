@@ -73,33 +73,34 @@ class RunningServer:
 def start_server(log_dir: Path, *options: str, env: dict[str, str] | None = None) -> RunningServer:
     """Start ``server --no-web`` with extra options; returns once /health answers."""
     port = free_port()
-    log_path = log_dir / f"server-{port}.log"
     # Each server archives into its own directory unless the test says otherwise.
     chosen = any(option in ("--archive-path", "--no-archive") for option in options)
     archive_options = [] if chosen else ["--archive-path", str(log_dir / f"archive-{port}.sqlite3")]
+    command = ["-m", "workflow_orchestrator.server.app", "--host", "127.0.0.1", "--port", str(port), "--no-web"]
+    return _launch(log_dir, port, [*command, "--log-level", "warning", *archive_options, *options], env or {})
+
+
+def start_uvicorn(log_dir: Path, *options: str, env: dict[str, str] | None = None) -> RunningServer:
+    """Start ``uvicorn workflow_orchestrator.server.app:app`` (the app's own entry, settings from the
+    environment, web UI off) with extra uvicorn options; returns once /health answers."""
+    port = free_port()
+    child_env = {
+        "ENABLE_WEB_INTERFACE": "false",
+        "WORKFLOW_ORCHESTRATOR_ARCHIVE_PATH": str(log_dir / f"archive-{port}.sqlite3"),
+        **(env or {}),
+    }
+    command = ["-m", "uvicorn", "workflow_orchestrator.server.app:app", "--host", "127.0.0.1", "--port", str(port)]
+    return _launch(log_dir, port, [*command, *options], child_env)
+
+
+def _launch(log_dir: Path, port: int, arguments: list[str], env: dict[str, str]) -> RunningServer:
+    log_path = log_dir / f"server-{port}.log"
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOW_ORCHESTRATOR_")}
     child_env.pop("ENABLE_WEB_INTERFACE", None)
-    child_env.update(env or {})
+    child_env.update(env)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "workflow_orchestrator.server.app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-web",
-                "--log-level",
-                "warning",
-                *archive_options,
-                *options,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=child_env,
-            cwd=REPO_ROOT,
+            [sys.executable, *arguments], stdout=log, stderr=subprocess.STDOUT, env=child_env, cwd=REPO_ROOT
         )
     server = RunningServer(process, port, log_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
