@@ -26,10 +26,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from tests.support.threaded_server import ThreadedServer
 from workflow_orchestrator import inference
 from workflow_orchestrator.runner import answers, episodes, players, settings
 from workflow_orchestrator.runner.sessions import RemoteSession
@@ -150,29 +150,6 @@ def fake_openai_app(model: FakeModel) -> FastAPI:
         return JSONResponse(completion_body(reply, body["model"]))
 
     return app
-
-
-class ThreadedServer:
-    def __init__(self, app: FastAPI) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.port = self.socket.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-
-    def __enter__(self) -> ThreadedServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fake model server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-        self.socket.close()
 
 
 @pytest.fixture
