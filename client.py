@@ -14,23 +14,52 @@ loops::
         print(result.observation.grade)
 
 Actions may be :class:`WorkflowAction` or plain dicts of the same fields.
+
+Many episodes over the same connection, one message each way per step of
+all of them (the wire format is in ``server/http/batch.py``)::
+
+    with WorkflowClient("http://127.0.0.1:8000").sync() as env:
+        batch = env.batch_reset(task_id="arena/hard", num_envs=64, seed=0)
+        for _ in range(100):
+            batch = env.batch_step([obs["legal_actions"][0] for obs in batch.observations])
+        print(sum(grade["score"] for grade in batch.grades if grade))
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 from openenv.core.client_types import StepResult
 from openenv.core.env_client import EnvClient
 from websockets.asyncio.client import connect as ws_connect
 from websockets.protocol import State as WsState
 
 from workflow_orchestrator.models import GradeResponse, GradeResult, WorkflowAction, WorkflowObservation, WorkflowState
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """A batch reset or step, as columns indexed by episode (observations are plain dicts, as sent)."""
+
+    observations: list[dict[str, Any]]
+    rewards: list[float]
+    terminated: list[bool]
+    truncated: list[bool]
+    # The grade of an episode that ended at this step, else None.
+    grades: list[dict[str, Any] | None]
+    # With autoreset: the last observation of an episode that ended at this step, else None.
+    final_observations: list[dict[str, Any] | None]
+
+    @property
+    def done(self) -> list[bool]:
+        return [a or b for a, b in zip(self.terminated, self.truncated, strict=True)]
 
 
 class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowState]):
@@ -98,6 +127,56 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
     def grade(self) -> Any:
         """The grade of this client's latest episode, from ``POST /grader``."""
         return self._dispatch(self._grade_async)
+
+    def batch_reset(
+        self,
+        task_id: str | None = None,
+        num_envs: int | None = None,
+        *,
+        task_ids: Sequence[str] | None = None,
+        seed: int | Sequence[int] = 0,
+        worker_count: int | None | Sequence[int | None] = None,
+        autoreset: bool = True,
+        reward_mode: str = "shaped",
+    ) -> Any:
+        """Start a batch of episodes on this connection (beside its single episode): ``task_id`` for
+        ``num_envs`` episodes, or ``task_ids`` (one per episode). Episode ``i`` plays ``seed + i``, or
+        ``seed[i]``. Awaitable in async code; returns the :class:`BatchResult` in sync code."""
+        data: dict[str, Any] = {
+            "seed": seed if isinstance(seed, int) else list(seed),
+            "autoreset": autoreset,
+            "reward_mode": reward_mode,
+        }
+        if task_ids is not None:
+            data["task_ids"] = list(task_ids)
+        if task_id is not None:
+            data["task_id"] = task_id
+        if num_envs is not None:
+            data["num_envs"] = num_envs
+        if worker_count is not None:
+            data["worker_count"] = worker_count if isinstance(worker_count, int) else list(worker_count)
+        return self._dispatch(lambda: self._batch_async({"type": "batch_reset", "data": data}))
+
+    def batch_step(self, actions: Sequence[WorkflowAction | Mapping[str, Any]]) -> Any:
+        """One action per episode of the batch, in order; one message each way."""
+        message = {"type": "batch_step", "data": {"actions": [self._step_payload(action) for action in actions]}}
+        return self._dispatch(lambda: self._batch_async(message))
+
+    async def _batch_async(self, message: dict[str, Any]) -> BatchResult:
+        await self._connect_async()
+        await self._ws.send(orjson.dumps(message).decode())
+        reply = orjson.loads(await asyncio.wait_for(self._ws.recv(), timeout=self._message_timeout))
+        data = reply.get("data") or {}
+        if reply.get("type") != "batch":
+            raise RuntimeError(f"Server error: {data.get('message', 'unknown error')} (code: {data.get('code')})")
+        return BatchResult(
+            observations=data["observations"],
+            rewards=data["rewards"],
+            terminated=data["terminated"],
+            truncated=data["truncated"],
+            grades=data["grades"],
+            final_observations=data["final_observations"],
+        )
 
     async def _connect_async(self) -> WorkflowClient:
         """Open the WebSocket (with the configured headers, e.g. the bearer token)."""

@@ -390,4 +390,58 @@ class CloseMessage(BaseModel):
     data: dict[str, Any] | None = None
 
 
-IncomingMessage = Annotated[ResetMessage | StepMessage | StateMessage | CloseMessage, Field(discriminator="type")]
+# --------------------------------------------------------------------------- batches (WebSocket)
+# Many episodes per message on the same /ws connection (server/http/batch.py has the wire format).
+
+# Episodes in one batch: workflow_orchestrator.vector.MAX_EPISODES (a test checks that they agree).
+MAX_EPISODES = 256
+_Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+_WorkerCount = Annotated[int, Field(ge=1, le=MAX_WORKER_COUNT)]
+
+
+class BatchResetRequest(BaseModel):
+    """Start a batch of episodes on this connection (replacing any earlier batch).
+
+    ``task_ids`` lists one task per episode, or ``task_id`` with ``num_envs``
+    names one task for all. ``seed``: episode ``i`` plays ``seed + i``, or a list
+    gives one seed per episode. With ``autoreset`` an episode that ends starts
+    the next one at once, with its seed plus the number of episodes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
+    num_envs: int | None = Field(default=None, ge=1, le=MAX_EPISODES)
+    task_ids: list[Annotated[str, _Identifier]] | None = Field(default=None, min_length=1, max_length=MAX_EPISODES)
+    seed: _Seed | list[_Seed] = 0
+    worker_count: _WorkerCount | None | list[_WorkerCount | None] = None
+    autoreset: bool = True
+    reward_mode: RewardModeName = "shaped"
+
+
+class BatchStepRequest(BaseModel):
+    """One action per episode of the batch, in the order of the batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actions: list[WorkflowAction] = Field(min_length=1, max_length=MAX_EPISODES)
+
+
+class BatchResetMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["batch_reset"]
+    data: BatchResetRequest
+
+
+class BatchStepMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["batch_step"]
+    data: BatchStepRequest
+
+
+IncomingMessage = Annotated[
+    ResetMessage | StepMessage | StateMessage | CloseMessage | BatchResetMessage | BatchStepMessage,
+    Field(discriminator="type"),
+]

@@ -113,7 +113,8 @@ class WorkflowVectorEnv:
     or a list with one task id per slot (tasks may be mixed). ``worker_count``:
     one value or one per slot (generated tasks only, as for ``WorkflowEnv``).
     ``reward_mode``: ``shaped`` (default), ``grade`` or ``sparse``, for every
-    episode (see ``WorkflowEnv``).
+    episode (see ``WorkflowEnv``). ``outcome_secret`` seals every episode (see
+    ``WorkflowEnv``).
     """
 
     def __init__(
@@ -125,6 +126,7 @@ class WorkflowVectorEnv:
         autoreset: bool = True,
         registry: Any = None,
         reward_mode: str = "shaped",
+        outcome_secret: bytes | str | None = None,
     ) -> None:
         self.reward_mode = check_reward_mode(reward_mode)
         if isinstance(task_ids, str):
@@ -140,12 +142,13 @@ class WorkflowVectorEnv:
         self.task_ids: list[str] = tasks
         self.worker_counts: list[int | None] = _per_slot("worker_count", worker_count, self.num_envs)
         self.autoreset = autoreset
-        first = WorkflowEnv(registry)
+        self._secret = outcome_secret
+        first = WorkflowEnv(registry, outcome_secret)
         self.registry = first.registry
         # Unknown tasks and parameters a task does not take fail here, not in the middle of a batch.
         for task_id, workers in set(zip(self.task_ids, self.worker_counts, strict=True)):
             self.registry.resolve(task_id, seed=None, worker_count=workers)
-        self.envs: list[Any] = [first] + [WorkflowEnv(self.registry) for _ in range(self.num_envs - 1)]
+        self.envs: list[Any] = [first] + [WorkflowEnv(self.registry, outcome_secret) for _ in range(self.num_envs - 1)]
         self.seeds: list[int] = [0] * self.num_envs
         # The episode that ended last in each slot (autoreset replaces the slot's environment).
         self.last_finished: list[Any] = [None] * self.num_envs
@@ -221,7 +224,7 @@ class WorkflowVectorEnv:
 
     def _next_episode(self, i: int) -> dict[str, Any]:
         self.last_finished[i] = self.envs[i]
-        env = self.envs[i] = WorkflowEnv(self.registry)
+        env = self.envs[i] = WorkflowEnv(self.registry, self._secret)
         seed = self.seeds[i] = (self.seeds[i] + self.num_envs) % (MAX_SEED + 1)
         observation: dict[str, Any] = env.reset(
             self.task_ids[i], seed=seed, worker_count=self.worker_counts[i], reward_mode=self.reward_mode

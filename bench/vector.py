@@ -10,24 +10,36 @@ one. Resets are timed on their own (``reset_ms``, one whole batch). The same
 rounds stepped by a plain loop over ``WorkflowEnv``s (``loop_steps_per_second``)
 are timed in the same run, as the reference for the vector env's own cost
 (the machine is shared: compare figures of one run). Times are
-CPU time of this process, medians of five rounds. Prints figures, and one JSON
-object as its last line.
+CPU time of this process, medians of five rounds.
+
+Over one WebSocket connection (``batch_reset`` / ``batch_step``, the server
+started on loopback by the bench): env-steps per second at N = 64, wall
+clock, the same recorded actions, client and server on this machine; beside
+it the same episodes stepped one message per step on one connection
+(``ws_single_steps_per_second``). Medians of three rounds. Prints figures, and
+one JSON object as its last line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import time
 from typing import Any
 
+import orjson
+import websockets
+
+from bench.server import ServerUnderTest, free_port
 from workflow_orchestrator import WorkflowEnv
-from workflow_orchestrator.server.evaluation import record_policy_actions
+from workflow_orchestrator.evaluation import record_policy_actions
 from workflow_orchestrator.vector import WorkflowVectorEnv
 
 TASKS = ("hard", "arena/hard")
 SIZES = (1, 16, 256)
 SEEDS = 8
+WS_SIZE = 64
 
 
 def recorded(task_id: str) -> list[list[dict[str, Any]]]:
@@ -85,6 +97,40 @@ def loop_rate(task_id: str, size: int, actions: list[list[dict[str, Any]]], seco
     return steps / stepping
 
 
+async def websocket_rates(url: str, task_id: str, actions: list[list[dict[str, Any]]]) -> tuple[float, float]:
+    """Env-steps per second over one connection: batched (N = WS_SIZE per message), then one per message."""
+    seeds = [i % SEEDS for i in range(WS_SIZE)]
+    plays = [actions[seed] for seed in seeds]
+    rounds = min(len(play) for play in plays)
+    batches = [
+        orjson.dumps({"type": "batch_step", "data": {"actions": [play[k] for play in plays]}}) for k in range(rounds)
+    ]
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        reset = {
+            "type": "batch_reset",
+            "data": {"task_id": task_id, "num_envs": WS_SIZE, "seed": seeds, "autoreset": False},
+        }
+        await ws.send(orjson.dumps(reset).decode())
+        assert orjson.loads(await ws.recv())["type"] == "batch"
+        started = time.perf_counter()
+        for message in batches:
+            await ws.send(message.decode())
+            reply = await ws.recv()
+        batched = rounds * WS_SIZE / (time.perf_counter() - started)
+        assert orjson.loads(reply)["type"] == "batch"
+        steps = 0
+        started = time.perf_counter()
+        for seed in range(SEEDS):
+            await ws.send(orjson.dumps({"type": "reset", "data": {"task_id": task_id, "seed": seed}}).decode())
+            await ws.recv()
+            for action in actions[seed][:rounds]:
+                await ws.send(orjson.dumps({"type": "step", "data": action}).decode())
+                await ws.recv()
+                steps += 1
+        single = steps / (time.perf_counter() - started)
+    return batched, single
+
+
 def main(argv: list[str] | None = None) -> None:
     rounds = 5
     steps_per_second: dict[str, dict[str, int]] = {}
@@ -110,12 +156,30 @@ def main(argv: list[str] | None = None) -> None:
                 f"{task_id} N={size}: {rate} env-steps/s in process ({loop[task_id][str(size)]} by a plain loop), "
                 f"{reset} ms per batch reset"
             )
+    ws_batched: dict[str, int] = {}
+    ws_single: dict[str, int] = {}
+    server = ServerUnderTest(free_port())
+    try:
+        for task_id in TASKS:
+            actions = recorded(task_id)
+            rates = [asyncio.run(websocket_rates(server.ws_url, task_id, actions)) for _ in range(3)]
+            ws_batched[task_id] = round(statistics.median(rate for rate, _ in rates))
+            ws_single[task_id] = round(statistics.median(rate for _, rate in rates))
+            print(
+                f"{task_id} over one WebSocket: {ws_batched[task_id]} env-steps/s in batches of {WS_SIZE}, "
+                f"{ws_single[task_id]} one step per message"
+            )
+    finally:
+        server.stop()
     print(
         json.dumps(
             {
                 "in_process_steps_per_second": steps_per_second,
                 "loop_steps_per_second": loop,
                 "in_process_reset_ms": reset_ms,
+                "ws_batch_size": WS_SIZE,
+                "ws_batch_steps_per_second": ws_batched,
+                "ws_single_steps_per_second": ws_single,
             }
         )
     )

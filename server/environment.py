@@ -233,6 +233,11 @@ class EpisodeStore:
         self._latest_finished: dict[tuple[str, str], str] = {}
         self.default_task_id = registry.task_ids()[0]
 
+    @property
+    def outcome_secret(self) -> str | bytes | None:
+        """The secret that seals the store's episodes (and the WebSocket batches'), or None."""
+        return self._outcome_secret
+
     def __len__(self) -> int:
         return len(self._episodes)
 

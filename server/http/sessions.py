@@ -20,8 +20,16 @@ from openenv.core.env_server.types import EnvironmentMetadata, WSErrorCode
 from pydantic import TypeAdapter, ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
-from workflow_orchestrator.models import IncomingMessage, ResetMessage, StateMessage, StepMessage
+from workflow_orchestrator.models import (
+    BatchResetMessage,
+    BatchStepMessage,
+    IncomingMessage,
+    ResetMessage,
+    StateMessage,
+    StepMessage,
+)
 from workflow_orchestrator.server.environment import EpisodeStore, WorkflowEnvironment, note_ignored_options
+from workflow_orchestrator.server.http.batch import BatchBudget, BatchCapacityError, BatchSession
 from workflow_orchestrator.server.http.responses import JSON_OPTIONS, describe_validation_errors
 from workflow_orchestrator.server.http.routes import archived, used_id_message
 from workflow_orchestrator.server.http.settings import ServerSettings
@@ -48,6 +56,8 @@ class Session:
     sending_since: float = 0.0
     timed_out: bool = False
     closing: bool = False
+    # Its batch of episodes (batch_reset), if it started one.
+    batch: BatchSession | None = None
 
 
 class SessionEndpoint:
@@ -65,6 +75,7 @@ class SessionEndpoint:
         self.idle_timeout_s = settings.session_idle_timeout_s
         self.send_timeout_s = settings.send_timeout_s
         self.sessions: dict[int, Session] = {}
+        self.batch_budget = BatchBudget(settings.max_batch_episodes)
         # Closing notices under way (kept here so that they are not collected mid-send).
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -104,9 +115,11 @@ class SessionEndpoint:
             logger.info("a WebSocket client left a reply unread for %g s; dropped", self.send_timeout_s)
             return
         finally:
-            # Free the slot and the episode at once: a dropped connection must not hold them.
+            # Free the slot and the episodes at once: a dropped connection must not hold them.
             del self.sessions[key]
             session.environment.close()
+            if session.batch is not None:
+                session.batch.close()
         if not closed_by_client:
             await _send_quietly(send, {"type": "websocket.close", "code": 1000})
 
@@ -127,13 +140,16 @@ class SessionEndpoint:
                 reply: str | None = self._validation_reply(exc)
             else:
                 used = None
-                if isinstance(incoming, ResetMessage) and incoming.data.episode_id is not None:
-                    # A chosen id is looked up in the archive too (off the event loop), as /reset does.
-                    used = await used_id_message(self.store, incoming.data.episode_id)
-                if used is None:
-                    reply = self.answer(environment, incoming)
+                if isinstance(incoming, (BatchResetMessage, BatchStepMessage)):
+                    reply = await self.answer_batch(session, incoming)
                 else:
-                    reply = _ws_error(used, WSErrorCode.EXECUTION_ERROR)
+                    if isinstance(incoming, ResetMessage) and incoming.data.episode_id is not None:
+                        # A chosen id is looked up in the archive too (off the event loop), as /reset does.
+                        used = await used_id_message(self.store, incoming.data.episode_id)
+                    if used is None:
+                        reply = self.answer(environment, incoming)
+                    else:
+                        reply = _ws_error(used, WSErrorCode.EXECUTION_ERROR)
             if reply is None:
                 return False
             episode = environment.episode
@@ -167,6 +183,23 @@ class SessionEndpoint:
             # a step before any reset: the client's to fix.
             return _ws_error(str(exc), WSErrorCode.EXECUTION_ERROR)
 
+    async def answer_batch(self, session: Session, message: BatchResetMessage | BatchStepMessage) -> str:
+        """The reply to a batch message, worked out on a worker thread (a batch of 256 episodes
+        would otherwise hold the event loop); the session waits for it before reading on."""
+        if session.batch is None:
+            session.batch = BatchSession(self.store.registry, self.batch_budget, self.store.outcome_secret)
+        batch = session.batch
+        try:
+            if isinstance(message, BatchResetMessage):
+                return await asyncio.to_thread(batch.reset, message.data)
+            return await asyncio.to_thread(batch.step, message.data)
+        except UnknownTaskError as exc:
+            return _ws_error(str(exc), WSErrorCode.VALIDATION_ERROR)
+        except BatchCapacityError as exc:
+            return _ws_error(str(exc), WSErrorCode.CAPACITY_REACHED)
+        except (ValueError, RuntimeError) as exc:
+            return _ws_error(str(exc), WSErrorCode.EXECUTION_ERROR)
+
     @staticmethod
     def _validation_reply(exc: ValidationError) -> str:
         errors = exc.errors()
@@ -175,7 +208,8 @@ class SessionEndpoint:
             return _ws_error("message is not valid JSON", WSErrorCode.INVALID_JSON)
         if kinds & {"union_tag_invalid", "union_tag_not_found"}:
             return _ws_error(
-                'unknown message type; send {"type": "reset" | "step" | "state" | "close", "data": {...}}',
+                'unknown message type; send {"type": "reset" | "step" | "state" | "close" | "batch_reset" '
+                '| "batch_step", "data": {...}}',
                 WSErrorCode.UNKNOWN_TYPE,
             )
         summary, cleaned = describe_validation_errors(errors)

@@ -31,6 +31,8 @@ class ServerSettings:
     session_idle_timeout_s: float = 300.0
     max_episodes: int = 256
     max_episodes_per_client: int = 64
+    # Episodes held by WebSocket batches (batch_reset), over all connections.
+    max_batch_episodes: int = 2048
     episode_idle_timeout_s: float = 900.0
     max_body_bytes: int = 64 * 1024
     # Finished episodes are archived in this SQLite file (see archive.py), unless enable_archive is off.
@@ -63,6 +65,7 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "WORKFLOW_ORCHESTRATOR_SESSION_IDLE_TIMEOUT": ("session_idle_timeout_s", float),
     "WORKFLOW_ORCHESTRATOR_MAX_EPISODES": ("max_episodes", int),
     "WORKFLOW_ORCHESTRATOR_MAX_EPISODES_PER_CLIENT": ("max_episodes_per_client", int),
+    "WORKFLOW_ORCHESTRATOR_MAX_BATCH_EPISODES": ("max_batch_episodes", int),
     "WORKFLOW_ORCHESTRATOR_ARCHIVE": ("enable_archive", bool),
     "WORKFLOW_ORCHESTRATOR_ARCHIVE_PATH": ("archive_path", str),
     "WORKFLOW_ORCHESTRATOR_ARCHIVE_MAX_EPISODES": ("archive_max_episodes", int),
@@ -137,6 +140,12 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Se
         type=int,
         default=defaults.max_episodes_per_client,
         help="episodes one client (network address) keeps in the store (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-batch-episodes",
+        type=int,
+        default=defaults.max_batch_episodes,
+        help="episodes held by WebSocket batches (batch_reset), all connections together (default %(default)s)",
     )
     archive = parser.add_mutually_exclusive_group()
     archive.add_argument(
@@ -234,6 +243,7 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Se
         "max_concurrent_envs",
         "max_episodes",
         "max_episodes_per_client",
+        "max_batch_episodes",
         "max_body_bytes",
         "archive_max_episodes",
         "archive_max_bytes",

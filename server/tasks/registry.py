@@ -8,6 +8,7 @@ prefix, so ``arena/hard`` with a seed and a worker count names one instance.
 from __future__ import annotations
 
 import hashlib
+import threading
 import tomllib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ class TaskRegistry:
         self._scenarios: dict[str, CompiledTask] = {}
         self._families: dict[str, TaskFamily] = {}
         self._generated: OrderedDict[tuple[str, str, int, int | None, bytes | None], CompiledTask] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # -------------------------------------------------------------- building
 
@@ -148,20 +150,23 @@ class TaskRegistry:
         seal = None if secret is None else hashlib.blake2b(secret, digest_size=16).digest()
         key = (family.prefix, variant, seed, worker_count, seal)
         cache = self._generated
-        compiled = cache.get(key)
-        if compiled is None:
-            if secret is None:
-                spec = family.build(variant, seed, worker_count)
-                compiled = attach_best_scores(compile_task(spec), spec.canonical_seed)
-                attach_planner_scores(compiled, self.references, spec.canonical_seed)
-            else:
-                # Best scores are proven on unsealed tasks: a sealed one has none.
-                compiled = compile_task(family.build(variant, seed, worker_count, secret=secret))  # type: ignore[call-arg]
+        # Under the lock: the server's WebSocket batches resolve tasks on worker threads.
+        with self._cache_lock:
+            compiled = cache.get(key)
+            if compiled is not None:
+                cache.move_to_end(key)
+                return compiled
+        if secret is None:
+            spec = family.build(variant, seed, worker_count)
+            compiled = attach_best_scores(compile_task(spec), spec.canonical_seed)
+            attach_planner_scores(compiled, self.references, spec.canonical_seed)
+        else:
+            # Best scores are proven on unsealed tasks: a sealed one has none.
+            compiled = compile_task(family.build(variant, seed, worker_count, secret=secret))  # type: ignore[call-arg]
+        with self._cache_lock:
             cache[key] = compiled
             if len(cache) > GENERATED_CACHE_SIZE:
                 cache.popitem(last=False)
-        else:
-            cache.move_to_end(key)
         return compiled
 
 

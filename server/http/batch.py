@@ -1,0 +1,138 @@
+"""Batches over one WebSocket connection: ``batch_reset`` and ``batch_step``.
+
+A connection may hold one batch of episodes (a :class:`WorkflowVectorEnv`)
+beside its single episode. One message carries one action per episode and
+gets one reply with every episode's result, so N episodes cost one message
+each way instead of N. Each episode behaves exactly as it would alone (same
+task, seed and actions: same observations, rewards and grade), sealed by the
+server's outcome secret when it has one.
+
+Client to server::
+
+    {"type": "batch_reset", "data": {"task_ids": ["arena/hard", "easy", ...], "seed": 0,
+                                     "worker_count": null, "autoreset": true, "reward_mode": "shaped"}}
+    {"type": "batch_reset", "data": {"task_id": "arena/hard", "num_envs": 64, "seed": [...64 seeds...]}}
+    {"type": "batch_step",  "data": {"actions": [{"action_type": "wait"}, ...one per episode...]}}
+
+Server to client, for both (columns indexed by episode)::
+
+    {"type": "batch", "data": {"observations": [...], "rewards": [...], "terminated": [...],
+                               "truncated": [...], "grades": [null | grade, ...],
+                               "final_observations": [null | observation, ...]}}
+
+An observation is the in-process one (``WorkflowEnv``'s dict: ``reward``,
+``done`` and, at the end, ``grade`` included). Seeds: episode ``i`` plays
+``seed + i`` (or ``seed[i]``); with ``autoreset`` (the default) an episode
+that ends starts the next one in the same step, with its seed plus the number
+of episodes, and its last observation is in ``final_observations``. A batch
+holds 1 to 256 episodes, and all batches of the server together at most
+``--max-batch-episodes``. A message that is not a valid batch (an action that
+fails validation, a count of actions that is not the batch's, an unknown task,
+a step before any batch_reset) gets an ``error`` reply and changes nothing.
+Batch episodes live on their connection only: they are not in the episode
+store (no ``/grader`` or ``/episodes/{id}``: the grade is in the reply), and
+end with the connection. The work of a batch message runs on a worker
+thread, so a large batch does not hold the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+
+from workflow_orchestrator.models import BatchResetRequest, BatchStepRequest
+from workflow_orchestrator.vector import VectorStep, WorkflowVectorEnv
+
+
+class BatchCapacityError(RuntimeError):
+    """A batch_reset that would take the server's batches over their episode limit."""
+
+
+class BatchBudget:
+    """The episodes held by the batches of every connection, within ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def exchange(self, release: int, take: int) -> None:
+        """Give back ``release`` episodes and take ``take``, or raise and change nothing."""
+        with self._lock:
+            if self.held - release + take > self.limit:
+                raise BatchCapacityError(
+                    f"the server's batches hold {self.held - release} of at most {self.limit} episodes; "
+                    f"a batch of {take} does not fit (try fewer, or later)"
+                )
+            self.held += take - release
+
+
+class BatchSession:
+    """The batch of one connection, if it started one."""
+
+    __slots__ = ("budget", "outcome_secret", "registry", "vector")
+
+    def __init__(self, registry: Any, budget: BatchBudget, outcome_secret: str | bytes | None = None) -> None:
+        self.registry = registry
+        self.budget = budget
+        self.outcome_secret = outcome_secret
+        self.vector: WorkflowVectorEnv | None = None
+
+    @property
+    def size(self) -> int:
+        return 0 if self.vector is None else self.vector.num_envs
+
+    def reset(self, request: BatchResetRequest) -> str:
+        """Start a new batch; raises ``ValueError``, ``UnknownTaskError`` or ``BatchCapacityError`` and keeps
+        the old batch on bad input."""
+        if (request.task_ids is None) == (request.task_id is None):
+            raise ValueError("batch_reset needs task_ids (one per episode), or task_id with num_envs")
+        tasks: str | list[str] = request.task_ids if request.task_ids is not None else str(request.task_id)
+        count = len(request.task_ids) if request.task_ids is not None else request.num_envs or 1
+        # The budget first, so that a batch that does not fit costs nothing; given back if the batch fails.
+        self.budget.exchange(release=self.size, take=count)
+        try:
+            vector = WorkflowVectorEnv(
+                tasks,
+                request.num_envs if request.task_ids is not None else count,
+                worker_count=request.worker_count,
+                autoreset=request.autoreset,
+                registry=self.registry,
+                reward_mode=request.reward_mode,
+                outcome_secret=self.outcome_secret,
+            )
+            result = vector.reset(request.seed)
+        except BaseException:
+            self.budget.exchange(release=count, take=self.size)
+            raise
+        self.vector = vector
+        return batch_reply(result)
+
+    def step(self, request: BatchStepRequest) -> str:
+        """Step every episode; raises ``RuntimeError`` before a batch_reset, ``ValueError`` on a wrong count."""
+        if self.vector is None:
+            raise RuntimeError("no batch yet: send a batch_reset first")
+        return batch_reply(self.vector.step([action.to_core() for action in request.actions]))
+
+    def close(self) -> None:
+        """Free the batch's episodes (the connection ended)."""
+        self.budget.exchange(release=self.size, take=0)
+        self.vector = None
+
+
+def batch_reply(result: VectorStep) -> str:
+    return orjson.dumps(
+        {
+            "type": "batch",
+            "data": {
+                "observations": result.observations,
+                "rewards": result.rewards,
+                "terminated": result.terminated,
+                "truncated": result.truncated,
+                "grades": result.grades,
+                "final_observations": result.final_observations,
+            },
+        }
+    ).decode()
