@@ -1,0 +1,64 @@
+"""What every grade dimension measures, in words: the one source of these texts.
+
+:mod:`.grading` computes the dimensions of a scenario's grade and :mod:`.arena`
+the three parts of an arena grade; this module says what each of them means,
+so that the dashboard, the documentation and anyone reading a grade use the
+same definitions. Nothing here takes part in grading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+# Dimension -> a sentence on what a value of 1 takes, and how points are lost.
+SCENARIO_DIMENSIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "completion": "Completed subtasks as a fraction of all subtasks.",
+        "recovery": "Subtasks that failed and were later completed, as a fraction of the subtasks that failed "
+        "(1 when nothing failed).",
+        "recovery_speed": "How soon a failed subtask was started again by an agent not known to fail it "
+        "permanently: the mean over failures of 1 / the steps until that restart; a failure never so retried "
+        "counts 0 (1 when nothing failed).",
+        "error_classification": "Telling permanent failures from transient ones: 1, less 0.5 for every attempt "
+        "given to an agent already seen to fail that subtask permanently (at least 0).",
+        "parallelism": "Using the width of the workflow: (the most subtasks running at once - 1) / "
+        "(the achievable width - 1).",
+        "cost_efficiency": "The lowest cost that could have finished the work, known in hindsight, / the cost "
+        "spent.",
+        "budget": "1 within the budget; beyond it, 1 - 2 x overrun / budget (at least 0).",
+        "deadlines": "Deadlines met (the subtask completed at or before its deadline) / deadlines.",
+        "time_efficiency": "A lower bound on the time to finish, known in hindsight, / the time used; 0 unless "
+        "the workflow was synthesized.",
+        "conflict_handling": "Conflicts resolved (the conflict point completed) on tracks completed by pairwise "
+        "different agents / conflicts.",
+        "patience": "Waits made after the patience subtask completed / the waits wanted (the task asks to wait "
+        "for something to settle before going on).",
+        "pillar_balance": "The lowest completed fraction over the task's pillars: neglecting one pillar costs "
+        "even when the others are done.",
+        "valid_actions": "1 - invalid actions / actions.",
+    }
+)
+
+# The three parts of the arena's benchmark score (see arena.py for the symbols).
+ARENA_DIMENSIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "completion": "Priority-weighted completion: the priorities of the completed subtasks / all priorities.",
+        "on_time": "Priority-weighted on-time completion: the priorities of the subtasks completed by their "
+        "deadline / all priorities.",
+        "makespan": "A lower bound on the makespan (the critical path, or the work spread over every worker) / "
+        "the makespan, when every subtask completed; else 0.",
+    }
+)
+
+# Said of the "doing no harm" dimensions, which grading scales by the activity gate.
+GATE_NOTE = (
+    "Scaled by the activity gate, min(1, completed fraction / the task's activity gate), so that doing nothing "
+    "earns nothing."
+)
+
+
+def describe_dimension(name: str, arena: bool = False) -> str:
+    """What dimension ``name`` measures ('' for a name neither table knows)."""
+    table = ARENA_DIMENSIONS if arena else SCENARIO_DIMENSIONS
+    return table.get(name, "")
