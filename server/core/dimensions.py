@@ -24,8 +24,7 @@ SCENARIO_DIMENSIONS: Mapping[str, str] = MappingProxyType(
         "given to an agent already seen to fail that subtask permanently (at least 0).",
         "parallelism": "Using the width of the workflow: (the most subtasks running at once - 1) / "
         "(the achievable width - 1).",
-        "cost_efficiency": "The lowest cost that could have finished the work, known in hindsight, / the cost "
-        "spent.",
+        "cost_efficiency": "The lowest cost that could have finished the work, known in hindsight, / the cost spent.",
         "budget": "1 within the budget; beyond it, 1 - 2 x overrun / budget (at least 0).",
         "deadlines": "Deadlines met (the subtask completed at or before its deadline) / deadlines.",
         "time_efficiency": "A lower bound on the time to finish, known in hindsight, / the time used; 0 unless "

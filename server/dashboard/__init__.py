@@ -14,7 +14,9 @@ without ``--no-web``), and calls :func:`mount_dashboard`. Three entry points:
 * :func:`mount_dashboard` ``(app, store)``: mounts the page at ``/web`` on
   this server's app, as openenv's web interface mounts a builder's Blocks
   when its default tab is off (``gr.mount_gradio_app``), with a theme that
-  names only system fonts, so the page fetches nothing from the network.
+  names only system fonts, so the page fetches nothing from the network;
+  and ``GET /web/export/{episode_id}.json``, the episode as one JSON file
+  (see :func:`.session.export_episode`), which the page links to.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from workflow_orchestrator.server.environment import EpisodeStore
+from workflow_orchestrator.server.environment import EpisodeNotFoundError, EpisodeStore
 
 from .blocks import DEFAULT_TITLE, build_dashboard
+from .session import export_episode
 
 __all__ = ["DASHBOARD_PATH", "build_dashboard", "dashboard_theme", "gradio_builder", "mount_dashboard"]
 
@@ -79,6 +82,16 @@ def mount_dashboard(app: FastAPI, store: EpisodeStore, path: str = DASHBOARD_PAT
             status_code=403,
         )
 
+    async def export(episode_id: str) -> JSONResponse:
+        try:
+            stored = store.get(episode_id)
+        except EpisodeNotFoundError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        return JSONResponse(
+            export_episode(stored),
+            headers={"Content-Disposition": f'attachment; filename="episode-{stored.episode_id}.json"'},
+        )
+
     # Routes before the mount, so that they answer first (as openenv's web interface does).
     # The page has no file input: Gradio's upload route (anonymous, written to disk) is off.
     app.add_api_route(f"{path}/gradio_api/upload", no_uploads, methods=["POST"], include_in_schema=False)
@@ -86,6 +99,7 @@ def mount_dashboard(app: FastAPI, store: EpisodeStore, path: str = DASHBOARD_PAT
         app.add_api_route(path, to_dashboard, methods=["GET"], include_in_schema=False)
     if "/" not in existing:
         app.add_api_route("/", to_dashboard, methods=["GET"], include_in_schema=False)
+    app.add_api_route(f"{path}/export/{{episode_id}}.json", export, methods=["GET"], include_in_schema=False)
     return gr.mount_gradio_app(
         app,
         blocks,

@@ -26,6 +26,7 @@ from .session import (
     FormError,
     Snapshot,
     build_action,
+    compare_episodes,
     pair_label,
     pair_value,
 )
@@ -33,40 +34,139 @@ from .session import (
 # Pause between two steps when a policy or a replay plays on its own: slow
 # enough to watch the DAG change, fast enough to finish an episode in seconds.
 PLAY_DELAY_S = 0.35
+# How often a watched episode's change feed is read (a redraw happens only when it took a step).
+WATCH_POLL_S = 0.5
+
+# Copies the address of the view shown (the summary bar's link) to the clipboard.
+COPY_LINK_JS = """() => {
+  const link = document.querySelector('#wo-share-link');
+  if (link && navigator.clipboard) { navigator.clipboard.writeText(link.href); }
+  return [];
+}"""
 
 # Styles for the markup of views.py. They travel inside the page (a <style> in
-# an HTML block) so that they apply however the Blocks are mounted.
+# an HTML block) so that they apply however the Blocks are mounted. Colours of
+# everything drawn on the page's background are variables, set once for the
+# light theme and once for the dark one (Gradio marks the dark theme with a
+# ``dark`` class on the body); every text colour has a contrast of at least
+# 4.5:1 on its background in both.
 DASHBOARD_CSS = """
-.wo-muted { color: #57606a; font-size: 13px; }
-.wo-status { font-size: 14px; padding: 6px 2px; }
+.gradio-container {
+  --wo-ink: #1f2328; --wo-muted: #57606a; --wo-line: #d0d7de; --wo-grid: #eaeef2; --wo-alt: #f6f8fa;
+  --wo-bg: #ffffff; --wo-track: #d8dee4; --wo-accent: #0969da; --wo-edge: #8c959f; --wo-edge-done: #57606a;
+  --wo-critical: #bf3989; --wo-total: #8250df;
+  --wo-hint-bg: #ddf4ff; --wo-hint-ink: #0a3069; --wo-hint-bar: #0969da;
+  --wo-notice-bg: #fff8c5; --wo-notice-ink: #3b2300; --wo-notice-bar: #9a6700;
+  --wo-error-bg: #ffebe9; --wo-error-ink: #82071e; --wo-error-bar: #cf222e;
+  --wo-chip-bg: #ddf4ff; --wo-chip-ink: #0a3069;
+  --wo-met: #1a7f37; --wo-missed: #cf222e; --wo-open: #9a6700; --wo-now: #0969da;
+  --wo-hatch-bg: #eaeef2; --wo-hatch-line: #8c959f;
+}
+.dark .gradio-container {
+  --wo-ink: #e6edf3; --wo-muted: #9da7b3; --wo-line: #3d444d; --wo-grid: #262c36; --wo-alt: #161b22;
+  --wo-bg: #0d1117; --wo-track: #30363d; --wo-accent: #58a6ff; --wo-edge: #6e7681; --wo-edge-done: #adbac7;
+  --wo-critical: #f778ba; --wo-total: #bc8cff;
+  --wo-hint-bg: #0c2d6b; --wo-hint-ink: #dbedff; --wo-hint-bar: #58a6ff;
+  --wo-notice-bg: #3b2e00; --wo-notice-ink: #f8e3a1; --wo-notice-bar: #d29922;
+  --wo-error-bg: #4c0b10; --wo-error-ink: #ffdcd7; --wo-error-bar: #f85149;
+  --wo-chip-bg: #0c2d6b; --wo-chip-ink: #cae8ff;
+  --wo-met: #3fb950; --wo-missed: #ff7b72; --wo-open: #d29922; --wo-now: #58a6ff;
+  --wo-hatch-bg: #21262d; --wo-hatch-line: #6e7681;
+}
+.wo-muted { color: var(--wo-muted); font-size: 13px; }
+.wo-summary { color: var(--wo-ink); border: 1px solid var(--wo-line); border-radius: 8px; padding: 6px 10px;
+  display: grid; gap: 3px; }
+.wo-status { font-size: 14px; }
 .wo-status code { font-size: 13px; }
-.wo-badge { color: #fff; border-radius: 10px; padding: 1px 8px; font-size: 12px; font-weight: 700; }
-.wo-badge-live { background: #1a7f37; } .wo-badge-replay { background: #8250df; } .wo-badge-empty { background: #6e7781; }
+.wo-description { color: var(--wo-muted); font-size: 13px; }
+.wo-outcome { font-size: 14px; }
+.wo-lost { white-space: normal; }
+.wo-links { display: flex; gap: 14px; flex-wrap: wrap; font-size: 13px; }
+.wo-links a { color: var(--wo-accent); }
+.gradio-container .wo-badge { color: #fff; border-radius: 10px; padding: 1px 8px; font-size: 12px; font-weight: 700; }
+.wo-badge-live { background: #1a7f37; } .wo-badge-replay { background: #8250df; }
+.wo-badge-watch { background: #0969da; } .wo-badge-empty { background: #57606a; }
 .wo-gauges { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 10px; }
-.wo-gauge-label { display: flex; justify-content: space-between; font-size: 13px; font-weight: 600; }
-.wo-gauge-label span { font-weight: 400; color: #57606a; }
-.wo-gauge-track { background: #eaeef2; border-radius: 4px; height: 9px; overflow: hidden; margin-top: 3px; }
+.wo-gauge-label { display: flex; justify-content: space-between; font-size: 13px; font-weight: 600;
+  color: var(--wo-ink); }
+.wo-gauge-label span { font-weight: 400; color: var(--wo-muted); }
+.wo-gauge-track { background: var(--wo-track); border-radius: 4px; height: 9px; overflow: hidden; margin-top: 3px; }
 .wo-gauge-fill { height: 100%; border-radius: 4px; }
+.wo-fill-accent { background: var(--wo-accent); }
 .wo-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr)); gap: 10px; }
-.wo-card { border: 1px solid #d0d7de; border-radius: 8px; padding: 8px 10px; font-size: 13px; }
+.wo-card { border: 1px solid var(--wo-line); border-radius: 8px; padding: 8px 10px; font-size: 13px;
+  color: var(--wo-ink); }
 .wo-card-head { display: flex; justify-content: space-between; align-items: flex-start; gap: 6px; margin-bottom: 4px; }
 .wo-card-head b { overflow-wrap: anywhere; }
 .wo-card-line { margin: 2px 0; }
-.wo-pill { color: #fff; border-radius: 10px; padding: 0 8px; font-size: 12px; }
+.gradio-container .wo-pill { color: #fff; border-radius: 10px; padding: 0 8px; font-size: 12px; }
 .wo-chips { margin-top: 4px; }
-.wo-chip { display: inline-block; background: #ddf4ff; color: #0a3069; border-radius: 10px; padding: 0 7px;
-  margin: 2px 3px 0 0; font-size: 11px; }
-.wo-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-.wo-table th, .wo-table td { border-bottom: 1px solid #d0d7de; padding: 3px 6px; text-align: left; vertical-align: top; }
-.wo-hint { background: #ddf4ff; border-left: 4px solid #0969da; padding: 6px 10px; font-size: 14px; }
-.wo-notice { background: #fff8c5; border-left: 4px solid #9a6700; padding: 6px 10px; font-size: 14px; margin-bottom: 6px; }
-.wo-errors { background: #ffebe9; border-left: 4px solid #cf222e; padding: 6px 10px; font-size: 13px; margin-top: 6px; }
+.wo-chip { display: inline-block; background: var(--wo-chip-bg); color: var(--wo-chip-ink); border-radius: 10px;
+  padding: 0 7px; margin: 2px 3px 0 0; font-size: 11px; }
+.wo-table { border-collapse: collapse; width: 100%; font-size: 13px; color: var(--wo-ink); }
+.wo-table th, .wo-table td { border-bottom: 1px solid var(--wo-line); padding: 3px 6px; text-align: left;
+  vertical-align: top; }
+.wo-help { color: var(--wo-muted); font-size: 12px; max-width: 46em; }
+.wo-hint { background: var(--wo-hint-bg); color: var(--wo-hint-ink); border-left: 4px solid var(--wo-hint-bar);
+  padding: 6px 10px; font-size: 14px; }
+.wo-notice { background: var(--wo-notice-bg); color: var(--wo-notice-ink); border-left: 4px solid var(--wo-notice-bar);
+  padding: 6px 10px; font-size: 14px; margin-bottom: 6px; }
+.wo-errors { background: var(--wo-error-bg); color: var(--wo-error-ink); border-left: 4px solid var(--wo-error-bar);
+  padding: 6px 10px; font-size: 13px; margin-top: 6px; }
 .wo-errors ul { margin: 2px 0 0 16px; padding: 0; }
-.wo-reward-line { font-size: 13px; margin-top: 6px; color: #24292f; }
-.wo-grade { font-size: 14px; }
+.wo-reward-line { font-size: 13px; margin-top: 6px; color: var(--wo-ink); }
+.wo-grade { font-size: 14px; color: var(--wo-ink); }
 .wo-score { font-size: 22px; } .wo-score-part { font-size: 14px; margin: 2px 0; }
-.wo-dag-box { overflow-x: auto; }
+.wo-dl-met { color: var(--wo-met); } .wo-dl-missed { color: var(--wo-missed); } .wo-dl-open { color: var(--wo-open); }
+.wo-legend { display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; color: var(--wo-ink); margin: 2px 0 6px; }
+.wo-key { display: inline-flex; align-items: center; gap: 5px; }
+.wo-swatch { display: inline-block; width: 14px; height: 12px; border-radius: 3px; }
+.wo-swatch-critical { background: none; border: 3px solid var(--wo-critical); height: 6px; }
+.wo-swatch-edge { background: none; border-top: 2px solid var(--wo-edge-done); height: 0; border-radius: 0; }
+.wo-swatch-planned { background: none; border: 2px dashed #d4a72c; width: 12px; height: 8px; }
+.wo-swatch-offline { background: repeating-linear-gradient(45deg, var(--wo-hatch-line) 0 2px, var(--wo-hatch-bg) 2px 5px); }
+.wo-swatch-deadline { background: none; border-left: 2px dashed var(--wo-missed); width: 2px; border-radius: 0; }
+.wo-swatch-now { background: var(--wo-now); width: 3px; border-radius: 0; }
+.gradio-container .wo-tag { font-size: 11px; font-weight: 700; color: #9a6700; background: #ffffff; border: 1px solid #9a6700; border-radius: 8px;
+  padding: 0 5px; }
+.gradio-container .wo-count { font-size: 11px; color: #ffffff; background: #82071e; border-radius: 8px; padding: 0 5px; }
+.wo-dag-scroll, .wo-gantt-scroll, .wo-hscroll { overflow: auto; scrollbar-width: auto;
+  scrollbar-color: var(--wo-edge) transparent; }
+.wo-dag-scroll { max-height: 75vh; border: 1px solid var(--wo-line); border-radius: 8px; }
+.wo-dag-scroll::-webkit-scrollbar, .wo-gantt-scroll::-webkit-scrollbar { height: 12px; width: 12px; }
+.wo-dag-scroll::-webkit-scrollbar-thumb, .wo-gantt-scroll::-webkit-scrollbar-thumb { background: var(--wo-edge);
+  border-radius: 6px; }
+.wo-dag { display: block; width: var(--wo-w); height: var(--wo-h); max-width: none; }
+body:has(#wo-zoom input[value="150%"]:checked) .wo-dag { width: calc(var(--wo-w) * 1.5); height: calc(var(--wo-h) * 1.5); }
+body:has(#wo-zoom input[value="200%"]:checked) .wo-dag { width: calc(var(--wo-w) * 2); height: calc(var(--wo-h) * 2); }
+.wo-arrow-head { fill: var(--wo-edge-done); }
+.wo-edge { stroke: var(--wo-edge); stroke-width: 1.6; }
+.wo-edge-done { stroke: var(--wo-edge-done); stroke-width: 1.6; }
+.wo-edge-critical { stroke: var(--wo-critical); stroke-width: 3; }
+.wo-critical-halo { stroke: var(--wo-critical); stroke-width: 3; }
+.wo-gantt-grid { display: flex; width: max-content; min-width: 100%; }
+.wo-gantt-names { position: sticky; left: 0; z-index: 1; background: var(--background-fill-primary, var(--wo-bg));
+  flex: none;
+  border-right: 1px solid var(--wo-line); }
+.wo-gantt-name { font-size: 12px; color: var(--wo-ink); padding: 0 8px; text-align: right; white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis; }
+.wo-gantt-name.wo-alt, .wo-row-alt { background: var(--wo-alt); fill: var(--wo-alt); }
+.wo-gantt { display: block; flex: none; }
+.wo-grid { stroke: var(--wo-grid); }
+.wo-axis { stroke: var(--wo-edge); }
+.wo-tm { fill: var(--wo-muted); } .wo-t { fill: var(--wo-ink); }
+.wo-total { fill: var(--wo-total); } .wo-total-line { stroke: var(--wo-total); }
+.wo-hatch-bg { fill: var(--wo-hatch-bg); } .wo-hatch-line { stroke: var(--wo-hatch-line); }
+.wo-deadline-line.wo-dl-met { stroke: var(--wo-met); fill: var(--wo-met); }
+.wo-deadline-line.wo-dl-missed { stroke: var(--wo-missed); fill: var(--wo-missed); }
+.wo-deadline-line.wo-dl-open { stroke: var(--wo-open); fill: var(--wo-open); }
+.wo-deadline-line text { stroke: none; }
+.wo-now { stroke: var(--wo-now); fill: var(--wo-now); } .wo-now text { stroke: none; }
 .wo-scroll { max-height: 320px; overflow-y: auto; }
+.wo-compare-side h4 { margin: 10px 0 4px; color: var(--wo-ink); }
+.wo-compare code { font-size: 13px; }
+#wo-task input { padding-right: 30px; text-overflow: ellipsis; }
+@media (max-width: 600px) { .wo-gantt-names { width: 104px !important; } .wo-gantt-name { font-size: 12px; } }
 """
 
 DEFAULT_TITLE = "workflow_orchestrator dashboard"
@@ -82,9 +182,11 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         session_state = gr.State(None)
         gr.HTML(f"<style>{DASHBOARD_CSS}</style>", padding=False)
         gr.Markdown(
-            f"## {title}\nPick a task and press **Reset**; act with the form, or let a built-in policy "
-            "play step by step. Everything below is redrawn after every step."
+            f"## {title}\nPick a task and press **Reset**; act with the form, or let a built-in policy play. "
+            "Give any episode's id to watch it live or replay it."
         )
+        # The summary bar: task, step, time, score and where points went, budget and deadlines at risk.
+        status_view = gr.HTML(elem_id="wo-status")
         with gr.Row(equal_height=False):
             task_input = gr.Dropdown(
                 choices=[(o.label, o.key) for o in controller.options],
@@ -92,6 +194,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                 label="Task",
                 elem_id="wo-task",
                 scale=3,
+                min_width=200,
             )
             preset_input = gr.Dropdown(
                 choices=list(first.presets),
@@ -100,9 +203,16 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                 visible=first.generated,
                 elem_id="wo-preset",
                 scale=1,
+                min_width=120,
             )
             seed_input = gr.Number(
-                value=first.canonical_seed, precision=0, minimum=0, label="Seed", elem_id="wo-seed", scale=1
+                value=first.canonical_seed,
+                precision=0,
+                minimum=0,
+                label="Seed",
+                elem_id="wo-seed",
+                scale=1,
+                min_width=100,
             )
             # Gradio sends an empty number field as 0, so 0 stands for "the preset's own".
             workers_input = gr.Number(
@@ -113,14 +223,51 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                 visible=first.generated,
                 elem_id="wo-workers",
                 scale=1,
+                min_width=120,
             )
-            reset_button = gr.Button("Reset", variant="primary", elem_id="wo-reset", scale=1)
-        status_view = gr.HTML(elem_id="wo-status")
+            reset_button = gr.Button("Reset", variant="primary", elem_id="wo-reset", scale=1, min_width=100)
         gauges_view = gr.HTML(elem_id="wo-gauges")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                dag_view = gr.HTML(elem_id="wo-dag", elem_classes=["wo-dag-box"])
-            with gr.Column(scale=1, min_width=340):
+                # The controls of what the pictures below show, and their messages, right above them.
+                with gr.Row(equal_height=False, elem_id="wo-viewer"):
+                    replay_id_input = gr.Textbox(
+                        label="Watch or replay an episode by id",
+                        placeholder="from POST /reset, a WebSocket session, or another browser",
+                        elem_id="wo-replay-id",
+                        scale=3,
+                        min_width=220,
+                    )
+                    load_button = gr.Button("Open", variant="primary", elem_id="wo-replay-load", scale=1, min_width=80)
+                    live_button = gr.Button("Back to my episode", elem_id="wo-replay-leave", scale=1, min_width=120)
+                    zoom_input = gr.Radio(
+                        choices=["100%", "150%", "200%"],
+                        value="100%",
+                        label="DAG zoom",
+                        elem_id="wo-zoom",
+                        interactive=True,
+                        scale=2,
+                        min_width=230,
+                    )
+                with gr.Row(visible=False, elem_id="wo-replay-controls") as replay_row:
+                    back_button = gr.Button("Step back", elem_id="wo-replay-back", min_width=90)
+                    replay_slider = gr.Slider(
+                        minimum=0,
+                        maximum=1,
+                        step=1,
+                        value=0,
+                        label="Replay step",
+                        interactive=True,
+                        elem_id="wo-replay-slider",
+                        scale=3,
+                    )
+                    forward_button = gr.Button("Step forward", elem_id="wo-replay-forward", min_width=90)
+                    replay_play_button = gr.Button("Play replay", elem_id="wo-replay-play", min_width=90)
+                notice_view = gr.HTML(elem_id="wo-notice-box")
+                dag_view = gr.HTML(elem_id="wo-dag")
+                gr.Markdown("### Schedule")
+                gantt_view = gr.HTML(elem_id="wo-gantt")
+            with gr.Column(scale=1, min_width=320):
                 hint_view = gr.HTML(elem_id="wo-hint")
                 with gr.Group():
                     kind_input = gr.Radio(choices=[], label="Action", elem_id="wo-kind")
@@ -142,8 +289,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                 with gr.Row():
                     play_button = gr.Button("Play to the end", elem_id="wo-play")
                     stop_button = gr.Button("Stop", elem_id="wo-stop")
-        gr.Markdown("### Schedule")
-        gantt_view = gr.HTML(elem_id="wo-gantt")
+                copy_button = gr.Button("Copy the link to this view", elem_id="wo-copy-link", size="sm")
         gr.Markdown("### Agents")
         agents_view = gr.HTML(elem_id="wo-agents")
         with gr.Row(equal_height=False):
@@ -174,21 +320,19 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                     max_height=360,
                     elem_id="wo-events",
                 )
-        with gr.Accordion("Replay a finished episode", open=False, elem_id="wo-replay-panel"):
-            with gr.Row():
-                replay_id_input = gr.Textbox(
-                    label="Episode id", placeholder="from POST /reset, or shown above", elem_id="wo-replay-id", scale=3
-                )
-                this_episode_button = gr.Button("Use this episode's id", elem_id="wo-replay-this", scale=1)
-                load_button = gr.Button("Load replay", variant="primary", elem_id="wo-replay-load", scale=1)
-            replay_slider = gr.Slider(
-                minimum=0, maximum=1, step=1, value=0, label="Replay step", interactive=True, elem_id="wo-replay-slider"
-            )
-            with gr.Row():
-                back_button = gr.Button("◀ Step back", elem_id="wo-replay-back")
-                forward_button = gr.Button("Step forward ▶", elem_id="wo-replay-forward")
-                replay_play_button = gr.Button("Play replay", elem_id="wo-replay-play")
-                live_button = gr.Button("Back to my episode", elem_id="wo-replay-leave")
+            with gr.Tab("Compare two episodes", elem_id="wo-compare-tab"):
+                with gr.Row(equal_height=True):
+                    compare_first = gr.Textbox(label="Episode", elem_id="wo-compare-first", scale=2)
+                    compare_second = gr.Textbox(
+                        label="Compared with: another episode's id, or a built-in policy on the same task and seed",
+                        placeholder=", ".join(POLICY_NAMES),
+                        elem_id="wo-compare-second",
+                        scale=2,
+                    )
+                    compare_button = gr.Button("Compare", variant="primary", elem_id="wo-compare", scale=1)
+                compare_view = gr.HTML(elem_id="wo-compare-view")
+        # Polls the watched episode's change feed; on only while an episode is watched.
+        watch_timer = gr.Timer(WATCH_POLL_S, active=False)
 
         page_outputs = [
             session_state,
@@ -208,6 +352,12 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             agent_input,
             dispatch_input,
             replay_slider,
+            replay_row,
+            notice_view,
+            step_button,
+            policy_step_button,
+            play_button,
+            watch_timer,
         ]
 
         def draw(session: DashboardSession, snapshot: Snapshot, kind: str | None = None) -> list[Any]:
@@ -219,31 +369,61 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             form = form_updates(menu, chosen_kind)
             position = snapshot.replay_position
             slider = gr.Slider(minimum=0, maximum=max(position[1], 1), value=position[0]) if position else gr.Slider()
-            return [
+            can_act = bool(menu.kinds)
+            watching = snapshot.mode == "watch" and not observation.get("done")
+            session.drawn = controller.change_key(session)
+            return unchanged_skipped(
                 session,
-                views.status_html(observation, snapshot.episode_id, snapshot.mode, position),
-                views.gauges_html(observation),
-                views.dag_svg(observation, statuses) if observation else views.dag_svg({}),
-                views.hint_html(observation, snapshot.notice),
-                views.gantt_svg(observation, snapshot.records, statuses)
-                if observation
-                else '<div class="wo-muted">No schedule yet.</div>',
-                views.agent_cards_html(observation, snapshot.records) if observation else "",
-                views.deadlines_html(statuses) if observation else "",
-                views.reward_svg(snapshot.rewards),
-                views.grade_html(snapshot.grade),
-                views.history_rows(snapshot.trace, snapshot.rewards),
-                views.event_rows(snapshot.records),
-                *form,
-                slider,
-            ]
+                [
+                    session,
+                    views.status_html(
+                        observation,
+                        snapshot.episode_id,
+                        snapshot.mode,
+                        position,
+                        grade=snapshot.grade,
+                        statuses=statuses,
+                        task=snapshot.task,
+                        share=snapshot.share,
+                    ),
+                    views.gauges_html(observation),
+                    views.dag_svg(observation, statuses) if observation else views.dag_svg({}),
+                    views.hint_html(observation),
+                    views.gantt_svg(observation, snapshot.records, statuses)
+                    if observation
+                    else '<div class="wo-muted">No schedule yet.</div>',
+                    views.agent_cards_html(observation, snapshot.records) if observation else "",
+                    views.deadlines_html(statuses) if observation else "",
+                    views.reward_svg(snapshot.rewards),
+                    views.grade_html(snapshot.grade),
+                    views.history_rows(snapshot.trace, snapshot.rewards),
+                    views.event_rows(snapshot.records),
+                    *form,
+                    slider,
+                    gr.Row(visible=position is not None),
+                    views.notice_html(snapshot.notice),
+                    gr.Button(interactive=can_act),
+                    gr.Button(interactive=can_act),
+                    gr.Button(interactive=can_act),
+                    gr.Timer(active=watching),
+                ],
+            )
 
         def ensure(session: DashboardSession | None) -> DashboardSession:
             return session if session is not None else DashboardSession()
 
+        def not_here(session: DashboardSession, kind: str | None = None) -> list[Any] | None:
+            """The page with a notice, when the session shows another episode than its own."""
+            if session.replay is None and session.watch_id is None:
+                return None
+            notice = "You are watching another episode; press “Back to my episode” to act."
+            return draw(session, controller.snapshot(session, notice=notice), kind)
+
         # ------------------------------------------------------------ handlers
 
-        async def on_load(session: DashboardSession | None, task_key: str, preset: str | None) -> list[Any]:
+        async def on_load(
+            session: DashboardSession | None, task_key: str, preset: str | None, request: gr.Request
+        ) -> list[Any]:
             session = ensure(session)
             # Open on a running episode of the first task, so there is something to look at.
             snapshot = (
@@ -251,6 +431,15 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                 if session.episode_id is None
                 else controller.snapshot(session)
             )
+            # A shared link names an episode (and a replay step): show that one.
+            query = request.query_params if request is not None else {}
+            wanted = query.get("episode")
+            if wanted:
+                step = query.get("step")
+                async with replay_lock:
+                    snapshot = await controller.open_episode_async(
+                        session, wanted, int(step) if str(step).isdigit() else None
+                    )
             return draw(session, snapshot)
 
         async def on_task_change(task_key: str) -> list[Any]:
@@ -297,15 +486,10 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             assignments: list[str] | None,
         ) -> list[Any]:
             session = ensure(session)
+            refused = not_here(session, kind)
+            if refused is not None:
+                return refused
             current = controller.snapshot(session)
-            if current.mode == "replay":
-                return draw(
-                    session,
-                    controller.snapshot(
-                        session, notice="You are watching a replay; press “Back to my episode” to act."
-                    ),
-                    kind,
-                )
             try:
                 action = build_action(current.menu, kind, subtask, agent, assignments)
             except FormError as exc:
@@ -314,33 +498,21 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
 
         async def on_policy_step(session: DashboardSession | None, policy_name: str) -> list[Any]:
             session = ensure(session)
-            if session.replay is not None:
-                return draw(
-                    session,
-                    controller.snapshot(
-                        session, notice="You are watching a replay; press “Back to my episode” to act."
-                    ),
-                )
+            refused = not_here(session)
+            if refused is not None:
+                return refused
             return draw(session, controller.policy_step(session, policy_name))
 
         async def on_play(session: DashboardSession | None, policy_name: str) -> AsyncIterator[list[Any]]:
             session = ensure(session)
-            if session.replay is not None:
-                yield draw(
-                    session,
-                    controller.snapshot(
-                        session, notice="You are watching a replay; press “Back to my episode” to act."
-                    ),
-                )
+            refused = not_here(session)
+            if refused is not None:
+                yield refused
                 return
             while not controller.is_finished(session):
                 yield draw(session, controller.policy_step(session, policy_name))
                 await asyncio.sleep(PLAY_DELAY_S)
             yield draw(session, controller.snapshot(session))
-
-        async def on_use_this(session: DashboardSession | None) -> str:
-            session = ensure(session)
-            return session.replay.source_id if session.replay else (session.episode_id or "")
 
         async def replay_work(work: Callable[..., Snapshot], *args: Any) -> Snapshot:
             # A replay re-simulates up to MAX_REPLAY_STEPS steps: in a worker thread, one
@@ -348,10 +520,17 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             async with replay_lock:
                 return await asyncio.to_thread(work, *args)
 
-        async def on_load_replay(session: DashboardSession | None, episode_id: str) -> list[Any]:
+        async def on_open(session: DashboardSession | None, episode_id: str) -> list[Any]:
             session = ensure(session)
             async with replay_lock:
-                return draw(session, await controller.load_replay_async(session, episode_id))
+                return draw(session, await controller.open_episode_async(session, episode_id))
+
+
+        async def on_tick(session: DashboardSession | None) -> list[Any]:
+            session = ensure(session)
+            if session.watch_id is None or controller.change_key(session) == session.drawn:
+                return [gr.skip() for _ in page_outputs]
+            return draw(session, controller.snapshot(session))
 
         async def on_seek(session: DashboardSession | None, position: float) -> list[Any]:
             session = ensure(session)
@@ -372,7 +551,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             session = ensure(session)
             replay = session.replay
             if replay is None:
-                yield draw(session, controller.snapshot(session, notice="Load a replay first."))
+                yield draw(session, controller.snapshot(session, notice="Open a finished episode first."))
                 return
             start = 0 if replay.position >= len(replay.actions) else replay.position
             for position in range(start, len(replay.actions) + 1):
@@ -382,6 +561,16 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         async def on_leave(session: DashboardSession | None) -> list[Any]:
             session = ensure(session)
             return draw(session, controller.leave_replay(session))
+
+        async def on_compare(session: DashboardSession | None, first_id: str, second: str) -> str:
+            session = ensure(session)
+            chosen = (first_id or "").strip() or (
+                session.replay.source_id if session.replay else session.watch_id or session.episode_id or ""
+            )
+            result = compare_episodes(store, chosen, second)
+            if isinstance(result, str):
+                return views.notice_html(result)
+            return views.compare_html(result.first, result.second, result.divergence)
 
         # ------------------------------------------------------------ wiring
 
@@ -405,15 +594,36 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         )
         policy_step_button.click(on_policy_step, [session_state, policy_input], page_outputs, **unlimited)
         playing = play_button.click(on_play, [session_state, policy_input], page_outputs, **unlimited)
-        this_episode_button.click(on_use_this, [session_state], [replay_id_input], **unlimited)
-        load_button.click(on_load_replay, [session_state, replay_id_input], page_outputs, **unlimited)
+        load_button.click(on_open, [session_state, replay_id_input], page_outputs, **unlimited)
+        replay_id_input.submit(on_open, [session_state, replay_id_input], page_outputs, **unlimited)
+        watch_timer.tick(on_tick, [session_state], page_outputs, show_progress="hidden", **unlimited)
         replay_slider.release(on_seek, [session_state, replay_slider], page_outputs, **unlimited)
         back_button.click(on_back, [session_state], page_outputs, **unlimited)
         forward_button.click(on_forward, [session_state], page_outputs, **unlimited)
         replaying = replay_play_button.click(on_play_replay, [session_state], page_outputs, **unlimited)
         live_button.click(on_leave, [session_state], page_outputs, **unlimited)
         stop_button.click(None, None, None, cancels=[playing, replaying])
+        compare_button.click(on_compare, [session_state, compare_first, compare_second], [compare_view], **unlimited)
+        copy_button.click(None, None, None, js=COPY_LINK_JS)
+        del zoom_input  # it acts through the style sheet alone
     return blocks
+
+
+def unchanged_skipped(session: DashboardSession, values: list[Any]) -> list[Any]:
+    """``values`` with every picture or table that the browser already shows replaced by a skip.
+
+    Most steps change a few pictures only (the agents' cards, the deadlines,
+    the grade stay as they were); sending the same markup again would cost
+    its transfer and the browser's redraw of it.
+    """
+    sent = session.sent
+    for index, value in enumerate(values):
+        if isinstance(value, (str, list)):
+            if sent.get(index) == value:
+                values[index] = gr.skip()
+            else:
+                sent[index] = value
+    return values
 
 
 def form_updates(menu: ActionMenu, kind: str | None) -> list[Any]:

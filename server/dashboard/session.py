@@ -252,13 +252,19 @@ class DashboardSession:
     policy_name: str = "heuristic"
     policy: Policy | None = None
     replay: Replay | None = None
+    # Another episode in the store, watched as it is played (by HTTP, WebSocket or another browser).
+    watch_id: str | None = None
+    # The watched episode's change key when the page was last drawn.
+    drawn: tuple[Any, ...] = ()
+    # What the page was last sent, by output: the pictures and tables the browser already shows.
+    sent: dict[int, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
 class Snapshot:
     """What the page shows, as plain data."""
 
-    mode: str  # "live" | "replay" | "empty"
+    mode: str  # "live" | "watch" | "replay" | "empty"
     episode_id: str | None
     observation: dict[str, Any]
     records: list[dict[str, Any]]
@@ -267,6 +273,17 @@ class Snapshot:
     grade: dict[str, Any] | None
     notice: str = ""
     replay_position: tuple[int, int] | None = None
+    task: Mapping[str, Any] = field(default_factory=dict)  # the registry's entry: title, description
+
+    @property
+    def share(self) -> str:
+        """The query string of a link that opens this view of this episode."""
+        if self.episode_id is None:
+            return ""
+        query = f"episode={self.episode_id}"
+        if self.replay_position is not None:
+            query += f"&step={self.replay_position[0]}"
+        return query
 
     @property
     def menu(self) -> ActionMenu:
@@ -278,7 +295,9 @@ class DashboardController:
 
     def __init__(self, store: EpisodeStore) -> None:
         self.store = store
-        self.options = task_options(store.registry.list_tasks())
+        tasks = store.registry.list_tasks()
+        self.options = task_options(tasks)
+        self.tasks = {str(task["task_id"]): task for task in tasks}
 
     def option(self, key: str | None) -> TaskOption:
         for option in self.options:
@@ -305,7 +324,7 @@ class DashboardController:
         except (UnknownTaskError, ValueError) as exc:
             return self.snapshot(session, notice=f"Could not start {task_id}: {exc}")
         session.episode_id = episode.episode_id
-        session.replay = None
+        session.replay, session.watch_id = None, None
         session.policy = make_policy(session.policy_name, seed=episode.seed or 0)
         return self.snapshot(session)
 
@@ -348,7 +367,64 @@ class DashboardController:
         stored, _ = self._live(session)
         return stored is None or stored.finished
 
+    # ---------------------------------------------------------------- other episodes
+
+    def open_episode(self, session: DashboardSession, episode_id: str | None, step: int | None = None) -> Snapshot:
+        """Show any episode of the store by its id: a running one live, a finished one as a replay.
+
+        An episode played over HTTP, WebSocket or in another browser is
+        watched as it goes on (:meth:`change_key` says when to redraw); once
+        finished it can be replayed step by step. The session's own episode
+        is its live view.
+        """
+        wanted = (episode_id or "").strip()
+        if not wanted:
+            return self.snapshot(session, notice="Give the id of an episode to watch or replay.")
+        if wanted == session.episode_id:
+            session.replay, session.watch_id = None, None
+            return self.snapshot(session)
+        try:
+            stored = self.store.get(wanted)
+        except EpisodeNotFoundError as exc:
+            return self.snapshot(session, notice=str(exc))
+        if stored.finished:
+            snapshot = self.load_replay(session, wanted)
+            if session.replay is not None and session.replay.source_id == wanted:
+                session.watch_id = None
+                if step is not None:
+                    return self.seek(session, step)
+            return snapshot
+        session.replay, session.watch_id = None, wanted
+        return self.snapshot(
+            session, notice=f"Watching episode {wanted} as it is played; it redraws after every step it takes."
+        )
+
+    def change_key(self, session: DashboardSession) -> tuple[Any, ...]:
+        """Changes whenever the watched episode takes a step: a cheap check before a redraw."""
+        if session.watch_id is None:
+            return ()
+        try:
+            stored = self.store.get(session.watch_id)
+        except EpisodeNotFoundError:
+            return ("gone", session.watch_id)
+        return (stored.episode_id, stored.step_count, stored.finished)
+
     # ---------------------------------------------------------------- replays
+
+    async def open_episode_async(
+        self, session: DashboardSession, episode_id: str | None, step: int | None = None
+    ) -> Snapshot:
+        """:meth:`open_episode` off the event loop, and from the archive for a finished episode that left the store."""
+        wanted = (episode_id or "").strip()
+        archive = self.store.archive
+        if wanted and wanted != session.episode_id and archive is not None and wanted not in self.store:
+            record = await archive.get(wanted)
+            if record is not None:
+                snapshot = await asyncio.to_thread(self.load_archived_replay, session, record)
+                if step is not None and session.replay is not None and session.replay.source_id == wanted:
+                    return await asyncio.to_thread(self.seek, session, step)
+                return snapshot
+        return await asyncio.to_thread(self.open_episode, session, episode_id, step)
 
     async def load_replay_async(self, session: DashboardSession, episode_id: str | None) -> Snapshot:
         """:meth:`load_replay`, reading an episode that left the store from the archive (off the event loop)."""
@@ -379,7 +455,7 @@ class DashboardController:
         replayed = self._replay_to(replay, len(actions))
         # The archive keeps the log as JSON: compare it as JSON.
         replay.verified = orjson.loads(orjson.dumps(replayed.log.records)) == record.events
-        session.replay = replay
+        session.replay, session.watch_id = replay, None
         self._seek(replay, 0)
         return self.snapshot(session)
 
@@ -409,7 +485,7 @@ class DashboardController:
             replay.sealed_key = source.seed_key
         replayed = self._replay_to(replay, len(actions))
         replay.verified = replayed.log.digest() == source.log.digest()
-        session.replay = replay
+        session.replay, session.watch_id = replay, None
         self._seek(replay, 0)
         return self.snapshot(session)
 
@@ -420,7 +496,7 @@ class DashboardController:
         return self.snapshot(session)
 
     def leave_replay(self, session: DashboardSession) -> Snapshot:
-        session.replay = None
+        session.replay, session.watch_id = None, None
         return self.snapshot(session)
 
     def _replay_to(self, replay: Replay, position: int) -> Episode:
@@ -444,6 +520,11 @@ class DashboardController:
     # ---------------------------------------------------------------- snapshots
 
     def snapshot(self, session: DashboardSession, notice: str = "") -> Snapshot:
+        snapshot = self._snapshot(session, notice)
+        snapshot.task = self.tasks.get(str(snapshot.observation.get("task_id")), {})
+        return snapshot
+
+    def _snapshot(self, session: DashboardSession, notice: str) -> Snapshot:
         replay = session.replay
         if replay is not None and replay.episode is not None:
             episode = replay.episode
@@ -463,15 +544,26 @@ class DashboardController:
                 notice=notice or f"Replaying episode {replay.source_id}: {verdict}.",
                 replay_position=(replay.position, len(replay.actions)),
             )
+        if session.watch_id is not None:
+            try:
+                watched = self.store.get(session.watch_id)
+            except EpisodeNotFoundError as exc:
+                session.watch_id = None
+                notice = notice or f"{exc}; back to your own episode."
+            else:
+                return self._stored_snapshot(watched, "watch", notice)
         stored, lost = self._live(session) if session.episode_id is not None else (None, "")
         if stored is None:
             return Snapshot("empty", None, {}, [], [], [], None, notice=notice or lost)
+        return self._stored_snapshot(stored, "live", notice)
+
+    def _stored_snapshot(self, stored: Any, mode: str, notice: str) -> Snapshot:
         env = stored.env
         core = env.episode
         observation = env.observation
         grade = observation.get("grade") or (env.grade() if stored.finished else None)
         return Snapshot(
-            mode="live",
+            mode=mode,
             episode_id=stored.episode_id,
             observation=observation,
             records=core.log.records,
@@ -480,3 +572,113 @@ class DashboardController:
             grade=grade,
             notice=notice,
         )
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+@dataclass(slots=True)
+class Side:
+    """One episode of a comparison, as plain data."""
+
+    label: str
+    observation: dict[str, Any]
+    records: list[dict[str, Any]]
+    trace: list[dict[str, Any]]
+    grade: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class Comparison:
+    first: Side
+    second: Side
+    divergence: int | None  # the first step (1-based) whose actions differ; None when they never do
+
+
+def first_divergence(first: Sequence[Mapping[str, Any]], second: Sequence[Mapping[str, Any]]) -> int | None:
+    """The first step at which two action traces differ (one going on where the other stopped counts)."""
+    for index, (a, b) in enumerate(zip(first, second, strict=False)):
+        if a.get("action") != b.get("action"):
+            return index + 1
+    return None if len(first) == len(second) else min(len(first), len(second)) + 1
+
+
+def compare_episodes(store: EpisodeStore, first_id: str | None, second: str | None) -> Comparison | str:
+    """Two episodes side by side, or what is wrong with the request (a string).
+
+    ``second`` is another episode's id, or the name of a built-in policy,
+    which then plays the first episode's task and seed to the end.
+    """
+    wanted = (first_id or "").strip()
+    other = (second or "").strip()
+    if not wanted or not other:
+        return "Give an episode id, and another episode id or a built-in policy to compare it with."
+    try:
+        stored = store.get(wanted)
+    except EpisodeNotFoundError as exc:
+        return str(exc)
+    left = _side(f"episode {wanted}", stored.env.episode)
+    if other in POLICIES:
+        core: Episode = stored.env.episode
+        episode = Episode(core.compiled, seed=core.seed)
+        policy = make_policy(other, seed=core.seed or 0)
+        observation = build_observation(episode)
+        while not episode.done and episode.step_count < MAX_REPLAY_STEPS:
+            episode.step(policy.act(observation))
+            observation = build_observation(episode)
+        right = _side(f"policy {other} on the same task and seed", episode)
+    else:
+        try:
+            right = _side(f"episode {other}", store.get(other).env.episode)
+        except EpisodeNotFoundError as exc:
+            return str(exc)
+    return Comparison(left, right, first_divergence(left.trace, right.trace))
+
+
+def _side(label: str, episode: Episode) -> Side:
+    return Side(
+        label,
+        build_observation(episode),
+        episode.log.records,
+        episode.trace,
+        grade_episode(episode) if episode.done else None,
+    )
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_episode(stored: Any) -> dict[str, Any]:
+    """A stored episode as one JSON document: how to start it again, and everything it did.
+
+    ``reset`` holds the parameters of ``POST /reset`` that start the same
+    episode, and ``actions`` the actions in order, so the file replays to
+    the same event log and grade; ``observations`` are the observation
+    before the first step and after every step (re-simulated from the
+    actions, as a replay is), with ``trace``, ``events``, ``rewards`` and
+    the ``grade`` once finished.
+    """
+    env = stored.env
+    core: Episode = env.episode
+    arena = (env.observation.get("arena") or {}).get("total_workers")
+    replayed = Episode(core.compiled, seed=core.seed)
+    observations = [build_observation(replayed)]
+    for entry in core.trace:
+        replayed.step(entry["action"])
+        observations.append(build_observation(replayed))
+    return {
+        "format": "workflow_orchestrator.episode/1",
+        "episode_id": stored.episode_id,
+        "task_id": stored.task_id,
+        "seed": core.seed,
+        "reset": {"task_id": stored.task_id, "seed": core.seed, **({"worker_count": arena} if arena else {})},
+        "finished": stored.finished,
+        "step_count": core.step_count,
+        "actions": [entry["action"] for entry in core.trace],
+        "trace": core.trace,
+        "rewards": list(core.rewards),
+        "observations": observations,
+        "events": core.log.records,
+        "grade": grade_episode(core) if stored.finished else None,
+        "replay_verified": replayed.log.digest() == core.log.digest(),
+    }

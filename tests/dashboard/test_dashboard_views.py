@@ -518,7 +518,7 @@ def test_a_replay_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> No
         time.sleep(0.6)  # stands for a long re-simulation
         return self.snapshot(session, notice="replayed")
 
-    monkeypatch.setattr(DashboardController, "load_replay", slow_replay)
+    monkeypatch.setattr(DashboardController, "open_episode", slow_replay)
     monkeypatch.setattr(DashboardController, "seek", slow_replay)
     blocks = build_dashboard(EpisodeStore(default_registry(), StoreLimits()))
     handlers = {getattr(block_fn.fn, "__name__", ""): block_fn.fn for block_fn in blocks.fns.values()}
@@ -542,5 +542,250 @@ def test_a_replay_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> No
         return max(gaps)
 
     session = DashboardSession()
-    assert asyncio.run(measure(handlers["on_load_replay"](session, "some-episode"))) < 0.3
+    assert asyncio.run(measure(handlers["on_open"](session, "some-episode"))) < 0.3
     assert asyncio.run(measure(handlers["on_seek"](session, 3))) < 0.3
+
+
+# --------------------------------------------------------------------------- readability and explanations
+
+
+def relative_luminance(colour: str) -> float:
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(first: str, second: str) -> float:
+    high, low = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_text_on_coloured_shapes_has_a_contrast_of_at_least_4_5() -> None:
+    for status, (fill, ink) in views.STATUS_COLOURS.items():
+        assert contrast(fill, ink) >= 4.5, status
+    for outcome, fill in views.OUTCOME_COLOURS.items():
+        assert contrast(fill, views.BAR_INK[outcome]) >= 4.5, outcome
+    for verdict, colour in views.BADGE_COLOURS.items():
+        assert contrast(colour, "#ffffff") >= 4.5, verdict
+    for status, colour in views.AGENT_STATUS_COLOURS.items():
+        assert contrast(colour, "#ffffff") >= 4.5, status
+
+
+def test_both_themes_give_every_text_variable_a_contrast_of_at_least_4_5() -> None:
+    from workflow_orchestrator.server.dashboard.blocks import DASHBOARD_CSS
+
+    light_block, dark_block = re.findall(r"\.gradio-container \{(.*?)\}", DASHBOARD_CSS, re.S)
+    for block in (light_block, dark_block):
+        colours = dict(re.findall(r"--wo-([a-z-]+): (#[0-9a-f]{6})", block))
+        for ink, ground in (
+            ("ink", "bg"),
+            ("muted", "bg"),
+            ("muted", "alt"),
+            ("ink", "alt"),
+            ("hint-ink", "hint-bg"),
+            ("notice-ink", "notice-bg"),
+            ("error-ink", "error-bg"),
+            ("chip-ink", "chip-bg"),
+            ("met", "bg"),
+            ("missed", "bg"),
+            ("open", "bg"),
+            ("now", "bg"),
+            ("accent", "bg"),
+            ("total", "bg"),
+        ):
+            assert contrast(colours[ink], colours[ground]) >= 4.5, (ink, ground, block[:40])
+
+
+def crossings_of_declared_order(shape: Any) -> int:
+    return views.dag_layout(shape).initial_crossings
+
+
+@pytest.mark.parametrize("task_id", ["arena/hard", "arena/medium", "generated/hard", "hard", "expert"])
+def test_the_dag_layout_keeps_layers_and_removes_crossings(task_id: str) -> None:
+    observation = WorkflowEnv().reset(task_id, seed=3)
+    shape = views.workflow_shape(observation["subtasks"])
+    layout = views.dag_layout(shape)
+    positions = views.dag_positions(shape)
+    for subtask in observation["subtasks"]:
+        for dep in subtask["depends_on"]:
+            assert positions[dep][0] < positions[subtask["id"]][0]
+    assert layout.crossings <= layout.initial_crossings
+    # Every edge that skips layers goes through a lane of its own in each layer it crosses.
+    for dep, node in layout.edges:
+        for layer in range(positions[dep][0] + 1, positions[node][0]):
+            assert layout.slot[(dep, node, layer)][0] == layer
+
+
+def test_the_big_arena_dag_has_fewer_crossings_than_its_declared_order() -> None:
+    observation = WorkflowEnv().reset("arena/hard", seed=0)
+    layout = views.dag_layout(views.workflow_shape(observation["subtasks"]))
+    assert layout.crossings < layout.initial_crossings * 0.8, (layout.crossings, layout.initial_crossings)
+
+
+def test_the_critical_path_is_the_longest_chain_of_work() -> None:
+    shape = (("a", ()), ("b", ("a",)), ("c", ("a",)), ("d", ("b", "c")))
+    assert views.critical_path(shape, (1, 1, 5, 1)) == ("a", "c", "d")
+    assert views.critical_path(shape, (1, 4, 1, 1)) == ("a", "b", "d")
+
+
+@pytest.mark.parametrize("task_id", [*SCENARIOS, "arena/hard"])
+def test_the_dag_marks_the_cores_critical_path(task_id: str) -> None:
+    observation = WorkflowEnv().reset(task_id, seed=2)
+    svg = views.dag_svg(observation)
+    durations = views.fastest_durations(observation)
+    chain = views.critical_path(views.workflow_shape(observation["subtasks"]), durations)
+    ids = [s["id"] for s in observation["subtasks"]]
+    assert sum(durations[ids.index(node)] for node in chain) == observation["critical_path_length"]
+    assert svg.count('data-critical="true"') == len(chain)
+    assert svg.count('class="wo-edge-critical"') == len(chain) - 1
+
+
+@pytest.mark.parametrize("task_id", ["arena/hard", "hard"])
+def test_no_picture_draws_text_below_11_px_nor_shrinks(task_id: str) -> None:
+    controller = controller_for()
+    session = DashboardSession()
+    family, _, preset = task_id.partition("/")
+    snapshot = controller.start(session, family, preset or None, 2, None)
+    for _ in range(6):
+        snapshot = controller.policy_step(session, "heuristic")
+    observation = snapshot.observation
+    statuses = views.deadline_statuses(observation, snapshot.records)
+    for markup in (
+        views.dag_svg(observation, statuses),
+        views.gantt_svg(observation, snapshot.records, statuses),
+        views.reward_svg(snapshot.rewards),
+    ):
+        sizes = [float(size) for size in re.findall(r'font-size="([0-9.]+)"', markup)]
+        assert sizes and min(sizes) >= views.MIN_FONT_PX
+    # The DAG and the Gantt are drawn at their natural size (the page scrolls them), never squeezed.
+    dag = views.dag_svg(observation, statuses)
+    width = re.search(r'viewBox="0 0 (\d+) \d+" width="(\d+)"', dag)
+    assert width and width.group(1) == width.group(2)
+    gantt = views.gantt_svg(observation, snapshot.records, statuses)
+    assert 'class="wo-gantt-names"' in gantt and "…" not in gantt
+
+
+EMOJI_FREE = re.compile(r"[^\u0000-\u024f\u2013\u2014\u2018-\u201d\u2026\u2190-\u2193\u2212\u2264\u2265\u00b7]")
+
+
+def test_no_picture_needs_an_emoji_font() -> None:
+    controller = controller_for()
+    session = DashboardSession()
+    controller.start(session, "hard", None, None, None)
+    while not controller.is_finished(session):
+        snapshot = controller.policy_step(session, "heuristic")
+    observation = snapshot.observation
+    statuses = views.deadline_statuses(observation, snapshot.records)
+    for markup in (
+        views.dag_svg(observation, statuses),
+        views.gantt_svg(observation, snapshot.records, statuses),
+        views.deadlines_html(statuses),
+        views.status_html(observation, "x", "live", grade=snapshot.grade, statuses=statuses, task=snapshot.task),
+        views.grade_html(snapshot.grade),
+        views.hint_html(observation),
+        views.agent_cards_html(observation, snapshot.records),
+    ):
+        assert EMOJI_FREE.findall(markup) == []
+
+
+def test_every_grade_dimension_has_its_definition() -> None:
+    from workflow_orchestrator.server.core import GRADE_DIMENSIONS
+    from workflow_orchestrator.server.core.dimensions import ARENA_DIMENSIONS, SCENARIO_DIMENSIONS
+
+    assert set(SCENARIO_DIMENSIONS) == set(GRADE_DIMENSIONS)
+    env = WorkflowEnv()
+    env.reset("arena/easy", seed=1)
+    assert set(ARENA_DIMENSIONS) == set(env.grade()["breakdown"])
+    grade = {"score": 0.5, "breakdown": {"patience": 0.0, "budget": 1.0}, "weights": {"patience": 0.5, "budget": 0.5}}
+    shown = views.grade_html(grade)
+    assert views.esc(SCENARIO_DIMENSIONS["patience"]) in shown
+    assert "activity gate" in shown.split('data-dimension="budget"')[1]
+
+
+def test_the_summary_says_where_points_were_lost() -> None:
+    grade = {
+        "score": 0.61,
+        "normalized_score": 0.7,
+        "breakdown": {"completion": 1.0, "deadlines": 0.5, "patience": 0.0, "budget": 0.9},
+        "weights": {"completion": 0.4, "deadlines": 0.3, "patience": 0.2, "budget": 0.1},
+    }
+    assert views.lost_points(grade) == [("deadlines", pytest.approx(0.15)), ("patience", pytest.approx(0.2))][::-1] + [
+        ("budget", pytest.approx(0.01))
+    ]
+    observation = {**WorkflowEnv().reset("hard"), "done": True, "terminated": True}
+    bar = views.status_html(observation, "abc", "live", grade=grade, task={"title": "T", "description": "D <x>"})
+    assert 'id="wo-summary-score">0.610<' in bar and 'id="wo-summary-normalized">0.700<' in bar
+    assert bar.index('data-dimension="patience"') < bar.index('data-dimension="deadlines"')
+    assert "D &lt;x&gt;" in bar and 'href="?episode=abc"' not in bar  # the share query comes from the snapshot
+    running = views.status_html(WorkflowEnv().reset("hard"), "abc", "live", share="episode=abc")
+    assert "budget 0 of 40" in running and 'href="?episode=abc"' in running
+
+
+# --------------------------------------------------------------------------- watching, comparing, exporting
+
+
+def test_a_running_episode_of_another_client_is_watched_as_it_is_played() -> None:
+    controller = controller_for()
+    player, viewer = DashboardSession(), DashboardSession()
+    controller.start(player, "hard", None, None, None)
+    controller.start(viewer, "easy", None, None, None)
+    watched = controller.open_episode(viewer, player.episode_id)
+    assert watched.mode == "watch" and watched.episode_id == player.episode_id and not watched.menu.kinds
+    key = controller.change_key(viewer)
+    assert controller.change_key(viewer) == key  # nothing happened: nothing to redraw
+    controller.policy_step(player, "heuristic")
+    assert controller.change_key(viewer) != key
+    again = controller.snapshot(viewer)
+    assert again.observation["step_count"] == 1 and len(again.trace) == 1
+    while not controller.is_finished(player):
+        controller.policy_step(player, "heuristic")
+    assert controller.snapshot(viewer).grade is not None
+    # Opened again once finished, it is a replay; leaving returns to the viewer's own episode.
+    assert controller.open_episode(viewer, player.episode_id).mode == "replay"
+    assert controller.leave_replay(viewer).episode_id == viewer.episode_id
+    assert "unknown episode_id" in controller.open_episode(viewer, "nope").notice
+
+
+def test_a_comparison_lines_two_episodes_up() -> None:
+    from workflow_orchestrator.server.dashboard.session import compare_episodes, first_divergence
+
+    assert first_divergence([{"action": 1}, {"action": 2}], [{"action": 1}, {"action": 3}]) == 2
+    assert first_divergence([{"action": 1}], [{"action": 1}, {"action": 3}]) == 2
+    assert first_divergence([{"action": 1}], [{"action": 1}]) is None
+    controller = controller_for()
+    session = DashboardSession()
+    controller.start(session, "hard", None, None, None)
+    while not controller.is_finished(session):
+        controller.policy_step(session, "greedy")
+    result = compare_episodes(controller.store, session.episode_id, "heuristic")
+    assert not isinstance(result, str)
+    markup = views.compare_html(result.first, result.second, result.divergence)
+    horizons = set(re.findall(r'data-horizon="(\d+)"', markup))
+    assert len(horizons) == 1  # one time axis for both
+    assert markup.count('class="wo-gantt"') == 2 and 'id="wo-compare-score-1"' in markup
+    same = compare_episodes(controller.store, session.episode_id, session.episode_id)
+    assert not isinstance(same, str) and same.divergence is None
+    assert isinstance(compare_episodes(controller.store, "nope", "heuristic"), str)
+
+
+def test_an_exported_episode_replays_to_the_same_grade() -> None:
+    from workflow_orchestrator.server.dashboard.session import export_episode
+
+    controller = controller_for()
+    session = DashboardSession()
+    controller.start(session, "arena", "medium", 7, 4)
+    while not controller.is_finished(session):
+        controller.policy_step(session, "heuristic")
+    document = json.loads(json.dumps(export_episode(controller.store.get(session.episode_id))))
+    assert document["replay_verified"] and document["reset"] == {
+        "task_id": "arena/medium",
+        "seed": 7,
+        "worker_count": 4,
+    }
+    assert len(document["observations"]) == len(document["actions"]) + 1 == document["step_count"] + 1
+    env = WorkflowEnv()
+    env.reset(**document["reset"])
+    for action in document["actions"]:
+        env.step(action)
+    assert env.grade() == document["grade"]
+    assert document["events"] == env.episode.log.records

@@ -1,0 +1,141 @@
+"""The dashboard in a browser: ``python -m bench dashboard``.
+
+Starts the real server with its web UI on 127.0.0.1 in a child process and
+drives Debian's chromium (headless, through Playwright) against it:
+
+* ``first_render_s``: from asking for ``/web/`` in a fresh browser context
+  (an empty cache) to the first DAG node on the screen, median of the runs;
+* ``ui_step_ms``: from a click on "Policy step" to the DAG showing the new
+  step, median over the steps timed;
+* ``page_weight_kb`` and ``requests``: the bytes received and the requests
+  made by a first load (response bodies as received, compressed or not);
+* ``external_requests``: requests that went anywhere but the server (should be 0).
+
+Targets: first render at most 2 s, one UI step at most 150 ms, page weight at
+most 500 KB. Prints figures, and one JSON object as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+TARGETS = {"first_render_s": 2.0, "ui_step_ms": 150.0, "page_weight_kb": 500.0}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(port: int, startup_timeout_s: float) -> subprocess.Popen[bytes]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOW_ORCHESTRATOR_")}
+    command = [sys.executable, "-m", "workflow_orchestrator.server.app", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--log-level", "warning"], env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + startup_timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/web/", timeout=2.0, trust_env=False).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"the dashboard did not come up within {startup_timeout_s:g} s")
+
+
+def measure(url: str, runs: int, steps: int) -> dict[str, object]:
+    from playwright.sync_api import sync_playwright
+
+    renders: list[float] = []
+    step_times: list[float] = []
+    weight = requests = external = 0
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            # One load first, so that the server's own first-request work is not timed.
+            warm = browser.new_context()
+            warm.new_page().goto(url)
+            warm.pages[0].wait_for_selector("#wo-dag svg .wo-node", timeout=120_000)
+            warm.close()
+            for run in range(runs):
+                context = browser.new_context(viewport={"width": 1440, "height": 900})
+                page = context.new_page()
+                seen: list[object] = []
+                page.on("requestfinished", seen.append)
+                started = time.perf_counter()
+                page.goto(url)
+                page.wait_for_selector("#wo-dag svg .wo-node", timeout=120_000)
+                renders.append(time.perf_counter() - started)
+                if run == 0:
+                    page.wait_for_load_state("load")
+                    page.wait_for_timeout(1000)
+                    requests = len(seen)
+                    for request in seen:
+                        if not request.url.startswith(url.split("/web/")[0]):  # type: ignore[attr-defined]
+                            external += 1
+                        weight += request.sizes()["responseBodySize"]  # type: ignore[attr-defined]
+                for step in range(1, steps + 1):
+                    started = time.perf_counter()
+                    page.locator("#wo-policy-step").click()
+                    page.wait_for_selector(f'#wo-dag svg[data-step="{step}"]', timeout=30_000)
+                    step_times.append(time.perf_counter() - started)
+                context.close()
+        finally:
+            browser.close()
+    return {
+        "first_render_s": round(statistics.median(renders), 3),
+        "first_render_runs_s": [round(value, 3) for value in renders],
+        "ui_step_ms": round(statistics.median(step_times) * 1000, 1),
+        "ui_step_runs_ms": [round(value * 1000, 1) for value in step_times],
+        "page_weight_kb": round(weight / 1024, 1),
+        "requests": requests,
+        "external_requests": external,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench dashboard", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="fresh page loads (the medians are over these)")
+    parser.add_argument("--steps", type=int, default=1, help="UI steps timed per page load")
+    parser.add_argument("--startup-timeout", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    port = free_port()
+    server = start_server(port, args.startup_timeout)
+    try:
+        figures = measure(f"http://127.0.0.1:{port}/web/", args.runs, args.steps)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print(f"first render: median {figures['first_render_s']} s over {args.runs} loads {figures['first_render_runs_s']}")
+    print(f"one UI step: median {figures['ui_step_ms']} ms {figures['ui_step_runs_ms']}")
+    print(
+        f"first load: {figures['page_weight_kb']} KB in {figures['requests']} requests, "
+        f"{figures['external_requests']} outside the server"
+    )
+    figures["targets"] = TARGETS
+    figures["met"] = {key: float(figures[key]) <= limit for key, limit in TARGETS.items()}  # type: ignore[arg-type]
+    print(json.dumps(figures))
