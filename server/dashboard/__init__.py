@@ -100,7 +100,7 @@ def mount_dashboard(app: FastAPI, store: EpisodeStore, path: str = DASHBOARD_PAT
     if "/" not in existing:
         app.add_api_route("/", to_dashboard, methods=["GET"], include_in_schema=False)
     app.add_api_route(f"{path}/export/{{episode_id}}.json", export, methods=["GET"], include_in_schema=False)
-    return gr.mount_gradio_app(
+    mounted: FastAPI = gr.mount_gradio_app(
         app,
         blocks,
         path=path,
@@ -111,3 +111,4 @@ def mount_dashboard(app: FastAPI, store: EpisodeStore, path: str = DASHBOARD_PAT
         run_history=False,
         ssr_mode=False,
     )
+    return mounted

@@ -606,7 +606,8 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         compare_button.click(on_compare, [session_state, compare_first, compare_second], [compare_view], **unlimited)
         copy_button.click(None, None, None, js=COPY_LINK_JS)
         del zoom_input  # it acts through the style sheet alone
-    return blocks
+    page: gr.Blocks = blocks
+    return page
 
 
 def unchanged_skipped(session: DashboardSession, values: list[Any]) -> list[Any]:

@@ -617,9 +617,10 @@ def compare_episodes(store: EpisodeStore, first_id: str | None, second: str | No
         stored = store.get(wanted)
     except EpisodeNotFoundError as exc:
         return str(exc)
-    left = _side(f"episode {wanted}", stored.env.episode)
+    core = stored.env.episode
+    assert core is not None  # a stored episode has been reset
+    left = _side(f"episode {wanted}", core)
     if other in POLICIES:
-        core: Episode = stored.env.episode
         episode = Episode(core.compiled, seed=core.seed)
         policy = make_policy(other, seed=core.seed or 0)
         observation = build_observation(episode)
@@ -629,9 +630,11 @@ def compare_episodes(store: EpisodeStore, first_id: str | None, second: str | No
         right = _side(f"policy {other} on the same task and seed", episode)
     else:
         try:
-            right = _side(f"episode {other}", store.get(other).env.episode)
+            other_core = store.get(other).env.episode
         except EpisodeNotFoundError as exc:
             return str(exc)
+        assert other_core is not None
+        right = _side(f"episode {other}", other_core)
     return Comparison(left, right, first_divergence(left.trace, right.trace))
 
 
@@ -659,7 +662,8 @@ def export_episode(stored: Any) -> dict[str, Any]:
     the ``grade`` once finished.
     """
     env = stored.env
-    core: Episode = env.episode
+    core = env.episode
+    assert core is not None  # a stored episode has been reset
     arena = (env.observation.get("arena") or {}).get("total_workers")
     replayed = Episode(core.compiled, seed=core.seed)
     observations = [build_observation(replayed)]

@@ -286,11 +286,11 @@ def critical_path(shape: tuple[tuple[str, tuple[str, ...]], ...], work: tuple[in
             break
     if not finish:
         return ()
-    node: str | None = min(declared, key=lambda n: (-finish[n][0], declared[n]))
+    last: str | None = min(declared, key=lambda n: (-finish[n][0], declared[n]))
     path: list[str] = []
-    while node is not None and node not in path:
-        path.append(node)
-        node = finish[node][1]
+    while last is not None and last not in path:
+        path.append(last)
+        last = finish[last][1]
     return tuple(reversed(path))
 
 
@@ -371,8 +371,8 @@ def dag_svg(observation: Observation, statuses: Sequence[DeadlineStatus] = ()) -
     ]
     for dep, node in layout.edges:
         points = [(column(dep) + NODE_W, centre[dep])]
-        for layer in range(layout.slot[dep][0] + 1, layout.slot[node][0]):
-            bend = (dep, node, layer)
+        for crossed in range(layout.slot[dep][0] + 1, layout.slot[node][0]):
+            bend = (dep, node, crossed)
             points += [(column(bend), centre[bend]), (column(bend) + NODE_W, centre[bend])]
         points.append((column(node) - 2, centre[node]))
         done = by_id[dep]["status"] == "completed"
