@@ -27,9 +27,8 @@ from functools import lru_cache
 from typing import Any
 
 from workflow_orchestrator.server.core.dimensions import GATE_NOTE, describe_dimension
-from workflow_orchestrator.server.core.grading import GATED_DIMENSIONS as GATED
-
 from workflow_orchestrator.server.core.formulas import deadline_met, deadline_open
+from workflow_orchestrator.server.core.grading import GATED_DIMENSIONS as GATED
 
 Observation = Mapping[str, Any]
 Record = Mapping[str, Any]

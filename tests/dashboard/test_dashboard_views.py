@@ -694,8 +694,8 @@ def test_no_picture_needs_an_emoji_font() -> None:
 
 
 def test_every_grade_dimension_has_its_definition() -> None:
-    from workflow_orchestrator.vocabulary import GRADE_DIMENSIONS
     from workflow_orchestrator.server.core.dimensions import ARENA_DIMENSIONS, SCENARIO_DIMENSIONS
+    from workflow_orchestrator.vocabulary import GRADE_DIMENSIONS
 
     assert set(SCENARIO_DIMENSIONS) == set(GRADE_DIMENSIONS)
     env = WorkflowEnv()
