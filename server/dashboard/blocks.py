@@ -525,7 +525,6 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             async with replay_lock:
                 return draw(session, await controller.open_episode_async(session, episode_id))
 
-
         async def on_tick(session: DashboardSession | None) -> list[Any]:
             session = ensure(session)
             if session.watch_id is None or controller.change_key(session) == session.drawn:
