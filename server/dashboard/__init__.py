@@ -16,7 +16,11 @@ without ``--no-web``), and calls :func:`mount_dashboard`. Three entry points:
   when its default tab is off (``gr.mount_gradio_app``), with a theme that
   names only system fonts, so the page fetches nothing from the network;
   and ``GET /web/export/{episode_id}.json``, the episode as one JSON file
-  (see :func:`.session.export_episode`), which the page links to.
+  (see :func:`.session.export_episode`), which the page links to. An
+  episode is shown and exported only to the browser that started it, or to
+  whoever gives its ``episode_secret`` (the export takes it as the
+  ``X-Episode-Secret`` header or the ``secret`` parameter) or the server's
+  token (the server's ``api_token``, read from ``app.state.settings``).
 """
 
 from __future__ import annotations
@@ -25,13 +29,13 @@ from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from workflow_orchestrator.server.environment import EpisodeNotFoundError, EpisodeStore
 
 from .blocks import DEFAULT_TITLE, build_dashboard
-from .session import export_episode
+from .session import export_episode, may_export, refusal
 
 __all__ = ["DASHBOARD_PATH", "build_dashboard", "dashboard_theme", "gradio_builder", "mount_dashboard"]
 
@@ -52,8 +56,12 @@ def dashboard_theme() -> gr.themes.Base:
     return gr.themes.Base(primary_hue="green", neutral_hue="slate", font=SYSTEM_FONTS, font_mono=SYSTEM_MONO_FONTS)
 
 
-def gradio_builder(store: EpisodeStore) -> GradioBuilder:
-    """A ``gradio_builder`` for openenv that builds this dashboard on ``store``."""
+def gradio_builder(store: EpisodeStore, token: str | None = None) -> GradioBuilder:
+    """A ``gradio_builder`` for openenv that builds this dashboard on ``store``.
+
+    ``token`` is the server's bearer token, if it has one: given in the page,
+    it opens any episode, as an episode's own secret opens that one.
+    """
 
     def build(
         web_manager: Any,
@@ -63,14 +71,16 @@ def gradio_builder(store: EpisodeStore) -> GradioBuilder:
         title: str,
         quick_start_md: str | None = None,
     ) -> gr.Blocks:
-        return build_dashboard(store, title=title or DEFAULT_TITLE)
+        return build_dashboard(store, title=title or DEFAULT_TITLE, token=token)
 
     return build
 
 
 def mount_dashboard(app: FastAPI, store: EpisodeStore, path: str = DASHBOARD_PATH) -> FastAPI:
     """Serve the dashboard at ``path`` on ``app``; ``/`` and ``path`` redirect to ``path/``."""
-    blocks = gradio_builder(store)(None, [], None, False, DEFAULT_TITLE, None)
+    settings = getattr(app.state, "settings", None)
+    token: str | None = getattr(settings, "api_token", None) or None
+    blocks = gradio_builder(store, token)(None, [], None, False, DEFAULT_TITLE, None)
     existing = {getattr(route, "path", None) for route in app.router.routes}
 
     async def to_dashboard() -> RedirectResponse:
@@ -82,11 +92,14 @@ def mount_dashboard(app: FastAPI, store: EpisodeStore, path: str = DASHBOARD_PAT
             status_code=403,
         )
 
-    async def export(episode_id: str) -> JSONResponse:
+    async def export(episode_id: str, request: Request) -> JSONResponse:
         try:
             stored = store.get(episode_id)
         except EpisodeNotFoundError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=404)
+        credential = request.headers.get("x-episode-secret") or request.query_params.get("secret") or None
+        if not may_export(stored, credential, token):
+            return JSONResponse({"detail": refusal(episode_id, credential)}, status_code=403)
         return JSONResponse(
             export_episode(stored),
             headers={"Content-Disposition": f'attachment; filename="episode-{stored.episode_id}.json"'},

@@ -26,7 +26,6 @@ from .session import (
     FormError,
     Snapshot,
     build_action,
-    compare_episodes,
     pair_label,
     pair_value,
 )
@@ -36,6 +35,13 @@ from .session import (
 PLAY_DELAY_S = 0.35
 # How often a watched episode's change feed is read (a redraw happens only when it took a step).
 WATCH_POLL_S = 0.5
+
+# A shared link carries an episode's secret in its fragment (#secret=...), which the browser
+# never sends to the server: the page reads it there and hands it to the load handler.
+SECRET_FROM_LINK_JS = """(session, task, preset, secret) => {
+  const found = new URLSearchParams(window.location.hash.slice(1)).get('secret');
+  return [session, task, preset, found || secret || ''];
+}"""
 
 # Copies the address of the view shown (the summary bar's link) to the clipboard.
 COPY_LINK_JS = """() => {
@@ -172,9 +178,13 @@ body:has(#wo-zoom input[value="200%"]:checked) .wo-dag { width: calc(var(--wo-w)
 DEFAULT_TITLE = "workflow_orchestrator dashboard"
 
 
-def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Blocks:
-    """The dashboard as Gradio Blocks, playing episodes in ``store``."""
-    controller = DashboardController(store)
+def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str | None = None) -> gr.Blocks:
+    """The dashboard as Gradio Blocks, playing episodes in ``store``.
+
+    ``token`` is the server's bearer token, if it has one: given in the page,
+    it opens any episode (see :class:`.session.DashboardController`).
+    """
+    controller = DashboardController(store, token)
     replay_lock = asyncio.Lock()
     first = controller.options[0]
 
@@ -237,6 +247,14 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                         elem_id="wo-replay-id",
                         scale=3,
                         min_width=220,
+                    )
+                    secret_input = gr.Textbox(
+                        label="Its secret or the token",
+                        placeholder="episode_secret",
+                        type="password",
+                        elem_id="wo-replay-secret",
+                        scale=2,
+                        min_width=200,
                     )
                     load_button = gr.Button("Open", variant="primary", elem_id="wo-replay-load", scale=1, min_width=80)
                     live_button = gr.Button("Back to my episode", elem_id="wo-replay-leave", scale=1, min_width=120)
@@ -385,6 +403,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                         statuses=statuses,
                         task=snapshot.task,
                         share=snapshot.share,
+                        export=snapshot.export,
                     ),
                     views.gauges_html(observation),
                     views.dag_svg(observation, statuses) if observation else views.dag_svg({}),
@@ -422,7 +441,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         # ------------------------------------------------------------ handlers
 
         async def on_load(
-            session: DashboardSession | None, task_key: str, preset: str | None, request: gr.Request
+            session: DashboardSession | None, task_key: str, preset: str | None, secret: str, request: gr.Request
         ) -> list[Any]:
             session = ensure(session)
             # Open on a running episode of the first task, so there is something to look at.
@@ -438,7 +457,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
                 step = query.get("step")
                 async with replay_lock:
                     snapshot = await controller.open_episode_async(
-                        session, wanted, int(step) if str(step).isdigit() else None
+                        session, wanted, int(step) if str(step).isdigit() else None, secret
                     )
             return draw(session, snapshot)
 
@@ -520,10 +539,10 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             async with replay_lock:
                 return await asyncio.to_thread(work, *args)
 
-        async def on_open(session: DashboardSession | None, episode_id: str) -> list[Any]:
+        async def on_open(session: DashboardSession | None, episode_id: str, secret: str | None = None) -> list[Any]:
             session = ensure(session)
             async with replay_lock:
-                return draw(session, await controller.open_episode_async(session, episode_id))
+                return draw(session, await controller.open_episode_async(session, episode_id, None, secret))
 
         async def on_tick(session: DashboardSession | None) -> list[Any]:
             session = ensure(session)
@@ -561,12 +580,14 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
             session = ensure(session)
             return draw(session, controller.leave_replay(session))
 
-        async def on_compare(session: DashboardSession | None, first_id: str, second: str) -> str:
+        async def on_compare(
+            session: DashboardSession | None, first_id: str, second: str, secret: str | None = None
+        ) -> str:
             session = ensure(session)
             chosen = (first_id or "").strip() or (
                 session.replay.source_id if session.replay else session.watch_id or session.episode_id or ""
             )
-            result = compare_episodes(store, chosen, second)
+            result = controller.compare(session, chosen, second, secret)
             if isinstance(result, str):
                 return views.notice_html(result)
             return views.compare_html(result.first, result.second, result.divergence)
@@ -576,7 +597,13 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         # Handlers are microseconds of work on the event loop; the players sleep
         # between steps. None of them needs to queue behind another session's.
         unlimited: dict[str, Any] = {"concurrency_limit": None}
-        blocks.load(on_load, [session_state, task_input, preset_input], page_outputs, **unlimited)
+        blocks.load(
+            on_load,
+            [session_state, task_input, preset_input, secret_input],
+            page_outputs,
+            js=SECRET_FROM_LINK_JS,
+            **unlimited,
+        )
         task_input.change(on_task_change, [task_input], [preset_input, seed_input, workers_input], **unlimited)
         reset_button.click(
             on_reset,
@@ -593,8 +620,10 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         )
         policy_step_button.click(on_policy_step, [session_state, policy_input], page_outputs, **unlimited)
         playing = play_button.click(on_play, [session_state, policy_input], page_outputs, **unlimited)
-        load_button.click(on_open, [session_state, replay_id_input], page_outputs, **unlimited)
-        replay_id_input.submit(on_open, [session_state, replay_id_input], page_outputs, **unlimited)
+        opening = [session_state, replay_id_input, secret_input]
+        load_button.click(on_open, opening, page_outputs, **unlimited)
+        replay_id_input.submit(on_open, opening, page_outputs, **unlimited)
+        secret_input.submit(on_open, opening, page_outputs, **unlimited)
         watch_timer.tick(on_tick, [session_state], page_outputs, show_progress="hidden", **unlimited)
         replay_slider.release(on_seek, [session_state, replay_slider], page_outputs, **unlimited)
         back_button.click(on_back, [session_state], page_outputs, **unlimited)
@@ -602,7 +631,9 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE) -> gr.Block
         replaying = replay_play_button.click(on_play_replay, [session_state], page_outputs, **unlimited)
         live_button.click(on_leave, [session_state], page_outputs, **unlimited)
         stop_button.click(None, None, None, cancels=[playing, replaying])
-        compare_button.click(on_compare, [session_state, compare_first, compare_second], [compare_view], **unlimited)
+        compare_button.click(
+            on_compare, [session_state, compare_first, compare_second, secret_input], [compare_view], **unlimited
+        )
         copy_button.click(None, None, None, js=COPY_LINK_JS)
         del zoom_input  # it acts through the style sheet alone
     page: gr.Blocks = blocks

@@ -19,10 +19,12 @@ Gradio runs them on that same thread.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -31,9 +33,9 @@ from workflow_orchestrator.server.core import Episode, build_observation, grade_
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.policies import POLICIES, Policy, make_policy
 from workflow_orchestrator.server.environment import (
-    EpisodeForbiddenError,
     EpisodeNotFoundError,
     EpisodeStore,
+    StoredEpisode,
     archived_owned_by,
 )
 from workflow_orchestrator.server.tasks import UnknownTaskError
@@ -236,6 +238,8 @@ class Replay:
     observation: dict[str, Any] = field(default_factory=dict)
     # A sealed source's outcome key (not its secret), so that the replay rolls the same outcomes.
     sealed_key: int | None = None
+    # The source's episode_secret when this browser knows it (it goes into the links to the view).
+    secret: str | None = None
 
     def new_episode(self) -> Episode:
         episode: Episode = new_episode(self.compiled, self.seed)
@@ -258,6 +262,9 @@ class DashboardSession:
     drawn: tuple[Any, ...] = ()
     # What the page was last sent, by output: the pictures and tables the browser already shows.
     sent: dict[int, Any] = field(default_factory=dict)
+    # Episodes this browser may see, by id, with the credential that showed it may: the
+    # secret of every episode it started, and what it gave to open another one.
+    granted: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -274,27 +281,63 @@ class Snapshot:
     notice: str = ""
     replay_position: tuple[int, int] | None = None
     task: Mapping[str, Any] = field(default_factory=dict)  # the registry's entry: title, description
+    # The episode's secret, when the browser knows it: the links to the view carry it.
+    secret: str | None = None
 
     @property
     def share(self) -> str:
-        """The query string of a link that opens this view of this episode."""
+        """A relative link that opens this view of this episode.
+
+        The secret travels in the fragment (``#secret=``), which a browser
+        never sends to a server, so it stays out of logs and referrers.
+        """
         if self.episode_id is None:
             return ""
-        query = f"episode={self.episode_id}"
+        link = f"?episode={quote(self.episode_id, safe='')}"
         if self.replay_position is not None:
-            query += f"&step={self.replay_position[0]}"
-        return query
+            link += f"&step={self.replay_position[0]}"
+        if self.secret:
+            link += f"#secret={quote(self.secret, safe='')}"
+        return link
+
+    @property
+    def export(self) -> str:
+        """A relative link that downloads this episode as JSON (see :func:`export_episode`)."""
+        if self.episode_id is None:
+            return ""
+        link = f"export/{quote(self.episode_id, safe='')}.json"
+        return link + (f"?secret={quote(self.secret, safe='')}" if self.secret else "")
 
     @property
     def menu(self) -> ActionMenu:
         return action_menu(self.observation) if self.mode == "live" else EMPTY_MENU
 
 
-class DashboardController:
-    """The dashboard's operations on the server's episode store."""
+def refusal(episode_id: str, credential: str | None) -> str:
+    """Why an episode is not shown: the page says it instead of anything of that episode."""
+    if credential is None:
+        return (
+            f"Episode {episode_id} is not this browser's: to watch, replay, compare or export it, give its "
+            "episode_secret (POST /reset returned it beside the id) or the server's token, in the field "
+            "beside the id or in the link (#secret=...)."
+        )
+    return (
+        f"The secret given does not open episode {episode_id}: it is neither its episode_secret nor the server's token."
+    )
 
-    def __init__(self, store: EpisodeStore) -> None:
+
+class DashboardController:
+    """The dashboard's operations on the server's episode store.
+
+    Who may see an episode: the browser that started it, and whoever gives
+    its ``episode_secret`` (or the server's token, when the server has one);
+    the same rule for a running episode, a finished one in the store and an
+    archived one, for watching, replaying, comparing and exporting.
+    """
+
+    def __init__(self, store: EpisodeStore, token: str | None = None) -> None:
         self.store = store
+        self.token = token or None
         tasks = store.registry.list_tasks()
         self.options = task_options(tasks)
         self.tasks = {str(task["task_id"]): task for task in tasks}
@@ -324,6 +367,7 @@ class DashboardController:
         except (UnknownTaskError, ValueError) as exc:
             return self.snapshot(session, notice=f"Could not start {task_id}: {exc}")
         session.episode_id = episode.episode_id
+        session.granted[episode.episode_id] = episode.secret
         session.replay, session.watch_id = None, None
         session.policy = make_policy(session.policy_name, seed=episode.seed or 0)
         return self.snapshot(session)
@@ -367,15 +411,50 @@ class DashboardController:
         stored, _ = self._live(session)
         return stored is None or stored.finished
 
+    # ---------------------------------------------------------------- who may see what
+
+    def is_token(self, credential: str | None) -> bool:
+        return bool(self.token and credential) and hmac.compare_digest(
+            str(credential).encode(), str(self.token).encode()
+        )
+
+    def credential_for(self, session: DashboardSession, episode_id: str, given: str | None) -> str | None:
+        """What this browser offers for an episode: the credential given now, or the one that opened it before."""
+        given = (given or "").strip() or None
+        return given if given is not None else session.granted.get(episode_id)
+
+    def may_see(self, session: DashboardSession, stored: StoredEpisode, given: str | None) -> str | None:
+        """None when ``session`` may see ``stored``; otherwise why not, in words."""
+        credential = self.credential_for(session, stored.episode_id, given)
+        if credential is not None and (self.is_token(credential) or stored.owned_by(credential)):
+            session.granted[stored.episode_id] = credential
+            return None
+        return refusal(stored.episode_id, credential)
+
+    def may_see_archived(self, session: DashboardSession, record: ArchivedEpisode, given: str | None) -> str | None:
+        """:meth:`may_see` for an episode that is in the archive only."""
+        credential = self.credential_for(session, record.episode_id, given)
+        if credential is not None and (self.is_token(credential) or archived_owned_by(record, credential)):
+            session.granted[record.episode_id] = credential
+            return None
+        return refusal(record.episode_id, credential)
+
+    def refuse(self, session: DashboardSession, why: str) -> Snapshot:
+        """The browser's own view with ``why``: nothing of the episode it asked for."""
+        session.replay, session.watch_id = None, None
+        return self.snapshot(session, notice=why)
+
     # ---------------------------------------------------------------- other episodes
 
-    def open_episode(self, session: DashboardSession, episode_id: str | None, step: int | None = None) -> Snapshot:
+    def open_episode(
+        self, session: DashboardSession, episode_id: str | None, step: int | None = None, secret: str | None = None
+    ) -> Snapshot:
         """Show any episode of the store by its id: a running one live, a finished one as a replay.
 
         An episode played over HTTP, WebSocket or in another browser is
         watched as it goes on (:meth:`change_key` says when to redraw); once
         finished it can be replayed step by step. The session's own episode
-        is its live view.
+        is its live view; any other needs ``secret`` (see :meth:`may_see`).
         """
         wanted = (episode_id or "").strip()
         if not wanted:
@@ -387,8 +466,11 @@ class DashboardController:
             stored = self.store.get(wanted)
         except EpisodeNotFoundError as exc:
             return self.snapshot(session, notice=str(exc))
+        why = self.may_see(session, stored, secret)
+        if why is not None:
+            return self.refuse(session, why)
         if stored.finished:
-            snapshot = self.load_replay(session, wanted)
+            snapshot = self.load_replay(session, wanted, secret)
             if session.replay is not None and session.replay.source_id == wanted:
                 session.watch_id = None
                 if step is not None:
@@ -412,36 +494,42 @@ class DashboardController:
     # ---------------------------------------------------------------- replays
 
     async def open_episode_async(
-        self, session: DashboardSession, episode_id: str | None, step: int | None = None
+        self, session: DashboardSession, episode_id: str | None, step: int | None = None, secret: str | None = None
     ) -> Snapshot:
         """:meth:`open_episode` off the event loop, and from the archive for a finished episode that left the store."""
         wanted = (episode_id or "").strip()
         archive = self.store.archive
-        if wanted and wanted != session.episode_id and archive is not None and wanted not in self.store:
+        if wanted and archive is not None and wanted not in self.store:
             record = await archive.get(wanted)
             if record is not None:
-                snapshot = await asyncio.to_thread(self.load_archived_replay, session, record)
+                snapshot = await asyncio.to_thread(self.load_archived_replay, session, record, secret)
                 if step is not None and session.replay is not None and session.replay.source_id == wanted:
                     return await asyncio.to_thread(self.seek, session, step)
                 return snapshot
-        return await asyncio.to_thread(self.open_episode, session, episode_id, step)
+        return await asyncio.to_thread(self.open_episode, session, episode_id, step, secret)
 
-    async def load_replay_async(self, session: DashboardSession, episode_id: str | None) -> Snapshot:
+    async def load_replay_async(
+        self, session: DashboardSession, episode_id: str | None, secret: str | None = None
+    ) -> Snapshot:
         """:meth:`load_replay`, reading an episode that left the store from the archive (off the event loop)."""
         wanted = (episode_id or "").strip()
         archive = self.store.archive
         if wanted and archive is not None and wanted not in self.store:
             record = await archive.get(wanted)
             if record is not None:
-                return await asyncio.to_thread(self.load_archived_replay, session, record)
+                return await asyncio.to_thread(self.load_archived_replay, session, record, secret)
         # Re-simulating the episode takes time: in a worker thread, off the event loop.
-        return await asyncio.to_thread(self.load_replay, session, episode_id)
+        return await asyncio.to_thread(self.load_replay, session, episode_id, secret)
 
-    def load_archived_replay(self, session: DashboardSession, record: ArchivedEpisode) -> Snapshot:
+    def load_archived_replay(
+        self, session: DashboardSession, record: ArchivedEpisode, secret: str | None = None
+    ) -> Snapshot:
         """A replay of an archived episode: its task rebuilt from its id, seed and worker count."""
         wanted = record.episode_id
-        if not archived_owned_by(record, None):
-            return self.snapshot(session, notice=str(EpisodeForbiddenError(wanted, secret_given=False)))
+        why = self.may_see_archived(session, record, secret)
+        if why is not None:
+            return self.refuse(session, why)
+        granted = session.granted[wanted]
         actions = [entry["action"] for entry in record.trace]
         if len(actions) > MAX_REPLAY_STEPS:
             return self.snapshot(
@@ -452,6 +540,8 @@ class DashboardController:
         except (UnknownTaskError, ValueError) as exc:
             return self.snapshot(session, notice=f"Episode {wanted} cannot be replayed here: {exc}")
         replay = Replay(wanted, resolved.compiled, resolved.seed, actions, verified=False)
+        # The archive keeps a digest of the secret: the link can carry the credential only if it is the secret.
+        replay.secret = granted if archived_owned_by(record, granted) else None
         replayed = self._replay_to(replay, len(actions))
         # The archive keeps the log as JSON: compare it as JSON.
         replay.verified = orjson.loads(orjson.dumps(replayed.log.records)) == record.events
@@ -459,15 +549,17 @@ class DashboardController:
         self._seek(replay, 0)
         return self.snapshot(session)
 
-    def load_replay(self, session: DashboardSession, episode_id: str | None) -> Snapshot:
+    def load_replay(self, session: DashboardSession, episode_id: str | None, secret: str | None = None) -> Snapshot:
         wanted = (episode_id or "").strip()
         if not wanted:
             return self.snapshot(session, notice="Give the id of a finished episode to replay.")
         try:
-            # Like any request without a secret: an episode its client named is not shown.
-            stored = self.store.get(wanted, None, check_owner=True)
-        except (EpisodeNotFoundError, EpisodeForbiddenError) as exc:
+            stored = self.store.get(wanted)
+        except EpisodeNotFoundError as exc:
             return self.snapshot(session, notice=str(exc))
+        why = self.may_see(session, stored, secret)
+        if why is not None:
+            return self.refuse(session, why)
         source = stored.env.episode
         if source is None or not stored.finished:
             return self.snapshot(
@@ -480,7 +572,7 @@ class DashboardController:
             return self.snapshot(
                 session, notice=f"Episode {wanted} has {len(actions)} steps; replays are limited to {MAX_REPLAY_STEPS}."
             )
-        replay = Replay(wanted, source.compiled, source.seed, actions, verified=False)
+        replay = Replay(wanted, source.compiled, source.seed, actions, verified=False, secret=stored.secret)
         if source.sealed:
             replay.sealed_key = source.seed_key
         replayed = self._replay_to(replay, len(actions))
@@ -517,6 +609,12 @@ class DashboardController:
         replay.position = position
         replay.observation = build_observation(replay.episode)
 
+    def compare(
+        self, session: DashboardSession, first_id: str | None, second: str | None, secret: str | None = None
+    ) -> Comparison | str:
+        """:func:`compare_episodes` on episodes this browser may see (its own, or opened with their secret)."""
+        return compare_episodes(self.store, first_id, second, lambda stored: self.may_see(session, stored, secret))
+
     # ---------------------------------------------------------------- snapshots
 
     def snapshot(self, session: DashboardSession, notice: str = "") -> Snapshot:
@@ -543,6 +641,7 @@ class DashboardController:
                 grade=grade_episode(episode) if episode.done else None,
                 notice=notice or f"Replaying episode {replay.source_id}: {verdict}.",
                 replay_position=(replay.position, len(replay.actions)),
+                secret=replay.secret,
             )
         if session.watch_id is not None:
             try:
@@ -571,6 +670,7 @@ class DashboardController:
             rewards=list(core.rewards),
             grade=grade,
             notice=notice,
+            secret=stored.secret,
         )
 
 
@@ -603,25 +703,39 @@ def first_divergence(first: Sequence[Mapping[str, Any]], second: Sequence[Mappin
     return None if len(first) == len(second) else min(len(first), len(second)) + 1
 
 
-def compare_episodes(store: EpisodeStore, first_id: str | None, second: str | None) -> Comparison | str:
+def compare_episodes(
+    store: EpisodeStore,
+    first_id: str | None,
+    second: str | None,
+    may_see: Callable[[StoredEpisode], str | None] | None = None,
+) -> Comparison | str:
     """Two episodes side by side, or what is wrong with the request (a string).
 
     ``second`` is another episode's id, or the name of a built-in policy,
-    which then plays the first episode's task and seed to the end.
+    which then plays the first episode's task and seed (and sealed outcomes)
+    to the end. ``may_see`` says why an episode may not be shown (None: it may).
     """
+
+    def visible(episode_id: str) -> StoredEpisode | str:
+        try:
+            stored = store.get(episode_id)
+        except EpisodeNotFoundError as exc:
+            return str(exc)
+        why = may_see(stored) if may_see is not None else None
+        return stored if why is None else why
+
     wanted = (first_id or "").strip()
     other = (second or "").strip()
     if not wanted or not other:
         return "Give an episode id, and another episode id or a built-in policy to compare it with."
-    try:
-        stored = store.get(wanted)
-    except EpisodeNotFoundError as exc:
-        return str(exc)
+    stored = visible(wanted)
+    if isinstance(stored, str):
+        return stored
     core = stored.env.episode
     assert core is not None  # a stored episode has been reset
     left = _side(f"episode {wanted}", core)
     if other in POLICIES:
-        episode = Episode(core.compiled, seed=core.seed)
+        episode = same_start(core)
         policy = make_policy(other, seed=core.seed or 0)
         observation = build_observation(episode)
         while not episode.done and episode.step_count < MAX_REPLAY_STEPS:
@@ -629,13 +743,21 @@ def compare_episodes(store: EpisodeStore, first_id: str | None, second: str | No
             observation = build_observation(episode)
         right = _side(f"policy {other} on the same task and seed", episode)
     else:
-        try:
-            other_core = store.get(other).env.episode
-        except EpisodeNotFoundError as exc:
-            return str(exc)
+        found = visible(other)
+        if isinstance(found, str):
+            return found
+        other_core = found.env.episode
         assert other_core is not None
         right = _side(f"episode {other}", other_core)
     return Comparison(left, right, first_divergence(left.trace, right.trace))
+
+
+def same_start(core: Episode) -> Episode:
+    """A new episode of ``core``'s task and seed that rolls the same outcomes (a sealed one's too)."""
+    episode = Episode(core.compiled, seed=core.seed)
+    if core.sealed:
+        episode.seed_key, episode.sealed = core.seed_key, True
+    return episode
 
 
 def _side(label: str, episode: Episode) -> Side:
@@ -649,6 +771,15 @@ def _side(label: str, episode: Episode) -> Side:
 
 
 # --------------------------------------------------------------------------- export
+
+
+def may_export(stored: StoredEpisode, credential: str | None, token: str | None) -> bool:
+    """Whether a request carrying ``credential`` may download ``stored``: its episode_secret, or the server's token."""
+    if not credential:
+        return False
+    if token and hmac.compare_digest(credential.encode(), token.encode()):
+        return True
+    return stored.owned_by(credential)
 
 
 def export_episode(stored: Any) -> dict[str, Any]:
@@ -665,7 +796,7 @@ def export_episode(stored: Any) -> dict[str, Any]:
     core = env.episode
     assert core is not None  # a stored episode has been reset
     arena = (env.observation.get("arena") or {}).get("total_workers")
-    replayed = Episode(core.compiled, seed=core.seed)
+    replayed = same_start(core)
     observations = [build_observation(replayed)]
     for entry in core.trace:
         replayed.step(entry["action"])

@@ -848,11 +848,13 @@ def status_html(
     statuses: Sequence[DeadlineStatus] = (),
     task: Mapping[str, Any] | None = None,
     share: str = "",
+    export: str = "",
 ) -> str:
     """The summary bar: which episode, where it stands, and its score with where points were lost.
 
     ``task`` is the registry's entry of the task (title, description);
-    ``share`` is the query string of a link that opens this episode's view.
+    ``share`` is a relative link that opens this episode's view, ``export``
+    one that downloads it as JSON.
     """
     if not observation:
         return '<div class="wo-status" data-mode="empty" data-done="false">No episode yet.</div>'
@@ -890,8 +892,8 @@ def status_html(
     links = ""
     if episode_id:
         links = (
-            f'<div class="wo-links"><a id="wo-share-link" href="?{esc(share)}">link to this view</a>'
-            f'<a id="wo-export" href="export/{esc(episode_id)}.json" download="episode-{esc(episode_id)}.json">'
+            f'<div class="wo-links"><a id="wo-share-link" href="{esc(share or "?")}">link to this view</a>'
+            f'<a id="wo-export" href="{esc(export)}" download="episode-{esc(episode_id)}.json">'
             "download the episode (JSON)</a></div>"
         )
     return f'<div class="wo-summary">{head}{description}{outcome}{links}</div>'

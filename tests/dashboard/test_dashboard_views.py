@@ -53,9 +53,15 @@ def hostile_task() -> Any:
     )
 
 
-def controller_for(*tasks: Any) -> DashboardController:
+def controller_for(*tasks: Any, token: str | None = None) -> DashboardController:
     registry = registry_of(*tasks) if tasks else default_registry()
-    return DashboardController(EpisodeStore(registry, StoreLimits()))
+    return DashboardController(EpisodeStore(registry, StoreLimits()), token)
+
+
+def secret_of(controller: DashboardController, session: DashboardSession) -> str:
+    """The episode_secret of ``session``'s episode, as POST /reset would have returned it."""
+    assert session.episode_id is not None
+    return controller.store.get(session.episode_id).secret
 
 
 # --------------------------------------------------------------------------- escaping
@@ -360,7 +366,7 @@ def test_a_replay_reproduces_the_episode_step_by_step() -> None:
     while not controller.is_finished(player):
         live_views.append(controller.policy_step(player, "random"))
     viewer = DashboardSession()
-    loaded = controller.load_replay(viewer, player.episode_id)
+    loaded = controller.load_replay(viewer, player.episode_id, secret_of(controller, player))
     assert loaded.mode == "replay" and loaded.replay_position == (0, len(live_views))
     assert "reproduces the stored event log exactly" in loaded.notice
     for position in (3, len(live_views), 1):  # forwards, to the end, and back
@@ -382,7 +388,8 @@ def test_a_sealed_episode_replays_with_its_own_outcomes() -> None:
     while not controller.is_finished(player):
         last = controller.policy_step(player, "heuristic")
     viewer = DashboardSession()
-    assert "reproduces the stored event log exactly" in controller.load_replay(viewer, player.episode_id).notice
+    loaded = controller.load_replay(viewer, player.episode_id, secret_of(controller, player))
+    assert "reproduces the stored event log exactly" in loaded.notice
     assert controller.seek(viewer, 10**6).records == last.records
 
 
@@ -390,7 +397,7 @@ def test_only_finished_known_episodes_can_be_replayed() -> None:
     controller = controller_for()
     session = DashboardSession()
     controller.start(session, "easy", None, None, None)
-    assert "not finished" in controller.load_replay(DashboardSession(), session.episode_id).notice
+    assert "not finished" in controller.load_replay(session, session.episode_id).notice
     assert "unknown episode_id" in controller.load_replay(DashboardSession(), "nope").notice
     assert "Give the id" in controller.load_replay(DashboardSession(), "  ").notice
 
@@ -495,12 +502,24 @@ def test_a_finished_episode_is_replayed_from_the_archive_after_it_left_the_store
             live.append(controller.policy_step(player, "heuristic"))
         finished = store.get(player.episode_id)
         assert finished.archived is not None and finished.archived.result(timeout=30) > 0
+        secret = finished.secret
         controller.start(DashboardSession(), "easy", None, None, None)  # pushes it out of the store
         assert player.episode_id not in store
         viewer = DashboardSession()
-        loaded = asyncio.run(controller.load_replay_async(viewer, player.episode_id))
+        # Archived, it is shown under the same rule: not without its secret, nor with another one.
+        for given in (None, "not-its-secret"):
+            refused = asyncio.run(controller.load_replay_async(viewer, player.episode_id, given))
+            assert refused.mode == "empty" and viewer.replay is None and refused.records == []
+            assert ("episode_secret" if given is None else "does not open") in refused.notice
+        refused = asyncio.run(controller.open_episode_async(viewer, player.episode_id))
+        assert refused.mode == "empty" and "episode_secret" in refused.notice
+        loaded = asyncio.run(controller.load_replay_async(viewer, player.episode_id, secret))
         assert loaded.mode == "replay" and loaded.replay_position == (0, len(live))
         assert "reproduces the stored event log exactly" in loaded.notice
+        assert loaded.share.endswith(f"#secret={secret}")
+        # The browser that played it opens it again with what it already holds.
+        again = asyncio.run(controller.open_episode_async(player, player.episode_id, step=2))
+        assert again.mode == "replay" and again.replay_position == (2, len(live))
         end = controller.seek(viewer, len(live))
         assert end.grade is not None and end.grade["score"] == live[-1].grade["score"]
         unknown = asyncio.run(controller.load_replay_async(DashboardSession(), "nope"))
@@ -722,8 +741,11 @@ def test_the_summary_says_where_points_were_lost() -> None:
     assert 'id="wo-summary-score">0.610<' in bar and 'id="wo-summary-normalized">0.700<' in bar
     assert bar.index('data-dimension="patience"') < bar.index('data-dimension="deadlines"')
     assert "D &lt;x&gt;" in bar and 'href="?episode=abc"' not in bar  # the share query comes from the snapshot
-    running = views.status_html(WorkflowEnv().reset("hard"), "abc", "live", share="episode=abc")
-    assert "budget 0 of 40" in running and 'href="?episode=abc"' in running
+    running = views.status_html(
+        WorkflowEnv().reset("hard"), "abc", "live", share="?episode=abc#secret=s", export="export/abc.json?secret=s"
+    )
+    assert "budget 0 of 40" in running and 'href="?episode=abc#secret=s"' in running
+    assert 'href="export/abc.json?secret=s"' in running
 
 
 # --------------------------------------------------------------------------- watching, comparing, exporting
@@ -734,7 +756,7 @@ def test_a_running_episode_of_another_client_is_watched_as_it_is_played() -> Non
     player, viewer = DashboardSession(), DashboardSession()
     controller.start(player, "hard", None, None, None)
     controller.start(viewer, "easy", None, None, None)
-    watched = controller.open_episode(viewer, player.episode_id)
+    watched = controller.open_episode(viewer, player.episode_id, secret=secret_of(controller, player))
     assert watched.mode == "watch" and watched.episode_id == player.episode_id and not watched.menu.kinds
     key = controller.change_key(viewer)
     assert controller.change_key(viewer) == key  # nothing happened: nothing to redraw
@@ -794,3 +816,71 @@ def test_an_exported_episode_replays_to_the_same_grade() -> None:
         env.step(action)
     assert env.grade() == document["grade"]
     assert document["events"] == env.episode.log.records
+
+
+# --------------------------------------------------------------------------- who may see an episode
+
+
+def test_another_episode_is_shown_only_with_its_secret_or_the_token() -> None:
+    controller = controller_for(token="the-server-token")
+    player, viewer = DashboardSession(), DashboardSession()
+    controller.start(player, "hard", None, 3, None)
+    controller.policy_step(player, "heuristic")
+    controller.start(viewer, "easy", None, None, None)
+    secret = secret_of(controller, player)
+    for given in (None, "", "a guess", secret[:-1]):
+        refused = controller.open_episode(viewer, player.episode_id, secret=given)
+        # The page says why, and shows the viewer's own episode: nothing of the other one.
+        assert refused.mode == "live" and refused.episode_id == viewer.episode_id
+        assert ("episode_secret" if not given else "does not open") in refused.notice
+        assert viewer.watch_id is None and viewer.replay is None and controller.change_key(viewer) == ()
+        assert player.episode_id not in refused.share and player.episode_id not in refused.export
+    assert isinstance(controller.compare(viewer, player.episode_id, "heuristic"), str)
+    assert isinstance(controller.compare(viewer, viewer.episode_id, player.episode_id), str)
+    # Its secret opens it, and the links to the view carry it; then this browser holds it.
+    watched = controller.open_episode(viewer, player.episode_id, secret=secret)
+    assert watched.mode == "watch" and watched.episode_id == player.episode_id
+    assert watched.share == f"?episode={player.episode_id}#secret={secret}"
+    assert watched.export == f"export/{player.episode_id}.json?secret={secret}"
+    assert controller.open_episode(viewer, player.episode_id).mode == "watch"
+    # The server's token opens any episode.
+    other = DashboardSession()
+    assert controller.open_episode(other, player.episode_id, secret="the-server-token").mode == "watch"
+    # Finished, it replays and compares under the same rule.
+    while not controller.is_finished(player):
+        controller.policy_step(player, "heuristic")
+    stranger = DashboardSession()
+    assert controller.load_replay(stranger, player.episode_id).mode == "empty"
+    assert "episode_secret" in controller.open_episode(stranger, player.episode_id).notice
+    assert controller.open_episode(viewer, player.episode_id).mode == "replay"
+    assert not isinstance(controller.compare(viewer, player.episode_id, "heuristic"), str)
+    # A browser's own episode needs nothing, even once it started another one.
+    own = controller.open_episode(player, player.episode_id)
+    assert own.mode == "live" and own.share.endswith(f"#secret={secret}")
+    first = player.episode_id
+    controller.start(player, "easy", None, None, None)
+    assert controller.open_episode(player, first).mode == "replay"
+
+
+def test_the_export_route_needs_the_secret_or_the_token() -> None:
+    from fastapi.testclient import TestClient
+
+    from workflow_orchestrator.server.app import ServerSettings, build_app
+
+    app = build_app(ServerSettings(enable_web=True, enable_archive=False, api_token="the-server-token"))
+    bearer = {"Authorization": "Bearer the-server-token"}
+    with TestClient(app, headers=bearer) as client:
+        answer = client.post("/reset", json={"task_id": "easy"}).json()
+        episode_id, secret = answer["observation"]["episode_id"], answer["episode_secret"]
+        url = f"/web/export/{episode_id}.json"
+        refused = client.get(url)
+        assert refused.status_code == 403 and "episode_secret" in refused.json()["detail"]
+        assert client.get(url, params={"secret": "a guess"}).status_code == 403
+        assert client.get(url, headers={"X-Episode-Secret": secret}).json()["episode_id"] == episode_id
+        for given in (secret, "the-server-token"):
+            reply = client.get(url, params={"secret": given})
+            assert reply.status_code == 200 and reply.json()["reset"] == {
+                "task_id": "easy",
+                "seed": answer["observation"]["seed"],
+            }
+        assert client.get("/web/export/nope.json", params={"secret": secret}).status_code == 404
