@@ -45,6 +45,8 @@ def free_port() -> int:
 def start_server(port: int, startup_timeout_s: float) -> subprocess.Popen[bytes]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOW_ORCHESTRATOR_")}
     command = [sys.executable, "-m", "workflow_orchestrator.server.app", "--host", "127.0.0.1", "--port", str(port)]
+    # The page plays its own episodes only: no archive, so that no run leaves one in the repository.
+    command.append("--no-archive")
     process = subprocess.Popen(
         [*command, "--log-level", "warning"], env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
