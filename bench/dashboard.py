@@ -82,7 +82,8 @@ def measure(url: str, runs: int, steps: int) -> dict[str, object]:
                 context = browser.new_context(viewport={"width": 1440, "height": 900})
                 page = context.new_page()
                 seen: list[object] = []
-                page.on("requestfinished", seen.append)
+                # A handler Playwright can tag: a bound builtin like list.append cannot take its attribute.
+                page.on("requestfinished", lambda request, seen=seen: seen.append(request))
                 started = time.perf_counter()
                 page.goto(url)
                 page.wait_for_selector("#wo-dag svg .wo-node", timeout=120_000)

@@ -25,6 +25,8 @@ from .session import (
     DashboardSession,
     FormError,
     Snapshot,
+    anywhere_label,
+    anywhere_value,
     build_action,
     pair_label,
     pair_value,
@@ -257,16 +259,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                         min_width=200,
                     )
                     load_button = gr.Button("Open", variant="primary", elem_id="wo-replay-load", scale=1, min_width=80)
-                    live_button = gr.Button("Back to my episode", elem_id="wo-replay-leave", scale=1, min_width=120)
-                    zoom_input = gr.Radio(
-                        choices=["100%", "150%", "200%"],
-                        value="100%",
-                        label="DAG zoom",
-                        elem_id="wo-zoom",
-                        interactive=True,
-                        scale=2,
-                        min_width=230,
-                    )
+                    live_button = gr.Button("Back to my episode", elem_id="wo-replay-leave", scale=1, min_width=170)
                 with gr.Row(visible=False, elem_id="wo-replay-controls") as replay_row:
                     back_button = gr.Button("Step back", elem_id="wo-replay-back", min_width=90)
                     replay_slider = gr.Slider(
@@ -282,6 +275,16 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                     forward_button = gr.Button("Step forward", elem_id="wo-replay-forward", min_width=90)
                     replay_play_button = gr.Button("Play replay", elem_id="wo-replay-play", min_width=90)
                 notice_view = gr.HTML(elem_id="wo-notice-box")
+                with gr.Row(equal_height=False):
+                    zoom_input = gr.Radio(
+                        choices=["100%", "150%", "200%"],
+                        value="100%",
+                        label="DAG zoom",
+                        elem_id="wo-zoom",
+                        interactive=True,
+                        scale=0,
+                        min_width=260,
+                    )
                 dag_view = gr.HTML(elem_id="wo-dag")
                 gr.Markdown("### Schedule")
                 gantt_view = gr.HTML(elem_id="wo-gantt")
@@ -663,7 +666,12 @@ def form_updates(menu: ActionMenu, kind: str | None) -> list[Any]:
     subtasks = list(menu.subtasks_for(kind))
     subtask = subtasks[0] if subtasks else None
     agents = list(menu.agents_for(kind, subtask))
-    pairs = [(pair_label(k, s, a), pair_value(s, a)) for k, s, a in menu.pairs]
+    if menu.anywhere:
+        pairs = [(anywhere_label(s), anywhere_value(s)) for s in menu.anywhere]
+        label = f"Dispatch: subtasks, each to any free worker (at most {menu.free_slots})"
+    else:
+        pairs = [(pair_label(k, s, a), pair_value(s, a)) for k, s, a in menu.pairs]
+        label = f"Dispatch: subtask → agent (at most {menu.free_slots}, each agent once)"
     return [
         gr.Radio(choices=list(menu.kinds), value=kind),
         gr.Dropdown(choices=subtasks, value=subtask, visible=kind in ("delegate", "retry", "abort")),
@@ -672,7 +680,7 @@ def form_updates(menu: ActionMenu, kind: str | None) -> list[Any]:
             choices=pairs,
             value=[],
             visible=kind == "dispatch",
-            label=f"Dispatch: subtask → agent (at most {menu.free_slots}, each agent once)",
+            label=label,
         ),
     ]
 

@@ -110,6 +110,8 @@ class ActionMenu:
     agents: dict[tuple[str, str], tuple[str, ...]]  # (kind, subtask) -> legal agents
     pairs: tuple[tuple[str, str, str], ...]  # (kind, subtask, agent) that a dispatch may combine
     free_slots: int
+    # An arena's dispatch names subtasks only (any free worker takes each): the ones it may name now.
+    anywhere: tuple[str, ...] = ()
 
     def subtasks_for(self, kind: str | None) -> tuple[str, ...]:
         return self.subtasks.get(kind or "", ())
@@ -128,8 +130,12 @@ def action_menu(observation: Mapping[str, Any] | None) -> ActionMenu:
     agents: dict[tuple[str, str], list[str]] = {}
     pairs: list[tuple[str, str, str]] = []
     simple: set[str] = set()
+    anywhere: list[str] = []
     for action in observation.get("legal_actions") or ():
         kind = str(action.get("action_type"))
+        if kind == "dispatch" and action.get("task_ids"):
+            anywhere.extend(str(task) for task in action["task_ids"] if str(task) not in anywhere)
+            continue
         subtask = action.get("subtask_id")
         agent = action.get("agent_name")
         if subtask is None:
@@ -144,7 +150,7 @@ def action_menu(observation: Mapping[str, Any] | None) -> ActionMenu:
                 pairs.append((kind, subtask, agent))
     free = int(observation.get("capacity") or 0) - int(observation.get("active_count") or 0)
     offered = set(subtasks) | simple
-    if free >= 2 and _two_disjoint(pairs):
+    if (free >= 2 and _two_disjoint(pairs)) or (free >= 1 and anywhere):
         offered.add("dispatch")
     return ActionMenu(
         kinds=tuple(kind for kind in ACTION_KINDS if kind in offered),
@@ -152,6 +158,7 @@ def action_menu(observation: Mapping[str, Any] | None) -> ActionMenu:
         agents={key: tuple(names) for key, names in agents.items()},
         pairs=tuple(pairs),
         free_slots=max(free, 0),
+        anywhere=tuple(anywhere),
     )
 
 
@@ -166,6 +173,15 @@ def _two_disjoint(pairs: Sequence[tuple[str, str, str]]) -> bool:
 def pair_value(subtask: str, agent: str) -> str:
     """The form value of one dispatch assignment (JSON, so any id survives the round trip)."""
     return json.dumps([subtask, agent])
+
+
+def anywhere_value(subtask: str) -> str:
+    """The form value of one subtask an arena's dispatch sends to any free worker."""
+    return json.dumps([subtask])
+
+
+def anywhere_label(subtask: str) -> str:
+    return f"{subtask} → any free worker"
 
 
 def pair_label(kind: str, subtask: str, agent: str) -> str:
@@ -198,6 +214,8 @@ def build_action(
 
 
 def _dispatch_action(menu: ActionMenu, chosen: Sequence[str]) -> dict[str, Any]:
+    if menu.anywhere:
+        return _dispatch_anywhere(menu, chosen)
     legal = {(subtask, agent) for _, subtask, agent in menu.pairs}
     assignments: list[dict[str, str]] = []
     for value in chosen:
@@ -219,6 +237,25 @@ def _dispatch_action(menu: ActionMenu, chosen: Sequence[str]) -> dict[str, Any]:
     if len(assignments) > menu.free_slots:
         raise FormError(f"Only {menu.free_slots} slot(s) are free: tick at most {menu.free_slots}.")
     return {"action_type": "dispatch", "assignments": assignments}
+
+
+def _dispatch_anywhere(menu: ActionMenu, chosen: Sequence[str]) -> dict[str, Any]:
+    task_ids: list[str] = []
+    for value in chosen:
+        try:
+            (subtask,) = json.loads(value)
+        except (ValueError, TypeError):
+            raise FormError("A subtask of the dispatch is not one of the offered ones.") from None
+        if subtask not in menu.anywhere:
+            raise FormError(f"{subtask} can no longer be dispatched; choose again.")
+        if subtask in task_ids:
+            raise FormError("A dispatch names each subtask once.")
+        task_ids.append(subtask)
+    if not task_ids:
+        raise FormError("Tick at least one subtask for the dispatch.")
+    if len(task_ids) > menu.free_slots:
+        raise FormError(f"Only {menu.free_slots} worker(s) are free: tick at most {menu.free_slots}.")
+    return {"action_type": "dispatch", "task_ids": task_ids}
 
 
 # --------------------------------------------------------------------------- sessions and snapshots
@@ -754,7 +791,7 @@ def compare_episodes(
 
 def same_start(core: Episode) -> Episode:
     """A new episode of ``core``'s task and seed that rolls the same outcomes (a sealed one's too)."""
-    episode = Episode(core.compiled, seed=core.seed)
+    episode: Episode = new_episode(core.compiled, core.seed)
     if core.sealed:
         episode.seed_key, episode.sealed = core.seed_key, True
     return episode

@@ -256,6 +256,35 @@ def test_every_form_choice_is_accepted_by_the_environment(task_id: str) -> None:
             assert observation["errors"] == [], (action, observation["errors"])
 
 
+@pytest.mark.parametrize("task_id", ["arena/easy", "arena/hard"])
+def test_an_arena_dispatch_is_made_with_the_form(task_id: str) -> None:
+    """An arena's dispatch names subtasks only: the form offers them, and what it builds is accepted."""
+    from workflow_orchestrator.server.dashboard.session import anywhere_value
+
+    rng = random.Random(task_id)
+    env = WorkflowEnv()
+    observation = env.reset(task_id, seed=1)
+    dispatched = 0
+    while not observation["done"]:
+        menu = action_menu(observation)
+        assert menu.kinds and not menu.pairs
+        legal = {task for action in observation["legal_actions"] for task in action.get("task_ids") or ()}
+        assert set(menu.anywhere) == legal
+        if "dispatch" in menu.kinds and rng.random() < 0.8:
+            chosen = rng.sample(menu.anywhere, min(len(menu.anywhere), menu.free_slots, rng.randint(1, 3)))
+            action = build_action(menu, "dispatch", None, None, [anywhere_value(task) for task in chosen])
+            assert action == {"action_type": "dispatch", "task_ids": chosen}
+            dispatched += 1
+        else:
+            action = build_action(menu, "wait", None, None, None)
+        observation = env.step(action)
+        assert observation["errors"] == [], (action, observation["errors"])
+    assert dispatched > 3
+    with pytest.raises(FormError, match="no longer"):
+        menu = action_menu(env.reset(task_id, seed=1))
+        build_action(menu, "dispatch", None, None, [anywhere_value("not_a_task")])
+
+
 def test_the_form_offers_exactly_the_legal_choices() -> None:
     env = WorkflowEnv()
     env.reset("hard")
