@@ -36,7 +36,7 @@ SLICE_SEEDS = 20
 HELD_OUT_SEEDS = range(EVALUATION_SEEDS.start, EVALUATION_SEEDS.start + SLICE_SEEDS)
 SLICE_TASKS = SCENARIO_TASKS + ARENA_TASKS + GENERATED_TASKS
 # The tasks whose slice is shipped in planner_scores.json and best_scores.json.
-SHIPPED_SLICE_TASKS = SCENARIO_TASKS
+SHIPPED_SLICE_TASKS = SLICE_TASKS
 
 COMMAND = "uv run python -m workflow_orchestrator.oracle planner-scores --write"
 DESCRIPTION = (
