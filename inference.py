@@ -33,6 +33,17 @@ environment's true, unclamped step rewards. ``success`` is true when the
 workflow ended (terminated) rather than ran out of time or steps; ``score`` is
 the grade of the episode, asked for by its ``episode_id``.
 
+The summary (stderr, and in the ``--output`` file) gives per model and task the
+mean score with its 95% percentile bootstrap interval (2,000 resamples from a
+fixed seed, so the same episodes give the same interval), the mean normalised
+scores against the hindsight best and the planner (null, with the reason, when
+an episode lacks the reference), and the prompt and completion tokens, per
+episode, per task and in total. ``--repeats K`` plays each task and seed K
+times and adds pass^k: the fraction of seeds whose K plays all score at least
+``--pass-threshold`` (0.8). The ``--output`` file is rewritten as episodes end;
+``--resume`` continues an interrupted run from it (and from
+``--save-trajectories``), playing only the episodes not finished there.
+
 Exit codes: 0 every episode ran and was graded; 1 a fatal error (the
 environment is unreachable, the model API refuses the key or the model, or
 refuses five requests in a row) or some episode could not be finished; 2 a usage error (no API key, no model

@@ -61,6 +61,9 @@ class EpisodeResult:
     episode_id: str | None = None
     score: float | None = None
     normalized_score: float | None = None
+    normalized_to_planner: float | None = None
+    # Which play of this task and seed it is (0 to --repeats - 1).
+    repeat: int = 0
     success: bool = False
     terminated: bool = False
     truncated: bool = False
@@ -87,9 +90,11 @@ class EpisodeResult:
             "model": self.model,
             "task_id": self.task_id,
             "seed": self.seed,
+            "repeat": self.repeat,
             "episode_id": self.episode_id,
             "score": self.score,
             "normalized_score": self.normalized_score,
+            "normalized_to_planner": self.normalized_to_planner,
             "success": self.success,
             "terminated": self.terminated,
             "truncated": self.truncated,
@@ -184,6 +189,7 @@ class EpisodeJob:
     policy: str | None
     task_id: str
     seed: int | None
+    repeat: int = 0
 
 
 class Runner:
@@ -272,7 +278,7 @@ class Runner:
         started = time.monotonic()
         deadline = started + self.settings.episode_timeout_s
         lines = EpisodeLines(self.stdout, live=self.settings.concurrency == 1)
-        result = EpisodeResult(model=job.model, task_id=job.task_id, seed=job.seed)
+        result = EpisodeResult(model=job.model, task_id=job.task_id, seed=job.seed, repeat=job.repeat)
         lines.start(job.task_id, job.model)
         session = self.new_session()
         try:
@@ -297,6 +303,8 @@ class Runner:
             result.score = float(grade["score"])
             normalized = grade.get("normalized_score")
             result.normalized_score = float(normalized) if normalized is not None else None
+            to_planner = grade.get("normalized_to_planner")
+            result.normalized_to_planner = float(to_planner) if to_planner is not None else None
         except FatalError as exc:
             # The run stops; the episode's lines still end, so that a reader never sees a torn set.
             result.error = str(exc)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import statistics
 import time
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypedDict
 
 from .episodes import EpisodeResult
-from .settings import BASELINE_COMMAND, ENV_NAME, RunSettings
+from .settings import BASELINE_COMMAND, DEFAULT_PASS_THRESHOLD, ENV_NAME, RunSettings
 
 
 class Progress:
@@ -60,33 +61,100 @@ def _mean(values: Sequence[float]) -> float | None:
     return round(statistics.fmean(values), 6) if values else None
 
 
-def summarize(results: Sequence[EpisodeResult]) -> list[dict[str, Any]]:
-    """Means per model and task, in the order the episodes were asked for."""
-    groups: dict[tuple[str, str], list[EpisodeResult]] = {}
-    for result in results:
-        groups.setdefault((result.model, result.task_id), []).append(result)
+# The percentile bootstrap of a mean: this many resamples, from this seed, so that a report is reproducible.
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def bootstrap_interval(
+    values: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> tuple[float, float] | None:
+    """The 95% percentile bootstrap interval of the mean of ``values`` (None without values):
+    the 2.5th and 97.5th percentiles of the means of ``resamples`` resamples with replacement."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0], values[0]
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(statistics.fmean(rng.choices(values, k=n)) for _ in range(resamples))
+    return means[int(0.025 * resamples)], means[min(resamples - 1, int(0.975 * resamples))]
+
+
+def _reference_missing(graded: Sequence[Mapping[str, Any]], field: str, status_field: str, name: str) -> str | None:
+    """Why a mean normalised score is null: how many graded episodes lack the reference, and its statuses."""
+    if not graded:
+        return "no graded episode"
+    lacking = [e for e in graded if e.get(field) is None]
+    if not lacking:
+        return None
+    statuses = sorted({str((e.get("grade") or {}).get(status_field)) for e in lacking})
+    return f"{len(lacking)} of {len(graded)} graded episodes have no {name} ({status_field}: {', '.join(statuses)})"
+
+
+def pass_hat_k(episodes: Sequence[Mapping[str, Any]], threshold: float) -> float | None:
+    """The fraction of seeds whose repeats all scored at least ``threshold`` (an episode that
+    failed counts as below it); None without episodes."""
+    by_seed: dict[Any, list[float | None]] = {}
+    for episode in episodes:
+        by_seed.setdefault(episode["seed"], []).append(episode["score"])
+    if not by_seed:
+        return None
+    solved = sum(1 for scores in by_seed.values() if all(s is not None and s >= threshold for s in scores))
+    return round(solved / len(by_seed), 6)
+
+
+def summarize(
+    episodes: Sequence[Mapping[str, Any]], repeats: int = 1, pass_threshold: float = DEFAULT_PASS_THRESHOLD
+) -> list[dict[str, Any]]:
+    """Per model and task, in the order the episodes were asked for (``episodes`` are
+    ``EpisodeResult.summary()`` records): the mean score with its 95% bootstrap interval,
+    the mean normalised scores against both references (null, with the reason, unless every
+    graded episode has the reference), token totals, and pass^k when ``repeats`` > 1."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for episode in episodes:
+        groups.setdefault((episode["model"], episode["task_id"]), []).append(episode)
     rows = []
     for (model, task_id), group in groups.items():
-        graded = [r for r in group if r.score is not None]
-        scores = [r.score for r in graded if r.score is not None]
-        normalized = [r.normalized_score for r in graded if r.normalized_score is not None]
-        rows.append(
-            {
-                "model": model,
-                "task_id": task_id,
-                "episodes": len(group),
-                "errors": len(group) - len(graded),
-                "mean_score": _mean(scores),
-                "std_score": round(statistics.pstdev(scores), 6) if scores else None,
-                # Only when every graded episode has one: a mean over some of them would mislead.
-                "mean_normalized_score": _mean(normalized) if graded and len(normalized) == len(graded) else None,
-                "success_rate": _mean([1.0 if r.success else 0.0 for r in group]),
-                "mean_steps": _mean([float(len(r.steps)) for r in group]),
-                "mean_tokens": _mean([float(r.prompt_tokens + r.completion_tokens) for r in group]),
-                "mean_wall_s": _mean([r.wall_s for r in group]),
-            }
-        )
+        graded = [e for e in group if e["score"] is not None]
+        scores = [float(e["score"]) for e in graded]
+        interval = bootstrap_interval(scores)
+        missing_best = _reference_missing(graded, "normalized_score", "hindsight_best_status", "proven hindsight best")
+        missing_planner = _reference_missing(graded, "normalized_to_planner", "planner_score_status", "planner score")
+        row: dict[str, Any] = {
+            "model": model,
+            "task_id": task_id,
+            "episodes": len(group),
+            "errors": len(group) - len(graded),
+            "mean_score": _mean(scores),
+            "score_ci95": None if interval is None else [round(interval[0], 6), round(interval[1], 6)],
+            "std_score": round(statistics.pstdev(scores), 6) if scores else None,
+            # Only when every graded episode has the reference: a mean over some of them would mislead.
+            "mean_normalized_score": None if missing_best else _mean([float(e["normalized_score"]) for e in graded]),
+            "normalized_score_missing": missing_best,
+            "mean_normalized_to_planner": None
+            if missing_planner
+            else _mean([float(e["normalized_to_planner"]) for e in graded]),
+            "normalized_to_planner_missing": missing_planner,
+            "success_rate": _mean([1.0 if e["success"] else 0.0 for e in group]),
+            "mean_steps": _mean([float(e["steps"]) for e in group]),
+            "mean_tokens": _mean([float(e["tokens"]) for e in group]),
+            "prompt_tokens": sum(int(e["prompt_tokens"]) for e in group),
+            "completion_tokens": sum(int(e["completion_tokens"]) for e in group),
+            "mean_wall_s": _mean([float(e["wall_s"]) for e in group]),
+        }
+        if repeats > 1:
+            row["repeats"] = repeats
+            row["pass_threshold"] = pass_threshold
+            row["pass_hat_k"] = pass_hat_k(group, pass_threshold)
+        rows.append(row)
     return rows
+
+
+def token_totals(episodes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    prompt = sum(int(e["prompt_tokens"]) for e in episodes)
+    completion = sum(int(e["completion_tokens"]) for e in episodes)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "tokens": prompt + completion}
 
 
 class MeanCell(TypedDict):
@@ -119,16 +187,40 @@ def mean_table(results: Sequence[EpisodeResult], digits: int) -> dict[str, dict[
     return table
 
 
-def summary_table(rows: Sequence[dict[str, Any]]) -> str:
-    header = "| model | task | episodes | mean score | normalized | success | steps | tokens |"
-    lines = [header, "|---|---|---|---|---|---|---|---|"]
+def summary_table(rows: Sequence[dict[str, Any]], totals: Mapping[str, int] | None = None) -> str:
+    """The summary as a Markdown table, then the token totals of the run."""
+    with_pass = any("pass_hat_k" in row for row in rows)
+    columns = ["model", "task", "episodes", "mean score", "95% CI", "normalized", "vs planner", "success", "steps"]
+    columns += ["prompt tokens", "completion tokens"] + (["pass^k (k, ≥ threshold)"] if with_pass else [])
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     for row in rows:
-        score = "-" if row["mean_score"] is None else f"{row['mean_score']:.3f}"
-        norm = "-" if row["mean_normalized_score"] is None else f"{row['mean_normalized_score']:.3f}"
-        lines.append(
-            f"| {row['model']} | {row['task_id']} | {row['episodes']} | {score} | {norm} | "
-            f"{row['success_rate']:.2f} | {row['mean_steps']:.1f} | {row['mean_tokens']:.0f} |"
-        )
+        interval = row["score_ci95"]
+        cells = [
+            row["model"],
+            row["task_id"],
+            str(row["episodes"]),
+            number(row["mean_score"]),
+            "-" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]",
+            number(row["mean_normalized_score"]),
+            number(row["mean_normalized_to_planner"]),
+            f"{row['success_rate']:.2f}",
+            f"{row['mean_steps']:.1f}",
+            str(row["prompt_tokens"]),
+            str(row["completion_tokens"]),
+        ]
+        if with_pass:
+            cells.append(
+                f"{number(row['pass_hat_k'])} (k={row['repeats']}, ≥ {row['pass_threshold']:g})"
+                if "pass_hat_k" in row
+                else "-"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    if totals is not None:
+        lines.append(f"\ntokens in total: {totals['prompt_tokens']} prompt, {totals['completion_tokens']} completion")
     return "\n".join(lines)
 
 
@@ -143,15 +235,25 @@ def write_json_atomically(path: Path, data: Any) -> None:
     os.replace(temporary, path)
 
 
-def results_document(settings: RunSettings, results: Sequence[EpisodeResult], started_at: str) -> dict[str, Any]:
+def results_document(
+    settings: RunSettings,
+    episodes: Sequence[Mapping[str, Any]],
+    started_at: str,
+    *,
+    complete: bool = True,
+) -> dict[str, Any]:
+    """The results file: the settings, every episode's record and the summary; ``complete`` is
+    false while the run still plays (``--resume`` continues such a file)."""
     document: dict[str, Any] = {
         "env": ENV_NAME,
-        "models": list(dict.fromkeys(r.model for r in results)),
+        "models": list(dict.fromkeys(e["model"] for e in episodes)),
         "started_at": started_at,
         "finished_at": now_iso(),
+        "complete": complete,
         "settings": settings.public(),
-        "episodes": [r.summary() for r in results],
-        "summary": summarize(results),
+        "episodes": list(episodes),
+        "summary": summarize(episodes, settings.repeats, settings.pass_threshold),
+        "totals": token_totals(episodes),
     }
     if settings.outcome_secret is not None:
         # Whoever holds this file can replay the run: inference.py --outcome-secret SECRET.
@@ -159,14 +261,16 @@ def results_document(settings: RunSettings, results: Sequence[EpisodeResult], st
     return document
 
 
-def write_trajectories(path: Path, results: Sequence[EpisodeResult]) -> None:
+def write_trajectories(path: Path, trajectories: Sequence[Mapping[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for result in results:
-            handle.write(json.dumps(result.trajectory()) + "\n")
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        for trajectory in trajectories:
+            handle.write(json.dumps(trajectory) + "\n")
+    os.replace(temporary, path)
 
 
-def update_baseline(path: Path, settings: RunSettings, results: Sequence[EpisodeResult]) -> dict[str, Any]:
+def update_baseline(path: Path, settings: RunSettings, episodes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Replace the rows of the models and policies just run; keep every other row."""
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
@@ -182,8 +286,9 @@ def update_baseline(path: Path, settings: RunSettings, results: Sequence[Episode
         "updated_at": date,
         "rows": previous.get("rows") if isinstance(previous.get("rows"), dict) else {},
     }
-    for model in dict.fromkeys(r.model for r in results):
-        rows = [row for row in summarize(results) if row["model"] == model]
+    summary = summarize(episodes)
+    for model in dict.fromkeys(e["model"] for e in episodes):
+        rows = [row for row in summary if row["model"] == model]
         document["rows"][model] = {
             "kind": "model" if settings.uses_model else "policy",
             "model": model,

@@ -34,6 +34,8 @@ ORACLE_MODULE = "workflow_orchestrator.oracle"
 ORACLE_SECONDS = 60.0
 # One item of a seed list: a seed, or a range of them (ASCII digits only).
 _SEED_ITEM = re.compile(r"(?P<low>[0-9]+)(?:\s*-\s*(?P<high>[0-9]+))?")
+# pass^k: a seed is solved when every repeat scores at least this.
+DEFAULT_PASS_THRESHOLD = 0.8
 # A longer range is a typing mistake, not an evaluation.
 MAX_SEEDS_IN_A_RANGE = 100_000
 
@@ -75,6 +77,11 @@ class RunSettings:
     outcome_secret: str | None = field(default=None, repr=False)
     # The per-step reward the environment reports (shown to the model and in the step lines).
     reward_mode: str = "shaped"
+    # Plays of each task and seed, and the score every one of them must reach for pass^k.
+    repeats: int = 1
+    pass_threshold: float = DEFAULT_PASS_THRESHOLD
+    # Continue the run recorded in ``output`` (and ``trajectories``): play only the episodes missing there.
+    resume: bool = False
 
     @classmethod
     def in_process(
@@ -136,6 +143,9 @@ class RunSettings:
             out["sealed"] = True  # the secret itself is recorded in the results file only
         if self.reward_mode != "shaped":
             out["reward_mode"] = self.reward_mode
+        if self.repeats > 1:
+            out["repeats"] = self.repeats
+            out["pass_threshold"] = self.pass_threshold
         if self.uses_model:
             out.update(
                 api_base_url=self.api_base_url,
@@ -227,6 +237,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", help="seeds: a list and/or ranges, e.g. 0-19 or 1,5,9 (default: each task's canonical seed)"
     )
     what.add_argument("--worker-count", type=int, help="worker count for generated tasks")
+    what.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        metavar="K",
+        help="play each task and seed K times and report pass^k: the fraction of seeds whose K plays all score "
+        "at least --pass-threshold (default %(default)s). Built-in policies are deterministic, so their "
+        "repeats are equal; a model's differ at a temperature above 0, and so do sealed runs' outcomes",
+    )
+    what.add_argument(
+        "--pass-threshold",
+        type=float,
+        default=DEFAULT_PASS_THRESHOLD,
+        help="the score every repeat of a seed must reach for pass^k (default %(default)s)",
+    )
     seal = what.add_mutually_exclusive_group()
     seal.add_argument(
         "--sealed",
@@ -267,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("output")
     out.add_argument("--output", type=Path, help="write a results JSON here")
     out.add_argument("--save-trajectories", type=Path, help="write one JSON line per episode with every step here")
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run recorded in the --output file (and --save-trajectories): play only the episodes "
+        "not finished there, with the same settings, and write the merged results",
+    )
     out.add_argument(
         "--update-baseline", action="store_true", help="record the mean grades per task in the baseline file"
     )
@@ -317,6 +348,12 @@ def settings_from(args: argparse.Namespace, argv: Sequence[str], environ: Mappin
         raise UsageError("timeouts must be positive and --retry-backoff not negative")
     if args.update_baseline and args.seeds is None:
         raise UsageError("--update-baseline needs --seeds, so that the recorded figures say what they average")
+    if args.repeats < 1:
+        raise UsageError("--repeats must be at least 1")
+    if not 0.0 <= args.pass_threshold <= 1.0:
+        raise UsageError("--pass-threshold is a score, from 0 to 1")
+    if args.resume and args.output is None:
+        raise UsageError("--resume continues the run recorded in the --output file: give --output")
     seeds: tuple[int | None, ...] = parse_seeds(args.seeds) if args.seeds is not None else (None,)
     env_url = (args.env_url or environ.get("ENV_URL") or "").strip() or None
     outcome_secret = secrets.token_hex(16) if args.sealed else args.outcome_secret or None
@@ -356,4 +393,7 @@ def settings_from(args: argparse.Namespace, argv: Sequence[str], environ: Mappin
         progress=not args.no_progress,
         command=redacted_command(argv),
         outcome_secret=outcome_secret,
+        repeats=args.repeats,
+        pass_threshold=args.pass_threshold,
+        resume=args.resume,
     )

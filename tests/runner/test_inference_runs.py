@@ -829,3 +829,139 @@ def test_a_remote_step_whose_answer_was_lost_is_sent_again_and_applied_once(env_
     first, second, state = asyncio.run(play())
     assert transport.steps_sent == 3  # the lost one, its retry, the next step
     assert (first["step_count"], second["step_count"], state["step_count"]) == (1, 2, 2)
+
+
+# --------------------------------------------------------------------------- reports: repeats, resume, tokens
+
+
+def test_repeats_play_each_seed_k_times_and_report_pass_hat_k(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    output = tmp_path / "results.json"
+    argv = ["--policy", "heuristic", "--tasks", "easy", "--seeds", "0-2", "--repeats", "2", "--output", str(output)]
+    code, out, err = run_main(capsys, *argv, "--pass-threshold", "0.5")
+    assert code == 0, err
+    document = json.loads(output.read_text())
+    episodes = document["episodes"]
+    assert [(e["seed"], e["repeat"]) for e in episodes] == [(s, r) for s in range(3) for r in range(2)]
+    # A built-in policy is deterministic: its repeats are the same episode.
+    for first, second in zip(episodes[::2], episodes[1::2], strict=True):
+        assert first["score"] == second["score"]
+    (row,) = document["summary"]
+    solved = [s for s in range(3) if episodes[2 * s]["score"] >= 0.5]
+    assert row["pass_hat_k"] == pytest.approx(len(solved) / 3) and row["repeats"] == 2
+    assert document["settings"]["repeats"] == 2 and document["settings"]["pass_threshold"] == 0.5
+    assert "(k=2, ≥ 0.5)" in err
+    code, _, err = run_main(capsys, *argv, "--pass-threshold", "1.01")
+    assert code == 2 and "--pass-threshold" in err
+
+
+def _comparable(document: dict[str, Any]) -> dict[str, Any]:
+    """A results document without what differs from one run to the next (times, episode ids)."""
+    clean = json.loads(json.dumps(document))
+    for key in ("started_at", "finished_at"):
+        clean.pop(key)
+    clean["settings"].pop("command")
+    for episode in clean["episodes"]:
+        episode.pop("wall_s"), episode.pop("episode_id")
+    for row in clean["summary"]:
+        row.pop("mean_wall_s")
+    return clean
+
+
+def _comparable_trajectory(line: dict[str, Any]) -> dict[str, Any]:
+    clean = {k: v for k, v in line.items() if k not in ("wall_s", "episode_id")}
+    clean["trajectory"] = [{k: v for k, v in s.items() if k != "latency_s"} for s in clean["trajectory"]]
+    return clean
+
+
+def test_an_interrupted_run_resumed_reports_what_an_uninterrupted_run_does(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def argv(name: str) -> list[str]:
+        return [
+            "--policy",
+            "all",
+            "--tasks",
+            "easy,hard",
+            "--seeds",
+            "0-2",
+            "--repeats",
+            "2",
+            "--output",
+            str(tmp_path / f"{name}.json"),
+            "--save-trajectories",
+            str(tmp_path / f"{name}.jsonl"),
+        ]
+
+    code, whole_out, err = run_main(capsys, *argv("whole"))
+    assert code == 0, err
+    whole = json.loads((tmp_path / "whole.json").read_text())
+    total = len(whole["episodes"])
+
+    # Stop the run after a few episodes, as Ctrl-C would.
+    play = episodes.Runner.play
+    played = 0
+
+    async def interrupted(self: episodes.Runner, job: episodes.EpisodeJob) -> episodes.EpisodeResult:
+        nonlocal played
+        if played == 5:
+            raise KeyboardInterrupt
+        played += 1
+        return await play(self, job)
+
+    monkeypatch.setattr(episodes.Runner, "play", interrupted)
+    assert run_main(capsys, *argv("resumed"))[0] == 130
+    partial = json.loads((tmp_path / "resumed.json").read_text())
+    assert partial["complete"] is False and len(partial["episodes"]) == 5
+    monkeypatch.setattr(episodes.Runner, "play", play)
+    # A torn last trajectory line, and one episode whose trajectory never got written: both are played again.
+    lines = (tmp_path / "resumed.jsonl").read_text().splitlines()
+    (tmp_path / "resumed.jsonl").write_text("\n".join(lines[:3] + [lines[4], lines[4][:40]]) + "\n")
+
+    code, resumed_out, err = run_main(capsys, *argv("resumed"), "--resume")
+    assert code == 0, err
+    assert len(parse_stdout(resumed_out)) == total - 4
+    resumed = json.loads((tmp_path / "resumed.json").read_text())
+    assert resumed["complete"] is True and resumed["started_at"] == partial["started_at"]
+    assert _comparable(resumed) == _comparable(whole)
+    assert [_comparable_trajectory(t) for t in read_jsonl(tmp_path / "resumed.jsonl")] == [
+        _comparable_trajectory(t) for t in read_jsonl(tmp_path / "whole.jsonl")
+    ]
+    # Nothing left to play: the file stays as it is.
+    code, out, err = run_main(capsys, *argv("resumed"), "--resume")
+    assert (
+        code == 0
+        and out == ""
+        and _comparable(json.loads((tmp_path / "resumed.json").read_text())) == (_comparable(whole))
+    )
+
+
+def test_resume_refuses_a_file_of_other_settings(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    assert run_main(capsys, "--policy", "noop", "--tasks", "easy", "--seeds", "0", "--output", str(output))[0] == 0
+    code, _, err = run_main(
+        capsys, "--policy", "noop", "--tasks", "easy", "--seeds", "0-1", "--output", str(output), "--resume"
+    )
+    assert code == 2 and "other settings" in err
+    code, _, err = run_main(capsys, "--policy", "noop", "--resume")
+    assert code == 2 and "--output" in err
+
+
+def test_token_usage_per_episode_per_task_and_in_total(
+    capsys: pytest.CaptureFixture[str], fake_model: tuple[FakeModel, str], tmp_path: Path
+) -> None:
+    model, base_url = fake_model
+    output = tmp_path / "results.json"
+    code, _, err = run_main(capsys, *llm_args(base_url, "--tasks", "easy", "--seeds", "3-4", "--output", str(output)))
+    assert code == 0, err
+    document = json.loads(output.read_text())
+    calls = len(model.answered)
+    episodes_steps = [e["steps"] for e in document["episodes"]]
+    assert sum(episodes_steps) == calls
+    for episode in document["episodes"]:
+        steps = episode["steps"]
+        assert (episode["prompt_tokens"], episode["completion_tokens"]) == (100 * steps, 10 * steps)
+    (row,) = document["summary"]
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (100 * calls, 10 * calls)
+    assert document["totals"] == {"prompt_tokens": 100 * calls, "completion_tokens": 10 * calls, "tokens": 110 * calls}
