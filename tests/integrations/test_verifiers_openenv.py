@@ -1,7 +1,7 @@
 """verifiers' OpenEnv taskset plays this environment, unmodified, over the wire.
 
 verifiers (``vf-eval``, its OpenEnv taskset and openenv 0.4.1's client) runs from
-its own venv, ``.verifiers-venv`` (``bash .ci/install-verifiers``): its pins
+its own venv, outside the repository (``bash .ci/install-verifiers``): its pins
 (openai<3, mcp 2) exclude this project's. The test starts the real server and a
 small OpenAI-compatible model server (streaming, as verifiers' harness asks),
 runs ``vf-eval`` against both, and compares the reward verifiers recorded with
@@ -21,11 +21,16 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from tests.support.server_fixtures import REPO_ROOT, RunningServer
+from tests.support.server_fixtures import RunningServer
 from tests.support.threaded_server import ThreadedServer
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 
-VF_EVAL = REPO_ROOT / ".verifiers-venv" / "bin" / "vf-eval"
+# Where .ci/install-verifiers puts it.
+VENV = Path(
+    os.environ.get("WORKFLOW_ORCHESTRATOR_VERIFIERS_VENV")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "workflow_orchestrator" / "verifiers-venv"
+)
+VF_EVAL = VENV / "bin" / "vf-eval"
 # Short episodes: verifiers' harness takes a second or more a turn.
 RESETS = [
     {"task_id": "easy", "seed": 1, "reward_mode": "grade"},
@@ -34,7 +39,7 @@ RESETS = [
 
 pytestmark = pytest.mark.skipif(
     not VF_EVAL.exists(),
-    reason="verifiers is not installed in .verifiers-venv (bash .ci/install-verifiers; its pins exclude this "
+    reason=f"verifiers is not installed in {VENV} (bash .ci/install-verifiers; its pins exclude this "
     "project's, so it has a venv of its own)",
 )
 
