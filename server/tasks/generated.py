@@ -14,30 +14,38 @@ Construction, for a level and a seed:
    level's extra-capability probability. Speed is 1 or 2 ticks per unit of
    work; a fast agent costs more per tick (1.5-4.0 against 0.5-2.0);
    reliability is uniform in the level's range.
-2. Traps: an agent is given a type (one some subtask has) that it accepts
-   but can never complete, only where another agent can complete that type.
+2. Public cover: where a dropout is to come, types accepted by a single agent
+   get a second one; then one more capable (agent, type) pair per trap.
 3. ``n`` subtasks on a random DAG over a topological order (edge probability
    of the level), each of a random type, work 1-2, priority 1-3, named
    ``<type>_<k>`` with ``k`` a random permutation of ``1..n``.
-4. Dropout (hard): one agent goes offline for good at a tick in
-   ``[2, critical path + 1]``; first every type it can do is also given to
-   another agent (not trapped on it), so nothing depends on it alone.
-5. The reference schedule, one action per tick: at every tick the ready
-   subtasks (longest chain of fastest durations ahead first, then by name)
-   go to the idle agent able to complete them that finishes first (then the
-   cheapest, then by name), never to a trap and never to an agent that
-   drops out before it would finish, up to the capacity; every attempt
-   succeeding. It ends with ``synthesize`` one tick after the last completion.
-6. Deadlines on ``deadline_count`` subtasks (the highest priority first):
-   ``D_i = F_i + floor((1 - tightness) x makespan x u_i)``, ``u_i`` uniform in
-   [0, 1), so the reference schedule meets every deadline.
-7. Budget: the reference cost times the level's budget factor (one decimal,
-   rounded up). Time limit: ``ref_end + ceil(time_slack x ref_end)`` where
-   ``ref_end`` is the reference schedule's synthesis tick.
+4. The reference schedule, one action per tick, on the public facts (every
+   capable agent, no trap, no dropout): at every tick the ready subtasks
+   (longest chain of fastest durations ahead first, then by name) go to the
+   idle capable agent that finishes first (then the cheapest, then by name),
+   up to the capacity; every attempt succeeding. It ends with ``synthesize``
+   one tick after the last completion.
+5. Hidden: traps, capable pairs that can never complete, each where enough
+   other agents stay able to complete the type that the dropout still leaves
+   one; and the dropout (hard): one agent goes offline for good at a tick in
+   ``[2, critical path + 1]``.
+6. The setback allowance, from the public counts of traps and dropouts:
+   each may throw away one attempt, so ``L = (traps + dropouts) x`` the
+   longest fastest duration in time and ``(traps + dropouts) x`` the dearest
+   reference attempt in cost.
+7. Deadlines on ``deadline_count`` subtasks (the highest priority first):
+   ``D_i = F_i + L + floor((1 - tightness) x makespan x u_i)``, ``u_i`` uniform
+   in [0, 1), so the reference schedule meets every deadline when no trap is
+   on its path and no dropout cuts it short, with ``L`` to spare for them.
+8. Budget: the reference cost plus its allowance, times the level's budget
+   factor (one decimal, rounded up). Time limit:
+   ``ref_end + L + ceil(time_slack x ref_end)`` where ``ref_end`` is the
+   reference schedule's synthesis tick.
 
-Sealed (an outcome secret given): the traps and the dropout (2 and 4) are
-drawn from a generator keyed by the secret and the seed, everything else
-from the seed's own.
+Everything a policy sees (capabilities, deadlines, budget, time limit,
+description, parameters) comes from the public draws; the hidden facts (5)
+come from a generator of their own, keyed by the secret as well as the seed
+when an outcome secret is given, so the task looks the same whatever they are.
 """
 
 from __future__ import annotations
@@ -204,7 +212,10 @@ def generate_scenario(level: GeneratedLevel, seed: int, secret: bytes | None = N
     on the seed's generator.
     """
     rng = random.Random(f"generated:{level.name}:{seed}")
-    hidden = rng if secret is None else random.Random(sealed_seed(secret, "generated", level.name, str(seed)))
+    if secret is None:
+        hidden = random.Random(f"generated-hidden:{level.name}:{seed}")
+    else:
+        hidden = random.Random(sealed_seed(secret, "generated", level.name, str(seed)))
     types = rng.sample(TYPE_VOCABULARY, level.type_count)
     names = rng.sample(AGENT_VOCABULARY, level.agent_count)
     agents = [_draw_agent(rng, name, level) for name in names]
@@ -219,7 +230,12 @@ def generate_scenario(level: GeneratedLevel, seed: int, secret: bytes | None = N
     n = rng.randint(*level.subtask_range)
     predecessors = [[i for i in range(j) if rng.random() < level.edge_probability] for j in range(n)]
     kinds = [rng.choice(types) for _ in range(n)]
-    _add_traps(hidden, agents, sorted(set(kinds), key=types.index), level.traps)
+    used = sorted(set(kinds), key=types.index)
+    # Public: enough agents per type that a dropout and the traps leave one able, and one
+    # more capable pair per trap; which pairs are traps and who drops out is hidden.
+    keep = 1 + level.dropouts
+    _cover(rng, agents, types, keep)
+    _add_trap_candidates(rng, agents, used, level.traps)
     works = [rng.randint(1, 2) for _ in range(n)]
     priorities = [rng.randint(1, 3) for _ in range(n)]
     numbers = list(range(1, n + 1))
@@ -233,23 +249,33 @@ def generate_scenario(level: GeneratedLevel, seed: int, secret: bytes | None = N
         for i in predecessors[j]:
             tail[i] = max(tail[i], fastest[i] + tail[j])
     critical_path = max(tail)
+    # The reference schedule on the public facts alone: before any trap or dropout is drawn.
+    finish, assigned = _reference_schedule(predecessors, kinds, works, ids, tail, agents, level.capacity)
+
+    # Hidden: the traps and the dropout.
+    _choose_traps(hidden, agents, used, level.traps, keep)
     events: list[ScheduledEvent] = []
     for _ in range(level.dropouts):
         dropped = _add_dropout(hidden, agents, critical_path)
         if dropped is not None:
             # "Offline at tick T" happens at the start of tick T, time T - 1.
             events.append(ScheduledEvent(at=dropped.offline_at + 1, kind=EventKind.OFFLINE, agent=dropped.name))  # type: ignore[operator]
-
-    finish, assigned = _reference_schedule(predecessors, kinds, works, ids, tail, agents, level.capacity)
     makespan = max(finish)
     reference_end = makespan + 1  # the synthesis tick
     reference_cost = sum(agents[assigned[j]].cost * agents[assigned[j]].speed * works[j] for j in range(n))
+    # What the hidden facts may cost, from their public counts: each trap or dropout
+    # can throw away one attempt, at most the longest fastest duration and the dearest one.
+    setbacks = level.traps + level.dropouts
+    lost_time = setbacks * max(fastest)
+    lost_cost = setbacks * max(agents[assigned[j]].cost * agents[assigned[j]].speed * works[j] for j in range(n))
     deadline_draws = [rng.random() for _ in range(n)]
     deadlines: list[int | None] = [None] * n
     by_priority = sorted(range(n), key=lambda j: (-priorities[j], ids[j]))
     for j in by_priority[: level.deadline_count]:
-        deadlines[j] = finish[j] + int((1.0 - level.deadline_tightness) * makespan * deadline_draws[j])
-    budget = None if level.budget_factor is None else math.ceil(reference_cost * level.budget_factor * 10) / 10
+        deadlines[j] = finish[j] + lost_time + int((1.0 - level.deadline_tightness) * makespan * deadline_draws[j])
+    budget = (
+        None if level.budget_factor is None else math.ceil((reference_cost + lost_cost) * level.budget_factor * 10) / 10
+    )
 
     subtasks = tuple(
         sorted(
@@ -273,7 +299,7 @@ def generate_scenario(level: GeneratedLevel, seed: int, secret: bytes | None = N
         description=(
             f"A generated workflow of {n} typed subtasks and {len(agents)} specialist agents"
             + (", with traps" if level.traps else "")
-            + (", a dropout" if events else "")
+            + (", a dropout" if level.dropouts else "")
             + (", deadlines" if level.deadline_count else "")
             + (f" and a budget of {budget}" if budget is not None else "")
             + ". Delegate each subtask to a capable agent, recover from failures, synthesize when done."
@@ -281,7 +307,7 @@ def generate_scenario(level: GeneratedLevel, seed: int, secret: bytes | None = N
         family=GENERATED_PREFIX,
         difficulty=level.name,
         time_model=TimeModel.TICK,
-        time_limit=reference_end + math.ceil(level.time_slack * reference_end),
+        time_limit=reference_end + lost_time + math.ceil(level.time_slack * reference_end),
         capacity=level.capacity,
         budget=budget,
         subtasks=subtasks,
@@ -328,26 +354,44 @@ def _able(agent: _Agent, kind: str) -> bool:
     return kind in agent.capabilities and kind not in agent.traps
 
 
-def _add_traps(rng: random.Random, agents: list[_Agent], types: list[str], count: int) -> None:
+def _cover(rng: random.Random, agents: list[_Agent], types: list[str], keep: int) -> None:
+    """Give each type more capable agents until ``keep`` of them accept it."""
+    for kind in types:
+        others = [a for a in agents if kind not in a.capabilities]
+        rng.shuffle(others)
+        while sum(1 for a in agents if kind in a.capabilities) < keep and others:
+            others.pop().capabilities.add(kind)
+
+
+def _add_trap_candidates(rng: random.Random, agents: list[_Agent], types: list[str], count: int) -> None:
+    """One more capable (agent, type) pair per trap, so that each trap can be drawn
+    while every type keeps its able agents."""
     candidates = [(a, kind) for a in range(len(agents)) for kind in types if kind not in agents[a].capabilities]
     rng.shuffle(candidates)
     for a, kind in candidates[:count]:
-        # Every type already has an able primary agent, and a trap never makes an agent able.
         agents[a].capabilities.add(kind)
-        agents[a].traps.add(kind)
+
+
+def _choose_traps(rng: random.Random, agents: list[_Agent], types: list[str], count: int, keep: int) -> None:
+    """Trap ``count`` capable pairs, each where ``keep`` other agents stay able to
+    complete the type (the public capabilities leave room for every trap)."""
+    pairs = [(a, kind) for a in range(len(agents)) for kind in types if kind in agents[a].capabilities]
+    rng.shuffle(pairs)
+    chosen = 0
+    for a, kind in pairs:
+        if chosen == count:
+            break
+        if sum(1 for agent in agents if _able(agent, kind)) > keep:
+            agents[a].traps.add(kind)
+            chosen += 1
 
 
 def _add_dropout(rng: random.Random, agents: list[_Agent], critical_path: int) -> _Agent | None:
+    """An agent goes offline for good; every type it can do stays covered (see _cover)."""
     present = [a for a in agents if a.offline_at is None]
     if len(present) < 2:
         return None
     dropped = rng.choice(present)
-    others = [a for a in present if a is not dropped]
-    for kind in sorted(dropped.capabilities - dropped.traps):
-        if not any(_able(a, kind) for a in others):
-            # An heir that is not trapped on this type, so that every trap stays a trap.
-            heir = rng.choice([a for a in others if kind not in a.traps])
-            heir.capabilities.add(kind)
     dropped.offline_at = rng.randint(2, max(2, critical_path + 1)) - 1
     return dropped
 

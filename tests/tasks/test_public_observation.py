@@ -15,8 +15,9 @@ from workflow_orchestrator.server.core.families import render_text
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import TaskRegistry
 from workflow_orchestrator.server.tasks.arena import PRESETS, generate_arena, max_outages
+from workflow_orchestrator.server.tasks.generated import LEVELS, generate_scenario
 
-TASKS = [f"arena/{name}" for name in PRESETS]
+TASKS = [f"arena/{name}" for name in PRESETS] + [f"generated/{name}" for name in LEVELS]
 SEEDS = range(60)
 SECRETS = ("one evaluator's secret", "another evaluator's secret")
 
@@ -61,6 +62,12 @@ def test_what_a_task_says_of_itself_is_the_same_under_any_secret() -> None:
         for preset in PRESETS.values():
             a, b = (generate_arena(preset, seed, secret=secret.encode()) for secret in SECRETS)
             assert _public_spec(a) == _public_spec(b), (preset.name, seed)
+        for level in LEVELS.values():
+            a, b, plain = (
+                generate_scenario(level, seed, secret=None if secret is None else secret.encode())
+                for secret in (*SECRETS, None)
+            )
+            assert _public_spec(a) == _public_spec(b) == _public_spec(plain), (level.name, seed)
 
 
 def test_the_step_limit_counts_the_most_outages_that_could_be_drawn() -> None:
