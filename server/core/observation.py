@@ -403,17 +403,19 @@ def build_hint(episode: Episode, ready: list[str], named_agents: bool = True) ->
     subtasks = episode.subtasks
     notes: list[str] = []
     starts: list[tuple[int, int]] = []  # (subtask, agent) to start together now
+    started: set[int] = set()
     taken: set[int] = set()
     free = episode.capacity - episode.active_count
     status = episode.status
 
     def start(s: int, fastest: bool) -> str | None:
-        if len(starts) >= free or any(s == t for t, _ in starts):
+        if len(starts) >= free or s in started:
             return None
         a = _hint_agent(episode, s, taken, fastest)
         if a < 0:
             return None
         starts.append((s, a))
+        started.add(s)
         taken.add(a)
         return episode.agents[a].name
 
@@ -457,6 +459,8 @@ def build_hint(episode: Episode, ready: list[str], named_agents: bool = True) ->
         tails = episode.views.tables.public_tail
         before = len(starts)
         for subtask_id in sorted(ready, key=lambda r: -tails[index[r]]):
+            if len(starts) >= free:  # no start can be added any more
+                break
             start(index[subtask_id], False)
         if len(starts) > before:
             chosen = ", ".join(episode.dag.ids[s] for s, _ in starts[before:])
@@ -482,18 +486,23 @@ def _hint_agent(episode: Episode, s: int, taken: set[int], fastest: bool) -> int
     """An idle agent for a suggested start: capable, not taken by another suggested
     start, not publicly failed on it permanently, not on a conflicting sibling
     track; the cheapest (the fastest when ``fastest``), then the first declared."""
-    banned = _conflict_banned(episode, s)
+    banned = _conflict_banned(episode, s) if episode.task.conflicts else _NO_AGENTS
     best, best_key = -1, None
     agents = episode.agents
     speed = episode.agent_speed
-    for a in episode.idle_capable_agents(s):
-        if a in taken or (s, a) in episode.known_permanent or a in banned:
+    agent_status = episode.agent_status
+    known_permanent = episode.known_permanent
+    for a in episode.compiled.capable[s]:
+        if agent_status[a] != IDLE or a in taken or a in banned or (s, a) in known_permanent:
             continue
         cost = agents[a].cost * speed[a]
         key = (speed[a], cost, a) if fastest else (cost, speed[a], a)
         if best_key is None or key < best_key:
             best, best_key = a, key
     return best
+
+
+_NO_AGENTS: frozenset[int] = frozenset()
 
 
 def _conflict_banned(episode: Episode, s: int) -> set[int]:
