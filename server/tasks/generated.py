@@ -357,10 +357,12 @@ def _able(agent: _Agent, kind: str) -> bool:
 def _cover(rng: random.Random, agents: list[_Agent], types: list[str], keep: int) -> None:
     """Give each type more capable agents until ``keep`` of them accept it."""
     for kind in types:
-        others = [a for a in agents if kind not in a.capabilities]
-        rng.shuffle(others)
-        while sum(1 for a in agents if kind in a.capabilities) < keep and others:
-            others.pop().capabilities.add(kind)
+        short = keep - sum(1 for a in agents if kind in a.capabilities)
+        if short > 0:  # no draw otherwise: levels without a dropout keep the draws they had
+            others = [a for a in agents if kind not in a.capabilities]
+            rng.shuffle(others)
+            for agent in others[:short]:
+                agent.capabilities.add(kind)
 
 
 def _add_trap_candidates(rng: random.Random, agents: list[_Agent], types: list[str], count: int) -> None:
