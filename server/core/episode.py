@@ -298,6 +298,8 @@ class Episode:
         self._trace.append((self.step_count, start, parsed if parsed is not None else _raw_action(action), codes))
         # Advance the clock: one unit in the tick model; to the next event on a wait in the event model.
         facts.running_after_action = self.active_count
+        if self.failed_set and self.active_count < self.capacity:
+            facts.neglected = self._neglected()
         if self.active_count > self.peak_running:  # starts happen only here, in the action
             facts.previous_peak = self.peak_running
             self.peak_running = self.active_count
@@ -312,7 +314,7 @@ class Episode:
                 target = limit
             self._resolve_until(target, facts)
         facts.elapsed = self.now - start
-        if self.failed_set or self.next_deadline < self.now:
+        if self.next_deadline < self.now:
             self._check_deadlines(facts)
         if (
             self.terminated
@@ -686,8 +688,21 @@ class Episode:
             if not deadline_met(self.completed_at[s], deadline):
                 facts.missed_deadlines += (s,)
                 self.log.append("deadline_missed", self.now, self.step_count, self.subtasks[s].id, deadline)
-        if self.failed_set:
-            facts.neglected = sum(1 for s in self.failed_set if self.step_count - self.failed_since_step[s] >= 2)
+
+    def _neglected(self) -> int:
+        """Failed subtasks left alone by this step's action although it could have retried
+        them: failed two or more steps ago, a slot free and an idle capable agent not known
+        to fail them permanently. A failure nobody can take up yet (its able agents busy,
+        offline or none left) costs nothing, so waiting for the right agent never pays less
+        than a retry that cannot succeed."""
+        step = self.step_count
+        since = self.failed_since_step
+        known = self.known_permanent
+        count = 0
+        for s in self.failed_set:
+            if step - since[s] >= 2 and any((s, a) not in known for a in self.idle_capable_agents(s)):
+                count += 1
+        return count
 
     def _end(self, facts: StepFacts) -> None:
         """The episode ends in this step: synthesized, or (event model) every subtask

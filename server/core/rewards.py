@@ -96,7 +96,7 @@ class StepFacts:
         self.useful_wait = False
         self.patience_wait = False  # a wait monitoring wants (counted for the patience dimension)
         self.missed_deadlines: tuple[int, ...] = ()
-        self.neglected = 0  # failed subtasks left un-retried for two or more steps
+        self.neglected = 0  # failed subtasks that could be retried, left alone for two or more steps
         self.synthesized = False
         self.elapsed = 0  # time that passed during this step
         self.busy_time = 0  # agent-time units spent working during this step (see RewardModel)

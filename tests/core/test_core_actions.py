@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from tests.support.tasks import act, dispatch, registry_of, tiny_task
+from workflow_orchestrator.server.core.model import EventKind, ScheduledEvent
 from workflow_orchestrator.server.core.rewards import DEFAULT_REWARD_TABLE
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 
@@ -113,6 +114,20 @@ def test_failure_left_alone_for_two_steps_is_penalised(tiny_env: WorkflowEnv) ->
     tiny_env.step(act("delegate", "c", "pair"))
     assert tiny_env.step(act("wait"))["reward_breakdown"]["neglect"] == 0.0
     assert tiny_env.step(act("wait"))["reward_breakdown"]["neglect"] == pytest.approx(-0.08)
+
+
+def test_failure_no_able_agent_can_take_up_costs_nothing() -> None:
+    """Neglect charges only what the policy could have retried: here the one other agent
+    able to do ``c`` is offline, so waiting for it is not neglect (issue 13: a heuristic
+    must not pay more than a policy that retries on the agent known to fail)."""
+    env = WorkflowEnv(registry=registry_of(tiny_task(events=(ScheduledEvent(1, EventKind.OFFLINE, "flaky"),))))
+    env.reset("tiny")
+    env.step(act("delegate", "a", "solo"))
+    observation = env.step(act("delegate", "c", "pair"))
+    assert next(s for s in observation["subtasks"] if s["id"] == "c")["status"] == "failed"
+    for _ in range(3):
+        observation = env.step(act("wait"))
+        assert observation["reward_breakdown"]["neglect"] == 0.0
 
 
 def test_dropout_fails_the_running_subtask_transiently(tiny_env: WorkflowEnv) -> None:
