@@ -40,6 +40,10 @@ class CompiledTask:
     reward_model: RewardModel
     # What every observation of the task shares (observation.py).
     views: ObservationTables
+    # The least cost of doing every subtask once on its cheapest capable agent at its
+    # declared speed: what the grade measures cost against before the episode ends
+    # (grading's hindsight bound would tell of the outcomes to come).
+    public_min_cost: float = 0.0
     # Hindsight bounds per seed (grading.Hindsight), filled on demand.
     hindsight_by_seed: dict[int, Any] = field(default_factory=dict)
     # Best achievable grades per seed (grading.BestScore), precomputed by the oracle
@@ -67,6 +71,7 @@ class CompiledTask:
             for a in capable[s]:
                 outcomes[(s, a)] = PairOutcomes(subtask, spec.agents[a])
 
+        agents = spec.agents
         unmet = tuple(len(p) for p in dag.predecessors)
         status = tuple(READY if count == 0 else PENDING for count in unmet)
         rules = public_rules(spec)
@@ -87,4 +92,8 @@ class CompiledTask:
             patience_index=dag.index[spec.patience.after] if spec.patience is not None else -1,
             reward_model=reward_model,
             views=ObservationTables.build(spec, dag, capable, rules, status),
+            public_min_cost=sum(
+                min((agents[a].cost * max(1, agents[a].speed * subtask.work) for a in capable[s]), default=0.0)
+                for s, subtask in enumerate(spec.subtasks)
+            ),
         )

@@ -16,7 +16,10 @@ recovery_speed        mean over failures of 1 / (steps until the subtask was sta
 error_classification  1 - 0.5 per attempt given to an agent already seen to fail that
                       subtask permanently (floored at 0)
 parallelism           (peak subtasks running at once - 1) / (achievable width - 1)
-cost_efficiency       hindsight minimum cost / cost spent (see :class:`Hindsight`)
+cost_efficiency       hindsight minimum cost / cost spent (see :class:`Hindsight`); until the
+                      episode ends, the least public cost (each subtask once on its cheapest
+                      capable agent) / cost spent, so a grade read mid-episode tells of no
+                      outcome to come
 budget                1 within budget; 1 - 2 x overrun / budget beyond it (floored at 0)
 deadlines             deadlines met / deadlines
 time_efficiency       hindsight lower bound on the time to finish / time used; 0 unless
@@ -365,7 +368,11 @@ def _dimension_values(episode: Episode, facts: LogFacts, recovered: int, deadlin
         if facts.cost <= 0:
             cost_efficiency = 0.0 if not completed_by else 1.0
         else:
-            cost_efficiency = ratio(hindsight(episode).min_cost, facts.cost)
+            # Until the episode ends, against public facts only: the hindsight bound
+            # knows the outcomes to come, and a grade read mid-episode (the dense
+            # reward of reward_mode="grade", /grader) must not tell of them.
+            least = hindsight(episode).min_cost if episode.done else episode.compiled.public_min_cost
+            cost_efficiency = ratio(least, facts.cost)
 
     budget = budget_score(facts.cost, task.budget)
 

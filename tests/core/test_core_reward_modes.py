@@ -10,7 +10,7 @@ import pytest
 
 from tests.core.test_core_golden import CASES
 from tests.support.exploits import PerturbedHeuristicPolicy
-from workflow_orchestrator.server.core.policies import RandomPolicy
+from workflow_orchestrator.server.core.policies import HeuristicPolicy, RandomPolicy
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.vocabulary import REWARD_MODES
 
@@ -131,3 +131,33 @@ def test_an_unknown_reward_mode_is_refused_with_the_known_ones() -> None:
     with pytest.raises(ValueError, match="shaped, grade, sparse"):
         WorkflowEnv().reset("easy", reward_mode="dense")
     assert REWARD_MODES == ("shaped", "grade", "sparse")
+
+
+class DearestAgentPolicy(HeuristicPolicy):
+    """The heuristic, choosing the dearest able agent: it spends more than the least cost
+    early, where the cost efficiency of a mid-episode grade falls below 1."""
+
+    def _pick(self, observation: Any, subtask: Any, options: list[dict[str, Any]], tails: Any) -> str:
+        return str(max(options, key=lambda agent: (agent["cost"], agent["name"]))["name"])
+
+
+@pytest.mark.parametrize("task_id", ["medium", "hard", "generated/medium", "generated/hard"])
+def test_grade_mode_rewards_tell_of_no_outcome_before_it_happens(task_id: str) -> None:
+    """Under two outcome secrets, while the two episodes have seen the same things, the
+    dense rewards of ``reward_mode="grade"`` are the same: a mid-episode grade measures
+    cost against public facts, not against the hindsight bound of the seeded outcomes."""
+    compared = 0
+    for seed in range(12):
+        envs = [WorkflowEnv(outcome_secret=secret) for secret in ("first secret", "second secret")]
+        observations = [env.reset(task_id, seed=seed, reward_mode="grade") for env in envs]
+        policy = DearestAgentPolicy()
+        policy.reset(seed)
+        while not observations[0]["done"]:
+            action = policy.act(observations[0])
+            observations = [env.step(action) for env in envs]
+            seen = [{k: v for k, v in o.items() if k not in ("reward", "reward_breakdown")} for o in observations]
+            if seen[0] != seen[1] or observations[0]["done"]:
+                break
+            assert observations[0]["reward"] == observations[1]["reward"], (seed, observations[0]["step_count"])
+            compared += 1
+    assert compared >= 8  # the comparison happened (it ends at the first outcome that differs)
