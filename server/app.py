@@ -117,6 +117,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
         ),
         archive=archive,
         outcome_secret=settings.outcome_secret,
+        id_prefix=f"{settings.replica_name}." if settings.replica_name else "",
     )
     metadata = build_metadata()
     # openenv's create_app() picks between this app and openenv's own Gradio
@@ -187,27 +188,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     logger.info("loading the server (openenv, FastAPI, uvicorn)...")
     import uvicorn
 
-    from workflow_orchestrator.server.http.protocol import protocol_classes
-
     app = build_app(settings)
-    http_protocol, ws_protocol = protocol_classes(connection_limits(settings))
     tune_garbage_collector()
     logger.info("starting uvicorn on http://%s:%d", settings.host, settings.port)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        http=http_protocol,
-        ws=ws_protocol,
-        limit_concurrency=settings.max_connections,
-        timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]
-        timeout_graceful_shutdown=settings.shutdown_timeout_s,  # type: ignore[arg-type]
-        h11_max_incomplete_event_size=settings.max_header_bytes,
-        ws_max_size=settings.max_body_bytes,
-        ws_per_message_deflate=settings.ws_compression,
-        access_log=settings.access_log,
-        log_level=settings.log_level,
-    )
+    uvicorn.run(app, **uvicorn_options(settings))
+
+
+def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
+    """uvicorn's options for ``settings`` (its address, limits and logging), as ``uvicorn.run`` and
+    ``uvicorn.Config`` take them."""
+    from workflow_orchestrator.server.http.protocol import protocol_classes
+
+    http_protocol, ws_protocol = protocol_classes(connection_limits(settings))
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "http": http_protocol,
+        "ws": ws_protocol,
+        "limit_concurrency": settings.max_connections,
+        "timeout_keep_alive": settings.keep_alive_timeout_s,
+        "timeout_graceful_shutdown": settings.shutdown_timeout_s,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "ws_max_size": settings.max_body_bytes,
+        "ws_per_message_deflate": settings.ws_compression,
+        "access_log": settings.access_log,
+        "log_level": settings.log_level,
+    }
 
 
 def tune_garbage_collector() -> None:

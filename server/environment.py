@@ -216,8 +216,11 @@ class EpisodeStore:
         outcome_secret: str | bytes | None = None,
         archive: Archive | None = None,
         wall_clock: Callable[[], float] = time.time,
+        id_prefix: str = "",
     ) -> None:
         self.registry = registry
+        # Put before every id the store makes (a replica's name and a dot, so that a router finds the replica).
+        self.id_prefix = id_prefix
         # Every episode of the store is sealed by it (WorkflowEnv's outcome_secret).
         self._outcome_secret = outcome_secret
         self.limits = limits
@@ -280,7 +283,7 @@ class EpisodeStore:
         now = self._clock()
         self._evict(now, room_for=client)
         episode = StoredEpisode(
-            episode_id=episode_id or secrets.token_hex(16),
+            episode_id=episode_id or self.id_prefix + secrets.token_hex(16),
             task_id=task_id,
             env=env,
             last_active_at=now,

@@ -56,6 +56,9 @@ class ServerSettings:
     ws_compression: bool = False
     access_log: bool = False
     log_level: str = "info"
+    # One replica of several behind a router (workflow_orchestrator.cluster): the episode ids it
+    # makes start with "<replica_name>." so that the router forwards a request to it.
+    replica_name: str | None = None
 
 
 # Environment variables, read by settings_from_environment() (never at import).
@@ -80,6 +83,7 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "WORKFLOW_ORCHESTRATOR_SHUTDOWN_TIMEOUT": ("shutdown_timeout_s", float),
     TOKEN_VARIABLE: ("api_token", str),
     OUTCOME_SECRET_VARIABLE: ("outcome_secret", str),
+    "WORKFLOW_ORCHESTRATOR_REPLICA_NAME": ("replica_name", str),
 }
 
 
@@ -233,6 +237,11 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Se
             f"the seed (evaluations must seal; prefer ${OUTCOME_SECRET_VARIABLE}, which ps does not show)"
         ),
     )
+    parser.add_argument(
+        "--replica-name",
+        default=defaults.replica_name,
+        help="this server is one replica behind a router: the episode ids it makes start with NAME and a dot",
+    )
     parser.add_argument("--access-log", action="store_true", default=defaults.access_log, help="log every request")
     parser.add_argument(
         "--log-level", default=defaults.log_level, choices=["critical", "error", "warning", "info", "debug"]
@@ -262,7 +271,14 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Se
     ):
         if getattr(settings, name) <= 0:
             parser.error(f"{name} must be positive")
+    if settings.replica_name is not None and not valid_replica_name(settings.replica_name):
+        parser.error("--replica-name must be 1 to 16 lower-case letters, digits or dashes")
     return settings
+
+
+def valid_replica_name(name: str) -> bool:
+    """A replica's name: 1 to 16 of a-z, 0-9 and '-' (it starts the ids of its episodes, before a dot)."""
+    return 1 <= len(name) <= 16 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in name)
 
 
 def exposure_warning(settings: ServerSettings) -> str | None:
