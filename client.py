@@ -15,6 +15,13 @@ loops::
 
 Actions may be :class:`WorkflowAction` or plain dicts of the same fields.
 
+Several replicas (``server-router``'s, or servers started elsewhere): give
+the router's URL, or a list of the replicas' URLs. Clients made with the
+same list start on its URLs in turn, and a reset refused for capacity
+(``CAPACITY_REACHED``) is tried on the next URL before it fails::
+
+    clients = [WorkflowClient(["http://10.0.0.5:8000", "http://10.0.0.6:8000"]).sync() for _ in range(64)]
+
 Many episodes over the same connection, one message each way per step of
 all of them (the wire format is in ``server/http/batch.py``)::
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +50,9 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.protocol import State as WsState
 
 from workflow_orchestrator.models import GradeResponse, GradeResult, WorkflowAction, WorkflowObservation, WorkflowState
+
+# Where the next client given a list of URLs starts in it, so that clients spread over the replicas.
+_next_start = itertools.count()
 
 
 @dataclass(slots=True)
@@ -79,16 +90,24 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
 
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:8000",
+        base_url: str | Sequence[str] = "http://127.0.0.1:8000",
         token: str | None = None,
         validate: bool = True,
         connect_timeout_s: float = 10.0,
         message_timeout_s: float = 60.0,
         headers: Mapping[str, str] | None = None,
+        spread: bool = True,
     ) -> None:
         merged = dict(headers or {})
         if token:
             merged["Authorization"] = f"Bearer {token}"
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("base_url: give a URL, or a list of at least one")
+        start = next(_next_start) % len(urls) if spread and len(urls) > 1 else 0
+        # The URLs in the order this client tries them; the first is the one in use.
+        self._urls = urls[start:] + urls[:start]
+        base_url = self._urls[0]
         super().__init__(
             base_url,
             connect_timeout_s=connect_timeout_s,
@@ -207,9 +226,30 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
 
     async def _reset_async(self, **kwargs: Any) -> StepResult[WorkflowObservation]:
         self.episode_secret = None  # the answer brings the new episode's
-        result = await super()._reset_async(**{name: value for name, value in kwargs.items() if value is not None})
+        options = {name: value for name, value in kwargs.items() if value is not None}
+        for attempt in range(len(self._urls)):
+            try:
+                result = await super()._reset_async(**options)
+                break
+            except RuntimeError as exc:
+                if "CAPACITY_REACHED" not in str(exc) or attempt == len(self._urls) - 1:
+                    raise
+                await self._next_url()
         self.episode_id = result.observation.episode_id
         return result
+
+    async def _next_url(self) -> None:
+        """Move to the next URL of the list (its server refused the session: it is full)."""
+        if self._ws is not None:
+            try:
+                await self._ws.close()
+            except Exception:  # already closed by the server
+                pass
+            self._ws = None
+            self._ws_loop = None
+        self._urls.append(self._urls.pop(0))
+        self._set_base_url(self._urls[0])
+        self._http_url = _http_url(self._urls[0])
 
     async def _grade_async(self) -> GradeResponse:
         if self.episode_id is None:

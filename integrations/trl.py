@@ -92,10 +92,11 @@ class _LocalTransport:
 class _RemoteTransport:
     """Episodes on a server, over one WebSocket session (opened at the first reset)."""
 
-    def __init__(self, base_url: str, token: str | None) -> None:
+    def __init__(self, base_url: str | list[str], token: str | None) -> None:
         from workflow_orchestrator.client import WorkflowClient
 
-        self._client = WorkflowClient(base_url, token=token).sync()
+        # The factory already chose where this instance starts in a list of URLs.
+        self._client = WorkflowClient(base_url, token=token, spread=False).sync()
         self._connected = False
 
     def reset(self, task_id: str, seed: int | None, worker_count: int | None, reward_mode: str) -> dict[str, Any]:
@@ -272,8 +273,9 @@ class WorkflowToolEnv:
 class WorkflowEnvFactory:
     """The ``environment_factory`` for ``GRPOTrainer``: each call makes one :class:`WorkflowToolEnv`.
 
-    ``base_url`` is a server's URL, or a list of them (instances go to them in
-    turn), or None for episodes in this process. ``token`` is the servers'
+    ``base_url`` is a server's URL (or a ``server-router``'s), or a list of
+    replicas' URLs (instances start on them in turn, and one whose replica is
+    full at its first reset moves to the next), or None for episodes in this process. ``token`` is the servers'
     bearer token, when they have one. ``reward`` is ``"grade"`` or
     ``"return"``; ``reward_mode`` the environment's per-step reward (``shaped``,
     ``grade`` or ``sparse``). :meth:`close` closes every instance made (their
@@ -291,7 +293,8 @@ class WorkflowEnvFactory:
         urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
         if base_url is not None and not urls:
             raise ValueError("base_url: give at least one URL, or None for episodes in this process")
-        self._urls = itertools.cycle(urls) if urls else None
+        self._urls = urls or None
+        self._turn = itertools.count()
         self._token = token
         self._reward: RewardMode = reward
         self._made: list[WorkflowToolEnv] = []
@@ -300,11 +303,15 @@ class WorkflowEnvFactory:
     def __call__(self) -> WorkflowToolEnv:
         with self._lock:
             transport: _Transport = (
-                _LocalTransport() if self._urls is None else _RemoteTransport(next(self._urls), self._token)
+                _LocalTransport() if self._urls is None else _RemoteTransport(self._rotated(self._urls), self._token)
             )
             env = WorkflowToolEnv(transport, reward=self._reward, reward_mode=self._step_rewards)
             self._made.append(env)
         return env
+
+    def _rotated(self, urls: list[str]) -> list[str]:
+        start = next(self._turn) % len(urls)
+        return urls[start:] + urls[:start]
 
     @property
     def instances(self) -> list[WorkflowToolEnv]:

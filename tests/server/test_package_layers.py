@@ -61,6 +61,19 @@ def test_the_server_imports_no_offline_tool() -> None:
     assert _violations(sources, OFFLINE) == []
 
 
+def test_the_server_imports_nothing_of_the_cluster_above_it() -> None:
+    sources = sorted((REPO_ROOT / "server").rglob("*.py"))
+    assert _violations(sources, (f"{PACKAGE}.cluster",)) == []
+
+
+def test_the_cluster_imports_no_offline_tool_and_only_the_servers_settings_and_app() -> None:
+    sources = sorted((REPO_ROOT / "cluster").rglob("*.py"))
+    assert sources
+    assert _violations(sources, OFFLINE) == []
+    server_imports = {name for path in sources for name in _imports(path) if name.startswith(f"{PACKAGE}.server")}
+    assert server_imports <= {f"{PACKAGE}.server.app", f"{PACKAGE}.server.http.settings"}
+
+
 def test_the_offline_tools_import_no_script() -> None:
     sources = [*sorted((REPO_ROOT / "oracle").rglob("*.py")), REPO_ROOT / "evaluation.py"]
     assert _violations(sources, SCRIPTS) == []
