@@ -12,12 +12,15 @@ RUN pip install --no-cache-dir uv==0.13.8
 
 WORKDIR /app
 
+# Optional extras, e.g. --build-arg EXTRAS="--extra ray" for replicas on Ray (KubeRay: see the README).
+ARG EXTRAS=""
+
 # Dependencies first, so that a code change does not reinstall them.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-dev --no-install-project $EXTRAS
 
 COPY . .
-RUN uv sync --frozen --no-dev --no-editable
+RUN uv sync --frozen --no-dev --no-editable $EXTRAS
 
 # Hugging Face Spaces run the container as user 1000.
 RUN useradd --create-home --uid 1000 user

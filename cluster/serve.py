@@ -27,16 +27,22 @@ logger = logging.getLogger("workflow_orchestrator.cluster")
 
 
 def router_config(router: Router, host: str, port: int, log_level: str = "warning", **extra: Any) -> Any:
-    """uvicorn's configuration for the router (uvloop, httptools, websockets-sansio)."""
+    """uvicorn's configuration for the router: uvloop, and the server's own bounded protocols
+    (header size, read and send timeouts, connection cap; see ``server/http/protocol.py``)."""
     import uvicorn
 
+    from workflow_orchestrator.server.http.protocol import ConnectionLimits, protocol_classes
+
+    limits = ConnectionLimits(max_connections=4096)
+    http_protocol, ws_protocol = protocol_classes(limits)
     return uvicorn.Config(
         router,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
+        http=http_protocol,
+        ws=ws_protocol,
+        limit_concurrency=limits.max_connections,
         lifespan="on",
         log_level=log_level,
         access_log=False,

@@ -66,12 +66,16 @@ def test_the_server_imports_nothing_of_the_cluster_above_it() -> None:
     assert _violations(sources, (f"{PACKAGE}.cluster",)) == []
 
 
-def test_the_cluster_imports_no_offline_tool_and_only_the_servers_settings_and_app() -> None:
+def test_the_cluster_imports_no_offline_tool_and_only_the_servers_entry_settings_and_protocols() -> None:
     sources = sorted((REPO_ROOT / "cluster").rglob("*.py"))
     assert sources
     assert _violations(sources, OFFLINE) == []
     server_imports = {name for path in sources for name in _imports(path) if name.startswith(f"{PACKAGE}.server")}
-    assert server_imports <= {f"{PACKAGE}.server.app", f"{PACKAGE}.server.http.settings"}
+    assert server_imports <= {
+        f"{PACKAGE}.server.app",
+        f"{PACKAGE}.server.http.settings",
+        f"{PACKAGE}.server.http.protocol",
+    }
 
 
 def test_the_offline_tools_import_no_script() -> None:
