@@ -123,7 +123,7 @@ def test_vf_eval_plays_and_scores_episodes_over_the_wire(live_server: RunningSer
         environ = {**os.environ, "FAKE_MODEL_KEY": "test", "XDG_CACHE_HOME": str(tmp_path / "cache")}
         environ.pop("VIRTUAL_ENV", None)
         run = subprocess.run(
-            [str(VF_EVAL), "@", str(config)], capture_output=True, text=True, timeout=240, env=environ, cwd=tmp_path
+            [str(VF_EVAL), "@", str(config)], capture_output=True, text=True, timeout=600, env=environ, cwd=tmp_path
         )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     [traces_file] = (tmp_path / "out").glob("*/traces.jsonl")
