@@ -42,7 +42,7 @@ from .model import EventKind, TaskSpec
 from .observation import render_workflow_text, workflow_observation
 from .rewards import RewardModel, StepFacts
 from .scenario import WorkflowFamily
-from .states import COMPLETED, FAILED, PENDING, READY, RUNNING, SUBTASK_STATUS
+from .states import COMPLETED, FAILED, IDLE, PENDING, READY, RUNNING, SUBTASK_STATUS
 
 if TYPE_CHECKING:
     from .episode import Episode
@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 ARENA_FAMILY = "arena"
 
 BENCHMARK_WEIGHTS: Mapping[ArenaGradeDimensionName, float] = {"completion": 0.40, "on_time": 0.35, "makespan": 0.25}
+# A task with a budget (``arena/expert``) adds a cost part, ``K = T x min(1, budget / spent)``: on-time work
+# within the budget.
+BUDGETED_WEIGHTS: Mapping[str, float] = {"completion": 0.05, "on_time": 0.55, "makespan": 0.20, "cost": 0.20}
+_PLAIN_WEIGHTS: Mapping[str, float] = {str(name): weight for name, weight in BENCHMARK_WEIGHTS.items()}
 
 # Per-step reward weights. A completion earns ``completion * p_i / p_max``
 # plus ``criticality * c_i``; a deadline met earns ``deadline_met * p_i /
@@ -103,13 +107,28 @@ class ArenaTables:
     dispatch_actions: tuple[dict[str, Any], ...]
     # The fields of each subtask view that never change, copied into every view.
     static_views: tuple[dict[str, Any], ...]
+    # Tasks with a budget (arena/expert): the money budget, and its grade's weights.
+    budget: float | None
+    weights: Mapping[str, float]
+    # The reliability every worker is shown with when the real ones are not declared, else None.
+    reliability_prior: float | None
+    # Capacity changes announced ahead of time ({"at", "workers"}), else None (hidden outages).
+    capacity_schedule: tuple[dict[str, int], ...] | None
+    # Per worker, its delegate (and retry) action for each subtask, when workers differ (else empty).
+    delegate_actions: tuple[tuple[dict[str, str], ...], ...]
+    retry_actions: tuple[tuple[dict[str, str], ...], ...]
 
     @classmethod
     def build(cls, spec: TaskSpec, dag: DagIndex) -> ArenaTables:
         durations = dag.fastest_duration
         total_workers = spec.capacity
         critical = max(1, dag.critical_path_length)
-        lower_bound = max(dag.critical_path_length, math.ceil(sum(durations) / total_workers))
+        # Work over the workers' combined rate (each does 1 / speed units of work per time unit;
+        # with workers of speed 1, the work spread over every worker).
+        rate = sum(1.0 / max(1, agent.speed) for agent in spec.agents) if spec.agents else float(total_workers)
+        if all(agent.speed == 1 for agent in spec.agents):
+            rate = float(total_workers)
+        lower_bound = max(dag.critical_path_length, math.ceil(sum(durations) / rate - 1e-9))
         changes: dict[int, int] = {}
         for event in spec.events:
             if event.kind is EventKind.CAPACITY and event.value is not None:
@@ -125,6 +144,9 @@ class ArenaTables:
         criticality = tuple(
             round((dag.head_length[i] + dag.tail_length[i] - durations[i]) / critical, 4) for i in range(len(durations))
         )
+        prior = spec.parameters.get("reliability_prior")
+        announced = bool(spec.parameters.get("announced_outages") is not None)
+        named = len({(a.speed, a.cost) for a in spec.agents}) > 1
         return cls(
             total_workers=total_workers,
             time_budget=spec.time_limit,
@@ -151,6 +173,22 @@ class ArenaTables:
                 }
                 for i, s in enumerate(spec.subtasks)
             ),
+            budget=spec.budget,
+            weights=_PLAIN_WEIGHTS if spec.budget is None else BUDGETED_WEIGHTS,
+            reliability_prior=float(prior) if isinstance(prior, (int, float)) else None,
+            capacity_schedule=tuple({"at": at, "workers": w} for at, w in steps[1:]) if announced else None,
+            delegate_actions=tuple(
+                tuple({"action_type": "delegate", "subtask_id": s.id, "agent_name": a.name} for s in spec.subtasks)
+                for a in spec.agents
+            )
+            if named
+            else (),
+            retry_actions=tuple(
+                tuple({"action_type": "retry", "subtask_id": s.id, "agent_name": a.name} for s in spec.subtasks)
+                for a in spec.agents
+            )
+            if named
+            else (),
         )
 
     def capacity_at(self, t: int) -> int:
@@ -190,11 +228,22 @@ def _tables(episode: Episode) -> ArenaTables:
 def busy_worker_time(episode: Episode) -> int:
     """Worker-time spent working so far, finished attempts and running ones.
 
-    Arena workers cost 1 per time unit, so the cost charged for finished
-    attempts is exactly their worker-time.
+    Workers of the interchangeable presets cost 1 per time unit, so the cost
+    charged for finished attempts is exactly their worker-time; where costs
+    differ, from the finished attempts' durations (an arena attempt runs to its end).
     """
     running = sum(episode.now - episode.started_at[s] for s, st in enumerate(episode.status) if st == RUNNING)
-    return round(episode.budget_used) + running
+    if all(agent.cost == 1.0 for agent in episode.agents):
+        return round(episode.budget_used) + running
+    speed = {agent.name: agent.speed for agent in episode.agents}
+    total = running
+    for s, subtask in enumerate(episode.subtasks):
+        by = episode.completed_by[s]
+        if by >= 0:
+            total += max(1, episode.agents[by].speed * subtask.work)
+        for failure in episode.failures[s]:
+            total += max(1, speed[failure["agent"]] * subtask.work)
+    return total
 
 
 def success_metrics(episode: Episode, tables: ArenaTables | None = None) -> dict[str, Any]:
@@ -223,11 +272,14 @@ def success_metrics(episode: Episode, tables: ArenaTables | None = None) -> dict
     completion = done_priority / tables.total_priority
     on_time = on_time_priority / tables.total_priority
     makespan_score = efficiency(tables.lower_bound, now) if all_done else 0.0
-    score = (
-        BENCHMARK_WEIGHTS["completion"] * completion
-        + BENCHMARK_WEIGHTS["on_time"] * on_time
-        + BENCHMARK_WEIGHTS["makespan"] * makespan_score
-    )
+    weights = tables.weights
+    score = weights["completion"] * completion + weights["on_time"] * on_time + weights["makespan"] * makespan_score
+    extra: dict[str, Any] = {}
+    if tables.budget is not None:
+        spent = episode.budget_used
+        cost_score = on_time * (1.0 if spent <= tables.budget else tables.budget / spent)
+        score += weights["cost"] * cost_score
+        extra = {"budget_used": round(spent, 4), "cost_score": round(cost_score, 4)}
     return {
         "makespan": makespan,
         "lower_bound": tables.lower_bound,
@@ -239,6 +291,7 @@ def success_metrics(episode: Episode, tables: ArenaTables | None = None) -> dict
         "on_time_priority_completion": round(on_time, 4),
         "makespan_score": round(makespan_score, 4),
         "benchmark_score": round(unit(score), 4),
+        **extra,
     }
 
 
@@ -321,11 +374,27 @@ def add_arena_views(episode: Episode, observation: dict[str, Any]) -> None:
         ],
         "success_metrics": success_metrics(episode, tables),
     }
+    arena = observation["arena"]
+    if tables.capacity_schedule is not None:
+        arena["capacity_schedule"] = [dict(change) for change in tables.capacity_schedule]
+    if tables.budget is not None:
+        arena["budget"] = tables.budget
+        arena["budget_left"] = round(tables.budget - episode.budget_used, 4)
+    if tables.delegate_actions:
+        arena["worker_record"] = worker_record(episode)
     if episode.done:
         observation["legal_actions"] = []
         return
     legal: list[dict[str, Any]] = []
-    if free > 0:
+    if free > 0 and tables.delegate_actions:
+        # Workers differ: every (startable subtask, idle worker) pair is an action of its own.
+        idle = [a for a, st in enumerate(episode.agent_status) if st == IDLE]
+        for s, st in enumerate(status):
+            if st == READY:
+                legal.extend(tables.delegate_actions[a][s] for a in idle)
+            elif st == FAILED:
+                legal.extend(tables.retry_actions[a][s] for a in idle if (s, a) not in episode.known_permanent)
+    elif free > 0:
         actions = tables.dispatch_actions
         legal.extend(actions[s] for s, st in enumerate(status) if st == READY or st == FAILED)
     # Always: a wait with nothing running lasts one time unit, so its legality tells nothing
@@ -337,6 +406,26 @@ def add_arena_views(episode: Episode, observation: dict[str, Any]) -> None:
 _WAIT: dict[str, Any] = {"action_type": "wait"}
 
 
+def worker_record(episode: Episode) -> list[dict[str, Any]]:
+    """Per worker, what the episode showed of it so far: finished attempts and failures
+    (the evidence for its reliability when it is not declared)."""
+    finished = [0] * len(episode.agents)
+    failed = [0] * len(episode.agents)
+    index = {agent.name: a for a, agent in enumerate(episode.agents)}
+    for s in range(len(episode.subtasks)):
+        by = episode.completed_by[s]
+        if by >= 0:
+            finished[by] += 1
+        for failure in episode.failures[s]:
+            a = index[failure["agent"]]
+            finished[a] += 1
+            failed[a] += 1
+    return [
+        {"worker": agent.name, "finished_attempts": finished[a], "failures": failed[a]}
+        for a, agent in enumerate(episode.agents)
+    ]
+
+
 def render_arena_lines(arena: Mapping[str, Any]) -> list[str]:
     """Text lines of the arena views for an LLM prompt."""
     lines = [
@@ -345,6 +434,22 @@ def render_arena_lines(arena: Mapping[str, Any]) -> list[str]:
     ]
     if arena["time_budget"] is not None:
         lines.append(f"Time budget {arena['time_budget']}, {arena['time_left']} left.")
+    if "budget" in arena:
+        lines.append(f"Budget {arena['budget']}, {arena['budget_left']} left.")
+    if "capacity_schedule" in arena:
+        lines.append(
+            "Announced capacity: "
+            + (", ".join(f"t={c['at']}: {c['workers']} usable" for c in arena["capacity_schedule"]) or "no outage")
+            + "."
+        )
+    if "worker_record" in arena:
+        lines.append(
+            "Worker record: "
+            + ", ".join(
+                f"{w['worker']} {w['failures']} failed of {w['finished_attempts']}" for w in arena["worker_record"]
+            )
+            + "."
+        )
     lines.append(
         "Ready: "
         + (", ".join(arena["ready"]) or "none")
@@ -466,13 +571,16 @@ class ArenaRewards:
 
 
 def grade_arena(episode: Episode) -> dict[str, Any]:
-    """The arena grade: ``benchmark_score`` with its three parts and the metrics."""
-    metrics = success_metrics(episode)
+    """The arena grade: ``benchmark_score`` with its three parts (four with a budget) and the metrics."""
+    tables = _tables(episode)
+    metrics = success_metrics(episode, tables)
     breakdown = {
         "completion": metrics["weighted_priority_completion"],
         "on_time": metrics["on_time_priority_completion"],
         "makespan": metrics["makespan_score"],
     }
+    if tables.budget is not None:
+        breakdown["cost"] = metrics["cost_score"]
     # Every error, including those of a step beyond the rows its log keeps.
     invalid = episode.invalid_count
     return {
@@ -480,7 +588,7 @@ def grade_arena(episode: Episode) -> dict[str, Any]:
         "seed": episode.seed,
         "score": metrics["benchmark_score"],
         "breakdown": breakdown,
-        "weights": dict(BENCHMARK_WEIGHTS),
+        "weights": dict(tables.weights),
         "activity_gate": 1.0,
         "finished": episode.done,
         "counts": {
@@ -533,6 +641,12 @@ def arena_dispatch(arena: Mapping[str, Any]) -> dict[str, Any]:
     return {"action_type": "dispatch", "task_ids": [v["id"] for v in candidates[:free]]}
 
 
+def _action_label(action: Mapping[str, Any]) -> str:
+    if action["action_type"] == "dispatch":
+        return "dispatch(" + ",".join(action["task_ids"]) + ")."
+    return "wait()."
+
+
 # ---------------------------------------------------------------------- family
 
 
@@ -551,6 +665,17 @@ class ArenaFamily(WorkflowFamily):
         # Workers are interchangeable: the hint's starts name subtasks only, as the arena's dispatch does.
         observation = workflow_observation(episode, named_agents=False)
         add_arena_views(episode, observation)
+        tables = _tables(episode)
+        if tables.delegate_actions and not episode.done:
+            # Workers differ: the hint's action is the built-in heuristic's move (the episode gives an
+            # unnamed start the cheapest idle worker), after the situations it lists.
+            hint = observation["hint"]
+            head = hint.rsplit(" Do: ", 1)[0]
+            observation["hint"] = head + " Do: " + _action_label(arena_dispatch(observation["arena"]))
+        prior = tables.reliability_prior
+        if prior is not None:
+            # Reliabilities not declared: every worker is shown with the prior.
+            observation["agents"] = [{**view, "reliability": prior} for view in observation["agents"]]
         return observation
 
     def grade(self, episode: Episode) -> dict[str, Any]:

@@ -39,7 +39,7 @@ SCENARIO_DIMENSIONS: Mapping[str, str] = MappingProxyType(
     }
 )
 
-# The three parts of the arena's benchmark score (see arena.py for the symbols).
+# The parts of the arena's benchmark score (see arena.py for the symbols; cost only with a budget).
 ARENA_DIMENSIONS: Mapping[str, str] = MappingProxyType(
     {
         "completion": "Priority-weighted completion: the priorities of the completed subtasks / all priorities.",
@@ -47,6 +47,8 @@ ARENA_DIMENSIONS: Mapping[str, str] = MappingProxyType(
         "deadline / all priorities.",
         "makespan": "A lower bound on the makespan (the critical path, or the work spread over every worker) / "
         "the makespan, when every subtask completed; else 0.",
+        "cost": "On-time completion within the budget (tasks with a budget, arena/expert): the on-time part, times "
+        "budget / spent when more than the budget was spent.",
     }
 )
 

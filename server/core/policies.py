@@ -242,6 +242,8 @@ class SlackPolicy(HeuristicPolicy):
     def act(self, observation: Observation) -> ActionDict:
         arena = observation.get("arena")
         if arena is not None:
+            if "worker_record" in arena:
+                return _arena_workers_by_slack(observation, arena)
             return _arena_by_slack(arena)
         return super().act(observation)
 
@@ -331,6 +333,71 @@ def _arena_by_slack(arena: dict[str, Any]) -> ActionDict:
 
     candidates.sort(key=order)
     return {"action_type": "dispatch", "task_ids": [v["id"] for v in candidates[:free]]}
+
+
+def _arena_workers_by_slack(observation: Observation, arena: dict[str, Any]) -> ActionDict:
+    """The slack policy where arena workers differ (``arena/expert``): startable subtasks by
+    least slack (the deadline, or the time budget along the chain, less the earliest finish at
+    the fastest speed), then priority; each to a worker chosen by expected time and cost, with
+    each worker's reliability estimated from its record (the shown prior counting as a few
+    attempts): the cheapest in expected cost unless it is expected to finish after the latest
+    finish that keeps the slack, else the fastest in expected time."""
+    free = arena["free_workers"]
+    views = arena["subtask_views"]
+    candidates = [v for v in views if v["status"] in ("ready", "failed")]
+    idle = [a for a in observation["agents"] if a["status"] == "idle"]
+    if free <= 0 or not candidates or not idle:
+        return dict(WAIT)
+    now = observation["time_used"]
+    fastest = min(a["speed"] for a in observation["agents"])
+    latest = {}
+    by_id = {v["id"]: v for v in views}
+    successors: dict[str, list[str]] = {v["id"]: [] for v in views}
+    for view in views:
+        for dep in view["depends_on"]:
+            successors[dep].append(view["id"])
+    limit = observation.get("time_limit")
+    horizon = float(limit) if limit is not None else float(10**9)
+
+    def latest_finish(node: str) -> float:
+        if node not in latest:
+            deadline = by_id[node]["deadline"]
+            finish = horizon if deadline is None else min(horizon, float(deadline))
+            for succ in successors[node]:
+                if by_id[succ]["status"] != "completed":
+                    finish = min(finish, latest_finish(succ) - fastest * by_id[succ]["duration"])
+            latest[node] = finish
+        return latest[node]
+
+    record = {w["worker"]: w for w in arena["worker_record"]}
+    reliability: dict[str, float] = {}
+    for agent in observation["agents"]:
+        seen = record.get(agent["name"], {"finished_attempts": 0, "failures": 0})
+        prior = float(agent["reliability"])
+        weight = 4.0
+        reliability[agent["name"]] = max(
+            0.05, (prior * weight + seen["finished_attempts"] - seen["failures"]) / (weight + seen["finished_attempts"])
+        )
+
+    def urgency(view: dict[str, Any]) -> tuple[float, int]:
+        return (latest_finish(view["id"]) - now - fastest * view["duration"], -view["priority"])
+
+    candidates.sort(key=urgency)
+    assignments: list[dict[str, str]] = []
+    for view in candidates[:free]:
+        if not idle:
+            break
+        work = view["duration"]
+        expected = {
+            a["name"]: max(1, a["speed"] * work) / reliability[a["name"]] for a in idle
+        }  # expected time to completion, retries included
+        cheapest = min(idle, key=lambda a: (float(a["cost"]) * expected[a["name"]], expected[a["name"]], a["name"]))
+        choice = cheapest
+        if now + expected[cheapest["name"]] > latest_finish(view["id"]):
+            choice = min(idle, key=lambda a: (expected[a["name"]], float(a["cost"]) * expected[a["name"]], a["name"]))
+        idle.remove(choice)
+        assignments.append({"subtask_id": view["id"], "agent_name": choice["name"]})
+    return {"action_type": "dispatch", "assignments": assignments}
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {

@@ -107,11 +107,13 @@ def observed_outcomes(observation: Mapping[str, Any]) -> dict[str, list[str | No
 
 def sampled_task(public: TaskSpec, hidden: TaskSpec) -> TaskSpec:
     """``public`` with the hidden facts of ``hidden`` (another draw of the same task):
-    its scheduled events and its agents' traps (by agent name)."""
+    its scheduled events, its agents' traps and their reliabilities (by agent name;
+    where reliabilities are not declared, arena/expert, they are hidden facts too)."""
     traps = {agent.name: agent for agent in hidden.agents}
     agents = tuple(
         dataclasses.replace(
             agent,
+            reliability=traps[agent.name].reliability if agent.name in traps else agent.reliability,
             never_succeeds=traps[agent.name].never_succeeds if agent.name in traps else frozenset(),
             fails_first=dict(traps[agent.name].fails_first) if agent.name in traps else {},
         )
