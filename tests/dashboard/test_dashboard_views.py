@@ -748,7 +748,9 @@ def test_every_grade_dimension_has_its_definition() -> None:
     assert set(SCENARIO_DIMENSIONS) == set(GRADE_DIMENSIONS)
     env = WorkflowEnv()
     env.reset("arena/easy", seed=1)
-    assert set(ARENA_DIMENSIONS) == set(env.grade()["breakdown"])
+    plain = set(env.grade()["breakdown"])
+    env.reset("arena/expert", seed=1)  # a task with a budget adds the cost part
+    assert set(ARENA_DIMENSIONS) == plain | set(env.grade()["breakdown"])
     grade = {"score": 0.5, "breakdown": {"patience": 0.0, "budget": 1.0}, "weights": {"patience": 0.5, "budget": 0.5}}
     shown = views.grade_html(grade)
     assert views.esc(SCENARIO_DIMENSIONS["patience"]) in shown
