@@ -103,7 +103,7 @@ def steps_per_second(env: WorkflowEnv, task_id: str, seconds: float = 0.4) -> fl
 
 def speed(rounds: int = 5) -> dict[str, object]:
     registry = TaskRegistry()
-    registry.add_family(ArenaFamily({**PRESETS, "fifty": FIFTY}))
+    registry.add_family(ArenaFamily({**PRESETS, **EXPERT_PRESETS, "fifty": FIFTY}))
     env = WorkflowEnv(registry)
     generate = statistics.median(generation_ms() for _ in range(rounds))
     reset = statistics.median(reset_ms(env, first_seed=1000 * r) for r in range(rounds))
