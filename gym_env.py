@@ -139,17 +139,25 @@ def env_id(task_id: str) -> str:
     return f"{NAMESPACE}/{task_id.replace('/', '-')}-v{VERSION}"
 
 
-def env_ids() -> list[str]:
+# Tasks whose spaces no family layout holds: arena/expert (up to 120 subtasks, and its
+# choice of worker is no part of the arena's dispatch space).
+NOT_GYM_TASKS = ("arena/expert",)
+
+
+def gym_task_ids() -> list[str]:
+    """The tasks registered as Gymnasium environments: every task but :data:`NOT_GYM_TASKS`."""
     from workflow_orchestrator.server.tasks import default_registry
 
-    return [env_id(t) for t in default_registry().task_ids()]
+    return [t for t in default_registry().task_ids() if t not in NOT_GYM_TASKS]
+
+
+def env_ids() -> list[str]:
+    return [env_id(t) for t in gym_task_ids()]
 
 
 def register_envs() -> None:
-    """Register ``WorkflowOrchestrator/<task>-v0`` for every task (done on import)."""
-    from workflow_orchestrator.server.tasks import default_registry
-
-    for task_id in default_registry().task_ids():
+    """Register ``WorkflowOrchestrator/<task>-v0`` for every task of :func:`gym_task_ids` (done on import)."""
+    for task_id in gym_task_ids():
         name = env_id(task_id)
         if name not in gymnasium.registry:
             gymnasium.register(id=name, entry_point=f"{__name__}:WorkflowGymEnv", kwargs={"task_id": task_id})

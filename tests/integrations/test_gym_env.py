@@ -11,12 +11,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from workflow_orchestrator import WorkflowEnv
-from workflow_orchestrator.gym_env import WorkflowGymEnv, env_id, env_ids
+from workflow_orchestrator.gym_env import WorkflowGymEnv, env_id, env_ids, gym_task_ids
 from workflow_orchestrator.server.core.policies import make_policy
-from workflow_orchestrator.server.tasks import default_registry
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS, TRAINING_SEEDS
 
-TASKS = default_registry().task_ids()
+TASKS = gym_task_ids()
 
 
 def test_every_task_has_a_registered_id() -> None:
