@@ -43,7 +43,7 @@ class ReplicaServer:
         if host is None:
             import ray
 
-            host = str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+            host = str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call,unused-ignore]
         self.name = name
         self.prefix = f"{name}-{secrets.token_hex(2)}"
         listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
