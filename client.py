@@ -268,6 +268,26 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
             raise RuntimeError(f"grading failed ({response.status_code}): {response.text}")
         return GradeResponse.model_validate_json(response.content)
 
+    async def _state_async(self) -> WorkflowState:
+        """The episode's state with its whole history: the server sends a long one a page at a
+        time (``history`` says where the next page starts), so the pages are fetched and joined."""
+        data = (await self._send_and_receive({"type": "state"})).get("data", {})
+        history = data.get("history") or {}
+        trace, events = list(data.get("trace", [])), list(data.get("events", []))
+        while history.get("trace_next") is not None or history.get("events_next") is not None:
+            cursor = {
+                "trace_from": _next_or_end(history, "trace"),
+                "events_from": _next_or_end(history, "events"),
+            }
+            page = (await self._send_and_receive({"type": "state", "data": cursor})).get("data", {})
+            trace.extend(page.get("trace", []))
+            events.extend(page.get("events", []))
+            history = page.get("history") or {}
+        data["trace"], data["events"] = trace, events
+        if "history" in data:
+            data["history"] = {**data["history"], "trace_next": None, "events_next": None, "complete": True}
+        return self._parse_state(data)
+
     # ------------------------------------------------------------------ EnvClient hooks
 
     def _step_payload(self, action: WorkflowAction | Mapping[str, Any]) -> dict[str, Any]:
@@ -290,6 +310,12 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
 
     def _parse_state(self, payload: dict[str, Any]) -> WorkflowState:
         return WorkflowState.model_validate(payload) if self._validate else WorkflowState.model_construct(**payload)
+
+
+def _next_or_end(history: Mapping[str, Any], name: str) -> int:
+    """Where the next page of one history list starts; its end when it is complete."""
+    following = history.get(f"{name}_next")
+    return int(history.get(f"{name}_total", 0) if following is None else following)
 
 
 def _http_url(base_url: str) -> str:

@@ -39,6 +39,7 @@ no locks.
 
 from __future__ import annotations
 
+import bisect
 import concurrent.futures
 import hashlib
 import hmac
@@ -146,39 +147,170 @@ class StoredEpisode:
             return not self.chosen_id
         return hmac.compare_digest(secret.encode(), self.secret.encode())
 
-    def serialized_history(self) -> tuple[list[orjson.Fragment], list[orjson.Fragment]]:
+    def serialized_history(self) -> JsonHistory:
         """The episode's action trace and event log, each entry serialized once (see :class:`JsonHistory`)."""
         core = self.env.episode
         if self.history is None or self.history.episode is not core:
             self.history = JsonHistory(core)
-        return self.history.update()
+        self.history.update()
+        return self.history
+
+
+# How much of an episode's history (its action trace and its event log) one
+# answer carries: at most HISTORY_PAGE_ENTRIES entries of each list (fewer if
+# the client asks), and no more entries of a list than fit in
+# HISTORY_PAGE_BYTES of JSON (always at least one). A whole honest episode of
+# any task fits in one page many times over (the largest seen: 111 events,
+# 64 trace entries, 15 KB); an episode flooded with the largest invalid
+# actions (5 MB of history) takes about 20 pages.
+HISTORY_PAGE_ENTRIES = 10_000
+HISTORY_PAGE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """Which part of an episode's history an answer carries: the first entry of each list, and how many."""
+
+    trace_from: int = 0
+    events_from: int = 0
+    limit: int = HISTORY_PAGE_ENTRIES
+
+    @classmethod
+    def parse(cls, data: Any) -> HistoryPage:
+        """From a WebSocket ``state`` message's data (None or a mapping); raises ``ValueError`` for bad fields."""
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ValueError("a state message's data must be an object (or absent)")
+        unknown = sorted(set(data) - {"trace_from", "events_from", "history_limit"})
+        if unknown:
+            raise ValueError(f"unknown state fields: {', '.join(unknown)}; use trace_from, events_from, history_limit")
+        values = []
+        for name, default, top in (
+            ("trace_from", 0, None),
+            ("events_from", 0, None),
+            ("history_limit", HISTORY_PAGE_ENTRIES, HISTORY_PAGE_ENTRIES),
+        ):
+            value = data.get(name, default)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (top is not None and value > top):
+                bound = f"from 0 to {top}" if top is not None else "0 or more"
+                raise ValueError(f"{name} must be an integer {bound}")
+            values.append(value)
+        return cls(*values)
+
+
+def page_of(fragments: list[orjson.Fragment], ends: list[int], start: int, limit: int) -> tuple[list[Any], int | None]:
+    """Entries of one list from ``start`` on, within the page's bounds; and where the next page starts (or None).
+
+    ``ends[i]`` is the JSON size of entries ``0..i`` together.
+    """
+    total = len(fragments)
+    if start >= total or limit == 0:
+        return [], (start if start < total else None)
+    stop = min(total, start + limit)
+    before = ends[start - 1] if start else 0
+    # The entries whose sizes together fit in the byte budget, and always the first.
+    fit = bisect.bisect_right(ends, before + HISTORY_PAGE_BYTES, start, stop)
+    stop = max(start + 1, fit)
+    return fragments[start:stop], (stop if stop < total else None)
+
+
+def page_of_records(records: list[Any], start: int, limit: int) -> tuple[list[Any], int | None]:
+    """:func:`page_of` for plain entries (an archived episode's), serialized for their sizes up to the page's end."""
+    total = len(records)
+    if start >= total or limit == 0:
+        return [], (start if start < total else None)
+    page: list[Any] = []
+    size = 0
+    index = start
+    while index < total and len(page) < limit:
+        data = orjson.dumps(records[index])
+        if page and size + len(data) > HISTORY_PAGE_BYTES:
+            break
+        size += len(data)
+        page.append(orjson.Fragment(data))
+        index += 1
+    return page, (index if index < total else None)
+
+
+def history_answer(
+    trace: tuple[list[Any], int | None],
+    events: tuple[list[Any], int | None],
+    totals: tuple[int, int],
+    page: HistoryPage,
+) -> dict[str, Any]:
+    """An answer's ``trace``, ``events`` and ``history`` (how many entries exist, where the next page starts)."""
+    return {
+        "trace": trace[0],
+        "events": events[0],
+        "history": {
+            "trace_total": totals[0],
+            "trace_from": page.trace_from,
+            "trace_next": trace[1],
+            "events_total": totals[1],
+            "events_from": page.events_from,
+            "events_next": events[1],
+            "complete": trace[1] is None and events[1] is None,
+        },
+    }
+
+
+def archived_history(record: ArchivedEpisode, page: HistoryPage) -> dict[str, Any]:
+    """One page of an archived episode's history (see :func:`history_answer`)."""
+    return history_answer(
+        page_of_records(record.trace, page.trace_from, page.limit),
+        page_of_records(record.events, page.events_from, page.limit),
+        (len(record.trace), len(record.events)),
+        page,
+    )
 
 
 class JsonHistory:
     """An episode's action trace and event log as JSON fragments, each entry serialized once.
 
     ``GET /state``, the WebSocket ``state`` and ``/episodes/{id}`` carry the
-    whole history. Rebuilt at every read, it cost time on the event loop in
-    proportion to the episode's length (over 30 ms for a long episode of the
-    largest invalid actions, during which no other client was answered); the
-    trace and the log only grow, so the entries already serialized are kept
-    and a read serializes only the new ones. Read on the event loop, between
-    steps, so a read sees the episode between two steps."""
+    history, a page at a time (:class:`HistoryPage`). Rebuilt at every read,
+    it cost time on the event loop in proportion to the episode's length
+    (over 30 ms for a long episode of the largest invalid actions, during
+    which no other client was answered); the trace and the log only grow, so
+    the entries already serialized are kept, with their running JSON sizes
+    (for the pages' byte bound), and a read serializes only the new ones.
+    Read on the event loop, between steps, so a read sees the episode
+    between two steps."""
 
-    __slots__ = ("episode", "events", "trace")
+    __slots__ = ("episode", "events", "events_ends", "trace", "trace_ends")
 
     def __init__(self, episode: Any) -> None:
         self.episode = episode
         self.trace: list[orjson.Fragment] = []
         self.events: list[orjson.Fragment] = []
+        self.trace_ends: list[int] = []
+        self.events_ends: list[int] = []
 
-    def update(self) -> tuple[list[orjson.Fragment], list[orjson.Fragment]]:
-        core, trace, events = self.episode, self.trace, self.events
-        if len(trace) < core.trace_length:
-            trace.extend([orjson.Fragment(orjson.dumps(entry)) for entry in core.trace_since(len(trace))])
-        if len(events) < len(core.log):
-            events.extend([orjson.Fragment(orjson.dumps(record)) for record in core.log.records_since(len(events))])
-        return trace, events
+    def update(self) -> None:
+        core = self.episode
+        if len(self.trace) < core.trace_length:
+            _extend(self.trace, self.trace_ends, core.trace_since(len(self.trace)))
+        if len(self.events) < len(core.log):
+            _extend(self.events, self.events_ends, core.log.records_since(len(self.events)))
+
+    def page(self, page: HistoryPage) -> dict[str, Any]:
+        """One page of the history (see :func:`history_answer`)."""
+        return history_answer(
+            page_of(self.trace, self.trace_ends, page.trace_from, page.limit),
+            page_of(self.events, self.events_ends, page.events_from, page.limit),
+            (len(self.trace), len(self.events)),
+            page,
+        )
+
+
+def _extend(fragments: list[orjson.Fragment], ends: list[int], entries: list[dict[str, Any]]) -> None:
+    size = ends[-1] if ends else 0
+    for entry in entries:
+        data = orjson.dumps(entry)
+        size += len(data)
+        fragments.append(orjson.Fragment(data))
+        ends.append(size)
 
 
 def secret_digest(secret: str) -> str:
@@ -551,10 +683,11 @@ class WorkflowEnvironment(Environment[WorkflowAction, WorkflowObservation, Workf
         episode = self._episode
         return envelope(self._store.step(episode, action.to_core()), episode.episode_id)
 
-    def state_payload(self, serialized: bool = False) -> dict[str, Any]:
+    def state_payload(self, page: HistoryPage | None = None) -> dict[str, Any]:
+        """The current episode's state: with ``page``, that page of its history (as the wire carries it)."""
         if self._episode is None:
             raise RuntimeError("no episode yet: send a reset first")
-        return episode_state(self._episode, serialized)
+        return episode_state(self._episode, page)
 
     # ---------------------------------------------------------------- openenv API
 
@@ -647,14 +780,14 @@ def observation_model(wire: dict[str, Any]) -> WorkflowObservation:
     return WorkflowObservation.model_construct(**fields)
 
 
-def episode_state(episode: StoredEpisode, serialized: bool = False) -> dict[str, Any]:
-    """The full state of an episode as plain data, with its id. ``serialized``:
-    its ``trace`` and ``events`` are lists of JSON fragments, kept from read to
-    read (for an answer serialized at once with orjson; see :class:`JsonHistory`)."""
-    if serialized:
-        trace, events = episode.serialized_history()
+def episode_state(episode: StoredEpisode, page: HistoryPage | None = None) -> dict[str, Any]:
+    """The state of an episode as plain data, with its id. With ``page``, its
+    ``trace`` and ``events`` are that page of its history (JSON fragments, kept
+    from read to read; see :class:`JsonHistory`), and ``history`` says which;
+    without, the whole history as dicts (for openenv's in-process API)."""
+    if page is not None:
         state = episode.env.state(history=False)
-        state["events"], state["trace"] = events, trace
+        state.update(episode.serialized_history().page(page))
     else:
         state = episode.env.state()
     state["episode_id"] = episode.episode_id

@@ -41,13 +41,16 @@ from workflow_orchestrator.models import (
 )
 from workflow_orchestrator.server.archive import ArchivedEpisode
 from workflow_orchestrator.server.environment import (
+    HISTORY_PAGE_ENTRIES,
     DuplicateEpisodeError,
     EpisodeForbiddenError,
     EpisodeNotFinishedError,
     EpisodeNotFoundError,
     EpisodeStore,
+    HistoryPage,
     StepCountMismatchError,
     StoredEpisode,
+    archived_history,
     archived_owned_by,
     envelope,
     episode_state,
@@ -89,6 +92,14 @@ def build_metadata() -> EnvironmentMetadata:
 
 # openenv's routes that this server replaces with episode-keeping ones.
 REPLACED_PATHS = frozenset({"/reset", "/step", "/state", "/schema", "/metadata", "/ws"})
+
+# The history's paging (see HistoryPage in environment.py), as GET /state and /episodes/{id} take it.
+PAGE_HELP = {
+    "trace_from": "the first action trace entry of this page (the answer's history.trace_next for the next page)",
+    "events_from": "the first event log entry of this page (the answer's history.events_next for the next page)",
+    "history_limit": "at most this many entries of each list (0: none); a page also holds at most "
+    "256 KiB of each list's JSON",
+}
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -231,13 +242,19 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
         response_model=WorkflowState,
         responses=ERROR_RESPONSES,
         tags=["State Management"],
-        summary="The full state of the episode episode_id",
+        summary="The state of the episode episode_id, with a page of its history (the whole of a normal episode)",
     )
     async def state(
         episode_id: str = Query(min_length=1, max_length=64),
+        trace_from: int = Query(0, ge=0, description=PAGE_HELP["trace_from"]),
+        events_from: int = Query(0, ge=0, description=PAGE_HELP["events_from"]),
+        history_limit: int = Query(
+            HISTORY_PAGE_ENTRIES, ge=0, le=HISTORY_PAGE_ENTRIES, description=PAGE_HELP["history_limit"]
+        ),
         secret: str | None = Header(default=None, alias=SECRET_HEADER, max_length=128),
     ) -> Response:
-        return json_response(episode_state(lookup(episode_id, secret), serialized=True))
+        page = HistoryPage(trace_from, events_from, history_limit)
+        return json_response(episode_state(lookup(episode_id, secret), page))
 
     @app.get(
         "/schema",
@@ -334,35 +351,33 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
         response_model=EpisodeRecord,
         responses=ERROR_RESPONSES,
         tags=["State Management"],
-        summary="The event log and action trace of an episode (finished ones also from the archive)",
+        summary="The event log and action trace of an episode, a page at a time (finished ones also from the archive)",
     )
     async def episode_record(
         episode_id: str = Path(min_length=1, max_length=64),
+        trace_from: int = Query(0, ge=0, description=PAGE_HELP["trace_from"]),
+        events_from: int = Query(0, ge=0, description=PAGE_HELP["events_from"]),
+        history_limit: int = Query(
+            HISTORY_PAGE_ENTRIES, ge=0, le=HISTORY_PAGE_ENTRIES, description=PAGE_HELP["history_limit"]
+        ),
         secret: str | None = Header(default=None, alias=SECRET_HEADER, max_length=128),
     ) -> Response:
+        page = HistoryPage(trace_from, events_from, history_limit)
         found = await lookup_finished(episode_id, secret)
         if isinstance(found, ArchivedEpisode):
-            return json_response(
-                {
-                    "episode_id": found.episode_id,
-                    "task_id": found.task_id,
-                    "seed": found.seed,
-                    "done": True,
-                    "step_count": found.step_count,
-                    "events": found.events,
-                    "trace": found.trace,
-                }
-            )
-        trace, events = found.serialized_history()
+            done = True
+            history = archived_history(found, page)
+        else:
+            done = found.finished
+            history = found.serialized_history().page(page)
         return json_response(
             {
                 "episode_id": found.episode_id,
                 "task_id": found.task_id,
                 "seed": found.seed,
-                "done": found.finished,
+                "done": done,
                 "step_count": found.step_count,
-                "events": events,
-                "trace": trace,
+                **history,
             }
         )
 

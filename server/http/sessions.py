@@ -28,7 +28,12 @@ from workflow_orchestrator.models import (
     StateMessage,
     StepMessage,
 )
-from workflow_orchestrator.server.environment import EpisodeStore, WorkflowEnvironment, note_ignored_options
+from workflow_orchestrator.server.environment import (
+    EpisodeStore,
+    HistoryPage,
+    WorkflowEnvironment,
+    note_ignored_options,
+)
 from workflow_orchestrator.server.http.batch import BatchBudget, BatchCapacityError, BatchSession
 from workflow_orchestrator.server.http.responses import JSON_OPTIONS, describe_validation_errors
 from workflow_orchestrator.server.http.routes import archived, used_id_message
@@ -172,8 +177,12 @@ class SessionEndpoint:
                 )
                 return _observation_reply(note_ignored_options(payload, data.ignored_options()))
             if isinstance(message, StateMessage):
+                try:
+                    page = HistoryPage.parse(message.data)
+                except ValueError as exc:
+                    return _ws_error(f"invalid state message: {exc}", WSErrorCode.VALIDATION_ERROR)
                 return orjson.dumps(
-                    {"type": "state", "data": environment.state_payload(serialized=True)}, option=JSON_OPTIONS
+                    {"type": "state", "data": environment.state_payload(page)}, option=JSON_OPTIONS
                 ).decode()
             return None
         except UnknownTaskError as exc:
