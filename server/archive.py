@@ -76,6 +76,10 @@ _COLUMNS = (
     "worker_count"
 )
 
+# The same columns with the trace and the event log left out (a grade needs neither; a
+# flooded episode's are megabytes of JSON to read and decode).
+_COLUMNS_WITHOUT_HISTORY = _COLUMNS.replace("trace, events", "X'5B5D', X'5B5D'")
+
 
 @dataclass(frozen=True, slots=True)
 class ArchiveLimits:
@@ -108,8 +112,9 @@ class ArchivedEpisode:
     finished_at: float
     step_count: int
     grade: dict[str, Any]
-    trace: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    # Entries as dicts (read back), or as JSON fragments (as the store hands them over).
+    trace: list[Any]
+    events: list[Any]
     size: int = 0
     # The worker count the episode was started with (generated tasks), so that it can be replayed.
     worker_count: int | None = None
@@ -154,11 +159,12 @@ class Archive:
     async def put(self, record: ArchivedEpisode) -> None:
         await asyncio.wrap_future(self.submit(self._put, record))
 
-    async def get(self, episode_id: str) -> ArchivedEpisode | None:
-        return await asyncio.wrap_future(self.submit(self._get, episode_id))
+    async def get(self, episode_id: str, history: bool = True) -> ArchivedEpisode | None:
+        """The archived episode; without ``history``, its ``trace`` and ``events`` are left empty (not read)."""
+        return await asyncio.wrap_future(self.submit(self._get, episode_id, history))
 
-    async def latest(self, task_id: str, client: str) -> ArchivedEpisode | None:
-        return await asyncio.wrap_future(self.submit(self._latest, task_id, client))
+    async def latest(self, task_id: str, client: str, history: bool = True) -> ArchivedEpisode | None:
+        return await asyncio.wrap_future(self.submit(self._latest, task_id, client, history))
 
     async def contains(self, episode_id: str) -> bool:
         return await asyncio.wrap_future(self.submit(self._contains, episode_id))
@@ -169,11 +175,11 @@ class Archive:
         """Write one finished episode and wait until it is committed; returns the bytes stored."""
         return self.submit(self._put, record).result()
 
-    def get_now(self, episode_id: str) -> ArchivedEpisode | None:
-        return self.submit(self._get, episode_id).result()
+    def get_now(self, episode_id: str, history: bool = True) -> ArchivedEpisode | None:
+        return self.submit(self._get, episode_id, history).result()
 
-    def latest_now(self, task_id: str, client: str) -> ArchivedEpisode | None:
-        return self.submit(self._latest, task_id, client).result()
+    def latest_now(self, task_id: str, client: str, history: bool = True) -> ArchivedEpisode | None:
+        return self.submit(self._latest, task_id, client, history).result()
 
     def contains_now(self, episode_id: str) -> bool:
         return self.submit(self._contains, episode_id).result()
@@ -220,16 +226,18 @@ class Archive:
             self._trim(connection)
         return size
 
-    def _get(self, episode_id: str) -> ArchivedEpisode | None:
-        row = self._require().execute(f"SELECT {_COLUMNS} FROM episodes WHERE episode_id = ?", (episode_id,)).fetchone()
+    def _get(self, episode_id: str, history: bool = True) -> ArchivedEpisode | None:
+        columns = _COLUMNS if history else _COLUMNS_WITHOUT_HISTORY
+        row = self._require().execute(f"SELECT {columns} FROM episodes WHERE episode_id = ?", (episode_id,)).fetchone()
         return None if row is None else _record(row)
 
-    def _latest(self, task_id: str, client: str) -> ArchivedEpisode | None:
+    def _latest(self, task_id: str, client: str, history: bool = True) -> ArchivedEpisode | None:
         """The most recently finished episode of ``task_id`` started by ``client``."""
+        columns = _COLUMNS if history else _COLUMNS_WITHOUT_HISTORY
         row = (
             self._require()
             .execute(
-                f"SELECT {_COLUMNS} FROM episodes WHERE task_id = ? AND client = ? ORDER BY seq DESC LIMIT 1",
+                f"SELECT {columns} FROM episodes WHERE task_id = ? AND client = ? ORDER BY seq DESC LIMIT 1",
                 (task_id, client),
             )
             .fetchone()

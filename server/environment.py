@@ -45,6 +45,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -278,7 +279,7 @@ class JsonHistory:
     Read on the event loop, between steps, so a read sees the episode
     between two steps."""
 
-    __slots__ = ("episode", "events", "events_ends", "trace", "trace_ends")
+    __slots__ = ("episode", "events", "events_ends", "lock", "trace", "trace_ends")
 
     def __init__(self, episode: Any) -> None:
         self.episode = episode
@@ -286,13 +287,16 @@ class JsonHistory:
         self.events: list[orjson.Fragment] = []
         self.trace_ends: list[int] = []
         self.events_ends: list[int] = []
+        # The archive's thread completes the history of a finished episode too (see archive_record).
+        self.lock = threading.Lock()
 
     def update(self) -> None:
         core = self.episode
-        if len(self.trace) < core.trace_length:
-            _extend(self.trace, self.trace_ends, core.trace_since(len(self.trace)))
-        if len(self.events) < len(core.log):
-            _extend(self.events, self.events_ends, core.log.records_since(len(self.events)))
+        with self.lock:
+            if len(self.trace) < core.trace_length:
+                _extend(self.trace, self.trace_ends, core.trace_since(len(self.trace)))
+            if len(self.events) < len(core.log):
+                _extend(self.events, self.events_ends, core.log.records_since(len(self.events)))
 
     def page(self, page: HistoryPage) -> dict[str, Any]:
         """One page of the history (see :func:`history_answer`)."""
@@ -589,9 +593,22 @@ class EpisodeStore:
 
 
 def archive_record(episode: StoredEpisode, finished_at: float) -> ArchivedEpisode:
-    """A finished episode as the archive keeps it (built on the archive's thread: the episode no longer changes)."""
+    """A finished episode as the archive keeps it (built on the archive's thread: the episode no longer changes).
+
+    When its history was read, the trace and the log are the JSON fragments
+    already made for the answers (completed here): the archive's thread then
+    builds no dicts and serializes only what no answer did, work that holds
+    the interpreter's lock, which the event loop waits for (a flooded
+    arena/hard episode: about 40 ms to rebuild its trace as dicts)."""
     core = episode.env.episode
     assert core is not None
+    history = episode.history
+    if history is not None and history.episode is core:
+        history.update()
+        trace: list[Any] = list(history.trace)
+        events: list[Any] = list(history.events)
+    else:
+        trace, events = list(core.trace), core.log.records
     return ArchivedEpisode(
         episode_id=episode.episode_id,
         owner=secret_digest(episode.secret),
@@ -602,8 +619,8 @@ def archive_record(episode: StoredEpisode, finished_at: float) -> ArchivedEpisod
         finished_at=finished_at,
         step_count=episode.step_count,
         grade=episode.env.grade(),
-        trace=list(core.trace),
-        events=core.log.records,
+        trace=trace,
+        events=events,
         worker_count=episode.worker_count,
     )
 

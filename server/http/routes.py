@@ -163,14 +163,17 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
         except EpisodeForbiddenError as exc:
             raise ApiError(403, "episode_forbidden", str(exc)) from None
 
-    async def lookup_finished(episode_id: str, secret: str | None) -> StoredEpisode | ArchivedEpisode:
-        """A stored episode, else (when it left the store) the archived one; owner checked either way."""
+    async def lookup_finished(
+        episode_id: str, secret: str | None, history: bool = True
+    ) -> StoredEpisode | ArchivedEpisode:
+        """A stored episode, else (when it left the store) the archived one (without its trace and
+        events unless ``history``); owner checked either way."""
         try:
             return lookup(episode_id, secret)
         except ApiError as error:
             if archive is None or error.status != 404:
                 raise
-            record = await archive.get(episode_id)
+            record = await archive.get(episode_id, history)
             if record is None:
                 raise
             if not archived_owned_by(record, secret):
@@ -299,7 +302,7 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
             )
         found: StoredEpisode | ArchivedEpisode
         if request.episode_id is not None:
-            found = await lookup_finished(request.episode_id, secret)
+            found = await lookup_finished(request.episode_id, secret, history=False)
             if request.task_id is not None and request.task_id != found.task_id:
                 raise ApiError(
                     422,
@@ -315,7 +318,7 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
             except UnknownTaskError as exc:
                 raise ApiError(422, "unknown_task", str(exc), {"task_id": registry.task_ids()[0]}) from None
             except EpisodeNotFoundError:
-                record = await archive.latest(request.task_id, client) if archive is not None else None
+                record = await archive.latest(request.task_id, client, history=False) if archive is not None else None
                 if record is None:
                     raise ApiError(
                         404,

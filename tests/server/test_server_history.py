@@ -207,3 +207,34 @@ def test_the_bound_holds_for_entries_larger_than_a_page(tmp_path: Path) -> None:
     assert len(first) == 1 and following == 1
     second, end = page_of_records(records, following, 100)
     assert len(second) == 2 and end is None
+
+
+def test_the_archive_takes_a_read_history_as_it_is_and_grades_without_reading_one(tmp_path: Path) -> None:
+    """A finished episode whose history was read goes to the archive as the fragments already made (the
+    archive's thread rebuilds no dicts); it reads back equal to the core's; a grade is read without it."""
+    from workflow_orchestrator.server.archive import Archive
+    from workflow_orchestrator.server.environment import archive_record
+
+    store = EpisodeStore(default_registry(), StoreLimits())
+    episode, observation = store.start(ARENA, 6)
+    steps = 0
+    while not observation["done"]:
+        observation = store.step(episode, FLOOD_ACTION if steps < 40 else {"action_type": "wait"})
+        steps += 1
+        if steps == 20:
+            episode_state(episode, HistoryPage())  # read: the first 20 steps are serialized
+    record = archive_record(episode, 1.0)
+    assert all(isinstance(entry, orjson.Fragment) for entry in record.trace + record.events)
+    expected = json.loads(json.dumps(episode.env.state()))
+    with Archive(tmp_path / "a.sqlite3") as archive:
+        archive.put_now(record)
+        back = archive.get_now(episode.episode_id)
+        assert back is not None and back.trace == expected["trace"] and back.events == expected["events"]
+        bare = archive.get_now(episode.episode_id, history=False)
+        assert bare is not None and bare.trace == [] and bare.events == [] and bare.grade == back.grade
+        latest = archive.latest_now(ARENA, "local", history=False)
+        assert latest is not None and latest.trace == [] and latest.grade == back.grade
+    unread, observation = store.start("easy", 2)
+    while not observation["done"]:
+        observation = store.step(unread, {"action_type": "wait"})
+    assert archive_record(unread, 1.0).trace == json.loads(json.dumps(unread.env.episode.trace))
