@@ -13,7 +13,16 @@ measures it from this process, so client and server share the machine:
   user's client would see it;
 * ``http_p50_ms`` / ``http_p99_ms``: ``POST /step`` over one keep-alive connection;
 * ``rss_idle_mb``: the server's resident memory after start-up, before any
-  traffic; ``rss_after_10k_episodes_mb``: after 10,000 more complete episodes.
+  traffic; ``rss_after_10k_episodes_mb``: after 10,000 more complete episodes;
+* ``ownership_ns``: what the ownership check adds to finding an episode by id
+  (in this process, on the store the server uses): the lookup without the
+  check (as before episodes had owners) and with it, for an id the server
+  made (no secret sent) and for a client-chosen id (its secret compared);
+* ``archive``: what the archive costs per finished episode (in this process):
+  whole heuristic episodes played through the store without an archive and
+  with one (the default SQLite file, WAL, synchronous FULL), each finishing
+  step waiting for its write as ``/step`` does; wall and CPU time per
+  episode, and the bytes written.
 
 The actions are the built-in heuristic policy's, recorded beforehand so that
 no policy runs while timing; requests are serialised beforehand too. Prints
@@ -40,7 +49,10 @@ import orjson
 import websockets
 
 from workflow_orchestrator.evaluation import record_policy_actions
+from workflow_orchestrator.server.archive import Archive
+from workflow_orchestrator.server.environment import EpisodeStore, StoreLimits
 from workflow_orchestrator.server.inprocess import WorkflowEnv
+from workflow_orchestrator.server.tasks import default_registry
 
 TASKS = ("easy", "medium", "hard", "expert")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -304,6 +316,63 @@ def http_latency(server: ServerUnderTest, recorded: list[tuple[str, int, list[di
     return samples
 
 
+def ownership_costs(rounds: int = 5, lookups: int = 20_000) -> dict[str, float]:
+    """Nanoseconds per lookup of an episode by id: without the ownership check, and with it."""
+    store = EpisodeStore(default_registry(), StoreLimits())
+    made, _ = store.start("easy", 1)
+    chosen, _ = store.start("easy", 1, episode_id="a-chosen-id")
+    cases = {
+        "lookup_without_check": lambda: store.get(made.episode_id),
+        "lookup_with_check_server_id": lambda: store.get(made.episode_id, None, check_owner=True),
+        "lookup_with_check_chosen_id": lambda: store.get(chosen.episode_id, chosen.secret, check_owner=True),
+    }
+    figures = {}
+    for name, call in cases.items():
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            for _ in range(lookups):
+                call()
+            times.append((time.perf_counter() - started) / lookups * 1e9)
+        figures[name] = round(sorted(times)[len(times) // 2], 1)
+    return figures
+
+
+def archive_costs(recorded: list[tuple[str, int, list[dict]]], rounds: int = 3) -> dict[str, float]:
+    """Per finished episode: wall and CPU milliseconds without an archive and with one; bytes written."""
+    registry = default_registry()
+
+    def play(store: EpisodeStore) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for task_id, seed, actions in recorded:
+            episode, _ = store.start(task_id, seed)
+            for action in actions:
+                store.step(episode, action)
+            if episode.archived is not None:
+                episode.archived.result()  # the finishing step is answered once the archive has it
+        count = len(recorded)
+        return (time.perf_counter() - wall) / count * 1000, (time.process_time() - cpu) / count * 1000
+
+    runs: dict[str, list[tuple[float, float]]] = {"without": [], "with": []}
+    written = 0
+    with tempfile.TemporaryDirectory(prefix="bench-archive-cost-") as folder:
+        for index in range(rounds):
+            runs["without"].append(play(EpisodeStore(registry, StoreLimits())))
+            with Archive(Path(folder) / f"archive{index}.sqlite3") as archive:
+                runs["with"].append(play(EpisodeStore(registry, StoreLimits(), archive=archive)))
+                written = archive.totals_now()[1] // len(recorded)
+
+    def median(values: list[float]) -> float:
+        return round(sorted(values)[len(values) // 2], 3)
+
+    figures = {}
+    for name, samples in runs.items():
+        figures[f"episode_wall_ms_{name}_archive"] = median([wall for wall, _ in samples])
+        figures[f"episode_cpu_ms_{name}_archive"] = median([cpu for _, cpu in samples])
+    figures["archive_bytes_per_episode"] = written
+    return figures
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--latency-steps", type=int, default=5000)
@@ -313,6 +382,20 @@ def main(argv: list[str] | None = None) -> None:
 
     recorded = record_trajectories(count_per_task=8)
     episodes = ws_messages(recorded)
+
+    ownership = ownership_costs()
+    print(
+        "finding an episode by id: {lookup_without_check} ns without the ownership check, "
+        "{lookup_with_check_server_id} ns with it (server-made id), "
+        "{lookup_with_check_chosen_id} ns (chosen id, secret compared)".format(**ownership)
+    )
+    archived = archive_costs(recorded)
+    print(
+        "per finished episode: {episode_wall_ms_without_archive} ms wall, {episode_cpu_ms_without_archive} ms CPU "
+        "without an archive; {episode_wall_ms_with_archive} ms wall, {episode_cpu_ms_with_archive} ms CPU with it "
+        "({archive_bytes_per_episode} bytes written)".format(**archived)
+    )
+
     server = ServerUnderTest(free_port())
     try:
         time.sleep(1.0)
@@ -353,6 +436,8 @@ def main(argv: list[str] | None = None) -> None:
         "http_p99_ms": round(http_p99, 3),
         "rss_idle_mb": round(rss_idle, 1),
         "rss_after_10k_episodes_mb": round(rss_after, 1),
+        "ownership_ns": ownership,
+        "archive": archived,
     }
     print(json.dumps(figures))
 

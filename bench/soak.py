@@ -17,7 +17,12 @@ Prints the honest clients' p99 step latency alone and under attack (and the
 ratio), their errors, the server's resident memory (at start, highest,
 last), what the attackers saw (refusals, drops), and one JSON object as its
 last line. The whole run is bounded: about ``solo-seconds + seconds`` plus
-the server's start.
+the server's start. ``--repeat N`` runs N soaks in a row, each on a fresh
+server, and prints the medians of their figures last. The targets: each
+honest p99 under attack within ``TARGET_P99_RATIO`` (3) of its value alone,
+and the server's highest RSS within ``TARGET_RSS_MB``; the JSON says whether
+they were met (``targets``), and the load average before and after, since
+the machine may be shared.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ import websockets
 from bench.server import ServerUnderTest, free_port, percentile, record_trajectories
 
 ARENA = "arena/hard"
+# The targets: each honest client's p99 under attack within this factor of its p99 alone, and the
+# server's highest resident memory during the run within this bound.
+TARGET_P99_RATIO = 3.0
+TARGET_RSS_MB = 160.0
 
 
 # --------------------------------------------------------------------------- honest clients
@@ -303,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="duration of the attack")
     parser.add_argument("--solo-seconds", type=float, default=8.0, help="duration of the honest clients alone")
+    parser.add_argument("--repeat", type=int, default=1, help="soaks in a row (each on a fresh server); medians")
     parser.add_argument("--attacker", nargs=2, metavar=("PORT", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.attacker:
@@ -311,9 +321,45 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     episodes = record_trajectories(count_per_task=4)
+    runs = [soak_once(episodes, args.seconds, args.solo_seconds) for _ in range(args.repeat)]
+    if len(runs) == 1:
+        print(json.dumps(runs[0]))
+        return
+    # Medians over the runs, each run's figures beside them.
+    summary_figures: dict[str, Any] = {}
+    for key in runs[0]:
+        values = [run[key] for run in runs]
+        if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
+            summary_figures[key] = sorted(values)[len(values) // 2]
+    summary_figures["targets"] = targets(summary_figures)
+    summary_figures["runs"] = runs
+    print(
+        f"medians of {len(runs)} runs: p99 x{summary_figures['ws_p99_ratio']:.2f} (WebSocket), "
+        f"x{summary_figures['http_p99_ratio']:.2f} (HTTP), highest RSS {summary_figures['rss_max_mb']:.1f} MB; "
+        f"targets {'met' if summary_figures['targets']['met'] else 'NOT met'}"
+    )
+    print(json.dumps(summary_figures))
+
+
+def targets(figures: dict[str, Any]) -> dict[str, Any]:
+    """Whether the soak's targets hold: each honest p99 within TARGET_P99_RATIO of its solo value, RSS bounded."""
+    verdict: dict[str, Any] = {
+        "p99_ratio_max": TARGET_P99_RATIO,
+        "rss_max_mb": TARGET_RSS_MB,
+        "ws_p99_met": figures["ws_p99_ratio"] <= TARGET_P99_RATIO,
+        "http_p99_met": figures["http_p99_ratio"] <= TARGET_P99_RATIO,
+        "rss_met": figures["rss_max_mb"] <= TARGET_RSS_MB,
+    }
+    verdict["met"] = verdict["ws_p99_met"] and verdict["http_p99_met"] and verdict["rss_met"]
+    return verdict
+
+
+def soak_once(episodes: list[tuple[str, int, list[dict]]], seconds: float, solo_seconds: float) -> dict[str, Any]:
+    """One soak against a fresh server: the honest clients alone, then under attack; prints and returns figures."""
     server = ServerUnderTest(free_port())
     rss: list[float] = []
     sampling = threading.Event()
+    load_before = os.getloadavg()[0]
 
     def sample_rss() -> None:
         while not sampling.wait(0.25):
@@ -327,15 +373,15 @@ def main(argv: list[str] | None = None) -> None:
         rss_start = server.rss_mb()
         sampler = threading.Thread(target=sample_rss, daemon=True)
         sampler.start()
-        solo = run_honest(server.port, episodes, args.solo_seconds)
+        solo = run_honest(server.port, episodes, solo_seconds)
         attacker = subprocess.Popen(
-            [sys.executable, "-m", "bench", "soak", "--attacker", str(server.port), str(args.seconds)],
+            [sys.executable, "-m", "bench", "soak", "--attacker", str(server.port), str(seconds)],
             stdout=subprocess.PIPE,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
-        time.sleep(min(2.0, args.seconds / 4))  # the attack under way
-        under_attack = run_honest(server.port, episodes, args.seconds - min(2.0, args.seconds / 4))
-        out, _ = attacker.communicate(timeout=args.seconds + 60)
+        time.sleep(min(2.0, seconds / 4))  # the attack under way
+        under_attack = run_honest(server.port, episodes, seconds - min(2.0, seconds / 4))
+        out, _ = attacker.communicate(timeout=seconds + 60)
         hostile = json.loads(out.decode().strip().splitlines()[-1])
         time.sleep(1.0)
         rss_end = server.rss_mb()
@@ -364,19 +410,29 @@ def main(argv: list[str] | None = None) -> None:
         figures[f"{channel}_honest_steps"] = len(solo_samples) + len(soak_samples)
         figures[f"{channel}_honest_errors"] = solo_errors + soak_errors
     rss_max = max(rss + [rss_start, rss_end])
+    load_after = os.getloadavg()[0]
     print(f"server RSS: start {rss_start:.1f} MB, highest {rss_max:.1f} MB, end {rss_end:.1f} MB")
     print("attackers: " + ", ".join(f"{name} {value}" for name, value in hostile.items()))
     print(f"/health after the attack: {'200' if healthy else 'failed'}")
+    print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after")
     figures.update(
         {
             "rss_start_mb": round(rss_start, 1),
             "rss_max_mb": round(rss_max, 1),
             "rss_end_mb": round(rss_end, 1),
             "healthy_after": healthy,
+            "load_average_before": round(load_before, 2),
+            "load_average_after": round(load_after, 2),
             "hostile": hostile,
         }
     )
-    print(json.dumps(figures))
+    figures["targets"] = targets(figures)
+    said = {name: "met" if value else "NOT met" for name, value in figures["targets"].items()}
+    print(
+        f"targets: p99 within x{TARGET_P99_RATIO:g} of alone: WebSocket {said['ws_p99_met']}, "
+        f"HTTP {said['http_p99_met']}; highest RSS within {TARGET_RSS_MB:g} MB: {said['rss_met']}"
+    )
+    return figures
 
 
 if __name__ == "__main__":
