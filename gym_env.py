@@ -466,6 +466,41 @@ class _Encoder:
         return vector
 
 
+class BatchEncoding:
+    """The encoded form of a batch (``WorkflowVectorEnv(observation="encoded")``): every
+    slot's observation vector and action mask as rows of two arrays, in one layout (so every
+    slot's task must be of one family)."""
+
+    def __init__(self, task_ids: Sequence[str], registry: Any) -> None:
+        layouts = {family_layout(task_id, registry) for task_id in set(task_ids)}
+        if len(layouts) != 1:
+            raise ValueError("the encoded observation needs every task of one family (one layout)")
+        self.layout = layouts.pop()
+        count = len(task_ids)
+        self.encoded = np.zeros((count, self.layout.observation_size), dtype=np.float32)
+        self.masks = np.zeros((count, self.layout.action_count), dtype=bool)
+        self.encoders: list[_Encoder | None] = [None] * count
+
+    def start_all(self, observations: Sequence[dict[str, Any]]) -> None:
+        for i, observation in enumerate(observations):
+            self.start(i, observation)
+
+    def start(self, i: int, observation: dict[str, Any]) -> None:
+        """Slot ``i`` began an episode: its slots and static facts, then its first row."""
+        self.encoders[i] = _Encoder(self.layout, observation)
+        self.encode(i, observation)
+
+    def encode(self, i: int, observation: dict[str, Any]) -> None:
+        encoder = self.encoders[i]
+        assert encoder is not None
+        self.encoded[i] = encoder.encode(observation)
+        self.masks[i] = encoder.mask(observation)
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of both arrays (a result keeps its rows when the batch steps again)."""
+        return self.encoded.copy(), self.masks.copy()
+
+
 def _reverse_topological(successors: Sequence[Sequence[int]]) -> list[int]:
     """Every node after all of its successors."""
     order: list[int] = []

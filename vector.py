@@ -25,6 +25,18 @@ observation in ``observations``; the finished episode itself stays readable in
 Without ``autoreset`` a finished slot stays finished until ``reset``, and a step
 sent to it is answered as a single environment answers it (``episode_over``).
 
+Observations: ``observation="full"`` (the default) gives every slot's
+observation dict at every step. ``observation="none"`` gives none: a step
+moves every episode and reports rewards, flags and grades only, and
+:attr:`WorkflowVectorEnv.observations` (or ``observation(i)``) builds a slot's
+observation when read, the same dict the full form would have given (for
+policies that read few observations, replays and rollouts of recorded
+actions). ``observation="encoded"`` gives the Gymnasium numeric encoding
+(:mod:`workflow_orchestrator.gym_env`) as NumPy columns: ``encoded`` (N x
+the family's observation size, float32) and ``action_masks`` (N x the
+family's action count, bool, exactly the ``legal_actions``); every slot's
+task must then be of one family. Episodes move the same way in every form.
+
 Results come as columns (:class:`VectorStep`, lists indexed by slot) or as
 rows (``VectorStep.rows()``). A batch of the wrong shape (not a list, more or
 fewer actions than slots, more than :data:`MAX_EPISODES` slots) raises
@@ -40,17 +52,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflow_orchestrator import WorkflowEnv
+from workflow_orchestrator.server.core.families import grade_episode
 from workflow_orchestrator.server.core.rewards import check_reward_mode
 from workflow_orchestrator.server.tasks.registry import MAX_SEED
 
 MAX_EPISODES = 256
+OBSERVATION_FORMS = ("full", "none", "encoded")
 
 
 @dataclass(slots=True)
 class VectorStep:
-    """The result of a batch reset or step, as columns indexed by slot."""
+    """The result of a batch reset or step, as columns indexed by slot.
 
-    observations: list[dict[str, Any]]
+    ``observations`` holds dicts in the ``full`` form and ``None`` in the others;
+    ``encoded`` and ``action_masks`` are NumPy arrays in the ``encoded`` form, else ``None``."""
+
+    observations: list[dict[str, Any] | None]
     rewards: list[float]
     terminated: list[bool]
     truncated: list[bool]
@@ -58,9 +75,11 @@ class VectorStep:
     grades: list[dict[str, Any] | None]
     # With autoreset: the last observation of an episode that ended at this step, else None.
     final_observations: list[dict[str, Any] | None]
+    encoded: Any = None
+    action_masks: Any = None
 
     def __len__(self) -> int:
-        return len(self.observations)
+        return len(self.rewards)
 
     @property
     def done(self) -> list[bool]:
@@ -114,7 +133,8 @@ class WorkflowVectorEnv:
     one value or one per slot (generated tasks only, as for ``WorkflowEnv``).
     ``reward_mode``: ``shaped`` (default), ``grade`` or ``sparse``, for every
     episode (see ``WorkflowEnv``). ``outcome_secret`` seals every episode (see
-    ``WorkflowEnv``).
+    ``WorkflowEnv``). ``observation``: ``full`` (default), ``none`` or
+    ``encoded`` (see the module docstring).
     """
 
     def __init__(
@@ -127,8 +147,12 @@ class WorkflowVectorEnv:
         registry: Any = None,
         reward_mode: str = "shaped",
         outcome_secret: bytes | str | None = None,
+        observation: str = "full",
     ) -> None:
         self.reward_mode = check_reward_mode(reward_mode)
+        if observation not in OBSERVATION_FORMS:
+            raise ValueError(f"observation must be one of {', '.join(OBSERVATION_FORMS)}, got {observation!r}")
+        self.observation_form = observation
         if isinstance(task_ids, str):
             count = 1 if num_envs is None else num_envs
             check_batch_size(count)
@@ -153,6 +177,11 @@ class WorkflowVectorEnv:
         # The episode that ended last in each slot (autoreset replaces the slot's environment).
         self.last_finished: list[Any] = [None] * self.num_envs
         self._started = False
+        self._encoding: Any = None
+        if observation == "encoded":
+            from workflow_orchestrator.gym_env import BatchEncoding
+
+            self._encoding = BatchEncoding(self.task_ids, self.registry)
 
     def reset(self, seed: int | Sequence[int] = 0) -> VectorStep:
         """Start an episode in every slot: slot ``i`` gets ``seed + i``, or ``seed[i]`` for a list."""
@@ -175,19 +204,25 @@ class WorkflowVectorEnv:
         self.seeds = seeds
         self.last_finished = [None] * count
         self._started = True
-        return VectorStep(
-            observations=observations,
+        result = VectorStep(
+            observations=observations if self.observation_form == "full" else [None] * count,
             rewards=[0.0] * count,
             terminated=[False] * count,
             truncated=[False] * count,
             grades=[None] * count,
             final_observations=[None] * count,
         )
+        if self._encoding is not None:
+            self._encoding.start_all(observations)
+            result.encoded, result.action_masks = self._encoding.columns()
+        return result
 
     def step(self, actions: Sequence[Any]) -> VectorStep:
         """One action per slot, in slot order; each is what ``WorkflowEnv.step`` takes."""
         self.check_actions(actions)
-        observations: list[dict[str, Any]] = []
+        if self.observation_form != "full":
+            return self._step_lean(actions)
+        observations: list[dict[str, Any] | None] = []
         rewards: list[float] = []
         terminated: list[bool] = []
         truncated: list[bool] = []
@@ -212,6 +247,42 @@ class WorkflowVectorEnv:
                 finals.append(None)
             observations.append(observation)
         return VectorStep(observations, rewards, terminated, truncated, grades, finals)
+
+    def _step_lean(self, actions: Sequence[Any]) -> VectorStep:
+        """A step without observation dicts: the episodes move as in ``step``; the
+        encoded form reads each slot's observation once to encode it."""
+        count = self.num_envs
+        rewards: list[float] = [0.0] * count
+        terminated: list[bool] = [False] * count
+        truncated: list[bool] = [False] * count
+        grades: list[dict[str, Any] | None] = [None] * count
+        envs = self.envs
+        autoreset = self.autoreset
+        encoding = self._encoding
+        for i, action in enumerate(actions):
+            env = envs[i]
+            episode = env.advance(action)
+            rewards[i] = episode.last_reward
+            if episode.terminated or episode.truncated:
+                terminated[i] = episode.terminated
+                truncated[i] = episode.truncated
+                grades[i] = grade_episode(episode)
+                if autoreset:
+                    first = self._next_episode(i)
+                    if encoding is not None:
+                        encoding.start(i, first)
+                    continue
+            if encoding is not None:
+                encoding.encode(i, env.observation)
+        result = VectorStep([None] * count, rewards, terminated, truncated, grades, [None] * count)
+        if encoding is not None:
+            result.encoded, result.action_masks = encoding.columns()
+        return result
+
+    def observation(self, i: int) -> dict[str, Any]:
+        """Slot ``i``'s current observation (built now if the step did not build it)."""
+        observation: dict[str, Any] = self.envs[i].observation
+        return observation
 
     def check_actions(self, actions: Any) -> None:
         """Raise ``ValueError`` unless ``actions`` is a batch this environment can step."""

@@ -112,6 +112,14 @@ class WorkflowEnv:
         self._observation = observation
         return observation
 
+    def advance(self, action: Action | Mapping[str, Any]) -> Any:
+        """``step`` without building the observation (the episode moves exactly as by ``step``;
+        :attr:`observation` builds it when read). Returns the episode, for its reward and flags."""
+        episode = self._require_episode()
+        episode.step(action)
+        self._observation = None
+        return episode
+
     @property
     def sealed(self) -> bool:
         """Whether episodes are sealed by an outcome secret."""
@@ -119,9 +127,13 @@ class WorkflowEnv:
 
     @property
     def observation(self) -> dict[str, Any]:
-        self._require_episode()
-        assert self._observation is not None
-        return self._observation
+        episode = self._require_episode()
+        observation = self._observation
+        if observation is None:  # stepped by advance(): built now, as step() would have built it
+            observation = self._observation = self._observe(episode)
+            if observation["done"]:
+                observation["grade"] = grade_episode(episode)
+        return observation
 
     @property
     def done(self) -> bool:
@@ -144,7 +156,7 @@ class WorkflowEnv:
             "budget_used": round(episode.budget_used, 6),
             "cumulative_reward": round(sum(episode.rewards), 6),
             "rewards": list(episode.rewards),
-            "observation": self._observation,
+            "observation": self.observation,
         }
         if history:
             state["events"] = episode.log.records

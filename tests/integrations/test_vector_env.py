@@ -182,3 +182,66 @@ def test_the_reward_mode_applies_to_every_slot_and_every_next_episode() -> None:
     assert finished[1] is not None and abs(finished[1]) <= 1e-9
     with pytest.raises(ValueError, match="reward_mode"):
         WorkflowVectorEnv("easy", reward_mode="dense")
+
+
+def play_forms(tasks: list[str], steps: int, seed: int) -> dict[str, list[Any]]:
+    """The same batch in every observation form, driven by the full form's observations."""
+    vecs = {form: WorkflowVectorEnv(tasks, observation=form) for form in ("full", "none", "encoded")}
+    results = {form: [vec.reset(seed=seed)] for form, vec in vecs.items()}
+    rng = random.Random(seed)
+    for _ in range(steps):
+        actions = [choose(rng, obs) for obs in vecs["full"].observations]
+        for form, vec in vecs.items():
+            results[form].append(vec.step(actions))
+        # A lean slot builds, when read, the observation the full form gave.
+        assert vecs["none"].observations == vecs["full"].observations
+        assert [vecs["encoded"].observation(i) for i in range(len(tasks))] == vecs["full"].observations
+    for form in ("none", "encoded"):
+        for env, alone in zip(vecs[form].envs, vecs["full"].envs, strict=True):
+            assert env.state() == alone.state()
+    return results
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        ["arena/hard", "arena/easy", "arena/medium", "arena/hard"],
+        ["easy", "hard", "medium", "expert"],
+        ["generated/easy", "generated/hard", "generated/medium"],
+    ],
+)
+def test_every_observation_form_moves_the_episodes_alike(tasks: list[str]) -> None:
+    from workflow_orchestrator.gym_env import _Encoder, family_layout
+
+    results = play_forms(tasks, 120, seed=900)
+    layout = family_layout(tasks[0], WorkflowEnv().registry)
+    encoders: list[Any] = [None] * len(tasks)
+    for k, full in enumerate(results["full"]):
+        lean, encoded = results["none"][k], results["encoded"][k]
+        for result in (lean, encoded):
+            assert result.rewards == full.rewards
+            assert (result.terminated, result.truncated, result.grades) == (
+                full.terminated,
+                full.truncated,
+                full.grades,
+            )
+            assert result.observations == [None] * len(tasks)
+        assert lean.encoded is None and full.encoded is None
+        assert encoded.encoded.shape == (len(tasks), layout.observation_size)
+        for i in range(len(tasks)):
+            first = full.observations[i]["step_count"] == 0
+            if first:
+                encoders[i] = _Encoder(layout, full.observations[i])
+            expected = encoders[i].encode(full.observations[i])
+            assert encoded.encoded[i].tolist() == expected.tolist()
+            # The mask marks exactly the legal actions.
+            marked = {int(j) for j in encoded.action_masks[i].nonzero()[0]}
+            assert marked == {encoders[i].index(a) for a in full.observations[i]["legal_actions"]}
+            assert len(marked) == len(full.observations[i]["legal_actions"])
+
+
+def test_the_encoded_form_needs_one_family() -> None:
+    with pytest.raises(ValueError, match="one family"):
+        WorkflowVectorEnv(["arena/easy", "easy"], observation="encoded")
+    with pytest.raises(ValueError, match="observation must be one of"):
+        WorkflowVectorEnv("easy", observation="dict")
