@@ -67,6 +67,9 @@ class BatchResult:
     grades: list[dict[str, Any] | None]
     # With autoreset: the last observation of an episode that ended at this step, else None.
     final_observations: list[dict[str, Any] | None]
+    # With observation="encoded": the NumPy arrays of the Gymnasium encoding and the action masks.
+    encoded: Any = None
+    action_masks: Any = None
 
     @property
     def done(self) -> list[bool]:
@@ -157,15 +160,20 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
         worker_count: int | None | Sequence[int | None] = None,
         autoreset: bool = True,
         reward_mode: str = "shaped",
+        observation: str = "full",
     ) -> Any:
         """Start a batch of episodes on this connection (beside its single episode): ``task_id`` for
         ``num_envs`` episodes, or ``task_ids`` (one per episode). Episode ``i`` plays ``seed + i``, or
-        ``seed[i]``. Awaitable in async code; returns the :class:`BatchResult` in sync code."""
+        ``seed[i]``. ``observation``: ``full`` (dicts), ``none`` or ``encoded`` (NumPy arrays in
+        ``encoded`` and ``action_masks``). Awaitable in async code; returns the :class:`BatchResult`
+        in sync code."""
         data: dict[str, Any] = {
             "seed": seed if isinstance(seed, int) else list(seed),
             "autoreset": autoreset,
             "reward_mode": reward_mode,
         }
+        if observation != "full":
+            data["observation"] = observation
         if task_ids is not None:
             data["task_ids"] = list(task_ids)
         if task_id is not None:
@@ -195,6 +203,8 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
             truncated=data["truncated"],
             grades=data["grades"],
             final_observations=data["final_observations"],
+            encoded=_array(data.get("encoded")),
+            action_masks=_array(data.get("action_masks")),
         )
 
     async def _connect_async(self) -> WorkflowClient:
@@ -337,3 +347,15 @@ def _is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _array(field: Mapping[str, Any] | None) -> Any:
+    """A NumPy array sent as dtype, shape and base64 bytes (server/http/batch.py)."""
+    if field is None:
+        return None
+    import base64
+
+    import numpy as np
+
+    dtype = np.dtype(field["dtype"]).newbyteorder("<")
+    return np.frombuffer(base64.b64decode(field["data"]), dtype=dtype).reshape(field["shape"]).astype(field["dtype"])

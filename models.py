@@ -417,6 +417,8 @@ class BatchResetRequest(BaseModel):
     worker_count: _WorkerCount | None | list[_WorkerCount | None] = None
     autoreset: bool = True
     reward_mode: RewardModeName = "shaped"
+    # The replies' observation form (server/http/batch.py): full dicts, none, or the Gymnasium encoding.
+    observation: Literal["full", "none", "encoded"] = "full"
 
 
 class BatchStepRequest(BaseModel):

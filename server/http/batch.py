@@ -20,7 +20,18 @@ Server to client, for both (columns indexed by episode)::
                                "truncated": [...], "grades": [null | grade, ...],
                                "final_observations": [null | observation, ...]}}
 
-An observation is the in-process one (``WorkflowEnv``'s dict: ``reward``,
+With ``"observation": "none"`` in the batch_reset, ``observations`` and
+``final_observations`` are ``null`` (the episodes move the same way; the
+replies carry rewards, flags and grades only). With ``"observation":
+"encoded"`` they are ``null`` too, and the reply adds the Gymnasium numeric
+encoding of every episode (:mod:`workflow_orchestrator.gym_env`; every task of
+the batch of one family) and its action mask, each as its raw bytes in
+base64, row by row (C order)::
+
+    "encoded": {"dtype": "float32", "shape": [N, size], "data": "<base64, little-endian>"},
+    "action_masks": {"dtype": "bool", "shape": [N, actions], "data": "<base64, one byte per action>"}
+
+A full observation is the in-process one (``WorkflowEnv``'s dict: ``reward``,
 ``done`` and, at the end, ``grade`` included). Seeds: episode ``i`` plays
 ``seed + i`` (or ``seed[i]``); with ``autoreset`` (the default) an episode
 that ends starts the next one in the same step, with its seed plus the number
@@ -37,6 +48,7 @@ thread, so a large batch does not hold the event loop.
 
 from __future__ import annotations
 
+import base64
 import threading
 from typing import Any
 
@@ -102,6 +114,7 @@ class BatchSession:
                 registry=self.registry,
                 reward_mode=request.reward_mode,
                 outcome_secret=self.outcome_secret,
+                observation=request.observation,
             )
             result = vector.reset(request.seed)
         except BaseException:
@@ -123,16 +136,26 @@ class BatchSession:
 
 
 def batch_reply(result: VectorStep) -> str:
-    return orjson.dumps(
-        {
-            "type": "batch",
-            "data": {
-                "observations": result.observations,
-                "rewards": result.rewards,
-                "terminated": result.terminated,
-                "truncated": result.truncated,
-                "grades": result.grades,
-                "final_observations": result.final_observations,
-            },
-        }
-    ).decode()
+    full = result.observations and result.observations[0] is not None
+    data: dict[str, Any] = {
+        "observations": result.observations if full else None,
+        "rewards": result.rewards,
+        "terminated": result.terminated,
+        "truncated": result.truncated,
+        "grades": result.grades,
+        "final_observations": result.final_observations if full else None,
+    }
+    if result.encoded is not None:
+        data["encoded"] = array_field(result.encoded)
+        data["action_masks"] = array_field(result.action_masks)
+    return orjson.dumps({"type": "batch", "data": data}).decode()
+
+
+def array_field(array: Any) -> dict[str, Any]:
+    """A NumPy array on the wire: its dtype, shape and raw bytes (little-endian, C order) in base64."""
+    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    return {
+        "dtype": str(array.dtype),
+        "shape": list(array.shape),
+        "data": base64.b64encode(little.tobytes()).decode("ascii"),
+    }

@@ -144,3 +144,48 @@ def test_batches_are_sealed_and_bounded_by_the_servers_settings(tmp_path: Path) 
             assert len(third.batch_reset(task_id="easy", num_envs=8).observations) == 8
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("tasks", [["arena/hard", "arena/easy", "arena/medium"], ["generated/easy", "generated/hard"]])
+def test_the_lean_forms_over_the_wire_equal_them_in_process(live_server: RunningServer, tasks: list[str]) -> None:
+    """observation="encoded": the same arrays as in process; "none": no observations, the same rest."""
+    full = WorkflowVectorEnv(tasks)
+    encoded = WorkflowVectorEnv(tasks, observation="encoded")
+    expected = encoded.reset(seed=60)
+    full.reset(seed=60)
+    rng = random.Random(3)
+    with (
+        WorkflowClient(live_server.url, validate=False).sync() as client,
+        WorkflowClient(live_server.url, validate=False).sync() as lean,
+    ):
+        batch = client.batch_reset(task_ids=tasks, seed=60, observation="encoded")
+        quiet = lean.batch_reset(task_ids=tasks, seed=60, observation="none")
+        assert batch.observations is None and quiet.observations is None and quiet.encoded is None
+        assert batch.encoded.dtype == expected.encoded.dtype and batch.action_masks.dtype == bool
+        assert batch.encoded.tolist() == expected.encoded.tolist()
+        ended = 0
+        for _ in range(80):
+            actions = [choose(rng, obs) for obs in full.observations]
+            full.step(actions)
+            expected = encoded.step(actions)
+            batch = client.batch_step(actions)
+            quiet = lean.batch_step(actions)
+            assert batch.encoded.tolist() == expected.encoded.tolist()
+            assert batch.action_masks.tolist() == expected.action_masks.tolist()
+            for column in ("rewards", "terminated", "truncated", "grades"):
+                assert as_json(getattr(expected, column)) == getattr(batch, column) == getattr(quiet, column)
+            assert batch.final_observations is None and quiet.final_observations is None
+            ended += sum(batch.done)
+        assert ended >= 1
+
+
+def test_an_unknown_observation_form_is_refused(live_server: RunningServer) -> None:
+    async def exchange() -> dict[str, Any]:
+        async with websockets.connect(live_server.ws_url) as ws:
+            reset = {"type": "batch_reset", "data": {"task_ids": ["easy"], "observation": "dict"}}
+            return await _exchange(ws, reset)
+
+    reply = asyncio.run(exchange())
+    assert reply["type"] == "error" and "observation" in reply["data"]["message"]
+    with pytest.raises(RuntimeError, match="one family"), WorkflowClient(live_server.url, validate=False).sync() as c:
+        c.batch_reset(task_ids=["easy", "arena/easy"], observation="encoded")
