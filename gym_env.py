@@ -83,6 +83,9 @@ FEATURE_LIMIT = 4.0
 TEXT_MAX_LENGTH = 65_536
 SUBTASK_STATUS = ("pending", "ready", "in_progress", "completed", "failed")
 AGENT_STATUS = ("idle", "working", "offline")
+# A status's column in a subtask's or agent's features (after the "present" column).
+SUBTASK_STATUS_INDEX = {status: 1 + k for k, status in enumerate(SUBTASK_STATUS)}
+AGENT_STATUS_INDEX = {status: 1 + k for k, status in enumerate(AGENT_STATUS)}
 GLOBAL_FEATURES = 13
 SUBTASK_FEATURES = 1 + 5 + 11  # present, status one-hot, the scalars; the type one-hot follows
 AGENT_FEATURES = 1 + 3 + 4  # present, status one-hot, the scalars; the capabilities follow
@@ -323,6 +326,18 @@ class _Encoder:
         self.wait_index = count - 1 if layout.arena else count - 2
         self.synthesize_index = None if layout.arena else count - 1
         self.abort_at = layout.max_subtasks * layout.max_agents
+        # The column-wise encoding: static columns, then the indices the changing ones need.
+        deadlines = [(i, s["deadline"]) for i, s in enumerate(subtasks) if s["deadline"] is not None]
+        self.with_deadline = np.array([i for i, _ in deadlines], dtype=np.intp)
+        self.deadlines = np.array([d for _, d in deadlines], dtype=np.int64)
+        self.deadline_tails = np.array([tails[i] for i, _ in deadlines], dtype=np.int64)
+        self.deadline_columns = GLOBAL_FEATURES + self.with_deadline * self.subtask_width + 9
+        # The row of the last observation encoded (float64), and the views it shows.
+        self.row = self._static_row(first)
+        self.seen_subtasks: list[Any] = [None] * len(subtasks)
+        self.seen_agents: list[Any] = [None] * len(agents)
+        # Legal action objects are shared between observations: their indices, kept with the object.
+        self._indices: dict[int, tuple[dict[str, Any], int]] = {}
 
     # -------------------------------------------------------------- actions
 
@@ -370,16 +385,29 @@ class _Encoder:
 
     def mask(self, observation: dict[str, Any]) -> np.ndarray:
         mask = np.zeros(self.layout.action_count, dtype=bool)
+        known = self._indices
+        if len(known) > 8 * self.layout.action_count:  # objects made afresh each step: keep few
+            known.clear()
+        at = []
         for action in observation["legal_actions"]:
-            mask[self.index(action)] = True
+            entry = known.get(id(action))
+            if entry is None or entry[0] is not action:
+                entry = known[id(action)] = (action, self.index(action))
+            at.append(entry[1])
+        mask[at] = True
         return mask
 
     # ---------------------------------------------------------- observation
 
     def encode(self, observation: dict[str, Any]) -> np.ndarray:
-        layout = self.layout
+        """The observation as the layout's vector.
+
+        Subtask and agent views are shared between observations while they do not change, so
+        the row kept from the last call is rewritten only where a view is another object; the
+        globals and the deadline columns (which move with time) are written every time. Values
+        are computed in float64 one by one, as they always were, then stored as float32."""
         scale = self.scale
-        row = [0.0] * layout.observation_size
+        row = self.row
         now = observation["time_used"]
         capacity = observation["capacity"]
         active = observation["active_count"]
@@ -387,7 +415,6 @@ class _Encoder:
         row[0] = now / scale
         remaining = observation["time_remaining"]
         row[1] = remaining / scale if remaining is not None else 1.0
-        row[2] = 1.0 if observation["time_limit"] is not None else 0.0
         row[3] = observation["step_count"] / self.step_limit if self.step_limit else 0.0
         if arena is not None:
             total = max(1, arena["total_workers"])
@@ -395,75 +422,104 @@ class _Encoder:
             row[12] = arena["effective_workers"] / total
         else:
             row[4] = max(0, capacity - active) / max(1, capacity)
-            row[12] = 1.0
         row[5] = active / max(1, capacity)
         if self.budget:
             row[6] = observation["budget_used"] / self.budget
-            row[7] = 1.0
         count = observation["subtask_count"]
         row[8] = observation["completed_count"] / max(1, count)
         row[9] = observation["critical_path_length"] / scale
         row[10] = 1.0 if observation["completed_count"] == count else 0.0
         if self.patience_waits:
             row[11] = max(0, self.patience_waits - observation["patience_waits"]) / self.patience_waits
-        # Subtasks.
-        type_slot = self.type_slot
+        # Subtasks whose view changed.
+        seen = self.seen_subtasks
         width = self.subtask_width
-        arena_views = arena["subtask_views"] if arena is not None else None
         for i, s in enumerate(observation["subtasks"]):
-            at = GLOBAL_FEATURES + i * width
-            row[at] = 1.0
-            row[at + 1 + SUBTASK_STATUS.index(s["status"])] = 1.0
-            row[at + 6] = self.duration[i] / scale
-            row[at + 7] = s["priority"] / 5.0
-            deadline = s["deadline"]
-            if deadline is not None:
-                row[at + 8] = 1.0
-                row[at + 9] = (deadline - now) / scale
-                if arena_views is not None:
-                    slack = arena_views[i]["slack"]
-                else:
-                    slack = deadline - now - self.tail[i]
-                row[at + 10] = slack / scale
-            if s["time_left"] is not None:
-                row[at + 11] = s["time_left"] / scale
-            row[at + 12] = min(s["attempts"], 4) / 4.0
-            failures = s["failures"]
-            if failures:
-                row[at + 13] = min(len(failures), 4) / 4.0
-                row[at + 14] = 1.0 if failures[-1]["kind"] == "permanent" else 0.0
-            row[at + 15] = self.tail[i] / scale
-            row[at + 16] = self.downstream[i] / layout.max_subtasks
-            slot = type_slot.get(s["type"])
-            if slot is not None:
-                row[at + SUBTASK_FEATURES + slot] = 1.0
-        # Agents.
+            if s is not seen[i]:
+                seen[i] = s
+                self._write_subtask(i, GLOBAL_FEATURES + i * width, s)
+        # The deadline columns, every time.
+        with_deadline = self.with_deadline
+        if len(with_deadline):
+            until = self.deadlines - now
+            columns = self.deadline_columns
+            row[columns] = until / scale
+            if arena is not None:
+                views = arena["subtask_views"]
+                row[columns + 1] = np.array([views[i]["slack"] for i in with_deadline], dtype=np.float64) / scale
+            else:
+                row[columns + 1] = (until - self.deadline_tails) / scale
+        # Agents whose view changed.
+        seen = self.seen_agents
         width = self.agent_width
         for j, a in enumerate(observation["agents"]):
-            at = self.agents_at + j * width
-            row[at] = 1.0
-            row[at + 1 + AGENT_STATUS.index(a["status"])] = 1.0
-            row[at + 4] = a["speed"] / 4.0
-            row[at + 5] = a["cost"] / 5.0
-            row[at + 6] = a["reliability"]
-            if a["time_left"] is not None:
-                row[at + 7] = a["time_left"] / scale
-            for capability in a["capabilities"]:
-                slot = type_slot.get(capability)
-                if slot is not None:
-                    row[at + AGENT_FEATURES + slot] = 1.0
-        # Permanent failures by (subtask, agent).
-        if not layout.arena:
-            agent_slot = self.agent_slot
-            for i, s in enumerate(observation["subtasks"]):
-                for failure in s["failures"]:
-                    if failure["kind"] == "permanent":
-                        failed_on = agent_slot.get(failure["agent"])
-                        if failed_on is not None:
-                            row[self.pairs_at + i * layout.max_agents + failed_on] = 1.0
-        vector = np.asarray(row, dtype=np.float32)
+            if a is not seen[j]:
+                seen[j] = a
+                at = self.agents_at + j * width
+                row[at + 1 : at + 4] = 0.0
+                row[at + AGENT_STATUS_INDEX[a["status"]]] = 1.0
+                row[at + 4] = a["speed"] / 4.0
+                left = a["time_left"]
+                row[at + 7] = left / scale if left is not None else 0.0
+        vector = row.astype(np.float32)
         np.clip(vector, -FEATURE_LIMIT, FEATURE_LIMIT, out=vector)
         return vector
+
+    def _write_subtask(self, i: int, at: int, s: dict[str, Any]) -> None:
+        row = self.row
+        row[at + 1 : at + 6] = 0.0
+        row[at + SUBTASK_STATUS_INDEX[s["status"]]] = 1.0
+        left = s["time_left"]
+        row[at + 11] = left / self.scale if left is not None else 0.0
+        row[at + 12] = min(s["attempts"], 4) / 4.0
+        failures = s["failures"]
+        if failures:
+            row[at + 13] = min(len(failures), 4) / 4.0
+            row[at + 14] = 1.0 if failures[-1]["kind"] == "permanent" else 0.0
+        else:
+            row[at + 13] = row[at + 14] = 0.0
+        if not self.layout.arena:
+            pairs = self.pairs_at + i * self.layout.max_agents
+            row[pairs : pairs + self.layout.max_agents] = 0.0
+            for failure in failures:
+                if failure["kind"] == "permanent":
+                    failed_on = self.agent_slot.get(failure["agent"])
+                    if failed_on is not None:
+                        row[pairs + failed_on] = 1.0
+
+    def _static_row(self, first: dict[str, Any]) -> np.ndarray:
+        """What every observation of this episode encodes alike (float64)."""
+        layout = self.layout
+        scale = self.scale
+        row = np.zeros(layout.observation_size, dtype=np.float64)
+        row[2] = 1.0 if first["time_limit"] is not None else 0.0
+        row[12] = 1.0
+        if self.budget:
+            row[7] = 1.0
+        width = self.subtask_width
+        for i, s in enumerate(first["subtasks"]):
+            at = GLOBAL_FEATURES + i * width
+            row[at] = 1.0
+            row[at + 6] = self.duration[i] / scale
+            row[at + 7] = s["priority"] / 5.0
+            if s["deadline"] is not None:
+                row[at + 8] = 1.0
+            row[at + 15] = self.tail[i] / scale
+            row[at + 16] = self.downstream[i] / layout.max_subtasks
+            slot = self.type_slot.get(s["type"])
+            if slot is not None:
+                row[at + SUBTASK_FEATURES + slot] = 1.0
+        width = self.agent_width
+        for j, a in enumerate(first["agents"]):
+            at = self.agents_at + j * width
+            row[at] = 1.0
+            row[at + 5] = a["cost"] / 5.0
+            row[at + 6] = a["reliability"]
+            for capability in a["capabilities"]:
+                slot = self.type_slot.get(capability)
+                if slot is not None:
+                    row[at + AGENT_FEATURES + slot] = 1.0
+        return row
 
 
 class BatchEncoding:

@@ -1,7 +1,9 @@
 """Batch speed: ``python -m bench vector``.
 
 In process: :class:`WorkflowVectorEnv` env-steps per second at N = 1, 16 and
-256 episodes per call, on ``hard`` (the hand-written scenario, tick model) and
+256 episodes per call, in each observation form (``full``, the dicts, as
+before; ``none``; ``encoded``, the Gymnasium encoding and masks), side by side
+in one run, on ``hard`` (the hand-written scenario, tick model) and
 ``arena/hard``. Each slot replays the heuristic policy's actions for its seed,
 recorded beforehand (8 seeds, slot ``i`` playing seed ``i % 8``), so no policy
 runs while timing. A round steps every slot with its next action; the rounds
@@ -14,16 +16,20 @@ CPU time of this process, medians of five rounds.
 
 Over one WebSocket connection (``batch_reset`` / ``batch_step``, the server
 started on loopback by the bench): env-steps per second at N = 64, wall
-clock, the same recorded actions, client and server on this machine; beside
-it the same episodes stepped one message per step on one connection
-(``ws_single_steps_per_second``). Medians of three rounds. Prints figures, and
-one JSON object as its last line.
+clock, the same recorded actions, client and server on this machine, in each
+observation form; beside it the same episodes stepped one message per step on
+one connection (``ws_single_steps_per_second``). Medians of three rounds.
+Spreads (lowest and highest round) and the load average are printed too, and
+whether each target is met (80,000 env-steps/s in process at N = 256 on hard,
+40,000 over one connection with N = 64, each by the fastest form). Prints
+figures, and one JSON object as its last line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -40,6 +46,9 @@ TASKS = ("hard", "arena/hard")
 SIZES = (1, 16, 256)
 SEEDS = 8
 WS_SIZE = 64
+FORMS = ("full", "none", "encoded")
+IN_PROCESS_TARGET = 80_000  # env-steps/s at N = 256 on hard-sized tasks
+WS_TARGET = 40_000  # env-steps/s over one connection, N = 64
 
 
 def recorded(task_id: str) -> list[list[dict[str, Any]]]:
@@ -48,10 +57,10 @@ def recorded(task_id: str) -> list[list[dict[str, Any]]]:
 
 
 def in_process_rate(
-    task_id: str, size: int, actions: list[list[dict[str, Any]]], seconds: float
+    task_id: str, size: int, actions: list[list[dict[str, Any]]], seconds: float, form: str = "full"
 ) -> tuple[float, float]:
     """Env-steps per second of ``step`` over ``size`` slots, and milliseconds per batch reset."""
-    vec = WorkflowVectorEnv(task_id, size, autoreset=False)
+    vec = WorkflowVectorEnv(task_id, size, autoreset=False, observation=form)
     seeds = [i % SEEDS for i in range(size)]
     plays = [actions[seed] for seed in seeds]
     rounds = min(len(play) for play in plays)
@@ -97,27 +106,38 @@ def loop_rate(task_id: str, size: int, actions: list[list[dict[str, Any]]], seco
     return steps / stepping
 
 
-async def websocket_rates(url: str, task_id: str, actions: list[list[dict[str, Any]]]) -> tuple[float, float]:
-    """Env-steps per second over one connection: batched (N = WS_SIZE per message), then one per message."""
+async def websocket_rates(
+    url: str, task_id: str, actions: list[list[dict[str, Any]]], forms: tuple[str, ...] = FORMS
+) -> tuple[dict[str, float], float]:
+    """Env-steps per second over one connection: batched (N = WS_SIZE per message) in each observation
+    form, then one per message."""
     seeds = [i % SEEDS for i in range(WS_SIZE)]
     plays = [actions[seed] for seed in seeds]
     rounds = min(len(play) for play in plays)
     batches = [
         orjson.dumps({"type": "batch_step", "data": {"actions": [play[k] for play in plays]}}) for k in range(rounds)
     ]
+    batched: dict[str, float] = {}
     async with websockets.connect(url, max_size=None, compression=None) as ws:
-        reset = {
-            "type": "batch_reset",
-            "data": {"task_id": task_id, "num_envs": WS_SIZE, "seed": seeds, "autoreset": False},
-        }
-        await ws.send(orjson.dumps(reset).decode())
-        assert orjson.loads(await ws.recv())["type"] == "batch"
-        started = time.perf_counter()
-        for message in batches:
-            await ws.send(message.decode())
-            reply = await ws.recv()
-        batched = rounds * WS_SIZE / (time.perf_counter() - started)
-        assert orjson.loads(reply)["type"] == "batch"
+        for form in forms:
+            reset = {
+                "type": "batch_reset",
+                "data": {
+                    "task_id": task_id,
+                    "num_envs": WS_SIZE,
+                    "seed": seeds,
+                    "autoreset": False,
+                    "observation": form,
+                },
+            }
+            await ws.send(orjson.dumps(reset).decode())
+            assert orjson.loads(await ws.recv())["type"] == "batch"
+            started = time.perf_counter()
+            for message in batches:
+                await ws.send(message.decode())
+                reply = await ws.recv()
+            batched[form] = rounds * WS_SIZE / (time.perf_counter() - started)
+            assert orjson.loads(reply)["type"] == "batch"
         steps = 0
         started = time.perf_counter()
         for seed in range(SEEDS):
@@ -131,55 +151,92 @@ async def websocket_rates(url: str, task_id: str, actions: list[list[dict[str, A
     return batched, single
 
 
+def spread(values: list[float]) -> dict[str, int]:
+    return {"median": round(statistics.median(values)), "low": round(min(values)), "high": round(max(values))}
+
+
+def load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> None:
     rounds = 5
-    steps_per_second: dict[str, dict[str, int]] = {}
+    print(f"load average {load()}")
+    steps_per_second: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
     reset_ms: dict[str, dict[str, float]] = {}
     loop: dict[str, dict[str, int]] = {}
     for task_id in TASKS:
         actions = recorded(task_id)
-        steps_per_second[task_id] = {}
+        steps_per_second[task_id] = {form: {} for form in FORMS}
         reset_ms[task_id] = {}
         loop[task_id] = {}
         for size in SIZES:
-            rates = []
+            rates: dict[str, list[tuple[float, float]]] = {form: [] for form in FORMS}
             plain = []
-            for _ in range(rounds):  # interleaved, so that both see the same load
-                rates.append(in_process_rate(task_id, size, actions, 0.5))
+            for _ in range(rounds):  # interleaved, so that every form sees the same load
+                for form in FORMS:
+                    rates[form].append(in_process_rate(task_id, size, actions, 0.5, form))
                 plain.append(loop_rate(task_id, size, actions, 0.5))
-            rate = round(statistics.median(r for r, _ in rates))
             loop[task_id][str(size)] = round(statistics.median(plain))
-            reset = round(statistics.median(ms for _, ms in rates), 3)
-            steps_per_second[task_id][str(size)] = rate
-            reset_ms[task_id][str(size)] = reset
-            print(
-                f"{task_id} N={size}: {rate} env-steps/s in process ({loop[task_id][str(size)]} by a plain loop), "
-                f"{reset} ms per batch reset"
+            reset_ms[task_id][str(size)] = round(statistics.median(ms for _, ms in rates["full"]), 3)
+            for form in FORMS:
+                steps_per_second[task_id][form][str(size)] = spread([rate for rate, _ in rates[form]])
+            figures = ", ".join(
+                f"{form} {steps_per_second[task_id][form][str(size)]['median']} "
+                f"({steps_per_second[task_id][form][str(size)]['low']}-"
+                f"{steps_per_second[task_id][form][str(size)]['high']})"
+                for form in FORMS
             )
-    ws_batched: dict[str, int] = {}
+            print(
+                f"{task_id} N={size}: env-steps/s in process: {figures}; "
+                f"{loop[task_id][str(size)]} by a plain loop; {reset_ms[task_id][str(size)]} ms per batch reset"
+            )
+    print(f"load average {load()}")
+    ws_batched: dict[str, dict[str, dict[str, int]]] = {}
     ws_single: dict[str, int] = {}
     server = ServerUnderTest(free_port())
     try:
         for task_id in TASKS:
             actions = recorded(task_id)
-            rates = [asyncio.run(websocket_rates(server.ws_url, task_id, actions)) for _ in range(3)]
-            ws_batched[task_id] = round(statistics.median(rate for rate, _ in rates))
-            ws_single[task_id] = round(statistics.median(rate for _, rate in rates))
+            runs = [asyncio.run(websocket_rates(server.ws_url, task_id, actions)) for _ in range(3)]
+            ws_batched[task_id] = {form: spread([by_form[form] for by_form, _ in runs]) for form in FORMS}
+            ws_single[task_id] = round(statistics.median(rate for _, rate in runs))
+            figures = ", ".join(
+                f"{form} {ws_batched[task_id][form]['median']} "
+                f"({ws_batched[task_id][form]['low']}-{ws_batched[task_id][form]['high']})"
+                for form in FORMS
+            )
             print(
-                f"{task_id} over one WebSocket: {ws_batched[task_id]} env-steps/s in batches of {WS_SIZE}, "
+                f"{task_id} over one WebSocket, env-steps/s in batches of {WS_SIZE}: {figures}; "
                 f"{ws_single[task_id]} one step per message"
             )
     finally:
         server.stop()
+    print(f"load average {load()}")
+    best_in_process = max(FORMS, key=lambda form: steps_per_second["hard"][form]["256"]["median"])
+    best_ws = max(FORMS, key=lambda form: ws_batched["hard"][form]["median"])
+    targets = {
+        "in_process_hard_256": {
+            "target": IN_PROCESS_TARGET,
+            "form": best_in_process,
+            "reached": steps_per_second["hard"][best_in_process]["256"]["median"],
+        },
+        "websocket_hard_64": {"target": WS_TARGET, "form": best_ws, "reached": ws_batched["hard"][best_ws]["median"]},
+    }
+    for name, target in targets.items():
+        target["met"] = target["reached"] >= target["target"]
+        print(f"target {name}: {target['reached']} of {target['target']} ({target['form']}): met {target['met']}")
     print(
         json.dumps(
             {
+                "load_average": load(),
                 "in_process_steps_per_second": steps_per_second,
                 "loop_steps_per_second": loop,
                 "in_process_reset_ms": reset_ms,
                 "ws_batch_size": WS_SIZE,
                 "ws_batch_steps_per_second": ws_batched,
                 "ws_single_steps_per_second": ws_single,
+                "targets": targets,
             }
         )
     )
