@@ -36,6 +36,8 @@ actions). ``observation="encoded"`` gives the Gymnasium numeric encoding
 the family's observation size, float32) and ``action_masks`` (N x the
 family's action count, bool, exactly the ``legal_actions``); every slot's
 task must then be of one family. Episodes move the same way in every form.
+In both lean forms ``final_observations`` holds ``None``: with autoreset the
+finished episode is ``last_finished[i]`` (its ``observation`` and ``state()``).
 
 Results come as columns (:class:`VectorStep`, lists indexed by slot) or as
 rows (``VectorStep.rows()``). A batch of the wrong shape (not a list, more or
