@@ -77,8 +77,38 @@ GradeDimensionName = Literal[
 ArenaGradeDimensionName = Literal["completion", "on_time", "makespan"]
 
 # What the per-step reward is, chosen at reset (server/core/rewards.py): the
-# family's shaped table, the change of the grade (summing to it), or the grade at the end.
-RewardModeName = Literal["shaped", "grade", "sparse"]
+# family's shaped table, the change of the grade (summing to it), the grade at the end,
+# or (canvas tasks only) the published reward -1 + S + C*[S = 1] at the end.
+RewardModeName = Literal["shaped", "grade", "sparse", "published"]
+
+# The canvas family (server/core/canvas/): the policy edits a workflow of operators,
+# executes it and finishes with an answer. Its actions, written as typed JSON (``xml``
+# carries the published XML form as text) ...
+CanvasActionTypeName = Literal["add", "delete", "modify", "set_prompt", "execute", "finish", "xml"]
+
+# ... why a canvas action was refused (it changed nothing) ...
+CanvasErrorCodeName = Literal[
+    "unknown_action",
+    "missing_field",
+    "unknown_operator",
+    "unknown_structure",
+    "bad_structure",
+    "unknown_target",
+    "not_an_operator",
+    "unknown_prompt_style",
+    "canvas_full",
+    "empty_canvas",
+    "unchanged",
+    "over_budget",
+    "bad_xml",
+    "episode_over",
+]
+
+# ... the kinds of its event log's rows ...
+CanvasEventKindName = Literal["edited", "invalid_action", "executed", "finished", "episode_end"]
+
+# ... and the dimensions of its grade (server/core/canvas/grade.py).
+CanvasGradeDimensionName = Literal["correctness", "cost", "latency", "valid_actions"]
 
 ACTION_TYPES: tuple[ActionTypeName, ...] = get_args(ActionTypeName)
 ERROR_CODES: tuple[ErrorCodeName, ...] = get_args(ErrorCodeName)
@@ -86,3 +116,7 @@ EVENT_KINDS: tuple[EventKindName, ...] = get_args(EventKindName)
 GRADE_DIMENSIONS: tuple[GradeDimensionName, ...] = get_args(GradeDimensionName)
 ARENA_GRADE_DIMENSIONS: tuple[ArenaGradeDimensionName, ...] = get_args(ArenaGradeDimensionName)
 REWARD_MODES: tuple[RewardModeName, ...] = get_args(RewardModeName)
+CANVAS_ACTION_TYPES: tuple[CanvasActionTypeName, ...] = get_args(CanvasActionTypeName)
+CANVAS_ERROR_CODES: tuple[CanvasErrorCodeName, ...] = get_args(CanvasErrorCodeName)
+CANVAS_EVENT_KINDS: tuple[CanvasEventKindName, ...] = get_args(CanvasEventKindName)
+CANVAS_GRADE_DIMENSIONS: tuple[CanvasGradeDimensionName, ...] = get_args(CanvasGradeDimensionName)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .arena import ARENA
+from .canvas import CANVAS
 from .compiled import CompiledTask
 from .dag import DagIndex
 from .family import Family
@@ -26,6 +27,7 @@ FAMILIES: dict[str, Family] = {
     "scenario": SCENARIO,
     "generated": SCENARIO,
     "arena": ARENA,
+    "canvas": CANVAS,
 }
 
 
@@ -51,16 +53,22 @@ def new_episode(compiled: CompiledTask, seed: int | None = None, reward_mode: st
 
     ``reward_mode``: ``shaped`` (the family's per-step table), ``grade`` (each step
     pays the change of the grade as if the episode ended then, so the rewards sum
-    to the final grade) or ``sparse`` (the grade, at the last step); see rewards.py.
+    to the final grade), ``sparse`` (the grade, at the last step); see rewards.py;
+    or a mode of the family's own (its ``reward_model(mode)``, when it has one:
+    the canvas family's ``published``).
     """
     mode = check_reward_mode(reward_mode)
     family = compiled.family
+    own = getattr(family, "reward_model", None)
+    model = own(mode) if own is not None and mode != "shaped" else None
+    if model is None and mode not in ("shaped", "grade", "sparse"):
+        raise ValueError(f"the {compiled.spec.family!r} family has no {mode!r} reward mode")
     episode = family.new_episode(compiled, seed)
     if mode != "shaped":
         use = getattr(episode, "use_reward_model", None)
         if use is None:
             raise ValueError(f"the {compiled.spec.family!r} family has only the shaped reward mode")
-        use(grade_reward_model(mode, family.grade))
+        use(model if model is not None else grade_reward_model(mode, family.grade))
     return episode
 
 

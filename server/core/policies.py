@@ -25,6 +25,9 @@
                In the arena (interchangeable workers), ready work by longest
                remaining chain, then least slack (its own deadline's or the time
                budget's along its chain), then priority.
+``template``   a family's fixed template (``Family.template``, if it has one: the
+               canvas family's published example workflow, whatever the problem);
+               greedy on the families without one.
 """
 
 from __future__ import annotations
@@ -400,6 +403,15 @@ def _arena_workers_by_slack(observation: Observation, arena: dict[str, Any]) -> 
     return {"action_type": "dispatch", "assignments": assignments}
 
 
+class TemplatePolicy(GreedyPolicy):
+    name = "template"
+
+    def act(self, observation: Observation) -> ActionDict:
+        template = getattr(family_of_observation(observation), "template", None)
+        own = template(observation) if template is not None else None
+        return own if own is not None else super().act(observation)
+
+
 POLICIES: dict[str, Callable[[], Policy]] = {
     "noop": NoopPolicy,
     "random": RandomPolicy,
@@ -407,6 +419,7 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "greedy": GreedyPolicy,
     "heuristic": HeuristicPolicy,
     "slack": SlackPolicy,
+    "template": TemplatePolicy,
 }
 
 

@@ -22,6 +22,7 @@ from ..core.families import compile_task
 from ..core.model import TaskSpec
 from .arena import ArenaFamily
 from .best_scores import attach_best_scores
+from .canvas import CanvasTaskFamily
 from .generated import GeneratedFamily
 from .references import References, attach_planner_scores
 from .schema import task_from_file
@@ -195,7 +196,7 @@ def describe_scenario(compiled: CompiledTask) -> dict[str, Any]:
 
 def builtin_families() -> list[TaskFamily]:
     """The generated families every default registry offers."""
-    return [ArenaFamily(), GeneratedFamily()]
+    return [ArenaFamily(), GeneratedFamily(), CanvasTaskFamily()]
 
 
 @lru_cache(maxsize=1)
