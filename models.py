@@ -18,7 +18,7 @@ from openenv.core.env_server.types import Action, Observation, State
 from pydantic import BaseModel, ConfigDict, Field, field_validator, with_config
 from typing_extensions import TypedDict
 
-from .vocabulary import ActionTypeName, RewardModeName
+from .vocabulary import ActionTypeName, CanvasActionTypeName, RewardModeName
 
 # Limits on client input. The seed bound is the task registry's MAX_SEED
 # (tests check that they agree); the wire layer repeats it so that a client
@@ -31,6 +31,10 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 
 # The action types, as the vocabulary defines them (a Literal: pydantic checks the word).
 ActionType = ActionTypeName
+# The canvas family's action types (vocabulary.CanvasActionTypeName); a wire action is either.
+CanvasActionType = CanvasActionTypeName
+MAX_CANVAS_TEXT = 4096
+MAX_STRUCTURE = 8
 
 _Identifier = Field(min_length=1, max_length=MAX_ID_LENGTH)
 
@@ -56,9 +60,16 @@ class WorkflowAction(Action):
     once all required work is done); ``abort`` (subtask_id of a running
     subtask). Invalid decisions are not rejected here: they reach the episode,
     cost time, and come back as structured errors in the observation.
+
+    Canvas tasks: ``add`` (``operator``, or ``structure`` parallel, conditional
+    or loop with ``operators`` and a loop's ``count``; optional ``position`` and
+    ``prompt``), ``delete`` (``target``), ``modify`` (``target``, ``operator`` or
+    ``operators``, ``count``), ``set_prompt`` (``target``, ``prompt``),
+    ``execute``, ``finish`` (optional ``answer``), and ``xml`` (``text``: the
+    published XML form of any of them).
     """
 
-    action_type: ActionType = Field(description="Which decision this is.")
+    action_type: ActionType | CanvasActionType = Field(description="Which decision this is.")
     subtask_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
     agent_name: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
     assignments: list[Assignment] | None = Field(default=None, max_length=MAX_BATCH)
@@ -67,6 +78,17 @@ class WorkflowAction(Action):
         max_length=MAX_BATCH,
         description="dispatch shorthand: subtask ids, each given to an idle capable agent.",
     )
+    operator: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
+    structure: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH)
+    operators: list[Annotated[str, Field(max_length=MAX_ID_LENGTH)]] | None = Field(
+        default=None, max_length=MAX_STRUCTURE
+    )
+    count: int | None = Field(default=None, ge=0, le=64, strict=True)
+    position: int | None = Field(default=None, ge=0, le=64, strict=True)
+    target: int | None = Field(default=None, ge=0, le=64, strict=True)
+    prompt: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+    answer: str | None = Field(default=None, max_length=MAX_CANVAS_TEXT)
+    text: str | None = Field(default=None, max_length=MAX_CANVAS_TEXT, description="xml: the published XML form.")
 
     def to_core(self) -> dict[str, Any]:
         """The plain mapping the simulation core accepts."""
@@ -79,7 +101,24 @@ class WorkflowAction(Action):
             core["assignments"] = [{"subtask_id": a.subtask_id, "agent_name": a.agent_name} for a in self.assignments]
         if self.task_ids is not None:
             core["task_ids"] = list(self.task_ids)
+        for name in _CANVAS_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                core[name] = list(value) if name == "operators" else value
         return core
+
+
+_CANVAS_FIELDS: tuple[str, ...] = (
+    "operator",
+    "structure",
+    "operators",
+    "count",
+    "position",
+    "target",
+    "prompt",
+    "answer",
+    "text",
+)
 
 
 # --------------------------------------------------------------------------- observation
@@ -252,7 +291,8 @@ class ResetRequest(BaseModel):
     reward_mode: RewardModeName = Field(
         default="shaped",
         description="shaped: the per-step table; grade: the change of the grade as if the episode "
-        "ended now (the rewards sum to the grade); sparse: the grade at the last step.",
+        "ended now (the rewards sum to the grade); sparse: the grade at the last step; published (canvas "
+        "tasks): the published reward -1 + S + C*[S = 1] at the last step.",
     )
 
     @field_validator("seed", "worker_count", mode="before")

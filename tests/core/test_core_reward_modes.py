@@ -130,7 +130,7 @@ def test_grade_mode_return_ranks_episodes_as_the_grade_does(task_id: str) -> Non
 def test_an_unknown_reward_mode_is_refused_with_the_known_ones() -> None:
     with pytest.raises(ValueError, match="shaped, grade, sparse"):
         WorkflowEnv().reset("easy", reward_mode="dense")
-    assert REWARD_MODES == ("shaped", "grade", "sparse")
+    assert REWARD_MODES == ("shaped", "grade", "sparse", "published")
 
 
 class DearestAgentPolicy(HeuristicPolicy):

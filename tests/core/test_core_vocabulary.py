@@ -15,7 +15,9 @@ from workflow_orchestrator.server.core.grading import GATED_DIMENSIONS
 def test_the_wire_action_types_are_the_cores() -> None:
     wire = get_args(models.ActionType)
     assert wire == tuple(t.value for t in ActionType) == vocabulary.ACTION_TYPES
-    assert get_args(models.WorkflowAction.model_fields["action_type"].annotation) == wire
+    # A wire action is a workflow action or a canvas action (the canvas family's words).
+    workflow, canvas = get_args(models.WorkflowAction.model_fields["action_type"].annotation)
+    assert get_args(workflow) == wire and get_args(canvas) == vocabulary.CANVAS_ACTION_TYPES
 
 
 def test_the_core_enums_are_built_from_the_vocabulary() -> None:
