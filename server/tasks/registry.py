@@ -160,7 +160,9 @@ class TaskRegistry:
         if secret is None:
             spec = family.build(variant, seed, worker_count)
             compiled = attach_best_scores(compile_task(spec), spec.canonical_seed)
-            attach_planner_scores(compiled, self.references, spec.canonical_seed)
+            # The planner plays workflows of named agents: a family without them has no planner reference.
+            references = self.references if getattr(compiled.family, "planner_reference", True) else None
+            attach_planner_scores(compiled, references, spec.canonical_seed)
         else:
             # Best scores are proven on unsealed tasks: a sealed one has none.
             compiled = compile_task(family.build(variant, seed, worker_count, secret=secret))  # type: ignore[call-arg]

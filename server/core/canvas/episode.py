@@ -137,6 +137,8 @@ class CanvasEpisode:
         self.log = CanvasLog()
         self._trace: list[dict[str, Any]] = []
         self.outcome = StepOutcome()
+        # The grade of the latest state (grade.grade_canvas), keyed by what it reads.
+        self.grade_cache: tuple[Any, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------ the seam's
 

@@ -70,6 +70,28 @@ def legal_actions(canvas: Canvas, executed: bool) -> list[dict[str, Any]]:
     return legal
 
 
+_VIEWS: dict[tuple[Canvas, str, bool, bool, bool], tuple[str, list[dict[str, Any]], dict[str, Any], list[Any]]] = {}
+
+
+def canvas_views(
+    canvas: Canvas, problem: Problem, executed: bool
+) -> tuple[str, list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+    """The canvas's DSL, node views, statistics and legal actions, memoised by canvas
+    (observations are read-only, so they share them)."""
+    key = (canvas, problem.problem_type, problem.has_tests, problem.verbose, executed)
+    found = _VIEWS.get(key)
+    if found is None:
+        if len(_VIEWS) >= 4096:
+            _VIEWS.clear()
+        found = _VIEWS[key] = (
+            render_dsl(canvas),
+            [node.view(i) | {"dsl": node.dsl()} for i, node in enumerate(canvas, 1)],
+            statistics(canvas, problem.problem_type, problem.has_tests, problem.verbose),
+            legal_actions(canvas, executed),
+        )
+    return found
+
+
 def execution_view(episode: CanvasEpisode) -> dict[str, Any] | None:
     run = episode.last_execution
     if run is None:
@@ -90,6 +112,8 @@ class CanvasFamily:
 
     view_key: str | None = CANVAS_VIEW
     oracle_problem: str | None = None
+    # The planner's reference (tasks/planner.py) plays workflows of named agents: none here.
+    planner_reference = False
 
     def prepare(self, spec: TaskSpec, dag: DagIndex) -> tuple[CanvasTables, RewardModel]:
         parameters = spec.parameters
@@ -120,6 +144,7 @@ class CanvasFamily:
         problem = episode.problem
         done = episode.done
         executed = episode.executed == canvas and episode.last_execution is not None
+        dsl, nodes, stats, legal = canvas_views(canvas, problem, executed)
         return {
             "task_id": episode.task.task_id,
             "seed": episode.seed,
@@ -142,13 +167,13 @@ class CanvasFamily:
                 "prompt_styles": list(PROMPT_STYLES),
                 "grammar": _GRAMMAR,
                 "latency_limit": tables.latency_limit,
-                "dsl": render_dsl(canvas),
-                "nodes": [node.view(i) | {"dsl": node.dsl()} for i, node in enumerate(canvas, 1)],
-                "statistics": statistics(canvas, problem.problem_type, problem.has_tests, problem.verbose),
+                "dsl": dsl,
+                "nodes": nodes,
+                "statistics": stats,
                 "last_execution": execution_view(episode),
                 "answer": episode.answer,
             },
-            "legal_actions": [] if done else legal_actions(canvas, executed),
+            "legal_actions": [] if done else legal,
             "errors": episode.errors,
             "reward": episode.last_reward,
             "reward_breakdown": episode.last_breakdown,

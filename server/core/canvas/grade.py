@@ -21,10 +21,11 @@ answer is right; ``-1`` when the episode did not finish.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ....vocabulary import CanvasGradeDimensionName
-from .canvas import EditError, parse_dsl, published_checks, statistics
+from .canvas import Canvas, EditError, parse_dsl, published_checks, statistics
 from .problem import normalise_answer
 
 if TYPE_CHECKING:
@@ -40,6 +41,15 @@ WEIGHTS: Mapping[CanvasGradeDimensionName, float] = {
 SHAPED_TABLE: Mapping[str, float] = {"invalid_action": -0.05, "cost": -0.2}
 SHAPED_CHANNELS: tuple[str, ...] = ("invalid_action", "cost", "grade")
 PUBLISHED_CHANNELS: tuple[str, ...] = ("published",)
+
+
+@lru_cache(maxsize=4096)
+def _canvas_of(dsl: str) -> Canvas:
+    """The canvas a logged DSL names (the empty canvas if it names none)."""
+    try:
+        return parse_dsl(dsl)
+    except EditError:
+        return ()
 
 
 def _final(episode: CanvasEpisode) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int, int]:
@@ -59,6 +69,19 @@ def _final(episode: CanvasEpisode) -> tuple[dict[str, Any] | None, dict[str, Any
 
 
 def grade_canvas(episode: CanvasEpisode) -> dict[str, Any]:
+    """The grade (a new dict each call; computed once per state of the episode)."""
+    key = (len(episode.log), episode.step_count, episode.invalid_count, episode.seed_key)
+    cached = episode.grade_cache
+    if cached is None or cached[0] != key:
+        cached = episode.grade_cache = (key, _grade(episode))
+    grade = dict(cached[1])
+    grade["breakdown"] = dict(grade["breakdown"])
+    grade["weights"] = dict(grade["weights"])
+    grade["counts"] = dict(grade["counts"])
+    return grade
+
+
+def _grade(episode: CanvasEpisode) -> dict[str, Any]:
     tables = episode.tables
     problem = episode.problem
     finished, executed, tokens, _ = _final(episode)
@@ -70,10 +93,7 @@ def grade_canvas(episode: CanvasEpisode) -> dict[str, Any]:
     gate = 0.0
     stats: dict[str, Any] = {}
     if finished is not None:
-        try:
-            canvas = parse_dsl(finished["dsl"])
-        except EditError:
-            canvas = ()
+        canvas = _canvas_of(finished["dsl"])
         stats = statistics(canvas, problem.problem_type, problem.has_tests, problem.verbose)
         well_formed = stats["has_solver"] and stats["has_checker"] and (stats["has_test"] or not stats["needs_test"])
         ran = executed is not None and executed["dsl"] == finished["dsl"]
@@ -121,10 +141,7 @@ def published_reward(episode: CanvasEpisode) -> float:
     if finished is None:
         return -1.0
     problem = episode.problem
-    try:
-        canvas = parse_dsl(finished["dsl"])
-    except EditError:
-        canvas = ()
+    canvas = _canvas_of(finished["dsl"])
     checks = published_checks(statistics(canvas, problem.problem_type, problem.has_tests, problem.verbose))
     structure = sum(checks.values()) / len(checks)
     correct = 0.0
