@@ -8,7 +8,8 @@
     >>> observation, reward, terminated, truncated, info = env.step(action)
 
 ``gymnasium.make("workflow_orchestrator.gym_env:WorkflowOrchestrator/arena-hard-v0")``
-imports this module by itself. Every task has an id: ``WorkflowOrchestrator/<task>-v0``
+imports this module by itself. Every task of a workflow of named agents (not the canvas
+tasks, which have their own action space) has an id: ``WorkflowOrchestrator/<task>-v0``
 with the task id's ``/`` written ``-`` (``easy-v0``, ``arena-medium-v0``,
 ``generated-hard-v0``, ...); :func:`env_ids` lists them.
 
@@ -74,6 +75,7 @@ from gymnasium import spaces
 from workflow_orchestrator import WorkflowEnv
 from workflow_orchestrator.server.core import render_text
 from workflow_orchestrator.server.core.rewards import check_reward_mode
+from workflow_orchestrator.server.core.scenario import WorkflowFamily
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS, MAX_WORKERS, PRESETS, TRAINING_SEEDS
 from workflow_orchestrator.server.tasks.generated import LEVELS, TYPE_VOCABULARY
 
@@ -147,11 +149,18 @@ def env_id(task_id: str) -> str:
 NOT_GYM_TASKS = ("arena/expert",)
 
 
-def gym_task_ids() -> list[str]:
-    """The tasks registered as Gymnasium environments: every task but :data:`NOT_GYM_TASKS`."""
+def gym_task_ids(registry: Any = None) -> list[str]:
+    """The tasks this interface plays: those whose episode is a workflow of named
+    agents (the scenario and arena rules), but :data:`NOT_GYM_TASKS`; a family with
+    its own episode type (the canvas) has its own action space."""
     from workflow_orchestrator.server.tasks import default_registry
 
-    return [t for t in default_registry().task_ids() if t not in NOT_GYM_TASKS]
+    registry = registry if registry is not None else default_registry()
+    return [
+        t
+        for t in registry.task_ids()
+        if t not in NOT_GYM_TASKS and isinstance(registry.resolve(t).compiled.family, WorkflowFamily)
+    ]
 
 
 def env_ids() -> list[str]:
@@ -190,7 +199,11 @@ class WorkflowGymEnv(gymnasium.Env[Any, np.int64]):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.core = WorkflowEnv(registry)
-        self.core.registry.resolve(task_id, seed=None, worker_count=worker_count)  # fails early on a bad task
+        # Fails early on a bad task.
+        resolved = self.core.registry.resolve(task_id, seed=None, worker_count=worker_count)
+        if not isinstance(resolved.compiled.family, WorkflowFamily):
+            family = resolved.spec.family
+            raise ValueError(f"task {task_id!r} ({family}) has no workflow of named agents to play as a gymnasium.Env")
         self.task_id = task_id
         self.worker_count = worker_count
         self.observation_mode = observation_mode

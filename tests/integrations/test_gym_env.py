@@ -13,13 +13,25 @@ from gymnasium.utils.env_checker import check_env
 from workflow_orchestrator import WorkflowEnv
 from workflow_orchestrator.gym_env import WorkflowGymEnv, env_id, env_ids, gym_task_ids
 from workflow_orchestrator.server.core.policies import make_policy
+from workflow_orchestrator.server.tasks import default_registry
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS, TRAINING_SEEDS
 
+# Every task with a workflow of named agents (a canvas task has its own action space)
+# but arena/expert, which no family layout holds.
 TASKS = gym_task_ids()
 
 
 def test_every_task_has_a_registered_id() -> None:
     assert env_ids() == [env_id(t) for t in TASKS]
+    assert set(default_registry().task_ids()) - set(TASKS) == {
+        "canvas/math",
+        "canvas/code",
+        "canvas/qa",
+        "canvas/mixed",
+        "arena/expert",
+    }
+    with pytest.raises(ValueError, match="no workflow of named agents"):
+        WorkflowGymEnv("canvas/math")
     assert "WorkflowOrchestrator/arena-hard-v0" in env_ids()
     assert "WorkflowOrchestrator/generated-easy-v0" in env_ids()
     assert "WorkflowOrchestrator/easy-v0" in env_ids()

@@ -113,7 +113,7 @@ def _grade(episode: CanvasEpisode) -> dict[str, Any]:
         "latency": round(latency, 6),
         "valid_actions": round(valid, 6),
     }
-    score = gate * sum(WEIGHTS[name] * value for name, value in breakdown.items())
+    score = gate * sum(weight * breakdown[name] for name, weight in WEIGHTS.items())
     return {
         "task_id": episode.task.task_id,
         "seed": episode.seed,
