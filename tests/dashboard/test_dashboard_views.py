@@ -17,6 +17,7 @@ import pytest
 from tests.support.tasks import SCENARIOS, act, registry_of, tiny_task
 from workflow_orchestrator.server.archive import Archive
 from workflow_orchestrator.server.core import AgentSpec, SubtaskSpec
+from workflow_orchestrator.server.core.scenario import WorkflowFamily
 from workflow_orchestrator.server.dashboard import views
 from workflow_orchestrator.server.dashboard.session import (
     DashboardController,
@@ -193,7 +194,14 @@ def test_the_dag_recolours_as_the_episode_moves() -> None:
     assert 'data-subtask="implement_backend" data-status="ready"' in after
 
 
-@pytest.mark.parametrize("task_id", default_registry().task_ids())
+def workflow_task_ids() -> list[str]:
+    """The tasks with a workflow of named agents: the dashboard draws their DAG and schedule
+    (a canvas task, whose workflow is the canvas, has no drawing of its own yet)."""
+    registry = default_registry()
+    return [t for t in registry.task_ids() if isinstance(registry.resolve(t).compiled.family, WorkflowFamily)]
+
+
+@pytest.mark.parametrize("task_id", workflow_task_ids())
 def test_every_task_draws_at_every_step_of_a_played_episode(task_id: str) -> None:
     controller = controller_for()
     session = DashboardSession()
@@ -215,6 +223,19 @@ def test_every_task_draws_at_every_step_of_a_played_episode(task_id: str) -> Non
         snapshot = controller.policy_step(session, "heuristic")
     assert snapshot.grade is not None
     assert 'id="wo-score"' in views.grade_html(snapshot.grade)
+
+
+@pytest.mark.parametrize("task_id", sorted(set(default_registry().task_ids()) - set(workflow_task_ids())))
+def test_a_task_without_named_agents_plays_to_its_grade(task_id: str) -> None:
+    controller = controller_for()
+    session = DashboardSession()
+    option_key, _, preset = task_id.partition("/")
+    snapshot = controller.start(session, option_key, preset or None, 5, None)
+    assert snapshot.mode == "live", snapshot.notice
+    while not controller.is_finished(session):
+        views.gauges_html(snapshot.observation)
+        snapshot = controller.policy_step(session, "heuristic")
+    assert snapshot.grade is not None and 'id="wo-score"' in views.grade_html(snapshot.grade)
 
 
 def test_the_grade_shows_the_normalised_score_when_it_has_one() -> None:

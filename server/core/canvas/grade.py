@@ -78,6 +78,7 @@ def grade_canvas(episode: CanvasEpisode) -> dict[str, Any]:
     grade["breakdown"] = dict(grade["breakdown"])
     grade["weights"] = dict(grade["weights"])
     grade["counts"] = dict(grade["counts"])
+    grade["canvas"] = dict(grade["canvas"])
     return grade
 
 
@@ -128,10 +129,10 @@ def _grade(episode: CanvasEpisode) -> dict[str, Any]:
             "tokens_used": tokens,
             "budget": tables.budget,
             "executions": sum(1 for row in episode.log.rows if row["kind"] == "executed"),
-            "valid_canvas": bool(gate),
-            "final_dsl": None if finished is None else finished["dsl"],
-            **({"statistics": stats} if stats else {}),
+            "valid_canvas": int(gate),
         },
+        # What the numbers above do not say: the finished canvas and its statistics.
+        "canvas": {"final_dsl": None if finished is None else finished["dsl"], "statistics": stats},
     }
 
 
