@@ -290,3 +290,27 @@ def test_episodes_are_the_same_in_any_process() -> None:
         for hash_seed in (1, 2)
     ]
     assert runs[0] == runs[1] and json.loads(runs[0])
+
+
+@pytest.mark.parametrize(
+    "dsl",
+    [
+        "Programmer",
+        "Plan -> [Programmer, AnswerGenerate, Custom] -> ScEnsemble -> Test ? Revise : Format",
+        "Decompose{step_by_step} -> AnswerGenerate -> (Review -> Revise) * 2 -> Format",
+        "AnswerGenerate -> [Custom, Custom, Custom, Custom] -> Aggregate -> Verify ? Custom : Format",
+    ],
+)
+def test_realised_answers_are_right_as_often_as_the_grade_expects(dsl: str) -> None:
+    """The feedback's draws and the grade's exact expectation come from one model."""
+    from workflow_orchestrator.server.core.canvas import SimulatedExecutor, parse_dsl
+    from workflow_orchestrator.server.tasks.canvas import generate_problem
+
+    canvas = parse_dsl(dsl)
+    expected, realised = [], []
+    for seed in range(600):
+        problem = generate_problem("mixed", seed)
+        executor = SimulatedExecutor(problem, seed * 7919 + 1)
+        expected.append(executor.expected(canvas).correctness)
+        realised.append(executor.execute(problem, canvas).correct)
+    assert abs(statistics.mean(expected) - statistics.mean(realised)) < 0.05
