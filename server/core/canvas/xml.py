@@ -22,6 +22,7 @@ that is neither.
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Any
 
@@ -31,16 +32,30 @@ from .operators import CONDITIONAL, OPERATOR
 ACTIONS = ("add", "delete", "modify", "set_prompt", "execute", "finish")
 MAX_XML_LENGTH = 4096
 
-_FIELD = re.compile(r"<([a-z_]+)\s*>(.*?)</\1\s*>", re.S | re.I)
-_EMPTY = re.compile(r"<([a-z_]+)\s*/>", re.I)
+_OPEN = re.compile(r"<([A-Za-z_]+)\s*(/?)>")
+_CLOSE = re.compile(r"</([A-Za-z_]+)\s*>")
 
 
 def _fields(text: str) -> dict[str, str]:
+    """Each tag's first value (``<name>value</name>``; ``<name/>`` is empty), in time
+    linear in the text: one pass finds the closing tags, one the opening ones."""
+    closing: dict[str, list[tuple[int, int]]] = {}
+    for match in _CLOSE.finditer(text):
+        closing.setdefault(match.group(1).lower(), []).append((match.start(), match.end()))
     found: dict[str, str] = {}
-    for match in _FIELD.finditer(text):
-        found.setdefault(match.group(1).lower(), match.group(2).strip())
-    for match in _EMPTY.finditer(text):
-        found.setdefault(match.group(1).lower(), "")
+    for match in _OPEN.finditer(text):
+        name = match.group(1).lower()
+        if name in found:
+            continue
+        if match.group(2):
+            found[name] = ""
+            continue
+        ends = closing.get(name)
+        if not ends:
+            continue
+        k = bisect.bisect_left(ends, (match.end(), 0))
+        if k < len(ends):
+            found[name] = text[match.end() : ends[k][0]].strip()
     return found
 
 
