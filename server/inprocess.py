@@ -89,16 +89,31 @@ class WorkflowEnv:
         seed: int | None = None,
         worker_count: int | None = None,
         reward_mode: str = "shaped",
+        executor: Any = "simulated",
     ) -> dict[str, Any]:
         """Start an episode; ``seed=None`` gives the task's canonical episode.
         ``reward_mode``: ``shaped``, ``grade`` or ``sparse`` (see the class docstring);
-        an unknown mode is a ValueError."""
+        an unknown mode is a ValueError. ``executor`` (canvas tasks): ``simulated``
+        (default), ``openai`` (operators as prompts to the model of ``API_BASE_URL``,
+        ``MODEL_NAME``, ``API_KEY``; the grade reads realised correctness), or a
+        callable ``problem -> executor``."""
         check_reward_mode(reward_mode)
         resolved = self.registry.resolve(task_id, seed=seed, worker_count=worker_count, secret=self._secret)
         family = resolved.compiled.family
-        self.episode = new_episode(resolved.compiled, resolved.seed, reward_mode)
+        episode = new_episode(resolved.compiled, resolved.seed, reward_mode)
         if self._secret is not None:
-            self.episode.seal(self._secret)
+            episode.seal(self._secret)
+        if not (isinstance(executor, str) and executor == "simulated"):
+            use_executor = getattr(episode, "use_executor", None)
+            if use_executor is None:
+                raise ValueError(f"task {task_id!r} has no executor to choose: executor applies to canvas tasks")
+            if isinstance(executor, str):
+                from ..executors import make_executor
+
+                use_executor(make_executor(executor, episode.problem))
+            else:
+                use_executor(executor(episode.problem))
+        self.episode = episode
         self._observe = family.observe
         self._observation = family.observe(self.episode)
         return self._observation

@@ -19,13 +19,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ....vocabulary import CanvasEventKindName
 from ..outcomes import episode_key
 from .canvas import EMPTY, Canvas, EditError, apply_edit, render_dsl
 from .problem import Problem
-from .simulator import Execution, SimulatedExecutor
+from .simulator import Execution, Expected, SimulatedExecutor
 from .xml import parse_xml_action
 
 if TYPE_CHECKING:
@@ -39,6 +39,16 @@ FIELDS: dict[CanvasEventKindName, tuple[str, ...]] = {
     "finished": ("dsl", "answer"),
     "episode_end": ("reason",),
 }
+
+
+class GradedExecutor(Protocol):
+    """An executor the grade can read: ``expected`` is the simulator's exact
+    expectation, or a model executor's realised outcome of the canvas."""
+
+    def execute(self, problem: Problem, canvas: Canvas) -> Execution: ...
+
+    def expected(self, canvas: Canvas) -> Expected: ...
+
 
 EDITS = frozenset({"add", "delete", "modify", "set_prompt"})
 MAX_LABEL = 200
@@ -119,7 +129,8 @@ class CanvasEpisode:
         self.seed = compiled.spec.canonical_seed if seed is None else seed
         self.seed_key = episode_key(self.task.task_id, self.seed)
         self.sealed = False
-        self.executor = SimulatedExecutor(self.problem, self.seed_key)
+        self.executor: GradedExecutor = SimulatedExecutor(self.problem, self.seed_key)
+        self.simulated = True  # False once another executor is in use (use_executor)
         self.reward_model = reward_model
         self.canvas: Canvas = EMPTY
         self.executed: Canvas | None = None  # the canvas of the last execution
@@ -155,8 +166,16 @@ class CanvasEpisode:
         if self.step_count:
             raise RuntimeError("an episode is sealed before its first step")
         self.seed_key = episode_key(self.task.task_id, self.seed, secret)
-        self.executor = SimulatedExecutor(self.problem, self.seed_key)
+        if self.simulated:
+            self.executor = SimulatedExecutor(self.problem, self.seed_key)
         self.sealed = True
+
+    def use_executor(self, executor: GradedExecutor) -> None:
+        """Run the canvas with ``executor`` instead of the simulated one (before the first step)."""
+        if self.step_count:
+            raise RuntimeError("an episode's executor is chosen before its first step")
+        self.executor = executor
+        self.simulated = isinstance(executor, SimulatedExecutor)
 
     def use_reward_model(self, model: Any) -> None:
         self.reward_model = model
