@@ -23,7 +23,19 @@ episode; everything else (progress, warnings, the summary table) goes to stderr:
 ``label`` is ``delegate(subtask,agent)``, ``retry(subtask,agent)``,
 ``abort(subtask)``, ``wait()``, ``synthesize()``, or for several starts in one
 step ``dispatch(s1:a1,s2:a2)`` (``dispatch(s1)`` when the environment picks the
-agent). ``error`` lists comma-separated codes: the environment's codes for an
+agent); on canvas tasks ``add(Plan)``, ``add(parallel:A,B)``,
+``add(loop:Test,Revise*2)``, ``delete(3)``, ``modify(2:Custom)``,
+``set_prompt(1:concise)``, ``execute()``, ``finish(answer)``.
+
+On canvas tasks (``canvas/math``, ``canvas/code``, ``canvas/qa``,
+``canvas/mixed``) the model is told the canvas's rules and sees the state in
+the published feedback layout; it answers with one action in the published XML
+form (``<action>add</action><operator>Plan</operator>``, ``<add>Plan</add>``,
+``<action>finish</action><answer>42</answer>``, ...) or as a JSON object, in
+text (no tools are sent, even with ``--tool-calls``). Where a workflow of named
+agents plays ``wait`` instead of an answer that cannot be used, a canvas plays
+``execute`` (no canvas action lets a round pass; executing an unchanged canvas
+is free). ``error`` lists comma-separated codes: the environment's codes for an
 invalid action (``not_ready``, ``capability_mismatch``, ...) and this runner's
 own: ``unparseable_answer`` and ``model_call_failed`` (a ``wait`` was played
 instead of the model's answer), ``episode_timeout`` (the episode ran out of

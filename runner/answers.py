@@ -11,12 +11,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workflow_orchestrator.server.core import ActionError, parse_action
-from workflow_orchestrator.vocabulary import ACTION_TYPES
+from workflow_orchestrator.vocabulary import ACTION_TYPES, CANVAS_ACTION_TYPES
+
+from .canvas import canvas_label
 
 # The wire limits of models.py: longer ids are never real ids, longer batches are refused.
 MAX_ID_LENGTH = 64
 MAX_BATCH = 64
 
+
+# Canvas action types no workflow of named agents has (their labels are the canvas's).
+CANVAS_ONLY_TYPES = frozenset(CANVAS_ACTION_TYPES) - frozenset(ACTION_TYPES)
 
 _THINK_BLOCK = re.compile(r"<(think|thinking|reasoning|reflection)>.*?</\1\s*>", re.S | re.I)
 _THINK_CLOSE = re.compile(r"</(?:think|thinking|reasoning|reflection)\s*>", re.I)
@@ -240,6 +245,8 @@ def action_from_tool_calls(calls: Sequence[tuple[str, str]]) -> dict[str, Any] |
 
 def action_label(action: Mapping[str, Any]) -> str:
     """The compact, space-free form of an action for the [STEP] line."""
+    if action.get("action_type") in CANVAS_ONLY_TYPES:
+        return canvas_label(action)
     try:
         label = parse_action(action).label()
     except ActionError:

@@ -20,7 +20,7 @@ from workflow_orchestrator.server.tasks import TaskRegistry, default_registry
 
 from .answers import action_label
 from .errors import ActionRejected, EpisodeFailure, FatalError
-from .players import WAIT, Decision, ModelClient, ModelPlayer, OraclePlayer, Player, PolicyPlayer
+from .players import Decision, ModelClient, ModelPlayer, OraclePlayer, Player, PolicyPlayer, fallback_action
 from .sessions import EpisodeSession, LocalSession, RemoteSession, error_message
 from .settings import ENV_NAME, ORACLE, RunSettings
 
@@ -338,10 +338,11 @@ class Runner:
         job: EpisodeJob,
         result: EpisodeResult,
     ) -> dict[str, Any]:
-        """Decide, act (a wait instead of what the environment refuses), record; the next observation."""
+        """Decide, act (a wait, or on a canvas an execute, instead of what the environment refuses), record;
+        the next observation."""
         shown = render_text(dict(observation)) if self.keep_observation_text else None
         if time.monotonic() >= deadline:
-            decision = Decision(dict(WAIT), issue="episode_timeout")
+            decision = Decision(fallback_action(observation), issue="episode_timeout")
         else:
             decision = await player.decide(observation, deadline)
         where = f"{job.model} {job.task_id} seed {result.seed} step {len(result.steps) + 1}"
@@ -351,7 +352,7 @@ class Runner:
             after = await session.step(decision.action)
         except ActionRejected as exc:
             logger.warning("%s: the environment refused %s (%s); playing wait", where, decision.action, exc)
-            decision.action, decision.issue = dict(WAIT), "rejected_by_environment"
+            decision.action, decision.issue = fallback_action(observation), "rejected_by_environment"
             after = await session.step(decision.action)
         label = action_label(decision.action)
         record = StepRecord(

@@ -22,6 +22,7 @@ from workflow_orchestrator.server.tasks import TaskRegistry, default_registry
 from workflow_orchestrator.server.tasks.best_scores import shipped_entry
 
 from .answers import action_from_tool_calls, read_answer, unknown_action_type
+from .canvas import CANVAS_FALLBACK, is_canvas, read_canvas_answer
 from .errors import EpisodeFailure, FatalError, ModelCallFailed
 from .prompts import ACTION_TOOLS, system_prompt, user_prompt
 from .settings import ORACLE_MODULE, ORACLE_SECONDS, RunSettings
@@ -29,6 +30,14 @@ from .settings import ORACLE_MODULE, ORACLE_SECONDS, RunSettings
 logger = logging.getLogger(__name__)
 
 WAIT: dict[str, Any] = {"action_type": "wait"}
+
+
+def fallback_action(observation: Mapping[str, Any]) -> dict[str, Any]:
+    """What is played instead of an answer that cannot be: ``wait``, or on a canvas
+    (which has no action that lets a round pass) ``execute``."""
+    return dict(CANVAS_FALLBACK if is_canvas(observation) else WAIT)
+
+
 MAX_REFUSALS_IN_A_ROW = 5
 # Connections to the model API that could not be made (refused, no such host),
 # in a row over the whole run: an unreachable API stops the run like a refused key.
@@ -149,7 +158,7 @@ class ModelClient:
         self.refusals_in_a_row = 0
         self.unreachable_in_a_row = 0
 
-    async def complete(self, messages: list[dict[str, Any]], deadline: float) -> Completion:
+    async def complete(self, messages: list[dict[str, Any]], deadline: float, use_tools: bool = True) -> Completion:
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
@@ -157,7 +166,7 @@ class ModelClient:
                 raise ModelCallFailed("the episode's time ran out")
             timeout = min(self.request_timeout_s, remaining)
             try:
-                completion = await asyncio.wait_for(self._create(messages, timeout), timeout + 1.0)
+                completion = await asyncio.wait_for(self._create(messages, timeout, use_tools), timeout + 1.0)
                 self.refusals_in_a_row = 0
                 self.unreachable_in_a_row = 0
                 return completion
@@ -200,9 +209,9 @@ class ModelClient:
             logger.warning("model call failed (%s); retry %d of %d in %.1f s", reason, attempt, self.max_retries, delay)
             await asyncio.sleep(delay)
 
-    async def _create(self, messages: list[dict[str, Any]], timeout: float) -> Completion:
+    async def _create(self, messages: list[dict[str, Any]], timeout: float, use_tools: bool = True) -> Completion:
         extra: dict[str, Any] = {}
-        if self.tools is not None:
+        if self.tools is not None and use_tools:
             extra = {"tools": self.tools, "tool_choice": "auto"}
         response = await self.client.chat.completions.create(
             model=self.model,
@@ -254,6 +263,9 @@ class ModelPlayer:
         self.history_size = settings.history
         self.system = system_prompt(first_observation, settings.tool_calls)
         self.history: list[str] = []
+        # Canvas tasks answer in text: the published XML form, or JSON.
+        self.canvas = is_canvas(first_observation)
+        self.fallback = fallback_action(first_observation)
 
     def messages(self, observation: Mapping[str, Any]) -> list[dict[str, Any]]:
         recent = self.history[-self.history_size :] if self.history_size else []
@@ -267,16 +279,21 @@ class ModelPlayer:
         messages = self.messages(observation)
         prompt = messages[-1]["content"]
         try:
-            completion = await self.client.complete(messages, deadline)
+            if self.canvas:
+                completion = await self.client.complete(messages, deadline, use_tools=False)
+            else:
+                completion = await self.client.complete(messages, deadline)
         except ModelCallFailed as exc:
             return Decision(
-                dict(WAIT),
+                dict(self.fallback),
                 issue="model_call_failed",
                 detail=str(exc),
                 prompt=prompt,
                 latency_s=time.monotonic() - started,
             )
         latency = time.monotonic() - started
+        if self.canvas:
+            return self._canvas_decision(completion, prompt, latency)
         action = action_from_tool_calls(completion.tool_calls) if completion.tool_calls else None
         unknown_types = [name for name, _ in completion.tool_calls if unknown_action_type({"action_type": name})]
         if action is None:
@@ -304,10 +321,28 @@ class ModelPlayer:
             decision.action = action
         return decision
 
+    def _canvas_decision(self, completion: Completion, prompt: str, latency: float) -> Decision:
+        action, reason = read_canvas_answer(completion.text)
+        decision = Decision(
+            dict(self.fallback),
+            answer=completion.text[:8000],
+            prompt=prompt,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            latency_s=latency,
+        )
+        if action is None:
+            decision.issue = "unparseable_answer"
+            decision.detail = f"{reason} in: " + " ".join(completion.text.split())[:160]
+        else:
+            decision.action = action
+        return decision
+
     def observe(self, decision: Decision, label: str, observation: Mapping[str, Any]) -> None:
         line = f"step {observation.get('step_count')}: {label} -> reward {observation.get('reward') or 0.0:+.2f}"
         if decision.issue:
-            line += f" (your answer was not used: {decision.issue}; wait was played)"
+            played = self.fallback["action_type"]
+            line += f" (your answer was not used: {decision.issue}; {played} was played)"
         errors = observation.get("errors") or []
         if errors:
             line += "; invalid: " + "; ".join(f"{e.get('code')}: {e.get('message', '')}" for e in errors)

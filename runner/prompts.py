@@ -9,6 +9,8 @@ from typing import Any
 
 from workflow_orchestrator.server.core import render_text
 
+from .canvas import canvas_system_prompt, is_canvas
+
 SYSTEM_RULES = """\
 You orchestrate a workflow: subtasks that form a dependency graph (a DAG), run by simulated worker agents. \
 Each turn you see the current state and choose one action.
@@ -87,6 +89,9 @@ def task_rules_text(observation: Mapping[str, Any]) -> str:
 
 
 def system_prompt(observation: Mapping[str, Any], tool_calls: bool) -> str:
+    if is_canvas(observation):
+        # Canvas tasks answer in text (the published XML form, or JSON), with or without tool calling.
+        return canvas_system_prompt()
     return "\n\n".join((SYSTEM_RULES, task_rules_text(observation), TOOL_ANSWER if tool_calls else JSON_ANSWER))
 
 
@@ -95,7 +100,12 @@ def user_prompt(observation: Mapping[str, Any], history: Sequence[str], tool_cal
     if history:
         parts.append("Your recent steps:\n" + "\n".join(history))
     parts.append("Current state:\n" + render_text(dict(observation)))
-    parts.append("Choose the next action. " + ("Call one tool." if tool_calls else "Reply with the JSON object only."))
+    if is_canvas(observation):
+        parts.append("Choose the next action. Reply with one action (XML or JSON) only.")
+    else:
+        parts.append(
+            "Choose the next action. " + ("Call one tool." if tool_calls else "Reply with the JSON object only.")
+        )
     return "\n\n".join(parts)
 
 
