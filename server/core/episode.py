@@ -697,12 +697,7 @@ class Episode:
         than a retry that cannot succeed."""
         step = self.step_count
         since = self.failed_since_step
-        known = self.known_permanent
-        count = 0
-        for s in self.failed_set:
-            if step - since[s] >= 2 and any((s, a) not in known for a in self.idle_capable_agents(s)):
-                count += 1
-        return count
+        return sum(1 for s in self.failed_set if step - since[s] >= 2 and self.pick_agent(s) >= 0)
 
     def _end(self, facts: StepFacts) -> None:
         """The episode ends in this step: synthesized, or (event model) every subtask
