@@ -215,14 +215,11 @@ def reference_schedule(
     return ReferenceSchedule(tuple(finish), max(finish, default=0))
 
 
-def generate_arena(
-    preset: ArenaPreset, seed: int, worker_count: int | None = None, secret: bytes | None = None
-) -> TaskSpec:
-    """One arena workflow; the same arguments give the same workflow in any process.
-    With an outcome ``secret``, the outages are drawn under it (sealed)."""
-    workers = check_worker_count(preset.workers if worker_count is None else worker_count)
-    # String seeds are hashed with SHA-512 by ``random``: stable across processes.
-    rng = random.Random(f"arena:{preset.name}:{seed}")
+def _draw_workflow(
+    rng: random.Random, preset: ArenaPreset | ExpertPreset
+) -> tuple[int, list[list[int]], list[int], list[int], list[float]]:
+    """The workflow's random part, in one fixed draw order (every seed keeps its task):
+    size, predecessors, durations (work), priorities and the deadline draws."""
     draw = rng.random
     n = rng.randint(*preset.subtask_range)
     p = preset.edge_probability
@@ -232,7 +229,13 @@ def generate_arena(
     lo, hi = preset.priority_range
     priorities = [rng.randint(lo, hi) for _ in range(n)]
     deadline_draws = [draw() for _ in range(n)]
+    return n, predecessors, durations, priorities, deadline_draws
 
+
+def _head_and_tail(predecessors: list[list[int]], durations: list[int]) -> tuple[list[int], list[int]]:
+    """Per subtask, the longest chain ending with it (head) and starting with it (tail),
+    its own duration included in both."""
+    n = len(durations)
     head = [0] * n
     for j in range(n):
         head[j] = durations[j] + max((head[i] for i in predecessors[j]), default=0)
@@ -241,6 +244,19 @@ def generate_arena(
         for i in predecessors[j]:
             if durations[i] + tail[j] > tail[i]:
                 tail[i] = durations[i] + tail[j]
+    return head, tail
+
+
+def generate_arena(
+    preset: ArenaPreset, seed: int, worker_count: int | None = None, secret: bytes | None = None
+) -> TaskSpec:
+    """One arena workflow; the same arguments give the same workflow in any process.
+    With an outcome ``secret``, the outages are drawn under it (sealed)."""
+    workers = check_worker_count(preset.workers if worker_count is None else worker_count)
+    # String seeds are hashed with SHA-512 by ``random``: stable across processes.
+    rng = random.Random(f"arena:{preset.name}:{seed}")
+    n, predecessors, durations, priorities, deadline_draws = _draw_workflow(rng, preset)
+    head, tail = _head_and_tail(predecessors, durations)
     critical_path = max(head)
     lower_bound = max(critical_path, math.ceil(sum(durations) / workers))
     multiplier = preset.time_budget_multiplier
@@ -589,25 +605,9 @@ def generate_expert(
     """
     workers = check_worker_count(preset.workers if worker_count is None else worker_count)
     rng = random.Random(f"arena:{preset.name}:{seed}")
-    draw = rng.random
-    n = rng.randint(*preset.subtask_range)
-    p = preset.edge_probability
-    predecessors = [[i for i in range(j) if draw() < p] for j in range(n)]
-    lo, hi = preset.duration_range
-    work = [rng.randint(lo, hi) for _ in range(n)]
-    lo, hi = preset.priority_range
-    priorities = [rng.randint(lo, hi) for _ in range(n)]
-    deadline_draws = [draw() for _ in range(n)]
-    urgency_draws = [draw() for _ in range(n)]
-
-    head = [0] * n
-    for j in range(n):
-        head[j] = work[j] + max((head[i] for i in predecessors[j]), default=0)
-    tail = list(work)
-    for j in range(n - 1, -1, -1):
-        for i in predecessors[j]:
-            if work[i] + tail[j] > tail[i]:
-                tail[i] = work[i] + tail[j]
+    n, predecessors, work, priorities, deadline_draws = _draw_workflow(rng, preset)
+    urgency_draws = [rng.random() for _ in range(n)]
+    head, tail = _head_and_tail(predecessors, work)
     critical_path = max(head)
 
     width = max(2, len(str(n)))
