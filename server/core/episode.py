@@ -21,6 +21,7 @@ from __future__ import annotations
 import heapq
 from bisect import insort
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from .actions import (
@@ -281,7 +282,14 @@ class Episode:
             elif kind is WAIT:
                 errors = self._apply_wait(facts)
             elif kind is DISPATCH:
-                errors = self._apply_dispatch(parsed.assignments, facts)
+                most = min(self.capacity, len(self.agents))
+                if len(parsed.assignments) > most:
+                    # More starts than agents or slots: it cannot start, and whatever it names
+                    # beyond one too many is kept nowhere (the trace keeps what was judged).
+                    parsed = replace(parsed, assignments=parsed.assignments[: most + 1])
+                    errors = [(ErrorCode.CAPACITY_EXCEEDED, _too_many_starts(most, self.capacity))]
+                else:
+                    errors = self._apply_dispatch(parsed.assignments, facts)
             elif kind is SYNTHESIZE:
                 errors = self._apply_synthesize(facts)
             else:
@@ -716,6 +724,13 @@ class Episode:
     def _event_time(self, event: ScheduledEvent) -> int:
         # "At tick T" means at the start of tick T, which is time T - 1.
         return max(0, event.at - 1) if self.tick_model else event.at
+
+
+def _too_many_starts(most: int, capacity: int) -> str:
+    return (
+        f"a dispatch starts at most {most} subtask(s) (one per agent, at most the capacity of {capacity} at once); "
+        "this one names more"
+    )
 
 
 def _raw_action(action: Any) -> Any:
