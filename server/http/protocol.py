@@ -82,6 +82,29 @@ class StallGuard:
         self._transport.abort()
 
 
+class QuietTransport:
+    """A transport whose writes after it began closing are dropped rather than raised.
+
+    When a connection is dropped (by the stall guard, a timeout, or the client)
+    while an answer is being written, uvicorn marks only its latest request as
+    disconnected; an earlier pipelined request still running wrote to the closed
+    uvloop handle, which raised, and the server logged a traceback for a client
+    that was already gone. Everything else is the wrapped transport's.
+    """
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class HeadTooLarge(Exception):
     """Raised in a parser callback to stop at a request head over the limit."""
 
@@ -115,6 +138,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # Every answer is written through it (uvicorn hands self.transport to each request).
+        self.transport = QuietTransport(transport)  # type: ignore[assignment]
         self._stall = StallGuard(self.loop, transport, self.limits.send_timeout_s)
         self._arm_read_timer()
 
