@@ -148,6 +148,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     add_task_routes(app, TaskCatalogue(registry), ENV_NAME)
     install_error_handlers(app)
     install_housekeeping(app, store, sessions, settings)
+    app.router.on_startup.append(freeze_startup_objects)
     app.add_middleware(ClassicSchemaMiddleware, tasks=registry.list_tasks())
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeadMiddleware)
@@ -157,6 +158,15 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     if settings.enable_web:
         app = mount_dashboard(app, store)
     return app
+
+
+async def freeze_startup_objects() -> None:
+    """Move what the server made while starting (modules, the task registry, the dashboard's
+    blocks) out of the garbage collector's reach: they live as long as the process, and a full
+    collection then scans only what requests made (a full collection of the started server took
+    90-300 ms on a loaded machine, every client waiting)."""
+    gc.collect()
+    gc.freeze()
 
 
 def mount_dashboard(app: FastAPI, store: EpisodeStore) -> FastAPI:
