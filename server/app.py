@@ -93,7 +93,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
         add_episode_routes,
         build_metadata,
     )
-    from workflow_orchestrator.server.http.sessions import SessionEndpoint, install_housekeeping
+    from workflow_orchestrator.server.http.sessions import SessionEndpoint, add_health_route, install_housekeeping
     from workflow_orchestrator.server.http.taskroutes import add_task_routes
     from workflow_orchestrator.server.taskapi import TaskCatalogue
     from workflow_orchestrator.server.tasks import default_registry
@@ -144,6 +144,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.sessions = sessions
     # A raw ASGI endpoint (not a FastAPI route): no dependency injection per connection.
     app.router.routes.append(WebSocketRoute("/ws", sessions))
+    add_health_route(app, sessions)
     add_episode_routes(app, store, metadata)
     add_task_routes(app, TaskCatalogue(registry), ENV_NAME)
     install_error_handlers(app)

@@ -91,7 +91,7 @@ def build_metadata() -> EnvironmentMetadata:
 
 
 # openenv's routes that this server replaces with episode-keeping ones.
-REPLACED_PATHS = frozenset({"/reset", "/step", "/state", "/schema", "/metadata", "/ws"})
+REPLACED_PATHS = frozenset({"/reset", "/step", "/state", "/schema", "/metadata", "/ws", "/health"})
 
 # The history's paging (see HistoryPage in environment.py), as GET /state and /episodes/{id} take it.
 PAGE_HELP = {

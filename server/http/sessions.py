@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from openenv.core.env_server.exceptions import SessionCapacityError
 from openenv.core.env_server.types import EnvironmentMetadata, WSErrorCode
 from pydantic import TypeAdapter, ValidationError
@@ -265,6 +265,16 @@ async def _send_quietly(send: Send, message: Message) -> None:
 
 def _observation_reply(envelope: dict[str, Any]) -> str:
     return orjson.dumps({"type": "observation", "data": envelope}, option=JSON_OPTIONS).decode()
+
+
+def add_health_route(app: FastAPI, sessions: SessionEndpoint) -> None:
+    """``GET /health``: openenv's answer (``status``) and the WebSocket sessions held and allowed,
+    which a router reads to place new sessions (``cluster/router.py``)."""
+
+    @app.get("/health", tags=["Health"], summary="Whether the server is up, and its WebSocket sessions")
+    async def health() -> Response:
+        body = {"status": "healthy", "sessions": len(sessions.sessions), "max_sessions": sessions.max_sessions}
+        return Response(orjson.dumps(body), media_type="application/json")
 
 
 def install_housekeeping(

@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect as ws_connect
 
+from tests.support.server_fixtures import RunningServer
 from workflow_orchestrator.models import MAX_SEED as WIRE_MAX_SEED
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import MAX_SEED, default_registry
@@ -175,8 +177,14 @@ def test_metadata_has_name_description_and_readme(http: httpx.Client) -> None:
     assert "curl" in metadata["readme_content"]
 
 
-def test_health(http: httpx.Client) -> None:
-    assert http.get("/health").json() == {"status": "healthy"}
+def test_health_counts_the_websocket_sessions_held(http: httpx.Client, live_server: RunningServer) -> None:
+    health = http.get("/health").json()
+    assert health["status"] == "healthy" and health["max_sessions"] >= 1
+    with ws_connect(live_server.ws_url) as first, ws_connect(live_server.ws_url) as second:
+        for socket in (first, second):  # a session is held once its first message is answered
+            socket.send(json.dumps({"type": "state"}))
+            socket.recv()
+        assert http.get("/health").json()["sessions"] >= health["sessions"] + 2
 
 
 def test_baseline_serves_the_recorded_scores(http: httpx.Client) -> None:
