@@ -6,6 +6,10 @@
   with the session capacity error (``CAPACITY_REACHED`` with
   ``max_sessions``) is passed over and the message sent to the next one;
   only when every replica is full does the client get that error.
+* with ``ws_redirect``, ``/ws`` is answered with a ``307`` redirect to the
+  replica's own ``/ws`` instead (placed on the live replica with the fewest
+  sessions that has room, from its ``/health``): the client then talks to the
+  replica directly and the router adds nothing to a step;
 * ``POST /reset`` goes to the least-loaded live replica; the episode id its
   replica makes starts with the replica's name and a dot (``r0-1f3a.9c...``,
   the server's ``--replica-name``), so ``POST /step``, ``GET /state``,
@@ -114,10 +118,24 @@ class Replica:
     # Since when its health checks time out (None: they answer).
     slow_since: float | None = None
     http: httpx.AsyncClient | None = None
+    # What its last /health said: the WebSocket sessions it held and allows (None: not said), and the
+    # sessions sent to it by redirect since that answer (they count until the next answer does).
+    reported_sessions: int | None = None
+    max_sessions: int | None = None
+    redirected: int = 0
 
     @property
     def load(self) -> int:
         return self.sessions + self.requests
+
+    @property
+    def redirect_load(self) -> int:
+        """Its sessions as a redirecting router knows them: the last health answer's, plus those sent since."""
+        return (self.reported_sessions or 0) + self.redirected + self.requests
+
+    @property
+    def full(self) -> bool:
+        return self.max_sessions is not None and (self.reported_sessions or 0) + self.redirected >= self.max_sessions
 
     @property
     def ws_url(self) -> str:
@@ -152,6 +170,7 @@ class Router:
         max_message_bytes: int = 16 * 1024 * 1024,
         max_body_bytes: int = 1024 * 1024,
         hang_timeout_s: float = 15.0,
+        ws_redirect: bool = False,
     ) -> None:
         self.source = source
         self.replicas = {name: Replica(name) for name in source.names()}
@@ -163,6 +182,9 @@ class Router:
         self.max_message_bytes = max_message_bytes
         self.max_body_bytes = max_body_bytes
         self.hang_timeout_s = hang_timeout_s
+        # Send each new WebSocket session to its replica with a redirect (the client then talks to the
+        # replica directly) rather than relaying its frames; see _redirect.
+        self.ws_redirect = ws_redirect
         self._turn = itertools.count()
         self._health_task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
@@ -247,6 +269,9 @@ class Router:
             healthy = replica.alive and now - replica.slow_since < self.hang_timeout_s
         except httpx.HTTPError:
             healthy = False
+        else:
+            if healthy:
+                _read_load(replica, response.content)
         if healthy and not replica.alive:
             logger.info("replica %s is up at %s", replica.name, replica.address.url if replica.address else "?")
             replica.down_since = None
@@ -465,6 +490,9 @@ class Router:
                         "pid": replica.address.pid if replica.address else None,
                         "alive": replica.alive,
                         "sessions": replica.sessions,
+                        # What the replica itself last said (sessions of every client, relayed or not).
+                        "sessions_held": replica.reported_sessions,
+                        "max_sessions": replica.max_sessions,
                         "episodes_started": replica.started,
                         "restarts": replica.restarts,
                     }
@@ -482,6 +510,12 @@ class Router:
         if scope["path"] != "/ws":
             await send({"type": "websocket.close", "code": 4404, "reason": "only /ws is served here"})
             return
+        if self.ws_redirect and "websocket.http.response" in scope.get("extensions", {}):
+            replica = self.least_loaded_with_room()
+            if replica is not None:
+                await self._redirect(scope, replica, send)
+                return
+            # Every replica full or down: the client gets the relay's answer (the capacity error or "none up").
         await send({"type": "websocket.accept"})
         upstream, replica = await self._place(receive, send)
         if upstream is None or replica is None:
@@ -492,6 +526,33 @@ class Router:
             await self._relay(upstream, replica, receive, send)
         finally:
             replica.sessions -= 1
+
+    def least_loaded_with_room(self) -> Replica | None:
+        """For a redirect: the live replica with the fewest sessions that has room for one more, ties in turn."""
+        candidates = [replica for replica in self.live() if not replica.full]
+        if not candidates:
+            return None
+        lowest = min(replica.redirect_load for replica in candidates)
+        tied = [replica for replica in candidates if replica.redirect_load == lowest]
+        return tied[next(self._turn) % len(tied)]
+
+    async def _redirect(self, scope: dict[str, Any], replica: Replica, send: Any) -> None:
+        """Answer the WebSocket handshake with ``307`` to the replica's ``/ws``: a client that follows redirects
+        (the ``websockets`` library does, and with it this project's client) then talks to the replica directly,
+        so the router adds nothing to a step. The replicas must be reachable at the addresses the router uses."""
+        replica.redirected += 1
+        replica.started += 1
+        location = replica.ws_url
+        query = scope.get("query_string") or b""
+        if query:
+            location += "?" + query.decode("latin-1")
+        headers = [
+            (b"location", location.encode("latin-1")),
+            (b"content-length", b"0"),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "websocket.http.response.start", "status": 307, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": b""})
 
     async def _place(
         self, receive: Callable[[], Awaitable[Any]], send: Any
@@ -613,6 +674,20 @@ class Router:
             except (asyncio.CancelledError, ConnectionClosed, OSError):
                 pass
             await upstream.close()
+
+
+def _read_load(replica: Replica, body: bytes) -> None:
+    """The sessions a replica's /health says it holds and allows (an older server says neither)."""
+    try:
+        health = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return
+    if not isinstance(health, dict):
+        return
+    sessions, most = health.get("sessions"), health.get("max_sessions")
+    replica.reported_sessions = sessions if isinstance(sessions, int) else None
+    replica.max_sessions = most if isinstance(most, int) else None
+    replica.redirected = 0
 
 
 def _is_session_capacity_error(reply: str | bytes) -> bool:

@@ -137,6 +137,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--health-interval", type=float, default=0.5, help="seconds between health checks (default %(default)s)"
     )
     parser.add_argument(
+        "--ws-redirect",
+        action="store_true",
+        help="send each new WebSocket session to its replica with a redirect (307) instead of relaying its frames: "
+        "no cost per step, but clients must reach the replicas' addresses",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="router's"
     )
     args, rest = parser.parse_known_args(argv)
@@ -162,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         source = StaticReplicas(dict(args.replicas))
     import uvicorn
 
-    router = Router(source, health_interval_s=args.health_interval)
+    router = Router(source, health_interval_s=args.health_interval, ws_redirect=args.ws_redirect)
     try:
         logger.info("router on http://%s:%d", args.host, args.port)
         uvicorn.Server(router_config(router, args.host, args.port, args.log_level)).run()

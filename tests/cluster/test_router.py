@@ -180,3 +180,79 @@ def test_a_replica_gone_fails_its_episodes_fast_and_new_ones_go_to_the_other(
             assert http.get("/health").json()["status"] == "degraded"
     finally:
         doomed.stop()
+
+
+# --------------------------------------------------------------------------- placement by redirect
+
+
+@pytest.fixture(scope="module")
+def redirecting(replicas: dict[str, RunningServer]) -> Iterator[RouterThread]:
+    source = StaticReplicas({name: server.url for name, server in replicas.items()})
+    with RouterThread(source, health_interval_s=0.2, ws_redirect=True) as running:
+        yield running
+
+
+async def _settle(router: RouterThread, replicas: dict[str, RunningServer], sessions: int) -> None:
+    """Until the router's health reads show ``sessions`` held in all (sessions close and open asynchronously)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        held = [httpx.get(f"{server.url}/health", trust_env=False).json()["sessions"] for server in replicas.values()]
+        if sum(held) == sessions:
+            await asyncio.sleep(0.5)  # two health rounds of the router
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the replicas hold {held} sessions, not {sessions}")
+
+
+def test_redirected_sessions_talk_to_their_replica_directly_and_play_as_alone(
+    redirecting: RouterThread, replicas: dict[str, RunningServer]
+) -> None:
+    ports = {server.port: name for name, server in replicas.items()}
+
+    async def main() -> None:
+        await _settle(redirecting, replicas, 0)
+        sockets = [await open_session(redirecting.url) for _ in range(2)]
+        try:
+            # Connected to the replica itself, not to the router; one session on each.
+            placed = {ports[socket.remote_address[1]] for socket, _ in sockets}  # type: ignore[attr-defined]
+            assert placed == {"r0", "r1"}
+            assert {episode_id.split(".")[0] for _, episode_id in sockets} == placed
+        finally:
+            for socket, _ in sockets:
+                await socket.close()  # type: ignore[attr-defined]
+        await _settle(redirecting, replicas, 0)
+        routed = [await play_ws(redirecting.url, "medium", seed) for seed in range(2)]
+        alone = [await play_ws(replicas["r1"].url, "medium", seed) for seed in range(2)]
+        assert [trajectory for _, trajectory in routed] == [trajectory for _, trajectory in alone]
+        client = WorkflowClient(redirecting.url)
+        try:
+            result = await client.reset(task_id="easy", seed=3)
+            assert result.observation.episode_id.split(".")[0] in {"r0", "r1"}
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
+def test_a_redirecting_router_passes_over_a_full_replica(
+    redirecting: RouterThread, replicas: dict[str, RunningServer]
+) -> None:
+    async def main() -> None:
+        await _settle(redirecting, replicas, 0)
+        direct = [await open_session(replicas["r0"].url) for _ in range(MAX_SESSIONS)]
+        try:
+            await _settle(redirecting, replicas, MAX_SESSIONS)
+            routed = [await open_session(redirecting.url) for _ in range(MAX_SESSIONS)]
+            assert all(episode_id.startswith("r1.") for _, episode_id in routed)
+            # Every replica full: the client gets the capacity error, as from the relay.
+            socket = await ws_connect(ws_url(redirecting.url), compression=None, proxy=None)
+            await socket.send(orjson.dumps({"type": "reset", "data": {}}).decode())
+            assert orjson.loads(await socket.recv())["data"]["code"] == "CAPACITY_REACHED"
+            await socket.close()
+            for socket, _ in routed:
+                await socket.close()  # type: ignore[attr-defined]
+        finally:
+            for socket, _ in direct:
+                await socket.close()  # type: ignore[attr-defined]
+
+    asyncio.run(main())
