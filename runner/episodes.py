@@ -192,6 +192,17 @@ class EpisodeJob:
     repeat: int = 0
 
 
+def canvas_executor_of(settings: RunSettings) -> Callable[[Any], Any] | None:
+    """What runs canvas tasks' canvases (None: the simulator): for ``openai``, the run's model settings."""
+    if settings.canvas_executor == "simulated":
+        return None
+    from workflow_orchestrator.executors import make_executor
+
+    name = settings.canvas_executor
+    model_settings = {"model": settings.model, "api_base_url": settings.api_base_url, "api_key": settings.api_key}
+    return lambda problem: make_executor(name, problem, **model_settings)
+
+
 class Runner:
     """Plays episodes, at most ``concurrency`` at once; their lines go to ``stdout``
     (None: no lines), in-process episodes use ``registry`` (default: the built-in one)."""
@@ -206,6 +217,7 @@ class Runner:
         self.http: httpx.AsyncClient | None = None
         self.model_client: ModelClient | None = None
         self.keep_observation_text = settings.trajectories is not None
+        self.canvas_executor = canvas_executor_of(settings)
 
     async def __aenter__(self) -> Runner:
         settings = self.settings
@@ -259,7 +271,7 @@ class Runner:
     def new_session(self) -> EpisodeSession:
         if self.http is not None:
             return RemoteSession(self.http)
-        return LocalSession(self.registry, self.settings.outcome_secret)
+        return LocalSession(self.registry, self.settings.outcome_secret, self.canvas_executor)
 
     def new_player(self, job: EpisodeJob, observation: Mapping[str, Any]) -> Player:
         seed = int(observation.get("seed") or 0)

@@ -4,7 +4,7 @@ server, by its ``episode_id`` (``RemoteSession``, with retries where they are sa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -28,17 +28,30 @@ class EpisodeSession(Protocol):
 
 
 class LocalSession:
-    """One episode in this process."""
+    """One episode in this process. ``executor`` (a callable ``problem -> executor``) runs the
+    canvases of canvas tasks; other tasks have none to choose."""
 
-    def __init__(self, registry: TaskRegistry | None = None, outcome_secret: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: TaskRegistry | None = None,
+        outcome_secret: str | None = None,
+        executor: Callable[[Any], Any] | None = None,
+    ) -> None:
         self.env = WorkflowEnv(registry, outcome_secret=outcome_secret)
         self.episode_id: str | None = None
+        self.executor = executor
+        self._families = {task["task_id"]: task["family"] for task in self.env.registry.list_tasks()}
 
     async def reset(
         self, task_id: str, seed: int | None, worker_count: int | None, reward_mode: str = "shaped"
     ) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self.executor is not None and self._families.get(task_id) == "canvas":
+            options["executor"] = self.executor
         try:
-            observation = self.env.reset(task_id, seed=seed, worker_count=worker_count, reward_mode=reward_mode)
+            observation = self.env.reset(
+                task_id, seed=seed, worker_count=worker_count, reward_mode=reward_mode, **options
+            )
         except (UnknownTaskError, ValueError) as exc:
             raise EpisodeFailure(str(exc)) from None
         self.episode_id = f"local-{task_id}-{observation['seed']}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workflow_orchestrator.executors import EXECUTOR_NAMES
 from workflow_orchestrator.server.core.policies import POLICIES
 from workflow_orchestrator.server.tasks import MAX_SEED
 from workflow_orchestrator.vocabulary import REWARD_MODES
@@ -82,6 +83,8 @@ class RunSettings:
     pass_threshold: float = DEFAULT_PASS_THRESHOLD
     # Continue the run recorded in ``output`` (and ``trajectories``): play only the episodes missing there.
     resume: bool = False
+    # How canvas tasks execute their canvases: the seeded simulator, or each operator a call to the model.
+    canvas_executor: str = "simulated"
 
     @classmethod
     def in_process(
@@ -143,6 +146,8 @@ class RunSettings:
             out["sealed"] = True  # the secret itself is recorded in the results file only
         if self.reward_mode != "shaped":
             out["reward_mode"] = self.reward_mode
+        if self.canvas_executor != "simulated":
+            out["canvas_executor"] = self.canvas_executor
         if self.repeats > 1:
             out["repeats"] = self.repeats
             out["pass_threshold"] = self.pass_threshold
@@ -264,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--outcome-secret", metavar="SECRET", help="seal with this secret, e.g. to reproduce a sealed run"
     )
     what.add_argument(
+        "--canvas-executor",
+        choices=EXECUTOR_NAMES,
+        default="simulated",
+        help="how canvas tasks run their canvases: the seeded simulator (default), or openai: every operator a "
+        "call to the model of --model/--api-base-url/--api-key, code run in a sandbox, answers checked for "
+        "real (in-process runs only; responses cached in $WORKFLOW_ORCHESTRATOR_MODEL_CACHE)",
+    )
+    what.add_argument(
         "--reward-mode",
         choices=REWARD_MODES,
         default="shaped",
@@ -356,6 +369,11 @@ def settings_from(args: argparse.Namespace, argv: Sequence[str], environ: Mappin
         raise UsageError("--resume continues the run recorded in the --output file: give --output")
     seeds: tuple[int | None, ...] = parse_seeds(args.seeds) if args.seeds is not None else (None,)
     env_url = (args.env_url or environ.get("ENV_URL") or "").strip() or None
+    if args.canvas_executor != "simulated":
+        if env_url:
+            raise UsageError("--canvas-executor openai runs in-process episodes; a server executes canvases simulated")
+        if not model or not api_key:
+            raise UsageError("--canvas-executor openai calls a model for every operator: give a model and an API key")
     outcome_secret = secrets.token_hex(16) if args.sealed else args.outcome_secret or None
     if outcome_secret is not None:
         if env_url:
@@ -396,4 +414,5 @@ def settings_from(args: argparse.Namespace, argv: Sequence[str], environ: Mappin
         repeats=args.repeats,
         pass_threshold=args.pass_threshold,
         resume=args.resume,
+        canvas_executor=args.canvas_executor,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,3 +171,58 @@ def test_built_in_policies_play_canvas_tasks(capsys: pytest.CaptureFixture[str])
     labels = [m[2] for m in (STEP_LINE.match(line) for line in out.splitlines()) if m]
     assert labels[0].startswith("add(") and labels[-1] == "finish()"
     assert json.dumps(labels)
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_inference_runs_canvases_on_the_model_with_the_openai_executor(
+    right: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--canvas-executor openai: a built-in policy designs the canvas, the model runs every operator, and the
+    grade's correctness is what the model's answer really was."""
+    env = WorkflowEnv()
+    env.reset("canvas/math", seed=5)
+    answer = env.episode.problem.answer
+    said = answer if right else f"{answer}1"
+
+    def script(messages: list[dict[str, Any]]) -> str:
+        return f"<answer>{said}</answer>\nVERDICT: CORRECT"
+
+    monkeypatch.setenv("WORKFLOW_ORCHESTRATOR_MODEL_CACHE", str(tmp_path / "cache.sqlite"))
+    output = tmp_path / "results.json"
+    with ScriptedModel(script) as model:
+        code = inference.main(
+            [
+                "--policy",
+                "template",
+                "--canvas-executor",
+                "openai",
+                "--api-base-url",
+                model.base_url,
+                "--api-key",
+                "test-key",
+                "--model",
+                "scripted",
+                "--tasks",
+                "canvas/math",
+                "--seeds",
+                "5",
+                "--no-progress",
+                "--output",
+                str(output),
+            ]
+        )
+        calls = len(model.requests)
+    capsys.readouterr()
+    assert code == 0 and calls > 0
+    results = json.loads(output.read_text())
+    assert results["settings"]["canvas_executor"] == "openai"
+    (episode,) = results["episodes"]
+    assert episode["grade"]["breakdown"]["correctness"] == (1.0 if right else 0.0)
+
+
+def test_the_openai_canvas_executor_needs_a_model_and_an_in_process_run(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--policy", "template", "--tasks", "canvas/math", "--canvas-executor", "openai", "--no-progress"]
+    assert inference.main([*base, "--model", "m", "--api-key", "k", "--env-url", "http://127.0.0.1:9"]) == 2
+    assert inference.main(base) == 2
+    err = capsys.readouterr().err
+    assert "in-process" in err and "a model and an API key" in err
