@@ -23,7 +23,9 @@ operator maps it linearly:
   ensemble right after it votes (plurality; wrong answers differ, ties are
   drawn), ``Aggregate`` also picks a right sample the vote missed with its
   rate; without an ensemble only the first branch counts;
-* ``C ? T : F`` runs ``T`` on the flagged part and ``F`` on the rest;
+* ``C ? T : F`` runs ``T`` on the flagged part and ``F`` on the rest; each
+  part keeps what its branch did to the context (the exact expectation is a
+  mixture of the parts, one per context);
 * ``Format`` formats; a verbose problem's unformatted right answer counts half.
 
 :meth:`SimulatedExecutor.expected` is the exact expected correctness, tokens
@@ -316,7 +318,7 @@ class _Walk:
 
     # --------------------------------------------------------------- nodes
 
-    def node(self, node: Node, ensemble: Node | None) -> None:
+    def node(self, node: Node, ensemble: Node | None) -> list[_Walk]:
         weight = self.mass()
         style = node.style
         if node.kind == OPERATOR:
@@ -328,7 +330,8 @@ class _Walk:
         elif node.kind == PARALLEL:
             self.parallel(node, ensemble, weight)
         elif node.kind == CONDITIONAL:
-            self.conditional(node, weight)
+            return self.conditional(node, weight)
+        return [self]
 
     def parallel(self, node: Node, ensemble: Node | None, weight: float) -> None:
         costs = [self.pay(name, node.style, weight) for name in node.operators]
@@ -369,56 +372,70 @@ class _Walk:
             vote += pick * (anyone - vote)
         return vote
 
-    def conditional(self, node: Node, weight: float) -> None:
+    def fork(self, cells: list[float], keep_costs: bool) -> _Walk:
+        """A copy of the walk's context holding ``cells`` (costs so far kept by one part only)."""
+        return _Walk(
+            self.params,
+            self.problem,
+            self.rng,
+            cells,
+            self.has_answer,
+            self.checked,
+            self.boost,
+            self.plans,
+            self.revisions,
+            self.tokens if keep_costs else 0.0,
+            self.latency if keep_costs else 0.0,
+            self.last_check,
+            self.outputs,
+        )
+
+    def context(self) -> tuple[bool, bool, float, int, int]:
+        return (self.has_answer, self.checked, self.boost, self.plans, self.revisions)
+
+    def conditional(self, node: Node, weight: float) -> list[_Walk]:
+        """The parts after ``C ? T : F``: the flagged part through ``T``, the rest
+        through ``F``, each with the context its branch left (a mixture when
+        exact: the branches may plan or revise differently)."""
         check, if_flagged, otherwise = node.operators
         self.operator(check, node.style, weight)
         if not self.has_answer:
             # Nothing to check: all of it takes the other branch.
             self.operator(otherwise, node.style, weight)
-            return
+            return [self]
         flagged = [m if (i >> 1) & 1 else 0.0 for i, m in enumerate(self.cells)]
         clear = [0.0 if (i >> 1) & 1 else m for i, m in enumerate(self.cells)]
-        state = (self.checked, self.boost, self.plans, self.revisions)
-        parts: list[tuple[list[float], bool, bool]] = []
-        mass_before = self.latency
-        latencies = []
+        parts: list[_Walk] = []
         for cells, name in ((flagged, if_flagged), (clear, otherwise)):
             share = sum(cells)
             if share <= 0:
                 continue
-            self.cells = cells
-            self.checked, self.boost, self.plans, self.revisions = state
-            before = self.latency
-            self.operator(name, node.style, share)
-            latencies.append(self.latency - before)
-            self.latency = before
-            parts.append((self.cells, self.has_answer, self.checked))
-        self.latency = mass_before + sum(latencies)
-        merged = [0.0] * CELLS
-        for cells, _, _ in parts:
-            for i, m in enumerate(cells):
-                merged[i] += m
-        self.cells = merged
-        self.checked = all(checked for _, _, checked in parts)
+            part = self.fork(cells, keep_costs=not parts)
+            part.operator(name, node.style, share)
+            parts.append(part)
+        return parts
 
-    def run(self, canvas: Canvas) -> None:
-        for i, node in enumerate(canvas):
-            if node.kind == OPERATOR and ROLE[node.operators[0]] == ENSEMBLE and i and canvas[i - 1].kind == PARALLEL:
-                # The vote was taken with the parallel structure before it: pay for it only.
-                tokens, latency = self.pay(node.operators[0], node.style, self.mass())
-                self.tokens += tokens
-                self.latency += latency
-                self.outputs.append(f"{node.operators[0]}: voted")
-                continue
-            following = canvas[i + 1] if i + 1 < len(canvas) else None
-            ensemble = (
-                following
-                if following is not None and following.kind == OPERATOR and ROLE[following.operators[0]] == ENSEMBLE
-                else None
-            )
-            self.node(node, ensemble)
-            if self.rng is not None:
-                self.outputs.append(self.describe(node))
+    def step(self, canvas: Canvas, i: int) -> list[_Walk]:
+        """Node ``i`` of ``canvas`` on this walk: the walks (parts of the mixture) after it."""
+        node = canvas[i]
+        if node.kind == OPERATOR and ROLE[node.operators[0]] == ENSEMBLE and i and canvas[i - 1].kind == PARALLEL:
+            # The vote was taken with the parallel structure before it: pay for it only.
+            tokens, latency = self.pay(node.operators[0], node.style, self.mass())
+            self.tokens += tokens
+            self.latency += latency
+            self.outputs.append(f"{node.operators[0]}: voted")
+            return [self]
+        following = canvas[i + 1] if i + 1 < len(canvas) else None
+        ensemble = (
+            following
+            if following is not None and following.kind == OPERATOR and ROLE[following.operators[0]] == ENSEMBLE
+            else None
+        )
+        walks = self.node(node, ensemble)
+        if self.rng is not None:
+            walk = walks[0]
+            walk.outputs.append(walk.describe(node))
+        return walks
 
     def describe(self, node: Node) -> str:
         label = node.dsl()
@@ -439,22 +456,63 @@ class _Walk:
             return False
         return not self.problem.verbose or bool(cell & 1) or self.rng.random() < UNFORMATTED_CREDIT
 
-    def correctness(self) -> float:
-        if not self.has_answer:
-            return 0.0
+    def credit(self) -> tuple[float, float]:
+        """The answer's expected credit (as a mass) and the walk's mass."""
         cells = self.cells
+        total = sum(cells)
+        if not self.has_answer:
+            return 0.0, total
         formatted, unformatted = cells[5] + cells[7], cells[4] + cells[6]
-        total = sum(cells) or 1.0
         if self.problem.verbose:
-            return (formatted + unformatted * UNFORMATTED_CREDIT) / total
-        return (formatted + unformatted) / total
+            return formatted + unformatted * UNFORMATTED_CREDIT, total
+        return formatted + unformatted, total
+
+
+def merge(walks: list[_Walk]) -> list[_Walk]:
+    """The parts of a mixture, those with the same context added up (in order)."""
+    if len(walks) < 2:
+        return walks
+    merged: dict[tuple[bool, bool, float, int, int], _Walk] = {}
+    for walk in walks:
+        key = walk.context()
+        into = merged.get(key)
+        if into is None:
+            merged[key] = walk
+            continue
+        into.cells = [a + b for a, b in zip(into.cells, walk.cells, strict=True)]
+        into.tokens += walk.tokens
+        into.latency += walk.latency
+    return list(merged.values())
+
+
+def run(walk: _Walk, canvas: Canvas) -> list[_Walk]:
+    """Every node of ``canvas`` from ``walk``: the parts of the final mixture (one when sampling)."""
+    walks = [walk]
+    for i in range(len(canvas)):
+        if len(walks) == 1:
+            walks = merge(walks[0].step(canvas, i))
+        else:
+            walks = merge([part for w in walks for part in w.step(canvas, i)])
+    return walks
+
+
+def outcome_of(walks: list[_Walk]) -> Expected:
+    """The expected outcome of a mixture of walks."""
+    credit = total = tokens = latency = 0.0
+    for walk in walks:
+        c, t = walk.credit()
+        credit += c
+        total += t
+        tokens += walk.tokens
+        latency += walk.latency
+    return Expected(credit / (total or 1.0), tokens, latency)
 
 
 def expected_outcome(problem: Problem, params: dict[str, OperatorParameters], canvas: Canvas) -> Expected:
-    """The exact expected correctness, tokens and latency of ``canvas``."""
-    walk = _Walk(params, problem, None)
-    walk.run(canvas)
-    return Expected(walk.correctness(), walk.tokens, walk.latency)
+    """The exact expected correctness, tokens and latency of ``canvas``: after a
+    conditional the walk is a mixture of the branches' parts, each with the
+    planning and revision counters its branch left."""
+    return outcome_of(run(_Walk(params, problem, None), canvas))
 
 
 def _draw_key(key: int, dsl: str) -> int:
@@ -488,8 +546,7 @@ class SimulatedExecutor:
         expected = self.expected(canvas)
         dsl = render_dsl(canvas)
         rng = random.Random(_draw_key(self.key, dsl))
-        walk = _Walk(self.params, problem, rng)
-        walk.run(canvas)
+        (walk,) = run(_Walk(self.params, problem, rng), canvas)
         correct = walk.realised_correct()
         answer = realised_answer(problem, correct, rng) if walk.has_answer else None
         execution = Execution(
