@@ -18,11 +18,13 @@ from .solver import OPTIMAL, OracleResult, replay, solve
 SCENARIO_TASKS = ("easy", "medium", "hard", "expert")
 ARENA_TASKS = ("arena/easy", "arena/medium", "arena/hard")
 GENERATED_TASKS = ("generated/easy", "generated/medium", "generated/hard")
+CANVAS_TASKS = ("canvas/math", "canvas/code", "canvas/qa", "canvas/mixed")
 SCENARIO_SEEDS = range(0, 20)
 ARENA_SEEDS = range(0, 50)
 # Seconds the search may spend on one task and seed.
 SCENARIO_SECONDS = 60.0
 GENERATED_SECONDS = 10.0
+CANVAS_SECONDS = 8.0  # CPU seconds of the canvas oracle's search (oracle/canvas.py)
 
 COMMAND = "uv run python -m workflow_orchestrator.oracle best-scores --write"
 
@@ -36,7 +38,8 @@ class Target:
 
 def default_targets(registry: TaskRegistry | None = None) -> list[Target]:
     """The shipped set: the scenarios on seeds 0-19 (their canonical seeds among
-    them), every arena preset on seeds 0-49, every other generated task on seeds 0-19."""
+    them), every arena preset on seeds 0-49, every other generated task (the
+    canvas presets among them) on seeds 0-19."""
     registry = registry or default_registry()
     targets: list[Target] = []
     for task_id in registry.task_ids():
@@ -46,6 +49,8 @@ def default_targets(registry: TaskRegistry | None = None) -> list[Target]:
             targets.extend(Target(task_id, seed, SCENARIO_SECONDS) for seed in seeds)
         elif task_id in ARENA_TASKS:
             targets.extend(Target(task_id, seed, GENERATED_SECONDS) for seed in ARENA_SEEDS)
+        elif task_id in CANVAS_TASKS:
+            targets.extend(Target(task_id, seed, CANVAS_SECONDS) for seed in SCENARIO_SEEDS)
         elif "/" in task_id:
             targets.extend(Target(task_id, seed, SCENARIO_SECONDS) for seed in SCENARIO_SEEDS)
     return targets

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..server.core.compiled import CompiledTask
 from ..server.core.episode import Episode
-from ..server.core.families import build_observation, grade_episode, new_episode
+from ..server.core.families import FAMILIES, build_observation, grade_episode, new_episode
 from ..server.core.model import TimeModel
 from ..server.core.policies import make_policy
 from .event import ArenaProblem, realise
@@ -113,6 +113,10 @@ def solve(
 ) -> OracleResult:
     """Search for the best plan of ``compiled`` at ``seed`` within the budget."""
     spec = compiled.spec
+    if compiled.family is FAMILIES["canvas"]:
+        from .canvas import solve_canvas  # the canvas family's own exact oracle
+
+        return solve_canvas(compiled, seed, seconds=10.0 if seconds is None else seconds)
     started = time.perf_counter()
     incumbent_score, incumbent_plan = -1.0, []
     for name in SEED_POLICIES:

@@ -1,0 +1,650 @@
+"""The canvas family's exact oracle: the best expected grade of a canvas task
+and seed, with the canvas that earns it and the edits that build it.
+
+It is a clairvoyant reference (``hindsight_best``): it reads the simulator's
+hidden operator parameters of the episode, and its correctness is the
+simulator's exact expectation under them (the grade's). The best episode adds
+the canvas's nodes one by one and finishes with the canvas's own answer (one
+execution, no invalid action), so the grade is a function of the final canvas
+alone (executing intermediate canvases only spends tokens); an answer the
+policy writes itself is outside what it searches.
+
+The search is a branch and bound over the bounded grammar (top-level length,
+parallel width, loop body and count, prompt styles), unit by unit, where a unit
+is a node, or a parallel structure with the ensemble that votes on it (two
+nodes). Exact dominance cuts the units before the search:
+
+* a unit whose effect on the simulator's walk is the same as another's, with
+  no more tokens and latency (per part: a conditional's branches are paid by
+  the share of the answer that takes them) and at least its statistics (a
+  solver, a checker, ``Test``: what the validity gate reads) is dropped; the
+  effect is named by the operators' effective rates under the node's prompt
+  style (``Format`` and ``Test`` on code with tests rate the same under every
+  style), so equivalent canvases are searched once;
+* an ensemble that votes on nothing, and an ensemble branch of a parallel
+  structure, change nothing and cost tokens; planner, reviser and formatter
+  branches of a vote only cost; a vote over one solver is that solver.
+
+The bound: an upper bound on the grade of any canvas that extends a prefix,
+``bound(r, k, p, c)`` over the nodes left ``r``, the fewest revisions any part
+has had ``k``, a planning level ``p`` (no part's boost is above the boost of
+``p`` best plans) and the chance ``c`` that the answer is right, from a
+relaxation where every unit moves a right answer to right with at most ``a``
+and a wrong one with at most ``b`` (rates at their best over the contexts the
+unit may meet), less its fewest tokens; on a grid of ``c`` rounded up (the
+bound increases with ``c``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from itertools import combinations_with_replacement
+from typing import Any
+
+from ..server.core.canvas.canvas import Canvas, Node, render_dsl
+from ..server.core.canvas.episode import CanvasTables
+from ..server.core.canvas.grade import WEIGHTS
+from ..server.core.canvas.operators import (
+    CHECKER,
+    CONDITIONAL,
+    DEFAULT_STYLE,
+    ENSEMBLE,
+    FORMATTER,
+    GRAMMAR,
+    LOOP,
+    OPERATOR,
+    OPERATOR_NAMES,
+    PARALLEL,
+    PLANNER,
+    PROMPT_STYLES,
+    REVISER,
+    ROLE,
+    SOLVER,
+    STYLE_LATENCY,
+    STYLE_TOKENS,
+    Grammar,
+)
+from ..server.core.canvas.problem import Problem
+from ..server.core.canvas.simulator import (
+    BLIND_REVISION,
+    PLANNER_DECAY,
+    REVISE_BREAK,
+    REVISION_DECAY,
+    OperatorParameters,
+    _Walk,
+    hidden_parameters,
+    merge,
+    outcome_of,
+)
+from ..server.core.compiled import CompiledTask
+from ..server.core.outcomes import episode_key
+from .solver import BEST_FOUND, OPTIMAL, ModelMismatchError, OracleResult, policy_plan, replay
+
+# The built-in policies whose episodes are the first incumbents.
+SEED_POLICIES = ("heuristic", "template")
+
+GRID = 48  # the bound's grid over the chance of a right answer
+MAX_K = 3  # revision counts from which the bound's fix rate stays that of MAX_K
+MAX_P = 3  # planning levels (MAX_P: any number of plans from there)
+# The grade rounds tokens to whole ones and each dimension to 6 decimals: a bound within
+# SLACK of the best found cannot be told apart from it.
+SLACK = 3e-5
+
+Stats = tuple[bool, bool, bool]  # a solver, a checker, Test
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    nodes: tuple[Node, ...]
+    stats: Stats
+    tokens: tuple[float, float, float]  # unconditional, if flagged, if not (per unit of share)
+    latency: tuple[float, float, float]
+
+
+@dataclass(slots=True)
+class CanvasOracleResult:
+    status: str
+    best_score: float
+    upper_bound: float
+    canvas: Canvas
+    plan: list[dict[str, Any]]
+    breakdown: dict[str, float]
+    seconds: float
+    nodes: int
+
+    @property
+    def dsl(self) -> str:
+        return render_dsl(self.canvas)
+
+
+# --------------------------------------------------------------------- the grade
+
+
+def grade_of(
+    correctness: float, tokens: float, latency: float, budget: int, latency_limit: float
+) -> tuple[float, dict[str, float]]:
+    """The grade of an episode that adds a well-formed canvas and finishes with its answer
+    (grade.py's arithmetic: one execution, every action valid)."""
+    breakdown = {
+        "correctness": round(correctness, 6),
+        "cost": round(max(0.0, 1.0 - round(tokens) / budget), 6),
+        "latency": round(max(0.0, 1.0 - latency / latency_limit), 6),
+        "valid_actions": round(1.0, 6),
+    }
+    score = sum(weight * breakdown[name] for name, weight in WEIGHTS.items())
+    return round(min(1.0, max(0.0, score)), 6), breakdown
+
+
+def edits(canvas: Canvas) -> list[dict[str, Any]]:
+    """The actions that build ``canvas`` on an empty one and finish with its answer."""
+    plan: list[dict[str, Any]] = []
+    for node in canvas:
+        action: dict[str, Any] = {"action_type": "add", "operators": list(node.operators)}
+        if node.kind != OPERATOR:
+            action["structure"] = node.kind
+        if node.kind == LOOP:
+            action["count"] = node.count
+        if node.style != DEFAULT_STYLE:
+            action["prompt"] = node.style
+        plan.append(action)
+    plan.append({"action_type": "finish"})
+    return plan
+
+
+# ------------------------------------------------------------------------ units
+
+
+def _stats(names: tuple[str, ...]) -> Stats:
+    roles = {ROLE[name] for name in names}
+    return (SOLVER in roles, CHECKER in roles, "Test" in names)
+
+
+class Units:
+    """The units of one instance after exact dominance (see the module docstring)."""
+
+    def __init__(
+        self,
+        params: dict[str, OperatorParameters],
+        grammar: Grammar = GRAMMAR,
+        operators: tuple[str, ...] = OPERATOR_NAMES,
+        styles: tuple[str, ...] = PROMPT_STYLES,
+    ) -> None:
+        self.params = params
+        self.grammar = grammar
+        self.operators = operators
+        self.styles = styles
+        self.units = self._build()
+
+    def cost(self, name: str, style: str) -> tuple[float, float]:
+        p = self.params[name]
+        return p.tokens * STYLE_TOKENS[style], p.latency * STYLE_LATENCY[style]
+
+    def key(self, name: str, style: str) -> tuple[Any, ...]:
+        """What an operator does under ``style`` (an ensemble outside a vote: nothing)."""
+        role = ROLE[name]
+        if role == ENSEMBLE:
+            return ("nothing",)
+        if role == FORMATTER:
+            return (name,)
+        return (name, self.params[name].styled(style))
+
+    def _build(self) -> list[Unit]:
+        g = self.grammar
+        ops = self.operators
+        acting = tuple(name for name in ops if ROLE[name] != ENSEMBLE)
+        solvers = tuple(name for name in ops if ROLE[name] == SOLVER)
+        checkers = tuple(name for name in ops if ROLE[name] == CHECKER)
+        ensembles = tuple(name for name in ops if ROLE[name] == ENSEMBLE)
+        candidates: list[tuple[tuple[Any, ...], Unit]] = []
+
+        def add(
+            effect: tuple[Any, ...],
+            nodes: tuple[Node, ...],
+            names: tuple[str, ...],
+            tokens: tuple[float, float, float],
+            latency: tuple[float, float, float],
+        ) -> None:
+            candidates.append((effect, Unit(nodes, _stats(names), tokens, latency)))
+
+        effect: tuple[Any, ...]
+        names: tuple[str, ...]
+        for style in self.styles:
+            for name in acting:
+                t, lat = self.cost(name, style)
+                add(
+                    ("op", self.key(name, style)),
+                    (Node(OPERATOR, (name,), 1, style),),
+                    (name,),
+                    (t, 0.0, 0.0),
+                    (lat, 0.0, 0.0),
+                )
+            # Loops (no ensemble in a body: it would only cost).
+            for size in range(1, g.max_loop_body + 1):
+                for body in _tuples(acting, size):
+                    t = sum(self.cost(name, style)[0] for name in body)
+                    lat = sum(self.cost(name, style)[1] for name in body)
+                    for count in range(g.min_loop_count, g.max_loop_count + 1):
+                        effect = ("loop", tuple(self.key(name, style) for name in body), count)
+                        add(
+                            effect,
+                            (Node(LOOP, body, count, style),),
+                            body,
+                            (t * count, 0.0, 0.0),
+                            (lat * count, 0.0, 0.0),
+                        )
+            # Conditionals (an ensemble branch: nothing done).
+            branch_options = acting + ensembles
+            for check in checkers:
+                tc, lc = self.cost(check, style)
+                for if_flagged in branch_options:
+                    tf, lf = self.cost(if_flagged, style)
+                    for otherwise in branch_options:
+                        to, lo = self.cost(otherwise, style)
+                        effect = ("if", self.key(check, style), self.key(if_flagged, style), self.key(otherwise, style))
+                        names = (check, if_flagged, otherwise)
+                        add(effect, (Node(CONDITIONAL, names, 1, style),), names, (tc, tf, to), (lc, lf, lo))
+            # A parallel structure without a vote: its first branch acts; the others are statistics.
+            extras = solvers + checkers
+            for first in ops:
+                for width in range(max(2, g.min_parallel), g.max_parallel + 1):
+                    for rest in combinations_with_replacement(extras, width - 1):
+                        names = (first, *rest)
+                        t = sum(self.cost(name, style)[0] for name in names)
+                        lat = max(self.cost(name, style)[1] for name in names)
+                        effect = ("first", self.key(first, style))
+                        add(effect, (Node(PARALLEL, names, 1, style),), names, (t, 0.0, 0.0), (lat, 0.0, 0.0))
+            # A vote: two or more solvers and at most one checker branch (statistics), then an ensemble.
+            for voters in range(2, g.max_parallel + 1):
+                for group in combinations_with_replacement(solvers, voters):
+                    options: list[tuple[str, ...]] = [()] if voters >= g.min_parallel else []
+                    if voters + 1 <= g.max_parallel:
+                        options += [(check,) for check in checkers]
+                    for extra in options:
+                        names = (*group, *extra)
+                        rates = tuple(sorted(self.params[name].styled(style) for name in group))
+                        t = sum(self.cost(name, style)[0] for name in names)
+                        lat = max(self.cost(name, style)[1] for name in names)
+                        for ensemble in ensembles:
+                            for ens_style in self.styles:
+                                te, le = self.cost(ensemble, ens_style)
+                                aggregate = ROLE[ensemble] == ENSEMBLE and ensemble == "Aggregate"
+                                pick = self.params[ensemble].styled(ens_style) if aggregate else 0.0
+                                nodes = (Node(PARALLEL, names, 1, style), Node(OPERATOR, (ensemble,), 1, ens_style))
+                                effect = ("vote", rates, aggregate, pick)
+                                add(effect, nodes, (*names, ensemble), (t + te, 0.0, 0.0), (lat + le, 0.0, 0.0))
+        return _pareto(candidates)
+
+
+def _tuples(names: tuple[str, ...], size: int) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = [()]
+    for _ in range(size):
+        out = [(*prefix, name) for prefix in out for name in names]
+    return out
+
+
+def _pareto(candidates: list[tuple[tuple[Any, ...], Unit]]) -> list[Unit]:
+    """Drop every unit that another with the same effect and size beats (or ties, earlier)."""
+    groups: dict[tuple[Any, ...], list[Unit]] = {}
+    for effect, unit in candidates:
+        groups.setdefault((effect, len(unit.nodes)), []).append(unit)
+    kept: list[Unit] = []
+    for units in groups.values():
+        front: list[Unit] = []
+        for unit in units:
+            if any(_beats(other, unit) for other in front):
+                continue
+            front = [other for other in front if not _beats(unit, other)]
+            front.append(unit)
+        kept.extend(front)
+    return kept
+
+
+def _beats(a: Unit, b: Unit) -> bool:
+    return (
+        all(x >= y for x, y in zip(a.stats, b.stats, strict=True))
+        and all(x <= y for x, y in zip(a.tokens, b.tokens, strict=True))
+        and all(x <= y for x, y in zip(a.latency, b.latency, strict=True))
+    )
+
+
+# ---------------------------------------------------------------------- search
+
+
+class CanvasOracle:
+    def __init__(
+        self,
+        problem: Problem,
+        params: dict[str, OperatorParameters],
+        budget: int,
+        latency_limit: float,
+        grammar: Grammar = GRAMMAR,
+        operators: tuple[str, ...] = OPERATOR_NAMES,
+        styles: tuple[str, ...] = PROMPT_STYLES,
+    ) -> None:
+        self.problem = problem
+        self.params = params
+        self.budget = budget
+        self.latency_limit = latency_limit
+        self.grammar = grammar
+        self.units = Units(params, grammar, operators, styles).units
+        self.needs_test = problem.problem_type == "code" and problem.has_tests
+        self.relax = Relaxation(self)
+        self.best_score = -1.0
+        self.best_canvas: Canvas = ()
+        self.best_breakdown: dict[str, float] = {}
+        self.expanded = 0
+
+    def well_formed(self, stats: Stats) -> bool:
+        return stats[0] and stats[1] and (stats[2] or not self.needs_test)
+
+    def step(self, walks: list[_Walk], unit: Unit) -> list[_Walk]:
+        nodes = unit.nodes
+        for i in range(len(nodes)):
+            parts: list[_Walk] = []
+            for walk in walks:
+                parts.extend(walk.step(nodes, i))
+            walks = merge(parts)
+        return walks
+
+    def solve(
+        self, seconds: float = 60.0, incumbent: tuple[float, list[dict[str, Any]]] | None = None
+    ) -> CanvasOracleResult:
+        """The best canvas within ``seconds`` of CPU time (``incumbent``: a score and the
+        plan that earns it, to beat; the result's plan when nothing beats it)."""
+        start = time.process_time()
+        if incumbent is not None:
+            self.best_score = incumbent[0]
+        self.deadline = start + seconds
+        self.timed_out = False
+        self.open_bound = -1.0
+        root = [_Walk(self.params, self.problem, None)]
+        self.search(root, (False, False, False), (), 0.0, 0.0)
+        elapsed = time.process_time() - start
+        status = BEST_FOUND if self.timed_out else OPTIMAL
+        upper = max(self.best_score, self.open_bound + SLACK) if self.timed_out else self.best_score
+        plan = edits(self.best_canvas) if self.best_canvas or incumbent is None else incumbent[1]
+        return CanvasOracleResult(
+            status,
+            self.best_score,
+            round(upper, 6),
+            self.best_canvas,
+            plan,
+            self.best_breakdown,
+            round(elapsed, 3),
+            self.expanded,
+        )
+
+    def search(self, walks: list[_Walk], stats: Stats, canvas: Canvas, tokens: float, latency: float) -> None:
+        self.expanded += 1
+        outcome = outcome_of(walks)
+        tokens, latency = outcome.tokens, outcome.latency
+        if canvas and self.well_formed(stats) and round(tokens) <= self.budget:
+            score, breakdown = grade_of(outcome.correctness, tokens, latency, self.budget, self.latency_limit)
+            if score > self.best_score:
+                self.best_score, self.best_canvas, self.best_breakdown = score, canvas, breakdown
+        left = self.grammar.max_nodes - len(canvas)
+        if left <= 0:
+            return
+        right = sum(w.cells[4] + w.cells[5] + w.cells[6] + w.cells[7] for w in walks if w.has_answer)
+        k = min(w.revisions for w in walks)
+        p = self.relax.level(max(w.boost for w in walks))
+        answered = any(w.has_answer for w in walks)
+        base = 0.2 * (1.0 - tokens / self.budget) + 0.1
+        room = max(0.0, 1.0 - latency / self.latency_limit)
+        children: list[tuple[float, Unit]] = []
+        for most, index in self.relax.order(left, k, p, answered):
+            if base + most + SLACK <= self.best_score:
+                break
+            bound = base + self.relax.child(index, left, k, p, answered, right, room)
+            if bound + SLACK > self.best_score:
+                children.append((bound, self.units[index]))
+        children.sort(key=lambda item: -item[0])
+        for bound, unit in children:
+            if bound + SLACK <= self.best_score:
+                break
+            if time.process_time() > self.deadline:
+                self.timed_out = True
+                self.open_bound = max(self.open_bound, bound)
+                continue
+            child = self.step([w.fork(list(w.cells), True) for w in walks], unit)
+            union = (stats[0] or unit.stats[0], stats[1] or unit.stats[1], stats[2] or unit.stats[2])
+            self.search(child, union, (*canvas, *unit.nodes), tokens, latency)
+
+
+# ------------------------------------------------------------------- the bound
+
+
+class Relaxation:
+    """``bound(r, k, p, c)``: see the module docstring. Every unit's ``(a, b)`` at
+    ``(k, p)``, its fewest tokens, and the ``(k, p)`` after it."""
+
+    def __init__(self, oracle: CanvasOracle) -> None:
+        self.oracle = oracle
+        params = oracle.params
+        self.params = params
+        planners = [name for name in OPERATOR_NAMES if ROLE[name] == PLANNER]
+        best_plan = max((params[name].styled(style) for name in planners for style in PROMPT_STYLES), default=0.0)
+        checkers = [name for name in OPERATOR_NAMES if ROLE[name] == CHECKER]
+        self.caught = max(
+            max(params[name].styled(style) for name in checkers for style in PROMPT_STYLES), BLIND_REVISION
+        )
+        self.boosts = []
+        boost = 0.0
+        for level in range(MAX_P):
+            self.boosts.append(boost)
+            boost = 1.0 - (1.0 - boost) * (1.0 - best_plan * PLANNER_DECAY**level)
+        # MAX_P: every later plan at its best too.
+        rest = boost
+        for level in range(MAX_P, 64):
+            rest = 1.0 - (1.0 - rest) * (1.0 - best_plan * PLANNER_DECAY**level)
+        self.boosts.append(min(1.0, rest + 1e-12))
+        self.transitions: dict[tuple[int, int, int, bool], tuple[float, float, int, int, bool, float, float]] = {}
+        self.memo: dict[tuple[int, int, int, bool, bool], list[float]] = {}
+        self.front_memo: dict[
+            tuple[int, int, bool, bool], dict[tuple[int, int, int, bool], list[tuple[float, float, float]]]
+        ] = {}
+        self.order_memo: dict[tuple[int, int, int, bool], list[tuple[float, int]]] = {}
+        self.walk = _Walk(params, oracle.problem, None)
+
+    def level(self, boost: float) -> int:
+        for level, value in enumerate(self.boosts):
+            if boost <= value + 1e-12:
+                return level
+        return MAX_P
+
+    def op(
+        self, name: str, style: str, k: int, p: int, answered: bool, flagged: bool | None
+    ) -> tuple[float, float, int, int, bool]:
+        """``(a, b)`` of one call, and ``k``, ``p`` and whether there is an answer after it;
+        ``flagged``: in a conditional's branch, the part it runs on."""
+        role = ROLE[name]
+        params = self.params[name]
+        if role == SOLVER:
+            q = params.styled(style)
+            q = q + (1.0 - q) * self.boosts[p]
+            return q, q, k, p, True
+        if role == PLANNER:
+            return 1.0, 0.0, k, min(MAX_P, p + 1), answered
+        if role == REVISER and answered:
+            fix = params.styled(style) * REVISION_DECAY ** min(k, MAX_K)
+            if flagged is False:
+                return 1.0, 0.0, k, p, answered
+            if flagged:
+                return 1.0 - REVISE_BREAK, fix, k, p, answered
+            # Checked: the flagged wrong answers (at most the best true positive rate); else blind.
+            return 1.0, fix * self.caught, min(MAX_K, k + 1), p, answered
+        return 1.0, 0.0, k, p, answered
+
+    def transition(
+        self, index: int, k: int, p: int, answered: bool
+    ) -> tuple[float, float, int, int, bool, float, float]:
+        key = (index, k, p, answered)
+        found = self.transitions.get(key)
+        if found is not None:
+            return found
+        unit = self.oracle.units[index]
+        a, b = 1.0, 0.0  # P(right after | right now), P(right after | wrong now)
+        tokens, latency = unit.tokens[0], unit.latency[0]
+
+        def then(alpha: float, beta: float) -> None:
+            nonlocal a, b
+            a, b = a * alpha + (1.0 - a) * beta, b * alpha + (1.0 - b) * beta
+
+        nodes = unit.nodes
+        head = nodes[0]
+        if len(nodes) == 2:  # a vote
+            rates = []
+            for name in head.operators:
+                if ROLE[name] == SOLVER:
+                    q = self.params[name].styled(head.style)
+                    rates.append(q + (1.0 - q) * self.boosts[p])
+            v = self.walk.vote(rates, nodes[1])
+            then(v, v)
+            answered = True
+        elif head.kind in (OPERATOR, PARALLEL):
+            alpha, beta, k, p, answered = self.op(head.operators[0], head.style, k, p, answered, None)
+            then(alpha, beta)
+        elif head.kind == LOOP:
+            for _ in range(head.count):
+                for name in head.operators:
+                    alpha, beta, k, p, answered = self.op(name, head.style, k, p, answered, None)
+                    then(alpha, beta)
+        else:
+            check, if_flagged, otherwise = head.operators
+            if not answered:
+                # Nothing to check: all of it takes the other branch.
+                alpha, beta, k, p, answered = self.op(otherwise, head.style, k, p, answered, None)
+                then(alpha, beta)
+                tokens += unit.tokens[2]
+                latency += unit.latency[2]
+            else:
+                params = self.params[check]
+                tpr, fpr = params.styled(head.style), params.false_positive
+                at, bt, kt, pt, _ = self.op(if_flagged, head.style, k, p, True, True)
+                ao, bo, ko, po, _ = self.op(otherwise, head.style, k, p, True, False)
+                then(fpr * at + (1.0 - fpr) * ao, tpr * bt + (1.0 - tpr) * bo)
+                k, p = min(kt, ko), max(pt, po)
+                low, high = min(tpr, fpr), max(tpr, fpr)
+                tokens += unit.tokens[1] * low + unit.tokens[2] * (1.0 - high)
+                latency += unit.latency[1] * low + unit.latency[2] * (1.0 - high)
+        if a < b:
+            a = b = max(a, b)
+        found = self.transitions[key] = (a, b, k, p, answered, tokens, latency)
+        return found
+
+    def costs(self, tokens: float, latency: float, timed: bool) -> float:
+        cost = 0.2 * tokens / self.oracle.budget
+        return cost + 0.1 * latency / self.oracle.latency_limit if timed else cost
+
+    def fronts(
+        self, k: int, p: int, answered: bool, timed: bool
+    ) -> dict[tuple[int, int, int, bool], list[tuple[float, float, float]]]:
+        """The relaxation's moves from ``(k, p, answered)`` by (size, state after): ``(a, b, cost)``,
+        those another beats (higher ``a`` and ``b``, lower cost) left out."""
+        key = (k, p, answered, timed)
+        found = self.front_memo.get(key)
+        if found is not None:
+            return found
+        groups: dict[tuple[int, int, int, bool], list[tuple[float, float, float]]] = {}
+        for index, unit in enumerate(self.oracle.units):
+            a, b, k2, p2, answered2, tokens, latency = self.transition(index, k, p, answered)
+            if b <= 0.0 and k2 == k and p2 == p and answered2 == answered:
+                continue  # nothing the bound sees gets better
+            groups.setdefault((len(unit.nodes), k2, p2, answered2), []).append(
+                (a, b, self.costs(tokens, latency, timed))
+            )
+        for group, options in groups.items():
+            options.sort(key=lambda o: (o[2], -o[1], -o[0]))
+            front: list[tuple[float, float, float]] = []
+            for a, b, cost in options:
+                if any(fa >= a and fb >= b for fa, fb, _ in front):
+                    continue
+                front.append((a, b, cost))
+            groups[group] = front
+        self.front_memo[key] = groups
+        return groups
+
+    def table(self, left: int, k: int, p: int, answered: bool, timed: bool) -> list[float]:
+        """``bound(left, k, p, c)`` at ``c = i / GRID`` (less the latency term when ``timed``)."""
+        key = (left, k, p, answered, timed)
+        found = self.memo.get(key)
+        if found is not None:
+            return found
+        values = [0.6 * (i / GRID) for i in range(GRID + 1)]
+        if left > 0:
+            for (size, k2, p2, answered2), front in self.fronts(k, p, answered, timed).items():
+                if size > left:
+                    continue
+                sub = self.table(left - size, k2, p2, answered2, timed)
+                for a, b, cost in front:
+                    slope = a - b
+                    for i in range(GRID + 1):
+                        v = sub[min(GRID, math.ceil((b + slope * (i / GRID)) * GRID - 1e-9))] - cost
+                        if v > values[i]:
+                            values[i] = v
+        self.memo[key] = values
+        return values
+
+    def order(self, left: int, k: int, p: int, answered: bool) -> list[tuple[float, int]]:
+        """The units that fit in ``left`` nodes with the most any of them may add (a right
+        answer now, no latency yet), highest first."""
+        key = (left, k, p, answered)
+        found = self.order_memo.get(key)
+        if found is None:
+            found = []
+            for index, unit in enumerate(self.oracle.units):
+                if len(unit.nodes) <= left:
+                    found.append((self.child(index, left, k, p, answered, 1.0, 1.0), index))
+            found.sort(key=lambda item: -item[0])
+            self.order_memo[key] = found
+        return found
+
+    def child(self, index: int, left: int, k: int, p: int, answered: bool, right: float, room: float) -> float:
+        """A bound on ``0.6 correctness - 0.2 tokens / budget + 0.1 latency score`` over the canvases
+        whose next unit is ``index`` (``room``: the latency score the prefix leaves)."""
+        a, b, k2, p2, answered2, tokens, latency = self.transition(index, k, p, answered)
+        rest = left - len(self.oracle.units[index].nodes)
+        i = min(GRID, math.ceil((b + (a - b) * right) * GRID - 1e-9))
+        timed = self.table(rest, k2, p2, answered2, True)[i] - self.costs(tokens, latency, True) + 0.1 * room
+        untimed = self.table(rest, k2, p2, answered2, False)[i] - self.costs(tokens, latency, False)
+        return max(timed, untimed)
+
+
+def oracle_for(compiled: CompiledTask, seed: int, **options: Any) -> CanvasOracle:
+    """The oracle of a canvas task's (unsealed) episode at ``seed``: its hidden parameters."""
+    tables: CanvasTables = compiled.tables
+    key = episode_key(compiled.spec.task_id, seed)
+    params = hidden_parameters(tables.problem, key)
+    return CanvasOracle(tables.problem, params, tables.budget, tables.latency_limit, **options)
+
+
+def solve_canvas(compiled: CompiledTask, seed: int, seconds: float = 10.0) -> OracleResult:
+    """The best expected grade of a canvas task at ``seed``, replayed through a real episode."""
+    started = time.perf_counter()
+    incumbent: tuple[float, list[dict[str, Any]]] | None = None
+    for name in SEED_POLICIES:
+        plan = policy_plan(compiled, seed, name)
+        score = replay(compiled, seed, plan)[0]["score"]
+        if incumbent is None or score > incumbent[0]:
+            incumbent = (score, plan)
+    result = oracle_for(compiled, seed).solve(seconds, incumbent)
+    grade = replay(compiled, seed, result.plan)[0]
+    if grade["score"] != result.best_score:
+        raise ModelMismatchError(
+            f"{compiled.spec.task_id} seed {seed}: the oracle scored {result.dsl!r} {result.best_score}, "
+            f"its replay {grade['score']}"
+        )
+    return OracleResult(
+        task_id=compiled.spec.task_id,
+        seed=seed,
+        status=result.status,
+        best_score=grade["score"],
+        upper_bound=max(result.upper_bound, grade["score"]),
+        plan=result.plan,
+        seconds=time.perf_counter() - started,
+        nodes=result.nodes,
+        breakdown=grade["breakdown"],
+        method="canvas_branch_and_bound",
+    )
