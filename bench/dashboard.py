@@ -13,11 +13,17 @@ drives Debian's chromium (headless, through Playwright) against it:
 
 Targets: first render at most 2 s, one UI step at most 150 ms, page weight at
 most 500 KB. Prints figures, and one JSON object as its last line.
+
+``--baseline REV`` measures another revision of the server side by side (its
+tree from ``git archive REV``, imported ahead of this checkout): the two
+servers run at once and their page loads alternate, so that both see the same
+load on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import signal
@@ -25,6 +31,8 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,8 +50,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(port: int, startup_timeout_s: float) -> subprocess.Popen[bytes]:
+def checkout(revision: str, into: Path) -> Path:
+    """``revision``'s tree as an importable ``workflow_orchestrator`` package under ``into``; returns ``into``."""
+    archive = subprocess.run(["git", "archive", revision], cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    target = into / "workflow_orchestrator"
+    target.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tree:
+        tree.extractall(target, filter="data")
+    return into
+
+
+def start_server(port: int, startup_timeout_s: float, source: Path | None = None) -> subprocess.Popen[bytes]:
+    """The server on ``port``; with ``source``, the ``workflow_orchestrator`` package found there."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOW_ORCHESTRATOR_")}
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH", "")]))
     command = [sys.executable, "-m", "workflow_orchestrator.server.app", "--host", "127.0.0.1", "--port", str(port)]
     # The page plays its own episodes only: no archive, so that no run leaves one in the repository.
     command.append("--no-archive")
@@ -64,55 +85,70 @@ def start_server(port: int, startup_timeout_s: float) -> subprocess.Popen[bytes]
     raise RuntimeError(f"the dashboard did not come up within {startup_timeout_s:g} s")
 
 
-def measure(url: str, runs: int, steps: int) -> dict[str, object]:
+def measure(urls: dict[str, str], runs: int, steps: int) -> dict[str, dict[str, object]]:
+    """The figures of each server in ``urls`` (by label), their page loads taking turns."""
     from playwright.sync_api import sync_playwright
 
-    renders: list[float] = []
-    step_times: list[float] = []
-    weight = requests = external = 0
+    renders: dict[str, list[float]] = {label: [] for label in urls}
+    step_times: dict[str, list[float]] = {label: [] for label in urls}
+    loads: dict[str, dict[str, int]] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            # One load first, so that the server's own first-request work is not timed.
-            warm = browser.new_context()
-            warm.new_page().goto(url)
-            warm.pages[0].wait_for_selector("#wo-dag svg .wo-node", timeout=120_000)
-            warm.close()
+            for url in urls.values():
+                # One load first, so that the server's own first-request work is not timed.
+                warm = browser.new_context()
+                warm.new_page().goto(url)
+                warm.pages[0].wait_for_selector("#wo-dag svg .wo-node", timeout=120_000)
+                warm.close()
             for run in range(runs):
-                context = browser.new_context(viewport={"width": 1440, "height": 900})
-                page = context.new_page()
-                seen: list[object] = []
-                # A handler Playwright can tag: a bound builtin like list.append cannot take its attribute.
-                page.on("requestfinished", lambda request, seen=seen: seen.append(request))
-                started = time.perf_counter()
-                page.goto(url)
-                page.wait_for_selector("#wo-dag svg .wo-node", timeout=120_000)
-                renders.append(time.perf_counter() - started)
-                if run == 0:
-                    page.wait_for_load_state("load")
-                    page.wait_for_timeout(1000)
-                    requests = len(seen)
-                    for request in seen:
-                        if not request.url.startswith(url.split("/web/")[0]):  # type: ignore[attr-defined]
-                            external += 1
-                        weight += request.sizes()["responseBodySize"]  # type: ignore[attr-defined]
-                for step in range(1, steps + 1):
+                for label, url in urls.items():
+                    context = browser.new_context(viewport={"width": 1440, "height": 900})
+                    page = context.new_page()
+                    seen: list[object] = []
+                    # A handler Playwright can tag: a bound builtin like list.append cannot take its attribute.
+                    page.on("requestfinished", lambda request, seen=seen: seen.append(request))
                     started = time.perf_counter()
-                    page.locator("#wo-policy-step").click()
-                    page.wait_for_selector(f'#wo-dag svg[data-step="{step}"]', timeout=30_000)
-                    step_times.append(time.perf_counter() - started)
-                context.close()
+                    page.goto(url)
+                    page.wait_for_selector("#wo-dag svg .wo-node", timeout=120_000)
+                    renders[label].append(time.perf_counter() - started)
+                    if run == 0:
+                        page.wait_for_load_state("load")
+                        page.wait_for_timeout(1000)
+                        weight = external = 0
+                        for request in seen:
+                            if not request.url.startswith(url.split("/web/")[0]):  # type: ignore[attr-defined]
+                                external += 1
+                            weight += request.sizes()["responseBodySize"]  # type: ignore[attr-defined]
+                        loads[label] = {"weight": weight, "requests": len(seen), "external": external}
+                    for step in range(1, steps + 1):
+                        started = time.perf_counter()
+                        page.locator("#wo-policy-step").click()
+                        page.wait_for_selector(f'#wo-dag svg[data-step="{step}"]', timeout=30_000)
+                        step_times[label].append(time.perf_counter() - started)
+                    context.close()
         finally:
             browser.close()
     return {
-        "first_render_s": round(statistics.median(renders), 3),
-        "first_render_runs_s": [round(value, 3) for value in renders],
-        "ui_step_ms": round(statistics.median(step_times) * 1000, 1),
-        "ui_step_runs_ms": [round(value * 1000, 1) for value in step_times],
-        "page_weight_kb": round(weight / 1024, 1),
-        "requests": requests,
-        "external_requests": external,
+        label: {
+            "first_render_s": round(statistics.median(renders[label]), 3),
+            "first_render_runs_s": [round(value, 3) for value in renders[label]],
+            "ui_step_ms": round(statistics.median(step_times[label]) * 1000, 1),
+            "ui_step_runs_ms": [round(value * 1000, 1) for value in step_times[label]],
+            "page_weight_kb": round(loads[label]["weight"] / 1024, 1),
+            "requests": loads[label]["requests"],
+            "external_requests": loads[label]["external"],
+        }
+        for label in urls
     }
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,25 +156,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="fresh page loads (the medians are over these)")
     parser.add_argument("--steps", type=int, default=1, help="UI steps timed per page load")
     parser.add_argument("--startup-timeout", type=float, default=300.0)
+    parser.add_argument("--baseline", metavar="REV", help="also measure this git revision, side by side")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    port = free_port()
-    server = start_server(port, args.startup_timeout)
-    try:
-        figures = measure(f"http://127.0.0.1:{port}/web/", args.runs, args.steps)
-    finally:
-        server.send_signal(signal.SIGINT)
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as scratch:
+        sources: dict[str, Path | None] = {}
+        if args.baseline:
+            sources[args.baseline] = checkout(args.baseline, Path(scratch))
+        sources["this checkout"] = None
+        servers: list[subprocess.Popen[bytes]] = []
+        urls: dict[str, str] = {}
         try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    print(f"first render: median {figures['first_render_s']} s over {args.runs} loads {figures['first_render_runs_s']}")
-    print(f"one UI step: median {figures['ui_step_ms']} ms {figures['ui_step_runs_ms']}")
-    print(
-        f"first load: {figures['page_weight_kb']} KB in {figures['requests']} requests, "
-        f"{figures['external_requests']} outside the server"
-    )
-    figures["targets"] = TARGETS
-    figures["met"] = {key: float(figures[key]) <= limit for key, limit in TARGETS.items()}  # type: ignore[arg-type]
-    print(json.dumps(figures))
+            for label, source in sources.items():
+                port = free_port()
+                servers.append(start_server(port, args.startup_timeout, source))
+                urls[label] = f"http://127.0.0.1:{port}/web/"
+            figures = measure(urls, args.runs, args.steps)
+        finally:
+            for server in servers:
+                stop(server)
+    print(f"load average at the start: {load:.2f}")
+    for label, own in figures.items():
+        print(f"{label}:")
+        print(f"  first render: median {own['first_render_s']} s over {args.runs} loads {own['first_render_runs_s']}")
+        print(f"  one UI step: median {own['ui_step_ms']} ms {own['ui_step_runs_ms']}")
+        print(
+            f"  first load: {own['page_weight_kb']} KB in {own['requests']} requests, "
+            f"{own['external_requests']} outside the server"
+        )
+        own["met"] = {key: float(own[key]) <= limit for key, limit in TARGETS.items()}  # type: ignore[arg-type]
+    result: dict[str, object] = dict(figures["this checkout"])
+    result["load_average"] = round(load, 2)
+    result["targets"] = TARGETS
+    if args.baseline:
+        result["baseline"] = {"revision": args.baseline, **figures[args.baseline]}
+    print(json.dumps(result))
