@@ -10,7 +10,7 @@ deadlines, the hint, the rewards, the grade, the tables and the action form.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import gradio as gr
@@ -171,6 +171,10 @@ body:has(#wo-zoom input[value="200%"]:checked) .wo-dag { width: calc(var(--wo-w)
 .wo-deadline-line text { stroke: none; }
 .wo-now { stroke: var(--wo-now); fill: var(--wo-now); } .wo-now text { stroke: none; }
 .wo-scroll { max-height: 320px; overflow-y: auto; }
+.wo-rows { max-height: 360px; }
+.wo-title { color: var(--wo-ink); margin: 4px 0; font-size: 22px; }
+.wo-intro { color: var(--wo-ink); margin: 0 0 4px; font-size: 14px; }
+.wo-heading { color: var(--wo-ink); margin: 10px 0 4px; font-size: 17px; }
 .wo-compare-side h4 { margin: 10px 0 4px; color: var(--wo-ink); }
 .wo-compare code { font-size: 13px; }
 #wo-task input { padding-right: 30px; text-overflow: ellipsis; }
@@ -189,16 +193,18 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
     controller = DashboardController(store, token)
     replay_lock = asyncio.Lock()
     first = controller.options[0]
+    first_pictures = opening_pictures(controller, first.key, first.presets[0] if first.presets else None)
 
     with gr.Blocks(title=title, analytics_enabled=False, fill_width=True) as blocks:
         session_state = gr.State(None)
-        gr.HTML(f"<style>{DASHBOARD_CSS}</style>", padding=False)
-        gr.Markdown(
-            f"## {title}\nPick a task and press **Reset**; act with the form, or let a built-in policy play. "
-            "Give any episode's id to watch it live or replay it."
+        gr.HTML(
+            f'<style>{DASHBOARD_CSS}</style><h2 class="wo-title">{views.esc(title)}</h2>'
+            '<p class="wo-intro">Pick a task and press <b>Reset</b>; act with the form, or let a built-in policy '
+            "play. Give any episode's id to watch it live or replay it.</p>",
+            padding=False,
         )
         # The summary bar: task, step, time, score and where points went, budget and deadlines at risk.
-        status_view = gr.HTML(elem_id="wo-status")
+        status_view = gr.HTML(first_pictures[0], elem_id="wo-status")
         with gr.Row(equal_height=False):
             task_input = gr.Dropdown(
                 choices=[(o.label, o.key) for o in controller.options],
@@ -238,7 +244,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                 min_width=120,
             )
             reset_button = gr.Button("Reset", variant="primary", elem_id="wo-reset", scale=1, min_width=100)
-        gauges_view = gr.HTML(elem_id="wo-gauges")
+        gauges_view = gr.HTML(first_pictures[1], elem_id="wo-gauges")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 # The controls of what the pictures below show, and their messages, right above them.
@@ -285,11 +291,11 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                         scale=0,
                         min_width=260,
                     )
-                dag_view = gr.HTML(elem_id="wo-dag")
-                gr.Markdown("### Schedule")
-                gantt_view = gr.HTML(elem_id="wo-gantt")
+                dag_view = gr.HTML(first_pictures[2], elem_id="wo-dag")
+                heading("Schedule")
+                gantt_view = gr.HTML(first_pictures[4], elem_id="wo-gantt")
             with gr.Column(scale=1, min_width=320):
-                hint_view = gr.HTML(elem_id="wo-hint")
+                hint_view = gr.HTML(first_pictures[3], elem_id="wo-hint")
                 with gr.Group():
                     kind_input = gr.Radio(choices=[], label="Action", elem_id="wo-kind")
                     subtask_input = gr.Dropdown(choices=[], label="Subtask", elem_id="wo-subtask")
@@ -311,36 +317,22 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                     play_button = gr.Button("Play to the end", elem_id="wo-play")
                     stop_button = gr.Button("Stop", elem_id="wo-stop")
                 copy_button = gr.Button("Copy the link to this view", elem_id="wo-copy-link", size="sm")
-        gr.Markdown("### Agents")
-        agents_view = gr.HTML(elem_id="wo-agents")
+        heading("Agents")
+        agents_view = gr.HTML(first_pictures[5], elem_id="wo-agents")
         with gr.Row(equal_height=False):
             with gr.Column():
-                gr.Markdown("### Deadlines")
-                deadlines_view = gr.HTML(elem_id="wo-deadlines")
+                heading("Deadlines")
+                deadlines_view = gr.HTML(first_pictures[6], elem_id="wo-deadlines")
             with gr.Column():
-                gr.Markdown("### Reward per step")
-                rewards_view = gr.HTML(elem_id="wo-rewards")
-        gr.Markdown("### Grade")
-        grade_view = gr.HTML(elem_id="wo-grade")
+                heading("Reward per step")
+                rewards_view = gr.HTML(first_pictures[7], elem_id="wo-rewards")
+        heading("Grade")
+        grade_view = gr.HTML(first_pictures[8], elem_id="wo-grade")
         with gr.Tabs():
             with gr.Tab("Step history"):
-                history_view = gr.Dataframe(
-                    headers=views.HISTORY_COLUMNS,
-                    datatype="str",
-                    interactive=False,
-                    wrap=True,
-                    max_height=360,
-                    elem_id="wo-history",
-                )
+                history_view = gr.HTML(first_pictures[9], elem_id="wo-history")
             with gr.Tab("Event log"):
-                events_view = gr.Dataframe(
-                    headers=views.EVENT_COLUMNS,
-                    datatype="str",
-                    interactive=False,
-                    wrap=True,
-                    max_height=360,
-                    elem_id="wo-events",
-                )
+                events_view = gr.HTML(first_pictures[10], elem_id="wo-events")
             with gr.Tab("Compare two episodes", elem_id="wo-compare-tab"):
                 with gr.Row(equal_height=True):
                     compare_first = gr.Textbox(label="Episode", elem_id="wo-compare-first", scale=2)
@@ -387,49 +379,30 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             statuses = views.deadline_statuses(observation, snapshot.records) if observation else []
             menu = snapshot.menu
             chosen_kind = kind if kind in menu.kinds else (menu.kinds[0] if menu.kinds else None)
-            form = form_updates(menu, chosen_kind)
             position = snapshot.replay_position
-            slider = gr.Slider(minimum=0, maximum=max(position[1], 1), value=position[0]) if position else gr.Slider()
             can_act = bool(menu.kinds)
             watching = snapshot.mode == "watch" and not observation.get("done")
             session.drawn = controller.change_key(session)
-            return unchanged_skipped(
-                session,
-                [
-                    session,
-                    views.status_html(
-                        observation,
-                        snapshot.episode_id,
-                        snapshot.mode,
-                        position,
-                        grade=snapshot.grade,
-                        statuses=statuses,
-                        task=snapshot.task,
-                        share=snapshot.share,
-                        export=snapshot.export,
+            pictures = page_pictures(snapshot, statuses)
+            # The other outputs are component updates: each is built and sent only when what
+            # it shows differs from what the browser was last sent (its key).
+            updates: list[tuple[Any, int, Callable[[], Any]]] = [
+                ((menu, chosen_kind), 4, lambda: form_updates(menu, chosen_kind)),
+                (
+                    position,
+                    1,
+                    lambda: (
+                        gr.Slider(minimum=0, maximum=max(position[1], 1), value=position[0])
+                        if position
+                        else gr.Slider()
                     ),
-                    views.gauges_html(observation),
-                    views.dag_svg(observation, statuses) if observation else views.dag_svg({}),
-                    views.hint_html(observation),
-                    views.gantt_svg(observation, snapshot.records, statuses)
-                    if observation
-                    else '<div class="wo-muted">No schedule yet.</div>',
-                    views.agent_cards_html(observation, snapshot.records) if observation else "",
-                    views.deadlines_html(statuses) if observation else "",
-                    views.reward_svg(snapshot.rewards),
-                    views.grade_html(snapshot.grade),
-                    views.history_rows(snapshot.trace, snapshot.rewards),
-                    views.event_rows(snapshot.records),
-                    *form,
-                    slider,
-                    gr.Row(visible=position is not None),
-                    views.notice_html(snapshot.notice),
-                    gr.Button(interactive=can_act),
-                    gr.Button(interactive=can_act),
-                    gr.Button(interactive=can_act),
-                    gr.Timer(active=watching),
-                ],
-            )
+                ),
+                (position is not None, 1, lambda: gr.Row(visible=position is not None)),
+                (snapshot.notice, 1, lambda: views.notice_html(snapshot.notice)),
+                (can_act, 3, lambda: [gr.Button(interactive=can_act) for _ in range(3)]),
+                (watching, 1, lambda: gr.Timer(active=watching)),
+            ]
+            return [session, *unchanged_skipped(session, pictures, updates)]
 
         def ensure(session: DashboardSession | None) -> DashboardSession:
             return session if session is not None else DashboardSession()
@@ -446,7 +419,9 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
         async def on_load(
             session: DashboardSession | None, task_key: str, preset: str | None, secret: str, request: gr.Request
         ) -> list[Any]:
-            session = ensure(session)
+            if session is None:
+                # A new page shows the opening pictures already: only what differs from them is sent.
+                session = DashboardSession(sent=dict(enumerate(first_pictures)))
             # Open on a running episode of the first task, so there is something to look at.
             snapshot = (
                 controller.start(session, task_key, preset, None, None)
@@ -597,45 +572,51 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
 
         # ------------------------------------------------------------ wiring
 
-        # Handlers are microseconds of work on the event loop; the players sleep
-        # between steps. None of them needs to queue behind another session's.
-        unlimited: dict[str, Any] = {"concurrency_limit": None}
+        # Handlers are microseconds of work on the event loop (replays run in a
+        # worker thread); none needs to queue behind another session's. A
+        # one-shot handler answers its own request, without the queue's second
+        # round trip (join, then a stream of messages), and with no progress
+        # overlay, which would cover and redraw every output twice per step.
+        # The players stream their steps and can be stopped: they go through
+        # the queue, without a limit on how many run at once.
+        direct: dict[str, Any] = {"queue": False, "show_progress": "hidden"}
+        unlimited: dict[str, Any] = {"concurrency_limit": None, "show_progress": "hidden"}
         blocks.load(
             on_load,
             [session_state, task_input, preset_input, secret_input],
             page_outputs,
             js=SECRET_FROM_LINK_JS,
-            **unlimited,
+            **direct,
         )
-        task_input.change(on_task_change, [task_input], [preset_input, seed_input, workers_input], **unlimited)
+        task_input.change(on_task_change, [task_input], [preset_input, seed_input, workers_input], **direct)
         reset_button.click(
             on_reset,
             [session_state, task_input, preset_input, seed_input, workers_input, policy_input],
             page_outputs,
-            **unlimited,
+            **direct,
         )
         kind_input.input(
-            on_kind_change, [session_state, kind_input], [subtask_input, agent_input, dispatch_input], **unlimited
+            on_kind_change, [session_state, kind_input], [subtask_input, agent_input, dispatch_input], **direct
         )
-        subtask_input.input(on_subtask_change, [session_state, kind_input, subtask_input], [agent_input], **unlimited)
+        subtask_input.input(on_subtask_change, [session_state, kind_input, subtask_input], [agent_input], **direct)
         step_button.click(
-            on_step, [session_state, kind_input, subtask_input, agent_input, dispatch_input], page_outputs, **unlimited
+            on_step, [session_state, kind_input, subtask_input, agent_input, dispatch_input], page_outputs, **direct
         )
-        policy_step_button.click(on_policy_step, [session_state, policy_input], page_outputs, **unlimited)
+        policy_step_button.click(on_policy_step, [session_state, policy_input], page_outputs, **direct)
         playing = play_button.click(on_play, [session_state, policy_input], page_outputs, **unlimited)
         opening = [session_state, replay_id_input, secret_input]
-        load_button.click(on_open, opening, page_outputs, **unlimited)
-        replay_id_input.submit(on_open, opening, page_outputs, **unlimited)
-        secret_input.submit(on_open, opening, page_outputs, **unlimited)
-        watch_timer.tick(on_tick, [session_state], page_outputs, show_progress="hidden", **unlimited)
-        replay_slider.release(on_seek, [session_state, replay_slider], page_outputs, **unlimited)
-        back_button.click(on_back, [session_state], page_outputs, **unlimited)
-        forward_button.click(on_forward, [session_state], page_outputs, **unlimited)
+        load_button.click(on_open, opening, page_outputs, **direct)
+        replay_id_input.submit(on_open, opening, page_outputs, **direct)
+        secret_input.submit(on_open, opening, page_outputs, **direct)
+        watch_timer.tick(on_tick, [session_state], page_outputs, **direct)
+        replay_slider.release(on_seek, [session_state, replay_slider], page_outputs, **direct)
+        back_button.click(on_back, [session_state], page_outputs, **direct)
+        forward_button.click(on_forward, [session_state], page_outputs, **direct)
         replaying = replay_play_button.click(on_play_replay, [session_state], page_outputs, **unlimited)
-        live_button.click(on_leave, [session_state], page_outputs, **unlimited)
+        live_button.click(on_leave, [session_state], page_outputs, **direct)
         stop_button.click(None, None, None, cancels=[playing, replaying])
         compare_button.click(
-            on_compare, [session_state, compare_first, compare_second, secret_input], [compare_view], **unlimited
+            on_compare, [session_state, compare_first, compare_second, secret_input], [compare_view], queue=False
         )
         copy_button.click(None, None, None, js=COPY_LINK_JS)
         del zoom_input  # it acts through the style sheet alone
@@ -643,20 +624,80 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
     return page
 
 
-def unchanged_skipped(session: DashboardSession, values: list[Any]) -> list[Any]:
-    """``values`` with every picture or table that the browser already shows replaced by a skip.
+def page_pictures(snapshot: Snapshot, statuses: Sequence[views.DeadlineStatus]) -> list[str]:
+    """The page's markup outputs, in ``page_outputs`` order: the summary bar to the event log."""
+    observation = snapshot.observation
+    return [
+        views.status_html(
+            observation,
+            snapshot.episode_id,
+            snapshot.mode,
+            snapshot.replay_position,
+            grade=snapshot.grade,
+            statuses=statuses,
+            task=snapshot.task,
+            share=snapshot.share,
+            export=snapshot.export,
+        ),
+        views.gauges_html(observation),
+        views.dag_svg(observation, statuses) if observation else views.dag_svg({}),
+        views.hint_html(observation),
+        views.gantt_svg(observation, snapshot.records, statuses)
+        if observation
+        else '<div class="wo-muted">No schedule yet.</div>',
+        views.agent_cards_html(observation, snapshot.records) if observation else "",
+        views.deadlines_html(statuses) if observation else "",
+        views.reward_svg(snapshot.rewards),
+        views.grade_html(snapshot.grade),
+        views.history_html(snapshot.trace, snapshot.rewards),
+        views.events_html(snapshot.records),
+    ]
 
-    Most steps change a few pictures only (the agents' cards, the deadlines,
-    the grade stay as they were); sending the same markup again would cost
-    its transfer and the browser's redraw of it.
+
+def opening_pictures(controller: DashboardController, task_key: str, preset: str | None = None) -> list[str]:
+    """:func:`page_pictures` of a new episode of ``task_key`` before its first step, without the summary bar.
+
+    They are the page's first values: the pictures are on the screen as soon
+    as the page is, before the load handler has started the browser's episode.
+    """
+    opening = controller.opening(task_key, preset)
+    observation = opening.observation
+    statuses = views.deadline_statuses(observation, opening.records) if observation else []
+    return ["", *page_pictures(opening, statuses)[1:]]
+
+
+def heading(text: str) -> gr.HTML:
+    """A section's heading (plain markup: the page loads no Markdown renderer)."""
+    return gr.HTML(f'<h3 class="wo-heading">{views.esc(text)}</h3>', padding=False)
+
+
+def unchanged_skipped(
+    session: DashboardSession, pictures: list[Any], updates: list[tuple[Any, int, Callable[[], Any]]]
+) -> list[Any]:
+    """The page's outputs after the session state, with a skip for everything the browser already shows.
+
+    ``pictures`` are markup, compared as they are; ``updates`` are a key (what
+    an update shows), the number of outputs it covers and the function that
+    builds it (one output, or a list of ``count``). Most steps change a few pictures only (the agents'
+    cards, the deadlines, the grade stay as they were); sending the same
+    markup or the same component update again would cost its transfer and
+    the browser's redraw of it.
     """
     sent = session.sent
-    for index, value in enumerate(values):
-        if isinstance(value, (str, list)):
-            if sent.get(index) == value:
-                values[index] = gr.skip()
-            else:
-                sent[index] = value
+    values: list[Any] = []
+    for index, picture in enumerate(pictures):
+        if sent.get(index) == picture:
+            values.append(gr.skip())
+        else:
+            sent[index] = picture
+            values.append(picture)
+    for index, (key, count, build) in enumerate(updates, start=len(pictures)):
+        if index in sent and sent[index] == key:
+            values.extend(gr.skip() for _ in range(count))
+        else:
+            sent[index] = key
+            built = build()
+            values.extend(built if count > 1 else [built])
     return values
 
 

@@ -38,6 +38,7 @@ from workflow_orchestrator.server.environment import (
     StoredEpisode,
     archived_owned_by,
 )
+from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import UnknownTaskError
 from workflow_orchestrator.vocabulary import ActionTypeName
 
@@ -384,6 +385,23 @@ class DashboardController:
             if option.key == key:
                 return option
         return self.options[0]
+
+    def opening(self, task_key: str | None, preset: str | None = None) -> Snapshot:
+        """What a new episode of a task looks like before its first step, without starting one in the store.
+
+        The page arrives with these pictures already drawn; a browser's own
+        episode, started when the page loads, looks the same at step 0 (the
+        pictures show no episode id), so only what differs is sent then.
+        """
+        option = self.option(task_key)
+        env = WorkflowEnv(registry=self.store.registry)
+        try:
+            observation = env.reset(task_id=resolve_task_id(option, preset))
+        except (UnknownTaskError, ValueError):
+            return Snapshot("empty", None, {}, [], [], [], None)
+        core = env.episode
+        assert core is not None
+        return Snapshot("live", None, observation, core.log.records, core.trace, list(core.rewards), None)
 
     # ---------------------------------------------------------------- live episodes
 

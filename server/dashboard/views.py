@@ -1049,6 +1049,30 @@ def history_rows(trace: Sequence[Mapping[str, Any]], rewards: Sequence[float]) -
     return rows
 
 
+def rows_html(columns: Sequence[str], rows: Sequence[Sequence[Any]], table_id: str, empty: str) -> str:
+    """``rows`` as a table of text under ``columns``, in a box that scrolls; the newest row last."""
+    if not rows:
+        return f'<div class="wo-muted">{esc(empty)}</div>'
+    head = "".join(f"<th>{esc(column)}</th>" for column in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{'' if cell is None else esc(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return (
+        f'<div class="wo-scroll wo-rows"><table class="wo-table" id="{table_id}" data-rows="{len(rows)}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def history_html(trace: Sequence[Mapping[str, Any]], rewards: Sequence[float]) -> str:
+    """The step history (see :func:`history_rows`) as a table."""
+    return rows_html(HISTORY_COLUMNS, history_rows(trace, rewards), "wo-history-table", "No steps yet.")
+
+
+def events_html(records: Iterable[Record]) -> str:
+    """The event log (see :func:`event_rows`) as a table."""
+    return rows_html(EVENT_COLUMNS, event_rows(records), "wo-events-table", "No events yet.")
+
+
 # --------------------------------------------------------------------------- comparison
 
 

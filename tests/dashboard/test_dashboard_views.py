@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import pytest
 
 from tests.support.tasks import SCENARIOS, act, registry_of, tiny_task
@@ -19,6 +20,7 @@ from workflow_orchestrator.server.archive import Archive
 from workflow_orchestrator.server.core import AgentSpec, SubtaskSpec
 from workflow_orchestrator.server.core.scenario import WorkflowFamily
 from workflow_orchestrator.server.dashboard import views
+from workflow_orchestrator.server.dashboard.blocks import opening_pictures, page_pictures, unchanged_skipped
 from workflow_orchestrator.server.dashboard.session import (
     DashboardController,
     DashboardSession,
@@ -390,6 +392,37 @@ def test_two_sessions_play_two_episodes() -> None:
     assert controller.snapshot(second).observation["task_id"] == "hard"
     hard = next(t for t in default_registry().list_tasks() if t["task_id"] == "hard")
     assert b.observation["seed"] == hard["parameters"]["canonical_seed"]  # the task's own seed when none is given
+
+
+@pytest.mark.parametrize("option", range(4))
+def test_the_page_arrives_with_the_pictures_a_new_episode_shows(option: int) -> None:
+    controller = controller_for()
+    chosen = controller.options[option]
+    preset = chosen.presets[0] if chosen.presets else None
+    opening = opening_pictures(controller, chosen.key, preset)
+    snapshot = controller.start(DashboardSession(), chosen.key, preset, None, None)
+    drawn = page_pictures(snapshot, views.deadline_statuses(snapshot.observation, snapshot.records))
+    assert opening[0] == "" and drawn[0]  # the summary bar names the episode: it waits for the page's own
+    assert opening[1:] == drawn[1:]
+    assert len(controller.store) == 1  # the opening started no episode in the store
+
+
+def test_only_what_changed_is_sent_again() -> None:
+    session = DashboardSession()
+    builds: list[str] = []
+
+    def build(name: str) -> Any:
+        builds.append(name)
+        return name
+
+    def send(pictures: list[Any], key: str) -> list[Any]:
+        return unchanged_skipped(session, pictures, [(key, 1, lambda: build(key)), ("same", 2, lambda: ["a", "b"])])
+
+    assert send(["x", "y"], "k1") == ["x", "y", "k1", "a", "b"]
+    again = send(["x", "z"], "k1")
+    assert again[1] == "z" and all(value == gr.skip() for i, value in enumerate(again) if i != 1)
+    assert send(["x", "z"], "k2")[2] == "k2"
+    assert builds == ["k1", "k2"]  # an update is not even built when its key is unchanged
 
 
 def test_a_policy_plays_to_the_end_and_the_grade_is_the_stores() -> None:
