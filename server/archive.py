@@ -66,14 +66,15 @@ CREATE TABLE IF NOT EXISTS episodes (
     trace BLOB NOT NULL,
     events BLOB NOT NULL,
     size INTEGER NOT NULL,
-    worker_count INTEGER
+    worker_count INTEGER,
+    sealed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS episodes_by_task ON episodes (task_id, client, seq);
 """
 
 _COLUMNS = (
     "episode_id, owner, client, chosen_id, task_id, seed, finished_at, step_count, grade, trace, events, size, "
-    "worker_count"
+    "worker_count, sealed"
 )
 
 # The same columns with the trace and the event log left out (a grade needs neither; a
@@ -118,6 +119,9 @@ class ArchivedEpisode:
     size: int = 0
     # The worker count the episode was started with (generated tasks), so that it can be replayed.
     worker_count: int | None = None
+    # Whether its outcomes were sealed by the server's outcome secret: a replay seals them by it
+    # again. The archive keeps no key: only the server holds the secret.
+    sealed: bool = False
 
 
 class Archive:
@@ -206,7 +210,7 @@ class Archive:
         with connection:  # one transaction: the row and the trim commit together
             connection.execute("DELETE FROM episodes WHERE episode_id = ?", (record.episode_id,))
             connection.execute(
-                f"INSERT INTO episodes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO episodes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.episode_id,
                     record.owner,
@@ -221,6 +225,7 @@ class Archive:
                     events,
                     size,
                     record.worker_count,
+                    int(record.sealed),
                 ),
             )
             self._trim(connection)
@@ -283,6 +288,8 @@ class Archive:
             columns = {row[1] for row in connection.execute("PRAGMA table_info(episodes)")}
             if "worker_count" not in columns:  # a file written before the column existed
                 connection.execute("ALTER TABLE episodes ADD COLUMN worker_count INTEGER")
+            if "sealed" not in columns:
+                connection.execute("ALTER TABLE episodes ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0")
             connection.commit()
         except (OSError, sqlite3.Error) as exc:
             raise RuntimeError(
@@ -337,6 +344,7 @@ def _record(row: tuple[Any, ...]) -> ArchivedEpisode:
         events,
         size,
         workers,
+        sealed,
     ) = row
     return ArchivedEpisode(
         episode_id=episode_id,
@@ -352,4 +360,5 @@ def _record(row: tuple[Any, ...]) -> ArchivedEpisode:
         events=orjson.loads(events),
         size=size,
         worker_count=workers,
+        sealed=bool(sealed),
     )

@@ -622,6 +622,7 @@ def archive_record(episode: StoredEpisode, finished_at: float) -> ArchivedEpisod
         trace=trace,
         events=events,
         worker_count=episode.worker_count,
+        sealed=core.sealed,
     )
 
 

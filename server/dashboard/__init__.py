@@ -16,7 +16,8 @@ without ``--no-web``), and calls :func:`mount_dashboard`. Three entry points:
   when its default tab is off (``gr.mount_gradio_app``), with a theme that
   names only system fonts, so the page fetches nothing from the network;
   and ``GET /web/export/{episode_id}.json``, the episode as one JSON file
-  (see :func:`.session.export_episode`), which the page links to. An
+  (see :func:`.session.export_episode`; one that left the store is read from
+  the archive, :func:`.session.export_archived`), which the page links to. An
   episode is shown and exported only to the browser that started it, or to
   whoever gives its ``episode_secret`` (the export takes it as the
   ``X-Episode-Secret`` header or the ``secret`` parameter) or the server's
@@ -25,6 +26,7 @@ without ``--no-web``), and calls :func:`mount_dashboard`. Three entry points:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +37,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from workflow_orchestrator.server.environment import EpisodeNotFoundError, EpisodeStore
 
 from .blocks import DEFAULT_TITLE, build_dashboard
-from .session import export_episode, may_export, refusal
+from .session import export_archived, export_episode, may_export, may_export_archived, refusal
 
 __all__ = ["DASHBOARD_PATH", "build_dashboard", "dashboard_theme", "gradio_builder", "mount_dashboard"]
 
@@ -93,16 +95,25 @@ def mount_dashboard(app: FastAPI, store: EpisodeStore, path: str = DASHBOARD_PAT
         )
 
     async def export(episode_id: str, request: Request) -> JSONResponse:
+        credential = request.headers.get("x-episode-secret") or request.query_params.get("secret") or None
         try:
             stored = store.get(episode_id)
         except EpisodeNotFoundError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=404)
-        credential = request.headers.get("x-episode-secret") or request.query_params.get("secret") or None
-        if not may_export(stored, credential, token):
-            return JSONResponse({"detail": refusal(episode_id, credential)}, status_code=403)
+            # An episode that left the store is exported from the archive, as the dashboard replays it.
+            record = await store.archive.get(episode_id) if store.archive is not None else None
+            if record is None:
+                return JSONResponse({"detail": str(exc)}, status_code=404)
+            if not may_export_archived(record, credential, token):
+                return JSONResponse({"detail": refusal(episode_id, credential)}, status_code=403)
+            document = await asyncio.to_thread(export_archived, store, record)
+            if isinstance(document, str):
+                return JSONResponse({"detail": document}, status_code=409)
+        else:
+            if not may_export(stored, credential, token):
+                return JSONResponse({"detail": refusal(episode_id, credential)}, status_code=403)
+            document = export_episode(stored)
         return JSONResponse(
-            export_episode(stored),
-            headers={"Content-Disposition": f'attachment; filename="episode-{stored.episode_id}.json"'},
+            document, headers={"Content-Disposition": f'attachment; filename="episode-{episode_id}.json"'}
         )
 
     # Routes before the mount, so that they answer first (as openenv's web interface does).

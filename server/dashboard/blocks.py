@@ -565,7 +565,8 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             chosen = (first_id or "").strip() or (
                 session.replay.source_id if session.replay else session.watch_id or session.episode_id or ""
             )
-            result = controller.compare(session, chosen, second, secret)
+            async with replay_lock:
+                result = await controller.compare_async(session, chosen, second, secret)
             if isinstance(result, str):
                 return views.notice_html(result)
             return views.compare_html(result.first, result.second, result.divergence)

@@ -31,6 +31,7 @@ import orjson
 from workflow_orchestrator.server.archive import ArchivedEpisode
 from workflow_orchestrator.server.core import Episode, build_observation, grade_episode, new_episode
 from workflow_orchestrator.server.core.compiled import CompiledTask
+from workflow_orchestrator.server.core.outcomes import outcome_secret as outcome_secret_bytes
 from workflow_orchestrator.server.core.policies import POLICIES, Policy, make_policy
 from workflow_orchestrator.server.environment import (
     EpisodeNotFoundError,
@@ -591,10 +592,12 @@ class DashboardController:
                 session, notice=f"Episode {wanted} has {len(actions)} steps; replays are limited to {MAX_REPLAY_STEPS}."
             )
         try:
-            resolved = self.store.registry.resolve(record.task_id, record.seed, record.worker_count)
+            start = archived_start(self.store, record)
         except (UnknownTaskError, ValueError) as exc:
             return self.snapshot(session, notice=f"Episode {wanted} cannot be replayed here: {exc}")
-        replay = Replay(wanted, resolved.compiled, resolved.seed, actions, verified=False)
+        replay = Replay(wanted, start.compiled, start.seed, actions, verified=False)
+        if start.sealed:
+            replay.sealed_key = start.seed_key
         # The archive keeps a digest of the secret: the link can carry the credential only if it is the secret.
         replay.secret = granted if archived_owned_by(record, granted) else None
         replayed = self._replay_to(replay, len(actions))
@@ -668,7 +671,38 @@ class DashboardController:
         self, session: DashboardSession, first_id: str | None, second: str | None, secret: str | None = None
     ) -> Comparison | str:
         """:func:`compare_episodes` on episodes this browser may see (its own, or opened with their secret)."""
-        return compare_episodes(self.store, first_id, second, lambda stored: self.may_see(session, stored, secret))
+        return self._compare(session, first_id, second, secret, {})
+
+    async def compare_async(
+        self, session: DashboardSession, first_id: str | None, second: str | None, secret: str | None = None
+    ) -> Comparison | str:
+        """:meth:`compare`, reading an episode that left the store from the archive; off the event loop."""
+        archived: dict[str, ArchivedEpisode] = {}
+        archive = self.store.archive
+        if archive is not None:
+            for wanted in {(first_id or "").strip(), (second or "").strip()} - {""}:
+                if wanted not in POLICIES and wanted not in self.store:
+                    record = await archive.get(wanted)
+                    if record is not None:
+                        archived[wanted] = record
+        return await asyncio.to_thread(self._compare, session, first_id, second, secret, archived)
+
+    def _compare(
+        self,
+        session: DashboardSession,
+        first_id: str | None,
+        second: str | None,
+        secret: str | None,
+        archived: Mapping[str, ArchivedEpisode],
+    ) -> Comparison | str:
+        return compare_episodes(
+            self.store,
+            first_id,
+            second,
+            lambda stored: self.may_see(session, stored, secret),
+            archived,
+            lambda record: self.may_see_archived(session, record, secret),
+        )
 
     # ---------------------------------------------------------------- snapshots
 
@@ -750,6 +784,37 @@ class Comparison:
     divergence: int | None  # the first step (1-based) whose actions differ; None when they never do
 
 
+def replay_archived(store: EpisodeStore, record: ArchivedEpisode) -> Episode | str:
+    """An archived episode played again from its task, seed, worker count and actions, or why it cannot be."""
+    actions = [entry["action"] for entry in record.trace]
+    if len(actions) > MAX_REPLAY_STEPS:
+        return f"Episode {record.episode_id} has {len(actions)} steps; replays are limited to {MAX_REPLAY_STEPS}."
+    try:
+        episode = archived_start(store, record)
+    except (UnknownTaskError, ValueError) as exc:
+        return f"Episode {record.episode_id} cannot be replayed here: {exc}"
+    for action in actions:
+        episode.step(action)
+    return episode
+
+
+def archived_start(store: EpisodeStore, record: ArchivedEpisode) -> Episode:
+    """A new episode of an archived one's task, seed and worker count, sealed as it was.
+
+    The archive says only whether the episode was sealed; the server's
+    outcome secret, which it alone holds, seals the task's hidden draws and
+    the outcome rolls again. A server restarted with another secret (or
+    none) rolls other outcomes, and the replay says that it differs from the
+    archived event log. Raises as the registry's ``resolve`` does.
+    """
+    secret = outcome_secret_bytes(store.outcome_secret) if record.sealed else None
+    resolved = store.registry.resolve(record.task_id, record.seed, record.worker_count, secret=secret)
+    episode: Episode = new_episode(resolved.compiled, resolved.seed)
+    if secret is not None:
+        episode.seal(secret)
+    return episode
+
+
 def first_divergence(first: Sequence[Mapping[str, Any]], second: Sequence[Mapping[str, Any]]) -> int | None:
     """The first step at which two action traces differ (one going on where the other stopped counts)."""
     for index, (a, b) in enumerate(zip(first, second, strict=False)):
@@ -763,31 +828,42 @@ def compare_episodes(
     first_id: str | None,
     second: str | None,
     may_see: Callable[[StoredEpisode], str | None] | None = None,
+    archived: Mapping[str, ArchivedEpisode] | None = None,
+    may_see_archived: Callable[[ArchivedEpisode], str | None] | None = None,
 ) -> Comparison | str:
     """Two episodes side by side, or what is wrong with the request (a string).
 
     ``second`` is another episode's id, or the name of a built-in policy,
     which then plays the first episode's task and seed (and sealed outcomes)
     to the end. ``may_see`` says why an episode may not be shown (None: it may).
+    An episode that left the store is taken from ``archived`` (records read
+    from the archive, by id), played again from its actions, if
+    ``may_see_archived`` lets it be shown.
     """
 
-    def visible(episode_id: str) -> StoredEpisode | str:
+    def visible(episode_id: str) -> Episode | str:
         try:
             stored = store.get(episode_id)
         except EpisodeNotFoundError as exc:
-            return str(exc)
+            record = (archived or {}).get(episode_id)
+            if record is None:
+                return str(exc)
+            why = may_see_archived(record) if may_see_archived is not None else None
+            return replay_archived(store, record) if why is None else why
         why = may_see(stored) if may_see is not None else None
-        return stored if why is None else why
+        if why is not None:
+            return why
+        core = stored.env.episode
+        assert core is not None  # a stored episode has been reset
+        return core
 
     wanted = (first_id or "").strip()
     other = (second or "").strip()
     if not wanted or not other:
         return "Give an episode id, and another episode id or a built-in policy to compare it with."
-    stored = visible(wanted)
-    if isinstance(stored, str):
-        return stored
-    core = stored.env.episode
-    assert core is not None  # a stored episode has been reset
+    core = visible(wanted)
+    if isinstance(core, str):
+        return core
     left = _side(f"episode {wanted}", core)
     if other in POLICIES:
         episode = same_start(core)
@@ -798,11 +874,9 @@ def compare_episodes(
             observation = build_observation(episode)
         right = _side(f"policy {other} on the same task and seed", episode)
     else:
-        found = visible(other)
-        if isinstance(found, str):
-            return found
-        other_core = found.env.episode
-        assert other_core is not None
+        other_core = visible(other)
+        if isinstance(other_core, str):
+            return other_core
         right = _side(f"episode {other}", other_core)
     return Comparison(left, right, first_divergence(left.trace, right.trace))
 
@@ -837,6 +911,59 @@ def may_export(stored: StoredEpisode, credential: str | None, token: str | None)
     return stored.owned_by(credential)
 
 
+def may_export_archived(record: ArchivedEpisode, credential: str | None, token: str | None) -> bool:
+    """:func:`may_export` for an episode that is in the archive only."""
+    if not credential:
+        return False
+    if token and hmac.compare_digest(credential.encode(), token.encode()):
+        return True
+    return archived_owned_by(record, credential)
+
+
+def export_archived(store: EpisodeStore, record: ArchivedEpisode) -> dict[str, Any] | str:
+    """:func:`export_episode` for an episode that left the store, from its archived record (or why it cannot be).
+
+    The observations are re-simulated from the archived actions, as a
+    replay is; ``replay_verified`` says whether that reproduces the archived
+    event log. The grade is the archived one.
+    """
+    replayed = replay_archived(store, record)
+    if isinstance(replayed, str):
+        return replayed
+    return {
+        **episode_document(record.episode_id, record.task_id, replayed, record.worker_count),
+        "finished": True,
+        "grade": record.grade,
+        "events": record.events,
+        "replay_verified": orjson.loads(orjson.dumps(replayed.log.records)) == record.events,
+    }
+
+
+def episode_document(episode_id: str, task_id: str, core: Episode, worker_count: int | None) -> dict[str, Any]:
+    """The parts of an exported episode that its actions determine: how to start it, and what it did."""
+    replayed = same_start(core)
+    observations = [build_observation(replayed)]
+    for entry in core.trace:
+        replayed.step(entry["action"])
+        observations.append(build_observation(replayed))
+    return {
+        "format": "workflow_orchestrator.episode/1",
+        "episode_id": episode_id,
+        "task_id": task_id,
+        "seed": core.seed,
+        "reset": {"task_id": task_id, "seed": core.seed, **({"worker_count": worker_count} if worker_count else {})},
+        "finished": core.done,
+        "step_count": core.step_count,
+        "actions": [entry["action"] for entry in core.trace],
+        "trace": core.trace,
+        "rewards": list(core.rewards),
+        "observations": observations,
+        "events": core.log.records,
+        "grade": grade_episode(core) if core.done else None,
+        "replay_verified": replayed.log.digest() == core.log.digest(),
+    }
+
+
 def export_episode(stored: Any) -> dict[str, Any]:
     """A stored episode as one JSON document: how to start it again, and everything it did.
 
@@ -851,24 +978,8 @@ def export_episode(stored: Any) -> dict[str, Any]:
     core = env.episode
     assert core is not None  # a stored episode has been reset
     arena = (env.observation.get("arena") or {}).get("total_workers")
-    replayed = same_start(core)
-    observations = [build_observation(replayed)]
-    for entry in core.trace:
-        replayed.step(entry["action"])
-        observations.append(build_observation(replayed))
     return {
-        "format": "workflow_orchestrator.episode/1",
-        "episode_id": stored.episode_id,
-        "task_id": stored.task_id,
-        "seed": core.seed,
-        "reset": {"task_id": stored.task_id, "seed": core.seed, **({"worker_count": arena} if arena else {})},
+        **episode_document(stored.episode_id, stored.task_id, core, arena),
         "finished": stored.finished,
-        "step_count": core.step_count,
-        "actions": [entry["action"] for entry in core.trace],
-        "trace": core.trace,
-        "rewards": list(core.rewards),
-        "observations": observations,
-        "events": core.log.records,
         "grade": grade_episode(core) if stored.finished else None,
-        "replay_verified": replayed.log.digest() == core.log.digest(),
     }

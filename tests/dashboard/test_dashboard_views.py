@@ -18,6 +18,7 @@ import pytest
 from tests.support.tasks import SCENARIOS, act, registry_of, tiny_task
 from workflow_orchestrator.server.archive import Archive
 from workflow_orchestrator.server.core import AgentSpec, SubtaskSpec
+from workflow_orchestrator.server.core.policies import make_policy
 from workflow_orchestrator.server.core.scenario import WorkflowFamily
 from workflow_orchestrator.server.dashboard import views
 from workflow_orchestrator.server.dashboard.blocks import opening_pictures, page_pictures, unchanged_skipped
@@ -474,6 +475,35 @@ def test_a_sealed_episode_replays_with_its_own_outcomes() -> None:
     loaded = controller.load_replay(viewer, player.episode_id, secret_of(controller, player))
     assert "reproduces the stored event log exactly" in loaded.notice
     assert controller.seek(viewer, 10**6).records == last.records
+
+
+@pytest.mark.parametrize(("task_id", "preset", "workers"), [("hard", None, None), ("arena", "hard", 3)])
+def test_an_archived_sealed_episode_replays_exactly(
+    tmp_path: Path, task_id: str, preset: str | None, workers: int | None
+) -> None:
+    with Archive(tmp_path / "archive.sqlite3") as archive:
+        limits = StoreLimits(max_episodes=1, idle_timeout_s=60)
+        store = EpisodeStore(default_registry(), limits, archive=archive, outcome_secret="sealed")
+        controller = DashboardController(store)
+        player = DashboardSession()
+        controller.start(player, task_id, preset, 4, workers)
+        while not controller.is_finished(player):
+            last = controller.policy_step(player, "heuristic")
+        finished = store.get(player.episode_id)
+        finished.archived.result(timeout=30)
+        secret = finished.secret
+        controller.start(DashboardSession(), "easy", None, None, None)  # pushes it out of the store
+        assert player.episode_id not in store
+        record = archive.get_now(player.episode_id)
+        assert record is not None and record.sealed
+        viewer = DashboardSession()
+        loaded = asyncio.run(controller.load_replay_async(viewer, player.episode_id, secret))
+        assert "reproduces the stored event log exactly" in loaded.notice
+        assert controller.seek(viewer, 10**6).records == last.records
+        # A server with another secret cannot roll the same outcomes, and says so.
+        other = EpisodeStore(default_registry(), limits, archive=archive, outcome_secret="another")
+        moved = asyncio.run(DashboardController(other).load_replay_async(DashboardSession(), player.episode_id, secret))
+        assert "differs from the stored event log" in moved.notice
 
 
 def test_only_finished_known_episodes_can_be_replayed() -> None:
@@ -969,3 +999,47 @@ def test_the_export_route_needs_the_secret_or_the_token() -> None:
                 "seed": answer["observation"]["seed"],
             }
         assert client.get("/web/export/nope.json", params={"secret": secret}).status_code == 404
+
+
+def test_an_episode_that_left_the_store_is_exported_and_compared_from_the_archive(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from workflow_orchestrator.server.app import ServerSettings, build_app
+    from workflow_orchestrator.server.dashboard.session import export_episode
+
+    settings = ServerSettings(
+        enable_web=True, archive_path=str(tmp_path / "archive.sqlite3"), max_episodes=1, max_episodes_per_client=1
+    )
+    app = build_app(settings)
+    with TestClient(app) as client:
+        answer = client.post("/reset", json={"task_id": "arena/medium", "seed": 7, "worker_count": 4}).json()
+        played, secret = answer["observation"]["episode_id"], answer["episode_secret"]
+        policy = make_policy("heuristic", seed=7)
+        while not answer["done"]:
+            answer = client.post(
+                "/step", json={"episode_id": played, "action": policy.act(answer["observation"])}
+            ).json()
+        store = app.state.store
+        exported_live = json.loads(json.dumps(export_episode(store.get(played))))
+        store.get(played).archived.result(timeout=30)
+        client.post("/reset", json={"task_id": "easy"})  # pushes it out of the store
+        assert played not in store
+        url = f"/web/export/{played}.json"
+        assert client.get(url).status_code == 403
+        assert client.get(url, params={"secret": "a guess"}).status_code == 403
+        reply = client.get(url, params={"secret": secret})
+        assert reply.status_code == 200
+        document = reply.json()
+        # The same document as while it was in the store.
+        assert document == exported_live and document["replay_verified"]
+        controller = DashboardController(store)
+        viewer = DashboardSession()
+        controller.start(viewer, "easy", None, None, None)
+        refused = asyncio.run(controller.compare_async(viewer, played, "greedy"))
+        assert isinstance(refused, str) and "episode_secret" in refused
+        compared = asyncio.run(controller.compare_async(viewer, played, "greedy", secret))
+        assert not isinstance(compared, str)
+        assert compared.first.grade == document["grade"] and compared.first.trace == document["trace"]
+        assert compared.second.label.startswith("policy greedy")
+        mirrored = asyncio.run(controller.compare_async(viewer, played, played))
+        assert not isinstance(mirrored, str) and mirrored.divergence is None
