@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     sealed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS episodes_by_task ON episodes (task_id, client, seq);
+CREATE INDEX IF NOT EXISTS episodes_by_age ON episodes (seq, size);
 """
 
 _COLUMNS = (
@@ -134,6 +135,10 @@ class Archive:
             raise ValueError("the archive's limits must be positive")
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive")
         self._connection: sqlite3.Connection | None = None
+        # The rows kept and their bytes, counted once at open and then kept up to date by the archive's
+        # thread (summing the sizes at every write read every row's pages: work that grew with the archive).
+        self._count = 0
+        self._bytes = 0
         self._closed = False
         self._lock = threading.Lock()
         # Opened on the archive's thread, which alone uses the connection.
@@ -208,7 +213,11 @@ class Archive:
         size = len(grade) + len(trace) + len(events)
         connection = self._require()
         with connection:  # one transaction: the row and the trim commit together
-            connection.execute("DELETE FROM episodes WHERE episode_id = ?", (record.episode_id,))
+            replaced = connection.execute(
+                "DELETE FROM episodes WHERE episode_id = ? RETURNING size", (record.episode_id,)
+            ).fetchall()
+            count = self._count + 1 - len(replaced)
+            total = self._bytes + size - sum(row[0] for row in replaced)
             connection.execute(
                 f"INSERT INTO episodes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -228,7 +237,8 @@ class Archive:
                     int(record.sealed),
                 ),
             )
-            self._trim(connection)
+            count, total = self._trim(connection, count, total)
+        self._count, self._bytes = count, total  # committed
         return size
 
     def _get(self, episode_id: str, history: bool = True) -> ArchivedEpisode | None:
@@ -291,6 +301,9 @@ class Archive:
             if "sealed" not in columns:
                 connection.execute("ALTER TABLE episodes ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0")
             connection.commit()
+            self._count, self._bytes = connection.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM episodes"
+            ).fetchone()
         except (OSError, sqlite3.Error) as exc:
             raise RuntimeError(
                 f"cannot open the archive {str(self.path)!r}: {exc}; give another --archive-path, or --no-archive"
@@ -307,26 +320,22 @@ class Archive:
             raise RuntimeError("the archive is closed")
         return self._connection
 
-    def _trim(self, connection: sqlite3.Connection) -> None:
-        """Drop the oldest rows until both bounds hold (the newest row always stays)."""
-        count, size = connection.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM episodes").fetchone()
-        excess = count - self.limits.max_episodes
-        if excess > 0:
-            connection.execute(
-                "DELETE FROM episodes WHERE seq IN (SELECT seq FROM episodes ORDER BY seq LIMIT ?)", (excess,)
-            )
-            size = connection.execute("SELECT COALESCE(SUM(size), 0) FROM episodes").fetchone()[0]
-        if size <= self.limits.max_bytes:
-            return
-        over = size - self.limits.max_bytes
-        victims = []
-        for seq, row_size in connection.execute("SELECT seq, size FROM episodes ORDER BY seq"):
-            if over <= 0:
+    def _trim(self, connection: sqlite3.Connection, count: int, total: int) -> tuple[int, int]:
+        """Drop the oldest rows until both bounds hold (the newest row always stays); the rows and bytes left.
+
+        ``count`` and ``total`` are the rows and bytes before; the oldest rows are read from the
+        (seq, size) index, never from the rows themselves."""
+        if count <= self.limits.max_episodes and total <= self.limits.max_bytes:
+            return count, total
+        victims: list[tuple[int]] = []
+        for seq, row_size in connection.execute("SELECT seq, size FROM episodes ORDER BY seq LIMIT ?", (count - 1,)):
+            if count <= self.limits.max_episodes and total <= self.limits.max_bytes:
                 break
             victims.append((seq,))
-            over -= row_size
-        newest = connection.execute("SELECT MAX(seq) FROM episodes").fetchone()[0]
-        connection.executemany("DELETE FROM episodes WHERE seq = ?", [v for v in victims if v[0] != newest])
+            count -= 1
+            total -= row_size
+        connection.executemany("DELETE FROM episodes WHERE seq = ?", victims)
+        return count, total
 
 
 def _record(row: tuple[Any, ...]) -> ArchivedEpisode:

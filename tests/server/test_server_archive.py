@@ -97,6 +97,27 @@ def test_the_archive_keeps_the_newest_within_its_count_and_byte_bounds(tmp_path:
         assert archive.ids_now() == ["e7", "e8", "e9"]
 
 
+def test_the_totals_kept_while_writing_are_those_of_the_file(tmp_path: Path) -> None:
+    """The rows and bytes the archive counts as it writes (it no longer sums every row at every write) stay
+    those of the file through replacements, trims by count and by bytes, and a reopen."""
+    record = finished_record("x")
+    bigger = ArchivedEpisode(**{**_fields(record), "events": record.events * 3})
+    path = tmp_path / "totals.sqlite3"
+    with Archive(path) as probe:
+        one = probe.put_now(record)
+    path.unlink()
+    limits = ArchiveLimits(max_episodes=6, max_bytes=one * 8)
+    for _ in range(2):  # the second time on the reopened file
+        with Archive(path, limits) as archive:
+            for index in range(20):
+                source = bigger if index % 3 == 0 else record
+                episode_id = f"e{index % 9}"  # ids come back: their rows are replaced
+                archive.put_now(ArchivedEpisode(**{**_fields(source), "episode_id": episode_id}))
+                assert (archive._count, archive._bytes) == archive.totals_now()
+                count, size = archive.totals_now()
+                assert count <= 6 and (size <= one * 8 or count == 1)
+
+
 def test_an_episode_over_the_record_bound_keeps_its_grade_and_trace(tmp_path: Path) -> None:
     record = finished_record("big")
     with Archive(tmp_path / "a.sqlite3", ArchiveLimits(max_record_bytes=len(str(record.trace)))) as archive:
