@@ -144,9 +144,12 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 
 def open_dashboard(ctx: BrowserContext, server: RunningServer) -> Page:
+    """The page, once its load event has answered: the opening pictures arrive drawn with the page,
+    but the episode exists only when the summary names it (a Step before that finds no episode)."""
     page = ctx.new_page()
     page.goto(f"{server.url}/web/")
     page.wait_for_selector("#wo-dag svg .wo-node")
+    page.wait_for_selector("#wo-episode-id")
     return page
 
 
