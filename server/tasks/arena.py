@@ -247,6 +247,32 @@ def _head_and_tail(predecessors: list[list[int]], durations: list[int]) -> tuple
     return head, tail
 
 
+def _shuffled_ids(rng: random.Random, n: int) -> list[str]:
+    """Subtask ids numbered in a shuffled order (so that an id tells nothing of its place)."""
+    width = max(2, len(str(n)))
+    numbers = list(range(1, n + 1))
+    rng.shuffle(numbers)
+    return [f"task_{numbers[j]:0{width}d}" for j in range(n)]
+
+
+def _subtask_specs(
+    ids: list[str], predecessors: list[list[int]], work: list[int], priorities: list[int], deadlines: list[int]
+) -> tuple[SubtaskSpec, ...]:
+    """The workflow's subtasks, sorted by id."""
+    specs = (
+        SubtaskSpec(
+            id=ids[j],
+            type=WORK_TYPE,
+            depends_on=tuple(sorted(ids[i] for i in predecessors[j])),
+            work=work[j],
+            priority=priorities[j],
+            deadline=deadlines[j],
+        )
+        for j in range(len(ids))
+    )
+    return tuple(sorted(specs, key=lambda spec: spec.id))
+
+
 def generate_arena(
     preset: ArenaPreset, seed: int, worker_count: int | None = None, secret: bytes | None = None
 ) -> TaskSpec:
@@ -264,10 +290,7 @@ def generate_arena(
 
     # Names are a random permutation of the topological order, so that the
     # order of the ids tells a policy nothing; subtasks are listed by name.
-    width = max(2, len(str(n)))
-    numbers = list(range(1, n + 1))
-    rng.shuffle(numbers)
-    ids = [f"task_{numbers[j]:0{width}d}" for j in range(n)]
+    ids = _shuffled_ids(rng, n)
 
     # Hidden: the outages. Everything a policy sees below comes from public quantities only.
     events = _outages(preset, seed, workers, horizon, secret)
@@ -285,22 +308,7 @@ def generate_arena(
     )
     most_outages = max_outages(preset, workers, horizon)
 
-    subtasks = tuple(
-        sorted(
-            (
-                SubtaskSpec(
-                    id=ids[j],
-                    type=WORK_TYPE,
-                    depends_on=tuple(sorted(ids[i] for i in predecessors[j])),
-                    work=durations[j],
-                    priority=priorities[j],
-                    deadline=deadlines[j],
-                )
-                for j in range(n)
-            ),
-            key=lambda spec: spec.id,
-        )
-    )
+    subtasks = _subtask_specs(ids, predecessors, durations, priorities, deadlines)
     reliability = 1.0 - preset.failure_rate
     agents = tuple(
         AgentSpec(name=f"worker_{k + 1}", capabilities=frozenset({WORK_TYPE}), reliability=reliability)
@@ -610,10 +618,7 @@ def generate_expert(
     head, tail = _head_and_tail(predecessors, work)
     critical_path = max(head)
 
-    width = max(2, len(str(n)))
-    numbers = list(range(1, n + 1))
-    rng.shuffle(numbers)
-    ids = [f"task_{numbers[j]:0{width}d}" for j in range(n)]
+    ids = _shuffled_ids(rng, n)
 
     # Urgent: among the subtasks whose chain through them is at most half the critical path.
     chain = [head[j] + tail[j] - work[j] for j in range(n)]
@@ -662,22 +667,7 @@ def generate_expert(
     lo_r, hi_r = preset.reliability_range
     reliabilities = [round(lo_r + (hi_r - lo_r) * hidden.random(), 3) for _ in range(workers)]
 
-    subtasks = tuple(
-        sorted(
-            (
-                SubtaskSpec(
-                    id=ids[j],
-                    type=WORK_TYPE,
-                    depends_on=tuple(sorted(ids[i] for i in predecessors[j])),
-                    work=work[j],
-                    priority=priorities[j],
-                    deadline=deadlines[j],
-                )
-                for j in range(n)
-            ),
-            key=lambda spec: spec.id,
-        )
-    )
+    subtasks = _subtask_specs(ids, predecessors, work, priorities, deadlines)
     agents = tuple(
         AgentSpec(
             name=f"worker_{k + 1}",
