@@ -641,6 +641,40 @@ def arena_dispatch(arena: Mapping[str, Any]) -> dict[str, Any]:
     return {"action_type": "dispatch", "task_ids": [v["id"] for v in candidates[:free]]}
 
 
+def arena_dispatch_on_episode(episode: Episode) -> dict[str, Any]:
+    """:func:`arena_dispatch` read from the episode's state instead of its views:
+    the same move, without building an observation (rollouts call it at every
+    step). A startable subtask's predecessors are all complete, so its slack is
+    its deadline less ``now`` plus its duration; its chain ahead is the DAG's
+    static tail length."""
+    tables = _tables(episode)
+    now = episode.now
+    free = tables.capacity_at(now) - episode.active_count
+    if free <= 0:
+        return dict(_WAIT)
+    status = episode.status
+    candidates = [s for s, st in enumerate(status) if st == READY or st == FAILED]
+    if not candidates:
+        return dict(_WAIT)
+    durations = tables.durations
+    deadlines = tables.deadlines
+    priorities = tables.priorities
+    tails = episode.dag.tail_length
+    budget = tables.time_budget
+    time_left = None if budget is None else max(0, budget - now)
+    unbounded = 10**9
+
+    def order(s: int) -> tuple[bool, int, int, int]:
+        late = time_left is not None and durations[s] > time_left
+        deadline = deadlines[s]
+        slack = unbounded if deadline is None else deadline - now - durations[s]
+        return (late, -tails[s], -priorities[s], slack)
+
+    candidates.sort(key=order)
+    ids = episode.dag.ids
+    return {"action_type": "dispatch", "task_ids": [ids[s] for s in candidates[:free]]}
+
+
 def _action_label(action: Mapping[str, Any]) -> str:
     if action["action_type"] == "dispatch":
         return "dispatch(" + ",".join(action["task_ids"]) + ")."
@@ -686,6 +720,9 @@ class ArenaFamily(WorkflowFamily):
 
     def heuristic(self, observation: Mapping[str, Any]) -> dict[str, Any] | None:
         return arena_dispatch(observation["arena"])
+
+    def heuristic_on_episode(self, episode: Episode) -> dict[str, Any] | None:
+        return arena_dispatch_on_episode(episode)
 
     def success_metrics(self, episode: Episode) -> dict[str, Any] | None:
         return success_metrics(episode)

@@ -38,6 +38,11 @@ The contract of a family (everything the seam calls):
 ``heuristic(observation)``
     The family's own choice for the built-in ``heuristic`` policy, or ``None``
     to let the policy choose as it does for workflows of named agents.
+``heuristic_on_episode(episode)``
+    The built-in ``heuristic`` policy's move on the episode's current
+    observation, read from the episode's state without building the
+    observation (the planner's rollouts call it at every step), or ``None``
+    when the family has no such shortcut.
 ``success_metrics(episode)``
     Schedule metrics of the family (shown in its views and counts), or ``None``.
 ``oracle_problem``
@@ -76,6 +81,8 @@ class Family(Protocol):
     def render(self, observation: Mapping[str, Any]) -> str: ...
 
     def heuristic(self, observation: Mapping[str, Any]) -> dict[str, Any] | None: ...
+
+    def heuristic_on_episode(self, episode: Any) -> dict[str, Any] | None: ...
 
     def success_metrics(self, episode: Any) -> dict[str, Any] | None: ...
 

@@ -46,6 +46,9 @@ class WorkflowFamily:
     def heuristic(self, observation: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
 
+    def heuristic_on_episode(self, episode: Episode) -> dict[str, Any] | None:
+        return None
+
     def success_metrics(self, episode: Episode) -> dict[str, Any] | None:
         return None
 

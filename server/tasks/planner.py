@@ -22,7 +22,9 @@ sampled futures and takes the candidate with the best mean grade:
   showed (its failures, its completion); attempts still running and
   everything later are the sample's;
 * then the candidate, then the built-in heuristic to the end of the episode,
-  and the sample's grade.
+  and the sample's grade. Where the family can read the heuristic's move
+  from the episode's state (``heuristic_on_episode``: the arena's), the
+  rollout builds no observation; the moves are the same.
 
 The same samples serve every candidate of a decision (common random
 numbers), so candidates are compared on equal futures. A decision with one
@@ -223,6 +225,15 @@ class PlannerPolicy(Policy):
         if not episode.done:
             episode.step(first)
             steps += 1
+        family = compiled.family
+        shortcut = family.heuristic_on_episode(episode) if not episode.done else None
+        if shortcut is not None:
+            # The family reads the heuristic's move from the state: no observation to build.
+            while not episode.done and steps < MAX_ROLLOUT_STEPS:
+                episode.step(shortcut)
+                steps += 1
+                if not episode.done:
+                    shortcut = family.heuristic_on_episode(episode)
         base = self.base
         while not episode.done and steps < MAX_ROLLOUT_STEPS:
             episode.step(base.act(build_observation(episode)))

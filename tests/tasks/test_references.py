@@ -95,6 +95,32 @@ def test_the_planner_is_at_least_the_heuristic_on_a_small_slice() -> None:
     assert planner >= heuristic - 0.01
 
 
+@pytest.mark.parametrize("task_id", ["arena/easy", "arena/hard", "arena/expert"])
+def test_the_heuristic_read_from_the_episode_state_is_the_heuristics_move(task_id: str) -> None:
+    """The planner's rollouts ask the family for the heuristic's move without building
+    an observation: it must be the move the heuristic makes on the observation, in
+    every state (reached by the heuristic and by random play, with failures, outages
+    and deadlines passing)."""
+    registry = default_registry()
+    heuristic = make_policy("heuristic", 0)
+    checked = 0
+    for seed in range(3):
+        resolved = registry.resolve(task_id, seed)
+        for player in (heuristic, make_policy("random", seed)):
+            episode = new_episode(resolved.compiled, resolved.seed)
+            while not episode.done:
+                observation = build_observation(episode)
+                assert resolved.compiled.family.heuristic_on_episode(episode) == heuristic.act(observation)
+                checked += 1
+                episode.step(player.act(observation))
+    assert checked > 50
+
+
+def test_families_without_the_shortcut_say_so() -> None:
+    resolved = default_registry().resolve("hard", 0)
+    assert resolved.compiled.family.heuristic_on_episode(new_episode(resolved.compiled, 0)) is None
+
+
 def test_the_planner_plays_what_it_decided() -> None:
     registry = default_registry()
     played = plan_episode("medium", 3, samples=2)

@@ -191,6 +191,9 @@ class CanvasFamily:
     def heuristic(self, observation: Mapping[str, Any]) -> dict[str, Any] | None:
         return build_toward(observation, heuristic_canvas(observation[CANVAS_VIEW]["problem"]))
 
+    def heuristic_on_episode(self, episode: CanvasEpisode) -> dict[str, Any] | None:
+        return None
+
     def template(self, observation: Mapping[str, Any]) -> dict[str, Any] | None:
         return build_toward(observation, TEMPLATE)
 
