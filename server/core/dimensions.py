@@ -52,6 +52,23 @@ ARENA_DIMENSIONS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# The canvas family's grade (canvas/grade.py): score = validity gate x the weighted sum of these.
+CANVAS_DIMENSIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "correctness": "The expected correctness of the finished canvas under the executor's hidden parameters, "
+        "when the answer is its execution's; else whether the answer given is the right one.",
+        "cost": "1 - tokens spent over the whole episode / the budget.",
+        "latency": "1 - the latency of one execution of the finished canvas / the latency limit (at least 0).",
+        "valid_actions": "The share of steps whose action was valid.",
+    }
+)
+
+# Said of the canvas grade's gate, which multiplies the whole score.
+CANVAS_GATE_NOTE = (
+    "The validity gate is 1 when the episode finished with a well-formed canvas (a solver and a checker, and Test "
+    "for code with tests) that was executed as it stands, else 0, and multiplies the whole score."
+)
+
 # Said of the "doing no harm" dimensions, which grading scales by the activity gate.
 GATE_NOTE = (
     "Scaled by the activity gate, min(1, completed fraction / the task's activity gate), so that doing nothing "
@@ -59,7 +76,7 @@ GATE_NOTE = (
 )
 
 
-def describe_dimension(name: str, arena: bool = False) -> str:
-    """What dimension ``name`` measures ('' for a name neither table knows)."""
-    table = ARENA_DIMENSIONS if arena else SCENARIO_DIMENSIONS
+def describe_dimension(name: str, arena: bool = False, canvas: bool = False) -> str:
+    """What dimension ``name`` measures, in a scenario's, an arena's or a canvas task's grade ('' if unknown)."""
+    table = CANVAS_DIMENSIONS if canvas else ARENA_DIMENSIONS if arena else SCENARIO_DIMENSIONS
     return table.get(name, "")

@@ -17,7 +17,7 @@ import gradio as gr
 
 from workflow_orchestrator.server.environment import EpisodeStore
 
-from . import views
+from . import canvas, views
 from .session import (
     POLICY_NAMES,
     ActionMenu,
@@ -177,6 +177,11 @@ body:has(#wo-zoom input[value="200%"]:checked) .wo-dag { width: calc(var(--wo-w)
 .wo-heading { color: var(--wo-ink); margin: 10px 0 4px; font-size: 17px; }
 .wo-compare-side h4 { margin: 10px 0 4px; color: var(--wo-ink); }
 .wo-compare code { font-size: 13px; }
+.wo-terminal-box { fill: var(--wo-alt); stroke: var(--wo-edge); stroke-width: 1.5; }
+.wo-joint { fill: var(--wo-edge-done); }
+.wo-loop-frame { stroke: var(--wo-edge-done); stroke-width: 1.5; }
+.wo-canvas-dsl { font-size: 13px; color: var(--wo-ink); margin: 4px 0; overflow-wrap: anywhere; }
+.wo-exec-outputs { margin: 4px 0 0 18px; padding: 0; }
 #wo-task input { padding-right: 30px; text-overflow: ellipsis; }
 @media (max-width: 600px) { .wo-gantt-names { width: 104px !important; } .wo-gantt-name { font-size: 12px; } }
 """
@@ -292,7 +297,6 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                         min_width=260,
                     )
                 dag_view = gr.HTML(first_pictures[2], elem_id="wo-dag")
-                heading("Schedule")
                 gantt_view = gr.HTML(first_pictures[4], elem_id="wo-gantt")
             with gr.Column(scale=1, min_width=320):
                 hint_view = gr.HTML(first_pictures[3], elem_id="wo-hint")
@@ -302,6 +306,10 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                     agent_input = gr.Dropdown(choices=[], label="Agent", elem_id="wo-agent")
                     dispatch_input = gr.CheckboxGroup(
                         choices=[], label="Dispatch: subtask → agent", visible=False, elem_id="wo-dispatch"
+                    )
+                    # A canvas task's finish: the answer to finish with (empty: the last execution's).
+                    answer_input = gr.Textbox(
+                        label="Answer (empty: the last execution's)", visible=False, elem_id="wo-answer"
                     )
                     step_button = gr.Button("Step", variant="primary", elem_id="wo-step")
                 with gr.Row():
@@ -317,11 +325,9 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                     play_button = gr.Button("Play to the end", elem_id="wo-play")
                     stop_button = gr.Button("Stop", elem_id="wo-stop")
                 copy_button = gr.Button("Copy the link to this view", elem_id="wo-copy-link", size="sm")
-        heading("Agents")
         agents_view = gr.HTML(first_pictures[5], elem_id="wo-agents")
         with gr.Row(equal_height=False):
             with gr.Column():
-                heading("Deadlines")
                 deadlines_view = gr.HTML(first_pictures[6], elem_id="wo-deadlines")
             with gr.Column():
                 heading("Reward per step")
@@ -364,6 +370,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             subtask_input,
             agent_input,
             dispatch_input,
+            answer_input,
             replay_slider,
             replay_row,
             notice_view,
@@ -387,7 +394,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             # The other outputs are component updates: each is built and sent only when what
             # it shows differs from what the browser was last sent (its key).
             updates: list[tuple[Any, int, Callable[[], Any]]] = [
-                ((menu, chosen_kind), 4, lambda: form_updates(menu, chosen_kind)),
+                ((menu, chosen_kind), 5, lambda: form_updates(menu, chosen_kind)),
                 (
                     position,
                     1,
@@ -481,6 +488,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             subtask: str | None,
             agent: str | None,
             assignments: list[str] | None,
+            answer: str | None,
         ) -> list[Any]:
             session = ensure(session)
             refused = not_here(session, kind)
@@ -488,7 +496,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                 return refused
             current = controller.snapshot(session)
             try:
-                action = build_action(current.menu, kind, subtask, agent, assignments)
+                action = build_action(current.menu, kind, subtask, agent, assignments, answer)
             except FormError as exc:
                 return draw(session, controller.snapshot(session, notice=str(exc)), kind)
             return draw(session, controller.act(session, action), kind)
@@ -569,7 +577,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                 result = await controller.compare_async(session, chosen, second, secret)
             if isinstance(result, str):
                 return views.notice_html(result)
-            return views.compare_html(result.first, result.second, result.divergence)
+            return views.compare_html(result.first, result.second, result.divergence, canvas.canvas_svg)
 
         # ------------------------------------------------------------ wiring
 
@@ -597,11 +605,17 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             **direct,
         )
         kind_input.input(
-            on_kind_change, [session_state, kind_input], [subtask_input, agent_input, dispatch_input], **direct
+            on_kind_change,
+            [session_state, kind_input],
+            [subtask_input, agent_input, dispatch_input, answer_input],
+            **direct,
         )
         subtask_input.input(on_subtask_change, [session_state, kind_input, subtask_input], [agent_input], **direct)
         step_button.click(
-            on_step, [session_state, kind_input, subtask_input, agent_input, dispatch_input], page_outputs, **direct
+            on_step,
+            [session_state, kind_input, subtask_input, agent_input, dispatch_input, answer_input],
+            page_outputs,
+            **direct,
         )
         policy_step_button.click(on_policy_step, [session_state, policy_input], page_outputs, **direct)
         playing = play_button.click(on_play, [session_state, policy_input], page_outputs, **unlimited)
@@ -626,28 +640,51 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
 
 
 def page_pictures(snapshot: Snapshot, statuses: Sequence[views.DeadlineStatus]) -> list[str]:
-    """The page's markup outputs, in ``page_outputs`` order: the summary bar to the event log."""
+    """The page's markup outputs, in ``page_outputs`` order: the summary bar to the event log.
+
+    A canvas episode has no agents, schedule or deadlines: the same places
+    show its canvas as a graph, the problem, the last execution's feedback,
+    the operator library and what a finished canvas needs.
+    """
     observation = snapshot.observation
+    summary = views.status_html(
+        observation,
+        snapshot.episode_id,
+        snapshot.mode,
+        snapshot.replay_position,
+        grade=snapshot.grade,
+        statuses=statuses,
+        task=snapshot.task,
+        share=snapshot.share,
+        export=snapshot.export,
+    )
+    if canvas.is_canvas(observation):
+        return [
+            summary,
+            views.gauges_html(observation),
+            canvas.canvas_svg(observation),
+            canvas.problem_html(observation),
+            canvas.execution_html(observation),
+            canvas.operators_html(observation),
+            canvas.statistics_html(observation),
+            views.reward_svg(snapshot.rewards),
+            views.grade_html(snapshot.grade),
+            views.history_html(snapshot.trace, snapshot.rewards),
+            views.events_html(snapshot.records),
+        ]
     return [
-        views.status_html(
-            observation,
-            snapshot.episode_id,
-            snapshot.mode,
-            snapshot.replay_position,
-            grade=snapshot.grade,
-            statuses=statuses,
-            task=snapshot.task,
-            share=snapshot.share,
-            export=snapshot.export,
-        ),
+        summary,
         views.gauges_html(observation),
         views.dag_svg(observation, statuses) if observation else views.dag_svg({}),
         views.hint_html(observation),
-        views.gantt_svg(observation, snapshot.records, statuses)
-        if observation
-        else '<div class="wo-muted">No schedule yet.</div>',
-        views.agent_cards_html(observation, snapshot.records) if observation else "",
-        views.deadlines_html(statuses) if observation else "",
+        HEADINGS["schedule"]
+        + (
+            views.gantt_svg(observation, snapshot.records, statuses)
+            if observation
+            else '<div class="wo-muted">No schedule yet.</div>'
+        ),
+        HEADINGS["agents"] + (views.agent_cards_html(observation, snapshot.records) if observation else ""),
+        HEADINGS["deadlines"] + (views.deadlines_html(statuses) if observation else ""),
         views.reward_svg(snapshot.rewards),
         views.grade_html(snapshot.grade),
         views.history_html(snapshot.trace, snapshot.rewards),
@@ -665,6 +702,13 @@ def opening_pictures(controller: DashboardController, task_key: str, preset: str
     observation = opening.observation
     statuses = views.deadline_statuses(observation, opening.records) if observation else []
     return ["", *page_pictures(opening, statuses)[1:]]
+
+
+# The headings of the places that a canvas episode fills with its own pictures: part of those pictures.
+HEADINGS = {
+    name: f'<h3 class="wo-heading">{views.esc(text)}</h3>'
+    for name, text in (("schedule", "Schedule"), ("agents", "Agents"), ("deadlines", "Deadlines"))
+}
 
 
 def heading(text: str) -> gr.HTML:
@@ -702,9 +746,36 @@ def unchanged_skipped(
     return values
 
 
+# What the edit field is called for each canvas action kind.
+EDIT_LABELS = {
+    "add": "Add (at the end of the canvas)",
+    "delete": "Delete",
+    "modify": "Modify: node → another operator of its role",
+    "set_prompt": "Set the prompt style of a node",
+}
+
+
 def form_updates(menu: ActionMenu, kind: str | None) -> list[Any]:
-    """The action form for ``menu``: kind, subtask, agent and dispatch choices, all legal ones."""
+    """The action form for ``menu``: kind, subtask, agent, dispatch and answer fields, with legal choices only.
+
+    A canvas task's form is its kind (an edit, execute or finish), one of
+    that kind's legal edits in the subtask's place, and the answer for finish.
+    """
     kind = kind if kind in menu.kinds else (menu.kinds[0] if menu.kinds else None)
+    if menu.canvas:
+        edits = list(menu.edits.get(kind or "", ()))
+        return [
+            gr.Radio(choices=[(k.replace("_", " "), k) for k in menu.kinds], value=kind, label="Canvas action"),
+            gr.Dropdown(
+                choices=edits,
+                value=edits[0][1] if edits else None,
+                visible=bool(edits),
+                label=EDIT_LABELS.get(kind or "", "Edit"),
+            ),
+            gr.Dropdown(choices=[], value=None, visible=False),
+            gr.CheckboxGroup(choices=[], value=[], visible=False),
+            gr.Textbox(value="", visible=kind == "finish"),
+        ]
     subtasks = list(menu.subtasks_for(kind))
     subtask = subtasks[0] if subtasks else None
     agents = list(menu.agents_for(kind, subtask))
@@ -715,8 +786,8 @@ def form_updates(menu: ActionMenu, kind: str | None) -> list[Any]:
         pairs = [(pair_label(k, s, a), pair_value(s, a)) for k, s, a in menu.pairs]
         label = f"Dispatch: subtask → agent (at most {menu.free_slots}, each agent once)"
     return [
-        gr.Radio(choices=list(menu.kinds), value=kind),
-        gr.Dropdown(choices=subtasks, value=subtask, visible=kind in ("delegate", "retry", "abort")),
+        gr.Radio(choices=list(menu.kinds), value=kind, label="Action"),
+        gr.Dropdown(choices=subtasks, value=subtask, visible=kind in ("delegate", "retry", "abort"), label="Subtask"),
         gr.Dropdown(choices=agents, value=agents[0] if agents else None, visible=kind in ("delegate", "retry")),
         gr.CheckboxGroup(
             choices=pairs,
@@ -724,6 +795,7 @@ def form_updates(menu: ActionMenu, kind: str | None) -> list[Any]:
             visible=kind == "dispatch",
             label=label,
         ),
+        gr.Textbox(value="", visible=False),
     ]
 
 

@@ -30,6 +30,7 @@ import orjson
 
 from workflow_orchestrator.server.archive import ArchivedEpisode
 from workflow_orchestrator.server.core import Episode, build_observation, grade_episode, new_episode
+from workflow_orchestrator.server.core.canvas import CanvasEpisode, SimulatedExecutor
 from workflow_orchestrator.server.core.compiled import CompiledTask
 from workflow_orchestrator.server.core.outcomes import outcome_secret as outcome_secret_bytes
 from workflow_orchestrator.server.core.policies import POLICIES, Policy, make_policy
@@ -42,6 +43,8 @@ from workflow_orchestrator.server.environment import (
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.server.tasks import UnknownTaskError
 from workflow_orchestrator.vocabulary import ActionTypeName
+
+from .views import describe_canvas_action
 
 # The order in which action kinds are offered in the form.
 ACTION_KINDS: tuple[ActionTypeName, ...] = ("delegate", "retry", "dispatch", "abort", "wait", "synthesize")
@@ -114,6 +117,9 @@ class ActionMenu:
     free_slots: int
     # An arena's dispatch names subtasks only (any free worker takes each): the ones it may name now.
     anywhere: tuple[str, ...] = ()
+    # A canvas task's edits by kind: (label, value) choices, each value one of its legal actions as JSON.
+    edits: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    canvas: bool = False
 
     def subtasks_for(self, kind: str | None) -> tuple[str, ...]:
         return self.subtasks.get(kind or "", ())
@@ -128,6 +134,8 @@ EMPTY_MENU = ActionMenu((), {}, {}, (), 0)
 def action_menu(observation: Mapping[str, Any] | None) -> ActionMenu:
     if not observation or observation.get("done"):
         return EMPTY_MENU
+    if isinstance(observation.get("canvas"), Mapping):
+        return canvas_menu(observation)
     subtasks: dict[str, list[str]] = {}
     agents: dict[tuple[str, str], list[str]] = {}
     pairs: list[tuple[str, str, str]] = []
@@ -164,6 +172,51 @@ def action_menu(observation: Mapping[str, Any] | None) -> ActionMenu:
     )
 
 
+# The order in which a canvas task's actions are offered.
+CANVAS_KINDS: tuple[str, ...] = ("add", "delete", "modify", "set_prompt", "execute", "finish")
+
+
+def canvas_menu(observation: Mapping[str, Any]) -> ActionMenu:
+    """A canvas task's legal actions as a form: the kind, then one of that kind's legal edits."""
+    nodes = {node.get("id"): str(node.get("dsl")) for node in observation["canvas"].get("nodes") or ()}
+    edits: dict[str, list[tuple[str, str]]] = {}
+    simple: set[str] = set()
+    for action in observation.get("legal_actions") or ():
+        kind = str(action.get("action_type"))
+        if kind in ("execute", "finish"):
+            simple.add(kind)
+        elif kind in CANVAS_KINDS:
+            edits.setdefault(kind, []).append((edit_label(action, nodes), edit_value(action)))
+    return ActionMenu(
+        kinds=tuple(kind for kind in CANVAS_KINDS if kind in edits or kind in simple),
+        subtasks={},
+        agents={},
+        pairs=(),
+        free_slots=0,
+        edits={kind: tuple(choices) for kind, choices in edits.items()},
+        canvas=True,
+    )
+
+
+def edit_value(action: Mapping[str, Any]) -> str:
+    """The form value of one legal canvas edit: the action itself, as JSON."""
+    return json.dumps(action, sort_keys=True)
+
+
+def edit_label(action: Mapping[str, Any], nodes: Mapping[Any, str]) -> str:
+    """One legal canvas edit in words: what it adds, or which node it changes and how."""
+    kind = action.get("action_type")
+    if kind == "add":
+        return describe_canvas_action(action).removeprefix("add ")
+    target = action.get("target")
+    node = f"node {target}: {nodes.get(target, '?')}"
+    if kind == "modify":
+        return f"{node} → {action.get('operator') or ', '.join(action.get('operators') or ())}"
+    if kind == "set_prompt":
+        return f"{node} → prompt {action.get('prompt')}"
+    return node
+
+
 def _two_disjoint(pairs: Sequence[tuple[str, str, str]]) -> bool:
     for index, (_, subtask, agent) in enumerate(pairs):
         for _, other_subtask, other_agent in pairs[index + 1 :]:
@@ -195,13 +248,24 @@ class FormError(ValueError):
 
 
 def build_action(
-    menu: ActionMenu, kind: str | None, subtask: str | None, agent: str | None, assignments: Sequence[str] | None
+    menu: ActionMenu,
+    kind: str | None,
+    subtask: str | None,
+    agent: str | None,
+    assignments: Sequence[str] | None,
+    answer: str | None = None,
 ) -> dict[str, Any]:
-    """The action the form describes, checked against the legal actions of now."""
+    """The action the form describes, checked against the legal actions of now.
+
+    For a canvas task, ``subtask`` is the chosen edit (its form value) and
+    ``answer`` the answer to finish with (empty: the last execution's).
+    """
     if not menu.kinds:
         raise FormError("No action is possible now: the episode is over, or there is no episode. Press Reset.")
     if kind not in menu.kinds:
         raise FormError(f"Choose an action kind among: {', '.join(menu.kinds)}.")
+    if menu.canvas:
+        return _canvas_action(menu, kind, subtask, answer)
     if kind in ("wait", "synthesize"):
         return {"action_type": kind}
     if kind == "dispatch":
@@ -213,6 +277,18 @@ def build_action(
     if agent not in menu.agents_for(kind, subtask):
         raise FormError(f"Choose an idle agent that can take {subtask}.")
     return {"action_type": kind, "subtask_id": subtask, "agent_name": agent}
+
+
+def _canvas_action(menu: ActionMenu, kind: str, chosen: str | None, answer: str | None) -> dict[str, Any]:
+    if kind == "execute":
+        return {"action_type": "execute"}
+    if kind == "finish":
+        given = (answer or "").strip()
+        return {"action_type": "finish", **({"answer": given} if given else {})}
+    if chosen not in {value for _, value in menu.edits.get(kind, ())}:
+        raise FormError(f"Choose one of the {kind.replace('_', ' ')} edits offered now.")
+    action: dict[str, Any] = json.loads(chosen)
+    return action
 
 
 def _dispatch_action(menu: ActionMenu, chosen: Sequence[str]) -> dict[str, Any]:
@@ -283,7 +359,7 @@ class Replay:
     def new_episode(self) -> Episode:
         episode: Episode = new_episode(self.compiled, self.seed)
         if self.sealed_key is not None:
-            episode.seed_key, episode.sealed = self.sealed_key, True
+            sealed_like(episode, self.sealed_key)
         return episode
 
 
@@ -885,8 +961,19 @@ def same_start(core: Episode) -> Episode:
     """A new episode of ``core``'s task and seed that rolls the same outcomes (a sealed one's too)."""
     episode: Episode = new_episode(core.compiled, core.seed)
     if core.sealed:
-        episode.seed_key, episode.sealed = core.seed_key, True
+        sealed_like(episode, core.seed_key)
     return episode
+
+
+def sealed_like(episode: Episode, key: int) -> None:
+    """Seal a new episode with a sealed one's outcome key (not its secret): it then rolls the same outcomes.
+
+    A canvas episode draws its simulated executor's hidden parameters from
+    the key, so its executor is drawn again under the key, as sealing does.
+    """
+    episode.seed_key, episode.sealed = key, True
+    if isinstance(episode, CanvasEpisode) and episode.simulated:
+        episode.executor = SimulatedExecutor(episode.problem, key)
 
 
 def _side(label: str, episode: Episode) -> Side:

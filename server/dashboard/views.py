@@ -21,12 +21,12 @@ only recolours it.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from workflow_orchestrator.server.core.dimensions import GATE_NOTE, describe_dimension
+from workflow_orchestrator.server.core.dimensions import CANVAS_GATE_NOTE, GATE_NOTE, describe_dimension
 from workflow_orchestrator.server.core.formulas import deadline_met, deadline_open
 from workflow_orchestrator.server.core.grading import GATED_DIMENSIONS as GATED
 
@@ -790,6 +790,14 @@ def gauge(label: str, used: float, total: float | None, key: str = "", spending:
 def gauges_html(observation: Observation) -> str:
     if not observation:
         return ""
+    if observation.get("canvas"):
+        # A canvas task: rounds (steps) and a token budget, nothing of time, capacity or subtasks.
+        return (
+            '<div class="wo-gauges">'
+            + gauge("Rounds", observation.get("step_count") or 0, observation.get("step_limit"), key="steps")
+            + gauge("Budget (tokens)", observation.get("budget_used") or 0, observation.get("budget"), key="budget")
+            + "</div>"
+        )
     parts = [gauge("Time", observation.get("time_used") or 0, observation.get("time_limit"), key="time")]
     if observation.get("step_limit"):
         parts.append(gauge("Steps", observation.get("step_count") or 0, observation.get("step_limit"), key="steps"))
@@ -871,13 +879,16 @@ def status_html(
     else:
         where = f"step <b>{esc(observation.get('step_count'))}</b>"
     limit = observation.get("time_limit")
-    clock = f"t=<b>{esc(observation.get('time_used'))}</b>" + (f" of {esc(limit)}" if limit else "")
+    if "time_used" in observation:
+        clock = f" · t=<b>{esc(observation.get('time_used'))}</b>" + (f" of {esc(limit)}" if limit else "")
+    else:  # a canvas task counts rounds, not time
+        clock = f" · {esc(observation.get('rounds_left'))} rounds left"
     task = task or {}
     title = f" — {esc(task['title'])}" if task.get("title") else ""
     head = (
         f'<div class="wo-status" data-mode="{mode}" data-done="{str(done).lower()}">'
         f'<span class="wo-badge wo-badge-{mode}">{badge}</span> task <b>{esc(observation.get("task_id"))}</b>'
-        f"{title} · seed {esc(observation.get('seed'))} · {where} · {clock} · {phase} · episode "
+        f"{title} · seed {esc(observation.get('seed'))} · {where}{clock} · {phase} · episode "
         f'<code id="wo-episode-id">{esc(episode_id or "–")}</code></div>'
     )
     description = (
@@ -913,9 +924,18 @@ def is_arena_grade(grade: Mapping[str, Any]) -> bool:
     return "on_time" in (grade.get("breakdown") or {})
 
 
+def is_canvas_grade(grade: Mapping[str, Any]) -> bool:
+    """A canvas task's grade (it says which canvas was finished)."""
+    return "canvas" in grade
+
+
+def dimension_help(name: str, grade: Mapping[str, Any]) -> str:
+    """What ``name`` measures in ``grade``'s kind of grade."""
+    return describe_dimension(name, is_arena_grade(grade), is_canvas_grade(grade))
+
+
 def score_line(grade: Mapping[str, Any]) -> str:
     normalised = grade.get("normalized_score")
-    arena = is_arena_grade(grade)
     parts = [f'score <b id="wo-summary-score">{float(grade.get("score", 0.0)):.3f}</b>']
     if normalised is not None:
         parts.append(f'normalised <b id="wo-summary-normalized">{float(normalised):.3f}</b> of the best known')
@@ -923,7 +943,7 @@ def score_line(grade: Mapping[str, Any]) -> str:
     if lost:
         words = "; ".join(
             f'<span class="wo-lost" data-dimension="{esc(name)}"><b>{esc(name.replace("_", " "))}</b> '
-            f"−{points:.3f} ({esc(describe_dimension(name, arena).rstrip('.'))})</span>"
+            f"−{points:.3f} ({esc(dimension_help(name, grade).rstrip('.'))})</span>"
             for name, points in lost
         )
         parts.append(f"most points lost on: {words}")
@@ -936,6 +956,8 @@ def risk_line(observation: Observation, statuses: Sequence[DeadlineStatus]) -> s
     budget = observation.get("budget")
     used = observation.get("budget_used") or 0.0
     parts = [f"budget {number(used)} of {number(budget)}" if budget else f"spent {number(used)} (no budget)"]
+    if "rounds_left" in observation:
+        parts.append(f"{esc(observation.get('rounds_left'))} of {esc(observation.get('step_limit'))} rounds left")
     at_risk = [s for s in statuses if s.state == "open" and (s.due_in or 0) <= 3]
     missed = sum(1 for s in statuses if s.state == "missed")
     if at_risk:
@@ -959,13 +981,14 @@ def grade_html(grade: Mapping[str, Any] | None) -> str:
     breakdown = grade.get("breakdown") or {}
     weights = grade.get("weights") or {}
     arena = is_arena_grade(grade)
+    canvas = is_canvas_grade(grade)
     rows = []
     for name, value in breakdown.items():
         weight = weights.get(name)
         contribution = "" if weight is None or value is None else f"{weight * value:.3f}"
         width = max(0.0, min(float(value or 0.0), 1.0)) * 100
-        help_text = describe_dimension(name, arena)
-        if not arena and name in GATED:
+        help_text = dimension_help(name, grade)
+        if not arena and not canvas and name in GATED:
             help_text += " " + GATE_NOTE
         rows.append(
             f'<tr data-dimension="{esc(name)}"><td><b>{esc(name.replace("_", " "))}</b>'
@@ -989,11 +1012,25 @@ def grade_html(grade: Mapping[str, Any] | None) -> str:
     return (
         f'<div class="wo-grade" id="wo-grade-card"><div class="wo-score">score <b id="wo-score">'
         f"{float(grade.get('score', 0.0)):.3f}</b></div>{extra}"
-        + (f'<div class="wo-score-part">activity gate {esc(number(gate, 3))}</div>' if gate is not None else "")
+        + (
+            f'<div class="wo-score-part">{"validity" if canvas else "activity"} gate {esc(number(gate, 3))}'
+            + (f'<div class="wo-help">{esc(CANVAS_GATE_NOTE)}</div>' if canvas else "")
+            + "</div>"
+            if gate is not None
+            else ""
+        )
+        + (final_canvas_html(grade) if canvas else "")
         + '<table class="wo-table"><thead><tr><th>dimension: what it measures</th><th>weight</th><th>value</th>'
         f"<th>weighted</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f'<div class="wo-muted">{count_text}</div></div>'
     )
+
+
+def final_canvas_html(grade: Mapping[str, Any]) -> str:
+    """The canvas a canvas task's episode finished with, as the grade read it."""
+    final = (grade.get("canvas") or {}).get("final_dsl")
+    shown = "(none: the episode did not finish)" if final is None else (final or "(empty)")
+    return f'<div class="wo-score-part">finished canvas <code id="wo-final-dsl">{esc(shown)}</code></div>'
 
 
 # --------------------------------------------------------------------------- tables
@@ -1021,8 +1058,14 @@ def event_rows(records: Iterable[Record]) -> list[list[Any]]:
     return rows
 
 
+# The canvas family's actions (tasks canvas/*), described by describe_canvas_action.
+CANVAS_ACTIONS = frozenset({"add", "delete", "modify", "set_prompt", "execute", "finish", "xml"})
+
+
 def describe_action(action: Mapping[str, Any]) -> str:
     kind = str(action.get("action_type"))
+    if kind in CANVAS_ACTIONS:
+        return describe_canvas_action(action)
     if kind == "dispatch":
         pairs = [f"{a.get('subtask_id')}→{a.get('agent_name') or 'any'}" for a in action.get("assignments") or ()] + [
             f"{t}→any" for t in action.get("task_ids") or ()
@@ -1031,6 +1074,37 @@ def describe_action(action: Mapping[str, Any]) -> str:
     target = action.get("subtask_id")
     agent = action.get("agent_name")
     return " ".join(part for part in (kind, str(target) if target else "", f"→ {agent}" if agent else "") if part)
+
+
+def describe_canvas_action(action: Mapping[str, Any]) -> str:
+    """A canvas action in a few words, for the step history."""
+    kind = str(action.get("action_type"))
+    if kind == "add":
+        structure = action.get("structure")
+        operators = [str(name) for name in action.get("operators") or ()]
+        if not structure or structure == "operator":
+            what = str(action.get("operator") or (operators[0] if operators else ""))
+        elif structure == "parallel":
+            what = "[" + ", ".join(operators) + "]"
+        elif structure == "conditional" and len(operators) == 3:
+            what = f"{operators[0]} ? {operators[1]} : {operators[2]}"
+        elif structure == "loop":
+            what = "(" + " -> ".join(operators) + f") * {action.get('count', 2)}"
+        else:
+            what = f"{structure} {', '.join(operators)}"
+        where = f" at {action['position']}" if action.get("position") is not None else ""
+        style = f" {{{action['prompt']}}}" if action.get("prompt") else ""
+        return f"add {what}{style}{where}"
+    if kind == "delete":
+        return f"delete node {action.get('target')}"
+    if kind == "modify":
+        what = action.get("operator") or ", ".join(str(name) for name in action.get("operators") or ())
+        return f"modify node {action.get('target')} → {what}"
+    if kind == "set_prompt":
+        return f"set prompt of node {action.get('target')} → {action.get('prompt')}"
+    if kind == "finish" and action.get("answer") is not None:
+        return f"finish with answer {action.get('answer')}"
+    return kind
 
 
 def history_rows(trace: Sequence[Mapping[str, Any]], rewards: Sequence[float]) -> list[list[Any]]:
@@ -1042,7 +1116,9 @@ def history_rows(trace: Sequence[Mapping[str, Any]], rewards: Sequence[float]) -
                 entry.get("step"),
                 entry.get("t"),
                 describe_action(entry.get("action") or {}),
-                ", ".join(str(code) for code in entry.get("errors") or ()),
+                ", ".join(
+                    str(code) for code in entry.get("errors") or ([entry["error"]] if entry.get("error") else ())
+                ),
                 None if reward is None else round(reward, 4),
             ]
         )
@@ -1076,15 +1152,16 @@ def events_html(records: Iterable[Record]) -> str:
 # --------------------------------------------------------------------------- comparison
 
 
-def compare_html(first: Any, second: Any, divergence: int | None) -> str:
+def compare_html(
+    first: Any, second: Any, divergence: int | None, draw_canvas: Callable[[Observation], str] | None = None
+) -> str:
     """Two episodes: where their actions first differ, their grades side by side, their Gantts on one time axis.
 
     ``first`` and ``second`` have ``label``, ``observation``, ``records``,
-    ``trace`` and ``grade`` (see ``session.Side``).
+    ``trace`` and ``grade`` (see ``session.Side``). Canvas episodes show
+    their last canvas each, drawn by ``draw_canvas``, instead of a Gantt.
     """
     sides = (first, second)
-    statuses = [deadline_statuses(side.observation, side.records) for side in sides]
-    horizon = max(gantt_horizon(side.observation, side.records, s) for side, s in zip(sides, statuses, strict=True))
     if divergence is None:
         where = "The two episodes took the same actions at every step."
     else:
@@ -1100,6 +1177,7 @@ def compare_html(first: Any, second: Any, divergence: int | None) -> str:
     grades = [side.grade or {} for side in sides]
     names = list(dict.fromkeys([*(grades[0].get("breakdown") or {}), *(grades[1].get("breakdown") or {})]))
     arena = any(is_arena_grade(grade) for grade in grades)
+    canvas = any(is_canvas_grade(grade) for grade in grades)
 
     def value(grade: Mapping[str, Any], name: str) -> float | None:
         found = (grade.get("breakdown") or {}).get(name)
@@ -1111,7 +1189,7 @@ def compare_html(first: Any, second: Any, divergence: int | None) -> str:
         diff = "" if a is None or b is None else f"{b - a:+.3f}"
         rows.append(
             f'<tr data-dimension="{esc(name)}"><td><b>{esc(name.replace("_", " "))}</b>'
-            f'<div class="wo-help">{esc(describe_dimension(name, arena))}</div></td>'
+            f'<div class="wo-help">{esc(describe_dimension(name, arena, canvas))}</div></td>'
             f"<td>{esc(number(a, 3))}</td><td>{esc(number(b, 3))}</td><td>{diff}</td></tr>"
         )
     scores = [grade.get("score") for grade in grades]
@@ -1123,15 +1201,24 @@ def compare_html(first: Any, second: Any, divergence: int | None) -> str:
         )
         + "<td></td></tr>"
     )
-    charts = "".join(
-        f'<div class="wo-compare-side" data-side="{index}"><h4>{esc(side.label)}: {len(side.trace)} steps, '
-        f"t={esc(side.observation.get('time_used'))}</h4>"
-        f"{gantt_svg(side.observation, side.records, statuses[index], horizon=horizon, legend=False)}</div>"
-        for index, side in enumerate(sides)
-    )
+    if draw_canvas is not None and any(side.observation.get("canvas") for side in sides):
+        charts = "".join(
+            f'<div class="wo-compare-side" data-side="{index}"><h4>{esc(side.label)}: {len(side.trace)} steps, '
+            f"its last canvas</h4>{draw_canvas(side.observation)}</div>"
+            for index, side in enumerate(sides)
+        )
+    else:
+        statuses = [deadline_statuses(side.observation, side.records) for side in sides]
+        horizon = max(gantt_horizon(side.observation, side.records, s) for side, s in zip(sides, statuses, strict=True))
+        charts = gantt_legend_html() + "".join(
+            f'<div class="wo-compare-side" data-side="{index}"><h4>{esc(side.label)}: {len(side.trace)} steps, '
+            f"t={esc(side.observation.get('time_used'))}</h4>"
+            f"{gantt_svg(side.observation, side.records, statuses[index], horizon=horizon, legend=False)}</div>"
+            for index, side in enumerate(sides)
+        )
     return (
         f'<div class="wo-compare" id="wo-compare-result"><div class="wo-outcome">{where}</div>'
         f'<table class="wo-table"><thead><tr><th>dimension</th><th>{esc(first.label)}</th>'
         f"<th>{esc(second.label)}</th><th>difference</th></tr></thead><tbody>{score_row}{''.join(rows)}"
-        f"</tbody></table>{gantt_legend_html()}{charts}</div>"
+        f"</tbody></table>{charts}</div>"
     )
