@@ -311,7 +311,9 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                     answer_input = gr.Textbox(
                         label="Answer (empty: the last execution's)", visible=False, elem_id="wo-answer"
                     )
-                    step_button = gr.Button("Step", variant="primary", elem_id="wo-step")
+                    # The action buttons stay inactive until the load event has answered: the page
+                    # arrives with its opening pictures drawn, but the browser's episode exists only then.
+                    step_button = gr.Button("Step", variant="primary", elem_id="wo-step", interactive=False)
                 with gr.Row():
                     policy_input = gr.Dropdown(
                         choices=list(POLICY_NAMES),
@@ -320,9 +322,9 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                         elem_id="wo-policy",
                         scale=2,
                     )
-                    policy_step_button = gr.Button("Policy step", elem_id="wo-policy-step", scale=1)
+                    policy_step_button = gr.Button("Policy step", elem_id="wo-policy-step", scale=1, interactive=False)
                 with gr.Row():
-                    play_button = gr.Button("Play to the end", elem_id="wo-play")
+                    play_button = gr.Button("Play to the end", elem_id="wo-play", interactive=False)
                     stop_button = gr.Button("Stop", elem_id="wo-stop")
                 copy_button = gr.Button("Copy the link to this view", elem_id="wo-copy-link", size="sm")
         agents_view = gr.HTML(first_pictures[5], elem_id="wo-agents")

@@ -208,8 +208,8 @@ def canvas_svg(observation: Observation) -> str:
     view = observation.get(CANVAS_VIEW) or {}
     nodes: Sequence[Mapping[str, Any]] = view.get("nodes") or ()
     svg = _Svg(roles_of(view))
-    height = max([ROW + 24, *(_node_height(node) for node in nodes)]) + 2 * PAD + 26
-    mid = PAD + 26 + (height - 2 * PAD - 26) / 2
+    height = max([ROW + 24, *(_node_height(node) for node in nodes)]) + 2 * PAD + 44
+    mid = PAD + 26 + (height - 2 * PAD - 44) / 2
     x = svg.pill("problem", PAD, mid)
     if not nodes:
         svg.arrow(x, mid, x + GAP, mid)
@@ -223,14 +223,18 @@ def canvas_svg(observation: Observation) -> str:
         start = x + GAP
         entry, exit_ = _draw_node(svg, node, start, mid)
         svg.arrow(x, mid, entry, mid)
-        number_text = f"{node.get('id')}"
-        prompt = node.get("prompt")
-        caption = f"node {number_text}" + ("" if prompt in (None, "default") else f" · prompt {prompt}")
         top = mid - _node_height(node) / 2 - 6
         svg.shapes.append(
             f'<text x="{start:.0f}" y="{min(top, mid - BOX_H / 2 - 8):.0f}" font-size="{SMALL_PX}" '
-            f'class="wo-tm wo-node-number" data-id="{esc(node.get("id"))}">{esc(caption)}</text>'
+            f'class="wo-tm wo-node-number" data-id="{esc(node.get("id"))}">node {esc(node.get("id"))}</text>'
         )
+        prompt = node.get("prompt")
+        if prompt not in (None, "default"):
+            # The prompt style under the node (the height leaves a line's room below every node).
+            svg.shapes.append(
+                f'<text x="{start:.0f}" y="{mid + max(_node_height(node) / 2, BOX_H / 2 + 4) + 14:.0f}" '
+                f'font-size="{SMALL_PX}" class="wo-tm wo-node-prompt">prompt {esc(prompt)}</text>'
+            )
         x = exit_
     svg.arrow(x, mid, x + GAP, mid)
     x = svg.pill("answer", x + GAP, mid)

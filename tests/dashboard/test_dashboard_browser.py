@@ -3,11 +3,13 @@
 The server is the real ``server`` entry point with its web UI on, in a child
 process on 127.0.0.1 and a free port. Each test uses its own browser context
 (its own cookies and storage, so its own Gradio session). Screenshots go to
-a directory under the system's temporary directory (or ``$WO_SCREENSHOTS``).
+a directory of this checkout's own under the system's temporary directory
+(``wo-dashboard-screenshots-<checkout>-<hash of its path>``), or ``$WO_SCREENSHOTS``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 from tests.support.server_fixtures import REPO_ROOT, RunningServer, free_port
 from workflow_orchestrator.server.core.policies import make_policy
@@ -38,7 +40,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(os.environ.get("WO_SCREENSHOTS") or Path(tempfile.gettempdir()) / "wo-dashboard-screenshots")
+# One directory per checkout (its folder's name and a hash of its path), so that runs in two
+# checkouts at once do not overwrite each other's screenshots.
+SCREENSHOTS = Path(
+    os.environ.get("WO_SCREENSHOTS")
+    or Path(tempfile.gettempdir())
+    / f"wo-dashboard-screenshots-{REPO_ROOT.name}-{hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:8]}"
+)
 # Importing Gradio takes long on a busy machine.
 STARTUP_TIMEOUT_S = 300.0
 UI_TIMEOUT_MS = 30_000
@@ -697,3 +705,170 @@ def test_the_exported_episode_replays_to_the_same_grade(context: BrowserContext,
     # The download link carries the episode's secret; without it the route refuses.
     refused = httpx.get(f"{web_server.url}/web/export/{document['episode_id']}.json", timeout=30, trust_env=False)
     assert refused.status_code == 403
+
+
+def test_the_action_buttons_wait_for_the_load_event(context: BrowserContext, web_server: RunningServer) -> None:
+    """The page arrives with its opening pictures drawn, but its episode exists only once the load event
+    has answered: until then the action buttons are inactive, and a click as early as possible does nothing
+    (it used to step no episode and say "No episode yet")."""
+    held: list[Route] = []
+
+    def hold_the_load(route: Route) -> None:
+        # The load event is the page's first call; every later one goes through.
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page = context.new_page()
+    page.route("**/gradio_api/run/predict", hold_the_load)
+    page.goto(f"{web_server.url}/web/")
+    page.wait_for_selector("#wo-dag svg .wo-node")
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
+    assert held, "the page never called its load event"
+    for button in ("#wo-step", "#wo-policy-step", "#wo-play"):
+        expect(page.locator(button)).to_be_disabled(timeout=2000)
+        page.locator(button).click(force=True)
+    page.wait_for_timeout(300)
+    held[0].continue_()
+    page.wait_for_selector("#wo-episode-id")
+    expect(page.locator("#wo-step")).to_be_enabled()
+    expect(page.locator("#wo-notice")).to_have_count(0)
+    expect(page.locator("#wo-status .wo-status")).to_contain_text("step 0")
+    page.locator("#wo-policy-step").click()
+    wait_for_step(page, 1)
+    page.unroute("**/gradio_api/run/predict")
+
+
+CANVAS_TEXT = (
+    "#wo-dag svg text.wo-tm",
+    "#wo-dag svg text.wo-t",
+    ".wo-canvas-dsl",
+    "#wo-canvas-legend .wo-key",
+    "#wo-problem",
+    "#wo-execution .wo-card-line",
+    "#wo-operators .wo-card-line",
+    "#wo-canvas-rules td",
+    ".wo-status",
+    ".wo-gauge-label span",
+)
+
+
+def canvas_step(page: Page, kind: str, edit: str | None = None) -> None:
+    """One canvas action through the form: its kind, then one of the edits offered for it."""
+    step = int(page.locator("#wo-dag svg.wo-canvas").get_attribute("data-step") or 0)
+    page.locator("#wo-kind").get_by_text(kind, exact=True).click()
+    if edit is not None:
+        expect(page.locator("#wo-subtask")).to_be_visible()
+        choose(page, "wo-subtask", edit)
+    page.locator("#wo-step").click()
+    wait_for_step(page, step + 1)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_canvas_is_built_through_the_form_and_reads_in_both_themes(
+    browser: Browser, web_server: RunningServer, scheme: str
+) -> None:
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme=scheme)
+    ctx.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        page = open_dashboard(ctx, web_server)
+        choose(page, "wo-task", "canvas (generated)")
+        choose(page, "wo-preset", "code")
+        page.locator("#wo-reset").click()
+        canvas = page.locator("#wo-dag svg.wo-canvas")
+        expect(canvas).to_have_attribute("data-nodes", "0")
+        expect(page.locator("#wo-status .wo-status")).to_contain_text("task canvas/code")
+        # The form offers the canvas's actions, not a subtask and an agent.
+        assert dropdown_options(page, "wo-subtask")[:2] == ["Plan", "Decompose"]
+        expect(page.locator("#wo-agent")).to_be_hidden()
+        canvas_step(page, "add", "Plan")
+        canvas_step(page, "add", "[Programmer, Programmer, Programmer]")
+        canvas_step(page, "add", "ScEnsemble")
+        canvas_step(page, "add", "(Test -> Revise) * 2")
+        canvas_step(page, "add", "Verify ? Revise : Format")
+        expect(canvas).to_have_attribute("data-kinds", "operator,parallel,operator,loop,conditional")
+        expect(page.locator("#wo-canvas-dsl")).to_have_text(
+            "Plan -> [Programmer, Programmer, Programmer] -> ScEnsemble -> (Test -> Revise) * 2 -> "
+            "Verify ? Revise : Format"
+        )
+        canvas_step(page, "set prompt", "node 1: Plan → prompt concise")
+        canvas_step(page, "modify", "node 1: Plan{concise} → Decompose")
+        canvas_step(page, "delete", "node 3: ScEnsemble")
+        expect(canvas).to_have_attribute("data-kinds", "operator,parallel,loop,conditional")
+        expect(page.locator("#wo-execution")).to_have_attribute("data-state", "none")
+        canvas_step(page, "execute")
+        expect(page.locator("#wo-execution")).to_have_attribute("data-state", "current")
+        expect(page.locator("#wo-verdict")).not_to_be_empty()
+        expect(canvas).to_have_attribute("data-state", "executed")
+        # Labels never below 11 px.
+        sizes = page.evaluate(TEXT_SIZES_JS)
+        assert len(sizes) > 10 and [item for item in sizes if item["px"] < 10.95] == []
+        assert page.evaluate("document.body.classList.contains('dark')") == (scheme == "dark")
+        measured = {selector: page.evaluate(CONTRASTS_JS, selector) for selector in CANVAS_TEXT}
+        screenshot(page, f"13-canvas-code-executed-{scheme}.png")
+        # Finish with the last execution's answer: the grade and its breakdown.
+        page.locator("#wo-kind").get_by_text("finish", exact=True).click()
+        expect(page.locator("#wo-answer")).to_be_visible()
+        expect(page.locator("#wo-subtask")).to_be_hidden()
+        page.locator("#wo-step").click()
+        page.wait_for_selector("#wo-summary-score")
+        graded = httpx.post(f"{web_server.url}/grader", json={"episode_id": episode_id(page)}, trust_env=False).json()
+        assert float(page.locator("#wo-score").inner_text()) == pytest.approx(graded["score"], abs=5e-4)
+        for name in graded["breakdown"]:
+            expect(page.locator(f'#wo-grade-card tr[data-dimension="{name}"] .wo-help')).not_to_be_empty()
+        expect(page.locator("#wo-step")).to_be_disabled()
+        for selector in (".wo-outcome", ".wo-help", ".wo-grade"):
+            measured[selector + " (finished)"] = page.evaluate(CONTRASTS_JS, selector)
+        screenshot(page, f"14-canvas-code-finished-{scheme}.png")
+        for selector, found in measured.items():
+            assert found, f"nothing matched {selector}"
+            low = [item for item in found if item["ratio"] < 4.5]
+            assert low == [], f"{selector}: {low[:3]}"
+    finally:
+        ctx.close()
+
+
+def test_a_canvas_episode_is_watched_replayed_compared_and_exported(
+    context: BrowserContext, web_server: RunningServer
+) -> None:
+    with httpx.Client(base_url=web_server.url, timeout=30.0, trust_env=False) as client:
+        answer = client.post("/reset", json={"task_id": "canvas/math", "seed": 4}).json()
+        played, secret = answer["observation"]["episode_id"], answer["episode_secret"]
+        policy = make_policy("template", seed=4)
+        page = context.new_page()
+        page.goto(f"{web_server.url}/web/?episode={played}#secret={secret}")
+        page.wait_for_selector("#wo-dag svg.wo-canvas")
+        expect(page.locator("#wo-status .wo-status")).to_have_attribute("data-mode", "watch")
+        steps = 0
+        while not answer["done"]:
+            answer = client.post(
+                "/step", json={"episode_id": played, "action": policy.act(answer["observation"])}
+            ).json()
+            steps += 1
+            page.wait_for_selector(f'#wo-dag svg.wo-canvas[data-step="{steps}"]', timeout=2000 * load_factor())
+        page.wait_for_selector("#wo-summary-score")
+        screenshot(page, "15-canvas-math-watched.png")
+        score = client.post("/grader", json={"episode_id": played}).json()["score"]
+        # Its replay, from the first step.
+        page.locator("#wo-replay-id input, #wo-replay-id textarea").first.fill(played)
+        page.locator("#wo-replay-load").click()
+        expect(page.locator("#wo-status .wo-status")).to_have_attribute("data-mode", "replay")
+        page.locator("#wo-replay-forward").click()
+        wait_for_step(page, 1)
+        expect(page.locator("#wo-dag svg.wo-canvas")).to_have_attribute("data-nodes", "1")
+        # Compared with a built-in policy on the same task and seed: both canvases, both grades.
+        page.get_by_role("tab", name="Compare two episodes").click()
+        page.locator("#wo-compare-first textarea, #wo-compare-first input").first.fill(played)
+        page.locator("#wo-compare-second textarea, #wo-compare-second input").first.fill("heuristic")
+        page.locator("#wo-compare").click()
+        result = page.locator("#wo-compare-result")
+        expect(result.locator("svg.wo-canvas")).to_have_count(2)
+        expect(result.locator("#wo-compare-score-0")).to_have_text(f"{score:.3f}")
+        screenshot(page, "16-canvas-math-compared.png")
+        # Exported, it replays to the same grade.
+        document = client.get(f"/web/export/{played}.json", params={"secret": secret}).json()
+        assert document["replay_verified"] and document["grade"]["score"] == score
+        assert len(document["observations"]) == len(document["actions"]) + 1

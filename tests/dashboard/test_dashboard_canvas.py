@@ -73,7 +73,7 @@ def test_the_canvas_graph_changes_with_every_edit() -> None:
     assert last.count('class="wo-op"') == sum(len(node["operators"]) for node in view["nodes"])
     assert 'data-operator="Programmer" data-role="solver"' in last
     assert "repeat x2" in last and ">flagged<" in last and ">else<" in last
-    assert "node 1 · prompt concise" in last
+    assert ">node 1<" in last and ">prompt concise<" in last
     assert 'data-state="not executed"' in last
     executed = canvas.canvas_svg(env.step({"action_type": "execute"}))
     assert 'data-state="executed"' in executed
