@@ -199,7 +199,7 @@ def test_the_dag_recolours_as_the_episode_moves() -> None:
 
 def workflow_task_ids() -> list[str]:
     """The tasks with a workflow of named agents: the dashboard draws their DAG and schedule
-    (a canvas task, whose workflow is the canvas, has no drawing of its own yet)."""
+    (a canvas task's drawings are tested in test_dashboard_canvas.py)."""
     registry = default_registry()
     return [t for t in registry.task_ids() if isinstance(registry.resolve(t).compiled.family, WorkflowFamily)]
 
