@@ -16,14 +16,17 @@ nodes). Exact dominance cuts the units before the search:
 
 * a unit whose effect on the simulator's walk is the same as another's, with
   no more tokens and latency (per part: a conditional's branches are paid by
-  the share of the answer that takes them) and at least its statistics (a
-  solver, a checker, ``Test``: what the validity gate reads) is dropped; the
+  the share of the answer that takes them) and at least what the validity gate
+  counts in it (a solver, a checker, ``Test``; with no answer before it and
+  with one: ``canvas.node_contribution``) is dropped; the
   effect is named by the operators' effective rates under the node's prompt
   style (``Format`` and ``Test`` on code with tests rate the same under every
   style), so equivalent canvases are searched once;
 * an ensemble that votes on nothing, and an ensemble branch of a parallel
   structure, change nothing and cost tokens; planner, reviser and formatter
-  branches of a vote only cost; a vote over one solver is that solver.
+  branches of a vote, and every branch but the first of a parallel structure
+  without one, only cost (the gate does not count them either); a vote over
+  one solver is that solver.
 
 The bound: an upper bound on the grade of any canvas that extends a prefix,
 ``bound(r, k, p, c)`` over the nodes left ``r``, the fewest revisions any part
@@ -43,7 +46,7 @@ from dataclasses import dataclass
 from itertools import combinations_with_replacement
 from typing import Any
 
-from ..server.core.canvas.canvas import Canvas, Node, render_dsl
+from ..server.core.canvas.canvas import Canvas, Node, node_contribution, render_dsl
 from ..server.core.canvas.episode import CanvasTables
 from ..server.core.canvas.grade import WEIGHTS
 from ..server.core.canvas.operators import (
@@ -98,7 +101,7 @@ Stats = tuple[bool, bool, bool]  # a solver, a checker, Test
 @dataclass(frozen=True, slots=True)
 class Unit:
     nodes: tuple[Node, ...]
-    stats: Stats
+    stats: tuple[Stats, Stats]  # what the gate counts in it, with no answer before it and with one
     tokens: tuple[float, float, float]  # unconditional, if flagged, if not (per unit of share)
     latency: tuple[float, float, float]
 
@@ -156,9 +159,10 @@ def edits(canvas: Canvas) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------ units
 
 
-def _stats(names: tuple[str, ...]) -> Stats:
-    roles = {ROLE[name] for name in names}
-    return (SOLVER in roles, CHECKER in roles, "Test" in names)
+def _stats(nodes: tuple[Node, ...]) -> tuple[Stats, Stats]:
+    """What the validity gate counts in a unit, with no answer before it and with one."""
+    voted = len(nodes) == 2
+    return (node_contribution(nodes[0], voted, False)[0], node_contribution(nodes[0], voted, True)[0])
 
 
 class Units:
@@ -206,7 +210,7 @@ class Units:
             tokens: tuple[float, float, float],
             latency: tuple[float, float, float],
         ) -> None:
-            candidates.append((effect, Unit(nodes, _stats(names), tokens, latency)))
+            candidates.append((effect, Unit(nodes, _stats(nodes), tokens, latency)))
 
         effect: tuple[Any, ...]
         names: tuple[str, ...]
@@ -245,22 +249,15 @@ class Units:
                         effect = ("if", self.key(check, style), self.key(if_flagged, style), self.key(otherwise, style))
                         names = (check, if_flagged, otherwise)
                         add(effect, (Node(CONDITIONAL, names, 1, style),), names, (tc, tf, to), (lc, lf, lo))
-            # A parallel structure without a vote: its first branch acts; the others are statistics.
-            extras = solvers + checkers
-            for first in ops:
-                for width in range(max(2, g.min_parallel), g.max_parallel + 1):
-                    for rest in combinations_with_replacement(extras, width - 1):
-                        names = (first, *rest)
-                        t = sum(self.cost(name, style)[0] for name in names)
-                        lat = max(self.cost(name, style)[1] for name in names)
-                        effect = ("first", self.key(first, style))
-                        add(effect, (Node(PARALLEL, names, 1, style),), names, (t, 0.0, 0.0), (lat, 0.0, 0.0))
-            # A vote: two or more solvers and at most one checker branch (statistics), then an ensemble.
+            # A parallel structure without a vote: its first branch acts, and only it counts for the
+            # gate; the others cost (so the plain operator beats it: the same effect, fewer tokens).
+            # A vote: two or more solvers (other branches act on nothing: only padding up to the
+            # grammar's narrowest structure), then an ensemble.
+            padding = tuple(name for name in acting if ROLE[name] != SOLVER)
             for voters in range(2, g.max_parallel + 1):
                 for group in combinations_with_replacement(solvers, voters):
-                    options: list[tuple[str, ...]] = [()] if voters >= g.min_parallel else []
-                    if voters + 1 <= g.max_parallel:
-                        options += [(check,) for check in checkers]
+                    short = max(0, g.min_parallel - voters)
+                    options: list[tuple[str, ...]] = list(combinations_with_replacement(padding, short))
                     for extra in options:
                         names = (*group, *extra)
                         rates = tuple(sorted(self.params[name].styled(style) for name in group))
@@ -273,7 +270,7 @@ class Units:
                                 pick = self.params[ensemble].styled(ens_style) if aggregate else 0.0
                                 nodes = (Node(PARALLEL, names, 1, style), Node(OPERATOR, (ensemble,), 1, ens_style))
                                 effect = ("vote", rates, aggregate, pick)
-                                add(effect, nodes, (*names, ensemble), (t + te, 0.0, 0.0), (lat + le, 0.0, 0.0))
+                                add(effect, nodes, names, (t + te, 0.0, 0.0), (lat + le, 0.0, 0.0))
         return _pareto(candidates)
 
 
@@ -303,7 +300,7 @@ def _pareto(candidates: list[tuple[tuple[Any, ...], Unit]]) -> list[Unit]:
 
 def _beats(a: Unit, b: Unit) -> bool:
     return (
-        all(x >= y for x, y in zip(a.stats, b.stats, strict=True))
+        all(x >= y for sa, sb in zip(a.stats, b.stats, strict=True) for x, y in zip(sa, sb, strict=True))
         and all(x <= y for x, y in zip(a.tokens, b.tokens, strict=True))
         and all(x <= y for x, y in zip(a.latency, b.latency, strict=True))
     )
@@ -409,7 +406,8 @@ class CanvasOracle:
                 self.open_bound = max(self.open_bound, bound)
                 continue
             child = self.step([w.fork(list(w.cells), True) for w in walks], unit)
-            union = (stats[0] or unit.stats[0], stats[1] or unit.stats[1], stats[2] or unit.stats[2])
+            counted = unit.stats[answered]
+            union = (stats[0] or counted[0], stats[1] or counted[1], stats[2] or counted[2])
             self.search(child, union, (*canvas, *unit.nodes), tokens, latency)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from workflow_orchestrator.oracle.canvas import CanvasOracle, grade_of, oracle_for, solve_canvas
 from workflow_orchestrator.oracle.solver import OPTIMAL, replay
-from workflow_orchestrator.server.core.canvas.canvas import Canvas, Node, statistics
+from workflow_orchestrator.server.core.canvas.canvas import Canvas, Node, gate_counts
 from workflow_orchestrator.server.core.canvas.operators import (
     CHECKER,
     CONDITIONAL,
@@ -52,8 +52,9 @@ def brute_force(oracle: CanvasOracle, operators: tuple[str, ...], styles: tuple[
     best: tuple[float, Canvas] = (-1.0, ())
     for length in range(1, grammar.max_nodes + 1):
         for canvas in product(nodes, repeat=length):
-            stats = statistics(canvas, problem.problem_type, problem.has_tests, problem.verbose)
-            if not (stats["has_solver"] and stats["has_checker"] and (stats["has_test"] or not stats["needs_test"])):
+            solver, checker, test = gate_counts(canvas)
+            needs_test = problem.problem_type == "code" and problem.has_tests
+            if not (solver and checker and (test or not needs_test)):
                 continue
             outcome = expected_outcome(problem, params, canvas)
             if round(outcome.tokens) > oracle.budget:

@@ -311,6 +311,67 @@ def statistics(canvas: Canvas, problem_type: str, has_tests: bool, verbose: bool
     }
 
 
+GateCounts = tuple[bool, bool, bool]  # a solver, a checker, Test: each as the validity gate counts it
+
+
+def node_contribution(node: Node, voted: bool, answered: bool) -> tuple[GateCounts, bool]:
+    """What one node adds to the validity gate's counts, and whether an answer exists after it
+    (``voted``: an ensemble right after this parallel structure votes on it; ``answered``: an
+    answer exists before it). Only operators that act on the answer count: a checker (``Test``
+    too) when there is an answer to check; a parallel structure's solver branches when an
+    ensemble votes on them, else its first branch alone (the only one whose work is kept); a
+    conditional's flagged branch only when its checker has an answer to check (else only the
+    other branch runs); a loop's body in the order it runs, every time."""
+    solver = checker = test = False
+
+    def run(name: str) -> None:
+        nonlocal solver, checker, test, answered
+        role = ROLE[name]
+        if role == SOLVER:
+            solver = answered = True
+        elif role == CHECKER and answered:
+            checker = True
+            test = test or name == "Test"
+
+    ops = node.operators
+    if node.kind == OPERATOR:
+        run(ops[0])
+    elif node.kind == PARALLEL:
+        if voted and any(ROLE[name] == SOLVER for name in ops):
+            solver = answered = True
+        else:
+            run(ops[0])
+    elif node.kind == CONDITIONAL:
+        if answered:
+            run(ops[0])
+            run(ops[1])
+            run(ops[2])
+        else:
+            run(ops[2])
+    else:
+        for _ in range(node.count):
+            for name in ops:
+                run(name)
+    return (solver, checker, test), answered
+
+
+def gate_counts(canvas: Canvas) -> GateCounts:
+    """Whether the canvas has a solver, a checker and ``Test`` as the validity gate counts them:
+    only the operators that act on the answer (see :func:`node_contribution`)."""
+    solver = checker = test = answered = False
+    for i, node in enumerate(canvas):
+        following = canvas[i + 1] if i + 1 < len(canvas) else None
+        voted = (
+            node.kind == PARALLEL
+            and following is not None
+            and following.kind == OPERATOR
+            and ROLE[following.operators[0]] == ENSEMBLE
+        )
+        (s, c, t), answered = node_contribution(node, voted, answered)
+        solver, checker, test = solver or s, checker or c, test or t
+    return solver, checker, test
+
+
 def published_checks(stats: Mapping[str, Any]) -> dict[str, bool]:
     """The published finish rules, each met or not."""
     checks = {

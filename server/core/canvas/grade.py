@@ -2,8 +2,11 @@
 
 ``score = gate * (0.6 correctness + 0.2 cost + 0.1 latency + 0.1 valid_actions)``:
 
-* ``gate`` (validity): 1 when the episode finished with a well-formed canvas
-  (a solver and a checker, and ``Test`` for code with tests), else 0;
+* ``gate`` (validity): 1 when the episode finished with a well-formed, executed
+  canvas (a solver and a checker, and ``Test`` for code with tests), else 0;
+  only operators that act on the answer count (``canvas.gate_counts``): a
+  checker with an answer to check, a parallel structure's voted solver
+  branches or, with no ensemble after it, its first branch alone;
 * ``correctness``: the expected correctness of the finished canvas under the
   simulator's hidden parameters when the answer is its execution's answer,
   else whether the answer given is the right one;
@@ -25,7 +28,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ....vocabulary import CanvasGradeDimensionName
-from .canvas import Canvas, EditError, parse_dsl, published_checks, statistics
+from .canvas import Canvas, EditError, gate_counts, parse_dsl, published_checks, statistics
 from .problem import normalise_answer
 
 if TYPE_CHECKING:
@@ -96,7 +99,8 @@ def _grade(episode: CanvasEpisode) -> dict[str, Any]:
     if finished is not None:
         canvas = _canvas_of(finished["dsl"])
         stats = statistics(canvas, problem.problem_type, problem.has_tests, problem.verbose)
-        well_formed = stats["has_solver"] and stats["has_checker"] and (stats["has_test"] or not stats["needs_test"])
+        solver, checker, test = gate_counts(canvas)
+        well_formed = solver and checker and (test or not stats["needs_test"])
         ran = executed is not None and executed["dsl"] == finished["dsl"]
         gate = 1.0 if (well_formed and ran) else 0.0
         if ran and canvas:
