@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import combinations_with_replacement
 from typing import Any
@@ -90,7 +91,10 @@ SEED_POLICIES = ("heuristic", "template")
 
 GRID = 48  # the bound's grid over the chance of a right answer
 MAX_K = 3  # revision counts from which the bound's fix rate stays that of MAX_K
-MAX_P = 3  # planning levels (MAX_P: any number of plans from there)
+MAX_P = 3  # plans counted (from MAX_P on, every later plan decays as the MAX_P-th)
+BEAM_WIDTH = 6  # the first incumbent's beam: canvases kept per level (by grade, and as many by bound)
+BEAM_TRIES = 40  # units tried from each
+LADDER = 8  # planning levels beyond single plans: groups of the boosts two or three plans give
 # The grade rounds tokens to whole ones and each dimension to 6 decimals: a bound within
 # SLACK of the best found cannot be told apart from it.
 SLACK = 3e-5
@@ -356,8 +360,9 @@ class CanvasOracle:
         self.deadline = start + seconds
         self.timed_out = False
         self.open_bound = -1.0
-        root = [_Walk(self.params, self.problem, None)]
-        self.search(root, (False, False, False), (), 0.0, 0.0)
+        self.beam()
+        self.expanded = 0
+        self.search([_Walk(self.params, self.problem, None)], (False, False, False), ())
         elapsed = time.process_time() - start
         status = BEST_FOUND if self.timed_out else OPTIMAL
         upper = max(self.best_score, self.open_bound + SLACK) if self.timed_out else self.best_score
@@ -373,7 +378,9 @@ class CanvasOracle:
             self.expanded,
         )
 
-    def search(self, walks: list[_Walk], stats: Stats, canvas: Canvas, tokens: float, latency: float) -> None:
+    def visit(self, walks: list[_Walk], stats: Stats, canvas: Canvas) -> list[tuple[float, Unit]]:
+        """Grade ``canvas`` (the walks after it) as a finished one, and the units that may extend
+        it to something better than the best so far, with their bounds, highest first."""
         self.expanded += 1
         outcome = outcome_of(walks)
         tokens, latency = outcome.tokens, outcome.latency
@@ -383,7 +390,7 @@ class CanvasOracle:
                 self.best_score, self.best_canvas, self.best_breakdown = score, canvas, breakdown
         left = self.grammar.max_nodes - len(canvas)
         if left <= 0:
-            return
+            return []
         right = sum(w.cells[4] + w.cells[5] + w.cells[6] + w.cells[7] for w in walks if w.has_answer)
         k = min(w.revisions for w in walks)
         p = self.relax.level(max(w.boost for w in walks))
@@ -398,17 +405,49 @@ class CanvasOracle:
             if bound + SLACK > self.best_score:
                 children.append((bound, self.units[index]))
         children.sort(key=lambda item: -item[0])
-        for bound, unit in children:
+        return children
+
+    def extend(self, walks: list[_Walk], stats: Stats, unit: Unit) -> tuple[list[_Walk], Stats]:
+        """The walks and the gate's counts after ``unit``."""
+        answered = any(w.has_answer for w in walks)
+        child = self.step([w.fork(list(w.cells), True) for w in walks], unit)
+        counted = unit.stats[answered]
+        return child, (stats[0] or counted[0], stats[1] or counted[1], stats[2] or counted[2])
+
+    def beam(self, width: int = BEAM_WIDTH, tries: int = BEAM_TRIES) -> None:
+        """A first incumbent: a beam over the units, level by level, the ``tries`` best bounded
+        units of each of the ``width`` canvases kept (those whose finished grade is highest,
+        well-formed or not, and those with the highest bound)."""
+        level: list[tuple[list[_Walk], Stats, Canvas]] = [([_Walk(self.params, self.problem, None)], (False,) * 3, ())]
+        while level and time.process_time() < self.deadline:
+            scored: list[tuple[float, float, int, tuple[list[_Walk], Stats, Canvas]]] = []
+            for walks, stats, canvas in level:
+                for bound, unit in self.visit(walks, stats, canvas)[:tries]:
+                    child, counted = self.extend(walks, stats, unit)
+                    outcome = outcome_of(child)
+                    now = grade_of(
+                        outcome.correctness, outcome.tokens, outcome.latency, self.budget, self.latency_limit
+                    )
+                    scored.append((now[0], bound, len(scored), (child, counted, (*canvas, *unit.nodes))))
+            by_grade = sorted(scored, key=lambda item: (-item[0], item[2]))[:width]
+            by_bound = sorted(scored, key=lambda item: (-item[1], item[2]))[:width]
+            seen: set[int] = set()
+            level = []
+            for item in (*by_grade, *by_bound):
+                if item[2] not in seen:
+                    seen.add(item[2])
+                    level.append(item[3])
+
+    def search(self, walks: list[_Walk], stats: Stats, canvas: Canvas) -> None:
+        for bound, unit in self.visit(walks, stats, canvas):
             if bound + SLACK <= self.best_score:
                 break
             if time.process_time() > self.deadline:
                 self.timed_out = True
                 self.open_bound = max(self.open_bound, bound)
                 continue
-            child = self.step([w.fork(list(w.cells), True) for w in walks], unit)
-            counted = unit.stats[answered]
-            union = (stats[0] or counted[0], stats[1] or counted[1], stats[2] or counted[2])
-            self.search(child, union, (*canvas, *unit.nodes), tokens, latency)
+            child, union = self.extend(walks, stats, unit)
+            self.search(child, union, (*canvas, *unit.nodes))
 
 
 # ------------------------------------------------------------------- the bound
@@ -422,22 +461,13 @@ class Relaxation:
         self.oracle = oracle
         params = oracle.params
         self.params = params
-        planners = [name for name in OPERATOR_NAMES if ROLE[name] == PLANNER]
-        best_plan = max((params[name].styled(style) for name in planners for style in PROMPT_STYLES), default=0.0)
+        self.planners = [name for name in OPERATOR_NAMES if ROLE[name] == PLANNER]
+        self.plan_memo: dict[tuple[int, float], int] = {}
+        self.ladder = self._ladder()
         checkers = [name for name in OPERATOR_NAMES if ROLE[name] == CHECKER]
         self.caught = max(
             max(params[name].styled(style) for name in checkers for style in PROMPT_STYLES), BLIND_REVISION
         )
-        self.boosts = []
-        boost = 0.0
-        for level in range(MAX_P):
-            self.boosts.append(boost)
-            boost = 1.0 - (1.0 - boost) * (1.0 - best_plan * PLANNER_DECAY**level)
-        # MAX_P: every later plan at its best too.
-        rest = boost
-        for level in range(MAX_P, 64):
-            rest = 1.0 - (1.0 - rest) * (1.0 - best_plan * PLANNER_DECAY**level)
-        self.boosts.append(min(1.0, rest + 1e-12))
         self.transitions: dict[tuple[int, int, int, bool], tuple[float, float, int, int, bool, float, float]] = {}
         self.memo: dict[tuple[int, int, int, bool, bool], list[float]] = {}
         self.front_memo: dict[
@@ -446,11 +476,49 @@ class Relaxation:
         self.order_memo: dict[tuple[int, int, int, bool], list[tuple[float, int]]] = {}
         self.walk = _Walk(params, oracle.problem, None)
 
+    def _ladder(self) -> list[float]:
+        """The planning levels: no boost, every boost one plan gives, a few that two or three
+        plans give (the most of each group), and the most any number of plans may give."""
+        rates = sorted({self.params[name].styled(style) for name in self.planners for style in PROMPT_STYLES})
+        best = rates[-1] if rates else 0.0
+        # most[n]: the most boost n plans give (the best plan every time).
+        self.most = [0.0]
+        for n in range(MAX_P):
+            self.most.append(1.0 - (1.0 - self.most[-1]) * (1.0 - best * PLANNER_DECAY**n))
+        top = self.most[-1]
+        for n in range(MAX_P, 64):
+            top = 1.0 - (1.0 - top) * (1.0 - best * PLANNER_DECAY**n)
+        self.top = min(1.0, top + 1e-12)
+        singles = [self.after(0.0, rate) for rate in rates]
+        more = set(singles)
+        frontier = list(singles)
+        for _ in range(2):
+            frontier = [self.after(value, rate) for value in frontier for rate in rates]
+            more.update(frontier)
+        rest = sorted(value for value in more if value not in singles and value < self.top)
+        groups = [rest[i * len(rest) // LADDER : (i + 1) * len(rest) // LADDER] for i in range(LADDER)]
+        return sorted({0.0, *singles, *(group[-1] for group in groups if group), self.top})
+
+    def after(self, boost: float, rate: float) -> float:
+        """The most boost a plan of ``rate`` leaves on a part whose boost is at most ``boost``
+        (its k-th plan raises it by ``rate * 0.5^k``, and k plans give at most ``most[k]``)."""
+        found = 0.0
+        for n, most in enumerate(self.most):
+            decay = PLANNER_DECAY ** min(n, MAX_P)
+            start = min(boost, most) if n < MAX_P else boost
+            found = max(found, 1.0 - (1.0 - start) * (1.0 - rate * decay))
+        return min(self.top, found)
+
     def level(self, boost: float) -> int:
-        for level, value in enumerate(self.boosts):
-            if boost <= value + 1e-12:
-                return level
-        return MAX_P
+        """The planning state of a boost: the lowest level at or above it."""
+        return min(bisect_left(self.ladder, boost - 1e-12), len(self.ladder) - 1)
+
+    def plan(self, p: int, rate: float) -> int:
+        """The planning state after a planner of ``rate``."""
+        found = self.plan_memo.get((p, rate))
+        if found is None:
+            found = self.plan_memo[(p, rate)] = self.level(self.after(self.ladder[p], rate))
+        return found
 
     def op(
         self, name: str, style: str, k: int, p: int, answered: bool, flagged: bool | None
@@ -461,16 +529,17 @@ class Relaxation:
         params = self.params[name]
         if role == SOLVER:
             q = params.styled(style)
-            q = q + (1.0 - q) * self.boosts[p]
+            q = q + (1.0 - q) * self.ladder[p]
             return q, q, k, p, True
         if role == PLANNER:
-            return 1.0, 0.0, k, min(MAX_P, p + 1), answered
+            return 1.0, 0.0, k, self.plan(p, params.styled(style)), answered
         if role == REVISER and answered:
             fix = params.styled(style) * REVISION_DECAY ** min(k, MAX_K)
+            # A revision in a branch counts for that branch's part like any other.
             if flagged is False:
-                return 1.0, 0.0, k, p, answered
+                return 1.0, 0.0, min(MAX_K, k + 1), p, answered
             if flagged:
-                return 1.0 - REVISE_BREAK, fix, k, p, answered
+                return 1.0 - REVISE_BREAK, fix, min(MAX_K, k + 1), p, answered
             # Checked: the flagged wrong answers (at most the best true positive rate); else blind.
             return 1.0, fix * self.caught, min(MAX_K, k + 1), p, answered
         return 1.0, 0.0, k, p, answered
@@ -497,7 +566,7 @@ class Relaxation:
             for name in head.operators:
                 if ROLE[name] == SOLVER:
                     q = self.params[name].styled(head.style)
-                    rates.append(q + (1.0 - q) * self.boosts[p])
+                    rates.append(q + (1.0 - q) * self.ladder[p])
             v = self.walk.vote(rates, nodes[1])
             then(v, v)
             answered = True
@@ -523,7 +592,9 @@ class Relaxation:
                 at, bt, kt, pt, _ = self.op(if_flagged, head.style, k, p, True, True)
                 ao, bo, ko, po, _ = self.op(otherwise, head.style, k, p, True, False)
                 then(fpr * at + (1.0 - fpr) * ao, tpr * bt + (1.0 - tpr) * bo)
-                k, p = min(kt, ko), max(pt, po)
+                # The parts: the fewest revisions and the highest boost.
+                k = min(kt, ko)
+                p = max(pt, po)
                 low, high = min(tpr, fpr), max(tpr, fpr)
                 tokens += unit.tokens[1] * low + unit.tokens[2] * (1.0 - high)
                 latency += unit.latency[1] * low + unit.latency[2] * (1.0 - high)

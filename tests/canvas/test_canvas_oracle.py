@@ -95,6 +95,21 @@ def test_the_oracle_finds_the_brute_force_optimum_three_nodes_deep() -> None:
     assert replay(compiled, 3, result.plan)[0]["score"] == result.best_score
 
 
+@pytest.mark.parametrize(("task_id", "seed"), [("canvas/qa", 0), ("canvas/math", 2), ("canvas/mixed", 5)])
+def test_the_bound_holds_with_plans_and_revisions_in_branches(task_id: str, seed: int) -> None:
+    # Planners at their own boost (a weak plan is not the best one), plans and revisions inside a
+    # conditional's branches, loops of plans: the bound's planning levels and revision counts.
+    grammar = Grammar(max_nodes=3, min_parallel=2, max_parallel=2, max_loop_body=1, min_loop_count=2, max_loop_count=2)
+    operators = ("Plan", "AnswerGenerate", "Verify", "Revise")
+    compiled = default_registry().resolve(task_id, seed=seed).compiled
+    for styles in (("concise",), ("step_by_step",)):
+        oracle = oracle_for(compiled, seed, grammar=grammar, operators=operators, styles=styles)
+        result = oracle.solve(seconds=300)
+        assert result.status == OPTIMAL
+        best, canvas = brute_force(oracle, operators, styles)
+        assert result.best_score == best, (result.dsl, canvas)
+
+
 def test_a_solved_canvas_task_replays_to_its_score() -> None:
     compiled = default_registry().resolve("canvas/math", seed=4).compiled
     result = solve_canvas(compiled, 4, seconds=1.0)
