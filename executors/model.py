@@ -67,6 +67,9 @@ from .sandbox import DEFAULT_LIMITS, Limits, SandboxResult, run_program, run_tes
 DEFAULT_API_BASE_URL = "https://router.huggingface.co/v1"
 CACHE_ENV = "WORKFLOW_ORCHESTRATOR_MODEL_CACHE"
 DEFAULT_CACHE = Path.home() / ".cache" / "workflow_orchestrator" / "canvas_responses.sqlite"
+# The budget scale of the model executor (see ModelSettings.budget_scale) and its variable.
+DEFAULT_BUDGET_SCALE = 5.0
+BUDGET_SCALE_ENV = "WORKFLOW_ORCHESTRATOR_CANVAS_BUDGET_SCALE"
 # Branches of a parallel structure are independent samples.
 SAMPLE_TEMPERATURE = 0.7
 MAX_OUTPUT_LINE = 120
@@ -82,18 +85,23 @@ class ModelSettings:
     request_timeout_s: float = 60.0
     max_retries: int = 2  # the openai client's own retries of a failed call
     cache_path: str = str(DEFAULT_CACHE)
+    # The episode's token budget is the task's times this: the tasks' budgets are sized for the
+    # simulated executor's token costs, and real prompts (the problem, the context, the reply) cost more.
+    budget_scale: float = DEFAULT_BUDGET_SCALE
 
 
 def settings_from_environ(environ: Mapping[str, str] | None = None, **overrides: Any) -> ModelSettings:
     """The settings ``inference.py`` reads: ``API_BASE_URL``, ``MODEL_NAME``,
-    ``API_KEY`` (``HF_TOKEN`` when unset), and ``WORKFLOW_ORCHESTRATOR_MODEL_CACHE``
-    for the cache file; keyword arguments override them."""
+    ``API_KEY`` (``HF_TOKEN`` when unset), ``WORKFLOW_ORCHESTRATOR_MODEL_CACHE``
+    for the cache file and ``WORKFLOW_ORCHESTRATOR_CANVAS_BUDGET_SCALE`` for the
+    budget scale; keyword arguments override them."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {
         "model": env.get("MODEL_NAME") or "",
         "api_base_url": env.get("API_BASE_URL") or DEFAULT_API_BASE_URL,
         "api_key": env.get("API_KEY") or env.get("HF_TOKEN") or None,
         "cache_path": env.get(CACHE_ENV) or str(DEFAULT_CACHE),
+        "budget_scale": float(env.get(BUDGET_SCALE_ENV) or DEFAULT_BUDGET_SCALE),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if not values["model"]:
@@ -216,6 +224,7 @@ class ModelExecutor:
         self.cache = cache if cache is not None else ResponseCache(settings.cache_path)
         self._client = client
         self.limits = limits
+        self.budget_scale = settings.budget_scale
         self.problem_key = hashlib.sha256(
             "\x1f".join((problem.problem_type, problem.text, problem.entry_point or "")).encode()
         ).hexdigest()

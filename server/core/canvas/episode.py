@@ -50,6 +50,15 @@ class GradedExecutor(Protocol):
     def expected(self, canvas: Canvas) -> Expected: ...
 
 
+def budget_for(budget: int, executor: object) -> int:
+    """An episode's token budget under ``executor``: the task's ``budget`` times the executor's
+    ``budget_scale`` (at least 1 token; 1 when the executor declares none)."""
+    scale = getattr(executor, "budget_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ValueError(f"an executor's budget_scale is a positive number, not {scale!r}")
+    return max(1, round(budget * scale))
+
+
 EDITS = frozenset({"add", "delete", "modify", "set_prompt"})
 MAX_LABEL = 200
 
@@ -136,6 +145,7 @@ class CanvasEpisode:
         self.executed: Canvas | None = None  # the canvas of the last execution
         self.last_execution: Execution | None = None
         self.step_count = 0
+        self.budget = tables.budget  # the task's, times the executor's budget_scale (use_executor)
         self.budget_used = 0
         self.invalid_count = 0
         self.terminated = False
@@ -171,11 +181,14 @@ class CanvasEpisode:
         self.sealed = True
 
     def use_executor(self, executor: GradedExecutor) -> None:
-        """Run the canvas with ``executor`` instead of the simulated one (before the first step)."""
+        """Run the canvas with ``executor`` instead of the simulated one (before the first step).
+        The episode's token budget is the task's times the executor's ``budget_scale`` (1 when it
+        has none: the task's budgets are sized for the simulated executor's token costs)."""
         if self.step_count:
             raise RuntimeError("an episode's executor is chosen before its first step")
         self.executor = executor
         self.simulated = isinstance(executor, SimulatedExecutor)
+        self.budget = budget_for(self.tables.budget, executor)
 
     def use_reward_model(self, model: Any) -> None:
         self.reward_model = model
@@ -251,10 +264,10 @@ class CanvasEpisode:
             execution = self.last_execution
         else:
             execution = self.executor.execute(self.problem, canvas)
-            if self.budget_used + execution.tokens > self.tables.budget:
+            if self.budget_used + execution.tokens > self.budget:
                 raise EditError(
                     "over_budget",
-                    f"executing needs {execution.tokens} tokens; {self.tables.budget - self.budget_used} are left",
+                    f"executing needs {execution.tokens} tokens; {self.budget - self.budget_used} are left",
                 )
             self.budget_used += execution.tokens
             outcome.tokens = execution.tokens

@@ -151,9 +151,9 @@ class CanvasFamily:
             "step_count": episode.step_count,
             "step_limit": tables.rounds,
             "rounds_left": max(0, tables.rounds - episode.step_count),
-            "budget": tables.budget,
+            "budget": episode.budget,
             "budget_used": episode.budget_used,
-            "budget_remaining": tables.budget - episode.budget_used,
+            "budget_remaining": episode.budget - episode.budget_used,
             # No workflow of named agents here: the keys its policies read are empty.
             "subtasks": [],
             "agents": [],

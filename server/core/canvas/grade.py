@@ -10,7 +10,8 @@
 * ``correctness``: the expected correctness of the finished canvas under the
   simulator's hidden parameters when the answer is its execution's answer,
   else whether the answer given is the right one;
-* ``cost``: ``1 - tokens spent / budget`` over the whole episode;
+* ``cost``: ``1 - tokens spent / budget`` over the whole episode (the
+  episode's budget: the task's times the executor's ``budget_scale``);
 * ``latency``: ``1 - latency of the final canvas / latency limit`` (at least 0);
 * ``valid_actions``: the share of steps whose action was valid.
 
@@ -111,7 +112,7 @@ def _grade(episode: CanvasEpisode) -> dict[str, Any]:
             else:
                 correctness = float(normalise_answer(finished["answer"]) == normalise_answer(problem.answer))
             latency = max(0.0, 1.0 - expected.latency / tables.latency_limit)
-    cost = max(0.0, 1.0 - tokens / tables.budget)
+    cost = max(0.0, 1.0 - tokens / episode.budget)
     breakdown = {
         "correctness": round(correctness, 6),
         "cost": round(cost, 6),
@@ -131,7 +132,7 @@ def _grade(episode: CanvasEpisode) -> dict[str, Any]:
             "steps": episode.step_count,
             "invalid_actions": invalid,
             "tokens_used": tokens,
-            "budget": tables.budget,
+            "budget": episode.budget,
             "executions": sum(1 for row in episode.log.rows if row["kind"] == "executed"),
             "valid_canvas": int(gate),
         },
@@ -172,7 +173,7 @@ class CanvasRewards:
     def step_reward(self, episode: CanvasEpisode, outcome: StepOutcome) -> dict[str, float]:
         return {
             "invalid_action": SHAPED_TABLE["invalid_action"] if outcome.error else 0.0,
-            "cost": SHAPED_TABLE["cost"] * outcome.tokens / self.budget,
+            "cost": SHAPED_TABLE["cost"] * outcome.tokens / episode.budget,
             "grade": float(grade_canvas(episode)["score"]) if outcome.ended else 0.0,
         }
 
