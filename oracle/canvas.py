@@ -30,12 +30,21 @@ nodes). Exact dominance cuts the units before the search:
 
 The bound: an upper bound on the grade of any canvas that extends a prefix,
 ``bound(r, k, p, c)`` over the nodes left ``r``, the fewest revisions any part
-has had ``k``, a planning level ``p`` (no part's boost is above the boost of
-``p`` best plans) and the chance ``c`` that the answer is right, from a
+has had ``k`` (a revision in a conditional's branch counts for its part), a
+planning level ``p`` and the chance ``c`` that the answer is right, from a
 relaxation where every unit moves a right answer to right with at most ``a``
 and a wrong one with at most ``b`` (rates at their best over the contexts the
 unit may meet), less its fewest tokens; on a grid of ``c`` rounded up (the
-bound increases with ``c``).
+bound increases with ``c``). The planning levels are boosts: none, each single
+plan's (planner and prompt style), a few groups of what two or three plans
+give (each the most of its group) and the most any number of plans may give;
+a plan moves a level to the lowest level at or above the most it may leave
+(its k-th plan raises the boost by its rate times ``0.5^k``, and ``k`` plans
+give at most what ``k`` best plans give), so a weak plan counts as itself.
+
+The first incumbent is the best of the built-in policies' episodes and of a
+beam over the units (a few canvases kept a level, by grade and by bound), run
+within the CPU budget before the branch and bound.
 """
 
 from __future__ import annotations
