@@ -49,7 +49,9 @@ error code and penalty).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import gc
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +111,40 @@ class VectorStep:
                 strict=True,
             )
         ]
+
+
+class _CollectorPause:
+    """The cyclic garbage collector held off while batches run (nested and across threads: it
+    runs again when the last batch running ends, if it ran before the first began).
+
+    A batch step allocates a few objects per episode that it keeps (log rows, trace
+    entries, scheduled completions); over 256 episodes that is enough to start a young
+    collection at every batch, and every tenth an older one, each walking objects spread
+    over all the episodes' memory. Held off for the batch, the collector sees the same
+    objects at its next turn, right after the batch (garbage of a batch waits at most
+    for the batch's end)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._resume = False
+
+    def run(self, work: Callable[[], VectorStep]) -> VectorStep:
+        with self._lock:
+            if self._depth == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._depth += 1
+        try:
+            return work()
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._resume:
+                    gc.enable()
+
+
+_PAUSE = _CollectorPause()
 
 
 def check_batch_size(count: int) -> None:
@@ -187,6 +223,9 @@ class WorkflowVectorEnv:
 
     def reset(self, seed: int | Sequence[int] = 0) -> VectorStep:
         """Start an episode in every slot: slot ``i`` gets ``seed + i``, or ``seed[i]`` for a list."""
+        return _PAUSE.run(lambda: self._reset(seed))
+
+    def _reset(self, seed: int | Sequence[int]) -> VectorStep:
         count = self.num_envs
         if isinstance(seed, int) and not isinstance(seed, bool):
             seeds = [(seed + i) % (MAX_SEED + 1) for i in range(count)]
@@ -223,7 +262,10 @@ class WorkflowVectorEnv:
         """One action per slot, in slot order; each is what ``WorkflowEnv.step`` takes."""
         self.check_actions(actions)
         if self.observation_form != "full":
-            return self._step_lean(actions)
+            return _PAUSE.run(lambda: self._step_lean(actions))
+        return _PAUSE.run(lambda: self._step_full(actions))
+
+    def _step_full(self, actions: Sequence[Any]) -> VectorStep:
         observations: list[dict[str, Any] | None] = []
         rewards: list[float] = []
         terminated: list[bool] = []

@@ -345,3 +345,30 @@ def test_the_encoded_form_needs_one_family() -> None:
         WorkflowVectorEnv(["arena/easy", "easy"], observation="encoded")
     with pytest.raises(ValueError, match="observation must be one of"):
         WorkflowVectorEnv("easy", observation="dict")
+
+
+def test_batches_hold_the_collector_off_and_give_it_back() -> None:
+    import gc
+
+    seen: list[bool] = []
+    vec = WorkflowVectorEnv("hard", 4, observation="none")
+    step = vec._step_lean
+
+    def watched(actions: Any) -> Any:
+        seen.append(gc.isenabled())
+        return step(actions)
+
+    vec._step_lean = watched  # type: ignore[method-assign]
+    vec.reset(0)
+    assert gc.isenabled()
+    vec.step([{"action_type": "wait"}] * 4)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        vec.step([{"action_type": "wait"}] * 4)
+        assert not gc.isenabled()  # a batch does not turn on a collector that was off
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError):
+        vec.step([{"action_type": "wait"}] * 3)
+    assert gc.isenabled()
