@@ -54,8 +54,9 @@ from typing import Any
 
 import orjson
 
-from workflow_orchestrator.models import BatchResetRequest, BatchStepRequest
+from workflow_orchestrator.models import MAX_BATCH, MAX_EPISODES, MAX_ID_LENGTH, BatchResetRequest, BatchStepRequest
 from workflow_orchestrator.vector import VectorStep, WorkflowVectorEnv
+from workflow_orchestrator.vocabulary import ACTION_TYPES
 
 
 class BatchCapacityError(RuntimeError):
@@ -127,7 +128,13 @@ class BatchSession:
         """Step every episode; raises ``RuntimeError`` before a batch_reset, ``ValueError`` on a wrong count."""
         if self.vector is None:
             raise RuntimeError("no batch yet: send a batch_reset first")
-        return batch_reply(self.vector.step([action.to_core() for action in request.actions]))
+        return self.step_core([action.to_core() for action in request.actions])
+
+    def step_core(self, actions: list[dict[str, Any]]) -> str:
+        """:meth:`step` with the actions already as the core takes them (see :func:`plain_batch_actions`)."""
+        if self.vector is None:
+            raise RuntimeError("no batch yet: send a batch_reset first")
+        return batch_reply(self.vector.step(actions))
 
     def close(self) -> None:
         """Free the batch's episodes (the connection ended)."""
@@ -159,3 +166,77 @@ def array_field(array: Any) -> dict[str, Any]:
         "shape": list(array.shape),
         "data": base64.b64encode(little.tobytes()).decode("ascii"),
     }
+
+
+# ------------------------------------------------------------- batch_step without pydantic
+
+_ACTION_KEYS = frozenset(("action_type", "subtask_id", "agent_name", "assignments", "task_ids"))
+_ASSIGNMENT_KEYS = frozenset(("subtask_id", "agent_name"))
+_KNOWN_TYPES = frozenset(ACTION_TYPES)
+_MESSAGE_KEYS = frozenset(("type", "data"))
+
+
+def _name(value: Any) -> bool:
+    """A subtask id or agent name as the wire model accepts it (given, 1 to 64 characters)."""
+    return type(value) is str and 0 < len(value) <= MAX_ID_LENGTH
+
+
+def plain_batch_actions(raw: str | bytes) -> list[dict[str, Any]] | None:
+    """A ``batch_step`` message of plain actions (the workflow families' types, each field a
+    plain string or list within the wire model's limits, no ``metadata``) read without the
+    pydantic models: the actions as ``WorkflowAction.to_core`` gives them, the same dicts.
+    None for anything else, which then goes through the models as before (and gets their
+    errors): this only takes what they would accept, and answers it the same way."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(message) is not dict or message.keys() != _MESSAGE_KEYS or message["type"] != "batch_step":
+        return None
+    data = message["data"]
+    if type(data) is not dict or len(data) != 1:
+        return None
+    actions = data.get("actions")
+    if type(actions) is not list or not 0 < len(actions) <= MAX_EPISODES:
+        return None
+    core: list[dict[str, Any]] = []
+    for action in actions:
+        if type(action) is not dict or not action.keys() <= _ACTION_KEYS:
+            return None
+        action_type = action.get("action_type")
+        if action_type not in _KNOWN_TYPES or type(action_type) is not str:
+            return None
+        plain: dict[str, Any] = {"action_type": action_type}
+        subtask_id = action.get("subtask_id")
+        if subtask_id is not None:
+            if not _name(subtask_id):
+                return None
+            plain["subtask_id"] = subtask_id
+        agent_name = action.get("agent_name")
+        if agent_name is not None:
+            if not _name(agent_name):
+                return None
+            plain["agent_name"] = agent_name
+        assignments = action.get("assignments")
+        if assignments is not None:
+            if type(assignments) is not list or len(assignments) > MAX_BATCH:
+                return None
+            listed = []
+            for item in assignments:
+                if type(item) is not dict or not item.keys() <= _ASSIGNMENT_KEYS or not _name(item.get("subtask_id")):
+                    return None
+                named = item.get("agent_name")
+                if named is not None and not _name(named):
+                    return None
+                listed.append({"subtask_id": item["subtask_id"], "agent_name": named})
+            plain["assignments"] = listed
+        task_ids = action.get("task_ids")
+        if task_ids is not None:
+            if type(task_ids) is not list or len(task_ids) > MAX_BATCH:
+                return None
+            for task_id in task_ids:
+                if type(task_id) is not str:
+                    return None
+            plain["task_ids"] = list(task_ids)
+        core.append(plain)
+    return core

@@ -34,7 +34,12 @@ from workflow_orchestrator.server.environment import (
     WorkflowEnvironment,
     note_ignored_options,
 )
-from workflow_orchestrator.server.http.batch import BatchBudget, BatchCapacityError, BatchSession
+from workflow_orchestrator.server.http.batch import (
+    BatchBudget,
+    BatchCapacityError,
+    BatchSession,
+    plain_batch_actions,
+)
 from workflow_orchestrator.server.http.responses import JSON_OPTIONS, describe_validation_errors
 from workflow_orchestrator.server.http.routes import archived, used_id_message
 from workflow_orchestrator.server.http.settings import ServerSettings
@@ -44,6 +49,9 @@ logger = logging.getLogger("workflow_orchestrator.server")
 
 
 _incoming_message = TypeAdapter(IncomingMessage)
+# What a batch_step message holds (messages without it are no batch step: read by the models at once).
+_BATCH_STEP = '"batch_step"'
+_BATCH_STEP_BYTES = b'"batch_step"'
 
 
 def _ws_error(message: str, code: WSErrorCode, **extra: Any) -> str:
@@ -139,22 +147,19 @@ class SessionEndpoint:
             if raw is None:
                 raw = message.get("bytes") or b""
             session.last_active_at = time.monotonic()
-            try:
-                incoming = _incoming_message.validate_json(raw)
-            except ValidationError as exc:
-                reply: str | None = self._validation_reply(exc)
+            # A batch step of plain actions skips the models (the same actions, the same answer).
+            plain = (
+                plain_batch_actions(raw) if (_BATCH_STEP_BYTES if type(raw) is bytes else _BATCH_STEP) in raw else None
+            )
+            if plain is not None:
+                reply: str | None = await self.answer_batch(session, plain)
             else:
-                used = None
-                if isinstance(incoming, (BatchResetMessage, BatchStepMessage)):
-                    reply = await self.answer_batch(session, incoming)
+                try:
+                    incoming = _incoming_message.validate_json(raw)
+                except ValidationError as exc:
+                    reply = self._validation_reply(exc)
                 else:
-                    if isinstance(incoming, ResetMessage) and incoming.data.episode_id is not None:
-                        # A chosen id is looked up in the archive too (off the event loop), as /reset does.
-                        used = await used_id_message(self.store, incoming.data.episode_id)
-                    if used is None:
-                        reply = self.answer(environment, incoming)
-                    else:
-                        reply = _ws_error(used, WSErrorCode.EXECUTION_ERROR)
+                    reply = await self._answer_valid(session, environment, incoming)
             if reply is None:
                 return False
             episode = environment.episode
@@ -164,6 +169,18 @@ class SessionEndpoint:
             session.sending_since = session.last_active_at
             await send({"type": "websocket.send", "text": reply})
             session.sending_since = 0.0
+
+    async def _answer_valid(
+        self, session: Session, environment: WorkflowEnvironment, incoming: IncomingMessage
+    ) -> str | None:
+        if isinstance(incoming, (BatchResetMessage, BatchStepMessage)):
+            return await self.answer_batch(session, incoming)
+        if isinstance(incoming, ResetMessage) and incoming.data.episode_id is not None:
+            # A chosen id is looked up in the archive too (off the event loop), as /reset does.
+            used = await used_id_message(self.store, incoming.data.episode_id)
+            if used is not None:
+                return _ws_error(used, WSErrorCode.EXECUTION_ERROR)
+        return self.answer(environment, incoming)
 
     def answer(self, environment: WorkflowEnvironment, message: IncomingMessage) -> str | None:
         """The reply to one valid message, or None for ``close``."""
@@ -192,13 +209,18 @@ class SessionEndpoint:
             # a step before any reset: the client's to fix.
             return _ws_error(str(exc), WSErrorCode.EXECUTION_ERROR)
 
-    async def answer_batch(self, session: Session, message: BatchResetMessage | BatchStepMessage) -> str:
-        """The reply to a batch message, worked out on a worker thread (a batch of 256 episodes
-        would otherwise hold the event loop); the session waits for it before reading on."""
+    async def answer_batch(
+        self, session: Session, message: BatchResetMessage | BatchStepMessage | list[dict[str, Any]]
+    ) -> str:
+        """The reply to a batch message (or a batch step's plain actions), worked out on a worker
+        thread (a batch of 256 episodes would otherwise hold the event loop); the session waits for
+        it before reading on."""
         if session.batch is None:
             session.batch = BatchSession(self.store.registry, self.batch_budget, self.store.outcome_secret)
         batch = session.batch
         try:
+            if isinstance(message, list):
+                return await asyncio.to_thread(batch.step_core, message)
             if isinstance(message, BatchResetMessage):
                 return await asyncio.to_thread(batch.reset, message.data)
             return await asyncio.to_thread(batch.step, message.data)
