@@ -105,7 +105,8 @@ class ArenaTables:
     sorted_deadlines: tuple[int, ...]
     sorted_deadline_subtasks: tuple[int, ...]
     dispatch_actions: tuple[dict[str, Any], ...]
-    # The fields of each subtask view that never change, copied into every view.
+    # The fields of each subtask view that never change, copied into every view, with the
+    # changing ones last (None here: every view sets them, so a copy never grows).
     static_views: tuple[dict[str, Any], ...]
     # Tasks with a budget (arena/expert): the money budget, and its grade's weights.
     budget: float | None
@@ -117,6 +118,11 @@ class ArenaTables:
     # Per worker, its delegate (and retry) action for each subtask, when workers differ (else empty).
     delegate_actions: tuple[tuple[dict[str, str], ...], ...]
     retry_actions: tuple[tuple[dict[str, str], ...], ...]
+    # The times of capacity_steps, and the usable worker-time before each (capacity_time reads them).
+    capacity_times: tuple[int, ...] = ()
+    capacity_before: tuple[int, ...] = ()
+    # Whether every worker costs 1 per time unit (busy_worker_time then reads the budget used).
+    unit_costs: bool = False
 
     @classmethod
     def build(cls, spec: TaskSpec, dag: DagIndex) -> ArenaTables:
@@ -147,6 +153,9 @@ class ArenaTables:
         prior = spec.parameters.get("reliability_prior")
         announced = bool(spec.parameters.get("announced_outages") is not None)
         named = len({(a.speed, a.cost) for a in spec.agents}) > 1
+        before = [0]
+        for (at, capacity), (until, _) in zip(steps, steps[1:], strict=False):
+            before.append(before[-1] + capacity * (until - at))
         return cls(
             total_workers=total_workers,
             time_budget=spec.time_limit,
@@ -170,6 +179,10 @@ class ArenaTables:
                     "criticality": criticality[i],
                     "downstream_count": dag.downstream_count[i],
                     "depends_on": list(s.depends_on),
+                    "status": None,
+                    "slack": None,
+                    "attempts": None,
+                    "failed_attempts": None,
                 }
                 for i, s in enumerate(spec.subtasks)
             ),
@@ -189,6 +202,9 @@ class ArenaTables:
             )
             if named
             else (),
+            capacity_times=tuple(at for at, _ in steps),
+            capacity_before=tuple(before),
+            unit_costs=all(agent.cost == 1.0 for agent in spec.agents),
         )
 
     def capacity_at(self, t: int) -> int:
@@ -205,14 +221,14 @@ class ArenaTables:
         """Usable worker-time between ``start`` and ``end``."""
         if end <= start:
             return 0
-        steps = self.capacity_steps
-        total = 0
-        for k, (at, capacity) in enumerate(steps):
-            until = steps[k + 1][0] if k + 1 < len(steps) else end
-            lo, hi = max(at, start), min(until, end)
-            if hi > lo:
-                total += capacity * (hi - lo)
-        return total
+        return self._capacity_until(end) - self._capacity_until(start)
+
+    def _capacity_until(self, t: int) -> int:
+        """Usable worker-time from time 0 to ``t`` (0 before time 0)."""
+        if t <= 0:
+            return 0
+        k = bisect.bisect_right(self.capacity_times, t) - 1
+        return self.capacity_before[k] + self.capacity_steps[k][1] * (t - self.capacity_times[k])
 
 
 def _tables(episode: Episode) -> ArenaTables:
@@ -232,8 +248,10 @@ def busy_worker_time(episode: Episode) -> int:
     charged for finished attempts is exactly their worker-time; where costs
     differ, from the finished attempts' durations (an arena attempt runs to its end).
     """
-    running = sum(episode.now - episode.started_at[s] for s, st in enumerate(episode.status) if st == RUNNING)
-    if all(agent.cost == 1.0 for agent in episode.agents):
+    now = episode.now
+    started_at = episode.started_at
+    running = sum([now - started_at[s] for s in episode.running])  # the running subtasks
+    if _tables(episode).unit_costs:
         return round(episode.budget_used) + running
     speed = {agent.name: agent.speed for agent in episode.agents}
     total = running
@@ -255,15 +273,15 @@ def success_metrics(episode: Episode, tables: ArenaTables | None = None) -> dict
     done_priority = 0
     on_time_priority = 0
     misses = 0
-    for i, deadline in enumerate(tables.deadlines):
-        finished = completed_at[i]
+    done = episode.done
+    for finished, deadline, priority in zip(completed_at, tables.deadlines, priorities, strict=True):
         if finished is not None:
-            done_priority += priorities[i]
-            if deadline is None or deadline_met(finished, deadline):
-                on_time_priority += priorities[i]
+            done_priority += priority
+            if deadline is None or finished <= deadline:  # formulas.deadline_met
+                on_time_priority += priority
             else:
                 misses += 1
-        elif deadline is not None and (deadline < now or episode.done):
+        elif deadline is not None and (deadline < now or done):
             misses += 1
     total = len(tables.durations)
     all_done = episode.completed_count == total
@@ -317,45 +335,52 @@ def add_arena_views(episode: Episode, observation: dict[str, Any]) -> None:
     blocked: list[str] = []
     completed: list[str] = []
     earliest_finish = [0] * len(status)
+    ids = dag.ids
+    predecessors = dag.predecessors
+    completed_at = episode.completed_at
+    finish_at = episode.finish_at
     for s in dag.topological_order:
         st = status[s]
         if st == COMPLETED:
-            earliest_finish[s] = episode.completed_at[s] or 0
-            completed.append(subtasks[s].id)
+            earliest_finish[s] = completed_at[s] or 0
+            completed.append(ids[s])
         elif st == RUNNING:
-            earliest_finish[s] = episode.finish_at[s]
-            running.append(subtasks[s].id)
+            earliest_finish[s] = finish_at[s]
+            running.append(ids[s])
         else:
             start = now
-            for p in dag.predecessors[s]:
+            for p in predecessors[s]:
                 if earliest_finish[p] > start:
                     start = earliest_finish[p]
             earliest_finish[s] = start + durations[s]
-            (blocked if st == PENDING else ready).append(subtasks[s].id)
-    views = []
-    deadlines = tables.deadlines
-    attempts = episode.attempts
+            (blocked if st == PENDING else ready).append(ids[s])
     failure_count = episode.failure_count
-    for s, static in enumerate(tables.static_views):
-        view = dict(static)
-        view["status"] = SUBTASK_STATUS[status[s]]
-        deadline = deadlines[s]
-        view["slack"] = None if deadline is None else deadline - earliest_finish[s]
-        view["attempts"] = attempts[s]
-        view["failed_attempts"] = failure_count[s]
+    views = []
+    for static, st, deadline, finish, tried, failed in zip(
+        tables.static_views, status, tables.deadlines, earliest_finish, episode.attempts, failure_count, strict=True
+    ):
+        view = static.copy()
+        view["status"] = SUBTASK_STATUS[st]
+        view["slack"] = None if deadline is None else deadline - finish
+        view["attempts"] = tried
+        view["failed_attempts"] = failed
         views.append(view)
     effective = tables.capacity_at(now)
     free = max(0, effective - episode.active_count)
     budget = tables.time_budget
-    failures = (
-        sorted(
-            (f["at"], subtasks[s].id, n + 1, f["agent"])
-            for s, history in enumerate(episode.failures)
-            for n, f in enumerate(history)
-        )[-RECENT_FAILURES:]
-        if any(failure_count)
-        else []
-    )
+    failures: list[tuple[int, str, int, str]] = []
+    if any(failure_count):
+        # Failure histories only grow: their total length tells whether the last sort still holds.
+        total = sum(map(len, episode.failures))
+        cached = episode.observed.get("recent_failures")
+        if cached is None or cached[0] != total:
+            recent = sorted(
+                (f["at"], subtasks[s].id, n + 1, f["agent"])
+                for s, history in enumerate(episode.failures)
+                for n, f in enumerate(history)
+            )[-RECENT_FAILURES:]
+            cached = episode.observed["recent_failures"] = (total, recent)
+        failures = cached[1]
     observation["arena"] = {
         "ready": ready,
         "running": running,

@@ -56,6 +56,10 @@ class CompiledTask:
     # ``planner_status(compiled, seed) -> (score or None, status)``, set by the
     # task registry (tasks/references.py); None: nothing beyond what is attached.
     references: Any = None
+    # Per agent, its name and cost; per subtask, its work (read at every start and finish).
+    agent_names: tuple[str, ...] = ()
+    agent_costs: tuple[float, ...] = ()
+    work: tuple[int, ...] = ()
 
     @classmethod
     def build(cls, spec: TaskSpec, family: Family, dag: DagIndex | None = None) -> CompiledTask:
@@ -96,4 +100,7 @@ class CompiledTask:
                 min((agents[a].cost * max(1, agents[a].speed * subtask.work) for a in capable[s]), default=0.0)
                 for s, subtask in enumerate(spec.subtasks)
             ),
+            agent_names=tuple(agent.name for agent in agents),
+            agent_costs=tuple(agent.cost for agent in agents),
+            work=tuple(subtask.work for subtask in spec.subtasks),
         )

@@ -144,11 +144,20 @@ class Episode:
         # The observation's views of this episode (observation.py). A step marks in
         # its two sets the subtasks and agents whose views it changed.
         self.views = Views(compiled.views, self.seed)
+        # What a family's observation keeps from one step to the next (derived from the
+        # state above; the step never reads it).
+        self.observed: dict[str, Any] = {}
         self.changed_subtasks = self.views.changed_subtasks
         self.changed_agents = self.views.changed_agents
         # Frequent events (delegated, completed, waited) append their rows directly,
         # without the call of log.append; eventlog.FIELDS gives each kind's order.
         self.log = EventLog()
+        self._rows = self.log.rows
+        # Names and numbers of the task read at every start and finish, by index.
+        self._ids = compiled.dag.ids
+        self._names = compiled.agent_names
+        self._costs = compiled.agent_costs
+        self._work = compiled.work
         # Per step: (step, t, action, error codes); the messages are in the log.
         self._trace: list[tuple[int, int, Any, tuple[ErrorCode, ...]]] = []
         # Every error of every step, counted even when the log keeps only the first few of a step.
@@ -328,7 +337,7 @@ class Episode:
             self.terminated
             or self.now >= self._time_cap
             or self.step_count >= self._step_cap
-            or len(self.log.rows) >= self._event_cap
+            or len(self._rows) >= self._event_cap
             or (not self.tick_model and self.completed_count == len(self.subtasks))
         ):
             self._end(facts)
@@ -351,7 +360,7 @@ class Episode:
             facts.patience_wait = True
         facts.waited = True
         facts.useful_wait = self.active_count > 0 or patience
-        self.log.rows.append(("waited", self.now, self.step_count, self.active_count))
+        self._rows.append(("waited", self.now, self.step_count, self.active_count))
         return _NO_ERRORS
 
     def _apply_synthesize(self, facts: StepFacts) -> list[tuple[ErrorCode, str]]:
@@ -523,11 +532,11 @@ class Episode:
         return None
 
     def _start(self, s: int, a: int, is_retry: bool, facts: StepFacts) -> None:
-        spec = self.subtasks[s]
         now = self.now
         pair = (s, a)
-        attempt = self.pair_attempts.get(pair, 0)
-        self.pair_attempts[pair] = attempt + 1
+        pair_attempts = self.pair_attempts
+        attempt = pair_attempts.get(pair, 0)
+        pair_attempts[pair] = attempt + 1
         attempts = self.attempts[s] = self.attempts[s] + 1
         if attempts == 1:
             facts.first_starts += 1
@@ -536,7 +545,7 @@ class Episode:
         self.pending_failure[s] = self.outcomes[pair].decide(
             self.seed_key, attempt, self.failure_count[s], self.retry_cap
         )
-        duration = self.agent_speed[a] * spec.work
+        duration = self.agent_speed[a] * self._work[s]
         if duration < 1:
             duration = 1
         if is_retry:
@@ -555,8 +564,8 @@ class Episode:
         self._sequence += 1
         heapq.heappush(self._heap, (now + duration, _COMPLETION, self._sequence, (s, attempts)))
         facts.started += ((s, a, is_retry),)
-        self.log.rows.append(
-            ("delegated", now, self.step_count, spec.id, self.agents[a].name, attempts, is_retry, duration)
+        self._rows.append(
+            ("delegated", now, self.step_count, self._ids[s], self._names[a], attempts, is_retry, duration)
         )
 
     def _record_invalid(
@@ -629,7 +638,7 @@ class Episode:
                     status[succ] = READY
                     insort(self.frontier, succ)
                     self.changed_subtasks.add(succ)
-            self.log.rows.append(("completed", now, self.step_count, self.subtasks[s].id, self.agents[a].name, cost))
+            self._rows.append(("completed", now, self.step_count, self._ids[s], self._names[a], cost))
         else:
             if failure == PERMANENT:
                 self.known_permanent.add((s, a))
@@ -651,7 +660,7 @@ class Episode:
 
     def _stop_work(self, s: int, a: int, at: int) -> float:
         """Free the agent and the slot, and charge the agent's cost for the time worked."""
-        cost = self.agents[a].cost * (at - self.started_at[s])
+        cost = self._costs[a] * (at - self.started_at[s])
         self.budget_used += cost
         self.changed_subtasks.add(s)
         self.changed_agents.add(a)
