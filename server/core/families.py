@@ -20,12 +20,12 @@ from .family import Family
 from .grading import with_normalized_score
 from .model import TaskSpec
 from .rewards import check_reward_mode, grade_reward_model
-from .scenario import SCENARIO
+from .scenario import GENERATED, SCENARIO
 
 # One line per family: the name a task spec gives -> the family's rules.
 FAMILIES: dict[str, Family] = {
     "scenario": SCENARIO,
-    "generated": SCENARIO,
+    "generated": GENERATED,
     "arena": ARENA,
     "canvas": CANVAS,
 }

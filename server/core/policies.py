@@ -248,6 +248,8 @@ class SlackPolicy(HeuristicPolicy):
             if "worker_record" in arena:
                 return _arena_workers_by_slack(observation, arena)
             return _arena_by_slack(arena)
+        if "generated" in observation:
+            return _named_agents_by_slack(observation, observation["generated"])
         return super().act(observation)
 
     def _order(self, observation: Observation, candidates: list[dict[str, Any]], tails: dict[str, int]) -> None:
@@ -400,6 +402,76 @@ def _arena_workers_by_slack(observation: Observation, arena: dict[str, Any]) -> 
             choice = min(idle, key=lambda a: (expected[a["name"]], float(a["cost"]) * expected[a["name"]], a["name"]))
         idle.remove(choice)
         assignments.append({"subtask_id": view["id"], "agent_name": choice["name"]})
+    return {"action_type": "dispatch", "assignments": assignments}
+
+
+def _estimated_reliability(agents: list[dict[str, Any]], record: list[dict[str, Any]]) -> dict[str, float]:
+    """Per agent, its reliability estimated from its record, the shown (prior) reliability
+    counting as four attempts."""
+    seen = {w["worker"]: w for w in record}
+    weight = 4.0
+    estimate: dict[str, float] = {}
+    for agent in agents:
+        mine = seen.get(agent["name"], {"finished_attempts": 0, "failures": 0})
+        tried = mine["finished_attempts"]
+        estimate[agent["name"]] = max(
+            0.05, (float(agent["reliability"]) * weight + tried - mine["failures"]) / (weight + tried)
+        )
+    return estimate
+
+
+def _named_agents_by_slack(observation: Observation, view: dict[str, Any]) -> ActionDict:
+    """The slack policy where named agents' reliabilities are not declared (``generated/expert``):
+    startable subtasks by earliest latest start, then priority; each to an idle able agent that no
+    announced outage interrupts, chosen by expected cost and time with each agent's reliability
+    estimated from its record: the cheapest in expected cost unless it is expected to finish after
+    the latest finish that keeps the slack, else the fastest in expected time."""
+    if _all_done(observation):
+        return dict(SYNTHESIZE)
+    free = observation["capacity"] - observation["active_count"]
+    candidates = [s for s in observation["subtasks"] if s["status"] in ("ready", "failed")]
+    if free <= 0 or not candidates:
+        return dict(WAIT)
+    now = observation["time_used"]
+    latest = _latest_starts(observation)
+    reliability = _estimated_reliability(observation["agents"], view["worker_record"])
+    outages: dict[str, list[tuple[int, int]]] = {}
+    for window in view["agent_outages"]:
+        outages.setdefault(window["agent"], []).append((window["from"], window["until"]))
+    idle = [a for a in observation["agents"] if a["status"] == "idle"]
+    candidates.sort(key=lambda s: (latest[s["id"]], -s["priority"], s["id"]))
+    assignments: list[ActionDict] = []
+    for subtask in candidates:
+        if len(assignments) >= free or not idle:
+            break
+        banned = {f["agent"] for f in subtask["failures"] if f["kind"] == "permanent"}
+        work = subtask["work"]
+        options = [
+            a
+            for a in idle
+            if subtask["type"] in a["capabilities"]
+            and a["name"] not in banned
+            and all(
+                now + max(1, a["speed"] * work) < start or now >= until for start, until in outages.get(a["name"], ())
+            )
+        ]
+        if not options:
+            continue
+
+        # Expected time to completion, retries included, and its expected cost.
+        expected = [(max(1, a["speed"] * work) / reliability[a["name"]], a) for a in options]
+        cheapest = min(expected, key=lambda e: (float(e[1]["cost"]) * e[0], e[0], e[1]["name"]))
+        fastest = min(expected, key=lambda e: (e[0], float(e[1]["cost"]) * e[0], e[1]["name"]))[1]
+        quickest = min(max(1, a["speed"] * work) for a in observation["agents"] if subtask["type"] in a["capabilities"])
+        choice = cheapest[1] if now + cheapest[0] <= latest[subtask["id"]] + quickest else fastest
+        idle.remove(choice)
+        assignments.append({"subtask_id": subtask["id"], "agent_name": choice["name"]})
+    if not assignments:
+        return dict(WAIT)
+    if len(assignments) == 1:
+        only = assignments[0]
+        status = next(s["status"] for s in candidates if s["id"] == only["subtask_id"])
+        return {"action_type": "retry" if status == "failed" else "delegate", **only}
     return {"action_type": "dispatch", "assignments": assignments}
 
 

@@ -9,6 +9,7 @@ shares (the :class:`Episode`, its observation and its rendering);
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .compiled import CompiledTask
@@ -65,3 +66,88 @@ class ScenarioFamily(WorkflowFamily):
 
 
 SCENARIO = ScenarioFamily()
+
+
+@dataclass(frozen=True, slots=True)
+class HiddenReliabilityTables:
+    """A generated task whose reliabilities are not declared (``generated/expert``):
+    the prior every agent is shown with, and the agent outages announced ahead."""
+
+    reliability_prior: float
+    # Per agent with announced outages, its windows [from, until) of time offline.
+    agent_outages: tuple[dict[str, Any], ...]
+
+
+class GeneratedRules(ScenarioFamily):
+    """The generated scenarios (``TaskSpec.family`` ``generated``): the scenario rules,
+    and where a task does not declare its agents' reliabilities (its parameters name
+    a ``reliability_prior``), the ``generated`` view: the prior, each agent's record of
+    finished attempts and failures (the arena's ``worker_record``), and the agent
+    outages announced ahead (``agent_outages``: ``{"agent", "from", "until"}``, offline
+    for ``from <= time < until``). Every agent is shown with the prior as its reliability."""
+
+    view_key: str | None = "generated"
+
+    def prepare(self, spec: TaskSpec, dag: DagIndex) -> tuple[Any, RewardModel]:
+        prior = spec.parameters.get("reliability_prior")
+        if not isinstance(prior, (int, float)):
+            return super().prepare(spec, dag)
+        windows = spec.parameters.get("agent_outages")
+        announced = tuple(
+            {"agent": str(name), "from": int(w[0]), "until": int(w[1])}
+            for name, spans in (windows.items() if isinstance(windows, Mapping) else ())
+            for w in spans
+        )
+        tables = HiddenReliabilityTables(reliability_prior=float(prior), agent_outages=announced)
+        return tables, ScenarioRewards(spec.reward_table)
+
+    def observe(self, episode: Episode) -> dict[str, Any]:
+        observation = workflow_observation(episode)
+        tables = episode.compiled.tables
+        if isinstance(tables, HiddenReliabilityTables):
+            from .arena import worker_record  # the arena's record, the same fields (arena imports this module)
+
+            prior = tables.reliability_prior
+            observation["agents"] = [{**view, "reliability": prior} for view in observation["agents"]]
+            observation["generated"] = {
+                "reliability_prior": prior,
+                "worker_record": worker_record(episode),
+                "agent_outages": [dict(w) for w in tables.agent_outages if w["until"] > episode.now],
+            }
+            if not episode.done:
+                # The hint's action is the built-in heuristic's move, after the situations it lists.
+                from .policies import HeuristicPolicy  # policies reads the families, which read this module
+
+                head = observation["hint"].rsplit(" Do: ", 1)[0]
+                observation["hint"] = head + " Do: " + action_label(HeuristicPolicy().act(observation))
+        return observation
+
+    def render(self, observation: Mapping[str, Any]) -> str:
+        view = observation.get("generated")
+        if view is None:
+            return render_workflow_text(observation)
+        lines = [
+            f"Reliabilities are not declared: every agent is shown with the prior {view['reliability_prior']}.",
+            "Agent record: "
+            + ", ".join(
+                f"{w['worker']} {w['failures']} failed of {w['finished_attempts']}" for w in view["worker_record"]
+            )
+            + ".",
+            "Announced outages: "
+            + (", ".join(f"{w['agent']} offline t={w['from']}..{w['until']}" for w in view["agent_outages"]) or "none")
+            + ".",
+        ]
+        return render_workflow_text(observation, lines)
+
+
+def action_label(action: Mapping[str, Any]) -> str:
+    """An action as the hint writes it: ``delegate(id,agent).``, ``dispatch(id:agent,...).``, ``wait().``"""
+    kind = action["action_type"]
+    if kind == "dispatch":
+        return "dispatch(" + ",".join(f"{a['subtask_id']}:{a['agent_name']}" for a in action["assignments"]) + ")."
+    if kind in ("delegate", "retry"):
+        return f"{kind}({action['subtask_id']},{action['agent_name']})."
+    return f"{kind}()."
+
+
+GENERATED = GeneratedRules()

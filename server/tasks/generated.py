@@ -52,12 +52,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 from ..core.model import AgentSpec, EventKind, ScheduledEvent, SubtaskSpec, TaskSpec, TimeModel
 from ..core.outcomes import sealed_seed
-from .arena import EVALUATION_SEEDS, TRAINING_SEEDS  # one seed convention for both families
+from .arena import EVALUATION_SEEDS, TRAINING_SEEDS, _head_and_tail  # one seed convention for both families
 
 GENERATED_PREFIX = "generated"
 
@@ -450,13 +451,332 @@ def _reference_schedule(
     return finish, assigned
 
 
+# ------------------------------------------------------------------ expert
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertLevel:
+    """The generated family's expert level: see :func:`generate_expert_scenario`."""
+
+    name: str
+    subtask_range: tuple[int, int]
+    type_count: int
+    edge_probability: float
+    work_range: tuple[int, int]
+    priority_range: tuple[int, int]
+    urgent_fraction: float  # subtasks off the critical path with a high priority and a tight deadline
+    urgent_priority: int
+    fast_agents: int  # speed 1, dear
+    cheap_agents: int  # slow, cheap
+    fast_cost_range: tuple[float, float]
+    cheap_speed: int
+    cheap_cost_range: tuple[float, float]
+    extra_capability_probability: float
+    reliability_range: tuple[float, float]  # hidden, per agent
+    reliability_prior: float  # what the observation shows for every agent
+    capacity: int
+    outage_rate: float  # per agent and time unit, the chance an announced outage begins
+    outage_duration_range: tuple[int, int]
+    deadline_allowance: float  # urgent deadlines: the reference finish times this much
+    time_allowance: float  # time limit: the reference end this much
+    budget_factor: float
+    grade_weights: dict[str, float]
+
+    def table(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+EXPERT_LEVELS: dict[str, ExpertLevel] = {
+    "expert": ExpertLevel(
+        name="expert",
+        subtask_range=(50, 120),
+        type_count=6,
+        edge_probability=0.035,
+        work_range=(1, 3),
+        priority_range=(1, 2),
+        urgent_fraction=0.2,
+        urgent_priority=3,
+        fast_agents=3,
+        cheap_agents=5,
+        fast_cost_range=(3.0, 4.0),
+        cheap_speed=3,
+        cheap_cost_range=(0.5, 0.8),
+        extra_capability_probability=0.4,
+        reliability_range=(0.4, 1.0),
+        reliability_prior=0.7,
+        capacity=5,
+        outage_rate=0.04,
+        outage_duration_range=(4, 10),
+        deadline_allowance=1.3,
+        time_allowance=1.5,
+        budget_factor=1.0,
+        grade_weights={
+            "completion": 0.15,
+            "deadlines": 0.30,
+            "time_efficiency": 0.20,
+            "cost_efficiency": 0.15,
+            "budget": 0.10,
+            "recovery": 0.05,
+            "valid_actions": 0.05,
+        },
+    ),
+}
+
+EXPERT_DESCRIPTION = (
+    "Seeded scenario-kind workflows of 50-120 typed subtasks: fast-and-dear and slow-and-cheap agents per type, "
+    "reliabilities not declared (a prior, and each agent's record of attempts and failures), agent outages "
+    "announced ahead, urgent high-priority work off the critical path, a budget. reset takes seed."
+)
+
+
+def generate_expert_scenario(level: ExpertLevel, seed: int, secret: bytes | None = None) -> TaskSpec:
+    """One expert workflow of the generated family (tick time model, named agents).
+
+    1. ``n`` subtasks on a random DAG over a topological order (edge
+       probability low enough for long workflows), each of a random type, work
+       and priority uniform in the level's ranges, named ``<type>_<k>``.
+    2. Agents of two kinds: fast (speed 1) and dear, slow (``cheap_speed``) and
+       cheap. Every type has a fast agent and two cheap ones able to do it (round
+       robin over each kind), and more with the extra-capability probability.
+       Each agent's reliability is hidden, drawn from the seed (or under the
+       secret when sealed); the observation shows the level's prior for every
+       agent and a record of each agent's finished attempts and failures.
+    3. Outages announced ahead of time: each agent goes offline for windows of
+       ``outage_duration_range`` time units, starting with ``outage_rate`` per
+       time unit, drawn from the seed alone (public, also when sealed); the
+       observation lists them (``generated.agent_outages``). Work running when
+       its agent goes offline fails.
+    4. Urgent work: a share of the subtasks whose longest chain is at most half
+       the critical path get the urgent priority and a deadline; no other
+       subtask has one.
+    5. The reference schedule, one action per tick: at every tick the ready
+       subtasks (urgent ones first, then the longest chain of fastest
+       durations, then by name) go to the idle able agent that finishes first
+       without an outage in the way (then the cheaper), up to the capacity,
+       every attempt succeeding; ``synthesize`` one tick after the last
+       completion. Urgent deadlines: ``ceil(deadline_allowance x F_i / prior)``
+       less the half of the prior's expected retries; time limit
+       ``ceil(time_allowance x end / prior)``; budget ``budget_factor x
+       reference cost / prior`` (one decimal).
+
+    The cheapest agents on the critical path miss the time limit, the fast ones
+    everywhere overspend, the longest chain first leaves the urgent work late,
+    and the unreliable agents are known only from what they did.
+    """
+    rng = random.Random(f"generated:{level.name}:{seed}")
+    if secret is None:
+        hidden = random.Random(f"generated-hidden:{level.name}:{seed}")
+    else:
+        hidden = random.Random(sealed_seed(secret, "generated", level.name, str(seed)))
+    draw = rng.random
+    types = rng.sample(TYPE_VOCABULARY, level.type_count)
+    names = rng.sample(AGENT_VOCABULARY, level.fast_agents + level.cheap_agents)
+    fast = [
+        _Agent(names[k], set(), 1, round(rng.uniform(*level.fast_cost_range), 1), 1.0, set(), None)
+        for k in range(level.fast_agents)
+    ]
+    cheap = [
+        _Agent(names[k], set(), level.cheap_speed, round(rng.uniform(*level.cheap_cost_range), 2), 1.0, set(), None)
+        for k in range(level.fast_agents, len(names))
+    ]
+    for kind_agents, needed in ((fast, 1), (cheap, 2)):
+        slots = list(range(len(kind_agents)))
+        rng.shuffle(slots)
+        for k, kind in enumerate(types):
+            for r in range(needed):
+                kind_agents[slots[(k * needed + r) % len(slots)]].capabilities.add(kind)
+    agents = fast + cheap
+    for agent in agents:
+        for kind in types:
+            if draw() < level.extra_capability_probability:
+                agent.capabilities.add(kind)
+    rng.shuffle(agents)  # the order of declaration tells nothing of the kind
+
+    n = rng.randint(*level.subtask_range)
+    predecessors = [[i for i in range(j) if draw() < level.edge_probability] for j in range(n)]
+    kinds = [rng.choice(types) for _ in range(n)]
+    works = [rng.randint(*level.work_range) for _ in range(n)]
+    priorities = [rng.randint(*level.priority_range) for _ in range(n)]
+    urgency_draws = [draw() for _ in range(n)]
+    numbers = list(range(1, n + 1))
+    rng.shuffle(numbers)
+    width = len(str(n))
+    ids = [f"{kinds[j]}_{numbers[j]:0{width}d}" for j in range(n)]
+
+    fastest = [min(a.speed for a in agents if kinds[j] in a.capabilities) * works[j] for j in range(n)]
+    head, tail = _head_and_tail(predecessors, fastest)
+    critical_path = max(head)
+    chain = [head[j] + tail[j] - fastest[j] for j in range(n)]
+    off_path = sorted((j for j in range(n) if 2 * chain[j] <= critical_path), key=lambda j: (urgency_draws[j], ids[j]))
+    urgent = set(off_path[: round(level.urgent_fraction * n)])
+    for j in urgent:
+        priorities[j] = level.urgent_priority
+
+    # Announced outages, from the seed alone: per agent, windows [start, end) of time offline.
+    horizon = 4 * critical_path + 4 * sum(fastest) // level.capacity
+    outage_rng = random.Random(f"generated-announced-outages:{level.name}:{seed}")
+    outages: dict[str, list[tuple[int, int]]] = {}
+    events: list[ScheduledEvent] = []
+    lo, hi = level.outage_duration_range
+    for agent in sorted(agents, key=lambda a: a.name):
+        t = 1
+        while t < horizon:
+            if outage_rng.random() < level.outage_rate:
+                length = outage_rng.randint(lo, hi)
+                outages.setdefault(agent.name, []).append((t, t + length))
+                # "At tick T" is the start of tick T, time T - 1.
+                events.append(ScheduledEvent(at=t + 1, kind=EventKind.OFFLINE, agent=agent.name))
+                events.append(ScheduledEvent(at=t + length + 1, kind=EventKind.ONLINE, agent=agent.name))
+                t += length + 1
+            else:
+                t += 1
+    events.sort(key=lambda e: (e.at, e.agent or "", e.kind.value))
+
+    rank = sorted(range(n), key=lambda j: (j not in urgent, -tail[j], ids[j]))
+    finish, assigned = _expert_reference(predecessors, kinds, works, rank, agents, outages, level.capacity)
+    reference_end = max(finish) + 1  # the synthesis tick
+    reference_cost = sum(agents[assigned[j]].cost * agents[assigned[j]].speed * works[j] for j in range(n))
+    prior = level.reliability_prior
+    deadlines: list[int | None] = [
+        math.ceil(level.deadline_allowance * finish[j] * (1 + (1 / prior - 1) / 2)) if j in urgent else None
+        for j in range(n)
+    ]
+    time_limit = math.ceil(level.time_allowance * reference_end / prior)
+    budget = math.ceil(level.budget_factor * reference_cost / prior * 10) / 10
+
+    # Hidden: each agent's reliability (in declaration order).
+    lo_r, hi_r = level.reliability_range
+    reliabilities = [round(lo_r + (hi_r - lo_r) * hidden.random(), 3) for _ in agents]
+
+    subtasks = tuple(
+        sorted(
+            (
+                SubtaskSpec(
+                    id=ids[j],
+                    type=kinds[j],
+                    depends_on=tuple(sorted(ids[i] for i in predecessors[j])),
+                    work=works[j],
+                    priority=priorities[j],
+                    deadline=deadlines[j],
+                )
+                for j in range(n)
+            ),
+            key=lambda spec: spec.id,
+        )
+    )
+    return TaskSpec(
+        task_id=f"{GENERATED_PREFIX}/{level.name}",
+        title=f"Generated {level.name}: {n} subtasks, {len(agents)} agents",
+        description=(
+            f"A generated workflow of {n} typed subtasks and {len(agents)} agents: fast and dear, slow and cheap. "
+            "Their reliabilities are not declared (the observation shows a prior; generated.worker_record counts "
+            "each agent's attempts and failures). Agent outages are announced ahead (generated.agent_outages); "
+            "work running when its agent goes offline fails. Urgent high-priority subtasks, off the critical path, "
+            f"have deadlines; the budget is {budget}. Delegate each subtask to a capable agent, recover from "
+            "failures, synthesize when done."
+        ),
+        family=GENERATED_PREFIX,
+        difficulty=level.name,
+        time_model=TimeModel.TICK,
+        time_limit=time_limit,
+        capacity=level.capacity,
+        budget=budget,
+        subtasks=subtasks,
+        agents=tuple(
+            AgentSpec(
+                name=a.name,
+                capabilities=frozenset(a.capabilities),
+                speed=a.speed,
+                cost=a.cost,
+                reliability=reliabilities[k],
+            )
+            for k, a in enumerate(agents)
+        ),
+        events=tuple(events),
+        grade_weights=dict(level.grade_weights),
+        activity_gate=1.0,
+        canonical_seed=seed,
+        parameters={
+            "level": level.name,
+            "seed": seed,
+            "subtasks": n,
+            "critical_path": critical_path,
+            "reference_end": reference_end,
+            "reference_cost": round(reference_cost, 4),
+            "urgent_subtasks": len(urgent),
+            "reliability_prior": prior,
+            "agent_outages": {name: [list(w) for w in windows] for name, windows in sorted(outages.items())},
+        },
+    )
+
+
+def _expert_reference(
+    predecessors: list[list[int]],
+    kinds: list[str],
+    works: list[int],
+    rank: list[int],
+    agents: list[_Agent],
+    outages: Mapping[str, list[tuple[int, int]]],
+    capacity: int,
+) -> tuple[list[int], list[int]]:
+    """Finish times and agents of the expert reference schedule (see :func:`generate_expert_scenario`)."""
+    n = len(kinds)
+    finish = [0] * n
+    assigned = [-1] * n
+    started = [False] * n
+    busy_until = [0] * len(agents)
+    now = 0
+    done = 0
+    while done < n:
+        done = sum(1 for j in range(n) if started[j] and finish[j] <= now)
+        if done == n:
+            break
+        running = sum(1 for j in range(n) if started[j] and finish[j] > now)
+        for j in rank:
+            if running >= capacity:
+                break
+            if started[j] or any(not started[i] or finish[i] > now for i in predecessors[j]):
+                continue
+            best: tuple[int, float, str] | None = None
+            choice = -1
+            for a, agent in enumerate(agents):
+                if kinds[j] not in agent.capabilities or busy_until[a] > now:
+                    continue
+                end = now + agent.speed * works[j]
+                if not outage_free(outages.get(agent.name, ()), now, end):
+                    continue
+                key = (end, agent.cost * agent.speed * works[j], agent.name)
+                if best is None or key < best:
+                    best, choice = key, a
+            if best is None:
+                continue
+            started[j] = True
+            assigned[j] = choice
+            finish[j] = best[0]
+            busy_until[choice] = finish[j]
+            running += 1
+        now += 1
+        if now > 100_000:
+            raise AssertionError("the expert reference schedule does not end")
+    return finish, assigned
+
+
+def outage_free(windows: Sequence[tuple[int, int]] | Sequence[list[int]], start: int, end: int) -> bool:
+    """Whether work from ``start`` to ``end`` meets none of the outage windows ``[from, until)``
+    (one that ends as an outage begins counts as met: the episode may take the outage first)."""
+    return all(end < w[0] or start >= w[1] for w in windows)
+
+
 class GeneratedFamily:
-    """``generated/easy``, ``generated/medium``, ``generated/hard``: seeded scenario-kind tasks."""
+    """``generated/easy``, ``generated/medium``, ``generated/hard``, ``generated/expert``: seeded
+    scenario-kind tasks."""
 
     prefix = GENERATED_PREFIX
 
-    def __init__(self, levels: dict[str, GeneratedLevel] | None = None) -> None:
-        self.levels = dict(LEVELS if levels is None else levels)
+    def __init__(self, levels: Mapping[str, GeneratedLevel | ExpertLevel] | None = None) -> None:
+        self.levels: dict[str, GeneratedLevel | ExpertLevel] = dict(
+            {**LEVELS, **EXPERT_LEVELS} if levels is None else levels
+        )
 
     def variants(self) -> list[str]:
         return list(self.levels)
@@ -469,7 +789,9 @@ class GeneratedFamily:
             "difficulty": variant,
             "time_model": TimeModel.TICK.value,
             "description": (
-                "Seeded scenario-kind workflows: typed subtasks, specialist agents, traps, dropouts, "
+                EXPERT_DESCRIPTION
+                if isinstance(self.levels[variant], ExpertLevel)
+                else "Seeded scenario-kind workflows: typed subtasks, specialist agents, traps, dropouts, "
                 "deadlines and budgets, graded like the hand-written scenarios. reset takes seed."
             ),
             "parameters": {
@@ -484,4 +806,7 @@ class GeneratedFamily:
             raise ValueError(
                 f"task '{self.prefix}/{variant}' has named agents; worker_count applies to arena tasks only"
             )
-        return generate_scenario(self.levels[variant], seed, secret)
+        level = self.levels[variant]
+        if isinstance(level, ExpertLevel):
+            return generate_expert_scenario(level, seed, secret)
+        return generate_scenario(level, seed, secret)
