@@ -145,8 +145,9 @@ def env_id(task_id: str) -> str:
 
 
 # Tasks whose spaces no family layout holds: arena/expert (up to 120 subtasks, and its
-# choice of worker is no part of the arena's dispatch space).
-NOT_GYM_TASKS = ("arena/expert",)
+# choice of worker is no part of the arena's dispatch space) and generated/expert (up to
+# 120 subtasks and 8 agents, against the generated layout's 14 and 6).
+NOT_GYM_TASKS = ("arena/expert", "generated/expert")
 
 
 def gym_task_ids(registry: Any = None) -> list[str]:

@@ -14,7 +14,7 @@ score (for the arena: its ``benchmark_score``) as a Markdown table.
 
 ``python -m bench arena expert [SEEDS] [PLANNER_SEEDS]`` plays random, greedy,
 heuristic, slack and a policy that follows the hint literally on the expert
-presets over the first SEEDS (default 50) held-out evaluation seeds, and the
+presets (``arena/expert``, ``generated/expert``) over the first SEEDS (default 50) held-out evaluation seeds, and the
 planner on the first PLANNER_SEEDS of them (default 0: it takes minutes a
 seed), and prints each one's mean grade score with a 95% interval (normal
 approximation) and the expert targets: heuristic at least 0.15 below the
@@ -49,12 +49,18 @@ from workflow_orchestrator.server.tasks.arena import (
     generate_arena,
     generate_expert,
 )
-from workflow_orchestrator.server.tasks.generated import LEVELS
+from workflow_orchestrator.server.tasks.generated import (
+    EXPERT_LEVELS,
+    LEVELS,
+    GeneratedFamily,
+    generate_expert_scenario,
+)
 from workflow_orchestrator.server.tasks.planner import PlannerPolicy
 from workflow_orchestrator.server.tasks.registry import TaskRegistry, default_registry
 
 PRESET_NAMES = ("easy", "medium", "hard")
 EXPERT_NAMES = tuple(EXPERT_PRESETS)
+EXPERT_TASKS = tuple(f"arena/{name}" for name in EXPERT_PRESETS) + tuple(f"generated/{name}" for name in EXPERT_LEVELS)
 EXPERT_POLICIES = ("random", "greedy", "heuristic", "slack", "hint")
 POLICY_NAMES = ("noop", "random", "greedy", "heuristic")
 # The hard preset with exactly 50 subtasks: the size the generation target names.
@@ -73,6 +79,14 @@ def expert_generation_ms(count: int = 50) -> float:
     start = time.process_time()
     for seed in range(count):
         generate_expert(EXPERT_PRESETS["expert"], seed)
+    return (time.process_time() - start) / count * 1e3
+
+
+def generated_expert_generation_ms(count: int = 50) -> float:
+    """A generated/expert workflow (50-120 subtasks), the generator alone."""
+    start = time.process_time()
+    for seed in range(count):
+        generate_expert_scenario(EXPERT_LEVELS["expert"], seed)
     return (time.process_time() - start) / count * 1e3
 
 
@@ -104,6 +118,7 @@ def steps_per_second(env: WorkflowEnv, task_id: str, seconds: float = 0.4) -> fl
 def speed(rounds: int = 5) -> dict[str, object]:
     registry = TaskRegistry()
     registry.add_family(ArenaFamily({**PRESETS, **EXPERT_PRESETS, "fifty": FIFTY}))
+    registry.add_family(GeneratedFamily())
     env = WorkflowEnv(registry)
     generate = statistics.median(generation_ms() for _ in range(rounds))
     reset = statistics.median(reset_ms(env, first_seed=1000 * r) for r in range(rounds))
@@ -111,16 +126,27 @@ def speed(rounds: int = 5) -> dict[str, object]:
     expert = statistics.median(expert_generation_ms() for _ in range(rounds))
     expert_reset = statistics.median(reset_ms(env, first_seed=1000 * r, task_id="arena/expert") for r in range(rounds))
     print(f"generate arena/expert (50-120 subtasks): {expert:.3f} ms; reset: {expert_reset:.3f} ms")
+    generated = statistics.median(generated_expert_generation_ms() for _ in range(rounds))
+    generated_reset = statistics.median(
+        reset_ms(env, first_seed=1000 * r, task_id="generated/expert") for r in range(rounds)
+    )
+    print(f"generate generated/expert (50-120 subtasks): {generated:.3f} ms; reset: {generated_reset:.3f} ms")
     sps: dict[str, int] = {}
     for preset in (*PRESET_NAMES, *EXPERT_NAMES, "fifty"):
         task_id = f"arena/{preset}"
         sps[preset] = round(statistics.median(steps_per_second(env, task_id) for _ in range(rounds)))
         print(f"{task_id}: {sps[preset]} steps/s")
+    for name in EXPERT_LEVELS:
+        task_id = f"generated/{name}"
+        sps[task_id] = round(statistics.median(steps_per_second(env, task_id) for _ in range(rounds)))
+        print(f"{task_id}: {sps[task_id]} steps/s")
     return {
         "generate_50_ms": round(generate, 4),
         "reset_50_ms": round(reset, 4),
         "generate_expert_ms": round(expert, 4),
         "reset_expert_ms": round(expert_reset, 4),
+        "generate_generated_expert_ms": round(generated, 4),
+        "reset_generated_expert_ms": round(generated_reset, 4),
         "steps_per_second": sps,
     }
 
@@ -183,8 +209,7 @@ def interval(values: list[float]) -> tuple[float, float, float]:
 def expert_table(seed_count: int = 50, planner_seeds: int = 0) -> dict[str, Any]:
     seeds = EVALUATION_SEEDS[:seed_count]
     table: dict[str, Any] = {}
-    for name in EXPERT_NAMES:
-        task_id = f"arena/{name}"
+    for task_id in EXPERT_TASKS:
         scores = {policy: [play_expert(task_id, seed, policy) for seed in seeds] for policy in EXPERT_POLICIES}
         row: dict[str, Any] = {policy: interval(values) for policy, values in scores.items()}
         if planner_seeds:

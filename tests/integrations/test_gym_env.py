@@ -17,7 +17,7 @@ from workflow_orchestrator.server.tasks import default_registry
 from workflow_orchestrator.server.tasks.arena import EVALUATION_SEEDS, TRAINING_SEEDS
 
 # Every task with a workflow of named agents (a canvas task has its own action space)
-# but arena/expert, which no family layout holds.
+# but arena/expert and generated/expert, which no family layout holds.
 TASKS = gym_task_ids()
 
 
@@ -29,6 +29,7 @@ def test_every_task_has_a_registered_id() -> None:
         "canvas/qa",
         "canvas/mixed",
         "arena/expert",
+        "generated/expert",
     }
     with pytest.raises(ValueError, match="no workflow of named agents"):
         WorkflowGymEnv("canvas/math")
