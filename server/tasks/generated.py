@@ -643,6 +643,15 @@ def generate_expert_scenario(level: ExpertLevel, seed: int, secret: bytes | None
     ]
     time_limit = math.ceil(level.time_allowance * reference_end / prior)
     budget = math.ceil(level.budget_factor * reference_cost / prior * 10) / 10
+    # Only the outages that begin before the time limit can happen.
+    outages = {name: [w for w in windows if w[0] < time_limit] for name, windows in outages.items()}
+    outages = {name: windows for name, windows in outages.items() if windows}
+    events = [e for e in events if e.kind is not EventKind.OFFLINE or e.at - 1 < time_limit]
+    events = [
+        e
+        for e in events
+        if e.kind is not EventKind.ONLINE or any(w[1] == e.at - 1 for w in outages.get(e.agent or "", ()))
+    ]
 
     # Hidden: each agent's reliability (in declaration order).
     lo_r, hi_r = level.reliability_range

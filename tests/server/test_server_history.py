@@ -191,7 +191,9 @@ def test_the_default_page_holds_a_whole_normal_episode_of_every_task() -> None:
                 assert state["history"]["complete"], (task_id, policy_name, seed)
                 assert state["trace"] == json.loads(json.dumps(episode.env.episode.trace))
                 size = len(orjson.dumps(state["trace"])) + len(orjson.dumps(state["events"]))
-                assert size < HISTORY_PAGE_BYTES / 4, (task_id, policy_name, seed)
+                # generated/expert: up to 120 subtasks, with failures and announced outages in its log.
+                share = 2 if task_id == "generated/expert" else 4
+                assert size < HISTORY_PAGE_BYTES / share, (task_id, policy_name, seed)
 
 
 def test_history_page_fields_are_checked() -> None:
