@@ -26,6 +26,7 @@ from .canvas import CanvasTaskFamily
 from .generated import GeneratedFamily
 from .references import References, attach_planner_scores
 from .schema import task_from_file
+from .variation import variation_of, vary_scenario
 
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 
@@ -134,6 +135,8 @@ class TaskRegistry:
             if worker_count is not None:
                 raise ValueError(f"task {task_id!r} has named agents; worker_count applies to generated tasks only")
             compiled = self._scenarios[task_id]
+            if seed is not None and seed != compiled.spec.canonical_seed and variation_of(compiled.spec):
+                compiled = self._compile_variant(compiled.spec, seed)
             return ResolvedTask(compiled, compiled.spec.canonical_seed if seed is None else seed)
         prefix, _, variant = task_id.partition("/")
         family = self._families.get(prefix)
@@ -141,6 +144,22 @@ class TaskRegistry:
             raise UnknownTaskError(task_id, self.task_ids())
         compiled = self._compile_generated(family, variant, 0 if seed is None else seed, worker_count, secret)
         return ResolvedTask(compiled, compiled.spec.canonical_seed if seed is None else seed)
+
+    def _compile_variant(self, spec: TaskSpec, seed: int) -> CompiledTask:
+        """A scenario's seeded variant (``variation.py``), kept in the generated tasks' cache."""
+        key = ("scenario", spec.task_id, seed, None, None)
+        with self._cache_lock:
+            compiled = self._generated.get(key)
+            if compiled is not None:
+                self._generated.move_to_end(key)
+                return compiled
+        compiled = attach_best_scores(compile_task(vary_scenario(spec, seed)), seed)
+        attach_planner_scores(compiled, self.references, seed)
+        with self._cache_lock:
+            self._generated[key] = compiled
+            if len(self._generated) > GENERATED_CACHE_SIZE:
+                self._generated.popitem(last=False)
+        return compiled
 
     def _compile_generated(
         self, family: TaskFamily, variant: str, seed: int, worker_count: int | None, secret: bytes | None = None

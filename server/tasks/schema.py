@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from ...vocabulary import GRADE_DIMENSIONS
 from ..core.dag import WorkflowDefinitionError, validate_task
@@ -23,6 +23,7 @@ from ..core.model import (
     TaskSpec,
     TimeModel,
 )
+from .variation import VARIATION, check_variation
 
 
 class _Strict(BaseModel):
@@ -71,6 +72,14 @@ class GradingFile(_Strict):
     weights: dict[str, float]
 
 
+class VariationFile(_Strict):
+    """Seeded variation (``variation.py``): what a seed other than the canonical one may change."""
+
+    agent_speeds: list[PositiveInt] = Field(default=[], max_length=8)
+    extra_capabilities: list[tuple[str, str]] = Field(default=[], max_length=32)
+    extra_probability: float = Field(default=0.0, ge=0, le=1)
+
+
 class ScenarioFile(_Strict):
     id: str = Field(min_length=1, max_length=64)
     title: str
@@ -89,6 +98,17 @@ class ScenarioFile(_Strict):
     events: list[EventFile] = []
     subtasks: list[SubtaskFile] = Field(min_length=1)
     agents: list[AgentFile] = Field(min_length=1)
+    variation: VariationFile | None = None
+
+
+def _variation_rules(variation: VariationFile) -> dict[str, object]:
+    rules: dict[str, object] = {}
+    if variation.agent_speeds:
+        rules["agent_speeds"] = list(variation.agent_speeds)
+    if variation.extra_capabilities:
+        rules["extra_capabilities"] = [list(pair) for pair in variation.extra_capabilities]
+        rules["extra_probability"] = variation.extra_probability
+    return rules
 
 
 def _format_validation_error(source: str, error: ValidationError) -> list[str]:
@@ -164,7 +184,7 @@ def task_from_file(data: dict[str, object], source: str | Path) -> TaskSpec:
         reward_table=dict(parsed.rewards),
         canonical_seed=parsed.canonical_seed,
         step_limit=None,
-        parameters={},
+        parameters={} if parsed.variation is None else {VARIATION: _variation_rules(parsed.variation)},
     )
     for pillar in task.pillars:
         if not any(pillar in s.tags for s in task.subtasks):
@@ -172,6 +192,8 @@ def task_from_file(data: dict[str, object], source: str | Path) -> TaskSpec:
     if "pillar_balance" in task.grade_weights and not task.pillars:
         problems.append("grading.weights.pillar_balance: the task declares no pillars")
     problems.extend(validate_task(task))
+    if parsed.variation is not None:
+        problems.extend(check_variation(task, task.parameters[VARIATION]))  # type: ignore[arg-type]
     if problems:
         raise WorkflowDefinitionError(source, problems)
     return task
