@@ -22,7 +22,8 @@ from workflow_orchestrator.executors.sandbox import (
     run_tests,
 )
 
-FAST = Limits(wall_seconds=3.0, cpu_seconds=1, memory_bytes=256 * 1024 * 1024, output_limit=4096)
+# Wall time to spare: on a loaded machine a child gets a share of a core.
+FAST = Limits(wall_seconds=20.0, cpu_seconds=1, memory_bytes=256 * 1024 * 1024, output_limit=4096)
 
 
 def test_a_program_runs_and_its_output_is_captured() -> None:
@@ -44,10 +45,13 @@ def test_errors_are_reported() -> None:
 
 
 def test_an_endless_loop_is_stopped_by_the_cpu_limit() -> None:
+    # A wall timeout far above the CPU limit: on a loaded machine the loop gets a share of a
+    # core, and its one CPU second takes several wall seconds; the CPU limit must stop it first.
+    limits = Limits(wall_seconds=60.0, cpu_seconds=1, memory_bytes=FAST.memory_bytes, output_limit=FAST.output_limit)
     started = time.monotonic()
-    result = run_program("while True:\n    pass", FAST)
+    result = run_program("while True:\n    pass", limits)
     assert result.status == CPU_LIMIT and "CPU" in result.detail
-    assert time.monotonic() - started < FAST.wall_seconds + 2
+    assert time.monotonic() - started < limits.wall_seconds
 
 
 def test_a_sleeping_program_is_stopped_by_the_wall_timeout() -> None:
