@@ -16,7 +16,7 @@ from workflow_orchestrator.server.inprocess import WorkflowEnv
 # (trajectory, seed) pairs per scenario; together they earn every weighted dimension in full.
 WITNESSES: dict[str, list[tuple[list[dict[str, Any]], int]]] = {
     "easy": [(EASY_PLAN, 0)],
-    "medium": [(MEDIUM_PLAN, 2)],
+    "medium": [(MEDIUM_PLAN, 45)],
     "hard": [(HARD_WALKTHROUGH, 0), (HARD_FAST, 0), (HARD_CHEAP, 0)],
     "expert": [(EXPERT_PLAN, 0)],
 }
