@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .families import family_of_observation
+from .states import COMPLETED, FAILED, IDLE, READY, RUNNING
 
 Observation = dict[str, Any]
 ActionDict = dict[str, Any]
@@ -213,6 +214,85 @@ class HeuristicPolicy(Policy):
             options.sort(key=lambda a: (a["cost"] * a["speed"] / max(a["reliability"], 0.05), a["speed"]))
         name: str = options[0]["name"]
         return name
+
+
+def heuristic_on_state(episode: Any) -> ActionDict:
+    """:class:`HeuristicPolicy`'s move on a workflow of named agents, read from the
+    episode's state instead of its observation (the planner's rollouts call it at
+    every step): the same move, field for field. Reliabilities are the ones the
+    observation shows (the task's prior where they are not declared)."""
+    task = episode.task
+    status = episode.status
+    if episode.completed_count == len(status):
+        patience = task.patience
+        if patience is not None and episode.waits_in_patience < patience.waits:
+            return dict(WAIT)
+        return dict(SYNTHESIZE)
+    free = episode.capacity - episode.active_count
+    if free <= 0:
+        return dict(WAIT)
+    agents = task.agents
+    subtasks = task.subtasks
+    speeds = episode.agent_speed
+    # Longest chain of fastest durations at the agents' current speeds (as _tail_lengths).
+    fastest = [
+        min((speeds[a] for a, agent in enumerate(agents) if subtask.type in agent.capabilities), default=1)
+        * subtask.work
+        for subtask in subtasks
+    ]
+    successors = episode.dag.successors
+    tails = [0] * len(status)
+    for s in reversed(episode.dag.topological_order):
+        tails[s] = fastest[s] + max((tails[j] for j in successors[s]), default=0)
+    unbounded = 10**9
+    candidates = [s for s, st in enumerate(status) if st == READY or st == FAILED]
+    candidates.sort(key=lambda s: (-tails[s], unbounded if subtasks[s].deadline is None else subtasks[s].deadline))
+    prior = getattr(episode.compiled.tables, "reliability_prior", None)
+    shown = [agent.reliability if prior is None else prior for agent in agents]
+    agent_status = episode.agent_status
+    now = episode.now
+    taken: set[str] = set()
+    assignments: list[ActionDict] = []
+    for s in candidates:
+        if len(assignments) >= free:
+            break
+        subtask = subtasks[s]
+        banned = {f["agent"] for f in episode.failures[s] if f["kind"] == "permanent"}
+        for conflict in task.conflicts:
+            if subtask.id in conflict.tracks:
+                for track in conflict.tracks:
+                    other = episode.dag.index[track]
+                    if other == s:
+                        continue
+                    if status[other] == RUNNING:
+                        banned.add(agents[episode.subtask_agent[other]].name)
+                    elif status[other] == COMPLETED:
+                        banned.add(agents[episode.completed_by[other]].name)
+        options = [
+            a
+            for a, agent in enumerate(agents)
+            if agent_status[a] == IDLE
+            and agent.name not in taken
+            and agent.name not in banned
+            and subtask.type in agent.capabilities
+        ]
+        if not options:
+            continue
+        deadline = subtask.deadline
+        if deadline is not None and deadline - now - tails[s] <= 3:
+            options.sort(key=lambda a: (speeds[a], -shown[a], agents[a].cost * speeds[a]))
+        else:
+            options.sort(key=lambda a: (agents[a].cost * speeds[a] / max(shown[a], 0.05), speeds[a]))
+        name = agents[options[0]].name
+        taken.add(name)
+        assignments.append({"subtask_id": subtask.id, "agent_name": name})
+    if not assignments:
+        return dict(WAIT)
+    if len(assignments) == 1:
+        only = assignments[0]
+        kind = "retry" if status[episode.dag.index[only["subtask_id"]]] == FAILED else "delegate"
+        return {"action_type": kind, **only}
+    return {"action_type": "dispatch", "assignments": assignments}
 
 
 def _tail_lengths(observation: Observation) -> dict[str, int]:
