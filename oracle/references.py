@@ -7,7 +7,10 @@ The evaluation slice, at each task's default worker count:
 
 * the hand-written scenarios on seeds 0-19 (the seeds whose best scores are shipped);
 * every arena and generated preset on its first 20 held-out evaluation seeds
-  (``EVALUATION_SEEDS``: 2000000000-2000000019), the seeds users evaluate on.
+  (``EVALUATION_SEEDS``: 2000000000-2000000019), the seeds users evaluate on;
+* the expert presets (``EXPERT_TASKS``) on their first 50 held-out seeds
+  (2000000000-2000000049), the seeds their targets are stated on; the
+  hindsight oracle does not model them, so only the planner's score ships.
 
 ``--hindsight`` also runs the oracle (``--seconds`` per seed) on the slice's
 seeds that have no shipped best score and ships what it found.
@@ -28,13 +31,23 @@ from ..server.tasks import TaskRegistry, default_registry
 from ..server.tasks.arena import EVALUATION_SEEDS
 from ..server.tasks.best_scores import load_entries, shipped_entry
 from ..server.tasks.references import PLANNER_SCORES_PATH, compute_planner_score, load_planner_entries
-from .catalogue import ARENA_TASKS, GENERATED_TASKS, SCENARIO_SEEDS, SCENARIO_TASKS, Target, compute_entries
+from .catalogue import (
+    ARENA_TASKS,
+    EXPERT_TASKS,
+    GENERATED_TASKS,
+    SCENARIO_SEEDS,
+    SCENARIO_TASKS,
+    Target,
+    compute_entries,
+)
 from .catalogue import merge_entries as merge_best_entries
 from .catalogue import write_entries as write_best_entries
 
 SLICE_SEEDS = 20
+EXPERT_SLICE_SEEDS = 50
 HELD_OUT_SEEDS = range(EVALUATION_SEEDS.start, EVALUATION_SEEDS.start + SLICE_SEEDS)
-SLICE_TASKS = SCENARIO_TASKS + ARENA_TASKS + GENERATED_TASKS
+EXPERT_HELD_OUT_SEEDS = range(EVALUATION_SEEDS.start, EVALUATION_SEEDS.start + EXPERT_SLICE_SEEDS)
+SLICE_TASKS = SCENARIO_TASKS + ARENA_TASKS + GENERATED_TASKS + EXPERT_TASKS
 # The tasks whose slice is shipped in planner_scores.json and best_scores.json.
 SHIPPED_SLICE_TASKS = SLICE_TASKS
 
@@ -48,6 +61,8 @@ DESCRIPTION = (
 
 def slice_seeds(task_id: str) -> list[int]:
     """The evaluation slice's seeds of a task."""
+    if task_id in EXPERT_TASKS:
+        return list(EXPERT_HELD_OUT_SEEDS)
     return list(SCENARIO_SEEDS if "/" not in task_id else HELD_OUT_SEEDS)
 
 
@@ -90,6 +105,8 @@ def missing_hindsight(tasks: Sequence[str], registry: TaskRegistry, seconds: flo
     """The slice's seeds without a current shipped best score."""
     targets = []
     for task_id in tasks:
+        if task_id in EXPERT_TASKS:
+            continue  # the oracle does not model them
         for seed in slice_seeds(task_id):
             resolved = registry.resolve(task_id, seed)
             if shipped_entry(resolved.spec, resolved.seed) is None:
@@ -185,6 +202,7 @@ def timed(function: Callable[[], Any]) -> tuple[Any, float]:
 
 __all__ = [
     "COMMAND",
+    "EXPERT_HELD_OUT_SEEDS",
     "HELD_OUT_SEEDS",
     "SLICE_TASKS",
     "compute_planner_entries",
