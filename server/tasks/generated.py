@@ -278,22 +278,7 @@ def generate_scenario(level: GeneratedLevel, seed: int, secret: bytes | None = N
         None if level.budget_factor is None else math.ceil((reference_cost + lost_cost) * level.budget_factor * 10) / 10
     )
 
-    subtasks = tuple(
-        sorted(
-            (
-                SubtaskSpec(
-                    id=ids[j],
-                    type=kinds[j],
-                    depends_on=tuple(sorted(ids[i] for i in predecessors[j])),
-                    work=works[j],
-                    priority=priorities[j],
-                    deadline=deadlines[j],
-                )
-                for j in range(n)
-            ),
-            key=lambda spec: spec.id,
-        )
-    )
+    subtasks = _subtask_specs(ids, kinds, predecessors, works, priorities, deadlines)
     return TaskSpec(
         task_id=f"{GENERATED_PREFIX}/{level.name}",
         title=f"Generated {level.name}: {n} subtasks, {len(agents)} agents",
@@ -334,6 +319,29 @@ def generate_scenario(level: GeneratedLevel, seed: int, secret: bytes | None = N
             "reference_cost": round(reference_cost, 4),
         },
     )
+
+
+def _subtask_specs(
+    ids: Sequence[str],
+    kinds: Sequence[str],
+    predecessors: Sequence[Any],
+    works: Sequence[int],
+    priorities: Sequence[int],
+    deadlines: Sequence[int | None],
+) -> tuple[SubtaskSpec, ...]:
+    """The subtasks of a drawn workflow (subtask ``j`` by its drawn facts), sorted by id."""
+    specs = (
+        SubtaskSpec(
+            id=ids[j],
+            type=kinds[j],
+            depends_on=tuple(sorted(ids[i] for i in predecessors[j])),
+            work=works[j],
+            priority=priorities[j],
+            deadline=deadlines[j],
+        )
+        for j in range(len(ids))
+    )
+    return tuple(sorted(specs, key=lambda spec: spec.id))
 
 
 def _draw_agent(rng: random.Random, name: str, level: GeneratedLevel) -> _Agent:
@@ -657,22 +665,7 @@ def generate_expert_scenario(level: ExpertLevel, seed: int, secret: bytes | None
     lo_r, hi_r = level.reliability_range
     reliabilities = [round(lo_r + (hi_r - lo_r) * hidden.random(), 3) for _ in agents]
 
-    subtasks = tuple(
-        sorted(
-            (
-                SubtaskSpec(
-                    id=ids[j],
-                    type=kinds[j],
-                    depends_on=tuple(sorted(ids[i] for i in predecessors[j])),
-                    work=works[j],
-                    priority=priorities[j],
-                    deadline=deadlines[j],
-                )
-                for j in range(n)
-            ),
-            key=lambda spec: spec.id,
-        )
-    )
+    subtasks = _subtask_specs(ids, kinds, predecessors, works, priorities, deadlines)
     return TaskSpec(
         task_id=f"{GENERATED_PREFIX}/{level.name}",
         title=f"Generated {level.name}: {n} subtasks, {len(agents)} agents",
