@@ -49,12 +49,13 @@ within the CPU budget before the branch and bound.
 
 from __future__ import annotations
 
-import math
 import time
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import combinations_with_replacement
 from typing import Any
+
+import numpy as np
 
 from ..server.core.canvas.canvas import Canvas, Node, node_contribution, render_dsl
 from ..server.core.canvas.episode import CanvasTables
@@ -85,6 +86,7 @@ from ..server.core.canvas.simulator import (
     PLANNER_DECAY,
     REVISE_BREAK,
     REVISION_DECAY,
+    UNFORMATTED_CREDIT,
     OperatorParameters,
     _Walk,
     hidden_parameters,
@@ -107,6 +109,8 @@ LADDER = 8  # planning levels beyond single plans: groups of the boosts two or t
 # The grade rounds tokens to whole ones and each dimension to 6 decimals: a bound within
 # SLACK of the best found cannot be told apart from it.
 SLACK = 3e-5
+FORMAT_LEVELS = 3  # formatting levels with a bound (see Relaxation.format_level)
+INFEASIBLE = -10.0  # the bound of a state no canvas the gate passes can extend
 
 Stats = tuple[bool, bool, bool]  # a solver, a checker, Test
 
@@ -366,10 +370,12 @@ class CanvasOracle:
         start = time.process_time()
         if incumbent is not None:
             self.best_score = incumbent[0]
+        # The beam has a budget of its own: the search's starts after it.
         self.deadline = start + seconds
         self.timed_out = False
         self.open_bound = -1.0
         self.beam()
+        self.deadline = time.process_time() + seconds
         self.expanded = 0
         self.search([_Walk(self.params, self.problem, None)], (False, False, False), ())
         elapsed = time.process_time() - start
@@ -402,19 +408,16 @@ class CanvasOracle:
             return []
         right = sum(w.cells[4] + w.cells[5] + w.cells[6] + w.cells[7] for w in walks if w.has_answer)
         k = min(w.revisions for w in walks)
-        p = self.relax.level(max(w.boost for w in walks))
+        relax = self.relax
+        p = relax.level(max(w.boost for w in walks))
         answered = any(w.has_answer for w in walks)
+        g = stats[2] if self.needs_test else stats[1]
         base = 0.2 * (1.0 - tokens / self.budget) + 0.1
         room = max(0.0, 1.0 - latency / self.latency_limit)
-        children: list[tuple[float, Unit]] = []
-        for most, index in self.relax.order(left, k, p, answered):
-            if base + most + SLACK <= self.best_score:
-                break
-            bound = base + self.relax.child(index, left, k, p, answered, right, room)
-            if bound + SLACK > self.best_score:
-                children.append((bound, self.units[index]))
-        children.sort(key=lambda item: -item[0])
-        return children
+        found = relax.children(
+            left, k, p, answered, g, relax.format_level(walks), right, room, base, self.best_score - SLACK
+        )
+        return [(bound, self.units[index]) for bound, index in found]
 
     def extend(self, walks: list[_Walk], stats: Stats, unit: Unit) -> tuple[list[_Walk], Stats]:
         """The walks and the gate's counts after ``unit``."""
@@ -477,13 +480,39 @@ class Relaxation:
         self.caught = max(
             max(params[name].styled(style) for name in checkers for style in PROMPT_STYLES), BLIND_REVISION
         )
-        self.transitions: dict[tuple[int, int, int, bool], tuple[float, float, int, int, bool, float, float]] = {}
-        self.memo: dict[tuple[int, int, int, bool, bool], list[float]] = {}
-        self.front_memo: dict[
-            tuple[int, int, bool, bool], dict[tuple[int, int, int, bool], list[tuple[float, float, float]]]
+        self.transitions: dict[
+            tuple[int, int, int, bool], tuple[float, float, int, int, bool, float, float, float, float]
         ] = {}
-        self.order_memo: dict[tuple[int, int, int, bool], list[tuple[float, int]]] = {}
+        self.memo: dict[tuple[int, int, int, bool, bool, int], Any] = {}
+        self.group_memo: dict[tuple[int, int, bool], list[Group]] = {}
+        self.move_memo: dict[tuple[int, int, bool, bool, int], list[Move]] = {}
+        self.grid = np.linspace(0.0, 1.0, GRID + 1)
+        # Formatting levels (a verbose problem's unformatted right answer counts half): level n below
+        # the top, at least keep^n of the right answers unformatted; the top, no bound.
+        self.keep = 1.0 - params["Format"].quality if "Format" in params else 1.0
+        if oracle.problem.verbose:
+            self.factors = [1.0 - UNFORMATTED_CREDIT * self.keep**n for n in range(FORMAT_LEVELS)] + [1.0]
+        else:
+            self.factors = [1.0]
+        # Per unit, with no answer before it and with one: the gate's bit it sets and the formatting map.
+        units = oracle.units
+        self.bits = [
+            [bool(unit.stats[answered][2 if oracle.needs_test else 1]) for unit in units] for answered in (0, 1)
+        ]
+        levels = range(len(self.factors))
+        self.fmaps = [
+            [tuple(self.format_after(index, bool(answered), f) for f in levels) for index in range(len(units))]
+            for answered in (0, 1)
+        ]
         self.walk = _Walk(params, oracle.problem, None)
+        self.votes: dict[tuple[tuple[float, ...], Node], float] = {}
+        self.reads = [
+            (
+                any(ROLE[name] == REVISER for node in unit.nodes for name in node.operators),
+                any(ROLE[name] in (SOLVER, PLANNER) for node in unit.nodes for name in node.operators),
+            )
+            for unit in oracle.units
+        ]
 
     def _ladder(self) -> list[float]:
         """The planning levels: no boost, every boost one plan gives, a few that two or three
@@ -555,7 +584,22 @@ class Relaxation:
 
     def transition(
         self, index: int, k: int, p: int, answered: bool
-    ) -> tuple[float, float, int, int, bool, float, float]:
+    ) -> tuple[float, float, int, int, bool, float, float, float, float]:
+        """Unit ``index`` from ``(k, p, answered)``: ``(a, b)``, the state after it, and its tokens
+        and latency at ``c = 0`` with their slopes in ``c``. A unit without a reviser neither reads
+        nor changes ``k``, one without a solver or planner ``p``: computed once for every value."""
+        reads_k, reads_p = self.reads[index]
+        if not (reads_k and reads_p):
+            a, b, k2, p2, answered2, tokens, latency, tokens_slope, latency_slope = self._transition(
+                index, k if reads_k else 0, p if reads_p else 0, answered
+            )
+            k2, p2 = (k2 if reads_k else k), (p2 if reads_p else p)
+            return a, b, k2, p2, answered2, tokens, latency, tokens_slope, latency_slope
+        return self._transition(index, k, p, answered)
+
+    def _transition(
+        self, index: int, k: int, p: int, answered: bool
+    ) -> tuple[float, float, int, int, bool, float, float, float, float]:
         key = (index, k, p, answered)
         found = self.transitions.get(key)
         if found is not None:
@@ -563,6 +607,7 @@ class Relaxation:
         unit = self.oracle.units[index]
         a, b = 1.0, 0.0  # P(right after | right now), P(right after | wrong now)
         tokens, latency = unit.tokens[0], unit.latency[0]
+        tokens_slope = latency_slope = 0.0  # the cost at c: tokens + tokens_slope * c
 
         def then(alpha: float, beta: float) -> None:
             nonlocal a, b
@@ -576,7 +621,10 @@ class Relaxation:
                 if ROLE[name] == SOLVER:
                     q = self.params[name].styled(head.style)
                     rates.append(q + (1.0 - q) * self.ladder[p])
-            v = self.walk.vote(rates, nodes[1])
+            vote_key = (tuple(rates), nodes[1])
+            v = self.votes.get(vote_key)
+            if v is None:
+                v = self.votes[vote_key] = self.walk.vote(rates, nodes[1])
             then(v, v)
             answered = True
         elif head.kind in (OPERATOR, PARALLEL):
@@ -604,90 +652,237 @@ class Relaxation:
                 # The parts: the fewest revisions and the highest boost.
                 k = min(kt, ko)
                 p = max(pt, po)
-                low, high = min(tpr, fpr), max(tpr, fpr)
-                tokens += unit.tokens[1] * low + unit.tokens[2] * (1.0 - high)
-                latency += unit.latency[1] * low + unit.latency[2] * (1.0 - high)
+                # The branches are paid by the share each takes: flagged ``tpr + c (fpr - tpr)`` of the
+                # answer, affine in ``c``. The relaxation's ``c`` is at least the canvas's, so a slope
+                # is kept only where it is negative (paying less); else the least, at ``c = 0``.
+                for cost, into in ((unit.tokens, "tokens"), (unit.latency, "latency")):
+                    at0 = cost[2] + (cost[1] - cost[2]) * tpr
+                    rise = (cost[1] - cost[2]) * (fpr - tpr)
+                    if into == "tokens":
+                        tokens, tokens_slope = tokens + at0, min(0.0, rise)
+                    else:
+                        latency, latency_slope = latency + at0, min(0.0, rise)
         if a < b:
             a = b = max(a, b)
-        found = self.transitions[key] = (a, b, k, p, answered, tokens, latency)
+        found = self.transitions[key] = (a, b, k, p, answered, tokens, latency, tokens_slope, latency_slope)
         return found
 
-    def costs(self, tokens: float, latency: float, timed: bool) -> float:
-        cost = 0.2 * tokens / self.oracle.budget
-        return cost + 0.1 * latency / self.oracle.latency_limit if timed else cost
+    def format_after(self, index: int, answered: bool, f: int) -> int:
+        """The formatting level after unit ``index`` (see :meth:`factor`)."""
+        top = len(self.factors) - 1
+        if top == 0:
+            return 0
+        nodes = self.oracle.units[index].nodes
+        head = nodes[0]
 
-    def fronts(
-        self, k: int, p: int, answered: bool, timed: bool
-    ) -> dict[tuple[int, int, int, bool], list[tuple[float, float, float]]]:
-        """The relaxation's moves from ``(k, p, answered)`` by (size, state after): ``(a, b, cost)``,
-        those another beats (higher ``a`` and ``b``, lower cost) left out."""
-        key = (k, p, answered, timed)
-        found = self.front_memo.get(key)
+        def op(name: str, f: int, answered: bool) -> tuple[int, bool]:
+            role = ROLE[name]
+            if role == SOLVER:
+                return 0, True
+            if role == FORMATTER and answered:
+                return min(top, f + 1), answered
+            return f, answered
+
+        if len(nodes) == 2:  # a vote: a fresh answer
+            return 0
+        if head.kind in (OPERATOR, PARALLEL):
+            return op(head.operators[0], f, answered)[0]
+        if head.kind == LOOP:
+            for _ in range(head.count):
+                for name in head.operators:
+                    f, answered = op(name, f, answered)
+            return f
+        _, if_flagged, otherwise = head.operators
+        if not answered:
+            return op(otherwise, f, answered)[0]
+        # The parts: the unformatted share of the right answers is at least the least of theirs.
+        return max(op(if_flagged, f, True)[0], op(otherwise, f, True)[0])
+
+    def format_level(self, walks: list[_Walk]) -> int:
+        """The formatting level of a mixture: the highest of its parts' (a part without right
+        answers: 0, since every right answer it gets later is a fresh, unformatted one)."""
+        top = len(self.factors) - 1
+        level = 0
+        for walk in walks:
+            cells = walk.cells
+            right = cells[4] + cells[5] + cells[6] + cells[7]
+            if not walk.has_answer or right <= 0.0:
+                continue
+            share = (cells[4] + cells[6]) / right  # unformatted
+            n = 0
+            while n < top and share < self.keep**n * (1.0 - 1e-9):
+                n += 1
+            level = max(level, n)
+        return level
+
+    def groups(self, k: int, p: int, answered: bool) -> list[Group]:
+        """Every unit's move from ``(k, p, answered)``, by size and state after (the gate's bit and
+        the formatting map included): their ``(a, b)``, tokens and latency as arrays."""
+        key = (k, p, answered)
+        found = self.group_memo.get(key)
         if found is not None:
             return found
-        groups: dict[tuple[int, int, int, bool], list[tuple[float, float, float]]] = {}
+        by_key: dict[tuple[Any, ...], list[tuple[int, float, float, float, float, float, float]]] = {}
+        bits, fmaps = self.bits[answered], self.fmaps[answered]
         for index, unit in enumerate(self.oracle.units):
-            a, b, k2, p2, answered2, tokens, latency = self.transition(index, k, p, answered)
-            if b <= 0.0 and k2 == k and p2 == p and answered2 == answered:
-                continue  # nothing the bound sees gets better
-            groups.setdefault((len(unit.nodes), k2, p2, answered2), []).append(
-                (a, b, self.costs(tokens, latency, timed))
+            a, b, k2, p2, answered2, tokens, latency, tokens_slope, latency_slope = self.transition(
+                index, k, p, answered
             )
-        for group, options in groups.items():
-            options.sort(key=lambda o: (o[2], -o[1], -o[0]))
-            front: list[tuple[float, float, float]] = []
-            for a, b, cost in options:
-                if any(fa >= a and fb >= b for fa, fb, _ in front):
-                    continue
-                front.append((a, b, cost))
-            groups[group] = front
-        self.front_memo[key] = groups
-        return groups
+            by_key.setdefault((len(unit.nodes), k2, p2, answered2, bits[index], fmaps[index]), []).append(
+                (index, a, b, tokens, latency, tokens_slope, latency_slope)
+            )
+        found = []
+        budget, limit = self.oracle.budget, self.oracle.latency_limit
+        for (size, k2, p2, answered2, bit, fmap), rows in by_key.items():
+            columns = np.array(rows).T
+            idx = columns[0].astype(np.int64)
+            a, b = columns[1], columns[2]
+            tok, lat = 0.2 * columns[3] / budget, 0.1 * columns[4] / limit
+            tok_slope, lat_slope = 0.2 * columns[5] / budget, 0.1 * columns[6] / limit
+            found.append(
+                Group(size, k2, p2, answered2, bit, fmap, idx, a, b, tok, lat, tok_slope, lat_slope, _front(columns))
+            )
+        self.group_memo[key] = found
+        return found
 
-    def table(self, left: int, k: int, p: int, answered: bool, timed: bool) -> list[float]:
-        """``bound(left, k, p, c)`` at ``c = i / GRID`` (less the latency term when ``timed``)."""
-        key = (left, k, p, answered, timed)
+    def moves(self, k: int, p: int, answered: bool, g: bool, f: int) -> list[Move]:
+        """The table's moves from a state: the groups' units no other beats, by state after."""
+        key = (k, p, answered, g, f)
+        found = self.move_memo.get(key)
+        if found is not None:
+            return found
+        by_target: dict[tuple[int, int, int, bool, bool, int], list[Group]] = {}
+        for group in self.groups(k, p, answered):
+            target = (group.size, group.k, group.p, group.answered, g or group.bit, group.fmap[f])
+            by_target.setdefault(target, []).append(group)
+        found = []
+        for (size, k2, p2, answered2, g2, f2), groups in by_target.items():
+            keep = [group.keep for group in groups]
+            a = np.concatenate([group.a[i] for group, i in zip(groups, keep, strict=True)])
+            b = np.concatenate([group.b[i] for group, i in zip(groups, keep, strict=True)])
+            tok = np.concatenate([group.tokens[i] for group, i in zip(groups, keep, strict=True)])
+            lat = np.concatenate([group.latency[i] for group, i in zip(groups, keep, strict=True)])
+            tok_slope = np.concatenate([group.tokens_slope[i] for group, i in zip(groups, keep, strict=True)])
+            lat_slope = np.concatenate([group.latency_slope[i] for group, i in zip(groups, keep, strict=True)])
+            x = b[:, None] + (a - b)[:, None] * self.grid[None, :]
+            timed = (tok + lat)[:, None] + (tok_slope + lat_slope)[:, None] * self.grid[None, :]
+            untimed = tok[:, None] + tok_slope[:, None] * self.grid[None, :]
+            found.append(Move(size, (k2, p2, answered2, g2, f2), x, timed, untimed))
+        found.sort(key=lambda move: move.size)
+        self.move_memo[key] = found
+        return found
+
+    def table(self, left: int, k: int, p: int, answered: bool, g: bool, f: int) -> Any:
+        """``bound(left, k, p, c)`` at ``c = i / GRID``, with the latency term (row 0) and without
+        (row 1), for a canvas whose gate bit is ``g`` and formatting level ``f``: a convex, increasing
+        function of ``c`` (a maximum of affine ones), so the chord between grid points bounds it."""
+        key = (left, k, p, answered, g, f)
         found = self.memo.get(key)
         if found is not None:
             return found
-        values = [0.6 * (i / GRID) for i in range(GRID + 1)]
+        if answered and g:
+            stop = 0.6 * self.factors[f] * self.grid
+            values = np.stack([stop, stop])
+        else:
+            values = np.full((2, GRID + 1), INFEASIBLE)
         if left > 0:
-            for (size, k2, p2, answered2), front in self.fronts(k, p, answered, timed).items():
-                if size > left:
+            grid = self.grid
+            for move in self.moves(k, p, answered, g, f):
+                if move.size > left:
+                    break
+                sub = self.table(left - move.size, *move.state)
+                if sub[0, -1] <= INFEASIBLE / 2:
                     continue
-                sub = self.table(left - size, k2, p2, answered2, timed)
-                for a, b, cost in front:
-                    slope = a - b
-                    for i in range(GRID + 1):
-                        v = sub[min(GRID, math.ceil((b + slope * (i / GRID)) * GRID - 1e-9))] - cost
-                        if v > values[i]:
-                            values[i] = v
+                timed = (np.interp(move.x, grid, sub[0]) - move.timed).max(axis=0)
+                untimed = (np.interp(move.x, grid, sub[1]) - move.untimed).max(axis=0)
+                np.maximum(values[0], timed, out=values[0])
+                np.maximum(values[1], untimed, out=values[1])
         self.memo[key] = values
         return values
 
-    def order(self, left: int, k: int, p: int, answered: bool) -> list[tuple[float, int]]:
-        """The units that fit in ``left`` nodes with the most any of them may add (a right
-        answer now, no latency yet), highest first."""
-        key = (left, k, p, answered)
-        found = self.order_memo.get(key)
-        if found is None:
-            found = []
-            for index, unit in enumerate(self.oracle.units):
-                if len(unit.nodes) <= left:
-                    found.append((self.child(index, left, k, p, answered, 1.0, 1.0), index))
-            found.sort(key=lambda item: -item[0])
-            self.order_memo[key] = found
-        return found
+    def children(
+        self,
+        left: int,
+        k: int,
+        p: int,
+        answered: bool,
+        g: bool,
+        f: int,
+        right: float,
+        room: float,
+        base: float,
+        floor: float,
+    ) -> list[tuple[float, int]]:
+        """The units whose bound (``base`` plus the most ``0.6 correctness - 0.2 tokens / budget + 0.1
+        latency score`` may reach after them; ``room``: the latency score the prefix leaves) is above
+        ``floor``, highest first."""
+        out: list[tuple[float, int]] = []
+        for group in self.groups(k, p, answered):
+            if group.size > left:
+                continue
+            sub = self.table(left - group.size, group.k, group.p, group.answered, g or group.bit, group.fmap[f])
+            if sub[0, -1] <= INFEASIBLE / 2:
+                continue
+            x = group.b + (group.a - group.b) * right
+            tokens = group.tokens + group.tokens_slope * right
+            bound = np.maximum(
+                np.interp(x, self.grid, sub[0]) - tokens - group.latency - group.latency_slope * right + 0.1 * room,
+                np.interp(x, self.grid, sub[1]) - tokens,
+            )
+            bound += base
+            chosen = np.nonzero(bound > floor)[0]
+            if len(chosen):
+                out.extend(zip(bound[chosen].tolist(), group.index[chosen].tolist(), strict=True))
+        out.sort(key=lambda item: -item[0])
+        return out
 
-    def child(self, index: int, left: int, k: int, p: int, answered: bool, right: float, room: float) -> float:
-        """A bound on ``0.6 correctness - 0.2 tokens / budget + 0.1 latency score`` over the canvases
-        whose next unit is ``index`` (``room``: the latency score the prefix leaves)."""
-        a, b, k2, p2, answered2, tokens, latency = self.transition(index, k, p, answered)
-        rest = left - len(self.oracle.units[index].nodes)
-        i = min(GRID, math.ceil((b + (a - b) * right) * GRID - 1e-9))
-        timed = self.table(rest, k2, p2, answered2, True)[i] - self.costs(tokens, latency, True) + 0.1 * room
-        untimed = self.table(rest, k2, p2, answered2, False)[i] - self.costs(tokens, latency, False)
-        return max(timed, untimed)
+
+def _front(columns: Any) -> Any:
+    """The rows (index, a, b, tokens, latency, their slopes) no other beats: at least as high an
+    ``a`` and ``b``, no more tokens or latency at ``c = 0`` nor at ``c = 1`` (ties: the first)."""
+    better = np.stack(
+        [columns[1], columns[2], -columns[3], -(columns[3] + columns[5]), -columns[4], -(columns[4] + columns[6])]
+    )
+    n = better.shape[1]
+    if n == 1:
+        return np.zeros(1, dtype=np.int64)
+    weak = (better[:, :, None] >= better[:, None, :]).all(axis=0)  # weak[j, i]: j at least as good as i
+    strict = (better[:, :, None] > better[:, None, :]).any(axis=0)
+    earlier = np.arange(n)[:, None] < np.arange(n)[None, :]
+    beaten = (weak & (strict | earlier)).any(axis=0)
+    return np.nonzero(~beaten)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """The table's moves to one state (see ``Relaxation.moves``): per move and grid point, the
+    chance of a right answer after it and its cost with latency and without."""
+
+    size: int
+    state: tuple[int, int, bool, bool, int]
+    x: Any
+    timed: Any
+    untimed: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Units with the same size and state after them, from one state (see ``Relaxation.groups``)."""
+
+    size: int
+    k: int
+    p: int
+    answered: bool
+    bit: bool
+    fmap: tuple[int, ...]
+    index: Any  # the units' indices
+    a: Any
+    b: Any
+    tokens: Any  # 0.2 tokens / budget
+    latency: Any  # 0.1 latency / latency limit
+    tokens_slope: Any  # in c, the chance of a right answer before the unit
+    latency_slope: Any
+    keep: Any  # those no other in the group beats
 
 
 def oracle_for(compiled: CompiledTask, seed: int, **options: Any) -> CanvasOracle:
