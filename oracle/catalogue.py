@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,14 +130,23 @@ def _rank(entry: dict[str, Any]) -> tuple[bool, float, float]:
     return (entry["status"] == OPTIMAL, entry["best_score"], -entry["upper_bound"])
 
 
+def replays_to_its_score(entry: dict[str, Any], registry: TaskRegistry | None = None) -> bool:
+    """Whether an entry's plan, replayed under today's rules, still earns its recorded score."""
+    resolved = (registry or default_registry()).resolve(entry["task_id"], seed=entry["seed"])
+    return bool(replay(resolved.compiled, resolved.seed, entry["plan"])[0]["score"] == entry["best_score"])
+
+
 def merge_entries(
-    shipped: Sequence[dict[str, Any]], computed: Sequence[dict[str, Any]]
+    shipped: Sequence[dict[str, Any]],
+    computed: Sequence[dict[str, Any]],
+    replays: Callable[[dict[str, Any]], bool] = replays_to_its_score,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The catalogue after a run: every computed entry, except where the shipped
-    entry of that task and seed is for the same task definition (fingerprint)
-    and at least as good (proven over found, then a higher score, then a tighter
-    bound), which is kept; and every shipped entry of other tasks and seeds.
-    Returns the entries and a line per kept entry saying why."""
+    entry of that task and seed is for the same task definition (fingerprint),
+    at least as good (proven over found, then a higher score, then a tighter
+    bound) and still earns its score when replayed (``replays``: a rule change
+    may have voided it), which is kept; and every shipped entry of other tasks
+    and seeds. Returns the entries and a line per kept or replaced entry saying why."""
     old = {(e["task_id"], e["seed"]): e for e in shipped}
     merged: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -146,13 +155,18 @@ def merge_entries(
         previous = old.pop(key, None)
         if previous is not None and previous["fingerprint"] == entry["fingerprint"]:
             if _rank(previous) >= _rank(entry):
-                merged.append(previous)
-                if _rank(previous) > _rank(entry):
-                    notes.append(
-                        f"kept {key[0]} seed {key[1]}: shipped {previous['status']} {previous['best_score']:.4f} "
-                        f"over this run's {entry['status']} {entry['best_score']:.4f}"
-                    )
-                continue
+                if replays(previous):
+                    merged.append(previous)
+                    if _rank(previous) > _rank(entry):
+                        notes.append(
+                            f"kept {key[0]} seed {key[1]}: shipped {previous['status']} "
+                            f"{previous['best_score']:.4f} over this run's {entry['status']} {entry['best_score']:.4f}"
+                        )
+                    continue
+                notes.append(
+                    f"replaced {key[0]} seed {key[1]}: the shipped plan no longer earns its "
+                    f"{previous['best_score']:.4f}; this run's {entry['status']} {entry['best_score']:.4f}"
+                )
         merged.append(entry)
     return list(old.values()) + merged, notes
 
