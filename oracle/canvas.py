@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations_with_replacement
 from typing import Any
 
@@ -485,6 +485,7 @@ class Relaxation:
         ] = {}
         self.memo: dict[tuple[int, int, int, bool, bool, int], Any] = {}
         self.group_memo: dict[tuple[int, int, bool], list[Group]] = {}
+        self.class_memo: dict[tuple[bool, bool, int, int, bool], list[Group]] = {}
         self.move_memo: dict[tuple[int, int, bool, bool, int], list[Move]] = {}
         self.grid = np.linspace(0.0, 1.0, GRID + 1)
         # Formatting levels (a verbose problem's unformatted right answer counts half): level n below
@@ -513,6 +514,11 @@ class Relaxation:
             )
             for unit in oracle.units
         ]
+        self.classes: dict[tuple[bool, bool], list[int]] = {}
+        for index, reads in enumerate(self.reads):
+            self.classes.setdefault(reads, []).append(index)
+        for reads in ((False, False), (True, False), (False, True), (True, True)):
+            self.classes.setdefault(reads, [])
 
     def _ladder(self) -> list[float]:
         """The planning levels: no boost, every boost one plan gives, a few that two or three
@@ -582,20 +588,13 @@ class Relaxation:
             return 1.0, fix * self.caught, min(MAX_K, k + 1), p, answered
         return 1.0, 0.0, k, p, answered
 
-    def transition(
-        self, index: int, k: int, p: int, answered: bool
-    ) -> tuple[float, float, int, int, bool, float, float, float, float]:
-        """Unit ``index`` from ``(k, p, answered)``: ``(a, b)``, the state after it, and its tokens
-        and latency at ``c = 0`` with their slopes in ``c``. A unit without a reviser neither reads
-        nor changes ``k``, one without a solver or planner ``p``: computed once for every value."""
-        reads_k, reads_p = self.reads[index]
-        if not (reads_k and reads_p):
-            a, b, k2, p2, answered2, tokens, latency, tokens_slope, latency_slope = self._transition(
-                index, k if reads_k else 0, p if reads_p else 0, answered
-            )
-            k2, p2 = (k2 if reads_k else k), (p2 if reads_p else p)
-            return a, b, k2, p2, answered2, tokens, latency, tokens_slope, latency_slope
-        return self._transition(index, k, p, answered)
+    @staticmethod
+    def branches(cost: tuple[float, float, float], tpr: float, fpr: float) -> tuple[float, float]:
+        """A conditional's branches' cost (``cost[1]`` if flagged, ``cost[2]`` if not, per unit of
+        share) at ``c = 0`` and its slope in ``c``: the flagged share is ``tpr + c (fpr - tpr)``,
+        affine in ``c``. The relaxation's ``c`` is at least the canvas's, so the slope is kept only
+        where it is negative (paying less); else the least, at ``c = 0``."""
+        return cost[2] + (cost[1] - cost[2]) * tpr, min(0.0, (cost[1] - cost[2]) * (fpr - tpr))
 
     def _transition(
         self, index: int, k: int, p: int, answered: bool
@@ -652,16 +651,10 @@ class Relaxation:
                 # The parts: the fewest revisions and the highest boost.
                 k = min(kt, ko)
                 p = max(pt, po)
-                # The branches are paid by the share each takes: flagged ``tpr + c (fpr - tpr)`` of the
-                # answer, affine in ``c``. The relaxation's ``c`` is at least the canvas's, so a slope
-                # is kept only where it is negative (paying less); else the least, at ``c = 0``.
-                for cost, into in ((unit.tokens, "tokens"), (unit.latency, "latency")):
-                    at0 = cost[2] + (cost[1] - cost[2]) * tpr
-                    rise = (cost[1] - cost[2]) * (fpr - tpr)
-                    if into == "tokens":
-                        tokens, tokens_slope = tokens + at0, min(0.0, rise)
-                    else:
-                        latency, latency_slope = latency + at0, min(0.0, rise)
+                branch_tokens, tokens_slope = self.branches(unit.tokens, tpr, fpr)
+                branch_latency, latency_slope = self.branches(unit.latency, tpr, fpr)
+                tokens += branch_tokens
+                latency += branch_latency
         if a < b:
             a = b = max(a, b)
         found = self.transitions[key] = (a, b, k, p, answered, tokens, latency, tokens_slope, latency_slope)
@@ -717,18 +710,34 @@ class Relaxation:
 
     def groups(self, k: int, p: int, answered: bool) -> list[Group]:
         """Every unit's move from ``(k, p, answered)``, by size and state after (the gate's bit and
-        the formatting map included): their ``(a, b)``, tokens and latency as arrays."""
+        the formatting map included): their ``(a, b)``, tokens and latency as arrays. The units that
+        read neither ``k`` nor ``p`` (or only one) are grouped once for every value of the other."""
         key = (k, p, answered)
         found = self.group_memo.get(key)
         if found is not None:
             return found
+        found = []
+        for reads_k, reads_p in ((False, False), (True, False), (False, True), (True, True)):
+            for group in self._groups(reads_k, reads_p, k if reads_k else 0, p if reads_p else 0, answered):
+                if not (reads_k and reads_p):
+                    group = replace(group, k=group.k if reads_k else k, p=group.p if reads_p else p)
+                found.append(group)
+        self.group_memo[key] = found
+        return found
+
+    def _groups(self, reads_k: bool, reads_p: bool, k: int, p: int, answered: bool) -> list[Group]:
+        key = (reads_k, reads_p, k, p, answered)
+        found = self.class_memo.get(key)
+        if found is not None:
+            return found
         by_key: dict[tuple[Any, ...], list[tuple[int, float, float, float, float, float, float]]] = {}
         bits, fmaps = self.bits[answered], self.fmaps[answered]
-        for index, unit in enumerate(self.oracle.units):
-            a, b, k2, p2, answered2, tokens, latency, tokens_slope, latency_slope = self.transition(
+        units = self.oracle.units
+        for index in self.classes[(reads_k, reads_p)]:
+            a, b, k2, p2, answered2, tokens, latency, tokens_slope, latency_slope = self._transition(
                 index, k, p, answered
             )
-            by_key.setdefault((len(unit.nodes), k2, p2, answered2, bits[index], fmaps[index]), []).append(
+            by_key.setdefault((len(units[index].nodes), k2, p2, answered2, bits[index], fmaps[index]), []).append(
                 (index, a, b, tokens, latency, tokens_slope, latency_slope)
             )
         found = []
@@ -742,7 +751,7 @@ class Relaxation:
             found.append(
                 Group(size, k2, p2, answered2, bit, fmap, idx, a, b, tok, lat, tok_slope, lat_slope, _front(columns))
             )
-        self.group_memo[key] = found
+        self.class_memo[key] = found
         return found
 
     def moves(self, k: int, p: int, answered: bool, g: bool, f: int) -> list[Move]:
@@ -793,8 +802,8 @@ class Relaxation:
                 sub = self.table(left - move.size, *move.state)
                 if sub[0, -1] <= INFEASIBLE / 2:
                     continue
-                timed = (np.interp(move.x, grid, sub[0]) - move.timed).max(axis=0)
-                untimed = (np.interp(move.x, grid, sub[1]) - move.untimed).max(axis=0)
+                timed = (_chord(move.x, grid, sub[0]) - move.timed).max(axis=0)
+                untimed = (_chord(move.x, grid, sub[1]) - move.untimed).max(axis=0)
                 np.maximum(values[0], timed, out=values[0])
                 np.maximum(values[1], untimed, out=values[1])
         self.memo[key] = values
@@ -826,8 +835,8 @@ class Relaxation:
             x = group.b + (group.a - group.b) * right
             tokens = group.tokens + group.tokens_slope * right
             bound = np.maximum(
-                np.interp(x, self.grid, sub[0]) - tokens - group.latency - group.latency_slope * right + 0.1 * room,
-                np.interp(x, self.grid, sub[1]) - tokens,
+                _chord(x, self.grid, sub[0]) - tokens - group.latency - group.latency_slope * right + 0.1 * room,
+                _chord(x, self.grid, sub[1]) - tokens,
             )
             bound += base
             chosen = np.nonzero(bound > floor)[0]
@@ -835,6 +844,11 @@ class Relaxation:
                 out.extend(zip(bound[chosen].tolist(), group.index[chosen].tolist(), strict=True))
         out.sort(key=lambda item: -item[0])
         return out
+
+
+def _chord(x: Any, grid: Any, values: Any) -> Any:
+    """A table's value at ``x`` by the chord between its grid points (a bound: the table is convex)."""
+    return np.interp(x, grid, values)
 
 
 def _front(columns: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from workflow_orchestrator.oracle.canvas import CanvasOracle, grade_of, oracle_for, solve_canvas
+from workflow_orchestrator.oracle.canvas import SLACK, CanvasOracle, grade_of, oracle_for, solve_canvas
 from workflow_orchestrator.oracle.solver import OPTIMAL, replay
 from workflow_orchestrator.server.core.canvas.canvas import Canvas, Node, gate_counts
 from workflow_orchestrator.server.core.canvas.operators import (
@@ -144,3 +144,90 @@ def test_no_built_in_policy_beats_the_hindsight_best(policy_name: str) -> None:
         assert grade["score"] <= entry["best_score"], (policy_name, entry["task_id"], entry["seed"])
         if entry["status"] == OPTIMAL:
             assert grade["normalized_score"] == round(grade["score"] / entry["best_score"], 6)
+
+
+# ------------------------------------------------------------ the bound, unit by unit
+
+BOUND_GRAMMAR = Grammar(
+    max_nodes=2, min_parallel=2, max_parallel=2, max_loop_body=1, min_loop_count=2, max_loop_count=2
+)
+BOUND_OPERATORS = ("Plan", "Programmer", "AnswerGenerate", "Test", "Verify", "Revise", "ScEnsemble", "Format")
+
+
+def bound_violations(oracle: CanvasOracle) -> list[tuple[Canvas, float, float]]:
+    """Every prefix and unit after it whose bound is below the best grade of a canvas that extends the
+    prefix with that unit (the bound's promise), found by walking every sequence of units."""
+    violations: list[tuple[Canvas, float, float]] = []
+
+    def best(walks: list[Any], stats: Any, canvas: Canvas) -> float:
+        oracle.best_score = -1.0
+        # The units it leaves out have no bound above the best so far (-1): as if it were -1.
+        bounds = {id(unit): bound for bound, unit in oracle.visit(walks, stats, canvas)}
+        found = oracle.best_score if oracle.best_canvas == canvas else -1.0
+        for unit in oracle.units:
+            if len(canvas) + len(unit.nodes) > oracle.grammar.max_nodes:
+                continue
+            child, counted = oracle.extend(walks, stats, unit)
+            value = best(child, counted, (*canvas, *unit.nodes))
+            bound = bounds.get(id(unit), -1.0)
+            if bound + SLACK < value:  # SLACK: the grade rounds tokens and each dimension
+                violations.append(((*canvas, *unit.nodes), bound, value))
+            found = max(found, value)
+        return found
+
+    from workflow_orchestrator.server.core.canvas.simulator import _Walk
+
+    oracle.best_canvas = ()
+    best([_Walk(oracle.params, oracle.problem, None)], (False, False, False), ())
+    return violations
+
+
+def _bound_oracle(task_id: str, seed: int) -> CanvasOracle:
+    compiled = default_registry().resolve(task_id, seed=seed).compiled
+    return oracle_for(compiled, seed, grammar=BOUND_GRAMMAR, operators=BOUND_OPERATORS, styles=("default",))
+
+
+BOUND_CASES = [("canvas/qa", 0), ("canvas/code", 2), ("canvas/math", 1)]  # verbose; code with tests; neither
+
+
+@pytest.mark.parametrize(("task_id", "seed"), BOUND_CASES)
+def test_the_bound_is_above_every_canvas_it_covers(task_id: str, seed: int) -> None:
+    oracle = _bound_oracle(task_id, seed)
+    assert bound_violations(oracle) == []
+
+
+def _too_tight(name: str, oracle: CanvasOracle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make one of the bound's tightenings wrong, too tight by a little."""
+    import workflow_orchestrator.oracle.canvas as module
+
+    relax = oracle.relax
+    if name == "formatting":  # a verbose answer's credit by formatting level
+        relax.factors = [factor - 0.01 for factor in relax.factors]
+    elif name == "gate":  # the gate as a hard constraint: no unit sets the gate's bit
+        relax.bits = [[False] * len(bits) for bits in relax.bits]
+    elif name == "branches":  # a conditional's branches paid by their share
+        paid = module.Relaxation.branches
+        monkeypatch.setattr(
+            module.Relaxation, "branches", staticmethod(lambda cost, tpr, fpr: (paid(cost, tpr, fpr)[0] + 40.0, 0.0))
+        )
+    elif name == "chord":  # the value between grid points
+        chord = module._chord
+        monkeypatch.setattr(module, "_chord", lambda x, grid, values: chord(x, grid, values) - 0.005)
+
+
+@pytest.mark.parametrize(
+    ("name", "task_id", "seed"),
+    [
+        ("formatting", "canvas/qa", 0),
+        ("gate", "canvas/math", 1),
+        ("branches", "canvas/code", 2),
+        ("chord", "canvas/math", 1),
+    ],
+)
+def test_each_tightening_made_too_tight_is_caught(
+    name: str, task_id: str, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The check above is not vacuous: each tightening of the bound, made wrong, breaks the promise.
+    oracle = _bound_oracle(task_id, seed)
+    _too_tight(name, oracle, monkeypatch)
+    assert bound_violations(oracle), name
