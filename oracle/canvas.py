@@ -29,22 +29,41 @@ nodes). Exact dominance cuts the units before the search:
   one solver is that solver.
 
 The bound: an upper bound on the grade of any canvas that extends a prefix,
-``bound(r, k, p, c)`` over the nodes left ``r``, the fewest revisions any part
-has had ``k`` (a revision in a conditional's branch counts for its part), a
-planning level ``p`` and the chance ``c`` that the answer is right, from a
-relaxation where every unit moves a right answer to right with at most ``a``
-and a wrong one with at most ``b`` (rates at their best over the contexts the
-unit may meet), less its fewest tokens; on a grid of ``c`` rounded up (the
-bound increases with ``c``). The planning levels are boosts: none, each single
-plan's (planner and prompt style), a few groups of what two or three plans
-give (each the most of its group) and the most any number of plans may give;
-a plan moves a level to the lowest level at or above the most it may leave
-(its k-th plan raises the boost by its rate times ``0.5^k``, and ``k`` plans
-give at most what ``k`` best plans give), so a weak plan counts as itself.
+``bound(r, k, p, g, f, c)`` over the nodes left ``r``, the fewest revisions any
+part has had ``k`` (a revision in a conditional's branch counts for its part),
+a planning level ``p``, the validity gate's bit ``g`` (a checker, or ``Test``
+for code with tests, as ``canvas.gate_counts`` counts them), a formatting level
+``f`` and the chance ``c`` that the answer is right, from a relaxation where
+every unit moves a right answer to right with at most ``a`` and a wrong one
+with at most ``b`` (rates at their best over the contexts the unit may meet),
+less its fewest tokens and latency:
+
+* the gate is a hard constraint: a canvas may stop only with an answer and the
+  gate's bit set (else it scores 0, below any incumbent);
+* a verbose problem's unformatted right answer counts half: formatting level
+  ``n`` below the top means at least ``(1 - q)^n`` of the right answers are
+  unformatted (``q``: Format's rate; a fresh answer is level 0, each Format
+  adds one, a revision keeps it), so the stop value is ``0.6 c (1 - (1 - q)^n / 2)``;
+* a conditional's branches are paid by the share each takes, flagged
+  ``tpr + c (fpr - tpr)``, affine in ``c`` (its slope kept only where it is
+  negative: the relaxation's ``c`` is at least the canvas's);
+* the bound is a maximum of affine functions of ``c``, so convex: it is kept on
+  a grid of ``c`` and read between grid points by the chord, which is above it.
+
+The planning levels are boosts: none, each single plan's (planner and prompt
+style), a few groups of what two or three plans give (each the most of its
+group) and the most any number of plans may give; a plan moves a level to the
+lowest level at or above the most it may leave (its k-th plan raises the boost
+by its rate times ``0.5^k``, and ``k`` plans give at most what ``k`` best plans
+give), so a weak plan counts as itself. The tables are numpy arrays, built on
+demand; units that read neither ``k`` nor ``p`` (or only one) are grouped once
+for every value of the other. The tests check the bound's promise unit by unit
+against every canvas of small grammars, and that each tightening made too tight
+by a little breaks it.
 
 The first incumbent is the best of the built-in policies' episodes and of a
 beam over the units (a few canvases kept a level, by grade and by bound), run
-within the CPU budget before the branch and bound.
+within a CPU budget of its own; the branch and bound's budget starts after it.
 """
 
 from __future__ import annotations

@@ -231,3 +231,18 @@ def test_each_tightening_made_too_tight_is_caught(
     oracle = _bound_oracle(task_id, seed)
     _too_tight(name, oracle, monkeypatch)
     assert bound_violations(oracle), name
+
+
+@pytest.mark.parametrize("task_id", PRESETS)
+def test_a_finished_episode_on_a_shipped_seed_has_a_normalised_score(task_id: str) -> None:
+    from workflow_orchestrator.server.inprocess import WorkflowEnv
+
+    env = WorkflowEnv(registry=default_registry())
+    policy = make_policy("heuristic", 3)
+    observation = env.reset(task_id, seed=3)
+    while not observation["done"]:
+        observation = env.step(policy.act(observation))
+    grade = env.grade()
+    assert grade["hindsight_best_status"] == OPTIMAL
+    assert grade["normalized_score"] is not None and grade["normalized_score"] > 0
+    assert grade["normalized_score"] == round(grade["score"] / grade["hindsight_best"], 6)
