@@ -1,10 +1,13 @@
 """The dashboard's Gradio Blocks: the page layout and its event handlers.
 
-One ``gr.State`` per browser session holds a :class:`DashboardSession`, so two
+Each browser page has its own :class:`DashboardSession`, kept on the server
+by Gradio's session hash (:class:`.session.DashboardSessions`), so two
 browsers never share an episode. Every handler is ``async`` (see
-:mod:`.session` for why) and ends by redrawing the whole page from one
-:class:`Snapshot`: the DAG, the Gantt chart, the agents, the gauges, the
-deadlines, the hint, the rewards, the grade, the tables and the action form.
+:mod:`.session` for why) and ends by redrawing the page from one
+:class:`Snapshot`: seven regions of markup (the summary bar, the gauges, the
+notice with the DAG and the Gantt chart, the hint, the agents with the
+deadlines, rewards and grade, the step history, the event log) and the action
+form, each sent only when it changed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .session import (
     ActionMenu,
     DashboardController,
     DashboardSession,
+    DashboardSessions,
     FormError,
     Snapshot,
     anywhere_label,
@@ -30,6 +34,7 @@ from .session import (
     build_action,
     pair_label,
     pair_value,
+    picture_key,
 )
 
 # Pause between two steps when a policy or a replay plays on its own: slow
@@ -40,9 +45,9 @@ WATCH_POLL_S = 0.5
 
 # A shared link carries an episode's secret in its fragment (#secret=...), which the browser
 # never sends to the server: the page reads it there and hands it to the load handler.
-SECRET_FROM_LINK_JS = """(session, task, preset, secret) => {
+SECRET_FROM_LINK_JS = """(task, preset, secret) => {
   const found = new URLSearchParams(window.location.hash.slice(1)).get('secret');
-  return [session, task, preset, found || secret || ''];
+  return [task, preset, found || secret || ''];
 }"""
 
 # Copies the address of the view shown (the summary bar's link) to the clipboard.
@@ -171,6 +176,8 @@ body:has(#wo-zoom input[value="200%"]:checked) .wo-dag { width: calc(var(--wo-w)
 .wo-deadline-line text { stroke: none; }
 .wo-now { stroke: var(--wo-now); fill: var(--wo-now); } .wo-now text { stroke: none; }
 .wo-scroll { max-height: 320px; overflow-y: auto; }
+.wo-pair { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 0 16px; }
+.wo-pair > * { min-width: 0; }
 .wo-rows { max-height: 360px; }
 .wo-title { color: var(--wo-ink); margin: 4px 0; font-size: 22px; }
 .wo-intro { color: var(--wo-ink); margin: 0 0 4px; font-size: 14px; }
@@ -198,10 +205,10 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
     controller = DashboardController(store, token)
     replay_lock = asyncio.Lock()
     first = controller.options[0]
-    first_pictures = opening_pictures(controller, first.key, first.presets[0] if first.presets else None)
+    sessions = DashboardSessions()
+    first_pictures = opening_regions(controller, first.key, first.presets[0] if first.presets else None)
 
     with gr.Blocks(title=title, analytics_enabled=False, fill_width=True) as blocks:
-        session_state = gr.State(None)
         gr.HTML(
             f'<style>{DASHBOARD_CSS}</style><h2 class="wo-title">{views.esc(title)}</h2>'
             '<p class="wo-intro">Pick a task and press <b>Reset</b>; act with the form, or let a built-in policy '
@@ -285,7 +292,6 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                     )
                     forward_button = gr.Button("Step forward", elem_id="wo-replay-forward", min_width=90)
                     replay_play_button = gr.Button("Play replay", elem_id="wo-replay-play", min_width=90)
-                notice_view = gr.HTML(elem_id="wo-notice-box")
                 with gr.Row(equal_height=False):
                     zoom_input = gr.Radio(
                         choices=["100%", "150%", "200%"],
@@ -296,8 +302,8 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                         scale=0,
                         min_width=260,
                     )
-                dag_view = gr.HTML(first_pictures[2], elem_id="wo-dag")
-                gantt_view = gr.HTML(first_pictures[4], elem_id="wo-gantt")
+                # The notice, the DAG and the Gantt chart: one picture (see page_regions).
+                main_view = gr.HTML(first_pictures[2], elem_id="wo-main")
             with gr.Column(scale=1, min_width=320):
                 hint_view = gr.HTML(first_pictures[3], elem_id="wo-hint")
                 with gr.Group():
@@ -327,20 +333,13 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                     play_button = gr.Button("Play to the end", elem_id="wo-play", interactive=False)
                     stop_button = gr.Button("Stop", elem_id="wo-stop")
                 copy_button = gr.Button("Copy the link to this view", elem_id="wo-copy-link", size="sm")
-        agents_view = gr.HTML(first_pictures[5], elem_id="wo-agents")
-        with gr.Row(equal_height=False):
-            with gr.Column():
-                deadlines_view = gr.HTML(first_pictures[6], elem_id="wo-deadlines")
-            with gr.Column():
-                heading("Reward per step")
-                rewards_view = gr.HTML(first_pictures[7], elem_id="wo-rewards")
-        heading("Grade")
-        grade_view = gr.HTML(first_pictures[8], elem_id="wo-grade")
+        # The agents, the deadlines, the rewards and the grade: one picture.
+        details_view = gr.HTML(first_pictures[4], elem_id="wo-details")
         with gr.Tabs():
             with gr.Tab("Step history"):
-                history_view = gr.HTML(first_pictures[9], elem_id="wo-history")
+                history_view = gr.HTML(first_pictures[5], elem_id="wo-history")
             with gr.Tab("Event log"):
-                events_view = gr.HTML(first_pictures[10], elem_id="wo-events")
+                events_view = gr.HTML(first_pictures[6], elem_id="wo-events")
             with gr.Tab("Compare two episodes", elem_id="wo-compare-tab"):
                 with gr.Row(equal_height=True):
                     compare_first = gr.Textbox(label="Episode", elem_id="wo-compare-first", scale=2)
@@ -354,18 +353,15 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                 compare_view = gr.HTML(elem_id="wo-compare-view")
         # Polls the watched episode's change feed; on only while an episode is watched.
         watch_timer = gr.Timer(WATCH_POLL_S, active=False)
+        # Where every event's loading status goes (see ``direct`` below): nothing, drawn nowhere.
+        progress_anchor = gr.HTML(visible=False, elem_id="wo-progress-anchor")
 
         page_outputs = [
-            session_state,
             status_view,
             gauges_view,
-            dag_view,
+            main_view,
             hint_view,
-            gantt_view,
-            agents_view,
-            deadlines_view,
-            rewards_view,
-            grade_view,
+            details_view,
             history_view,
             events_view,
             kind_input,
@@ -375,7 +371,6 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             answer_input,
             replay_slider,
             replay_row,
-            notice_view,
             step_button,
             policy_step_button,
             play_button,
@@ -392,7 +387,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             can_act = bool(menu.kinds)
             watching = snapshot.mode == "watch" and not observation.get("done")
             session.drawn = controller.change_key(session)
-            pictures = page_pictures(snapshot, statuses)
+            pictures = page_regions(snapshot, statuses)
             # The other outputs are component updates: each is built and sent only when what
             # it shows differs from what the browser was last sent (its key).
             updates: list[tuple[Any, int, Callable[[], Any]]] = [
@@ -407,14 +402,14 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                     ),
                 ),
                 (position is not None, 1, lambda: gr.Row(visible=position is not None)),
-                (snapshot.notice, 1, lambda: views.notice_html(snapshot.notice)),
                 (can_act, 3, lambda: [gr.Button(interactive=can_act) for _ in range(3)]),
                 (watching, 1, lambda: gr.Timer(active=watching)),
             ]
-            return [session, *unchanged_skipped(session, pictures, updates)]
+            return unchanged_skipped(session, pictures, updates)
 
-        def ensure(session: DashboardSession | None) -> DashboardSession:
-            return session if session is not None else DashboardSession()
+        def ensure(request: gr.Request | None) -> DashboardSession:
+            """This browser page's session (Gradio's session hash names it)."""
+            return sessions.get(getattr(request, "session_hash", None) or "", first_pictures)
 
         def not_here(session: DashboardSession, kind: str | None = None) -> list[Any] | None:
             """The page with a notice, when the session shows another episode than its own."""
@@ -425,12 +420,9 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
 
         # ------------------------------------------------------------ handlers
 
-        async def on_load(
-            session: DashboardSession | None, task_key: str, preset: str | None, secret: str, request: gr.Request
-        ) -> list[Any]:
-            if session is None:
-                # A new page shows the opening pictures already: only what differs from them is sent.
-                session = DashboardSession(sent=dict(enumerate(first_pictures)))
+        async def on_load(task_key: str, preset: str | None, secret: str, request: gr.Request) -> list[Any]:
+            # A new page shows the opening pictures already: only what differs from them is sent.
+            session = ensure(request)
             # Open on a running episode of the first task, so there is something to look at.
             snapshot = (
                 controller.start(session, task_key, preset, None, None)
@@ -461,38 +453,38 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             ]
 
         async def on_reset(
-            session: DashboardSession | None,
             task_key: str,
             preset: str | None,
             seed: float | None,
             workers: float | None,
             policy_name: str,
+            request: gr.Request,
         ) -> list[Any]:
-            session = ensure(session)
+            session = ensure(request)
             session.policy_name = policy_name if policy_name in POLICY_NAMES else session.policy_name
             snapshot = controller.start(session, task_key, preset, as_int(seed), as_int(workers) or None)
             return draw(session, snapshot)
 
-        async def on_kind_change(session: DashboardSession | None, kind: str | None) -> list[Any]:
-            snapshot = controller.snapshot(ensure(session))
+        async def on_kind_change(kind: str | None, request: gr.Request) -> list[Any]:
+            snapshot = controller.snapshot(ensure(request))
             return form_updates(snapshot.menu, kind)[1:]
 
-        async def on_subtask_change(session: DashboardSession | None, kind: str | None, subtask: str | None) -> Any:
-            menu = controller.snapshot(ensure(session)).menu
+        async def on_subtask_change(kind: str | None, subtask: str | None, request: gr.Request) -> Any:
+            menu = controller.snapshot(ensure(request)).menu
             agents = list(menu.agents_for(kind, subtask))
             return gr.Dropdown(
                 choices=agents, value=agents[0] if agents else None, visible=kind in ("delegate", "retry")
             )
 
         async def on_step(
-            session: DashboardSession | None,
             kind: str | None,
             subtask: str | None,
             agent: str | None,
             assignments: list[str] | None,
             answer: str | None,
+            request: gr.Request,
         ) -> list[Any]:
-            session = ensure(session)
+            session = ensure(request)
             refused = not_here(session, kind)
             if refused is not None:
                 return refused
@@ -503,15 +495,15 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                 return draw(session, controller.snapshot(session, notice=str(exc)), kind)
             return draw(session, controller.act(session, action), kind)
 
-        async def on_policy_step(session: DashboardSession | None, policy_name: str) -> list[Any]:
-            session = ensure(session)
+        async def on_policy_step(policy_name: str, request: gr.Request) -> list[Any]:
+            session = ensure(request)
             refused = not_here(session)
             if refused is not None:
                 return refused
             return draw(session, controller.policy_step(session, policy_name))
 
-        async def on_play(session: DashboardSession | None, policy_name: str) -> AsyncIterator[list[Any]]:
-            session = ensure(session)
+        async def on_play(policy_name: str, request: gr.Request) -> AsyncIterator[list[Any]]:
+            session = ensure(request)
             refused = not_here(session)
             if refused is not None:
                 yield refused
@@ -527,34 +519,33 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             async with replay_lock:
                 return await asyncio.to_thread(work, *args)
 
-        async def on_open(session: DashboardSession | None, episode_id: str, secret: str | None = None) -> list[Any]:
-            session = ensure(session)
+        async def on_open(episode_id: str, secret: str | None, request: gr.Request) -> list[Any]:
+            session = ensure(request)
             async with replay_lock:
                 return draw(session, await controller.open_episode_async(session, episode_id, None, secret))
 
-        async def on_tick(session: DashboardSession | None) -> list[Any]:
-            session = ensure(session)
+        async def on_tick(request: gr.Request) -> list[Any]:
+            session = ensure(request)
             if session.watch_id is None or controller.change_key(session) == session.drawn:
                 return [gr.skip() for _ in page_outputs]
             return draw(session, controller.snapshot(session))
 
-        async def on_seek(session: DashboardSession | None, position: float) -> list[Any]:
-            session = ensure(session)
+        async def on_seek(position: float, request: gr.Request) -> list[Any]:
+            session = ensure(request)
             return draw(session, await replay_work(controller.seek, session, as_int(position) or 0))
 
-        async def on_nudge(session: DashboardSession | None, delta: int) -> list[Any]:
-            session = ensure(session)
+        async def on_nudge(session: DashboardSession, delta: int) -> list[Any]:
             current = session.replay.position if session.replay else 0
             return draw(session, await replay_work(controller.seek, session, current + delta))
 
-        async def on_back(session: DashboardSession | None) -> list[Any]:
-            return await on_nudge(session, -1)
+        async def on_back(request: gr.Request) -> list[Any]:
+            return await on_nudge(ensure(request), -1)
 
-        async def on_forward(session: DashboardSession | None) -> list[Any]:
-            return await on_nudge(session, 1)
+        async def on_forward(request: gr.Request) -> list[Any]:
+            return await on_nudge(ensure(request), 1)
 
-        async def on_play_replay(session: DashboardSession | None) -> AsyncIterator[list[Any]]:
-            session = ensure(session)
+        async def on_play_replay(request: gr.Request) -> AsyncIterator[list[Any]]:
+            session = ensure(request)
             replay = session.replay
             if replay is None:
                 yield draw(session, controller.snapshot(session, notice="Open a finished episode first."))
@@ -564,14 +555,12 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                 yield draw(session, await replay_work(controller.seek, session, position))
                 await asyncio.sleep(PLAY_DELAY_S)
 
-        async def on_leave(session: DashboardSession | None) -> list[Any]:
-            session = ensure(session)
+        async def on_leave(request: gr.Request) -> list[Any]:
+            session = ensure(request)
             return draw(session, controller.leave_replay(session))
 
-        async def on_compare(
-            session: DashboardSession | None, first_id: str, second: str, secret: str | None = None
-        ) -> str:
-            session = ensure(session)
+        async def on_compare(first_id: str, second: str, secret: str | None, request: gr.Request) -> str:
+            session = ensure(request)
             chosen = (first_id or "").strip() or (
                 session.replay.source_id if session.replay else session.watch_id or session.episode_id or ""
             )
@@ -590,11 +579,19 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
         # overlay, which would cover and redraw every output twice per step.
         # The players stream their steps and can be stopped: they go through
         # the queue, without a limit on how many run at once.
-        direct: dict[str, Any] = {"queue": False, "show_progress": "hidden"}
-        unlimited: dict[str, Any] = {"concurrency_limit": None, "show_progress": "hidden"}
+        #
+        # The browser tracks an event's loading status on its progress targets (by default
+        # every output) and its inputs, and at each status change of any event re-reads the
+        # properties of every component it ever tracked, copying each (an HTML picture's
+        # whole markup, a row's every child): with about twenty outputs, that was most of a
+        # step's time in the browser. Every event shows its progress on one empty, hidden
+        # component instead.
+        quiet: dict[str, Any] = {"show_progress": "hidden", "show_progress_on": [progress_anchor]}
+        direct: dict[str, Any] = {"queue": False, **quiet}
+        unlimited: dict[str, Any] = {"concurrency_limit": None, **quiet}
         blocks.load(
             on_load,
-            [session_state, task_input, preset_input, secret_input],
+            [task_input, preset_input, secret_input],
             page_outputs,
             js=SECRET_FROM_LINK_JS,
             **direct,
@@ -602,40 +599,43 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
         task_input.change(on_task_change, [task_input], [preset_input, seed_input, workers_input], **direct)
         reset_button.click(
             on_reset,
-            [session_state, task_input, preset_input, seed_input, workers_input, policy_input],
+            [task_input, preset_input, seed_input, workers_input, policy_input],
             page_outputs,
             **direct,
         )
         kind_input.input(
             on_kind_change,
-            [session_state, kind_input],
+            [kind_input],
             [subtask_input, agent_input, dispatch_input, answer_input],
             **direct,
         )
-        subtask_input.input(on_subtask_change, [session_state, kind_input, subtask_input], [agent_input], **direct)
+        subtask_input.input(on_subtask_change, [kind_input, subtask_input], [agent_input], **direct)
         step_button.click(
             on_step,
-            [session_state, kind_input, subtask_input, agent_input, dispatch_input, answer_input],
+            [kind_input, subtask_input, agent_input, dispatch_input, answer_input],
             page_outputs,
             **direct,
         )
-        policy_step_button.click(on_policy_step, [session_state, policy_input], page_outputs, **direct)
-        playing = play_button.click(on_play, [session_state, policy_input], page_outputs, **unlimited)
-        opening = [session_state, replay_id_input, secret_input]
+        policy_step_button.click(on_policy_step, [policy_input], page_outputs, **direct)
+        playing = play_button.click(on_play, [policy_input], page_outputs, **unlimited)
+        opening = [replay_id_input, secret_input]
         load_button.click(on_open, opening, page_outputs, **direct)
         replay_id_input.submit(on_open, opening, page_outputs, **direct)
         secret_input.submit(on_open, opening, page_outputs, **direct)
-        watch_timer.tick(on_tick, [session_state], page_outputs, **direct)
-        replay_slider.release(on_seek, [session_state, replay_slider], page_outputs, **direct)
-        back_button.click(on_back, [session_state], page_outputs, **direct)
-        forward_button.click(on_forward, [session_state], page_outputs, **direct)
-        replaying = replay_play_button.click(on_play_replay, [session_state], page_outputs, **unlimited)
-        live_button.click(on_leave, [session_state], page_outputs, **direct)
+        watch_timer.tick(on_tick, [], page_outputs, **direct)
+        replay_slider.release(on_seek, [replay_slider], page_outputs, **direct)
+        back_button.click(on_back, [], page_outputs, **direct)
+        forward_button.click(on_forward, [], page_outputs, **direct)
+        replaying = replay_play_button.click(on_play_replay, [], page_outputs, **unlimited)
+        live_button.click(on_leave, [], page_outputs, **direct)
         stop_button.click(None, None, None, cancels=[playing, replaying])
-        compare_button.click(
-            on_compare, [session_state, compare_first, compare_second, secret_input], [compare_view], queue=False
-        )
+        compare_button.click(on_compare, [compare_first, compare_second, secret_input], [compare_view], **direct)
         copy_button.click(None, None, None, js=COPY_LINK_JS)
+
+        def on_unload(request: gr.Request) -> None:
+            sessions.drop(getattr(request, "session_hash", None) or "")
+
+        blocks.unload(on_unload)
         del zoom_input  # it acts through the style sheet alone
     page: gr.Blocks = blocks
     return page
@@ -694,6 +694,36 @@ def page_pictures(snapshot: Snapshot, statuses: Sequence[views.DeadlineStatus]) 
     ]
 
 
+def page_regions(snapshot: Snapshot, statuses: Sequence[views.DeadlineStatus]) -> list[str]:
+    """The page's markup outputs, in ``page_outputs`` order: :func:`page_pictures` put together by region.
+
+    The summary bar, the gauges, the main column (the notice, the DAG and the
+    Gantt chart), the hint, the details below (agents, deadlines, rewards and
+    grade), the step history and the event log. Every output of an event costs
+    the server a component rebuilt and the browser a component updated, even
+    when it is skipped: the fewer, the faster a step. Each picture keeps its
+    element id inside its region.
+    """
+    return regions(page_pictures(snapshot, statuses), snapshot.notice)
+
+
+def regions(pictures: Sequence[str], notice: str = "") -> list[str]:
+    """:func:`page_pictures`' eleven pictures as the page's seven regions (see :func:`page_regions`)."""
+    status, gauges, dag, hint, gantt, agents, deadlines, rewards, grade, history, events = pictures
+    main = f'{views.notice_html(notice)}<div id="wo-dag">{dag}</div><div id="wo-gantt">{gantt}</div>'
+    details = (
+        f'<div id="wo-agents">{agents}</div><div class="wo-pair"><div id="wo-deadlines">{deadlines}</div>'
+        f'<div>{HEADINGS["rewards"]}<div id="wo-rewards">{rewards}</div></div></div>'
+        f'{HEADINGS["grade"]}<div id="wo-grade">{grade}</div>'
+    )
+    return [status, gauges, main, hint, details, history, events]
+
+
+def opening_regions(controller: DashboardController, task_key: str, preset: str | None = None) -> list[str]:
+    """:func:`opening_pictures` as the page's regions: the page's first values."""
+    return regions(opening_pictures(controller, task_key, preset))
+
+
 def opening_pictures(controller: DashboardController, task_key: str, preset: str | None = None) -> list[str]:
     """:func:`page_pictures` of a new episode of ``task_key`` before its first step, without the summary bar.
 
@@ -709,13 +739,14 @@ def opening_pictures(controller: DashboardController, task_key: str, preset: str
 # The headings of the places that a canvas episode fills with its own pictures: part of those pictures.
 HEADINGS = {
     name: f'<h3 class="wo-heading">{views.esc(text)}</h3>'
-    for name, text in (("schedule", "Schedule"), ("agents", "Agents"), ("deadlines", "Deadlines"))
+    for name, text in (
+        ("schedule", "Schedule"),
+        ("agents", "Agents"),
+        ("deadlines", "Deadlines"),
+        ("rewards", "Reward per step"),
+        ("grade", "Grade"),
+    )
 }
-
-
-def heading(text: str) -> gr.HTML:
-    """A section's heading (plain markup: the page loads no Markdown renderer)."""
-    return gr.HTML(f'<h3 class="wo-heading">{views.esc(text)}</h3>', padding=False)
 
 
 def unchanged_skipped(
@@ -733,10 +764,11 @@ def unchanged_skipped(
     sent = session.sent
     values: list[Any] = []
     for index, picture in enumerate(pictures):
-        if sent.get(index) == picture:
+        key = picture_key(picture)
+        if sent.get(index) == key:
             values.append(gr.skip())
         else:
-            sent[index] = picture
+            sent[index] = key
             values.append(picture)
     for index, (key, count, build) in enumerate(updates, start=len(pictures)):
         if index in sent and sent[index] == key:

@@ -1,7 +1,7 @@
 """What one browser session of the dashboard can do, without any Gradio.
 
-A :class:`DashboardSession` is the per-browser state (Gradio keeps one per
-session in a ``gr.State``): the id of its live episode, its built-in policy,
+A :class:`DashboardSession` is the per-browser state (kept by the page's
+session hash in :class:`DashboardSessions`): the id of its live episode, its built-in policy,
 and the replay it is looking at. The episode itself lives in the server's
 episode store, like every other episode, so it has an id that ``GET
 /episodes/{id}`` and ``POST /grader`` understand, and any finished episode in
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,8 @@ ACTION_KINDS: tuple[ActionTypeName, ...] = ("delegate", "retry", "dispatch", "ab
 POLICY_NAMES = tuple(POLICIES)
 # A replay re-simulates the episode; this bounds the work one request can ask for.
 MAX_REPLAY_STEPS = 5000
+# Pages whose sessions are kept at once (see DashboardSessions).
+MAX_SESSIONS = 1024
 # The client the store counts the dashboard's episodes against.
 DASHBOARD_CLIENT = "dashboard"
 
@@ -375,11 +378,51 @@ class DashboardSession:
     watch_id: str | None = None
     # The watched episode's change key when the page was last drawn.
     drawn: tuple[Any, ...] = ()
-    # What the page was last sent, by output: the pictures and tables the browser already shows.
+    # What the page was last sent, by output: the pictures and tables the browser already shows
+    # (a picture by its picture_key).
     sent: dict[int, Any] = field(default_factory=dict)
     # Episodes this browser may see, by id, with the credential that showed it may: the
     # secret of every episode it started, and what it gave to open another one.
     granted: dict[str, str] = field(default_factory=dict)
+
+
+class DashboardSessions:
+    """Every open page's :class:`DashboardSession`, by Gradio's session hash.
+
+    Kept here rather than in a ``gr.State``, which Gradio would take as an
+    input and an output of every event (its value copied into the session's
+    config each time). Bounded: past ``limit`` pages, the least recently used
+    page's session is dropped (its episode stays in the store; that page
+    starts afresh), and a page that closes drops its own.
+    """
+
+    def __init__(self, limit: int = MAX_SESSIONS) -> None:
+        self.limit = limit
+        self._sessions: OrderedDict[str, DashboardSession] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, key: str, sent: Sequence[Any] = ()) -> DashboardSession:
+        """The session of page ``key``, new (with ``sent`` as what its page shows) if it has none."""
+        session = self._sessions.get(key)
+        if session is not None:
+            self._sessions.move_to_end(key)
+            return session
+        session = DashboardSession(sent={index: picture_key(value) for index, value in enumerate(sent)})
+        if key:  # a call without a page (no session hash) keeps nothing
+            self._sessions[key] = session
+            while len(self._sessions) > self.limit:
+                self._sessions.popitem(last=False)
+        return session
+
+    def drop(self, key: str) -> None:
+        self._sessions.pop(key, None)
+
+
+def picture_key(picture: Any) -> Any:
+    """What a session remembers of a picture it sent: a hash of the markup, not the markup."""
+    return hash(picture) if isinstance(picture, str) else picture
 
 
 @dataclass(slots=True)

@@ -566,7 +566,7 @@ def test_the_dashboard_plugs_into_openenvs_gradio_builder() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["status"] == 200
-    assert {"wo-dag", "wo-gantt", "wo-step", "wo-reset", "wo-grade"} <= set(answer["ids"])
+    assert {"wo-main", "wo-details", "wo-step", "wo-reset", "wo-status"} <= set(answer["ids"])
 
 
 def test_the_theme_names_no_web_font() -> None:
