@@ -369,16 +369,21 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             agent_input,
             dispatch_input,
             answer_input,
-            replay_slider,
-            replay_row,
             step_button,
             policy_step_button,
             play_button,
+            replay_slider,
+            replay_row,
             watch_timer,
         ]
+        # Acting on one's own episode (a step, a policy's step, a policy playing) changes neither
+        # the replay controls nor the watch timer: those events leave them out of their outputs.
+        acting_outputs = page_outputs[:15]
 
-        def draw(session: DashboardSession, snapshot: Snapshot, kind: str | None = None) -> list[Any]:
-            """Every output of the page, in ``page_outputs`` order."""
+        def draw(
+            session: DashboardSession, snapshot: Snapshot, kind: str | None = None, acting: bool = False
+        ) -> list[Any]:
+            """Every output of the page, in ``page_outputs`` order (``acting``: of ``acting_outputs``)."""
             observation = snapshot.observation
             statuses = views.deadline_statuses(observation, snapshot.records) if observation else []
             menu = snapshot.menu
@@ -392,6 +397,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             # it shows differs from what the browser was last sent (its key).
             updates: list[tuple[Any, int, Callable[[], Any]]] = [
                 ((menu, chosen_kind), 5, lambda: form_updates(menu, chosen_kind)),
+                (can_act, 3, lambda: [gr.Button(interactive=can_act) for _ in range(3)]),
                 (
                     position,
                     1,
@@ -402,10 +408,9 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                     ),
                 ),
                 (position is not None, 1, lambda: gr.Row(visible=position is not None)),
-                (can_act, 3, lambda: [gr.Button(interactive=can_act) for _ in range(3)]),
                 (watching, 1, lambda: gr.Timer(active=watching)),
             ]
-            return unchanged_skipped(session, pictures, updates)
+            return unchanged_skipped(session, pictures, updates[:2] if acting else updates)
 
         def ensure(request: gr.Request | None) -> DashboardSession:
             """This browser page's session (Gradio's session hash names it)."""
@@ -416,7 +421,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             if session.replay is None and session.watch_id is None:
                 return None
             notice = "You are watching another episode; press “Back to my episode” to act."
-            return draw(session, controller.snapshot(session, notice=notice), kind)
+            return draw(session, controller.snapshot(session, notice=notice), kind, acting=True)
 
         # ------------------------------------------------------------ handlers
 
@@ -492,15 +497,15 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             try:
                 action = build_action(current.menu, kind, subtask, agent, assignments, answer)
             except FormError as exc:
-                return draw(session, controller.snapshot(session, notice=str(exc)), kind)
-            return draw(session, controller.act(session, action), kind)
+                return draw(session, controller.snapshot(session, notice=str(exc)), kind, acting=True)
+            return draw(session, controller.act(session, action), kind, acting=True)
 
         async def on_policy_step(policy_name: str, request: gr.Request) -> list[Any]:
             session = ensure(request)
             refused = not_here(session)
             if refused is not None:
                 return refused
-            return draw(session, controller.policy_step(session, policy_name))
+            return draw(session, controller.policy_step(session, policy_name), acting=True)
 
         async def on_play(policy_name: str, request: gr.Request) -> AsyncIterator[list[Any]]:
             session = ensure(request)
@@ -509,9 +514,9 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                 yield refused
                 return
             while not controller.is_finished(session):
-                yield draw(session, controller.policy_step(session, policy_name))
+                yield draw(session, controller.policy_step(session, policy_name), acting=True)
                 await asyncio.sleep(PLAY_DELAY_S)
-            yield draw(session, controller.snapshot(session))
+            yield draw(session, controller.snapshot(session), acting=True)
 
         async def replay_work(work: Callable[..., Snapshot], *args: Any) -> Snapshot:
             # A replay re-simulates up to MAX_REPLAY_STEPS steps: in a worker thread, one
@@ -613,11 +618,11 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
         step_button.click(
             on_step,
             [kind_input, subtask_input, agent_input, dispatch_input, answer_input],
-            page_outputs,
+            acting_outputs,
             **direct,
         )
-        policy_step_button.click(on_policy_step, [policy_input], page_outputs, **direct)
-        playing = play_button.click(on_play, [policy_input], page_outputs, **unlimited)
+        policy_step_button.click(on_policy_step, [policy_input], acting_outputs, **direct)
+        playing = play_button.click(on_play, [policy_input], acting_outputs, **unlimited)
         opening = [replay_id_input, secret_input]
         load_button.click(on_open, opening, page_outputs, **direct)
         replay_id_input.submit(on_open, opening, page_outputs, **direct)

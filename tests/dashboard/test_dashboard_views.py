@@ -21,10 +21,16 @@ from workflow_orchestrator.server.core import AgentSpec, SubtaskSpec
 from workflow_orchestrator.server.core.policies import make_policy
 from workflow_orchestrator.server.core.scenario import WorkflowFamily
 from workflow_orchestrator.server.dashboard import views
-from workflow_orchestrator.server.dashboard.blocks import opening_pictures, page_pictures, unchanged_skipped
+from workflow_orchestrator.server.dashboard.blocks import (
+    build_dashboard,
+    opening_pictures,
+    page_pictures,
+    unchanged_skipped,
+)
 from workflow_orchestrator.server.dashboard.session import (
     DashboardController,
     DashboardSession,
+    DashboardSessions,
     FormError,
     action_menu,
     build_action,
@@ -393,6 +399,39 @@ def test_two_sessions_play_two_episodes() -> None:
     assert controller.snapshot(second).observation["task_id"] == "hard"
     hard = next(t for t in default_registry().list_tasks() if t["task_id"] == "hard")
     assert b.observation["seed"] == hard["parameters"]["canonical_seed"]  # the task's own seed when none is given
+
+
+def test_each_page_keeps_its_own_session_in_a_bounded_store() -> None:
+    sessions = DashboardSessions(limit=2)
+    first = sessions.get("a", ["<p>opening</p>"])
+    assert sessions.get("a") is first and first.sent == {0: hash("<p>opening</p>")}
+    second = sessions.get("b")
+    assert second is not first
+    sessions.get("a")  # a was used last: b is the least recently used
+    sessions.get("c")
+    assert len(sessions) == 2 and sessions.get("a") is first
+    assert sessions.get("b") is not second  # dropped past the bound: a new session
+    sessions.drop("a")
+    assert sessions.get("a") is not first  # a page that closed drops its own
+    assert sessions.get("") is not sessions.get("")  # a call without a page keeps nothing
+
+
+def test_events_carry_no_state_and_show_their_progress_on_one_hidden_component() -> None:
+    """Every output and input an event shows its progress on costs the browser a copy of its
+    properties at every status change of any event; a gr.State is an input and an output of each."""
+    blocks = build_dashboard(EpisodeStore(default_registry(), StoreLimits()))
+    config = blocks.get_config_file()
+    components = {component["id"]: component for component in config["components"]}
+    assert not [c for c in components.values() if c["type"] == "state"]
+    anchor = next(c["id"] for c in components.values() if c["props"].get("elem_id") == "wo-progress-anchor")
+    assert components[anchor]["props"]["visible"] is False
+    events = [event for event in config["dependencies"] if event["backend_fn"] and event["outputs"]]
+    assert len(events) > 10
+    for event in events:
+        assert event["show_progress"] == "hidden" and event["show_progress_on"] == [anchor], event["api_name"]
+    outputs = {event["api_name"]: len(event["outputs"]) for event in events}
+    assert outputs["on_policy_step"] == outputs["on_step"] == outputs["on_play"] == 15
+    assert outputs["on_load"] == 18
 
 
 @pytest.mark.parametrize("option", range(4))
