@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -712,9 +713,9 @@ def test_a_replay_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> No
         ticking.cancel()
         return max(gaps)
 
-    session = DashboardSession()
-    assert asyncio.run(measure(handlers["on_open"](session, "some-episode"))) < 0.3
-    assert asyncio.run(measure(handlers["on_seek"](session, 3))) < 0.3
+    page = SimpleNamespace(session_hash="one-page")  # what the handlers read of Gradio's request
+    assert asyncio.run(measure(handlers["on_open"]("some-episode", None, page))) < 0.3
+    assert asyncio.run(measure(handlers["on_seek"](3, page))) < 0.3
 
 
 # --------------------------------------------------------------------------- readability and explanations
