@@ -238,9 +238,11 @@ class WorkflowVectorEnv:
         for value in seeds:
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:
                 raise ValueError(f"seeds must be ints between 0 and {MAX_SEED}, got {value!r}")
+        # Without observations, an episode starts without building its first one (built when read).
+        start = [env.start if self.observation_form == "none" else env.reset for env in self.envs]
         observations = [
-            env.reset(task_id, seed=value, worker_count=workers, reward_mode=self.reward_mode)
-            for env, task_id, value, workers in zip(self.envs, self.task_ids, seeds, self.worker_counts, strict=True)
+            begin(task_id, seed=value, worker_count=workers, reward_mode=self.reward_mode)
+            for begin, task_id, value, workers in zip(start, self.task_ids, seeds, self.worker_counts, strict=True)
         ]
         self.seeds = seeds
         self.last_finished = [None] * count
@@ -312,9 +314,10 @@ class WorkflowVectorEnv:
                 truncated[i] = episode.truncated
                 grades[i] = grade_episode(episode)
                 if autoreset:
-                    first = self._next_episode(i)
-                    if encoding is not None:
-                        encoding.start(i, first)
+                    if encoding is None:
+                        self._next_episode(i, observe=False)
+                        continue
+                    encoding.start(i, self._next_episode(i))
                     continue
             if encoding is not None:
                 encoding.encode(i, env.observation)
@@ -337,10 +340,14 @@ class WorkflowVectorEnv:
         if len(actions) != self.num_envs:
             raise ValueError(f"expected {self.num_envs} actions (one per episode), got {len(actions)}")
 
-    def _next_episode(self, i: int) -> dict[str, Any]:
+    def _next_episode(self, i: int, observe: bool = True) -> dict[str, Any]:
+        """Slot ``i``'s next episode; its first observation (an empty dict when not ``observe``: built when read)."""
         self.last_finished[i] = self.envs[i]
         env = self.envs[i] = WorkflowEnv(self.registry, self._secret)
         seed = self.seeds[i] = (self.seeds[i] + self.num_envs) % (MAX_SEED + 1)
+        if not observe:
+            env.start(self.task_ids[i], seed=seed, worker_count=self.worker_counts[i], reward_mode=self.reward_mode)
+            return {}
         observation: dict[str, Any] = env.reset(
             self.task_ids[i], seed=seed, worker_count=self.worker_counts[i], reward_mode=self.reward_mode
         )

@@ -27,11 +27,17 @@ figures, and one JSON object as its last line.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -159,52 +165,159 @@ def load() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench vector", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="episodes per batch, comma-separated")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="task ids, comma-separated")
+    parser.add_argument("--forms", default=",".join(FORMS), help="observation forms, comma-separated")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per figure (medians of these)")
+    parser.add_argument("--seconds", type=float, default=0.5, help="CPU seconds of each round")
+    parser.add_argument("--no-websocket", action="store_true", help="in process only")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time revision REV of this repository (a temporary git worktree), in process, each round "
+        "of it right after the same round of this tree, every round in a fresh process",
+    )
+    parser.add_argument(
+        "--worker", nargs=5, metavar=("TASK", "SIZE", "FORM", "SECONDS", "ACTIONS"), help=argparse.SUPPRESS
+    )
+    return parser.parse_args(argv)
+
+
+def worker(task_id: str, size: str, form: str, seconds: str, actions_file: str) -> None:
+    """One round in this process (whichever ``workflow_orchestrator`` it imports): one JSON line."""
+    actions = orjson.loads(Path(actions_file).read_bytes())
+    rate, reset_ms = in_process_rate(task_id, int(size), actions, float(seconds), form)
+    print(json.dumps({"rate": rate, "reset_ms": reset_ms}))
+
+
+class Baseline:
+    """Revision ``rev`` checked out in a temporary worktree, importable as ``workflow_orchestrator`` by a
+    child process (this tree's bench code, that revision's package)."""
+
+    def __init__(self, rev: str) -> None:
+        root = Path(__file__).resolve().parent.parent
+        self.temp = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+        self.tree = self.temp / "workflow_orchestrator"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(self.tree), rev], check=True)
+        self.root = root
+        self.rev = subprocess.run(
+            ["git", "-C", str(self.tree), "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    def close(self) -> None:
+        subprocess.run(["git", "-C", str(self.root), "worktree", "remove", "--force", str(self.tree)], check=False)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def child_round(path: Path | None, task_id: str, size: int, form: str, seconds: float, actions_file: str) -> float:
+    """One round in a fresh process: of this tree (``path`` None) or of a baseline."""
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(([str(path)] if path is not None else []) + [str(root)])
+    command = [sys.executable, "-m", "bench", "vector", "--worker", task_id, str(size), form, str(seconds)]
+    out = subprocess.run([*command, actions_file], check=True, capture_output=True, text=True, env=env, cwd=root)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["rate"])
+
+
+def compare(args: argparse.Namespace, tasks: list[str], sizes: list[int], forms: list[str]) -> None:
+    """This tree against ``--baseline``, round by round in fresh processes, in process only."""
+    baseline = Baseline(args.baseline)
+    print(f"load average {load()}; baseline {args.baseline} ({baseline.rev}) against this tree")
+    table: dict[str, dict[str, dict[str, dict[str, dict[str, int]]]]] = {}
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            for task_id in tasks:
+                actions_file = str(Path(scratch) / "actions.json")
+                Path(actions_file).write_bytes(orjson.dumps(recorded(task_id)))
+                table[task_id] = {}
+                for form in forms:
+                    table[task_id][form] = {}
+                    for size in sizes:
+                        before: list[float] = []
+                        after: list[float] = []
+                        for _ in range(args.rounds):
+                            before.append(child_round(baseline.temp, task_id, size, form, args.seconds, actions_file))
+                            after.append(child_round(None, task_id, size, form, args.seconds, actions_file))
+                        pair = {"baseline": spread(before), "this": spread(after)}
+                        table[task_id][form][str(size)] = pair
+                        print(
+                            f"{task_id} {form} N={size}: baseline {pair['baseline']['median']} "
+                            f"({pair['baseline']['low']}-{pair['baseline']['high']}), this tree "
+                            f"{pair['this']['median']} ({pair['this']['low']}-{pair['this']['high']})",
+                            flush=True,
+                        )
+    finally:
+        baseline.close()
+    print(f"load average {load()}")
+    print(json.dumps({"baseline": baseline.rev, "load_average": load(), "in_process_steps_per_second": table}))
+
+
 def main(argv: list[str] | None = None) -> None:
-    rounds = 5
+    args = parse_args(argv)
+    if args.worker:
+        worker(*args.worker)
+        return
+    tasks = args.tasks.split(",")
+    sizes = [int(size) for size in args.sizes.split(",")]
+    forms = args.forms.split(",")
+    if args.baseline:
+        compare(args, tasks, sizes, forms)
+        return
+    rounds = args.rounds
     print(f"load average {load()}")
     steps_per_second: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
     reset_ms: dict[str, dict[str, float]] = {}
     loop: dict[str, dict[str, int]] = {}
-    for task_id in TASKS:
+    for task_id in tasks:
         actions = recorded(task_id)
-        steps_per_second[task_id] = {form: {} for form in FORMS}
+        steps_per_second[task_id] = {form: {} for form in forms}
         reset_ms[task_id] = {}
         loop[task_id] = {}
-        for size in SIZES:
-            rates: dict[str, list[tuple[float, float]]] = {form: [] for form in FORMS}
+        for size in sizes:
+            rates: dict[str, list[tuple[float, float]]] = {form: [] for form in forms}
             plain = []
             for _ in range(rounds):  # interleaved, so that every form sees the same load
-                for form in FORMS:
-                    rates[form].append(in_process_rate(task_id, size, actions, 0.5, form))
-                plain.append(loop_rate(task_id, size, actions, 0.5))
+                for form in forms:
+                    rates[form].append(in_process_rate(task_id, size, actions, args.seconds, form))
+                plain.append(loop_rate(task_id, size, actions, args.seconds))
             loop[task_id][str(size)] = round(statistics.median(plain))
-            reset_ms[task_id][str(size)] = round(statistics.median(ms for _, ms in rates["full"]), 3)
-            for form in FORMS:
+            reset_ms[task_id][str(size)] = round(statistics.median(ms for _, ms in rates[forms[0]]), 3)
+            for form in forms:
                 steps_per_second[task_id][form][str(size)] = spread([rate for rate, _ in rates[form]])
             figures = ", ".join(
                 f"{form} {steps_per_second[task_id][form][str(size)]['median']} "
                 f"({steps_per_second[task_id][form][str(size)]['low']}-"
                 f"{steps_per_second[task_id][form][str(size)]['high']})"
-                for form in FORMS
+                for form in forms
             )
             print(
                 f"{task_id} N={size}: env-steps/s in process: {figures}; "
                 f"{loop[task_id][str(size)]} by a plain loop; {reset_ms[task_id][str(size)]} ms per batch reset"
             )
     print(f"load average {load()}")
+    figures_json: dict[str, Any] = {
+        "in_process_steps_per_second": steps_per_second,
+        "loop_steps_per_second": loop,
+        "in_process_reset_ms": reset_ms,
+    }
+    if args.no_websocket:
+        print(json.dumps({"load_average": load(), **figures_json}))
+        return
     ws_batched: dict[str, dict[str, dict[str, int]]] = {}
     ws_single: dict[str, int] = {}
     server = ServerUnderTest(free_port())
     try:
-        for task_id in TASKS:
+        for task_id in tasks:
             actions = recorded(task_id)
-            runs = [asyncio.run(websocket_rates(server.ws_url, task_id, actions)) for _ in range(3)]
-            ws_batched[task_id] = {form: spread([by_form[form] for by_form, _ in runs]) for form in FORMS}
+            runs = [asyncio.run(websocket_rates(server.ws_url, task_id, actions, tuple(forms))) for _ in range(3)]
+            ws_batched[task_id] = {form: spread([by_form[form] for by_form, _ in runs]) for form in forms}
             ws_single[task_id] = round(statistics.median(rate for _, rate in runs))
             figures = ", ".join(
                 f"{form} {ws_batched[task_id][form]['median']} "
                 f"({ws_batched[task_id][form]['low']}-{ws_batched[task_id][form]['high']})"
-                for form in FORMS
+                for form in forms
             )
             print(
                 f"{task_id} over one WebSocket, env-steps/s in batches of {WS_SIZE}: {figures}; "
@@ -213,16 +326,21 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.stop()
     print(f"load average {load()}")
-    best_in_process = max(FORMS, key=lambda form: steps_per_second["hard"][form]["256"]["median"])
-    best_ws = max(FORMS, key=lambda form: ws_batched["hard"][form]["median"])
-    targets = {
-        "in_process_hard_256": {
+    targets: dict[str, dict[str, Any]] = {}
+    if "hard" in tasks and 256 in sizes:
+        best_in_process = max(forms, key=lambda form: steps_per_second["hard"][form]["256"]["median"])
+        targets["in_process_hard_256"] = {
             "target": IN_PROCESS_TARGET,
             "form": best_in_process,
             "reached": steps_per_second["hard"][best_in_process]["256"]["median"],
-        },
-        "websocket_hard_64": {"target": WS_TARGET, "form": best_ws, "reached": ws_batched["hard"][best_ws]["median"]},
-    }
+        }
+    if "hard" in tasks:
+        best_ws = max(forms, key=lambda form: ws_batched["hard"][form]["median"])
+        targets["websocket_hard_64"] = {
+            "target": WS_TARGET,
+            "form": best_ws,
+            "reached": ws_batched["hard"][best_ws]["median"],
+        }
     for name, target in targets.items():
         target["met"] = target["reached"] >= target["target"]
         print(f"target {name}: {target['reached']} of {target['target']} ({target['form']}): met {target['met']}")
@@ -230,9 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         json.dumps(
             {
                 "load_average": load(),
-                "in_process_steps_per_second": steps_per_second,
-                "loop_steps_per_second": loop,
-                "in_process_reset_ms": reset_ms,
+                **figures_json,
                 "ws_batch_size": WS_SIZE,
                 "ws_batch_steps_per_second": ws_batched,
                 "ws_single_steps_per_second": ws_single,

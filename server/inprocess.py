@@ -97,6 +97,20 @@ class WorkflowEnv:
         (default), ``openai`` (operators as prompts to the model of ``API_BASE_URL``,
         ``MODEL_NAME``, ``API_KEY``; the grade reads realised correctness), or a
         callable ``problem -> executor``."""
+        episode = self.start(task_id, seed, worker_count, reward_mode, executor)
+        self._observation = self._observe(episode)
+        return self._observation
+
+    def start(
+        self,
+        task_id: str = "easy",
+        seed: int | None = None,
+        worker_count: int | None = None,
+        reward_mode: str = "shaped",
+        executor: Any = "simulated",
+    ) -> Any:
+        """``reset`` without building the first observation (the same episode; :attr:`observation`
+        builds it when read, as after :meth:`advance`). Returns the episode."""
         check_reward_mode(reward_mode)
         resolved = self.registry.resolve(task_id, seed=seed, worker_count=worker_count, secret=self._secret)
         family = resolved.compiled.family
@@ -115,8 +129,8 @@ class WorkflowEnv:
                 use_executor(executor(episode.problem))
         self.episode = episode
         self._observe = family.observe
-        self._observation = family.observe(self.episode)
-        return self._observation
+        self._observation = None
+        return episode
 
     def step(self, action: Action | Mapping[str, Any]) -> dict[str, Any]:
         episode = self._require_episode()

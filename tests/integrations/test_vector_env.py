@@ -372,3 +372,60 @@ def test_batches_hold_the_collector_off_and_give_it_back() -> None:
     with pytest.raises(ValueError):
         vec.step([{"action_type": "wait"}] * 3)
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        ["arena/hard", "arena/easy", "hard", "easy"],
+        ["generated/hard", "medium", "expert", "arena/medium"],
+    ],
+)
+def test_lean_observations_read_now_and_then_are_the_full_ones(tasks: list[str]) -> None:
+    """The none form starts episodes (at reset and autoreset) without building their first
+    observation: read before any step, or only after several unread steps and autoresets, a
+    slot's observation is still the one the full form gave."""
+    full = WorkflowVectorEnv(tasks, observation="full")
+    lean = WorkflowVectorEnv(tasks, observation="none")
+    full.reset(seed=300)
+    lean.reset(seed=300)
+    assert lean.observations == full.observations
+    full.reset(seed=310)
+    lean.reset(seed=310)
+    rng = random.Random(310)
+    restarts = 0
+    for k in range(160):
+        actions = [choose(rng, obs) for obs in full.observations]
+        expected, result = full.step(actions), lean.step(actions)
+        assert (result.rewards, result.terminated, result.truncated, result.grades) == (
+            expected.rewards,
+            expected.terminated,
+            expected.truncated,
+            expected.grades,
+        )
+        restarts += sum(expected.done)
+        if k % 7 == 6:
+            assert lean.observations == full.observations
+    assert restarts >= len(tasks)
+    for env, alone in zip(lean.envs, full.envs, strict=True):
+        assert env.state() == alone.state()
+    for finished, alone in zip(lean.last_finished, full.last_finished, strict=True):
+        if alone is not None:
+            assert finished.observation == alone.observation
+            assert finished.state() == alone.state()
+
+
+def test_start_is_reset_with_the_observation_built_when_read() -> None:
+    started, reset = WorkflowEnv(), WorkflowEnv()
+    episode = started.start("arena/hard", seed=4)
+    first = reset.reset("arena/hard", seed=4)
+    assert episode is started.episode and episode.step_count == 0
+    assert started.observation == first
+    started.start("hard", seed=2)
+    reset.reset("hard", seed=2)
+    for _ in range(5):
+        action = reset.observation["legal_actions"][0]
+        started.advance(action)
+        reset.step(action)
+    assert started.observation == reset.observation
+    assert started.state() == reset.state()
