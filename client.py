@@ -70,6 +70,8 @@ class BatchResult:
     # With observation="encoded": the NumPy arrays of the Gymnasium encoding and the action masks.
     encoded: Any = None
     action_masks: Any = None
+    # Per episode, the error codes of its action at this step ([] when accepted; None from an older server).
+    errors: list[list[str]] | None = None
 
     @property
     def done(self) -> list[bool]:
@@ -205,6 +207,7 @@ class WorkflowClient(EnvClient[WorkflowAction, WorkflowObservation, WorkflowStat
             final_observations=data["final_observations"],
             encoded=_array(data.get("encoded")),
             action_masks=_array(data.get("action_masks")),
+            errors=data.get("errors"),
         )
 
     async def _connect_async(self) -> WorkflowClient:

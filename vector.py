@@ -81,6 +81,8 @@ class VectorStep:
     final_observations: list[dict[str, Any] | None]
     encoded: Any = None
     action_masks: Any = None
+    # The error codes of each slot's action at this step (empty when it was accepted; empty at a reset).
+    errors: list[list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -254,6 +256,7 @@ class WorkflowVectorEnv:
             truncated=[False] * count,
             grades=[None] * count,
             final_observations=[None] * count,
+            errors=[[] for _ in range(count)],
         )
         if self._encoding is not None:
             self._encoding.start_all(observations)
@@ -274,10 +277,13 @@ class WorkflowVectorEnv:
         truncated: list[bool] = []
         grades: list[dict[str, Any] | None] = []
         finals: list[dict[str, Any] | None] = []
+        errors: list[list[str]] = []
         envs = self.envs
         autoreset = self.autoreset
         for i, action in enumerate(actions):
             observation = envs[i].step(action)
+            failed = envs[i].episode.last_errors
+            errors.append([error["code"] for error in failed] if failed else [])
             rewards.append(observation["reward"])
             terminated.append(observation["terminated"])
             truncated.append(observation["truncated"])
@@ -292,7 +298,7 @@ class WorkflowVectorEnv:
                 grades.append(None)
                 finals.append(None)
             observations.append(observation)
-        return VectorStep(observations, rewards, terminated, truncated, grades, finals)
+        return VectorStep(observations, rewards, terminated, truncated, grades, finals, errors=errors)
 
     def _step_lean(self, actions: Sequence[Any]) -> VectorStep:
         """A step without observation dicts: the episodes move as in ``step``; the
@@ -302,6 +308,7 @@ class WorkflowVectorEnv:
         terminated: list[bool] = [False] * count
         truncated: list[bool] = [False] * count
         grades: list[dict[str, Any] | None] = [None] * count
+        errors: list[list[str]] = [[]] * count
         envs = self.envs
         autoreset = self.autoreset
         encoding = self._encoding
@@ -309,6 +316,9 @@ class WorkflowVectorEnv:
             env = envs[i]
             episode = env.advance(action)
             rewards[i] = episode.last_reward
+            failed = episode.last_errors
+            if failed:
+                errors[i] = [error["code"] for error in failed]
             if episode.terminated or episode.truncated:
                 terminated[i] = episode.terminated
                 truncated[i] = episode.truncated
@@ -321,7 +331,8 @@ class WorkflowVectorEnv:
                     continue
             if encoding is not None:
                 encoding.encode(i, env.observation)
-        result = VectorStep([None] * count, rewards, terminated, truncated, grades, [None] * count)
+        # Accepted actions share one empty list (a result is read, not changed).
+        result = VectorStep([None] * count, rewards, terminated, truncated, grades, [None] * count, errors=errors)
         if encoding is not None:
             result.encoded, result.action_masks = encoding.columns()
         return result

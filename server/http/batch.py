@@ -18,7 +18,12 @@ Server to client, for both (columns indexed by episode)::
 
     {"type": "batch", "data": {"observations": [...], "rewards": [...], "terminated": [...],
                                "truncated": [...], "grades": [null | grade, ...],
-                               "final_observations": [null | observation, ...]}}
+                               "final_observations": [null | observation, ...],
+                               "done": [...], "errors": [[code, ...], ...]}}
+
+``done`` is ``terminated or truncated``; ``errors`` lists, per episode, the error
+codes of its action at this step (``[]`` when it was accepted, and at a reset), so
+that a lean batch (below) tells which actions were invalid without observations.
 
 With ``"observation": "none"`` in the batch_reset, ``observations`` and
 ``final_observations`` are ``null`` (the episodes move the same way; the
@@ -151,6 +156,8 @@ def batch_reply(result: VectorStep) -> str:
         "truncated": result.truncated,
         "grades": result.grades,
         "final_observations": result.final_observations if full else None,
+        "done": [a or b for a, b in zip(result.terminated, result.truncated, strict=True)],
+        "errors": result.errors,
     }
     if result.encoded is not None:
         data["encoded"] = array_field(result.encoded)

@@ -429,3 +429,26 @@ def test_start_is_reset_with_the_observation_built_when_read() -> None:
         reset.step(action)
     assert started.observation == reset.observation
     assert started.state() == reset.state()
+
+
+def test_every_form_reports_each_slot_s_error_codes() -> None:
+    """``errors``: per slot, the codes of its action's errors at this step (the observation's
+    ``errors``), in every form; empty at a reset and for an accepted action."""
+    tasks = ["hard", "easy", "medium", "expert"]
+    vecs = {form: WorkflowVectorEnv(tasks, observation=form) for form in ("full", "none", "encoded")}
+    for vec in vecs.values():
+        assert vec.reset(seed=5).errors == [[], [], [], []]
+    rng = random.Random(5)
+    seen = 0
+    for _ in range(60):
+        actions = [choose(rng, obs) for obs in vecs["full"].observations]
+        results = {form: vec.step(actions) for form, vec in vecs.items()}
+        full = results["full"]
+        expected = [
+            [error["code"] for error in (final or observation)["errors"]]
+            for observation, final in zip(full.observations, full.final_observations, strict=True)
+        ]
+        for result in results.values():
+            assert result.errors == expected
+        seen += sum(1 for codes in expected if codes)
+    assert seen >= 5

@@ -16,7 +16,7 @@ from workflow_orchestrator import WorkflowClient, models, vector
 from workflow_orchestrator.vector import WorkflowVectorEnv
 
 MIXED = ["arena/hard", "easy", "generated/easy", "hard", "arena/medium", "generated/hard"]
-COLUMNS = ("observations", "rewards", "terminated", "truncated", "grades", "final_observations")
+COLUMNS = ("observations", "rewards", "terminated", "truncated", "grades", "final_observations", "errors")
 
 
 def choose(rng: random.Random, observation: dict[str, Any]) -> dict[str, Any]:
@@ -172,8 +172,9 @@ def test_the_lean_forms_over_the_wire_equal_them_in_process(live_server: Running
             quiet = lean.batch_step(actions)
             assert batch.encoded.tolist() == expected.encoded.tolist()
             assert batch.action_masks.tolist() == expected.action_masks.tolist()
-            for column in ("rewards", "terminated", "truncated", "grades"):
+            for column in ("rewards", "terminated", "truncated", "grades", "errors"):
                 assert as_json(getattr(expected, column)) == getattr(batch, column) == getattr(quiet, column)
+            assert quiet.done == batch.done
             assert batch.final_observations is None and quiet.final_observations is None
             ended += sum(batch.done)
         assert ended >= 1
