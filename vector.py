@@ -39,8 +39,12 @@ task must then be of one family. Episodes move the same way in every form.
 In both lean forms ``final_observations`` holds ``None``: with autoreset the
 finished episode is ``last_finished[i]`` (its ``observation`` and ``state()``).
 
+The ``none`` form also starts episodes (at ``reset`` and autoreset) without
+building their first observation (``WorkflowEnv.start``): it is built when read.
+
 Results come as columns (:class:`VectorStep`, lists indexed by slot) or as
-rows (``VectorStep.rows()``). A batch of the wrong shape (not a list, more or
+rows (``VectorStep.rows()``); ``errors`` gives, in every form, each slot's
+error codes at this step (``[]`` for an accepted action). A batch of the wrong shape (not a list, more or
 fewer actions than slots, more than :data:`MAX_EPISODES` slots) raises
 ``ValueError`` before any episode moves; a malformed single action is the
 episode's own business, as it would be alone (an invalid action with its

@@ -43,9 +43,7 @@ from typing import Any
 import orjson
 import websockets
 
-from bench.server import ServerUnderTest, free_port
 from workflow_orchestrator import WorkflowEnv
-from workflow_orchestrator.evaluation import record_policy_actions
 from workflow_orchestrator.vector import WorkflowVectorEnv
 
 TASKS = ("hard", "arena/hard")
@@ -58,6 +56,8 @@ WS_TARGET = 40_000  # env-steps/s over one connection, N = 64
 
 
 def recorded(task_id: str) -> list[list[dict[str, Any]]]:
+    from workflow_orchestrator.evaluation import record_policy_actions  # the runner's imports, only here
+
     env = WorkflowEnv()
     return [record_policy_actions(env, "heuristic", task_id, seed) for seed in range(SEEDS)]
 
@@ -211,21 +211,25 @@ class Baseline:
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
-def child_round(path: Path | None, task_id: str, size: int, form: str, seconds: float, actions_file: str) -> float:
-    """One round in a fresh process: of this tree (``path`` None) or of a baseline."""
+def child_round(
+    path: Path | None, task_id: str, size: int, form: str, seconds: float, actions_file: str
+) -> tuple[float, float]:
+    """One round in a fresh process, of this tree (``path`` None) or of a baseline: env-steps per
+    second and milliseconds per batch reset."""
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(([str(path)] if path is not None else []) + [str(root)])
     command = [sys.executable, "-m", "bench", "vector", "--worker", task_id, str(size), form, str(seconds)]
     out = subprocess.run([*command, actions_file], check=True, capture_output=True, text=True, env=env, cwd=root)
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["rate"])
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(figures["rate"]), float(figures["reset_ms"])
 
 
 def compare(args: argparse.Namespace, tasks: list[str], sizes: list[int], forms: list[str]) -> None:
     """This tree against ``--baseline``, round by round in fresh processes, in process only."""
     baseline = Baseline(args.baseline)
     print(f"load average {load()}; baseline {args.baseline} ({baseline.rev}) against this tree")
-    table: dict[str, dict[str, dict[str, dict[str, dict[str, int]]]]] = {}
+    table: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     try:
         with tempfile.TemporaryDirectory() as scratch:
             for task_id in tasks:
@@ -235,17 +239,25 @@ def compare(args: argparse.Namespace, tasks: list[str], sizes: list[int], forms:
                 for form in forms:
                     table[task_id][form] = {}
                     for size in sizes:
-                        before: list[float] = []
-                        after: list[float] = []
+                        before: list[tuple[float, float]] = []
+                        after: list[tuple[float, float]] = []
                         for _ in range(args.rounds):
                             before.append(child_round(baseline.temp, task_id, size, form, args.seconds, actions_file))
                             after.append(child_round(None, task_id, size, form, args.seconds, actions_file))
-                        pair = {"baseline": spread(before), "this": spread(after)}
+                        pair: dict[str, Any] = {
+                            "baseline": spread([rate for rate, _ in before]),
+                            "this": spread([rate for rate, _ in after]),
+                            "reset_ms": {
+                                "baseline": round(statistics.median(ms for _, ms in before), 3),
+                                "this": round(statistics.median(ms for _, ms in after), 3),
+                            },
+                        }
                         table[task_id][form][str(size)] = pair
                         print(
-                            f"{task_id} {form} N={size}: baseline {pair['baseline']['median']} "
+                            f"{task_id} {form} N={size}: env-steps/s baseline {pair['baseline']['median']} "
                             f"({pair['baseline']['low']}-{pair['baseline']['high']}), this tree "
-                            f"{pair['this']['median']} ({pair['this']['low']}-{pair['this']['high']})",
+                            f"{pair['this']['median']} ({pair['this']['low']}-{pair['this']['high']}); "
+                            f"ms per batch reset {pair['reset_ms']['baseline']} -> {pair['reset_ms']['this']}",
                             flush=True,
                         )
     finally:
@@ -305,6 +317,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_websocket:
         print(json.dumps({"load_average": load(), **figures_json}))
         return
+    from bench.server import ServerUnderTest, free_port  # the server's imports, only when timing it
+
     ws_batched: dict[str, dict[str, dict[str, int]]] = {}
     ws_single: dict[str, int] = {}
     server = ServerUnderTest(free_port())
