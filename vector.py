@@ -286,7 +286,7 @@ class WorkflowVectorEnv:
         autoreset = self.autoreset
         for i, action in enumerate(actions):
             observation = envs[i].step(action)
-            failed = envs[i].episode.last_errors
+            failed = observation["errors"]
             errors.append([error["code"] for error in failed] if failed else [])
             rewards.append(observation["reward"])
             terminated.append(observation["terminated"])
@@ -320,7 +320,10 @@ class WorkflowVectorEnv:
             env = envs[i]
             episode = env.advance(action)
             rewards[i] = episode.last_reward
-            failed = episode.last_errors
+            # The errors the observation shows (a workflow episode's last_errors, a canvas episode's errors).
+            failed = getattr(episode, "last_errors", None)
+            if failed is None:
+                failed = episode.errors
             if failed:
                 errors[i] = [error["code"] for error in failed]
             if episode.terminated or episode.truncated:

@@ -452,3 +452,23 @@ def test_every_form_reports_each_slot_s_error_codes() -> None:
             assert result.errors == expected
         seen += sum(1 for codes in expected if codes)
     assert seen >= 5
+
+
+def test_error_codes_of_canvas_episodes_too() -> None:
+    tasks = ["canvas/math", "easy", "canvas/qa"]
+    vecs = {form: WorkflowVectorEnv(tasks, observation=form) for form in ("full", "none")}
+    for vec in vecs.values():
+        vec.reset(seed=3)
+    rng = random.Random(3)
+    seen = 0
+    for _ in range(12):
+        actions = [choose(rng, obs) for obs in vecs["full"].observations]
+        results = {form: vec.step(actions) for form, vec in vecs.items()}
+        full = results["full"]
+        expected = [
+            [error["code"] for error in (final or observation)["errors"]]
+            for observation, final in zip(full.observations, full.final_observations, strict=True)
+        ]
+        assert results["none"].errors == full.errors == expected
+        seen += sum(1 for codes in expected[::2] if codes)
+    assert seen >= 1
