@@ -20,7 +20,7 @@ ARENA_TASKS = ("arena/easy", "arena/medium", "arena/hard")
 GENERATED_TASKS = ("generated/easy", "generated/medium", "generated/hard")
 # Presets with hidden reliabilities and workers that differ: the hindsight oracle does not
 # model them; their slice ships the planner's score only.
-EXPERT_TASKS = ("arena/expert",)
+EXPERT_TASKS = ("arena/expert", "generated/expert")
 CANVAS_TASKS = ("canvas/math", "canvas/code", "canvas/qa", "canvas/mixed")
 SCENARIO_SEEDS = range(0, 20)
 ARENA_SEEDS = range(0, 50)

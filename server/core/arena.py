@@ -730,7 +730,7 @@ class ArenaFamily(WorkflowFamily):
             # unnamed start the cheapest idle worker), after the situations it lists.
             hint = observation["hint"]
             head = hint.rsplit(" Do: ", 1)[0]
-            observation["hint"] = head + " Do: " + _action_label(arena_dispatch(observation["arena"]))
+            observation["hint"] = head + " Do: " + _action_label(arena_dispatch_on_episode(episode))
         prior = tables.reliability_prior
         if prior is not None:
             # Reliabilities not declared: every worker is shown with the prior.
@@ -748,6 +748,13 @@ class ArenaFamily(WorkflowFamily):
 
     def heuristic_on_episode(self, episode: Episode) -> dict[str, Any] | None:
         return arena_dispatch_on_episode(episode)
+
+    def slack_on_episode(self, episode: Episode) -> dict[str, Any] | None:
+        if not _tables(episode).delegate_actions:
+            return None
+        from .policies import arena_workers_slack_on_state  # policies reads the families, which read this module
+
+        return arena_workers_slack_on_state(episode)
 
     def success_metrics(self, episode: Episode) -> dict[str, Any] | None:
         return success_metrics(episode)

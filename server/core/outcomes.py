@@ -111,6 +111,15 @@ class PairOutcomes:
         self.reliability = agent.reliability
         self.key = pair_key(name_key(subtask.id), name_key(agent.name))
 
+    def with_reliability(self, reliability: float) -> PairOutcomes:
+        """The same pair with another reliability (the same draws decide its attempts)."""
+        other = PairOutcomes.__new__(PairOutcomes)
+        other.permanent = self.permanent
+        other.fails_first = self.fails_first
+        other.reliability = reliability
+        other.key = self.key
+        return other
+
     def decide(self, seed_key: int, attempt: int, prior_failures: int, retry_cap: int | None) -> str | None:
         """Return None when the attempt succeeds, else the failure kind.
 

@@ -555,6 +555,194 @@ def _named_agents_by_slack(observation: Observation, view: dict[str, Any]) -> Ac
     return {"action_type": "dispatch", "assignments": assignments}
 
 
+def _record_on_state(episode: Any) -> tuple[list[int], list[int]]:
+    """Per agent, finished attempts and failures so far (the ``worker_record`` the observation shows)."""
+    finished = [0] * len(episode.agents)
+    failed = [0] * len(episode.agents)
+    index = {agent.name: a for a, agent in enumerate(episode.agents)}
+    for s, by in enumerate(episode.completed_by):
+        if by >= 0:
+            finished[by] += 1
+        for failure in episode.failures[s]:
+            a = index[failure["agent"]]
+            finished[a] += 1
+            failed[a] += 1
+    return finished, failed
+
+
+def _estimated_on_state(episode: Any, prior: float) -> list[float]:
+    """:func:`_estimated_reliability` from the episode's state: per agent index."""
+    finished, failed = _record_on_state(episode)
+    weight = 4.0
+    return [
+        max(0.05, (float(prior) * weight + finished[a] - failed[a]) / (weight + finished[a]))
+        for a in range(len(episode.agents))
+    ]
+
+
+def _static_by_speeds(episode: Any, speeds: list[int], build: Callable[[Any, list[int]], Any]) -> Any:
+    """``build(episode, speeds)`` for a task's facts that change only with the agents' speeds,
+    computed once per episode and speeds (rollouts ask at every step)."""
+    key = (build, *speeds)
+    cache: dict[tuple[Any, ...], Any] = episode.observed.setdefault("slack_static", {})
+    value = cache.get(key)
+    if value is None:
+        value = cache[key] = build(episode, speeds)
+    return value
+
+
+def _arena_latest_finishes(episode: Any, speeds: list[int]) -> list[float]:
+    """Per subtask, the latest finish that lets every successor meet its deadline and the
+    time budget at the fastest speed (:func:`_arena_workers_by_slack`'s, before any completes)."""
+    tables = episode.compiled.tables
+    fastest = min(speeds)
+    durations = tables.durations
+    deadlines = tables.deadlines
+    limit = episode.task.time_limit
+    horizon = float(limit) if limit is not None else float(10**9)
+    successors = episode.dag.successors
+    latest: list[float] = [0.0] * len(durations)
+    for s in reversed(episode.dag.topological_order):
+        deadline = deadlines[s]
+        finish = horizon if deadline is None else min(horizon, float(deadline))
+        for succ in successors[s]:
+            finish = min(finish, latest[succ] - fastest * durations[succ])
+        latest[s] = finish
+    return latest
+
+
+def _named_latest_starts(episode: Any, speeds: list[int]) -> tuple[list[int], list[float]]:
+    """Per subtask, its fastest duration and :func:`_latest_starts` at these speeds."""
+    task = episode.task
+    agents = task.agents
+    subtasks = task.subtasks
+    limit = task.time_limit
+    horizon = float(limit) if limit is not None else float(10**9)
+    quickest = [
+        max(
+            1,
+            min((speeds[a] for a, agent in enumerate(agents) if subtask.type in agent.capabilities), default=1)
+            * subtask.work,
+        )
+        for subtask in subtasks
+    ]
+    successors = episode.dag.successors
+    latest: list[float] = [0.0] * len(subtasks)
+    for s in reversed(episode.dag.topological_order):
+        deadline = subtasks[s].deadline
+        finish = horizon if deadline is None else min(horizon, float(deadline))
+        for succ in successors[s]:
+            finish = min(finish, latest[succ])
+        latest[s] = finish - quickest[s]
+    return quickest, latest
+
+
+def arena_workers_slack_on_state(episode: Any) -> ActionDict:
+    """:class:`SlackPolicy`'s move on an arena whose workers differ (``arena/expert``), read from
+    the episode's state instead of its observation (the planner's rollouts call it at every step):
+    the same move, field for field (:func:`_arena_workers_by_slack`)."""
+    tables = episode.compiled.tables
+    now = episode.now
+    free = max(0, tables.capacity_at(now) - episode.active_count)
+    status = episode.status
+    candidates = [s for s, st in enumerate(status) if st == READY or st == FAILED]
+    agent_status = episode.agent_status
+    idle = [a for a, st in enumerate(agent_status) if st == IDLE]
+    if free <= 0 or not candidates or not idle:
+        return dict(WAIT)
+    agents = episode.agents
+    speeds = episode.agent_speed
+    fastest = min(speeds)
+    durations = tables.durations
+    # Latest finishes: a startable subtask's successors are all unfinished, so its latest
+    # finish depends on the speeds alone.
+    latest = _static_by_speeds(episode, speeds, _arena_latest_finishes)
+    prior = tables.reliability_prior
+    reliability = (
+        _estimated_on_state(episode, prior)
+        if prior is not None
+        else [
+            max(0.05, (float(agent.reliability) * 4.0 + f - x) / (4.0 + f))
+            for agent, f, x in zip(agents, *_record_on_state(episode), strict=True)
+        ]
+    )
+    priorities = tables.priorities
+    candidates.sort(key=lambda s: (latest[s] - now - fastest * durations[s], -priorities[s]))
+    ids = episode.dag.ids
+    assignments: list[dict[str, str]] = []
+    for s in candidates[:free]:
+        if not idle:
+            break
+        work = durations[s]
+        expected = {a: max(1, speeds[a] * work) / reliability[a] for a in idle}
+        cheapest = min(idle, key=lambda a: (float(agents[a].cost) * expected[a], expected[a], agents[a].name))
+        choice = cheapest
+        if now + expected[cheapest] > latest[s]:
+            choice = min(idle, key=lambda a: (expected[a], float(agents[a].cost) * expected[a], agents[a].name))
+        idle.remove(choice)
+        assignments.append({"subtask_id": ids[s], "agent_name": agents[choice].name})
+    return {"action_type": "dispatch", "assignments": assignments}
+
+
+def named_agents_slack_on_state(episode: Any, prior: float, outages: tuple[dict[str, Any], ...]) -> ActionDict:
+    """:class:`SlackPolicy`'s move on a workflow of named agents whose reliabilities are not
+    declared (``generated/expert``: ``prior`` shown for every agent, ``outages`` announced),
+    read from the episode's state: the same move, field for field (:func:`_named_agents_by_slack`)."""
+    status = episode.status
+    if episode.completed_count == len(status):
+        return dict(SYNTHESIZE)
+    free = episode.capacity - episode.active_count
+    candidates = [s for s, st in enumerate(status) if st == READY or st == FAILED]
+    if free <= 0 or not candidates:
+        return dict(WAIT)
+    now = episode.now
+    task = episode.task
+    agents = task.agents
+    subtasks = task.subtasks
+    speeds = episode.agent_speed
+    quickest, latest = _static_by_speeds(episode, speeds, _named_latest_starts)
+    reliability = _estimated_on_state(episode, prior)
+    windows: dict[str, list[tuple[int, int]]] = {}
+    for window in outages:
+        if window["until"] > now:
+            windows.setdefault(window["agent"], []).append((window["from"], window["until"]))
+    agent_status = episode.agent_status
+    idle = [a for a in range(len(agents)) if agent_status[a] == IDLE]
+    candidates.sort(key=lambda s: (latest[s], -subtasks[s].priority, subtasks[s].id))
+    assignments: list[ActionDict] = []
+    for s in candidates:
+        if len(assignments) >= free or not idle:
+            break
+        subtask = subtasks[s]
+        banned = {f["agent"] for f in episode.failures[s] if f["kind"] == "permanent"}
+        work = subtask.work
+        options = [
+            a
+            for a in idle
+            if subtask.type in agents[a].capabilities
+            and agents[a].name not in banned
+            and all(
+                now + max(1, speeds[a] * work) < start or now >= until
+                for start, until in windows.get(agents[a].name, ())
+            )
+        ]
+        if not options:
+            continue
+        expected = [(max(1, speeds[a] * work) / reliability[a], a) for a in options]
+        cheapest = min(expected, key=lambda e: (float(agents[e[1]].cost) * e[0], e[0], agents[e[1]].name))
+        fastest = min(expected, key=lambda e: (e[0], float(agents[e[1]].cost) * e[0], agents[e[1]].name))[1]
+        choice = cheapest[1] if now + cheapest[0] <= latest[s] + quickest[s] else fastest
+        idle.remove(choice)
+        assignments.append({"subtask_id": subtask.id, "agent_name": agents[choice].name})
+    if not assignments:
+        return dict(WAIT)
+    if len(assignments) == 1:
+        only = assignments[0]
+        kind = "retry" if status[episode.dag.index[only["subtask_id"]]] == FAILED else "delegate"
+        return {"action_type": kind, **only}
+    return {"action_type": "dispatch", "assignments": assignments}
+
+
 class TemplatePolicy(GreedyPolicy):
     name = "template"
 

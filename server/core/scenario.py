@@ -53,6 +53,10 @@ class WorkflowFamily:
 
         return heuristic_on_state(episode)
 
+    def slack_on_episode(self, episode: Episode) -> dict[str, Any] | None:
+        # Where the slack policy's move can be read from the state (the expert presets' families override this).
+        return None
+
     def success_metrics(self, episode: Episode) -> dict[str, Any] | None:
         return None
 
@@ -119,11 +123,19 @@ class GeneratedRules(ScenarioFamily):
             }
             if not episode.done:
                 # The hint's action is the built-in heuristic's move, after the situations it lists.
-                from .policies import HeuristicPolicy  # policies reads the families, which read this module
+                from .policies import heuristic_on_state  # policies reads the families, which read this module
 
                 head = observation["hint"].rsplit(" Do: ", 1)[0]
-                observation["hint"] = head + " Do: " + action_label(HeuristicPolicy().act(observation))
+                observation["hint"] = head + " Do: " + action_label(heuristic_on_state(episode))
         return observation
+
+    def slack_on_episode(self, episode: Episode) -> dict[str, Any] | None:
+        tables = episode.compiled.tables
+        if not isinstance(tables, HiddenReliabilityTables):
+            return None
+        from .policies import named_agents_slack_on_state  # policies reads the families, which read this module
+
+        return named_agents_slack_on_state(episode, tables.reliability_prior, tables.agent_outages)
 
     def render(self, observation: Mapping[str, Any]) -> str:
         view = observation.get("generated")

@@ -684,7 +684,8 @@ def generate_expert(
         title=f"Arena {preset.name}: {n} subtasks on {workers} workers",
         description=(
             f"A generated workflow of {n} subtasks on {workers} workers of two kinds: fast and dear, slow and "
-            "cheap; their reliabilities are not declared (the observation shows a prior), learn them from the "
+            "cheap; their reliabilities are not declared (the observation shows a prior; each is drawn uniformly "
+            f"from {preset.reliability_range[0]}-{preset.reliability_range[1]}), learn them from the "
             "failures you see. Capacity outages are announced in advance (arena.capacity_schedule). "
             "Delegate ready subtasks to chosen workers and wait for events; meet deadlines (the urgent, "
             "high-priority ones are off the critical path), finish within the time budget, stay within budget."
@@ -716,6 +717,8 @@ def generate_expert(
             "urgent_subtasks": len(urgent),
             "announced_outages": most_outages,
             "reliability_prior": preset.reliability_prior,
+            # Public: the distribution each worker's hidden reliability is drawn from (uniform).
+            "reliability_range": list(preset.reliability_range),
             "deadline_allowance": round(deadline_stretch, 4),
             "allowance": round(stretch, 4),
         },

@@ -671,9 +671,10 @@ def generate_expert_scenario(level: ExpertLevel, seed: int, secret: bytes | None
         title=f"Generated {level.name}: {n} subtasks, {len(agents)} agents",
         description=(
             f"A generated workflow of {n} typed subtasks and {len(agents)} agents: fast and dear, slow and cheap. "
-            "Their reliabilities are not declared (the observation shows a prior; generated.worker_record counts "
-            "each agent's attempts and failures). Agent outages are announced ahead (generated.agent_outages); "
-            "work running when its agent goes offline fails. Urgent high-priority subtasks, off the critical path, "
+            "Their reliabilities are not declared (the observation shows a prior; each is drawn uniformly from "
+            f"{lo_r}-{hi_r}; generated.worker_record counts each agent's attempts and failures). Agent outages "
+            "are announced ahead (generated.agent_outages); work running when its agent goes offline fails. "
+            "Urgent high-priority subtasks, off the critical path, "
             f"have deadlines; the budget is {budget}. Delegate each subtask to a capable agent, recover from "
             "failures, synthesize when done."
         ),
@@ -707,6 +708,8 @@ def generate_expert_scenario(level: ExpertLevel, seed: int, secret: bytes | None
             "reference_cost": round(reference_cost, 4),
             "urgent_subtasks": len(urgent),
             "reliability_prior": prior,
+            # Public: the distribution each agent's hidden reliability is drawn from (uniform).
+            "reliability_range": [lo_r, hi_r],
             "agent_outages": {name: [list(w) for w in windows] for name, windows in sorted(outages.items())},
         },
     )

@@ -39,8 +39,10 @@ the oracle's clairvoyant ``hindsight_best``.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -107,6 +109,51 @@ def observed_outcomes(observation: Mapping[str, Any]) -> dict[str, list[str | No
     return seen
 
 
+# Points of the grid a worker's reliability is drawn from, given its record.
+_GRID = 400
+
+
+class ReliabilityPosterior:
+    """Where reliabilities are hidden and the task's public model draws each one uniformly
+    from a range (``parameters["reliability_range"]``), a worker's reliability given its
+    record: the density r^successes (1 - r)^failures on the range, on a grid of points."""
+
+    def __init__(self, low: float, high: float) -> None:
+        self.points = [low + (high - low) * (i + 0.5) / _GRID for i in range(_GRID)]
+        self._tables: dict[tuple[int, int], list[float]] = {}
+
+    def _cumulative(self, successes: int, failures: int) -> list[float]:
+        table = self._tables.get((successes, failures))
+        if table is None:
+            logs = [successes * math.log(r) + (failures * math.log(1.0 - r) if failures else 0.0) for r in self.points]
+            top = max(logs)
+            total = 0.0
+            table = []
+            for value in logs:
+                total += math.exp(value - top)
+                table.append(total)
+            self._tables[(successes, failures)] = table
+        return table
+
+    def draw(self, rng: random.Random, successes: int, failures: int) -> float:
+        table = self._cumulative(successes, failures)
+        return self.points[min(bisect.bisect_left(table, rng.random() * table[-1]), _GRID - 1)]
+
+
+def observed_record(observation: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """Per agent that finished an attempt, its successes and the failures its own
+    unreliability caused (a transient failure the outcome decided), as the observation shows."""
+    successes: dict[str, int] = {}
+    failures: dict[str, int] = {}
+    for subtask in observation["subtasks"]:
+        for failure in subtask["failures"]:
+            if failure.get("cause", "outcome") == "outcome" and failure["kind"] == "transient":
+                failures[failure["agent"]] = failures.get(failure["agent"], 0) + 1
+        if subtask["completed_by"]:
+            successes[subtask["completed_by"]] = successes.get(subtask["completed_by"], 0) + 1
+    return {name: (successes.get(name, 0), failures.get(name, 0)) for name in {*successes, *failures}}
+
+
 def sampled_task(public: TaskSpec, hidden: TaskSpec) -> TaskSpec:
     """``public`` with the hidden facts of ``hidden`` (another draw of the same task):
     its scheduled events, its agents' traps and their reliabilities (by agent name;
@@ -151,13 +198,25 @@ class PlannerPolicy(Policy):
         self.samples = samples
         self.registry = registry or default_registry()
         self.planner_seed = planner_seed
-        self.base = HeuristicPolicy()
-        self.movers: list[Policy] = [HeuristicPolicy(), SlackPolicy(), GreedyPolicy()]
+        # The base policy: the first candidate of every decision, and the rollouts' continuation.
+        # The slack policy where the family reads its move from the state (the presets whose
+        # reliabilities are hidden, where it is the strongest built-in policy), else the heuristic.
+        public = self.registry.resolve(task_id, seed, worker_count).compiled
+        self.base_name = (
+            "slack" if public.family.slack_on_episode(new_episode(public, seed)) is not None else "heuristic"
+        )
+        self.base: Policy = SlackPolicy() if self.base_name == "slack" else HeuristicPolicy()
+        others: list[Policy] = [HeuristicPolicy()] if self.base_name == "slack" else [SlackPolicy()]
+        self.movers: list[Policy] = [self.base, *others, GreedyPolicy()]
         self.history: list[dict[str, Any]] = []
         self.simulated_steps = 0
         rng = random.Random(f"planner/{planner_seed}/{task_id}/{seed}/{worker_count}")
         self._secrets = [rng.getrandbits(128).to_bytes(16, "big") for _ in range(samples)]
         self._compiled: dict[bytes, CompiledTask] = {}
+        # Hidden reliabilities with a public range: each sample draws them given the record so far,
+        # so that a future is one the evidence allows (a worker that failed often is likely poor).
+        hidden_range = public.spec.parameters.get("reliability_range")
+        self.posterior = ReliabilityPosterior(*hidden_range) if hidden_range is not None else None
 
     def _sample(self, secret: bytes) -> CompiledTask:
         """The task of one sampled future: the public task with hidden facts drawn under ``secret``."""
@@ -179,21 +238,35 @@ class PlannerPolicy(Policy):
             choice = candidates[0]
         else:
             forced = observed_outcomes(observation)
-            totals = [0.0] * len(candidates)
+            grades: list[list[float]] = [[] for _ in candidates]
             for secret in self._secrets:
+                drawn = self._drawn_outcomes(secret, observation)
                 for index, candidate in enumerate(candidates):
-                    totals[index] += self._rollout(secret, forced, candidate)
-            # The heuristic's move (the first) unless another is better by a margin:
-            # a difference within the samples' noise is not worth a departure.
-            best = max(range(len(candidates)), key=lambda i: (totals[i], -i))
-            if totals[best] - totals[0] <= self.margin * len(self._secrets):
-                best = 0
-            choice = candidates[best]
+                    grades[index].append(self._rollout(secret, forced, candidate, drawn))
+            choice = candidates[self._departure(grades)]
         self.history.append(choice)
         return dict(choice)
 
+    def _departure(self, grades: list[list[float]]) -> int:
+        """The candidate to play, given each one's grades on the samples: the base policy's
+        move (the first) unless another's advantage on the same samples is larger than the
+        margin and than twice its standard error. A departure that only the samples' noise
+        favours is not worth taking: among several candidates, the best-looking one is
+        usually lucky, and the base policy is a strong move already."""
+        best, best_mean = 0, 0.0
+        n = len(grades[0])
+        for index in range(1, len(grades)):
+            advantage = [g - b for g, b in zip(grades[index], grades[0], strict=True)]
+            mean = sum(advantage) / n
+            if mean <= self.margin or mean <= best_mean:
+                continue
+            spread = math.sqrt(sum((a - mean) ** 2 for a in advantage) / (n - 1)) if n > 1 else 0.0
+            if mean > 2.0 * spread / math.sqrt(n):
+                best, best_mean = index, mean
+        return best
+
     def candidates(self, observation: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The actions worth comparing, distinct, the built-in heuristic's first."""
+        """The actions worth comparing, distinct, the base policy's first."""
         found: dict[str, dict[str, Any]] = {}
         for mover in self.movers:
             action = mover.act(dict(observation))
@@ -207,12 +280,31 @@ class PlannerPolicy(Policy):
                 found.setdefault(_key(action), dict(action))
         return list(found.values())
 
-    def _rollout(self, secret: bytes, forced: dict[str, list[str | None]], first: dict[str, Any]) -> float:
+    def _drawn_outcomes(
+        self, secret: bytes, observation: Mapping[str, Any]
+    ) -> dict[tuple[int, int], PairOutcomes] | None:
+        """The sample of ``secret``'s pair outcomes at this decision with each agent's reliability
+        drawn given its record (None where the task declares its reliabilities)."""
+        if self.posterior is None:
+            return None
+        compiled = self._sample(secret)
+        record = observed_record(observation)
+        rng = random.Random(secret + int(observation["step_count"]).to_bytes(8, "big"))
+        drawn = [self.posterior.draw(rng, *record.get(agent.name, (0, 0))) for agent in compiled.spec.agents]
+        return {pair: base.with_reliability(drawn[pair[1]]) for pair, base in compiled.outcomes.items()}
+
+    def _rollout(
+        self,
+        secret: bytes,
+        forced: dict[str, list[str | None]],
+        first: dict[str, Any],
+        drawn: dict[tuple[int, int], PairOutcomes] | None = None,
+    ) -> float:
         compiled = self._sample(secret)
         episode = new_episode(compiled, self.seed)
         episode.seal(secret)
-        if forced:
-            outcomes = dict(episode.outcomes)
+        if forced or drawn is not None:
+            outcomes = dict(drawn if drawn is not None else episode.outcomes)
             for pair, base in outcomes.items():
                 seen = forced.get(compiled.spec.subtasks[pair[0]].id)
                 if seen is not None:
@@ -226,14 +318,15 @@ class PlannerPolicy(Policy):
             episode.step(first)
             steps += 1
         family = compiled.family
-        shortcut = family.heuristic_on_episode(episode) if not episode.done else None
+        on_episode = family.slack_on_episode if self.base_name == "slack" else family.heuristic_on_episode
+        shortcut = on_episode(episode) if not episode.done else None
         if shortcut is not None:
-            # The family reads the heuristic's move from the state: no observation to build.
+            # The family reads the base policy's move from the state: no observation to build.
             while not episode.done and steps < MAX_ROLLOUT_STEPS:
                 episode.step(shortcut)
                 steps += 1
                 if not episode.done:
-                    shortcut = family.heuristic_on_episode(episode)
+                    shortcut = on_episode(episode)
         base = self.base
         while not episode.done and steps < MAX_ROLLOUT_STEPS:
             episode.step(base.act(build_observation(episode)))

@@ -128,6 +128,34 @@ def test_the_heuristic_read_from_the_episode_state_is_the_heuristics_move(task_i
     assert checked > 50
 
 
+@pytest.mark.parametrize("task_id", ["arena/expert", "generated/expert"])
+def test_the_slack_policy_read_from_the_episode_state_is_the_slack_policys_move(task_id: str) -> None:
+    """On the presets whose reliabilities are hidden, the planner's rollouts continue with the
+    slack policy read from the state: in every state reached by the slack policy, the heuristic
+    and random play (failures, records, outages and deadlines passing), the same move as
+    :class:`SlackPolicy` on the observation."""
+    registry = default_registry()
+    slack = make_policy("slack", 0)
+    checked = 0
+    for seed in (2000000000, 2000000001, 7):
+        resolved = registry.resolve(task_id, seed)
+        family = resolved.compiled.family
+        for player in (slack, make_policy("heuristic", 0), make_policy("random", seed)):
+            episode = new_episode(resolved.compiled, resolved.seed)
+            while not episode.done:
+                observation = build_observation(episode)
+                assert family.slack_on_episode(episode) == slack.act(observation)
+                checked += 1
+                episode.step(player.act(observation))
+    assert checked > 500
+
+
+@pytest.mark.parametrize("task_id", ["hard", "arena/hard", "generated/hard", "canvas/math"])
+def test_the_slack_shortcut_exists_only_where_reliabilities_are_hidden(task_id: str) -> None:
+    resolved = default_registry().resolve(task_id, 0)
+    assert resolved.compiled.family.slack_on_episode(new_episode(resolved.compiled, 0)) is None
+
+
 def _conflicts_registry() -> TaskRegistry:
     """A task whose conflicting tracks and speed events the shipped tasks exercise only in part:
     a third track, a speed change, a permanent trap."""

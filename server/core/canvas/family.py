@@ -194,6 +194,9 @@ class CanvasFamily:
     def heuristic_on_episode(self, episode: CanvasEpisode) -> dict[str, Any] | None:
         return None
 
+    def slack_on_episode(self, episode: CanvasEpisode) -> dict[str, Any] | None:
+        return None
+
     def template(self, observation: Mapping[str, Any]) -> dict[str, Any] | None:
         return build_toward(observation, TEMPLATE)
 
