@@ -56,7 +56,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -256,15 +256,21 @@ def _shuffled_ids(rng: random.Random, n: int) -> list[str]:
 
 
 def _subtask_specs(
-    ids: list[str], predecessors: list[list[int]], work: list[int], priorities: list[int], deadlines: list[int]
+    ids: Sequence[str],
+    kinds: Sequence[str],
+    predecessors: Sequence[Sequence[int]],
+    works: Sequence[int],
+    priorities: Sequence[int],
+    deadlines: Sequence[int | None],
 ) -> tuple[SubtaskSpec, ...]:
-    """The workflow's subtasks, sorted by id."""
+    """The subtasks of a drawn workflow (subtask ``j`` by its drawn facts), sorted by id
+    (the arena's and the generated family's)."""
     specs = (
         SubtaskSpec(
             id=ids[j],
-            type=WORK_TYPE,
+            type=kinds[j],
             depends_on=tuple(sorted(ids[i] for i in predecessors[j])),
-            work=work[j],
+            work=works[j],
             priority=priorities[j],
             deadline=deadlines[j],
         )
@@ -308,7 +314,7 @@ def generate_arena(
     )
     most_outages = max_outages(preset, workers, horizon)
 
-    subtasks = _subtask_specs(ids, predecessors, durations, priorities, deadlines)
+    subtasks = _subtask_specs(ids, [WORK_TYPE] * len(ids), predecessors, durations, priorities, deadlines)
     reliability = 1.0 - preset.failure_rate
     agents = tuple(
         AgentSpec(name=f"worker_{k + 1}", capabilities=frozenset({WORK_TYPE}), reliability=reliability)
@@ -667,7 +673,7 @@ def generate_expert(
     lo_r, hi_r = preset.reliability_range
     reliabilities = [round(lo_r + (hi_r - lo_r) * hidden.random(), 3) for _ in range(workers)]
 
-    subtasks = _subtask_specs(ids, predecessors, work, priorities, deadlines)
+    subtasks = _subtask_specs(ids, [WORK_TYPE] * len(ids), predecessors, work, priorities, deadlines)
     agents = tuple(
         AgentSpec(
             name=f"worker_{k + 1}",

@@ -56,9 +56,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..core.model import AgentSpec, EventKind, ScheduledEvent, SubtaskSpec, TaskSpec, TimeModel
+from ..core.model import AgentSpec, EventKind, ScheduledEvent, TaskSpec, TimeModel
 from ..core.outcomes import sealed_seed
-from .arena import EVALUATION_SEEDS, TRAINING_SEEDS, _head_and_tail  # one seed convention for both families
+from .arena import (  # one seed convention for both families, one way to build drawn subtasks
+    EVALUATION_SEEDS,
+    TRAINING_SEEDS,
+    _head_and_tail,
+    _subtask_specs,
+)
 
 GENERATED_PREFIX = "generated"
 
@@ -319,29 +324,6 @@ def generate_scenario(level: GeneratedLevel, seed: int, secret: bytes | None = N
             "reference_cost": round(reference_cost, 4),
         },
     )
-
-
-def _subtask_specs(
-    ids: Sequence[str],
-    kinds: Sequence[str],
-    predecessors: Sequence[Any],
-    works: Sequence[int],
-    priorities: Sequence[int],
-    deadlines: Sequence[int | None],
-) -> tuple[SubtaskSpec, ...]:
-    """The subtasks of a drawn workflow (subtask ``j`` by its drawn facts), sorted by id."""
-    specs = (
-        SubtaskSpec(
-            id=ids[j],
-            type=kinds[j],
-            depends_on=tuple(sorted(ids[i] for i in predecessors[j])),
-            work=works[j],
-            priority=priorities[j],
-            deadline=deadlines[j],
-        )
-        for j in range(len(ids))
-    )
-    return tuple(sorted(specs, key=lambda spec: spec.id))
 
 
 def _draw_agent(rng: random.Random, name: str, level: GeneratedLevel) -> _Agent:
