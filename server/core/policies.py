@@ -571,13 +571,21 @@ def _record_on_state(episode: Any) -> tuple[list[int], list[int]]:
 
 
 def _estimated_on_state(episode: Any, prior: float) -> list[float]:
-    """:func:`_estimated_reliability` from the episode's state: per agent index."""
+    """:func:`_estimated_reliability` from the episode's state: per agent index. The record
+    changes only when an attempt ends, as a completion or a failure: kept until then."""
+    key = (episode.completed_count, sum(map(len, episode.failures)))
+    cached = episode.observed.get("slack_estimates")
+    if cached is not None and cached[0] == key:
+        estimate: list[float] = cached[1]
+        return estimate
     finished, failed = _record_on_state(episode)
     weight = 4.0
-    return [
+    estimate = [
         max(0.05, (float(prior) * weight + finished[a] - failed[a]) / (weight + finished[a]))
         for a in range(len(episode.agents))
     ]
+    episode.observed["slack_estimates"] = (key, estimate)
+    return estimate
 
 
 def _static_by_speeds(episode: Any, speeds: list[int], build: Callable[[Any, list[int]], Any]) -> Any:
@@ -692,8 +700,12 @@ def named_agents_slack_on_state(episode: Any, prior: float, outages: tuple[dict[
     if episode.completed_count == len(status):
         return dict(SYNTHESIZE)
     free = episode.capacity - episode.active_count
+    agent_status = episode.agent_status
+    if free <= 0 or IDLE not in agent_status:
+        # Nothing can start (with no agent idle, no subtask has an option).
+        return dict(WAIT)
     candidates = [s for s, st in enumerate(status) if st == READY or st == FAILED]
-    if free <= 0 or not candidates:
+    if not candidates:
         return dict(WAIT)
     now = episode.now
     task = episode.task
@@ -706,7 +718,6 @@ def named_agents_slack_on_state(episode: Any, prior: float, outages: tuple[dict[
     for window in outages:
         if window["until"] > now:
             windows.setdefault(window["agent"], []).append((window["from"], window["until"]))
-    agent_status = episode.agent_status
     idle = [a for a in range(len(agents)) if agent_status[a] == IDLE]
     candidates.sort(key=lambda s: (latest[s], -subtasks[s].priority, subtasks[s].id))
     assignments: list[ActionDict] = []
