@@ -7,8 +7,13 @@ It never sees the episode it plays, its outcome key or its secret.
 
 At each decision it evaluates a few candidate actions (the built-in
 policies' moves, a wait, a couple of other legal actions) on ``samples``
-sampled futures and takes the candidate with the best mean grade:
+sampled futures and plays the base policy's move unless another candidate
+is clearly better:
 
+* the base policy is the built-in heuristic, or the slack policy on the
+  presets whose reliabilities are hidden (``arena/expert``,
+  ``generated/expert``), where it is the stronger built-in policy; it is
+  the first candidate of every decision and the rollouts' continuation;
 * a sampled future is the task with its hidden facts drawn afresh: the
   task's generator run under a secret of the planner's own
   (:meth:`TaskRegistry.resolve` with ``secret=``) gives the hidden facts
@@ -17,19 +22,31 @@ sampled futures and takes the candidate with the best mean grade:
   the observation shows (subtasks, deadlines, agents, limits) is the played
   task's; every attempt's outcome is drawn under the same secret from the
   declared reliabilities;
+* where reliabilities are hidden, the task states the range each is drawn
+  from uniformly (``parameters["reliability_range"]``); at each decision a
+  sample draws every worker's reliability from its posterior given the
+  record the observation shows (successes and the failures the outcome
+  decided), so the futures are those the evidence allows: a worker that
+  failed often is likely poor in them too;
 * the sample is brought to the present by replaying the planner's own
   actions, each finished attempt forced to the outcome the observation
   showed (its failures, its completion); attempts still running and
   everything later are the sample's;
-* then the candidate, then the built-in heuristic to the end of the episode,
-  and the sample's grade. Where the family can read the heuristic's move
-  from the episode's state (``heuristic_on_episode``: the arena's), the
-  rollout builds no observation; the moves are the same.
+* then the candidate, then the base policy to the end of the episode, and
+  the sample's grade. Where the family can read the base policy's move
+  from the episode's state (``heuristic_on_episode``,
+  ``slack_on_episode``), the rollout builds no observation; the moves are
+  the same;
+* a candidate replaces the base move only when its mean advantage over the
+  same samples is above the margin and above twice its standard error:
+  among several candidates judged on a few noisy samples, the best-looking
+  one is usually lucky.
 
 The same samples serve every candidate of a decision (common random
 numbers), so candidates are compared on equal futures. A decision with one
 candidate costs nothing. The cost of a decision is samples x candidates x the
-episode's length in steps; an arena/hard seed takes a few seconds.
+episode's length in steps; an arena/hard seed takes about a second, an
+expert preset's seed about a minute.
 
 This is hindsight optimisation's cheaper cousin (a rollout of a base policy
 instead of the oracle on each sample): it knows what a player can know and
