@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -399,12 +399,30 @@ def _reference_schedule(
     capacity: int,
 ) -> tuple[list[int], list[int]]:
     """Finish times and agents of the reference schedule (see the module docstring)."""
-    n = len(kinds)
+
+    def usable(j: int, agent: _Agent, now: int, end: int) -> bool:
+        return _able(agent, kinds[j]) and (agent.offline_at is None or end <= agent.offline_at)
+
+    order = sorted(range(len(kinds)), key=lambda j: (-tail[j], ids[j]))
+    return _schedule(predecessors, works, order, agents, capacity, usable)
+
+
+def _schedule(
+    predecessors: list[list[int]],
+    works: list[int],
+    order: list[int],
+    agents: list[_Agent],
+    capacity: int,
+    usable: Callable[[int, _Agent, int, int], bool],
+) -> tuple[list[int], list[int]]:
+    """Finish times and agents of a reference schedule: tick by tick, the ready subtasks in
+    ``order`` start (up to ``capacity`` running) each on the idle agent that would finish it
+    first (then the cheaper, then by name) among those ``usable(j, agent, now, end)``."""
+    n = len(works)
     finish = [0] * n
     assigned = [-1] * n
     started = [False] * n
     busy_until = [0] * len(agents)
-    order = sorted(range(n), key=lambda j: (-tail[j], ids[j]))
     now = 0
     done = 0
     while done < n:
@@ -420,23 +438,23 @@ def _reference_schedule(
             best: tuple[int, float, str] | None = None
             choice = -1
             for a, agent in enumerate(agents):
-                if not _able(agent, kinds[j]) or busy_until[a] > now:
+                if busy_until[a] > now:
                     continue
                 end = now + agent.speed * works[j]
-                if agent.offline_at is not None and end > agent.offline_at:
+                if not usable(j, agent, now, end):
                     continue
                 key = (end, agent.cost * agent.speed * works[j], agent.name)
                 if best is None or key < best:
                     best, choice = key, a
-            if choice < 0:
+            if best is None:
                 continue
             started[j] = True
             assigned[j] = choice
-            finish[j] = best[0]  # type: ignore[index]
+            finish[j] = best[0]
             busy_until[choice] = finish[j]
             running += 1
         now += 1
-        if now > 10_000:
+        if now > 100_000:
             raise AssertionError("the reference schedule does not end")
     return finish, assigned
 
@@ -707,45 +725,11 @@ def _expert_reference(
     capacity: int,
 ) -> tuple[list[int], list[int]]:
     """Finish times and agents of the expert reference schedule (see :func:`generate_expert_scenario`)."""
-    n = len(kinds)
-    finish = [0] * n
-    assigned = [-1] * n
-    started = [False] * n
-    busy_until = [0] * len(agents)
-    now = 0
-    done = 0
-    while done < n:
-        done = sum(1 for j in range(n) if started[j] and finish[j] <= now)
-        if done == n:
-            break
-        running = sum(1 for j in range(n) if started[j] and finish[j] > now)
-        for j in rank:
-            if running >= capacity:
-                break
-            if started[j] or any(not started[i] or finish[i] > now for i in predecessors[j]):
-                continue
-            best: tuple[int, float, str] | None = None
-            choice = -1
-            for a, agent in enumerate(agents):
-                if kinds[j] not in agent.capabilities or busy_until[a] > now:
-                    continue
-                end = now + agent.speed * works[j]
-                if not outage_free(outages.get(agent.name, ()), now, end):
-                    continue
-                key = (end, agent.cost * agent.speed * works[j], agent.name)
-                if best is None or key < best:
-                    best, choice = key, a
-            if best is None:
-                continue
-            started[j] = True
-            assigned[j] = choice
-            finish[j] = best[0]
-            busy_until[choice] = finish[j]
-            running += 1
-        now += 1
-        if now > 100_000:
-            raise AssertionError("the expert reference schedule does not end")
-    return finish, assigned
+
+    def usable(j: int, agent: _Agent, now: int, end: int) -> bool:
+        return kinds[j] in agent.capabilities and outage_free(outages.get(agent.name, ()), now, end)
+
+    return _schedule(predecessors, works, rank, agents, capacity, usable)
 
 
 def outage_free(windows: Sequence[tuple[int, int]] | Sequence[list[int]], start: int, end: int) -> bool:
