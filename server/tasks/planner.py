@@ -232,8 +232,10 @@ class PlannerPolicy(Policy):
         self._compiled: dict[bytes, CompiledTask] = {}
         # Hidden reliabilities with a public range: each sample draws them given the record so far,
         # so that a future is one the evidence allows (a worker that failed often is likely poor).
-        hidden_range = public.spec.parameters.get("reliability_range")
-        self.posterior = ReliabilityPosterior(*hidden_range) if hidden_range is not None else None
+        hidden_range: Any = public.spec.parameters.get("reliability_range")
+        self.posterior = (
+            ReliabilityPosterior(float(hidden_range[0]), float(hidden_range[1])) if hidden_range is not None else None
+        )
 
     def _sample(self, secret: bytes) -> CompiledTask:
         """The task of one sampled future: the public task with hidden facts drawn under ``secret``."""
