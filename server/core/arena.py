@@ -431,20 +431,25 @@ def add_arena_views(episode: Episode, observation: dict[str, Any]) -> None:
 _WAIT: dict[str, Any] = {"action_type": "wait"}
 
 
-def worker_record(episode: Episode) -> list[dict[str, Any]]:
-    """Per worker, what the episode showed of it so far: finished attempts and failures
-    (the evidence for its reliability when it is not declared)."""
+def record_counts(episode: Episode) -> tuple[list[int], list[int]]:
+    """Per agent (by index), its finished attempts and its failures so far."""
     finished = [0] * len(episode.agents)
     failed = [0] * len(episode.agents)
     index = {agent.name: a for a, agent in enumerate(episode.agents)}
-    for s in range(len(episode.subtasks)):
-        by = episode.completed_by[s]
+    for s, by in enumerate(episode.completed_by):
         if by >= 0:
             finished[by] += 1
         for failure in episode.failures[s]:
             a = index[failure["agent"]]
             finished[a] += 1
             failed[a] += 1
+    return finished, failed
+
+
+def worker_record(episode: Episode) -> list[dict[str, Any]]:
+    """Per worker, what the episode showed of it so far: finished attempts and failures
+    (the evidence for its reliability when it is not declared)."""
+    finished, failed = record_counts(episode)
     return [
         {"worker": agent.name, "finished_attempts": finished[a], "failures": failed[a]}
         for a, agent in enumerate(episode.agents)

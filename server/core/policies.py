@@ -36,6 +36,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from .arena import record_counts
 from .families import family_of_observation
 from .states import COMPLETED, FAILED, IDLE, READY, RUNNING
 
@@ -286,11 +287,17 @@ def heuristic_on_state(episode: Any) -> ActionDict:
         name = agents[options[0]].name
         taken.add(name)
         assignments.append({"subtask_id": subtask.id, "agent_name": name})
+    return _action_of(episode, assignments)
+
+
+def _action_of(episode: Any, assignments: list[ActionDict]) -> ActionDict:
+    """The action that makes these starts, read from the state: a wait for none, a ``retry``
+    or ``delegate`` for one (as its subtask failed before or not), else a ``dispatch``."""
     if not assignments:
         return dict(WAIT)
     if len(assignments) == 1:
         only = assignments[0]
-        kind = "retry" if status[episode.dag.index[only["subtask_id"]]] == FAILED else "delegate"
+        kind = "retry" if episode.status[episode.dag.index[only["subtask_id"]]] == FAILED else "delegate"
         return {"action_type": kind, **only}
     return {"action_type": "dispatch", "assignments": assignments}
 
@@ -555,21 +562,6 @@ def _named_agents_by_slack(observation: Observation, view: dict[str, Any]) -> Ac
     return {"action_type": "dispatch", "assignments": assignments}
 
 
-def _record_on_state(episode: Any) -> tuple[list[int], list[int]]:
-    """Per agent, finished attempts and failures so far (the ``worker_record`` the observation shows)."""
-    finished = [0] * len(episode.agents)
-    failed = [0] * len(episode.agents)
-    index = {agent.name: a for a, agent in enumerate(episode.agents)}
-    for s, by in enumerate(episode.completed_by):
-        if by >= 0:
-            finished[by] += 1
-        for failure in episode.failures[s]:
-            a = index[failure["agent"]]
-            finished[a] += 1
-            failed[a] += 1
-    return finished, failed
-
-
 def _estimated_on_state(episode: Any, prior: float) -> list[float]:
     """:func:`_estimated_reliability` from the episode's state: per agent index. The record
     changes only when an attempt ends, as a completion or a failure: kept until then."""
@@ -578,7 +570,7 @@ def _estimated_on_state(episode: Any, prior: float) -> list[float]:
     if cached is not None and cached[0] == key:
         estimate: list[float] = cached[1]
         return estimate
-    finished, failed = _record_on_state(episode)
+    finished, failed = record_counts(episode)
     weight = 4.0
     estimate = [
         max(0.05, (float(prior) * weight + finished[a] - failed[a]) / (weight + finished[a]))
@@ -671,7 +663,7 @@ def arena_workers_slack_on_state(episode: Any) -> ActionDict:
         if prior is not None
         else [
             max(0.05, (float(agent.reliability) * 4.0 + f - x) / (4.0 + f))
-            for agent, f, x in zip(agents, *_record_on_state(episode), strict=True)
+            for agent, f, x in zip(agents, *record_counts(episode), strict=True)
         ]
     )
     priorities = tables.priorities
@@ -745,13 +737,7 @@ def named_agents_slack_on_state(episode: Any, prior: float, outages: tuple[dict[
         choice = cheapest[1] if now + cheapest[0] <= latest[s] + quickest[s] else fastest
         idle.remove(choice)
         assignments.append({"subtask_id": subtask.id, "agent_name": agents[choice].name})
-    if not assignments:
-        return dict(WAIT)
-    if len(assignments) == 1:
-        only = assignments[0]
-        kind = "retry" if status[episode.dag.index[only["subtask_id"]]] == FAILED else "delegate"
-        return {"action_type": kind, **only}
-    return {"action_type": "dispatch", "assignments": assignments}
+    return _action_of(episode, assignments)
 
 
 class TemplatePolicy(GreedyPolicy):
