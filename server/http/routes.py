@@ -22,7 +22,7 @@ import logging
 from typing import Any
 
 import orjson
-from fastapi import Body, FastAPI, Header, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
 from openenv.core.env_server.types import EnvironmentMetadata, SchemaResponse
 
@@ -100,6 +100,19 @@ PAGE_HELP = {
     "history_limit": "at most this many entries of each list (0: none); a page also holds at most "
     "256 KiB of each list's JSON",
 }
+
+
+async def history_page(
+    trace_from: int = Query(0, ge=0, description=PAGE_HELP["trace_from"]),
+    events_from: int = Query(0, ge=0, description=PAGE_HELP["events_from"]),
+    history_limit: int = Query(
+        HISTORY_PAGE_ENTRIES, ge=0, le=HISTORY_PAGE_ENTRIES, description=PAGE_HELP["history_limit"]
+    ),
+) -> HistoryPage:
+    """The page of history GET /state and /episodes/{id} answer with, from their query (a coroutine,
+    so that FastAPI runs it on the event loop rather than on its thread pool)."""
+    return HistoryPage(trace_from, events_from, history_limit)
+
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -249,14 +262,9 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
     )
     async def state(
         episode_id: str = Query(min_length=1, max_length=64),
-        trace_from: int = Query(0, ge=0, description=PAGE_HELP["trace_from"]),
-        events_from: int = Query(0, ge=0, description=PAGE_HELP["events_from"]),
-        history_limit: int = Query(
-            HISTORY_PAGE_ENTRIES, ge=0, le=HISTORY_PAGE_ENTRIES, description=PAGE_HELP["history_limit"]
-        ),
+        page: HistoryPage = Depends(history_page),
         secret: str | None = Header(default=None, alias=SECRET_HEADER, max_length=128),
     ) -> Response:
-        page = HistoryPage(trace_from, events_from, history_limit)
         return json_response(episode_state(lookup(episode_id, secret), page))
 
     @app.get(
@@ -358,14 +366,9 @@ def add_episode_routes(app: FastAPI, store: EpisodeStore, metadata: EnvironmentM
     )
     async def episode_record(
         episode_id: str = Path(min_length=1, max_length=64),
-        trace_from: int = Query(0, ge=0, description=PAGE_HELP["trace_from"]),
-        events_from: int = Query(0, ge=0, description=PAGE_HELP["events_from"]),
-        history_limit: int = Query(
-            HISTORY_PAGE_ENTRIES, ge=0, le=HISTORY_PAGE_ENTRIES, description=PAGE_HELP["history_limit"]
-        ),
+        page: HistoryPage = Depends(history_page),
         secret: str | None = Header(default=None, alias=SECRET_HEADER, max_length=128),
     ) -> Response:
-        page = HistoryPage(trace_from, events_from, history_limit)
         found = await lookup_finished(episode_id, secret)
         if isinstance(found, ArchivedEpisode):
             done = True
