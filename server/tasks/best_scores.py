@@ -52,44 +52,52 @@ def _canonical(value: Any) -> Any:
 
 
 def load_entries(path: Path = BEST_SCORES_PATH) -> list[dict[str, Any]]:
-    """The shipped entries (an empty list when the file is missing)."""
+    """The shipped entries of a reference file (an empty list when the file is missing)."""
     if not path.exists():
         return []
     return list(json.loads(path.read_text())["entries"])
 
 
+def by_task(entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Entries grouped by their task id, in file order."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        grouped.setdefault(entry["task_id"], []).append(entry)
+    return grouped
+
+
+def entries_for(
+    grouped: Mapping[str, list[dict[str, Any]]], spec: TaskSpec, seed: int | None = None
+) -> list[dict[str, Any]]:
+    """The entries of this exact task definition (only the given seed's, when one is). A generated
+    task is built for one seed: only that seed's entry can match, and the fingerprint is computed
+    only when some entry could."""
+    entries = grouped.get(spec.task_id, [])
+    if seed is not None:
+        entries = [entry for entry in entries if entry["seed"] == seed]
+    if not entries:
+        return []
+    fingerprint = task_fingerprint(spec)
+    return [entry for entry in entries if entry["fingerprint"] == fingerprint]
+
+
 @lru_cache(maxsize=1)
 def _entries_by_task() -> dict[str, list[dict[str, Any]]]:
-    by_task: dict[str, list[dict[str, Any]]] = {}
-    for entry in load_entries():
-        by_task.setdefault(entry["task_id"], []).append(entry)
-    return by_task
+    return by_task(load_entries())
 
 
 def shipped_entry(spec: TaskSpec, seed: int) -> dict[str, Any] | None:
     """The shipped entry (with its plan) of this exact task definition and seed."""
-    entries = _entries_by_task().get(spec.task_id, [])
-    matching = [entry for entry in entries if entry["seed"] == seed]
-    if matching and matching[0]["fingerprint"] == task_fingerprint(spec):
-        return matching[0]
-    return None
+    matching = entries_for(_entries_by_task(), spec, seed)
+    return matching[0] if matching else None
 
 
 def best_scores_for(spec: TaskSpec, seed: int | None = None) -> dict[int, BestScore]:
     """The shipped best scores of this exact task definition, by seed (only the
     given seed's, when one is)."""
-    entries = _entries_by_task().get(spec.task_id, [])
-    if seed is not None:
-        # A generated task is built for one seed: only that seed's entry can
-        # match, and the fingerprint is computed only then.
-        entries = [entry for entry in entries if entry["seed"] == seed]
-    if not entries:
-        return {}
-    fingerprint = task_fingerprint(spec)
     return {
         entry["seed"]: BestScore(entry["best_score"], entry["status"], entry["upper_bound"])
-        for entry in entries
-        if entry["fingerprint"] == fingerprint
+        for entry in entries_for(_entries_by_task(), spec, seed)
     }
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..core.compiled import CompiledTask
 from ..core.model import TaskSpec
-from .best_scores import task_fingerprint
+from .best_scores import by_task, entries_for, load_entries, task_fingerprint
 
 PLANNER_SCORES_PATH = Path(__file__).with_name("planner_scores.json")
 DEFAULT_BUDGET_SECONDS = 60.0
@@ -47,29 +47,18 @@ UNKNOWN = "unknown"
 
 def load_planner_entries(path: Path = PLANNER_SCORES_PATH) -> list[dict[str, Any]]:
     """The shipped entries (an empty list when the file is missing)."""
-    if not path.exists():
-        return []
-    return list(json.loads(path.read_text())["entries"])
+    return load_entries(path)
 
 
 @lru_cache(maxsize=1)
 def _entries_by_task() -> dict[str, list[dict[str, Any]]]:
-    by_task: dict[str, list[dict[str, Any]]] = {}
-    for entry in load_planner_entries():
-        by_task.setdefault(entry["task_id"], []).append(entry)
-    return by_task
+    return by_task(load_planner_entries())
 
 
 def planner_scores_for(spec: TaskSpec, seed: int | None = None) -> dict[int, float]:
     """The shipped planner scores of this exact task definition, by seed (only the
     given seed's, when one is)."""
-    entries = _entries_by_task().get(spec.task_id, [])
-    if seed is not None:
-        entries = [entry for entry in entries if entry["seed"] == seed]
-    if not entries:
-        return {}
-    fingerprint = task_fingerprint(spec)
-    return {entry["seed"]: entry["planner_score"] for entry in entries if entry["fingerprint"] == fingerprint}
+    return {entry["seed"]: entry["planner_score"] for entry in entries_for(_entries_by_task(), spec, seed)}
 
 
 def compute_planner_score(
