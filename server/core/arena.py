@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...vocabulary import ArenaGradeDimensionName
-from .dag import DagIndex
+from .dag import DagIndex, chain_tails, view_successors
 from .formulas import deadline_met, efficiency, ratio, unit
 from .model import EventKind, TaskSpec
 from .observation import render_workflow_text, workflow_observation
@@ -646,18 +646,7 @@ def arena_dispatch(arena: Mapping[str, Any]) -> dict[str, Any]:
     candidates = [v for v in views if v["status"] in ("ready", "failed")]
     if free <= 0 or not candidates:
         return dict(_WAIT)
-    duration = {v["id"]: v["duration"] for v in views}
-    successors: dict[str, list[str]] = {v["id"]: [] for v in views}
-    for view in views:
-        for dep in view["depends_on"]:
-            successors[dep].append(view["id"])
-    tails: dict[str, int] = {}
-
-    def tail(node: str) -> int:
-        if node not in tails:
-            tails[node] = duration[node] + max((tail(n) for n in successors[node]), default=0)
-        return tails[node]
-
+    tail = chain_tails({v["id"]: v["duration"] for v in views}, view_successors(views))
     time_left = arena["time_left"]
     unbounded = 10**9
 

@@ -6,7 +6,9 @@ integer-indexed tables of :class:`DagIndex`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .model import AgentSpec, EventKind, SubtaskSpec, TaskSpec
 
@@ -223,3 +225,29 @@ def _max_antichain(ids: tuple[str, ...], successors: tuple[tuple[int, ...], ...]
 
     matching = sum(1 for left in range(n) if augment(left, [False] * n))
     return n - matching
+
+
+# ------------------------------------------------------------ on observation views
+
+
+def view_successors(views: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """An observation's DAG: each subtask view's id, to the ids of the views that depend on it (in view order)."""
+    listed = list(views)
+    successors: dict[str, list[str]] = {view["id"]: [] for view in listed}
+    for view in listed:
+        for dep in view["depends_on"]:
+            successors[dep].append(view["id"])
+    return successors
+
+
+def chain_tails(duration: Mapping[str, int], successors: Mapping[str, list[str]]) -> Callable[[str], int]:
+    """The longest chain of ``duration`` from a subtask to the end, itself included: worked out for a
+    subtask (and the chain after it) when first asked, then kept."""
+    tails: dict[str, int] = {}
+
+    def tail(node: str) -> int:
+        if node not in tails:
+            tails[node] = duration[node] + max((tail(n) for n in successors[node]), default=0)
+        return tails[node]
+
+    return tail

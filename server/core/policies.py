@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .arena import record_counts
+from .dag import chain_tails, view_successors
 from .families import family_of_observation
 from .states import COMPLETED, FAILED, IDLE, READY, RUNNING
 
@@ -309,20 +310,8 @@ def _tail_lengths(observation: Observation) -> dict[str, int]:
     for subtask in subtasks:
         speeds = [a["speed"] for a in observation["agents"] if subtask["type"] in a["capabilities"]]
         fastest[subtask["id"]] = min(speeds, default=1) * subtask["work"]
-    successors: dict[str, list[str]] = {s["id"]: [] for s in subtasks}
-    for subtask in subtasks:
-        for dep in subtask["depends_on"]:
-            successors[dep].append(subtask["id"])
-    tails: dict[str, int] = {}
-
-    def tail(node: str) -> int:
-        if node not in tails:
-            tails[node] = fastest[node] + max((tail(n) for n in successors[node]), default=0)
-        return tails[node]
-
-    for subtask in subtasks:
-        tail(subtask["id"])
-    return tails
+    tail = chain_tails(fastest, view_successors(subtasks))
+    return {subtask["id"]: tail(subtask["id"]) for subtask in subtasks}
 
 
 class SlackPolicy(HeuristicPolicy):
@@ -373,11 +362,8 @@ def _latest_starts(observation: Observation) -> dict[str, float]:
     for subtask in subtasks:
         speeds = [a["speed"] for a in observation["agents"] if subtask["type"] in a["capabilities"]]
         fastest[subtask["id"]] = max(1, min(speeds, default=1) * subtask["work"])
-    successors: dict[str, list[str]] = {s["id"]: [] for s in subtasks}
+    successors = view_successors(subtasks)
     by_id = {s["id"]: s for s in subtasks}
-    for subtask in subtasks:
-        for dep in subtask["depends_on"]:
-            successors[dep].append(subtask["id"])
     latest: dict[str, float] = {}
 
     def latest_start(node: str) -> float:
@@ -400,18 +386,7 @@ def _arena_by_slack(arena: dict[str, Any]) -> ActionDict:
     candidates = [v for v in views if v["status"] in ("ready", "failed")]
     if free <= 0 or not candidates:
         return dict(WAIT)
-    duration = {v["id"]: v["duration"] for v in views}
-    successors: dict[str, list[str]] = {v["id"]: [] for v in views}
-    for view in views:
-        for dep in view["depends_on"]:
-            successors[dep].append(view["id"])
-    tails: dict[str, int] = {}
-
-    def tail(node: str) -> int:
-        if node not in tails:
-            tails[node] = duration[node] + max((tail(n) for n in successors[node]), default=0)
-        return tails[node]
-
+    tail = chain_tails({v["id"]: v["duration"] for v in views}, view_successors(views))
     time_left = arena["time_left"]
     unbounded = 10**9
 
@@ -444,10 +419,7 @@ def _arena_workers_by_slack(observation: Observation, arena: dict[str, Any]) -> 
     fastest = min(a["speed"] for a in observation["agents"])
     latest = {}
     by_id = {v["id"]: v for v in views}
-    successors: dict[str, list[str]] = {v["id"]: [] for v in views}
-    for view in views:
-        for dep in view["depends_on"]:
-            successors[dep].append(view["id"])
+    successors = view_successors(views)
     limit = observation.get("time_limit")
     horizon = float(limit) if limit is not None else float(10**9)
 
