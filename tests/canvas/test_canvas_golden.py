@@ -9,13 +9,11 @@ and review the diff of that file like any other change.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from workflow_orchestrator.server.inprocess import WorkflowEnv
+from tests.support.golden import Case, check_case, write_golden
 
 GOLDEN_FILE = Path(__file__).parent.parent / "golden" / "canvas.json"
 
@@ -23,7 +21,7 @@ ADD_PLAN = {"action_type": "add", "operator": "Plan"}
 EXECUTE = {"action_type": "execute"}
 FINISH = {"action_type": "finish"}
 
-CASES: dict[str, tuple[str, int, list[dict[str, Any]]]] = {
+CASES: dict[str, Case] = {
     "math-vote": (
         "canvas/math",
         0,
@@ -80,35 +78,10 @@ CASES: dict[str, tuple[str, int, list[dict[str, Any]]]] = {
 }
 
 
-def run_case(task_id: str, seed: int, actions: list[dict[str, Any]]) -> dict[str, Any]:
-    env = WorkflowEnv()
-    observation = env.reset(task_id, seed=seed)
-    rewards = []
-    for action in actions:
-        observation = env.step(action)
-        rewards.append(round(observation["reward"], 6))
-    grade = observation["grade"]
-    return {
-        "task_id": task_id,
-        "seed": seed,
-        "rewards": rewards,
-        "score": grade["score"],
-        "breakdown": grade["breakdown"],
-        "counts": grade["counts"],
-        "events": env.episode.log.records,
-    }
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden_canvas_episode(name: str) -> None:
-    expected = json.loads(GOLDEN_FILE.read_text())[name]
-    actual = json.loads(json.dumps(run_case(*CASES[name])))
-    for key in ("rewards", "score", "breakdown", "counts"):
-        assert actual[key] == expected[key], key
-    assert actual["events"] == expected["events"]
+    check_case(GOLDEN_FILE, name, CASES[name])
 
 
 if __name__ == "__main__":
-    results = {name: run_case(*case) for name, case in sorted(CASES.items())}
-    GOLDEN_FILE.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {GOLDEN_FILE}")
+    write_golden(GOLDEN_FILE, CASES)
