@@ -35,6 +35,7 @@ import sys
 import time
 from typing import Any
 
+from bench.replay import replay_rates
 from workflow_orchestrator.evaluation import record_policy_actions
 from workflow_orchestrator.runner.reports import mean_table
 from workflow_orchestrator.runner.run import play_policies
@@ -101,18 +102,8 @@ def reset_ms(env: WorkflowEnv, first_seed: int, count: int = 50, task_id: str = 
 
 def steps_per_second(env: WorkflowEnv, task_id: str, seconds: float = 0.4) -> float:
     """Steps only: resets happen outside the timed region."""
-    trajectories = [(seed, record_policy_actions(env, "heuristic", task_id, seed)) for seed in range(8)]
-    steps = 0
-    elapsed = 0.0
-    while elapsed < seconds:
-        for seed, actions in trajectories:
-            env.reset(task_id, seed=seed)
-            start = time.process_time()
-            for action in actions:
-                env.step(action)
-            elapsed += time.process_time() - start
-            steps += len(actions)
-    return steps / elapsed
+    plays = [(seed, record_policy_actions(env, "heuristic", task_id, seed)) for seed in range(8)]
+    return replay_rates(env, task_id, plays, seconds)[0]
 
 
 def speed(rounds: int = 5) -> dict[str, object]:

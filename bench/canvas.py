@@ -20,6 +20,7 @@ import sys
 import time
 from typing import Any
 
+from bench.replay import replay_rates
 from workflow_orchestrator.oracle.canvas import oracle_for
 from workflow_orchestrator.oracle.solver import OPTIMAL
 from workflow_orchestrator.server.core.policies import make_policy
@@ -47,21 +48,9 @@ def record(env: WorkflowEnv, name: str, task_id: str, seed: int) -> list[dict[st
 
 
 def steps_per_second(env: WorkflowEnv, task_id: str, seconds: float = 0.4) -> float:
-    # Fresh seeds every pass: the executor's memo of an episode is not reused.
+    """Steps only (resets outside the timed region), the heuristic's and the template's plays of 16 seeds."""
     plays = [(seed, record(env, name, task_id, seed)) for seed in range(16) for name in ("heuristic", "template")]
-    steps = 0
-    elapsed = 0.0
-    offset = 0
-    while elapsed < seconds:
-        for seed, actions in plays:
-            env.reset(task_id, seed=seed)
-            start = time.process_time()
-            for action in actions:
-                env.step(action)
-            elapsed += time.process_time() - start
-            steps += len(actions)
-        offset += 1
-    return steps / elapsed
+    return replay_rates(env, task_id, plays, seconds)[0]
 
 
 def oracle_times(seeds: int) -> dict[str, Any]:

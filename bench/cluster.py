@@ -41,7 +41,7 @@ from pathlib import Path
 import httpx
 import websockets
 
-from bench.server import LoadSession, free_port, percentile, record_trajectories, ws_messages
+from bench.server import LoadSession, free_port, percentile, record_trajectories, ws_latency, ws_messages
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,22 +96,6 @@ def start_router(
         time.sleep(0.1)
     process.kill()
     raise RuntimeError("the router did not start")
-
-
-async def latency(endpoint: Endpoint, episodes: list[tuple[str, list[str]]], steps: int) -> list[float]:
-    samples: list[float] = []
-    clock = time.perf_counter
-    async with websockets.connect(endpoint.ws_url, compression=None, proxy=None) as ws:
-        while len(samples) < steps:
-            for reset, step_messages in episodes:
-                await ws.send(reset)
-                await ws.recv()
-                for message in step_messages:
-                    started = clock()
-                    await ws.send(message)
-                    await ws.recv()
-                    samples.append(clock() - started)
-    return samples
 
 
 async def placed(router: Endpoint) -> Endpoint:
@@ -201,9 +185,9 @@ def main(argv: list[str] | None = None) -> None:
         router_p50: list[float] = []
         redirect_p50: list[float] = []
         for _ in range(args.rounds):
-            direct_p50.append(percentile(asyncio.run(latency(direct[0], episodes, args.steps)), 0.5) * 1e3)
-            router_p50.append(percentile(asyncio.run(latency(router_1, episodes, args.steps)), 0.5) * 1e3)
-            redirect_p50.append(percentile(asyncio.run(latency(redirect_1, episodes, args.steps)), 0.5) * 1e3)
+            direct_p50.append(percentile(asyncio.run(ws_latency(direct[0].ws_url, episodes, args.steps)), 0.5) * 1e3)
+            router_p50.append(percentile(asyncio.run(ws_latency(router_1.ws_url, episodes, args.steps)), 0.5) * 1e3)
+            redirect_p50.append(percentile(asyncio.run(ws_latency(redirect_1.ws_url, episodes, args.steps)), 0.5) * 1e3)
         added = statistics.median(r - d for r, d in zip(router_p50, direct_p50, strict=True))
         added_redirect = statistics.median(r - d for r, d in zip(redirect_p50, direct_p50, strict=True))
         print(

@@ -15,6 +15,7 @@ import json
 import statistics
 import time
 
+from bench.replay import replay_rates
 from workflow_orchestrator.evaluation import record_policy_actions
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 
@@ -23,20 +24,8 @@ TASKS = ("easy", "medium", "hard", "expert")
 
 def steps_per_second(env: WorkflowEnv, task_id: str, seconds: float = 1.0) -> tuple[float, float]:
     """Steps per second of stepping, and of stepping with each episode's reset counted in."""
-    trajectories = [(seed, record_policy_actions(env, "heuristic", task_id, seed)) for seed in range(8)]
-    clock = time.process_time
-    steps = 0
-    stepping = 0.0
-    start = clock()
-    while clock() - start < seconds:
-        for seed, actions in trajectories:
-            env.reset(task_id, seed=seed)
-            begin = clock()
-            for action in actions:
-                env.step(action)
-            stepping += clock() - begin
-            steps += len(actions)
-    return steps / stepping, steps / (clock() - start)
+    plays = [(seed, record_policy_actions(env, "heuristic", task_id, seed)) for seed in range(8)]
+    return replay_rates(env, task_id, plays, seconds)
 
 
 def reset_microseconds(env: WorkflowEnv, task_id: str, count: int = 2000) -> float:

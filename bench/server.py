@@ -220,10 +220,12 @@ class LoadSession:
 # --------------------------------------------------------------------------- measurements
 
 
-async def ws_latency(server: ServerUnderTest, episodes: list[tuple[str, list[str]]], steps: int) -> list[float]:
+async def ws_latency(ws_url: str, episodes: list[tuple[str, list[str]]], steps: int) -> list[float]:
+    """Seconds from sending each step message to its answer, over one connection to ``ws_url``, replaying
+    the episodes (each a reset message and its step messages) until ``steps`` samples."""
     samples: list[float] = []
     clock = time.perf_counter
-    async with websockets.connect(server.ws_url, compression=None) as ws:
+    async with websockets.connect(ws_url, compression=None, proxy=None) as ws:
         while len(samples) < steps:
             for reset, step_messages in episodes:
                 await ws.send(reset)
@@ -401,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
         rss_idle = server.rss_mb()
         print(f"RSS idle: {rss_idle:.1f} MB")
 
-        ws_samples = asyncio.run(ws_latency(server, episodes, args.latency_steps))
+        ws_samples = asyncio.run(ws_latency(server.ws_url, episodes, args.latency_steps))
         ws_p50, ws_p99 = percentile(ws_samples, 0.5) * 1000, percentile(ws_samples, 0.99) * 1000
         print(f"WebSocket, one session: p50 {ws_p50:.3f} ms, p99 {ws_p99:.3f} ms over {len(ws_samples)} steps")
 
