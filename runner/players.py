@@ -305,8 +305,25 @@ class ModelPlayer:
             answer = json.dumps([{"name": n, "arguments": a} for n, a in completion.tool_calls]) + (
                 f"\n{completion.text}" if completion.text else ""
             )
+        reason = f"unknown action type {unknown_types[0]!r}" if unknown_types else "no action found"
+        return self._answered(action, reason, answer, completion, prompt, latency)
+
+    def _canvas_decision(self, completion: Completion, prompt: str, latency: float) -> Decision:
+        action, reason = read_canvas_answer(completion.text)
+        return self._answered(action, reason, completion.text, completion, prompt, latency)
+
+    def _answered(
+        self,
+        action: dict[str, Any] | None,
+        reason: str | None,
+        answer: str,
+        completion: Completion,
+        prompt: str,
+        latency: float,
+    ) -> Decision:
+        """The decision on a model's answer: its action, or (none found, for ``reason``) the fallback."""
         decision = Decision(
-            dict(WAIT),
+            dict(self.fallback),
             answer=answer[:8000],
             prompt=prompt,
             prompt_tokens=completion.prompt_tokens,
@@ -315,25 +332,7 @@ class ModelPlayer:
         )
         if action is None:
             decision.issue = "unparseable_answer"
-            reason = f"unknown action type {unknown_types[0]!r}" if unknown_types else "no action found"
             decision.detail = f"{reason} in: " + " ".join(answer.split())[:160]
-        else:
-            decision.action = action
-        return decision
-
-    def _canvas_decision(self, completion: Completion, prompt: str, latency: float) -> Decision:
-        action, reason = read_canvas_answer(completion.text)
-        decision = Decision(
-            dict(self.fallback),
-            answer=completion.text[:8000],
-            prompt=prompt,
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            latency_s=latency,
-        )
-        if action is None:
-            decision.issue = "unparseable_answer"
-            decision.detail = f"{reason} in: " + " ".join(completion.text.split())[:160]
         else:
             decision.action = action
         return decision
