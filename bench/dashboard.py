@@ -3,13 +3,27 @@
 Starts the real server with its web UI on 127.0.0.1 in a child process and
 drives Debian's chromium (headless, through Playwright) against it:
 
+The times are read in the page, on its own clock (``performance.now()``,
+from the navigation's start), by a script that Playwright adds before the
+page's own and that watches the page's DOM; a change counts once the frame
+showing it is painted (the next animation frame, then the task after it):
+
 * ``first_render_s``: from asking for ``/web/`` in a fresh browser context
-  (an empty cache) to the first DAG node on the screen, median of the runs;
-* ``ui_step_ms``: from a click on "Policy step" to the DAG showing the new
-  step, median over the steps timed;
+  (an empty cache) to the first frame with a DAG node, median of the runs;
+* ``interactive_s``: from the same start to the first frame where "Policy
+  step" is enabled (Gradio has drawn the page and the load event has
+  started the browser's episode), median of the runs;
+* ``ui_step_ms``: from the click on "Policy step" (the click event's time) to
+  the first frame where the DAG shows the new step, median over the steps timed;
 * ``page_weight_kb`` and ``requests``: the bytes received and the requests
   made by a first load (response bodies as received, compressed or not);
 * ``external_requests``: requests that went anywhere but the server (should be 0).
+
+The same two times on Playwright's clock are printed too (``*_wall``): a
+first render from ``goto``, which returns only after the page's ``load``
+event, and a step from ``click``, which first waits for the button to be
+visible, stable and enabled, each then polling for the selector. They add
+Playwright's own waits (about 100 ms a step on this machine) to the page's.
 
 Targets: first render at most 2 s, one UI step at most 150 ms, page weight at
 most 500 KB. Prints figures, and one JSON object as its last line.
@@ -42,6 +56,26 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 TARGETS = {"first_render_s": 2.0, "ui_step_ms": 150.0, "page_weight_kb": 500.0}
+
+# Added to every page before its own scripts: marks (window.__woBench.marks, by name) the time of
+# the first painted frame showing a DAG node ('node'), an enabled "Policy step" ('ready'), and
+# whatever selector is asked for next (window.__woBench.want); keeps the last click's time.
+MARKS_JS = """(() => {
+  const bench = window.__woBench = {marks: {}, want: null, clicked: null};
+  const painted = (name) => requestAnimationFrame(() => setTimeout(() => {
+    if (bench.marks[name] === undefined) { bench.marks[name] = performance.now(); }
+  }));
+  const seen = {};
+  const look = () => {
+    if (!seen.node && document.querySelector('#wo-dag svg .wo-node')) { seen.node = true; painted('node'); }
+    const button = document.querySelector('#wo-policy-step');
+    if (!seen.ready && button && !button.disabled) { seen.ready = true; painted('ready'); }
+    if (bench.want && document.querySelector(bench.want)) { const want = bench.want; bench.want = null; painted(want); }
+  };
+  new MutationObserver(look).observe(document, {subtree: true, childList: true, attributes: true,
+    attributeFilter: ['disabled']});
+  document.addEventListener('click', (event) => { bench.clicked = event.timeStamp; }, true);
+})();"""
 
 
 def free_port() -> int:
@@ -89,8 +123,8 @@ def measure(urls: dict[str, str], runs: int, steps: int) -> dict[str, dict[str, 
     """The figures of each server in ``urls`` (by label), their page loads taking turns."""
     from playwright.sync_api import sync_playwright
 
-    renders: dict[str, list[float]] = {label: [] for label in urls}
-    step_times: dict[str, list[float]] = {label: [] for label in urls}
+    names = ("first_render", "interactive", "ui_step", "first_render_wall", "ui_step_wall")
+    times: dict[str, dict[str, list[float]]] = {label: {name: [] for name in names} for label in urls}
     loads: dict[str, dict[str, int]] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -99,11 +133,13 @@ def measure(urls: dict[str, str], runs: int, steps: int) -> dict[str, dict[str, 
                 # One load first, so that the server's own first-request work is not timed.
                 warm = browser.new_context()
                 warm.new_page().goto(url)
-                warm.pages[0].wait_for_selector("#wo-dag svg .wo-node", timeout=120_000)
+                warm.pages[0].wait_for_selector("#wo-policy-step:enabled", timeout=120_000)
                 warm.close()
             for run in range(runs):
                 for label, url in urls.items():
+                    own = times[label]
                     context = browser.new_context(viewport={"width": 1440, "height": 900})
+                    context.add_init_script(MARKS_JS)
                     page = context.new_page()
                     seen: list[object] = []
                     # A handler Playwright can tag: a bound builtin like list.append cannot take its attribute.
@@ -111,7 +147,11 @@ def measure(urls: dict[str, str], runs: int, steps: int) -> dict[str, dict[str, 
                     started = time.perf_counter()
                     page.goto(url)
                     page.wait_for_selector("#wo-dag svg .wo-node", timeout=120_000)
-                    renders[label].append(time.perf_counter() - started)
+                    own["first_render_wall"].append(time.perf_counter() - started)
+                    page.wait_for_function("() => window.__woBench.marks.ready !== undefined", timeout=120_000)
+                    marks = page.evaluate("() => window.__woBench.marks")
+                    own["first_render"].append(marks["node"] / 1000)
+                    own["interactive"].append(marks["ready"] / 1000)
                     if run == 0:
                         page.wait_for_load_state("load")
                         page.wait_for_timeout(1000)
@@ -122,25 +162,37 @@ def measure(urls: dict[str, str], runs: int, steps: int) -> dict[str, dict[str, 
                             weight += request.sizes()["responseBodySize"]  # type: ignore[attr-defined]
                         loads[label] = {"weight": weight, "requests": len(seen), "external": external}
                     for step in range(1, steps + 1):
+                        wanted = f'#wo-dag svg[data-step="{step}"]'
+                        page.evaluate("wanted => { window.__woBench.want = wanted; }", wanted)
                         started = time.perf_counter()
                         page.locator("#wo-policy-step").click()
-                        page.wait_for_selector(f'#wo-dag svg[data-step="{step}"]', timeout=30_000)
-                        step_times[label].append(time.perf_counter() - started)
+                        page.wait_for_selector(wanted, timeout=30_000)
+                        own["ui_step_wall"].append(time.perf_counter() - started)
+                        page.wait_for_function("w => window.__woBench.marks[w] !== undefined", arg=wanted)
+                        shown, clicked = page.evaluate(
+                            "w => [window.__woBench.marks[w], window.__woBench.clicked]", wanted
+                        )
+                        own["ui_step"].append((shown - clicked) / 1000)
                     context.close()
         finally:
             browser.close()
-    return {
-        label: {
-            "first_render_s": round(statistics.median(renders[label]), 3),
-            "first_render_runs_s": [round(value, 3) for value in renders[label]],
-            "ui_step_ms": round(statistics.median(step_times[label]) * 1000, 1),
-            "ui_step_runs_ms": [round(value * 1000, 1) for value in step_times[label]],
+    figures: dict[str, dict[str, object]] = {}
+    for label in urls:
+        own = times[label]
+        figures[label] = {
+            "first_render_s": round(statistics.median(own["first_render"]), 3),
+            "first_render_runs_s": [round(value, 3) for value in own["first_render"]],
+            "interactive_s": round(statistics.median(own["interactive"]), 3),
+            "interactive_runs_s": [round(value, 3) for value in own["interactive"]],
+            "ui_step_ms": round(statistics.median(own["ui_step"]) * 1000, 1),
+            "ui_step_runs_ms": [round(value * 1000, 1) for value in own["ui_step"]],
+            "first_render_wall_s": round(statistics.median(own["first_render_wall"]), 3),
+            "ui_step_wall_ms": round(statistics.median(own["ui_step_wall"]) * 1000, 1),
             "page_weight_kb": round(loads[label]["weight"] / 1024, 1),
             "requests": loads[label]["requests"],
             "external_requests": loads[label]["external"],
         }
-        for label in urls
-    }
+    return figures
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
@@ -181,7 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     for label, own in figures.items():
         print(f"{label}:")
         print(f"  first render: median {own['first_render_s']} s over {args.runs} loads {own['first_render_runs_s']}")
+        print(f"  interactive: median {own['interactive_s']} s {own['interactive_runs_s']}")
         print(f"  one UI step: median {own['ui_step_ms']} ms {own['ui_step_runs_ms']}")
+        print(
+            f"  on Playwright's clock: first render {own['first_render_wall_s']} s, "
+            f"one UI step {own['ui_step_wall_ms']} ms (medians)"
+        )
         print(
             f"  first load: {own['page_weight_kb']} KB in {own['requests']} requests, "
             f"{own['external_requests']} outside the server"

@@ -22,6 +22,8 @@ without ``--no-web``), and calls :func:`mount_dashboard`. Three entry points:
   whoever gives its ``episode_secret`` (the export takes it as the
   ``X-Episode-Secret`` header or the ``secret`` parameter) or the server's
   token (the server's ``api_token``, read from ``app.state.settings``).
+  The page's HTML carries a static copy of its opening view, shown until
+  Gradio has drawn the page (:mod:`.first_picture`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from workflow_orchestrator.server.environment import EpisodeNotFoundError, EpisodeStore
 
-from .blocks import DEFAULT_TITLE, build_dashboard
+from .blocks import DEFAULT_TITLE, build_dashboard, first_picture
+from .first_picture import FirstPicture
 from .session import export_archived, export_episode, may_export, may_export_archived, refusal
 
 __all__ = ["DASHBOARD_PATH", "build_dashboard", "dashboard_theme", "gradio_builder", "mount_dashboard"]
@@ -124,6 +127,8 @@ def mount_dashboard(app: FastAPI, store: EpisodeStore, path: str = DASHBOARD_PAT
     if "/" not in existing:
         app.add_api_route("/", to_dashboard, methods=["GET"], include_in_schema=False)
     app.add_api_route(f"{path}/export/{{episode_id}}.json", export, methods=["GET"], include_in_schema=False)
+    # The page's HTML carries the opening view, painted before Gradio's scripts have drawn anything.
+    app.add_middleware(FirstPicture, path=f"{path}/", picture=first_picture(store))
     mounted: FastAPI = gr.mount_gradio_app(
         app,
         blocks,

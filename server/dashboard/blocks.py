@@ -21,6 +21,7 @@ import gradio as gr
 from workflow_orchestrator.server.environment import EpisodeStore
 
 from . import canvas, views
+from .first_picture import first_picture_html
 from .session import (
     POLICY_NAMES,
     ActionMenu,
@@ -194,6 +195,19 @@ body:has(#wo-zoom input[value="200%"]:checked) .wo-dag { width: calc(var(--wo-w)
 """
 
 DEFAULT_TITLE = "workflow_orchestrator dashboard"
+INTRO = (
+    '<p class="wo-intro">Pick a task and press <b>Reset</b>; act with the form, or let a built-in policy '
+    "play. Give any episode's id to watch it live or replay it.</p>"
+)
+
+
+def first_picture(store: EpisodeStore, title: str = DEFAULT_TITLE) -> str:
+    """The page's opening view as static markup (see :mod:`.first_picture`): the title, the gauges and the
+    main column (the DAG and the Gantt chart) of the first task at step 0, as the page's regions start."""
+    controller = DashboardController(store)
+    first = controller.options[0]
+    opening = opening_regions(controller, first.key, first.presets[0] if first.presets else None)
+    return first_picture_html(title, INTRO, DASHBOARD_CSS, [opening[1], opening[2]])
 
 
 def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str | None = None) -> gr.Blocks:
@@ -209,12 +223,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
     first_pictures = opening_regions(controller, first.key, first.presets[0] if first.presets else None)
 
     with gr.Blocks(title=title, analytics_enabled=False, fill_width=True) as blocks:
-        gr.HTML(
-            f'<style>{DASHBOARD_CSS}</style><h2 class="wo-title">{views.esc(title)}</h2>'
-            '<p class="wo-intro">Pick a task and press <b>Reset</b>; act with the form, or let a built-in policy '
-            "play. Give any episode's id to watch it live or replay it.</p>",
-            padding=False,
-        )
+        gr.HTML(f'<style>{DASHBOARD_CSS}</style><h2 class="wo-title">{views.esc(title)}</h2>{INTRO}', padding=False)
         # The summary bar: task, step, time, score and where points went, budget and deadlines at risk.
         status_view = gr.HTML(first_pictures[0], elem_id="wo-status")
         with gr.Row(equal_height=False):

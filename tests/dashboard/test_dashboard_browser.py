@@ -532,6 +532,47 @@ def test_every_text_reads_in_both_themes(browser: Browser, web_server: RunningSe
         ctx.close()
 
 
+FIRST_PICTURE_TEXT = (
+    "#wo-first .wo-title",
+    "#wo-first .wo-intro",
+    "#wo-first .wo-gauge-label span",
+    "#wo-first .wo-legend .wo-key",
+    "#wo-first .wo-gantt-name",
+    "#wo-first #wo-gantt svg text.wo-tm",
+)
+
+
+@pytest.mark.parametrize(("scheme", "width"), [("light", 1440), ("dark", 1440), ("light", 390)])
+def test_the_first_picture_is_in_the_page_itself_and_reads_in_both_themes(
+    browser: Browser, web_server: RunningServer, scheme: str, width: int
+) -> None:
+    """The opening DAG is painted from the page's HTML, before any of Gradio's scripts (all refused here)
+    has run, in the page's theme; once Gradio has drawn the page, only its own DAG is left."""
+    ctx = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    ctx.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        page = ctx.new_page()
+        page.route("**/assets/*.js", lambda route: route.abort())
+        page.goto(f"{web_server.url}/web/")
+        expect(page.locator("#wo-dag svg .wo-node").first).to_be_visible()
+        expect(page.locator("#wo-first #wo-dag svg .wo-node")).to_have_count(6)
+        expect(page.locator("#wo-first #wo-gantt svg")).to_be_visible()
+        assert page.evaluate("document.querySelector('#wo-first').classList.contains('dark')") == (scheme == "dark")
+        screenshot(page, f"00-first-picture-{scheme}-{width}.png")
+        for selector in FIRST_PICTURE_TEXT:
+            found = page.evaluate(CONTRASTS_JS, selector)
+            assert found, f"nothing matched {selector}"
+            low = [item for item in found if item["ratio"] < 4.5]
+            assert low == [], f"{selector}: {low[:3]}"
+        page.close()
+        page = open_dashboard(ctx, web_server)
+        expect(page.locator("#wo-first")).to_have_count(0)
+        expect(page.locator("#wo-dag")).to_have_count(1)
+        expect(page.locator("#wo-gantt")).to_have_count(1)
+    finally:
+        ctx.close()
+
+
 @pytest.mark.parametrize("size", [(1440, 900), (390, 844)])
 def test_the_score_of_a_finished_episode_is_in_the_first_viewport(
     browser: Browser, web_server: RunningServer, size: tuple[int, int]
