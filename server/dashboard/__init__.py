@@ -85,7 +85,8 @@ def mount_dashboard(app: FastAPI, store: EpisodeStore, path: str = DASHBOARD_PAT
     """Serve the dashboard at ``path`` on ``app``; ``/`` and ``path`` redirect to ``path/``."""
     settings = getattr(app.state, "settings", None)
     token: str | None = getattr(settings, "api_token", None) or None
-    blocks = gradio_builder(store, token)(None, [], None, False, DEFAULT_TITLE, None)
+    # The page's Policy step goes through a JSON route of its own on this app (see build_dashboard).
+    blocks = build_dashboard(store, title=DEFAULT_TITLE, token=token, api=app, api_path=f"{path}/api")
     existing = {getattr(route, "path", None) for route in app.router.routes}
 
     async def to_dashboard() -> RedirectResponse:

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import gradio as gr
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from workflow_orchestrator.server.environment import EpisodeStore
 
@@ -201,6 +203,100 @@ INTRO = (
 )
 
 
+# The element ids of the page's regions, in page_outputs order (see page_regions).
+REGION_IDS = ("wo-status", "wo-gauges", "wo-main", "wo-hint", "wo-details", "wo-history", "wo-events")
+# The longest session key the JSON routes read (DashboardSession.key is 24 characters).
+MAX_KEY_CHARS = 64
+
+
+def region_js(element_id: str) -> str:
+    """A region's ``js_on_load``: it hands its props to the page's script, which sets ``value`` to redraw it
+    (Gradio's own state then holds what the region shows, as after an event's output)."""
+    return f"(window.woRegions = window.woRegions || {{}})[{element_id!r}] = props;"
+
+
+# The page's Policy step, when the page has a session key (the summary bar carries it when the
+# server has the JSON route, see add_policy_step_route): the click is taken before Gradio's own
+# handler sees it, the regions that changed are set from the route's answer, and the action form
+# is refreshed through Gradio (the hidden #wo-sync) only when it offers something else. Steps run
+# one after another, in the order of the clicks.
+POLICY_STEP_JS = """if (!window.woPolicyStep) {
+  window.woPolicyStep = true;
+  let queue = Promise.resolve();
+  const step = (key, policy, button) => fetch('api/policy-step', {method: 'POST',
+      headers: {'content-type': 'application/json'}, body: JSON.stringify({key: key, policy: policy, regions: Object.keys(window.woRegions || {})})})
+    .then((reply) => {
+      if (reply.status === 404) {
+        // The server let this page's session go: Gradio's own handler starts it afresh.
+        document.querySelectorAll('#wo-session-key').forEach((holder) => holder.remove());
+        button.click();
+      }
+      return reply.ok ? reply.json() : null;
+    })
+    .then((answer) => {
+      if (!answer) { return; }
+      const regions = window.woRegions || {};
+      for (const [id, html] of Object.entries(answer.regions)) { if (regions[id]) { regions[id].value = html; } }
+      const sync = document.querySelector('#wo-sync');
+      if (answer.refresh && sync) { sync.click(); }
+    })
+    .catch(() => {});
+  document.addEventListener('click', (event) => {
+    const button = event.target instanceof Element ? event.target.closest('#wo-policy-step') : null;
+    const holder = document.querySelector('#wo-session-key');
+    if (!button || button.disabled || !holder) { return; }
+    event.stopPropagation();
+    const chosen = document.querySelector('#wo-policy input');
+    const policy = chosen ? chosen.value : '';
+    queue = queue.then(() => step(holder.dataset.key, policy, button));
+  }, true);
+}"""
+
+
+def add_policy_step_route(
+    app: FastAPI,
+    path: str,
+    sessions: DashboardSessions,
+    answer: Callable[[DashboardSession, str | None, frozenset[str]], dict[str, Any]],
+) -> None:
+    """``POST path`` with ``{"key": a page's session key, "policy": a built-in policy's name or "",
+    "regions": the ids of the regions the page can draw now}``.
+
+    One Policy step of that page's episode, answered as ``answer`` makes it
+    (the regions that changed, by element id, and whether the page should
+    refresh the rest through Gradio). Bad input gets a 4xx and changes
+    nothing: a body that is not a JSON object (400), a key that is not a
+    string of at most ``MAX_KEY_CHARS``, a policy that is not a built-in
+    one's name or regions that are not a list of region ids (400), a key
+    that names no open page (404). A page's key is a random string that only that page is
+    given, so one browser cannot step another's episode.
+    """
+
+    def refuse(status: int, detail: str) -> JSONResponse:
+        return JSONResponse({"detail": detail}, status_code=status)
+
+    async def policy_step(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return refuse(400, "the body is not JSON")
+        if not isinstance(body, dict):
+            return refuse(400, 'expected {"key": ..., "policy": ...}')
+        key, policy, shown = body.get("key"), body.get("policy", ""), body.get("regions", [])
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
+            return refuse(400, "key: the page's session key, a string")
+        if not isinstance(policy, str) or (policy and policy not in POLICY_NAMES):
+            return refuse(400, f"policy: one of {', '.join(POLICY_NAMES)}, or empty for the page's own")
+        if not isinstance(shown, list) or not all(isinstance(name, str) and name in REGION_IDS for name in shown):
+            return refuse(400, f"regions: the ids of the regions the page can draw, of {', '.join(REGION_IDS)}")
+        session = sessions.by_key(key)
+        if session is None:
+            return refuse(404, "no open page has this key (it was closed, or the server let it go)")
+        return JSONResponse(answer(session, policy or None, frozenset(shown)))
+
+    app.add_api_route(path, policy_step, methods=["POST"], include_in_schema=False)
+
+
 def first_picture(store: EpisodeStore, title: str = DEFAULT_TITLE) -> str:
     """The page's opening view as static markup (see :mod:`.first_picture`): the title, the gauges and the
     main column (the DAG and the Gantt chart) of the first task at step 0, as the page's regions start."""
@@ -210,11 +306,20 @@ def first_picture(store: EpisodeStore, title: str = DEFAULT_TITLE) -> str:
     return first_picture_html(title, INTRO, DASHBOARD_CSS, [opening[1], opening[2]])
 
 
-def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str | None = None) -> gr.Blocks:
+def build_dashboard(
+    store: EpisodeStore,
+    title: str = DEFAULT_TITLE,
+    token: str | None = None,
+    api: FastAPI | None = None,
+    api_path: str = "/web/api",
+) -> gr.Blocks:
     """The dashboard as Gradio Blocks, playing episodes in ``store``.
 
     ``token`` is the server's bearer token, if it has one: given in the page,
     it opens any episode (see :class:`.session.DashboardController`).
+    With ``api``, the app the page is mounted on, the page's Policy step goes
+    through a JSON route of its own on that app (``POST {api_path}/policy-step``,
+    see :func:`add_policy_step_route`) rather than through Gradio.
     """
     controller = DashboardController(store, token)
     replay_lock = asyncio.Lock()
@@ -223,9 +328,13 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
     first_pictures = opening_regions(controller, first.key, first.presets[0] if first.presets else None)
 
     with gr.Blocks(title=title, analytics_enabled=False, fill_width=True) as blocks:
-        gr.HTML(f'<style>{DASHBOARD_CSS}</style><h2 class="wo-title">{views.esc(title)}</h2>{INTRO}', padding=False)
+        gr.HTML(
+            f'<style>{DASHBOARD_CSS}</style><h2 class="wo-title">{views.esc(title)}</h2>{INTRO}',
+            padding=False,
+            js_on_load=POLICY_STEP_JS,
+        )
         # The summary bar: task, step, time, score and where points went, budget and deadlines at risk.
-        status_view = gr.HTML(first_pictures[0], elem_id="wo-status")
+        status_view = gr.HTML(first_pictures[0], elem_id="wo-status", js_on_load=region_js("wo-status"))
         with gr.Row(equal_height=False):
             task_input = gr.Dropdown(
                 choices=[(o.label, o.key) for o in controller.options],
@@ -265,7 +374,7 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                 min_width=120,
             )
             reset_button = gr.Button("Reset", variant="primary", elem_id="wo-reset", scale=1, min_width=100)
-        gauges_view = gr.HTML(first_pictures[1], elem_id="wo-gauges")
+        gauges_view = gr.HTML(first_pictures[1], elem_id="wo-gauges", js_on_load=region_js("wo-gauges"))
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 # The controls of what the pictures below show, and their messages, right above them.
@@ -312,9 +421,9 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                         min_width=260,
                     )
                 # The notice, the DAG and the Gantt chart: one picture (see page_regions).
-                main_view = gr.HTML(first_pictures[2], elem_id="wo-main")
+                main_view = gr.HTML(first_pictures[2], elem_id="wo-main", js_on_load=region_js("wo-main"))
             with gr.Column(scale=1, min_width=320):
-                hint_view = gr.HTML(first_pictures[3], elem_id="wo-hint")
+                hint_view = gr.HTML(first_pictures[3], elem_id="wo-hint", js_on_load=region_js("wo-hint"))
                 with gr.Group():
                     kind_input = gr.Radio(choices=[], label="Action", elem_id="wo-kind")
                     subtask_input = gr.Dropdown(choices=[], label="Subtask", elem_id="wo-subtask")
@@ -343,12 +452,12 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                     stop_button = gr.Button("Stop", elem_id="wo-stop")
                 copy_button = gr.Button("Copy the link to this view", elem_id="wo-copy-link", size="sm")
         # The agents, the deadlines, the rewards and the grade: one picture.
-        details_view = gr.HTML(first_pictures[4], elem_id="wo-details")
+        details_view = gr.HTML(first_pictures[4], elem_id="wo-details", js_on_load=region_js("wo-details"))
         with gr.Tabs():
             with gr.Tab("Step history"):
-                history_view = gr.HTML(first_pictures[5], elem_id="wo-history")
+                history_view = gr.HTML(first_pictures[5], elem_id="wo-history", js_on_load=region_js("wo-history"))
             with gr.Tab("Event log"):
-                events_view = gr.HTML(first_pictures[6], elem_id="wo-events")
+                events_view = gr.HTML(first_pictures[6], elem_id="wo-events", js_on_load=region_js("wo-events"))
             with gr.Tab("Compare two episodes", elem_id="wo-compare-tab"):
                 with gr.Row(equal_height=True):
                     compare_first = gr.Textbox(label="Episode", elem_id="wo-compare-first", scale=2)
@@ -360,6 +469,9 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
                     )
                     compare_button = gr.Button("Compare", variant="primary", elem_id="wo-compare", scale=1)
                 compare_view = gr.HTML(elem_id="wo-compare-view")
+        # Pressed by the page's script after a Policy step through the JSON route changed what the
+        # action form offers: the form (a set of Gradio components) is drawn by Gradio.
+        sync_button = gr.Button("Refresh the action form", elem_id="wo-sync", visible="hidden")
         # Polls the watched episode's change feed; on only while an episode is watched.
         watch_timer = gr.Timer(WATCH_POLL_S, active=False)
         # Where every event's loading status goes (see ``direct`` below): nothing, drawn nowhere.
@@ -401,36 +513,49 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             can_act = bool(menu.kinds)
             watching = snapshot.mode == "watch" and not observation.get("done")
             session.drawn = controller.change_key(session)
-            pictures = page_regions(snapshot, statuses)
+            pictures = keyed(session, page_regions(snapshot, statuses))
             # The other outputs are component updates: each is built and sent only when what
             # it shows differs from what the browser was last sent (its key).
             updates: list[tuple[Any, int, Callable[[], Any]]] = [
                 ((menu, chosen_kind), 5, lambda: form_updates(menu, chosen_kind)),
-                (can_act, 3, lambda: [gr.Button(interactive=can_act) for _ in range(3)]),
+                (can_act, 3, lambda: [gr.update(interactive=can_act) for _ in range(3)]),
                 (
                     position,
                     1,
                     lambda: (
-                        gr.Slider(minimum=0, maximum=max(position[1], 1), value=position[0])
+                        gr.update(minimum=0, maximum=max(position[1], 1), value=position[0])
                         if position
-                        else gr.Slider()
+                        else gr.update()
                     ),
                 ),
-                (position is not None, 1, lambda: gr.Row(visible=position is not None)),
-                (watching, 1, lambda: gr.Timer(active=watching)),
+                (position is not None, 1, lambda: gr.update(visible=position is not None)),
+                (watching, 1, lambda: gr.update(active=watching)),
             ]
             return unchanged_skipped(session, pictures, updates[:2] if acting else updates)
+
+        def keyed(session: DashboardSession, pictures: list[str]) -> list[str]:
+            """``pictures`` with the session's own key in the summary bar, for the page's script (with ``api``)."""
+            if api is not None:
+                pictures[0] = (
+                    f'<span id="wo-session-key" data-key="{views.esc(session.key)}" hidden></span>{pictures[0]}'
+                )
+            return pictures
 
         def ensure(request: gr.Request | None) -> DashboardSession:
             """This browser page's session (Gradio's session hash names it)."""
             return sessions.get(getattr(request, "session_hash", None) or "", first_pictures)
 
-        def not_here(session: DashboardSession, kind: str | None = None) -> list[Any] | None:
-            """The page with a notice, when the session shows another episode than its own."""
+        def not_here_snapshot(session: DashboardSession) -> Snapshot | None:
+            """What the page shows with a notice, when the session shows another episode than its own."""
             if session.replay is None and session.watch_id is None:
                 return None
             notice = "You are watching another episode; press “Back to my episode” to act."
-            return draw(session, controller.snapshot(session, notice=notice), kind, acting=True)
+            return controller.snapshot(session, notice=notice)
+
+        def not_here(session: DashboardSession, kind: str | None = None) -> list[Any] | None:
+            """The page with a notice, when the session shows another episode than its own."""
+            refused = not_here_snapshot(session)
+            return None if refused is None else draw(session, refused, kind, acting=True)
 
         # ------------------------------------------------------------ handlers
 
@@ -515,6 +640,45 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             if refused is not None:
                 return refused
             return draw(session, controller.policy_step(session, policy_name), acting=True)
+
+        async def on_sync(request: gr.Request) -> list[Any]:
+            session = ensure(request)
+            return draw(session, controller.snapshot(session), acting=True)
+
+        def policy_step_answer(
+            session: DashboardSession, policy_name: str | None, shown: frozenset[str]
+        ) -> dict[str, Any]:
+            """A Policy step for the JSON route: the regions that changed among those the page can draw
+            (``shown``: a region in a tab not opened yet is not on the page), by element id, and whether
+            Gradio should draw the rest (``refresh``, see ``sync_button``): the action form, when it offers
+            something else now, and the regions not drawn here that changed."""
+            refused = not_here_snapshot(session)
+            snapshot = refused if refused is not None else controller.policy_step(session, policy_name)
+            observation = snapshot.observation
+            statuses = views.deadline_statuses(observation, snapshot.records) if observation else []
+            session.drawn = controller.change_key(session)
+            pictures = keyed(session, page_regions(snapshot, statuses))
+            changed: dict[str, str] = {}
+            behind = False
+            for index, (name, picture) in enumerate(zip(REGION_IDS, pictures, strict=True)):
+                key = picture_key(picture)
+                if session.sent.get(index) == key:
+                    continue
+                if name in shown:
+                    session.sent[index] = key
+                    changed[name] = picture
+                else:
+                    behind = True
+            menu = snapshot.menu
+            kind = menu.kinds[0] if menu.kinds else None
+            sent = session.sent
+            behind = (
+                behind or sent.get(len(pictures)) != (menu, kind) or sent.get(len(pictures) + 1) != bool(menu.kinds)
+            )
+            return {"regions": changed, "refresh": behind}
+
+        if api is not None:
+            add_policy_step_route(api, f"{api_path}/policy-step", sessions, policy_step_answer)
 
         async def on_play(policy_name: str, request: gr.Request) -> AsyncIterator[list[Any]]:
             session = ensure(request)
@@ -636,7 +800,9 @@ def build_dashboard(store: EpisodeStore, title: str = DEFAULT_TITLE, token: str 
             acting_outputs,
             **direct,
         )
+        # With ``api``, the page's script takes the click first (POLICY_STEP_JS); this serves a page without it.
         policy_step_button.click(on_policy_step, [policy_input], acting_outputs, **direct)
+        sync_button.click(on_sync, [], acting_outputs, **direct)
         playing = play_button.click(on_play, [policy_input], acting_outputs, **unlimited)
         opening = [replay_id_input, secret_input]
         load_button.click(on_open, opening, page_outputs, **direct)
@@ -814,21 +980,25 @@ def form_updates(menu: ActionMenu, kind: str | None) -> list[Any]:
 
     A canvas task's form is its kind (an edit, execute or finish), one of
     that kind's legal edits in the subtask's place, and the answer for finish.
+
+    Updates as dictionaries (``gr.update``), not components: Gradio builds the
+    output's component from them again anyway, and building one here as well
+    cost about 2 ms a field.
     """
     kind = kind if kind in menu.kinds else (menu.kinds[0] if menu.kinds else None)
     if menu.canvas:
         edits = list(menu.edits.get(kind or "", ()))
         return [
-            gr.Radio(choices=[(k.replace("_", " "), k) for k in menu.kinds], value=kind, label="Canvas action"),
-            gr.Dropdown(
+            gr.update(choices=[(k.replace("_", " "), k) for k in menu.kinds], value=kind, label="Canvas action"),
+            gr.update(
                 choices=edits,
                 value=edits[0][1] if edits else None,
                 visible=bool(edits),
                 label=EDIT_LABELS.get(kind or "", "Edit"),
             ),
-            gr.Dropdown(choices=[], value=None, visible=False),
-            gr.CheckboxGroup(choices=[], value=[], visible=False),
-            gr.Textbox(value="", visible=kind == "finish"),
+            gr.update(choices=[], value=None, visible=False),
+            gr.update(choices=[], value=[], visible=False),
+            gr.update(value="", visible=kind == "finish"),
         ]
     subtasks = list(menu.subtasks_for(kind))
     subtask = subtasks[0] if subtasks else None
@@ -840,16 +1010,16 @@ def form_updates(menu: ActionMenu, kind: str | None) -> list[Any]:
         pairs = [(pair_label(k, s, a), pair_value(s, a)) for k, s, a in menu.pairs]
         label = f"Dispatch: subtask → agent (at most {menu.free_slots}, each agent once)"
     return [
-        gr.Radio(choices=list(menu.kinds), value=kind, label="Action"),
-        gr.Dropdown(choices=subtasks, value=subtask, visible=kind in ("delegate", "retry", "abort"), label="Subtask"),
-        gr.Dropdown(choices=agents, value=agents[0] if agents else None, visible=kind in ("delegate", "retry")),
-        gr.CheckboxGroup(
+        gr.update(choices=list(menu.kinds), value=kind, label="Action"),
+        gr.update(choices=subtasks, value=subtask, visible=kind in ("delegate", "retry", "abort"), label="Subtask"),
+        gr.update(choices=agents, value=agents[0] if agents else None, visible=kind in ("delegate", "retry")),
+        gr.update(
             choices=pairs,
             value=[],
             visible=kind == "dispatch",
             label=label,
         ),
-        gr.Textbox(value="", visible=False),
+        gr.update(value="", visible=False),
     ]
 
 

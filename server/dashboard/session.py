@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -384,6 +385,9 @@ class DashboardSession:
     # Episodes this browser may see, by id, with the credential that showed it may: the
     # secret of every episode it started, and what it gave to open another one.
     granted: dict[str, str] = field(default_factory=dict)
+    # What the page's own script gives to the dashboard's JSON routes to name this session (see
+    # DashboardSessions.by_key): random, known only to this page.
+    key: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
 
 class DashboardSessions:
@@ -399,6 +403,8 @@ class DashboardSessions:
     def __init__(self, limit: int = MAX_SESSIONS) -> None:
         self.limit = limit
         self._sessions: OrderedDict[str, DashboardSession] = OrderedDict()
+        # The same sessions by their own key (DashboardSession.key), for the page's JSON routes.
+        self._keys: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -412,12 +418,24 @@ class DashboardSessions:
         session = DashboardSession(sent={index: picture_key(value) for index, value in enumerate(sent)})
         if key:  # a call without a page (no session hash) keeps nothing
             self._sessions[key] = session
+            self._keys[session.key] = key
             while len(self._sessions) > self.limit:
-                self._sessions.popitem(last=False)
+                _, evicted = self._sessions.popitem(last=False)
+                self._keys.pop(evicted.key, None)
         return session
 
+    def by_key(self, key: str) -> DashboardSession | None:
+        """The session whose own key is ``key`` (None for any other string), as the most recently used."""
+        page = self._keys.get(key)
+        if page is None:
+            return None
+        self._sessions.move_to_end(page)
+        return self._sessions[page]
+
     def drop(self, key: str) -> None:
-        self._sessions.pop(key, None)
+        session = self._sessions.pop(key, None)
+        if session is not None:
+            self._keys.pop(session.key, None)
 
 
 def picture_key(picture: Any) -> Any:

@@ -407,6 +407,116 @@ def test_two_browsers_see_two_episodes(browser: Browser, web_server: RunningServ
         second.close()
 
 
+def session_key(page: Page) -> str:
+    return page.locator("#wo-session-key").get_attribute("data-key") or ""
+
+
+def test_the_policy_step_route_refuses_bad_input_and_one_page_cannot_step_anothers(
+    browser: Browser, web_server: RunningServer
+) -> None:
+    """POST /web/api/policy-step: every bad body gets a 4xx and steps nothing; a page's key steps that
+    page's episode only, and no other string does."""
+    first = browser.new_context(viewport={"width": 1400, "height": 1000})
+    second = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        alice, bob = open_dashboard(first, web_server), open_dashboard(second, web_server)
+        key, other = session_key(alice), session_key(bob)
+        assert key and other and key != other
+        route = f"{web_server.url}/web/api/policy-step"
+        bad: list[dict[str, object]] = [
+            {"content": b"not json"},
+            {"content": b"\xff\xfe\x00"},
+            {"content": b""},
+            {"json": [key]},
+            {"json": "key"},
+            {"json": {}},
+            {"json": {"key": 5}},
+            {"json": {"key": ""}},
+            {"json": {"key": None}},
+            {"json": {"key": key + "x" * 60}},
+            {"json": {"key": key, "policy": "nobody"}},
+            {"json": {"key": key, "policy": 3}},
+            {"json": {"key": key, "regions": "wo-main"}},
+            {"json": {"key": key, "regions": ["wo-main", "wo-elsewhere"]}},
+            {"json": {"key": key, "regions": [None]}},
+            {"json": {"key": key[:-1]}},
+            {"json": {"key": episode_id(alice)}},
+        ]
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            for request in bad:
+                reply = client.post(route, **request)  # type: ignore[arg-type]
+                assert 400 <= reply.status_code < 500, (request, reply.status_code, reply.text)
+            assert 400 <= client.get(route).status_code < 500
+            for page in (alice, bob):
+                state = client.get(f"{web_server.url}/state", params={"episode_id": episode_id(page)}).json()
+                assert state["step_count"] == 0
+            answer = client.post(route, json={"key": key, "policy": "heuristic", "regions": ["wo-main"]}).json()
+            assert 'data-step="1"' in answer["regions"]["wo-main"] and answer["refresh"] is True
+            assert set(answer["regions"]) == {"wo-main"}
+            state = client.get(f"{web_server.url}/state", params={"episode_id": episode_id(alice)}).json()
+            assert state["step_count"] == 1
+            assert (
+                client.get(f"{web_server.url}/state", params={"episode_id": episode_id(bob)}).json()["step_count"] == 0
+            )
+        # The page goes on from there: its next step is the episode's second.
+        alice.locator("#wo-policy-step").click()
+        wait_for_step(alice, 2)
+        bob.locator("#wo-policy-step").click()
+        wait_for_step(bob, 1)
+    finally:
+        first.close()
+        second.close()
+
+
+REGION_TEXT_JS = """() => Object.fromEntries(['wo-status', 'wo-gauges', 'wo-main', 'wo-hint', 'wo-details',
+  'wo-history', 'wo-events', 'wo-kind', 'wo-subtask'].map((id) => [id, document.getElementById(id)?.innerText]))"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_policy_step_through_the_route_updates_every_region_and_the_form(
+    browser: Browser, web_server: RunningServer, scheme: str
+) -> None:
+    """The Policy step goes to the page's JSON route, not through Gradio; every region it drew through
+    Gradio changes as before, the Event log drawn in a tab opened only afterwards, and the action form
+    follows (through Gradio); the page's text reads in its theme."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme=scheme)
+    ctx.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        page = open_dashboard(ctx, web_server)
+        reset_task(page, "hard — Production Incident Response", "hard")
+        before = page.evaluate(REGION_TEXT_JS)
+        pending = page.locator('#wo-dag .wo-node[data-status="pending"]')
+        pending_before = pending.count()
+        calls: list[str] = []
+        page.on("request", lambda request: calls.append(request.url.split("/web/")[-1]))
+        for step in (1, 2, 3):
+            page.locator("#wo-policy-step").click()
+            wait_for_step(page, step)
+        expect(page.locator("#wo-status .wo-status")).to_contain_text("step 3")
+        expect(page.locator("#wo-history tr")).to_have_count(4)
+        page.wait_for_timeout(500)
+        assert calls.count("api/policy-step") == 3
+        after = page.evaluate(REGION_TEXT_JS)
+        for region in ("wo-status", "wo-gauges", "wo-main", "wo-hint", "wo-details", "wo-history", "wo-kind"):
+            assert after[region] != before[region], region
+        assert pending.count() < pending_before
+        page.get_by_role("tab", name="Event log").click()
+        expect(page.locator("#wo-events")).to_contain_text("delegated")
+        expect(page.locator("#wo-events")).not_to_contain_text("No events yet")
+        measured = {selector: page.evaluate(CONTRASTS_JS, selector) for selector in THEMED_TEXT[:12]}
+        screenshot(page, f"16-route-steps-{scheme}.png")
+        for selector, found in measured.items():
+            low = [item for item in found if item["ratio"] < 4.5]
+            assert low == [], f"{selector}: {low[:3]}"
+        # The form followed: its first offer is a legal action of the episode as it is now.
+        page.locator("#wo-step").click()
+        wait_for_step(page, 4)
+        expect(page.locator("#wo-notice")).to_have_count(0)
+        expect(page.locator("#wo-main .wo-errors")).to_have_count(0)
+    finally:
+        ctx.close()
+
+
 def test_names_made_of_html_show_as_text(context: BrowserContext, hostile_server: RunningServer) -> None:
     dialogs: list[str] = []
     context.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

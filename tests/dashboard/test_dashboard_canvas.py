@@ -115,9 +115,9 @@ def test_the_form_offers_exactly_the_legal_actions() -> None:
         build_action(menu, "delete", edit_value({"action_type": "delete", "target": 9}), None, None)
     # The form: the kind, the edits of that kind, no agent or dispatch, the answer for finish only.
     kind, edits, agent, dispatch, answer = form_updates(menu, "delete")
-    assert kind.value == "delete" and edits.visible and edits.value == menu.edits["delete"][0][1]
-    assert not agent.visible and not dispatch.visible and not answer.visible
-    assert form_updates(menu, "finish")[4].visible and not form_updates(menu, "finish")[1].visible
+    assert kind["value"] == "delete" and edits["visible"] and edits["value"] == menu.edits["delete"][0][1]
+    assert not agent["visible"] and not dispatch["visible"] and not answer["visible"]
+    assert form_updates(menu, "finish")[4]["visible"] and not form_updates(menu, "finish")[1]["visible"]
 
 
 def test_a_canvas_episode_draws_at_every_step_and_its_grade_explains_itself() -> None:

@@ -417,6 +417,22 @@ def test_each_page_keeps_its_own_session_in_a_bounded_store() -> None:
     assert sessions.get("") is not sessions.get("")  # a call without a page keeps nothing
 
 
+def test_a_session_is_found_by_its_own_key_only_while_the_store_keeps_it() -> None:
+    """The page's JSON routes name a session by its own random key, which goes with the session."""
+    sessions = DashboardSessions(limit=2)
+    first, second = sessions.get("a"), sessions.get("b")
+    assert len(first.key) >= 20 and first.key != second.key
+    assert sessions.by_key(first.key) is first and sessions.by_key(second.key) is second
+    assert sessions.by_key("") is None and sessions.by_key("a") is None and sessions.by_key(first.key[:-1]) is None
+    sessions.by_key(first.key)  # a key's use counts as the page's: b is the least recently used
+    sessions.get("c")
+    assert sessions.by_key(second.key) is None and sessions.by_key(first.key) is first
+    sessions.drop("a")
+    assert sessions.by_key(first.key) is None
+    assert sessions.by_key(sessions.get("").key) is None  # a call without a page keeps nothing
+    assert len(sessions._keys) == len(sessions) == 1
+
+
 def test_events_carry_no_state_and_show_their_progress_on_one_hidden_component() -> None:
     """Every output and input an event shows its progress on costs the browser a copy of its
     properties at every status change of any event; a gr.State is an input and an output of each."""
