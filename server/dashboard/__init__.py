@@ -23,7 +23,9 @@ without ``--no-web``), and calls :func:`mount_dashboard`. Three entry points:
   ``X-Episode-Secret`` header or the ``secret`` parameter) or the server's
   token (the server's ``api_token``, read from ``app.state.settings``).
   The page's HTML carries a static copy of its opening view, shown until
-  Gradio has drawn the page (:mod:`.first_picture`).
+  Gradio has drawn the page (:mod:`.first_picture`), and its Policy step
+  goes through ``POST /web/api/policy-step`` (see
+  :func:`.blocks.add_policy_step_route`).
 """
 
 from __future__ import annotations

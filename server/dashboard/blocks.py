@@ -7,7 +7,10 @@ browsers never share an episode. Every handler is ``async`` (see
 :class:`Snapshot`: seven regions of markup (the summary bar, the gauges, the
 notice with the DAG and the Gantt chart, the hint, the agents with the
 deadlines, rewards and grade, the step history, the event log) and the action
-form, each sent only when it changed.
+form, each sent only when it changed. On a server that mounts the page with
+its own app (``api``), the Policy step bypasses Gradio's event: the page's
+script asks a JSON route for the regions that changed and sets them itself
+(see :data:`POLICY_STEP_JS` and :func:`add_policy_step_route`).
 """
 
 from __future__ import annotations

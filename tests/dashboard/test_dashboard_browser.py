@@ -914,6 +914,10 @@ def canvas_step(page: Page, kind: str, edit: str | None = None) -> None:
     if edit is not None:
         expect(page.locator("#wo-subtask")).to_be_visible()
         choose(page, "wo-subtask", edit)
+    else:
+        # The kind's answer first (no edit to choose: the edit field goes): a Step sent before it
+        # would carry the previous kind's edit, which Gradio refuses as not among the new choices.
+        expect(page.locator("#wo-subtask")).to_be_hidden()
     page.locator("#wo-step").click()
     wait_for_step(page, step + 1)
 
