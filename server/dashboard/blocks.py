@@ -127,7 +127,7 @@ DASHBOARD_CSS = """
   vertical-align: top; }
 .wo-help { color: var(--wo-muted); font-size: 12px; max-width: 46em; }
 .wo-hint { background: var(--wo-hint-bg); color: var(--wo-hint-ink); border-left: 4px solid var(--wo-hint-bar);
-  padding: 6px 10px; font-size: 14px; }
+  padding: 6px 10px; font-size: 14px; overflow-wrap: anywhere; }
 .wo-notice { background: var(--wo-notice-bg); color: var(--wo-notice-ink); border-left: 4px solid var(--wo-notice-bar);
   padding: 6px 10px; font-size: 14px; margin-bottom: 6px; }
 .wo-errors { background: var(--wo-error-bg); color: var(--wo-error-ink); border-left: 4px solid var(--wo-error-bar);
