@@ -244,12 +244,10 @@ class WorkflowVectorEnv:
         for value in seeds:
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED:
                 raise ValueError(f"seeds must be ints between 0 and {MAX_SEED}, got {value!r}")
-        # Without observations, an episode starts without building its first one (built when read).
-        start = [env.start if self.observation_form == "none" else env.reset for env in self.envs]
-        observations = [
-            begin(task_id, seed=value, worker_count=workers, reward_mode=self.reward_mode)
-            for begin, task_id, value, workers in zip(start, self.task_ids, seeds, self.worker_counts, strict=True)
-        ]
+        for env, task_id, value, workers in zip(self.envs, self.task_ids, seeds, self.worker_counts, strict=True):
+            env.start(task_id, seed=value, worker_count=workers, reward_mode=self.reward_mode)
+        # Without observations, an episode's first one is not built (it is built when read).
+        observations = [] if self.observation_form == "none" else [env.observation for env in self.envs]
         self.seeds = seeds
         self.last_finished = [None] * count
         self._started = True
@@ -295,7 +293,7 @@ class WorkflowVectorEnv:
                 grades.append(observation.get("grade"))
                 if autoreset:
                     finals.append(observation)
-                    observation = self._next_episode(i)
+                    observation = self._next_episode(i).observation
                 else:
                     finals.append(None)
             else:
@@ -331,10 +329,9 @@ class WorkflowVectorEnv:
                 truncated[i] = episode.truncated
                 grades[i] = grade_episode(episode)
                 if autoreset:
-                    if encoding is None:
-                        self._next_episode(i, observe=False)
-                        continue
-                    encoding.start(i, self._next_episode(i))
+                    following = self._next_episode(i)
+                    if encoding is not None:
+                        encoding.start(i, following.observation)
                     continue
             if encoding is not None:
                 encoding.encode(i, env.observation)
@@ -358,18 +355,13 @@ class WorkflowVectorEnv:
         if len(actions) != self.num_envs:
             raise ValueError(f"expected {self.num_envs} actions (one per episode), got {len(actions)}")
 
-    def _next_episode(self, i: int, observe: bool = True) -> dict[str, Any]:
-        """Slot ``i``'s next episode; its first observation (an empty dict when not ``observe``: built when read)."""
+    def _next_episode(self, i: int) -> WorkflowEnv:
+        """Slot ``i``'s next episode, started without its first observation (built when read)."""
         self.last_finished[i] = self.envs[i]
         env = self.envs[i] = WorkflowEnv(self.registry, self._secret)
         seed = self.seeds[i] = (self.seeds[i] + self.num_envs) % (MAX_SEED + 1)
-        if not observe:
-            env.start(self.task_ids[i], seed=seed, worker_count=self.worker_counts[i], reward_mode=self.reward_mode)
-            return {}
-        observation: dict[str, Any] = env.reset(
-            self.task_ids[i], seed=seed, worker_count=self.worker_counts[i], reward_mode=self.reward_mode
-        )
-        return observation
+        env.start(self.task_ids[i], seed=seed, worker_count=self.worker_counts[i], reward_mode=self.reward_mode)
+        return env
 
     @property
     def observations(self) -> list[dict[str, Any]]:
