@@ -41,6 +41,9 @@ from .dag import chain_tails, view_successors
 from .families import family_of_observation
 from .states import COMPLETED, FAILED, IDLE, READY, RUNNING
 
+# In the slack policies' reliability estimates, the shown (prior) reliability counts as this many attempts.
+PRIOR_ATTEMPTS = 4.0
+
 Observation = dict[str, Any]
 ActionDict = dict[str, Any]
 
@@ -437,11 +440,7 @@ def _arena_workers_by_slack(observation: Observation, arena: dict[str, Any]) -> 
     reliability: dict[str, float] = {}
     for agent in observation["agents"]:
         seen = record.get(agent["name"], {"finished_attempts": 0, "failures": 0})
-        prior = float(agent["reliability"])
-        weight = 4.0
-        reliability[agent["name"]] = max(
-            0.05, (prior * weight + seen["finished_attempts"] - seen["failures"]) / (weight + seen["finished_attempts"])
-        )
+        reliability[agent["name"]] = _estimate(float(agent["reliability"]), seen["finished_attempts"], seen["failures"])
 
     def urgency(view: dict[str, Any]) -> tuple[float, int]:
         return (latest_finish(view["id"]) - now - fastest * view["duration"], -view["priority"])
@@ -468,15 +467,17 @@ def _estimated_reliability(agents: list[dict[str, Any]], record: list[dict[str, 
     """Per agent, its reliability estimated from its record, the shown (prior) reliability
     counting as four attempts."""
     seen = {w["worker"]: w for w in record}
-    weight = 4.0
     estimate: dict[str, float] = {}
     for agent in agents:
         mine = seen.get(agent["name"], {"finished_attempts": 0, "failures": 0})
-        tried = mine["finished_attempts"]
-        estimate[agent["name"]] = max(
-            0.05, (float(agent["reliability"]) * weight + tried - mine["failures"]) / (weight + tried)
-        )
+        estimate[agent["name"]] = _estimate(float(agent["reliability"]), mine["finished_attempts"], mine["failures"])
     return estimate
+
+
+def _estimate(prior: float, finished: int, failures: int) -> float:
+    """An agent's reliability estimated from its record: ``prior`` (the shown reliability)
+    counting as :data:`PRIOR_ATTEMPTS` attempts, then its finished attempts and their failures."""
+    return max(0.05, (prior * PRIOR_ATTEMPTS + finished - failures) / (PRIOR_ATTEMPTS + finished))
 
 
 def _named_agents_by_slack(observation: Observation, view: dict[str, Any]) -> ActionDict:
@@ -543,11 +544,7 @@ def _estimated_on_state(episode: Any, prior: float) -> list[float]:
         estimate: list[float] = cached[1]
         return estimate
     finished, failed = record_counts(episode)
-    weight = 4.0
-    estimate = [
-        max(0.05, (float(prior) * weight + finished[a] - failed[a]) / (weight + finished[a]))
-        for a in range(len(episode.agents))
-    ]
+    estimate = [_estimate(float(prior), finished[a], failed[a]) for a in range(len(episode.agents))]
     episode.observed["slack_estimates"] = (key, estimate)
     return estimate
 
@@ -634,7 +631,7 @@ def arena_workers_slack_on_state(episode: Any) -> ActionDict:
         _estimated_on_state(episode, prior)
         if prior is not None
         else [
-            max(0.05, (float(agent.reliability) * 4.0 + f - x) / (4.0 + f))
+            _estimate(float(agent.reliability), f, x)
             for agent, f, x in zip(agents, *record_counts(episode), strict=True)
         ]
     )
