@@ -18,7 +18,7 @@ from workflow_orchestrator.gym_env import (
     SUBTASK_STATUS,
 )
 from workflow_orchestrator.server.tasks.registry import UnknownTaskError
-from workflow_orchestrator.vector import MAX_EPISODES, WorkflowVectorEnv
+from workflow_orchestrator.vector import MAX_EPISODES, VectorStep, WorkflowVectorEnv
 
 MIXED = ["easy", "hard", "arena/hard", "arena/easy", "generated/easy", "generated/hard", "medium", "expert"]
 
@@ -431,6 +431,14 @@ def test_start_is_reset_with_the_observation_built_when_read() -> None:
     assert started.state() == reset.state()
 
 
+def shown_error_codes(full: VectorStep) -> list[list[str]]:
+    """Per slot, the error codes a full-form step's observations show (the finished episode's, after an autoreset)."""
+    return [
+        [error["code"] for error in (final or observation)["errors"]]
+        for observation, final in zip(full.observations, full.final_observations, strict=True)
+    ]
+
+
 def test_every_form_reports_each_slot_s_error_codes() -> None:
     """``errors``: per slot, the codes of its action's errors at this step (the observation's
     ``errors``), in every form; empty at a reset and for an accepted action."""
@@ -444,10 +452,7 @@ def test_every_form_reports_each_slot_s_error_codes() -> None:
         actions = [choose(rng, obs) for obs in vecs["full"].observations]
         results = {form: vec.step(actions) for form, vec in vecs.items()}
         full = results["full"]
-        expected = [
-            [error["code"] for error in (final or observation)["errors"]]
-            for observation, final in zip(full.observations, full.final_observations, strict=True)
-        ]
+        expected = shown_error_codes(full)
         for result in results.values():
             assert result.errors == expected
         seen += sum(1 for codes in expected if codes)
@@ -465,10 +470,7 @@ def test_error_codes_of_canvas_episodes_too() -> None:
         actions = [choose(rng, obs) for obs in vecs["full"].observations]
         results = {form: vec.step(actions) for form, vec in vecs.items()}
         full = results["full"]
-        expected = [
-            [error["code"] for error in (final or observation)["errors"]]
-            for observation, final in zip(full.observations, full.final_observations, strict=True)
-        ]
+        expected = shown_error_codes(full)
         assert results["none"].errors == full.errors == expected
         seen += sum(1 for codes in expected[::2] if codes)
     assert seen >= 1
