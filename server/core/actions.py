@@ -9,51 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from ...vocabulary import ACTION_TYPES, ERROR_CODES
-
-if TYPE_CHECKING:
-    # What the type checker sees: the members the code names (the words are in vocabulary.py).
-    class ActionType(str, Enum):
-        DELEGATE: ActionType
-        DISPATCH: ActionType
-        RETRY: ActionType
-        WAIT: ActionType
-        SYNTHESIZE: ActionType
-        ABORT: ActionType
-
-    class ErrorCode(str, Enum):
-        UNKNOWN_ACTION: ErrorCode
-        MISSING_FIELD: ErrorCode
-        UNKNOWN_SUBTASK: ErrorCode
-        UNKNOWN_AGENT: ErrorCode
-        NOT_READY: ErrorCode
-        ALREADY_RUNNING: ErrorCode
-        ALREADY_COMPLETED: ErrorCode
-        NOT_FAILED: ErrorCode
-        IS_FAILED: ErrorCode
-        NOT_RUNNING: ErrorCode
-        AGENT_BUSY: ErrorCode
-        AGENT_OFFLINE: ErrorCode
-        CAPABILITY_MISMATCH: ErrorCode
-        CAPACITY_EXCEEDED: ErrorCode
-        DUPLICATE_SUBTASK: ErrorCode
-        DUPLICATE_AGENT: ErrorCode
-        NO_FREE_AGENT: ErrorCode
-        EMPTY_DISPATCH: ErrorCode
-        WORK_REMAINING: ErrorCode
-        NOTHING_TO_WAIT_FOR: ErrorCode
-        EPISODE_OVER: ErrorCode
-
-else:
-    # One member per word of the vocabulary, named by the word in capitals
-    # (``ActionType.DELEGATE == "delegate"``, ``ErrorCode.NOT_READY == "not_ready"``).
-    ActionType = Enum("ActionType", [(word.upper(), word) for word in ACTION_TYPES], type=str, module=__name__)
-    ErrorCode = Enum("ErrorCode", [(word.upper(), word) for word in ERROR_CODES], type=str, module=__name__)
-
+# The two enums live in a module of their own, made from the vocabulary when it
+# is imported (so that the core's compiled build, which compiles this module,
+# never sees a class made at run time).
+from .enums import ActionType as ActionType
+from .enums import ErrorCode as ErrorCode
 
 # The members by plain names: in the step loop a module global is several times
 # cheaper than an attribute of an Enum class (which goes through its metaclass).
@@ -134,8 +97,9 @@ class Action:
         return f"{self.action_type.value}({','.join(args)})"
 
 
-def parse_action(data: Action | Mapping[str, Any]) -> Action:
-    """Turn a mapping into an :class:`Action`, raising :class:`ActionError` on a bad shape.
+def parse_action(data: Any) -> Action:
+    """Turn a mapping into an :class:`Action`, raising :class:`ActionError` on a bad shape
+    (or on anything that is not a mapping or an :class:`Action`).
 
     ``dispatch`` accepts ``assignments`` (objects with ``subtask_id`` and an
     optional ``agent_name``) and/or ``task_ids`` (subtask ids, any free agent).

@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mypy_extensions import mypyc_attr
+
 from ...vocabulary import ArenaGradeDimensionName
 from .dag import DagIndex, chain_tails, view_successors
 from .formulas import deadline_met, efficiency, ratio, unit
@@ -500,6 +502,8 @@ def render_arena_lines(arena: Mapping[str, Any]) -> list[str]:
 # --------------------------------------------------------------------- rewards
 
 
+# Open to subclasses in the compiled build too (native.py).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ArenaRewards:
     """The arena's per-step reward channels (see :data:`ARENA_REWARD_TABLE`).
 
@@ -703,6 +707,8 @@ def _action_label(action: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------- family
 
 
+# Open to subclasses in the compiled build too (native.py).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ArenaFamily(WorkflowFamily):
     """The arena's rules (``TaskSpec.family`` ``arena``): its tables, rewards,
     views, text, grade, success metrics, heuristic and oracle problem."""

@@ -5,17 +5,15 @@ that a step builds only what changed)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .dag import DagIndex
+from .family import Family
 from .model import TaskSpec, public_rules
 from .observation import ObservationTables
 from .outcomes import PairOutcomes
 from .rewards import RewardModel
 from .states import PENDING, READY
-
-if TYPE_CHECKING:
-    from .family import Family
 
 
 @dataclass(slots=True)

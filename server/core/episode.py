@@ -41,7 +41,7 @@ from .eventlog import EventLog
 from .formulas import deadline_met
 from .model import EventKind, ScheduledEvent, TimeModel
 from .observation import Views
-from .outcomes import PERMANENT, episode_key
+from .outcomes import PERMANENT, AttemptOutcomes, episode_key
 from .rewards import RewardModel, StepFacts
 from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
 
@@ -85,7 +85,7 @@ class Episode:
         self.seed_key = episode_key(task.task_id, self.seed)
         # Sealed: the outcomes are keyed by a secret as well as the seed (see seal()).
         self.sealed = False
-        self.outcomes = compiled.outcomes
+        self.outcomes: Mapping[tuple[int, int], AttemptOutcomes] = compiled.outcomes
         # The limits as plain numbers (no limit: never reached).
         self._time_cap = task.time_limit if task.time_limit is not None else _NEVER
         self._step_cap = task.step_limit if task.step_limit is not None else _NEVER
@@ -266,8 +266,9 @@ class Episode:
 
     # --------------------------------------------------------------------- step
 
-    def step(self, action: Action | Mapping[str, Any]) -> None:
-        """Apply one action and advance the world; never raises on a bad action.
+    def step(self, action: Any) -> None:
+        """Apply one action (an :class:`Action`, a mapping, or anything else, which is an
+        invalid action) and advance the world; never raises on a bad action.
 
         What the step did is left in :attr:`facts` (read by the reward model).
         """

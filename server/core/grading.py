@@ -221,9 +221,10 @@ class BestScore:
     upper_bound: float  # no trajectory scores more
 
 
-def with_normalized_score(grade: dict[str, Any], episode: Episode) -> dict[str, Any]:
+def with_normalized_score(grade: dict[str, Any], episode: Any) -> dict[str, Any]:
     """Add both references and the normalised scores against them to a grade
-    (see the module docstring)."""
+    (see the module docstring). ``episode``: an episode of any family (its
+    ``compiled`` task, ``seed`` and ``sealed``)."""
     # A sealed episode's outcomes are not the ones the references were found on.
     sealed = bool(getattr(episode, "sealed", False))
     compiled = episode.compiled
@@ -242,7 +243,7 @@ def with_normalized_score(grade: dict[str, Any], episode: Episode) -> dict[str, 
     return grade
 
 
-def planner_reference(episode: Episode) -> tuple[float | None, str]:
+def planner_reference(episode: Any) -> tuple[float | None, str]:
     """The planner's score of the episode's task and seed, and its status."""
     if getattr(episode, "sealed", False):
         return None, "sealed"

@@ -21,8 +21,17 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from typing import Protocol
 
 from .model import AgentSpec, SubtaskSpec
+
+
+class AttemptOutcomes(Protocol):
+    """What decides the attempts of a (subtask, agent) pair: :class:`PairOutcomes`, or a
+    stand-in with the same ``decide`` (the planner's samples, tasks/planner.py)."""
+
+    def decide(self, seed_key: int, attempt: int, prior_failures: int, retry_cap: int | None) -> str | None: ...
+
 
 PERMANENT = "permanent"
 TRANSIENT = "transient"

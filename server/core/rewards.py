@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from ...vocabulary import REWARD_MODES, RewardModeName
 
 if TYPE_CHECKING:
@@ -114,6 +116,8 @@ class RewardModel(Protocol):
     def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]: ...
 
 
+# Open to subclasses in the compiled build too (native.py).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ScenarioRewards:
     """The per-step table of the scenario tasks, overridable per task."""
 
@@ -177,6 +181,8 @@ GRADE_CHANNELS: tuple[str, ...] = ("grade",)
 Grader = Callable[[Any], Mapping[str, Any]]
 
 
+# Open to subclasses in the compiled build too (native.py).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class GradeRewards:
     """``reward_mode="grade"``: dense and potential-based. The potential is the
     episode's grade as if it ended now (the family's grader on the event log so
@@ -191,12 +197,15 @@ class GradeRewards:
         self._grade = grade
         self._paid = 0.0
 
-    def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]:
+    # Any family's episode and step facts (the canvas family's too): the grader reads them.
+    def step_reward(self, episode: Any, facts: Any) -> dict[str, float]:
         reward = self._grade(episode)["score"] - self._paid
         self._paid += reward
         return {"grade": reward}
 
 
+# Open to subclasses in the compiled build too (native.py).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SparseRewards:
     """``reward_mode="sparse"``: 0 every step, the grade at the step that ends the episode."""
 
@@ -206,13 +215,13 @@ class SparseRewards:
     def __init__(self, grade: Grader) -> None:
         self._grade = grade
 
-    def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]:
+    def step_reward(self, episode: Any, facts: Any) -> dict[str, float]:
         return {"grade": float(self._grade(episode)["score"]) if facts.ended else 0.0}
 
 
-def check_reward_mode(mode: str) -> RewardModeName:
-    """``mode`` if it is a reward mode, else a ValueError that names the known ones."""
-    if mode not in REWARD_MODES:
+def check_reward_mode(mode: Any) -> RewardModeName:
+    """``mode`` if it is a reward mode, else (whatever its type) a ValueError that names the known ones."""
+    if not isinstance(mode, str) or mode not in REWARD_MODES:
         raise ValueError(f"unknown reward_mode {mode!r}; known: {', '.join(REWARD_MODES)}")
     return mode
 

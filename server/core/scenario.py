@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from .compiled import CompiledTask
 from .dag import DagIndex
 from .episode import Episode
@@ -21,6 +23,8 @@ from .observation import render_workflow_text, workflow_observation
 from .rewards import RewardModel, ScenarioRewards
 
 
+# Open to subclasses in the compiled build too (native.py).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class WorkflowFamily:
     """The rules shared by families whose episode is a workflow of named agents
     (:class:`Episode`); a subclass brings its grade and, if any, its own tables,
@@ -64,6 +68,8 @@ class WorkflowFamily:
         return ()
 
 
+# Open to subclasses in the compiled build too (native.py).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ScenarioFamily(WorkflowFamily):
     """Scenario tasks: graded on the task's weighted dimensions (grading.py),
     rewarded by the per-step table (rewards.py)."""
@@ -85,6 +91,8 @@ class HiddenReliabilityTables:
     agent_outages: tuple[dict[str, Any], ...]
 
 
+# Open to subclasses in the compiled build too (native.py).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class GeneratedRules(ScenarioFamily):
     """The generated scenarios (``TaskSpec.family`` ``generated``): the scenario rules,
     and where a task does not declare its agents' reliabilities (its parameters name
