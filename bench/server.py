@@ -89,13 +89,15 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 class ServerUnderTest:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, pythonpath: str | None = None) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}/ws"
         self.archive_dir = tempfile.TemporaryDirectory(prefix="bench-archive-")
         env = {key: value for key, value in os.environ.items() if not key.startswith("WORKFLOW_ORCHESTRATOR_")}
         env.pop("ENABLE_WEB_INTERFACE", None)
+        if pythonpath is not None:  # another build of the package (bench vector --compare-builds)
+            env["PYTHONPATH"] = pythonpath
         self.process = subprocess.Popen(
             [
                 sys.executable,

@@ -23,6 +23,14 @@ Spreads (lowest and highest round) and the load average are printed too, and
 whether each target is met (80,000 env-steps/s in process at N = 256 on hard,
 40,000 over one connection with N = 64, each by the fastest form). Prints
 figures, and one JSON object as its last line.
+
+Builds: ``--build python`` (the default) times the package as it is imported;
+``--build native`` makes the compiled build (``workflow_orchestrator.native``,
+mypyc; once per source digest, into ``.cache/native``) and times it, the
+server included. ``--compare-builds`` times both side by side: in process,
+each round of the compiled build right after the same round of the pure one,
+every round in a fresh process; over the WebSocket, a server of each build in
+turn, three rounds each. The JSON says which build each figure is of.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from typing import Any
 import orjson
 import websockets
 
-from workflow_orchestrator import WorkflowEnv
+from workflow_orchestrator import WorkflowEnv, native
 from workflow_orchestrator.vector import WorkflowVectorEnv
 
 TASKS = ("hard", "arena/hard")
@@ -53,6 +61,8 @@ WS_SIZE = 64
 FORMS = ("full", "none", "encoded")
 IN_PROCESS_TARGET = 80_000  # env-steps/s at N = 256 on hard-sized tasks
 WS_TARGET = 40_000  # env-steps/s over one connection, N = 64
+ROOT = Path(__file__).resolve().parent.parent
+NATIVE_CACHE = ROOT / ".cache" / "native"
 
 
 def recorded(task_id: str) -> list[list[dict[str, Any]]]:
@@ -180,6 +190,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "of it right after the same round of this tree, every round in a fresh process",
     )
     parser.add_argument(
+        "--build",
+        choices=("python", "native"),
+        default="python",
+        help="the package as imported (python), or its compiled build (native, made once into .cache/native)",
+    )
+    parser.add_argument(
+        "--compare-builds",
+        action="store_true",
+        help="time the pure and the compiled build side by side (in process, then over the WebSocket)",
+    )
+    parser.add_argument(
         "--worker", nargs=5, metavar=("TASK", "SIZE", "FORM", "SECONDS", "ACTIONS"), help=argparse.SUPPRESS
     )
     return parser.parse_args(argv)
@@ -229,41 +250,109 @@ def compare(args: argparse.Namespace, tasks: list[str], sizes: list[int], forms:
     """This tree against ``--baseline``, round by round in fresh processes, in process only."""
     baseline = Baseline(args.baseline)
     print(f"load average {load()}; baseline {args.baseline} ({baseline.rev}) against this tree")
-    table: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     try:
-        with tempfile.TemporaryDirectory() as scratch:
-            for task_id in tasks:
-                actions_file = str(Path(scratch) / "actions.json")
-                Path(actions_file).write_bytes(orjson.dumps(recorded(task_id)))
-                table[task_id] = {}
-                for form in forms:
-                    table[task_id][form] = {}
-                    for size in sizes:
-                        before: list[tuple[float, float]] = []
-                        after: list[tuple[float, float]] = []
-                        for _ in range(args.rounds):
-                            before.append(child_round(baseline.temp, task_id, size, form, args.seconds, actions_file))
-                            after.append(child_round(None, task_id, size, form, args.seconds, actions_file))
-                        pair: dict[str, Any] = {
-                            "baseline": spread([rate for rate, _ in before]),
-                            "this": spread([rate for rate, _ in after]),
-                            "reset_ms": {
-                                "baseline": round(statistics.median(ms for _, ms in before), 3),
-                                "this": round(statistics.median(ms for _, ms in after), 3),
-                            },
-                        }
-                        table[task_id][form][str(size)] = pair
-                        print(
-                            f"{task_id} {form} N={size}: env-steps/s baseline {pair['baseline']['median']} "
-                            f"({pair['baseline']['low']}-{pair['baseline']['high']}), this tree "
-                            f"{pair['this']['median']} ({pair['this']['low']}-{pair['this']['high']}); "
-                            f"ms per batch reset {pair['reset_ms']['baseline']} -> {pair['reset_ms']['this']}",
-                            flush=True,
-                        )
+        table = side_by_side(args, tasks, sizes, forms, baseline.temp, None)
     finally:
         baseline.close()
     print(f"load average {load()}")
     print(json.dumps({"baseline": baseline.rev, "load_average": load(), "in_process_steps_per_second": table}))
+
+
+def side_by_side(
+    args: argparse.Namespace,
+    tasks: list[str],
+    sizes: list[int],
+    forms: list[str],
+    before_path: Path | None,
+    after_path: Path | None,
+    names: tuple[str, str] = ("baseline", "this"),
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """Each round of ``after_path``'s package right after the same round of ``before_path``'s
+    (None: this tree's), every round in a fresh process; figures keyed by ``names``."""
+    first, second = names
+    table: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for task_id in tasks:
+            actions_file = str(Path(scratch) / "actions.json")
+            Path(actions_file).write_bytes(orjson.dumps(recorded(task_id)))
+            table[task_id] = {}
+            for form in forms:
+                table[task_id][form] = {}
+                for size in sizes:
+                    before: list[tuple[float, float]] = []
+                    after: list[tuple[float, float]] = []
+                    for _ in range(args.rounds):
+                        before.append(child_round(before_path, task_id, size, form, args.seconds, actions_file))
+                        after.append(child_round(after_path, task_id, size, form, args.seconds, actions_file))
+                    pair: dict[str, Any] = {
+                        first: spread([rate for rate, _ in before]),
+                        second: spread([rate for rate, _ in after]),
+                        "reset_ms": {
+                            first: round(statistics.median(ms for _, ms in before), 3),
+                            second: round(statistics.median(ms for _, ms in after), 3),
+                        },
+                    }
+                    table[task_id][form][str(size)] = pair
+                    print(
+                        f"{task_id} {form} N={size}: env-steps/s {first} {pair[first]['median']} "
+                        f"({pair[first]['low']}-{pair[first]['high']}), {second} "
+                        f"{pair[second]['median']} ({pair[second]['low']}-{pair[second]['high']}); "
+                        f"ms per batch reset {pair['reset_ms'][first]} -> {pair['reset_ms'][second]}",
+                        flush=True,
+                    )
+    return table
+
+
+def native_build() -> Path:
+    """The compiled build of this tree (made when its sources changed), for PYTHONPATH."""
+    print("making the compiled build (once per source digest: a few minutes)", flush=True)
+    return native.build(NATIVE_CACHE)
+
+
+def run_natively(argv: list[str]) -> int:
+    """This bench again, in a process that imports the compiled build (and whose server does)."""
+    where = native_build()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(where), str(ROOT)]))
+    return subprocess.run([sys.executable, "-m", "bench", "vector", *argv], cwd=ROOT, env=env, check=False).returncode
+
+
+def compare_builds(args: argparse.Namespace, tasks: list[str], sizes: list[int], forms: list[str]) -> None:
+    """The pure and the compiled build side by side: in process, then over one WebSocket."""
+    where = native_build()
+    print(f"load average {load()}; the pure build against the compiled one")
+    table = side_by_side(args, tasks, sizes, forms, None, where, ("python", "native"))
+    print(f"load average {load()}")
+    figures: dict[str, Any] = {"in_process_steps_per_second": table}
+    if not args.no_websocket:
+        from bench.server import ServerUnderTest, free_port
+
+        ws: dict[str, dict[str, dict[str, list[float]]]] = {}
+        for task_id in tasks:
+            actions = recorded(task_id)
+            ws[task_id] = {build: {form: [] for form in forms} for build in ("python", "native")}
+            for _ in range(3):
+                for build, path in (("python", None), ("native", where)):
+                    server = ServerUnderTest(free_port(), None if path is None else str(path))
+                    try:
+                        batched, _ = asyncio.run(websocket_rates(server.ws_url, task_id, actions, tuple(forms)))
+                    finally:
+                        server.stop()
+                    for form in forms:
+                        ws[task_id][build][form].append(batched[form])
+            for form in forms:
+                python, compiled = spread(ws[task_id]["python"][form]), spread(ws[task_id]["native"][form])
+                print(
+                    f"{task_id} {form} over one WebSocket, N={WS_SIZE}: env-steps/s python {python['median']} "
+                    f"({python['low']}-{python['high']}), native {compiled['median']} "
+                    f"({compiled['low']}-{compiled['high']})",
+                    flush=True,
+                )
+        figures["ws_batch_steps_per_second"] = {
+            task_id: {build: {form: spread(rates) for form, rates in by_form.items()} for build, by_form in b.items()}
+            for task_id, b in ws.items()
+        }
+        print(f"load average {load()}")
+    print(json.dumps({"builds": ["python", "native"], "load_average": load(), **figures}))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -274,11 +363,17 @@ def main(argv: list[str] | None = None) -> None:
     tasks = args.tasks.split(",")
     sizes = [int(size) for size in args.sizes.split(",")]
     forms = args.forms.split(",")
+    if args.compare_builds:
+        compare_builds(args, tasks, sizes, forms)
+        return
+    if args.build == "native" and not native.compiled():
+        raise SystemExit(run_natively(sys.argv[1:] if argv is None else argv))
     if args.baseline:
         compare(args, tasks, sizes, forms)
         return
+    build = "native" if native.compiled() else "python"
     rounds = args.rounds
-    print(f"load average {load()}")
+    print(f"load average {load()}; build {build}")
     steps_per_second: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
     reset_ms: dict[str, dict[str, float]] = {}
     loop: dict[str, dict[str, int]] = {}
@@ -310,6 +405,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     print(f"load average {load()}")
     figures_json: dict[str, Any] = {
+        "build": build,
         "in_process_steps_per_second": steps_per_second,
         "loop_steps_per_second": loop,
         "in_process_reset_ms": reset_ms,
