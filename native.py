@@ -5,21 +5,23 @@ The package is pure Python and always runs as such. Built with
 ``setup.py``), the modules of :data:`COMPILED_MODULES` are compiled to C
 extensions by mypyc (mypy's compiler, which compiles type-annotated Python
 as it is written) and installed beside their sources, which Python then no
-longer runs. The episode, its step, the families' rules, the grades, the
-in-process API and the vector env step about 1.5 to 2 times faster; every
-other module (the server, the tasks, the oracle, the runner) stays as it is.
+longer runs. The episode and its step, the families' rules, rewards, grades
+and observations then run about 1.4 to 2 times as fast, and so do the
+in-process API, the vector env and the server above them, which stay
+interpreted, as does every other module (the tasks, the oracle, the runner,
+the canvas family, the policies).
 
 Behaviour is the same in both builds: the compiled modules are the sources
 of this package, type-checked by the same mypy settings, and a test replays
 every family's tasks in both and compares their observations, rewards,
 grades and event logs (``tests/core/test_native.py``).
 
-``python -m workflow_orchestrator.native build DIR`` writes a copy of the
-package with its compiled modules to ``DIR/workflow_orchestrator``
-(importable with ``PYTHONPATH=DIR``), which is what the bench
-(``python -m bench vector --build native``) and that test use; it needs a C
-compiler, the Python headers, mypy and setuptools (the dev group has the last
-two). :func:`compiled` tells whether this process runs the compiled build.
+``python -m workflow_orchestrator.native build DIR``, in a checkout of the
+repository, writes a copy of the package with its compiled modules to
+``DIR/workflow_orchestrator`` (importable with ``PYTHONPATH=DIR``), which is
+what the bench (``python -m bench vector --build native``) and that test use;
+it needs a C compiler, the Python headers, mypy and setuptools (the dev group
+has the last two). :func:`compiled` tells whether this process runs the compiled build.
 
 This module imports nothing of the package at its top: ``setup.py`` reads
 :data:`COMPILED_MODULES` from it before the package is built.
@@ -119,6 +121,11 @@ def sources_digest(root: Path | None = None) -> str:
 def build(directory: str | Path, *, quiet: bool = True) -> Path:
     """A copy of the package with its compiled modules, at ``directory/workflow_orchestrator``;
     returns ``directory``. A copy already built from the same sources is kept as it is."""
+    if not (package_root() / "setup.py").is_file():
+        raise RuntimeError(
+            "a compiled copy is built from a checkout of the repository (its setup.py); an installed package "
+            f"is compiled when it is built: {COMPILE_VARIABLE}=1 pip install <checkout>"
+        )
     directory = Path(directory).resolve()
     tree = directory / "workflow_orchestrator"
     stamp = directory / "native-build.txt"
