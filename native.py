@@ -70,24 +70,13 @@ COMPILED_MODULES: tuple[str, ...] = (
 # The name of the compiled modules' shared library, a module of the package.
 GROUP_NAME = "workflow_orchestrator._native"
 
-# What a copy of the package for a compiled build leaves out.
-_NOT_COPIED = shutil.ignore_patterns(
-    ".cache",
-    ".git",
-    ".venv",
-    ".typecheck",
-    "__pycache__",
-    "build",
-    "tests",
-    "artifacts",
-    "*.egg-info",
-    "*.so",
-    "*.sqlite3*",
-    ".pytest_cache",
-    ".hypothesis",
-    ".ruff_cache",
-    ".mypy_cache",
+# The folders of a checkout that are not the package: a compiled copy leaves them
+# out, and the digest of the sources it is built from does not read them.
+_NOT_PACKAGE = frozenset(
+    {".cache", ".git", ".venv", ".typecheck", "__pycache__", "build", "tests", "bench", "examples", "artifacts"}
+    | {".pytest_cache", ".hypothesis", ".ruff_cache", ".mypy_cache"}
 )
+_NOT_COPIED = shutil.ignore_patterns(*_NOT_PACKAGE, "*.egg-info", "*.so", "*.sqlite3*")
 
 
 def package_root() -> Path:
@@ -96,11 +85,11 @@ def package_root() -> Path:
 
 
 def _python_files(root: Path) -> list[Path]:
-    """The package's Python files (not its tests, benches or build folders), in a stable order."""
-    skip = {".cache", ".git", ".venv", ".typecheck", "__pycache__", "build", "tests", "bench", "examples", "artifacts"}
+    """The package's Python files (what a compiled copy holds), in a stable order."""
     found: list[Path] = []
     for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(name for name in subfolders if name not in skip and not name.endswith(".egg-info"))
+        kept = (name for name in subfolders if name not in _NOT_PACKAGE and not name.endswith(".egg-info"))
+        subfolders[:] = sorted(kept)
         found.extend(Path(folder) / name for name in sorted(files) if name.endswith(".py"))
     return found
 
@@ -118,7 +107,7 @@ def sources_digest(root: Path | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
-def build(directory: str | Path, *, quiet: bool = True) -> Path:
+def build(directory: str | Path) -> Path:
     """A copy of the package with its compiled modules, at ``directory/workflow_orchestrator``;
     returns ``directory``. A copy already built from the same sources is kept as it is."""
     if not (package_root() / "setup.py").is_file():
@@ -144,8 +133,6 @@ def build(directory: str | Path, *, quiet: bool = True) -> Path:
         raise RuntimeError(
             f"the compiled build failed ({' '.join(command)}):\n{done.stdout[-4000:]}{done.stderr[-4000:]}"
         )
-    if not quiet:
-        print(done.stdout[-2000:])
     shutil.rmtree(tree / "build", ignore_errors=True)
     stamp.write_text(digest + "\n")
     return directory

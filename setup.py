@@ -4,7 +4,7 @@ Pure Python by default. With ``WORKFLOW_ORCHESTRATOR_COMPILE=1`` in the
 environment, the step loop's modules (``native.py``'s ``COMPILED_MODULES``)
 are also compiled by mypyc and installed beside their sources; that needs a C
 compiler, the Python headers, and mypy where the build runs (it is asked for
-then, see ``build_backend.py``).
+then, see ``buildsys/backend.py``).
 """
 
 import os

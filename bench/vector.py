@@ -218,17 +218,15 @@ class Baseline:
     child process (this tree's bench code, that revision's package)."""
 
     def __init__(self, rev: str) -> None:
-        root = Path(__file__).resolve().parent.parent
         self.temp = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
         self.tree = self.temp / "workflow_orchestrator"
-        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(self.tree), rev], check=True)
-        self.root = root
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(self.tree), rev], check=True)
         self.rev = subprocess.run(
             ["git", "-C", str(self.tree), "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True
         ).stdout.strip()
 
     def close(self) -> None:
-        subprocess.run(["git", "-C", str(self.root), "worktree", "remove", "--force", str(self.tree)], check=False)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(self.tree)], check=False)
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
@@ -237,11 +235,10 @@ def child_round(
 ) -> tuple[float, float]:
     """One round in a fresh process, of this tree (``path`` None) or of a baseline: env-steps per
     second and milliseconds per batch reset."""
-    root = Path(__file__).resolve().parent.parent
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(([str(path)] if path is not None else []) + [str(root)])
+    env["PYTHONPATH"] = os.pathsep.join(([str(path)] if path is not None else []) + [str(ROOT)])
     command = [sys.executable, "-m", "bench", "vector", "--worker", task_id, str(size), form, str(seconds)]
-    out = subprocess.run([*command, actions_file], check=True, capture_output=True, text=True, env=env, cwd=root)
+    out = subprocess.run([*command, actions_file], check=True, capture_output=True, text=True, env=env, cwd=ROOT)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     return float(figures["rate"]), float(figures["reset_ms"])
 
