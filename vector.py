@@ -49,15 +49,22 @@ fewer actions than slots, more than :data:`MAX_EPISODES` slots) raises
 ``ValueError`` before any episode moves; a malformed single action is the
 episode's own business, as it would be alone (an invalid action with its
 error code and penalty).
+
+A step can also be run in pieces: ``begin_step(actions)`` checks the batch and
+gives a :class:`PendingStep`, whose ``run(budget)`` steps the slots in order
+for at most ``budget`` seconds and goes on where it stopped at its next call
+(the server runs a batch step on its event loop for a millisecond and the rest
+on a worker thread); ``result()`` then gives what ``step`` would have.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from workflow_orchestrator import WorkflowEnv
 from workflow_orchestrator.server.core.families import grade_episode
@@ -119,6 +126,9 @@ class VectorStep:
         ]
 
 
+_T = TypeVar("_T")
+
+
 class _CollectorPause:
     """The cyclic garbage collector held off while batches run (nested and across threads: it
     runs again when the last batch running ends, if it ran before the first began).
@@ -135,7 +145,7 @@ class _CollectorPause:
         self._depth = 0
         self._resume = False
 
-    def run(self, work: Callable[[], VectorStep]) -> VectorStep:
+    def run(self, work: Callable[[], _T]) -> _T:
         with self._lock:
             if self._depth == 0:
                 self._resume = gc.isenabled()
@@ -151,6 +161,74 @@ class _CollectorPause:
 
 
 _PAUSE = _CollectorPause()
+
+
+class PendingStep:
+    """One batch step in progress (:meth:`WorkflowVectorEnv.begin_step`): the slots are stepped in
+    slot order by :meth:`run`, which may stop after a time budget and go on at its next call (on
+    another thread, say: the server steps a batch on its event loop for a millisecond and finishes a
+    longer one on a worker thread). However its runs are cut, the result is the one ``step`` gives:
+    the episodes are independent, and each is stepped once, in the same order."""
+
+    __slots__ = ("_vector", "_actions", "_next", "_count", "_full", "_errors", "columns")
+
+    def __init__(self, vector: WorkflowVectorEnv, actions: Sequence[Any]) -> None:
+        count = vector.num_envs
+        self._vector = vector
+        self._actions = actions
+        self._next = 0
+        self._count = count
+        self._full = vector.observation_form == "full"
+        none: list[Any] = [None] * count
+        # In the lean forms, accepted actions share one empty list (a result is read, not changed).
+        errors: list[list[str]] = [[] for _ in range(count)] if self._full else [[]] * count
+        self._errors = errors
+        self.columns = VectorStep(
+            list(none) if self._full else none,
+            [0.0] * count,
+            [False] * count,
+            [False] * count,
+            [None] * count,
+            list(none) if self._full else none,
+            errors=errors,
+        )
+
+    @property
+    def done(self) -> bool:
+        return self._next >= self._count
+
+    def run(self, budget: float | None = None) -> bool:
+        """Step the slots not yet stepped, in order; with ``budget`` (seconds), stop once it is spent
+        (after at least one slot). True when every slot has been stepped. The cyclic collector is
+        held off while it runs (see ``_CollectorPause``)."""
+        return _PAUSE.run(lambda: self._run(budget))
+
+    def _run(self, budget: float | None) -> bool:
+        stop = None if budget is None else time.perf_counter() + budget
+        step_slot = self._vector._step_full_slot if self._full else self._vector._step_lean_slot
+        actions = self._actions
+        columns = self.columns
+        errors = self._errors
+        i = self._next
+        count = self._count
+        try:
+            while i < count:
+                step_slot(i, actions[i], columns, errors)
+                i += 1
+                if stop is not None and time.perf_counter() >= stop:
+                    break
+        finally:
+            self._next = i
+        return i >= count
+
+    def result(self) -> VectorStep:
+        """The step's columns (every slot stepped); the encoded form's arrays are read now."""
+        if not self.done:
+            raise RuntimeError("the batch step has not run to its end")
+        encoding = self._vector._encoding
+        if encoding is not None:
+            self.columns.encoded, self.columns.action_masks = encoding.columns()
+        return self.columns
 
 
 def check_batch_size(count: int) -> None:
@@ -267,79 +345,58 @@ class WorkflowVectorEnv:
 
     def step(self, actions: Sequence[Any]) -> VectorStep:
         """One action per slot, in slot order; each is what ``WorkflowEnv.step`` takes."""
+        pending = self.begin_step(actions)
+        pending.run()
+        return pending.result()
+
+    def begin_step(self, actions: Sequence[Any]) -> PendingStep:
+        """A step of every slot, checked (``ValueError`` for a batch of the wrong shape, before any
+        episode moves) but not yet run: :meth:`PendingStep.run` steps the slots in order, all at once
+        or a time budget at a time, and :meth:`PendingStep.result` gives what ``step`` returns. Until
+        it has run to the end, the environment must not be stepped or reset otherwise."""
         self.check_actions(actions)
-        if self.observation_form != "full":
-            return _PAUSE.run(lambda: self._step_lean(actions))
-        return _PAUSE.run(lambda: self._step_full(actions))
+        return PendingStep(self, actions)
 
-    def _step_full(self, actions: Sequence[Any]) -> VectorStep:
-        observations: list[dict[str, Any] | None] = []
-        rewards: list[float] = []
-        terminated: list[bool] = []
-        truncated: list[bool] = []
-        grades: list[dict[str, Any] | None] = []
-        finals: list[dict[str, Any] | None] = []
-        errors: list[list[str]] = []
-        envs = self.envs
-        autoreset = self.autoreset
-        for i, action in enumerate(actions):
-            observation = envs[i].step(action)
-            failed = observation["errors"]
-            errors.append([error["code"] for error in failed] if failed else [])
-            rewards.append(observation["reward"])
-            terminated.append(observation["terminated"])
-            truncated.append(observation["truncated"])
-            if observation["done"]:
-                grades.append(observation.get("grade"))
-                if autoreset:
-                    finals.append(observation)
-                    observation = self._next_episode(i).observation
-                else:
-                    finals.append(None)
-            else:
-                grades.append(None)
-                finals.append(None)
-            observations.append(observation)
-        return VectorStep(observations, rewards, terminated, truncated, grades, finals, errors=errors)
+    def _step_full_slot(self, i: int, action: Any, out: VectorStep, errors: list[list[str]]) -> None:
+        """Step slot ``i`` and write its row of ``out`` (the full form: observation dicts)."""
+        observation = self.envs[i].step(action)
+        failed = observation["errors"]
+        if failed:
+            errors[i] = [error["code"] for error in failed]
+        out.rewards[i] = observation["reward"]
+        out.terminated[i] = observation["terminated"]
+        out.truncated[i] = observation["truncated"]
+        if observation["done"]:
+            out.grades[i] = observation.get("grade")
+            if self.autoreset:
+                out.final_observations[i] = observation
+                observation = self._next_episode(i).observation
+        out.observations[i] = observation
 
-    def _step_lean(self, actions: Sequence[Any]) -> VectorStep:
-        """A step without observation dicts: the episodes move as in ``step``; the
-        encoded form reads each slot's observation once to encode it."""
-        count = self.num_envs
-        rewards: list[float] = [0.0] * count
-        terminated: list[bool] = [False] * count
-        truncated: list[bool] = [False] * count
-        grades: list[dict[str, Any] | None] = [None] * count
-        errors: list[list[str]] = [[]] * count
-        envs = self.envs
-        autoreset = self.autoreset
+    def _step_lean_slot(self, i: int, action: Any, out: VectorStep, errors: list[list[str]]) -> None:
+        """Step slot ``i`` and write its row of ``out`` without observation dicts; the encoded form
+        reads the slot's observation once to encode it."""
+        env = self.envs[i]
+        episode = env.advance(action)
+        out.rewards[i] = episode.last_reward
+        # The errors the observation shows (a workflow episode's last_errors, a canvas episode's errors).
+        failed = getattr(episode, "last_errors", None)
+        if failed is None:
+            failed = episode.errors
+        if failed:
+            errors[i] = [error["code"] for error in failed]
         encoding = self._encoding
-        for i, action in enumerate(actions):
-            env = envs[i]
-            episode = env.advance(action)
-            rewards[i] = episode.last_reward
-            # The errors the observation shows (a workflow episode's last_errors, a canvas episode's errors).
-            failed = getattr(episode, "last_errors", None)
-            if failed is None:
-                failed = episode.errors
-            if failed:
-                errors[i] = [error["code"] for error in failed]
-            if episode.terminated or episode.truncated:
-                terminated[i] = episode.terminated
-                truncated[i] = episode.truncated
-                grades[i] = grade_episode(episode)
-                if autoreset:
-                    following = self._next_episode(i)
-                    if encoding is not None:
-                        encoding.start(i, following.observation)
-                    continue
-            if encoding is not None:
-                encoding.encode(i, env.observation)
-        # Accepted actions share one empty list (a result is read, not changed).
-        result = VectorStep([None] * count, rewards, terminated, truncated, grades, [None] * count, errors=errors)
+        if episode.terminated or episode.truncated:
+            out.terminated[i] = episode.terminated
+            out.truncated[i] = episode.truncated
+            out.grades[i] = grade_episode(episode)
+            if self.autoreset:
+                following = self._next_episode(i)
+                if encoding is not None:
+                    encoding.start(i, following.observation)
+                return
         if encoding is not None:
-            result.encoded, result.action_masks = encoding.columns()
-        return result
+            encoding.encode(i, env.observation)
 
     def observation(self, i: int) -> dict[str, Any]:
         """Slot ``i``'s current observation (built now if the step did not build it)."""

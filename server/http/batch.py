@@ -47,8 +47,10 @@ fails validation, a count of actions that is not the batch's, an unknown task,
 a step before any batch_reset) gets an ``error`` reply and changes nothing.
 Batch episodes live on their connection only: they are not in the episode
 store (no ``/grader`` or ``/episodes/{id}``: the grade is in the reply), and
-end with the connection. The work of a batch message runs on a worker
-thread, so a large batch does not hold the event loop.
+end with the connection. A batch step runs on the event loop for at most
+:data:`LOOP_BUDGET_S` and finishes, if it has not, on a worker thread (a
+small batch saves the trip to a thread and back; a large one does not hold
+the loop); a batch reset runs on a worker thread.
 """
 
 from __future__ import annotations
@@ -60,8 +62,14 @@ from typing import Any
 import orjson
 
 from workflow_orchestrator.models import MAX_BATCH, MAX_EPISODES, MAX_ID_LENGTH, BatchResetRequest, BatchStepRequest
-from workflow_orchestrator.vector import VectorStep, WorkflowVectorEnv
+from workflow_orchestrator.vector import PendingStep, VectorStep, WorkflowVectorEnv
 from workflow_orchestrator.vocabulary import ACTION_TYPES
+
+# How long a batch step may run on the event loop before what is left of it moves to a worker thread.
+# Well under CPython's switch interval (5 ms), which is how long a worker thread may hold the GIL, and so
+# keep the loop waiting, before it must let go: a batch step cut at this budget holds the other
+# connections no longer than one on a thread could.
+LOOP_BUDGET_S = 0.001
 
 
 class BatchCapacityError(RuntimeError):
@@ -129,22 +137,30 @@ class BatchSession:
         self.vector = vector
         return batch_reply(result)
 
-    def step(self, request: BatchStepRequest) -> str:
-        """Step every episode; raises ``RuntimeError`` before a batch_reset, ``ValueError`` on a wrong count."""
+    def begin_step(self, actions: BatchStepRequest | list[dict[str, Any]]) -> PendingStep:
+        """A step of every episode, checked but not yet run (see ``WorkflowVectorEnv.begin_step``): the
+        request's actions, or the actions already as the core takes them (:func:`plain_batch_actions`).
+        Raises ``RuntimeError`` before a batch_reset and ``ValueError`` on a wrong count, changing nothing."""
         if self.vector is None:
             raise RuntimeError("no batch yet: send a batch_reset first")
-        return self.step_core([action.to_core() for action in request.actions])
+        if isinstance(actions, BatchStepRequest):
+            actions = [action.to_core() for action in actions.actions]
+        return self.vector.begin_step(actions)
 
-    def step_core(self, actions: list[dict[str, Any]]) -> str:
-        """:meth:`step` with the actions already as the core takes them (see :func:`plain_batch_actions`)."""
-        if self.vector is None:
-            raise RuntimeError("no batch yet: send a batch_reset first")
-        return batch_reply(self.vector.step(actions))
+    def step(self, actions: BatchStepRequest | list[dict[str, Any]]) -> str:
+        """Step every episode at once and give the reply (raises as :meth:`begin_step`)."""
+        return finish_step(self.begin_step(actions))
 
     def close(self) -> None:
         """Free the batch's episodes (the connection ended)."""
         self.budget.exchange(release=self.size, take=0)
         self.vector = None
+
+
+def finish_step(pending: PendingStep) -> str:
+    """Run what is left of a batch step and give its reply (on a worker thread, in the server)."""
+    pending.run()
+    return batch_reply(pending.result())
 
 
 def batch_reply(result: VectorStep) -> str:

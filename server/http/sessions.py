@@ -35,9 +35,12 @@ from workflow_orchestrator.server.environment import (
     note_ignored_options,
 )
 from workflow_orchestrator.server.http.batch import (
+    LOOP_BUDGET_S,
     BatchBudget,
     BatchCapacityError,
     BatchSession,
+    batch_reply,
+    finish_step,
     plain_batch_actions,
 )
 from workflow_orchestrator.server.http.responses import JSON_OPTIONS, describe_validation_errors
@@ -212,18 +215,23 @@ class SessionEndpoint:
     async def answer_batch(
         self, session: Session, message: BatchResetMessage | BatchStepMessage | list[dict[str, Any]]
     ) -> str:
-        """The reply to a batch message (or a batch step's plain actions), worked out on a worker
-        thread (a batch of 256 episodes would otherwise hold the event loop); the session waits for
-        it before reading on."""
+        """The reply to a batch message (or a batch step's plain actions); the session waits for it
+        before reading on.
+
+        A batch step runs on the event loop for at most :data:`LOOP_BUDGET_S`, and what is left of
+        it (the episodes not yet stepped, then the reply) on a worker thread: a small batch costs no
+        trip to a thread and back, and a batch of 256 episodes does not hold the loop. A batch reset
+        runs on a worker thread."""
         if session.batch is None:
             session.batch = BatchSession(self.store.registry, self.batch_budget, self.store.outcome_secret)
         batch = session.batch
         try:
-            if isinstance(message, list):
-                return await asyncio.to_thread(batch.step_core, message)
             if isinstance(message, BatchResetMessage):
                 return await asyncio.to_thread(batch.reset, message.data)
-            return await asyncio.to_thread(batch.step, message.data)
+            pending = batch.begin_step(message if isinstance(message, list) else message.data)
+            if pending.run(LOOP_BUDGET_S):
+                return batch_reply(pending.result())
+            return await asyncio.to_thread(finish_step, pending)
         except UnknownTaskError as exc:
             return _ws_error(str(exc), WSErrorCode.VALIDATION_ERROR)
         except BatchCapacityError as exc:

@@ -352,17 +352,17 @@ def test_batches_hold_the_collector_off_and_give_it_back() -> None:
 
     seen: list[bool] = []
     vec = WorkflowVectorEnv("hard", 4, observation="none")
-    step = vec._step_lean
+    step = vec._step_lean_slot
 
-    def watched(actions: Any) -> Any:
+    def watched(*args: Any) -> Any:
         seen.append(gc.isenabled())
-        return step(actions)
+        return step(*args)
 
-    vec._step_lean = watched  # type: ignore[method-assign]
+    vec._step_lean_slot = watched  # type: ignore[method-assign]
     vec.reset(0)
     assert gc.isenabled()
     vec.step([{"action_type": "wait"}] * 4)
-    assert seen == [False] and gc.isenabled()
+    assert seen == [False] * 4 and gc.isenabled()
     gc.disable()
     try:
         vec.step([{"action_type": "wait"}] * 4)
@@ -474,3 +474,52 @@ def test_error_codes_of_canvas_episodes_too() -> None:
         assert results["none"].errors == full.errors == expected
         seen += sum(1 for codes in expected[::2] if codes)
     assert seen >= 1
+
+
+@pytest.mark.parametrize("form", ["full", "none", "encoded"])
+def test_a_step_run_in_pieces_equals_the_step_run_at_once(form: str) -> None:
+    """begin_step's runs may be cut anywhere (here after every slot, the budget being nothing): the
+    result, the episodes and what is read afterwards are the step's, through autoresets."""
+    tasks = ["arena/hard", "arena/easy", "arena/medium"] if form == "encoded" else MIXED
+    whole = WorkflowVectorEnv(tasks, observation=form)
+    pieces = WorkflowVectorEnv(tasks, observation=form)
+    whole.reset(seed=720)
+    pieces.reset(seed=720)
+    rng = random.Random(720)
+    restarts = 0
+    for _ in range(90):
+        actions = [choose(rng, obs) for obs in whole.observations]
+        expected = whole.step(actions)
+        pending = pieces.begin_step(actions)
+        runs = 1
+        while not pending.run(0.0):
+            runs += 1
+            with pytest.raises(RuntimeError, match="not run to its end"):
+                pending.result()
+        assert runs == len(tasks)  # one slot a run
+        result = pending.result()
+        for column in ("observations", "rewards", "terminated", "truncated", "grades", "errors"):
+            assert getattr(result, column) == getattr(expected, column), column
+        if form == "encoded":
+            assert np.array_equal(result.encoded, expected.encoded)
+            assert np.array_equal(result.action_masks, expected.action_masks)
+        restarts += sum(expected.done)
+    assert restarts >= len(tasks)
+    assert pieces.observations == whole.observations
+    assert [env.state() for env in pieces.envs] == [env.state() for env in whole.envs]
+
+
+def test_a_step_checks_its_batch_before_it_begins() -> None:
+    vec = WorkflowVectorEnv("hard", 3)
+    with pytest.raises(RuntimeError, match="reset"):
+        vec.begin_step([{"action_type": "wait"}] * 3)
+    vec.reset(seed=1)
+    before = [env.state() for env in vec.envs]
+    with pytest.raises(ValueError, match="expected 3 actions"):
+        vec.begin_step([{"action_type": "wait"}] * 2)
+    assert [env.state() for env in vec.envs] == before
+    pending = vec.begin_step([{"action_type": "wait"}] * 3)
+    assert [env.state() for env in vec.envs] == before  # nothing moves before it runs
+    assert pending.run() and pending.done
+    assert [env.state()["step_count"] for env in vec.envs] == [1, 1, 1]
+    assert len(pending.result()) == 3

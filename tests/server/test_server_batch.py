@@ -190,3 +190,48 @@ def test_an_unknown_observation_form_is_refused(live_server: RunningServer) -> N
     assert reply["type"] == "error" and "observation" in reply["data"]["message"]
     with pytest.raises(RuntimeError, match="one family"), WorkflowClient(live_server.url, validate=False).sync() as c:
         c.batch_reset(task_ids=["easy", "arena/easy"], observation="encoded")
+
+
+def test_a_long_batch_step_leaves_the_event_loop_free(live_server: RunningServer) -> None:
+    """A batch step runs on the event loop for at most a millisecond and finishes on a worker thread:
+    while a batch of 256 episodes steps (tens of milliseconds: as long as the same step takes here in
+    process), another connection is answered. Were the step run on the loop, the answer would wait
+    for all of it."""
+    import statistics
+    import time
+
+    import httpx
+
+    task, size, seed = "arena/expert", 256, 5
+    waits = [{"action_type": "wait"}] * size
+    local = WorkflowVectorEnv(task, size)
+    local.reset(seed=seed)
+    alone = []
+    for _ in range(5):
+        started = time.perf_counter()
+        local.step(waits)
+        alone.append(time.perf_counter() - started)
+
+    async def trial() -> list[float]:
+        answered = []
+        async with (
+            websockets.connect(live_server.ws_url, max_size=None) as ws,
+            httpx.AsyncClient(base_url=live_server.url, trust_env=False, timeout=30) as client,
+        ):
+            reset = {"type": "batch_reset", "data": {"task_id": task, "num_envs": size, "seed": seed}}
+            assert (await _exchange(ws, reset))["type"] == "batch"
+            await client.get("/health")  # the connection made before the timing
+            step = json.dumps({"type": "batch_step", "data": {"actions": waits}})
+            for _ in range(3):
+                await ws.send(step)
+                await asyncio.sleep(0.002)  # the batch step has begun on the server
+                started = time.perf_counter()
+                health = await client.get("/health")
+                answered.append(time.perf_counter() - started)
+                assert health.status_code == 200
+                reply = json.loads(await ws.recv())
+                assert reply["type"] == "batch" and len(reply["data"]["rewards"]) == size
+        return answered
+
+    answered = asyncio.run(trial())
+    assert statistics.median(answered) < statistics.median(alone) / 2, (answered, alone)
