@@ -12,14 +12,17 @@ one. Resets are timed on their own (``reset_ms``, one whole batch). The same
 rounds stepped by a plain loop over ``WorkflowEnv``s (``loop_steps_per_second``)
 are timed in the same run, as the reference for the vector env's own cost
 (the machine is shared: compare figures of one run). Times are
-CPU time of this process, medians of five rounds.
+CPU time of this process, medians of ``--rounds`` rounds (five) of
+``--seconds`` each.
 
 Over one WebSocket connection (``batch_reset`` / ``batch_step``, the server
 started on loopback by the bench): env-steps per second at N = 64, wall
 clock, the same recorded actions, client and server on this machine, in each
 observation form; beside it the same episodes stepped one message per step on
-one connection (``ws_single_steps_per_second``). Medians of three rounds.
-Spreads (lowest and highest round) and the load average are printed too, and
+one connection (``ws_single_steps_per_second``). A round of a form steps for
+``--seconds``: a batch_reset, then every recorded round, again and again (the
+resets are not timed). Medians of ``--rounds`` rounds. Spreads (lowest and
+highest round), the load average and the machine's processor are printed too, and
 whether each target is met (80,000 env-steps/s in process at N = 256 on hard,
 40,000 over one connection with N = 64, each by the fastest form). Prints
 figures, and one JSON object as its last line.
@@ -29,8 +32,8 @@ Builds: ``--build python`` (the default) times the package as it is imported;
 mypyc; once per source digest, into ``.cache/native``) and times it, the
 server included. ``--compare-builds`` times both side by side: in process,
 each round of the compiled build right after the same round of the pure one,
-every round in a fresh process; over the WebSocket, a server of each build in
-turn, three rounds each. The JSON says which build each figure is of.
+every round in a fresh process; over the WebSocket, a fresh server of each build in
+turn, each round of one right after the same round of the other. The JSON says which build each figure is of.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -123,37 +127,50 @@ def loop_rate(task_id: str, size: int, actions: list[list[dict[str, Any]]], seco
 
 
 async def websocket_rates(
-    url: str, task_id: str, actions: list[list[dict[str, Any]]], forms: tuple[str, ...] = FORMS
+    url: str,
+    task_id: str,
+    actions: list[list[dict[str, Any]]],
+    forms: tuple[str, ...] = FORMS,
+    seconds: float = 0.5,
 ) -> tuple[dict[str, float], float]:
     """Env-steps per second over one connection: batched (N = WS_SIZE per message) in each observation
-    form, then one per message."""
+    form, each for about ``seconds`` of stepping (a batch_reset, then every recorded round, again and
+    again; the resets are not timed), then one step per message (one pass over the seeds)."""
     seeds = [i % SEEDS for i in range(WS_SIZE)]
     plays = [actions[seed] for seed in seeds]
     rounds = min(len(play) for play in plays)
     batches = [
-        orjson.dumps({"type": "batch_step", "data": {"actions": [play[k] for play in plays]}}) for k in range(rounds)
+        orjson.dumps({"type": "batch_step", "data": {"actions": [play[k] for play in plays]}}).decode()
+        for k in range(rounds)
     ]
     batched: dict[str, float] = {}
     async with websockets.connect(url, max_size=None, compression=None) as ws:
         for form in forms:
-            reset = {
-                "type": "batch_reset",
-                "data": {
-                    "task_id": task_id,
-                    "num_envs": WS_SIZE,
-                    "seed": seeds,
-                    "autoreset": False,
-                    "observation": form,
-                },
-            }
-            await ws.send(orjson.dumps(reset).decode())
-            assert orjson.loads(await ws.recv())["type"] == "batch"
-            started = time.perf_counter()
-            for message in batches:
-                await ws.send(message.decode())
-                reply = await ws.recv()
-            batched[form] = rounds * WS_SIZE / (time.perf_counter() - started)
-            assert orjson.loads(reply)["type"] == "batch"
+            reset = orjson.dumps(
+                {
+                    "type": "batch_reset",
+                    "data": {
+                        "task_id": task_id,
+                        "num_envs": WS_SIZE,
+                        "seed": seeds,
+                        "autoreset": False,
+                        "observation": form,
+                    },
+                }
+            ).decode()
+            stepping = 0.0
+            steps = 0
+            while stepping < seconds:
+                await ws.send(reset)
+                assert orjson.loads(await ws.recv())["type"] == "batch"
+                started = time.perf_counter()
+                for message in batches:
+                    await ws.send(message)
+                    reply = await ws.recv()
+                stepping += time.perf_counter() - started
+                steps += rounds * WS_SIZE
+                assert orjson.loads(reply)["type"] == "batch"
+            batched[form] = steps / stepping
         steps = 0
         started = time.perf_counter()
         for seed in range(SEEDS):
@@ -165,6 +182,19 @@ async def websocket_rates(
                 steps += 1
         single = steps / (time.perf_counter() - started)
     return batched, single
+
+
+def machine() -> str:
+    """The processor this runs on and how many cores it has (figures are of one machine)."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
 
 
 def spread(values: list[float]) -> dict[str, int]:
@@ -246,13 +276,22 @@ def child_round(
 def compare(args: argparse.Namespace, tasks: list[str], sizes: list[int], forms: list[str]) -> None:
     """This tree against ``--baseline``, round by round in fresh processes, in process only."""
     baseline = Baseline(args.baseline)
-    print(f"load average {load()}; baseline {args.baseline} ({baseline.rev}) against this tree")
+    print(f"{machine()}; load average {load()}; baseline {args.baseline} ({baseline.rev}) against this tree")
     try:
         table = side_by_side(args, tasks, sizes, forms, baseline.temp, None)
     finally:
         baseline.close()
     print(f"load average {load()}")
-    print(json.dumps({"baseline": baseline.rev, "load_average": load(), "in_process_steps_per_second": table}))
+    print(
+        json.dumps(
+            {
+                "baseline": baseline.rev,
+                "machine": machine(),
+                "load_average": load(),
+                "in_process_steps_per_second": table,
+            }
+        )
+    )
 
 
 def side_by_side(
@@ -316,7 +355,7 @@ def run_natively(argv: list[str]) -> int:
 def compare_builds(args: argparse.Namespace, tasks: list[str], sizes: list[int], forms: list[str]) -> None:
     """The pure and the compiled build side by side: in process, then over one WebSocket."""
     where = native_build()
-    print(f"load average {load()}; the pure build against the compiled one")
+    print(f"{machine()}; load average {load()}; the pure build against the compiled one")
     table = side_by_side(args, tasks, sizes, forms, None, where, ("python", "native"))
     print(f"load average {load()}")
     figures: dict[str, Any] = {"in_process_steps_per_second": table}
@@ -327,11 +366,13 @@ def compare_builds(args: argparse.Namespace, tasks: list[str], sizes: list[int],
         for task_id in tasks:
             actions = recorded(task_id)
             ws[task_id] = {build: {form: [] for form in forms} for build in ("python", "native")}
-            for _ in range(3):
+            for _ in range(args.rounds):
                 for build, path in (("python", None), ("native", where)):
                     server = ServerUnderTest(free_port(), None if path is None else str(path))
                     try:
-                        batched, _ = asyncio.run(websocket_rates(server.ws_url, task_id, actions, tuple(forms)))
+                        batched, _ = asyncio.run(
+                            websocket_rates(server.ws_url, task_id, actions, tuple(forms), args.seconds)
+                        )
                     finally:
                         server.stop()
                     for form in forms:
@@ -349,7 +390,7 @@ def compare_builds(args: argparse.Namespace, tasks: list[str], sizes: list[int],
             for task_id, b in ws.items()
         }
         print(f"load average {load()}")
-    print(json.dumps({"builds": ["python", "native"], "load_average": load(), **figures}))
+    print(json.dumps({"builds": ["python", "native"], "machine": machine(), "load_average": load(), **figures}))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -370,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     build = "native" if native.compiled() else "python"
     rounds = args.rounds
-    print(f"load average {load()}; build {build}")
+    print(f"{machine()}; load average {load()}; build {build}")
     steps_per_second: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
     reset_ms: dict[str, dict[str, float]] = {}
     loop: dict[str, dict[str, int]] = {}
@@ -408,7 +449,7 @@ def main(argv: list[str] | None = None) -> None:
         "in_process_reset_ms": reset_ms,
     }
     if args.no_websocket:
-        print(json.dumps({"load_average": load(), **figures_json}))
+        print(json.dumps({"machine": machine(), "load_average": load(), **figures_json}))
         return
     from bench.server import ServerUnderTest, free_port  # the server's imports, only when timing it
 
@@ -418,7 +459,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for task_id in tasks:
             actions = recorded(task_id)
-            runs = [asyncio.run(websocket_rates(server.ws_url, task_id, actions, tuple(forms))) for _ in range(3)]
+            runs = [
+                asyncio.run(websocket_rates(server.ws_url, task_id, actions, tuple(forms), args.seconds))
+                for _ in range(args.rounds)
+            ]
             ws_batched[task_id] = {form: spread([by_form[form] for by_form, _ in runs]) for form in forms}
             ws_single[task_id] = round(statistics.median(rate for _, rate in runs))
             figures = ", ".join(
@@ -454,6 +498,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         json.dumps(
             {
+                "machine": machine(),
                 "load_average": load(),
                 **figures_json,
                 "ws_batch_size": WS_SIZE,
