@@ -53,7 +53,7 @@ error code and penalty).
 A step can also be run in pieces: ``begin_step(actions)`` checks the batch and
 gives a :class:`PendingStep`, whose ``run(budget)`` steps the slots in order
 for at most ``budget`` seconds and goes on where it stopped at its next call
-(the server runs a batch step on its event loop for a millisecond and the rest
+(the server runs a batch step on its event loop for 2 ms at most and the rest
 on a worker thread); ``result()`` then gives what ``step`` would have.
 """
 
@@ -166,7 +166,7 @@ _PAUSE = _CollectorPause()
 class PendingStep:
     """One batch step in progress (:meth:`WorkflowVectorEnv.begin_step`): the slots are stepped in
     slot order by :meth:`run`, which may stop after a time budget and go on at its next call (on
-    another thread, say: the server steps a batch on its event loop for a millisecond and finishes a
+    another thread, say: the server steps a batch on its event loop for 2 ms at most and finishes a
     longer one on a worker thread). However its runs are cut, the result is the one ``step`` gives:
     the episodes are independent, and each is stepped once, in the same order."""
 

@@ -193,7 +193,7 @@ def test_an_unknown_observation_form_is_refused(live_server: RunningServer) -> N
 
 
 def test_a_long_batch_step_leaves_the_event_loop_free(live_server: RunningServer) -> None:
-    """A batch step runs on the event loop for at most a millisecond and finishes on a worker thread:
+    """A batch step runs on the event loop for at most 2 ms and finishes on a worker thread:
     while a batch of 256 episodes steps (tens of milliseconds: as long as the same step takes here in
     process), another connection is answered. Were the step run on the loop, the answer would wait
     for all of it."""
