@@ -11,9 +11,10 @@ stop at the shortest recorded episode, so every env-step counted is a real
 one. Resets are timed on their own (``reset_ms``, one whole batch). The same
 rounds stepped by a plain loop over ``WorkflowEnv``s (``loop_steps_per_second``)
 are timed in the same run, as the reference for the vector env's own cost
-(the machine is shared: compare figures of one run). Times are
-CPU time of this process, medians of ``--rounds`` rounds (five) of
-``--seconds`` each.
+(the machine is shared: compare figures of one run). Every round runs in a
+fresh process (a figure is not the heap left by the figures before it), the
+forms and the loop taking turns; times are the CPU time of that process,
+medians of ``--rounds`` rounds (five) of ``--seconds`` each.
 
 Over one WebSocket connection (``batch_reset`` / ``batch_step``, the server
 started on loopback by the bench): env-steps per second at N = 64, wall
@@ -31,9 +32,10 @@ Builds: ``--build python`` (the default) times the package as it is imported;
 ``--build native`` makes the compiled build (``workflow_orchestrator.native``,
 mypyc; once per source digest, into ``.cache/native``) and times it, the
 server included. ``--compare-builds`` times both side by side: in process,
-each round of the compiled build right after the same round of the pure one,
-every round in a fresh process; over the WebSocket, a fresh server of each build in
-turn, each round of one right after the same round of the other. The JSON says which build each figure is of.
+each round of the compiled build right after the same round of the pure one;
+over the WebSocket, a fresh server of each build in turn, each round of one
+right after the same round of the other. ``--baseline REV`` does the same
+with a revision of this repository (pure) against this tree. The JSON says which build each figure is of.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ SIZES = (1, 16, 256)
 SEEDS = 8
 WS_SIZE = 64
 FORMS = ("full", "none", "encoded")
+LOOP = "loop"  # a worker's round of the plain loop over WorkflowEnvs, beside the forms
 IN_PROCESS_TARGET = 80_000  # env-steps/s at N = 256 on hard-sized tasks
 WS_TARGET = 40_000  # env-steps/s over one connection, N = 64
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,8 +219,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--baseline",
         metavar="REV",
-        help="also time revision REV of this repository (a temporary git worktree), in process, each round "
-        "of it right after the same round of this tree, every round in a fresh process",
+        help="also time revision REV of this repository (a temporary git worktree), each round of it right "
+        "after the same round of this tree: in process, every round in a fresh process, and over the WebSocket, "
+        "a fresh server of each in turn",
     )
     parser.add_argument(
         "--build",
@@ -239,7 +243,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def worker(task_id: str, size: str, form: str, seconds: str, actions_file: str) -> None:
     """One round in this process (whichever ``workflow_orchestrator`` it imports): one JSON line."""
     actions = orjson.loads(Path(actions_file).read_bytes())
-    rate, reset_ms = in_process_rate(task_id, int(size), actions, float(seconds), form)
+    if form == LOOP:
+        rate, reset_ms = loop_rate(task_id, int(size), actions, float(seconds)), 0.0
+    else:
+        rate, reset_ms = in_process_rate(task_id, int(size), actions, float(seconds), form)
     print(json.dumps({"rate": rate, "reset_ms": reset_ms}))
 
 
@@ -266,7 +273,9 @@ def child_round(
     """One round in a fresh process, of this tree (``path`` None) or of a baseline: env-steps per
     second and milliseconds per batch reset."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(([str(path)] if path is not None else []) + [str(ROOT)])
+    # This tree's round imports what this process imports (the compiled build under --build native).
+    inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    env["PYTHONPATH"] = os.pathsep.join(([str(path)] if path is not None else inherited) + [str(ROOT)])
     command = [sys.executable, "-m", "bench", "vector", "--worker", task_id, str(size), form, str(seconds)]
     out = subprocess.run([*command, actions_file], check=True, capture_output=True, text=True, env=env, cwd=ROOT)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
@@ -274,24 +283,57 @@ def child_round(
 
 
 def compare(args: argparse.Namespace, tasks: list[str], sizes: list[int], forms: list[str]) -> None:
-    """This tree against ``--baseline``, round by round in fresh processes, in process only."""
+    """This tree against ``--baseline``, round by round in fresh processes: in process, then over the
+    WebSocket (a fresh server of each in turn)."""
     baseline = Baseline(args.baseline)
     print(f"{machine()}; load average {load()}; baseline {args.baseline} ({baseline.rev}) against this tree")
+    figures: dict[str, Any] = {}
     try:
-        table = side_by_side(args, tasks, sizes, forms, baseline.temp, None)
+        figures["in_process_steps_per_second"] = side_by_side(args, tasks, sizes, forms, baseline.temp, None)
+        if not args.no_websocket:
+            figures["ws_batch_steps_per_second"] = websocket_side_by_side(
+                args, tasks, forms, (("baseline", str(baseline.temp)), ("this", None))
+            )
     finally:
         baseline.close()
     print(f"load average {load()}")
-    print(
-        json.dumps(
-            {
-                "baseline": baseline.rev,
-                "machine": machine(),
-                "load_average": load(),
-                "in_process_steps_per_second": table,
-            }
-        )
-    )
+    print(json.dumps({"baseline": baseline.rev, "machine": machine(), "load_average": load(), **figures}))
+
+
+def websocket_side_by_side(
+    args: argparse.Namespace, tasks: list[str], forms: list[str], builds: tuple[tuple[str, str | None], ...]
+) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+    """Env-steps/s over one WebSocket, N = WS_SIZE, for each of ``builds`` ((name, PYTHONPATH for its
+    server, None for this tree)): every round, a fresh server of each in turn."""
+    from bench.server import ServerUnderTest, free_port  # the server's imports, only when timing it
+
+    table: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
+    for task_id in tasks:
+        actions = recorded(task_id)
+        rates: dict[str, dict[str, list[float]]] = {name: {form: [] for form in forms} for name, _ in builds}
+        for _ in range(args.rounds):
+            for name, path in builds:
+                server = ServerUnderTest(free_port(), path)
+                try:
+                    batched, _ = asyncio.run(
+                        websocket_rates(server.ws_url, task_id, actions, tuple(forms), args.seconds)
+                    )
+                finally:
+                    server.stop()
+                for form in forms:
+                    rates[name][form].append(batched[form])
+        table[task_id] = {form: {name: spread(rates[name][form]) for name, _ in builds} for form in forms}
+        for form in forms:
+            print(
+                f"{task_id} {form} over one WebSocket, N={WS_SIZE}: env-steps/s "
+                + ", ".join(
+                    f"{name} {table[task_id][form][name]['median']} "
+                    f"({table[task_id][form][name]['low']}-{table[task_id][form][name]['high']})"
+                    for name, _ in builds
+                ),
+                flush=True,
+            )
+    return table
 
 
 def side_by_side(
@@ -360,35 +402,9 @@ def compare_builds(args: argparse.Namespace, tasks: list[str], sizes: list[int],
     print(f"load average {load()}")
     figures: dict[str, Any] = {"in_process_steps_per_second": table}
     if not args.no_websocket:
-        from bench.server import ServerUnderTest, free_port
-
-        ws: dict[str, dict[str, dict[str, list[float]]]] = {}
-        for task_id in tasks:
-            actions = recorded(task_id)
-            ws[task_id] = {build: {form: [] for form in forms} for build in ("python", "native")}
-            for _ in range(args.rounds):
-                for build, path in (("python", None), ("native", where)):
-                    server = ServerUnderTest(free_port(), None if path is None else str(path))
-                    try:
-                        batched, _ = asyncio.run(
-                            websocket_rates(server.ws_url, task_id, actions, tuple(forms), args.seconds)
-                        )
-                    finally:
-                        server.stop()
-                    for form in forms:
-                        ws[task_id][build][form].append(batched[form])
-            for form in forms:
-                python, compiled = spread(ws[task_id]["python"][form]), spread(ws[task_id]["native"][form])
-                print(
-                    f"{task_id} {form} over one WebSocket, N={WS_SIZE}: env-steps/s python {python['median']} "
-                    f"({python['low']}-{python['high']}), native {compiled['median']} "
-                    f"({compiled['low']}-{compiled['high']})",
-                    flush=True,
-                )
-        figures["ws_batch_steps_per_second"] = {
-            task_id: {build: {form: spread(rates) for form, rates in by_form.items()} for build, by_form in b.items()}
-            for task_id, b in ws.items()
-        }
+        figures["ws_batch_steps_per_second"] = websocket_side_by_side(
+            args, tasks, forms, (("python", None), ("native", str(where)))
+        )
         print(f"load average {load()}")
     print(json.dumps({"builds": ["python", "native"], "machine": machine(), "load_average": load(), **figures}))
 
@@ -415,18 +431,22 @@ def main(argv: list[str] | None = None) -> None:
     steps_per_second: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
     reset_ms: dict[str, dict[str, float]] = {}
     loop: dict[str, dict[str, int]] = {}
+    scratch = tempfile.TemporaryDirectory()
     for task_id in tasks:
-        actions = recorded(task_id)
+        actions_file = str(Path(scratch.name) / "actions.json")
+        Path(actions_file).write_bytes(orjson.dumps(recorded(task_id)))
         steps_per_second[task_id] = {form: {} for form in forms}
         reset_ms[task_id] = {}
         loop[task_id] = {}
         for size in sizes:
             rates: dict[str, list[tuple[float, float]]] = {form: [] for form in forms}
             plain = []
-            for _ in range(rounds):  # interleaved, so that every form sees the same load
+            # Every round in a fresh process (a figure is not the heap of the figures before it),
+            # interleaved, so that every form sees the same load.
+            for _ in range(rounds):
                 for form in forms:
-                    rates[form].append(in_process_rate(task_id, size, actions, args.seconds, form))
-                plain.append(loop_rate(task_id, size, actions, args.seconds))
+                    rates[form].append(child_round(None, task_id, size, form, args.seconds, actions_file))
+                plain.append(child_round(None, task_id, size, LOOP, args.seconds, actions_file)[0])
             loop[task_id][str(size)] = round(statistics.median(plain))
             reset_ms[task_id][str(size)] = round(statistics.median(ms for _, ms in rates[forms[0]]), 3)
             for form in forms:
@@ -441,6 +461,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{task_id} N={size}: env-steps/s in process: {figures}; "
                 f"{loop[task_id][str(size)]} by a plain loop; {reset_ms[task_id][str(size)]} ms per batch reset"
             )
+    scratch.cleanup()
     print(f"load average {load()}")
     figures_json: dict[str, Any] = {
         "build": build,
