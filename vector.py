@@ -205,21 +205,9 @@ class PendingStep:
 
     def _run(self, budget: float | None) -> bool:
         stop = None if budget is None else time.perf_counter() + budget
-        step_slot = self._vector._step_full_slot if self._full else self._vector._step_lean_slot
-        actions = self._actions
-        columns = self.columns
-        errors = self._errors
-        i = self._next
-        count = self._count
-        try:
-            while i < count:
-                step_slot(i, actions[i], columns, errors)
-                i += 1
-                if stop is not None and time.perf_counter() >= stop:
-                    break
-        finally:
-            self._next = i
-        return i >= count
+        run = self._vector._run_full if self._full else self._vector._run_lean
+        self._next = run(self._actions, self._next, stop, self.columns, self._errors)
+        return self._next >= self._count
 
     def result(self) -> VectorStep:
         """The step's columns (every slot stepped); the encoded form's arrays are read now."""
@@ -357,46 +345,76 @@ class WorkflowVectorEnv:
         self.check_actions(actions)
         return PendingStep(self, actions)
 
-    def _step_full_slot(self, i: int, action: Any, out: VectorStep, errors: list[list[str]]) -> None:
-        """Step slot ``i`` and write its row of ``out`` (the full form: observation dicts)."""
-        observation = self.envs[i].step(action)
-        failed = observation["errors"]
-        if failed:
-            errors[i] = [error["code"] for error in failed]
-        out.rewards[i] = observation["reward"]
-        out.terminated[i] = observation["terminated"]
-        out.truncated[i] = observation["truncated"]
-        if observation["done"]:
-            out.grades[i] = observation.get("grade")
-            if self.autoreset:
-                out.final_observations[i] = observation
-                observation = self._next_episode(i).observation
-        out.observations[i] = observation
+    # The two loops of a step, one per kind of form: each steps the slots from ``start`` on, in
+    # order, writes their rows of ``out``, and stops after the slot that reaches ``stop`` (a
+    # perf_counter time; None: at the last slot). They return the next slot to step.
 
-    def _step_lean_slot(self, i: int, action: Any, out: VectorStep, errors: list[list[str]]) -> None:
-        """Step slot ``i`` and write its row of ``out`` without observation dicts; the encoded form
-        reads the slot's observation once to encode it."""
-        env = self.envs[i]
-        episode = env.advance(action)
-        out.rewards[i] = episode.last_reward
-        # The errors the observation shows (a workflow episode's last_errors, a canvas episode's errors).
-        failed = getattr(episode, "last_errors", None)
-        if failed is None:
-            failed = episode.errors
-        if failed:
-            errors[i] = [error["code"] for error in failed]
+    def _run_full(
+        self, actions: Sequence[Any], start: int, stop: float | None, out: VectorStep, errors: list[list[str]]
+    ) -> int:
+        envs = self.envs
+        observations, finals = out.observations, out.final_observations
+        rewards, terminated, truncated, grades = out.rewards, out.terminated, out.truncated, out.grades
+        autoreset = self.autoreset
+        clock = time.perf_counter
+        count = len(envs)
+        i = start
+        while i < count:
+            observation = envs[i].step(actions[i])
+            failed = observation["errors"]
+            if failed:
+                errors[i] = [error["code"] for error in failed]
+            rewards[i] = observation["reward"]
+            terminated[i] = observation["terminated"]
+            truncated[i] = observation["truncated"]
+            if observation["done"]:
+                grades[i] = observation.get("grade")
+                if autoreset:
+                    finals[i] = observation
+                    observation = self._next_episode(i).observation
+            observations[i] = observation
+            i += 1
+            if stop is not None and clock() >= stop:
+                break
+        return i
+
+    def _run_lean(
+        self, actions: Sequence[Any], start: int, stop: float | None, out: VectorStep, errors: list[list[str]]
+    ) -> int:
+        """Without observation dicts; the encoded form reads each slot's observation once to encode it."""
+        envs = self.envs
+        rewards, terminated, truncated, grades = out.rewards, out.terminated, out.truncated, out.grades
+        autoreset = self.autoreset
         encoding = self._encoding
-        if episode.terminated or episode.truncated:
-            out.terminated[i] = episode.terminated
-            out.truncated[i] = episode.truncated
-            out.grades[i] = grade_episode(episode)
-            if self.autoreset:
-                following = self._next_episode(i)
-                if encoding is not None:
-                    encoding.start(i, following.observation)
-                return
-        if encoding is not None:
-            encoding.encode(i, env.observation)
+        clock = time.perf_counter
+        count = len(envs)
+        i = start
+        while i < count:
+            env = envs[i]
+            episode = env.advance(actions[i])
+            rewards[i] = episode.last_reward
+            # The errors the observation shows (a workflow episode's last_errors, a canvas episode's errors).
+            failed = getattr(episode, "last_errors", None)
+            if failed is None:
+                failed = episode.errors
+            if failed:
+                errors[i] = [error["code"] for error in failed]
+            if episode.terminated or episode.truncated:
+                terminated[i] = episode.terminated
+                truncated[i] = episode.truncated
+                grades[i] = grade_episode(episode)
+                if autoreset:
+                    following = self._next_episode(i)
+                    if encoding is not None:
+                        encoding.start(i, following.observation)
+                elif encoding is not None:
+                    encoding.encode(i, env.observation)
+            elif encoding is not None:
+                encoding.encode(i, env.observation)
+            i += 1
+            if stop is not None and clock() >= stop:
+                break
+        return i
 
     def observation(self, i: int) -> dict[str, Any]:
         """Slot ``i``'s current observation (built now if the step did not build it)."""

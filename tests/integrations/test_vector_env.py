@@ -352,13 +352,14 @@ def test_batches_hold_the_collector_off_and_give_it_back() -> None:
 
     seen: list[bool] = []
     vec = WorkflowVectorEnv("hard", 4, observation="none")
-    step = vec._step_lean_slot
+    for env in vec.envs:
+        advance = env.advance
 
-    def watched(*args: Any) -> Any:
-        seen.append(gc.isenabled())
-        return step(*args)
+        def watched(action: Any, advance: Any = advance) -> Any:
+            seen.append(gc.isenabled())
+            return advance(action)
 
-    vec._step_lean_slot = watched  # type: ignore[method-assign]
+        env.advance = watched
     vec.reset(0)
     assert gc.isenabled()
     vec.step([{"action_type": "wait"}] * 4)
