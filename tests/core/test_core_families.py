@@ -102,6 +102,7 @@ def test_the_core_asks_no_family_by_name() -> None:
             "-rn",
             "--include=*.py",
             "--exclude-dir=.venv",
+            "--exclude-dir=.cache",  # the compiled build's copy of the sources (tests/core/test_native.py)
             "--exclude-dir=tests",
             r'"arena" in\|\.arena is not None\|family ==\|\bEpisode(',
             ".",

@@ -43,6 +43,14 @@ def play_alone(task_id: str, seed: int, actions: list[Any]) -> tuple[list[dict[s
     return observations, env.state()
 
 
+def twins(tasks: list[str], seed: int, first: str, second: str) -> tuple[WorkflowVectorEnv, WorkflowVectorEnv]:
+    """Two batches of the same tasks in the observation forms ``first`` and ``second``, reset to ``seed``."""
+    pair = (WorkflowVectorEnv(tasks, observation=first), WorkflowVectorEnv(tasks, observation=second))
+    for vec in pair:
+        vec.reset(seed=seed)
+    return pair
+
+
 def test_a_batch_equals_its_episodes_stepped_one_by_one() -> None:
     vec = WorkflowVectorEnv(MIXED)
     first = vec.reset(seed=500)
@@ -386,10 +394,7 @@ def test_lean_observations_read_now_and_then_are_the_full_ones(tasks: list[str])
     """The none form starts episodes (at reset and autoreset) without building their first
     observation: read before any step, or only after several unread steps and autoresets, a
     slot's observation is still the one the full form gave."""
-    full = WorkflowVectorEnv(tasks, observation="full")
-    lean = WorkflowVectorEnv(tasks, observation="none")
-    full.reset(seed=300)
-    lean.reset(seed=300)
+    full, lean = twins(tasks, 300, "full", "none")
     assert lean.observations == full.observations
     full.reset(seed=310)
     lean.reset(seed=310)
@@ -482,10 +487,7 @@ def test_a_step_run_in_pieces_equals_the_step_run_at_once(form: str) -> None:
     """begin_step's runs may be cut anywhere (here after every slot, the budget being nothing): the
     result, the episodes and what is read afterwards are the step's, through autoresets."""
     tasks = ["arena/hard", "arena/easy", "arena/medium"] if form == "encoded" else MIXED
-    whole = WorkflowVectorEnv(tasks, observation=form)
-    pieces = WorkflowVectorEnv(tasks, observation=form)
-    whole.reset(seed=720)
-    pieces.reset(seed=720)
+    whole, pieces = twins(tasks, 720, form, form)
     rng = random.Random(720)
     restarts = 0
     for _ in range(90):
