@@ -179,17 +179,16 @@ class PendingStep:
         self._next = 0
         self._count = count
         self._full = vector.observation_form == "full"
-        none: list[Any] = [None] * count
         # In the lean forms, accepted actions share one empty list (a result is read, not changed).
         errors: list[list[str]] = [[] for _ in range(count)] if self._full else [[]] * count
         self._errors = errors
         self.columns = VectorStep(
-            list(none) if self._full else none,
+            [None] * count,
             [0.0] * count,
             [False] * count,
             [False] * count,
             [None] * count,
-            list(none) if self._full else none,
+            [None] * count,
             errors=errors,
         )
 
@@ -207,7 +206,7 @@ class PendingStep:
         stop = None if budget is None else time.perf_counter() + budget
         run = self._vector._run_full if self._full else self._vector._run_lean
         self._next = run(self._actions, self._next, stop, self.columns, self._errors)
-        return self._next >= self._count
+        return self.done
 
     def result(self) -> VectorStep:
         """The step's columns (every slot stepped); the encoded form's arrays are read now."""
@@ -399,16 +398,15 @@ class WorkflowVectorEnv:
                 failed = episode.errors
             if failed:
                 errors[i] = [error["code"] for error in failed]
-            if episode.terminated or episode.truncated:
+            ended = episode.terminated or episode.truncated
+            if ended:
                 terminated[i] = episode.terminated
                 truncated[i] = episode.truncated
                 grades[i] = grade_episode(episode)
-                if autoreset:
-                    following = self._next_episode(i)
-                    if encoding is not None:
-                        encoding.start(i, following.observation)
-                elif encoding is not None:
-                    encoding.encode(i, env.observation)
+            if ended and autoreset:
+                following = self._next_episode(i)
+                if encoding is not None:
+                    encoding.start(i, following.observation)
             elif encoding is not None:
                 encoding.encode(i, env.observation)
             i += 1

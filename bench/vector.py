@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -72,6 +73,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NATIVE_CACHE = ROOT / ".cache" / "native"
 
 
+@functools.cache  # the in-process and the WebSocket figures of a run replay the same actions
 def recorded(task_id: str) -> list[list[dict[str, Any]]]:
     from workflow_orchestrator.evaluation import record_policy_actions  # the runner's imports, only here
 
@@ -431,37 +433,36 @@ def main(argv: list[str] | None = None) -> None:
     steps_per_second: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
     reset_ms: dict[str, dict[str, float]] = {}
     loop: dict[str, dict[str, int]] = {}
-    scratch = tempfile.TemporaryDirectory()
-    for task_id in tasks:
-        actions_file = str(Path(scratch.name) / "actions.json")
-        Path(actions_file).write_bytes(orjson.dumps(recorded(task_id)))
-        steps_per_second[task_id] = {form: {} for form in forms}
-        reset_ms[task_id] = {}
-        loop[task_id] = {}
-        for size in sizes:
-            rates: dict[str, list[tuple[float, float]]] = {form: [] for form in forms}
-            plain = []
-            # Every round in a fresh process (a figure is not the heap of the figures before it),
-            # interleaved, so that every form sees the same load.
-            for _ in range(rounds):
+    with tempfile.TemporaryDirectory() as scratch:
+        for task_id in tasks:
+            actions_file = str(Path(scratch) / "actions.json")
+            Path(actions_file).write_bytes(orjson.dumps(recorded(task_id)))
+            steps_per_second[task_id] = {form: {} for form in forms}
+            reset_ms[task_id] = {}
+            loop[task_id] = {}
+            for size in sizes:
+                rates: dict[str, list[tuple[float, float]]] = {form: [] for form in forms}
+                plain = []
+                # Every round in a fresh process (a figure is not the heap of the figures before it),
+                # interleaved, so that every form sees the same load.
+                for _ in range(rounds):
+                    for form in forms:
+                        rates[form].append(child_round(None, task_id, size, form, args.seconds, actions_file))
+                    plain.append(child_round(None, task_id, size, LOOP, args.seconds, actions_file)[0])
+                loop[task_id][str(size)] = round(statistics.median(plain))
+                reset_ms[task_id][str(size)] = round(statistics.median(ms for _, ms in rates[forms[0]]), 3)
                 for form in forms:
-                    rates[form].append(child_round(None, task_id, size, form, args.seconds, actions_file))
-                plain.append(child_round(None, task_id, size, LOOP, args.seconds, actions_file)[0])
-            loop[task_id][str(size)] = round(statistics.median(plain))
-            reset_ms[task_id][str(size)] = round(statistics.median(ms for _, ms in rates[forms[0]]), 3)
-            for form in forms:
-                steps_per_second[task_id][form][str(size)] = spread([rate for rate, _ in rates[form]])
-            figures = ", ".join(
-                f"{form} {steps_per_second[task_id][form][str(size)]['median']} "
-                f"({steps_per_second[task_id][form][str(size)]['low']}-"
-                f"{steps_per_second[task_id][form][str(size)]['high']})"
-                for form in forms
-            )
-            print(
-                f"{task_id} N={size}: env-steps/s in process: {figures}; "
-                f"{loop[task_id][str(size)]} by a plain loop; {reset_ms[task_id][str(size)]} ms per batch reset"
-            )
-    scratch.cleanup()
+                    steps_per_second[task_id][form][str(size)] = spread([rate for rate, _ in rates[form]])
+                figures = ", ".join(
+                    f"{form} {steps_per_second[task_id][form][str(size)]['median']} "
+                    f"({steps_per_second[task_id][form][str(size)]['low']}-"
+                    f"{steps_per_second[task_id][form][str(size)]['high']})"
+                    for form in forms
+                )
+                print(
+                    f"{task_id} N={size}: env-steps/s in process: {figures}; "
+                    f"{loop[task_id][str(size)]} by a plain loop; {reset_ms[task_id][str(size)]} ms per batch reset"
+                )
     print(f"load average {load()}")
     figures_json: dict[str, Any] = {
         "build": build,
