@@ -526,3 +526,16 @@ def test_a_step_checks_its_batch_before_it_begins() -> None:
     assert pending.run() and pending.done
     assert [env.state()["step_count"] for env in vec.envs] == [1, 1, 1]
     assert len(pending.result()) == 3
+
+
+def test_an_episode_keeps_its_state_in_slots() -> None:
+    """The episodes of a batch are many: each keeps its attributes in fixed slots, without a
+    dictionary of its own (more than 30 attributes would give every instance one; README, Speed)."""
+    env = WorkflowVectorEnv("hard", 2, observation="none")
+    env.reset(0)
+    env.step([{"action_type": "wait"}] * 2)
+    for slot in env.envs:
+        episode = slot.episode
+        assert not hasattr(episode, "__dict__")
+        with pytest.raises(AttributeError):
+            episode.not_an_attribute = 1
