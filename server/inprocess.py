@@ -23,6 +23,9 @@ from .core.outcomes import outcome_secret as outcome_secret_bytes
 from .core.rewards import check_reward_mode
 from .tasks import TaskRegistry, default_registry
 
+# What a step, or a read of the episode, before the first reset raises.
+NOT_STARTED = "call reset() before step()"
+
 
 class WorkflowEnv:
     """One episode at a time of any task of a registry, as plain data.
@@ -144,7 +147,9 @@ class WorkflowEnv:
     def advance(self, action: Action | Mapping[str, Any]) -> Any:
         """``step`` without building the observation (the episode moves exactly as by ``step``;
         :attr:`observation` builds it when read). Returns the episode, for its reward and flags."""
-        episode = self._require_episode()
+        episode = self.episode  # _require_episode, written out: the vector env calls this for every slot
+        if episode is None:
+            raise RuntimeError(NOT_STARTED)
         episode.step(action)
         self._observation = None
         return episode
@@ -194,9 +199,9 @@ class WorkflowEnv:
 
     def _require_episode(self) -> Any:
         if self.episode is None:
-            raise RuntimeError("call reset() before step()")
+            raise RuntimeError(NOT_STARTED)
         return self.episode
 
 
 def _not_started(episode: Any) -> dict[str, Any]:
-    raise RuntimeError("call reset() before step()")
+    raise RuntimeError(NOT_STARTED)

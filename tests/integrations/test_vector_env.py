@@ -437,6 +437,14 @@ def test_start_is_reset_with_the_observation_built_when_read() -> None:
     assert started.state() == reset.state()
 
 
+def test_advance_before_any_episode_raises_as_step_does() -> None:
+    env = WorkflowEnv()
+    for move in (env.step, env.advance):
+        with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+            move({"action_type": "wait"})
+    assert env.episode is None
+
+
 def shown_error_codes(full: VectorStep) -> list[list[str]]:
     """Per slot, the error codes a full-form step's observations show (the finished episode's, after an autoreset)."""
     return [
