@@ -180,6 +180,7 @@ class PendingStep:
         self._count = count
         self._full = vector.observation_form == "full"
         # In the lean forms, accepted actions share one empty list (a result is read, not changed).
+        # Kept typed here as well: VectorStep.errors may be None, these never are.
         errors: list[list[str]] = [[] for _ in range(count)] if self._full else [[]] * count
         self._errors = errors
         self.columns = VectorStep(
@@ -198,8 +199,10 @@ class PendingStep:
 
     def run(self, budget: float | None = None) -> bool:
         """Step the slots not yet stepped, in order; with ``budget`` (seconds), stop once it is spent
-        (after at least one slot). True when every slot has been stepped. The cyclic collector is
-        held off while it runs (see ``_CollectorPause``)."""
+        (after at least one slot). True when every slot has been stepped (at once, when they all
+        were already). The cyclic collector is held off while it runs (see ``_CollectorPause``)."""
+        if self.done:
+            return True
         return _PAUSE.run(lambda: self._run(budget))
 
     def _run(self, budget: float | None) -> bool:

@@ -39,7 +39,6 @@ from workflow_orchestrator.server.http.batch import (
     BatchBudget,
     BatchCapacityError,
     BatchSession,
-    batch_reply,
     finish_step,
     plain_batch_actions,
 )
@@ -229,9 +228,9 @@ class SessionEndpoint:
             if isinstance(message, BatchResetMessage):
                 return await asyncio.to_thread(batch.reset, message.data)
             pending = batch.begin_step(message if isinstance(message, list) else message.data)
-            if pending.run(LOOP_BUDGET_S):
-                return batch_reply(pending.result())
-            return await asyncio.to_thread(finish_step, pending)
+            if not pending.run(LOOP_BUDGET_S):
+                return await asyncio.to_thread(finish_step, pending)
+            return finish_step(pending)
         except UnknownTaskError as exc:
             return _ws_error(str(exc), WSErrorCode.VALIDATION_ERROR)
         except BatchCapacityError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from typing import Any
 
@@ -356,7 +357,6 @@ def test_the_encoded_form_needs_one_family() -> None:
 
 
 def test_batches_hold_the_collector_off_and_give_it_back() -> None:
-    import gc
 
     seen: list[bool] = []
     vec = WorkflowVectorEnv("hard", 4, observation="none")
@@ -534,6 +534,23 @@ def test_a_step_checks_its_batch_before_it_begins() -> None:
     assert pending.run() and pending.done
     assert [env.state()["step_count"] for env in vec.envs] == [1, 1, 1]
     assert len(pending.result()) == 3
+
+
+def test_a_finished_step_runs_no_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    """run() on a step already run to its end answers True at once, without stepping anything or
+    pausing the collector again (the server finishes a step that fit in its loop budget this way)."""
+    vec = WorkflowVectorEnv("hard", 3)
+    vec.reset(seed=1)
+    pending = vec.begin_step([{"action_type": "wait"}] * 3)
+    assert pending.run()
+
+    def no_more(*args: Any) -> int:
+        raise AssertionError("a finished step ran its loop again")
+
+    monkeypatch.setattr(vec, "_run_full", no_more)
+    monkeypatch.setattr(gc, "disable", no_more)
+    assert pending.run() and pending.run(0.0)
+    assert [env.state()["step_count"] for env in vec.envs] == [1, 1, 1]
 
 
 def test_an_episode_keeps_its_state_in_slots() -> None:
