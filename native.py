@@ -50,6 +50,7 @@ COMPILE_VARIABLE = "WORKFLOW_ORCHESTRATOR_COMPILE"
 COMPILED_MODULES: tuple[str, ...] = (
     "server/core/actions.py",
     "server/core/arena.py",
+    "server/core/batch.py",
     "server/core/compiled.py",
     "server/core/dag.py",
     "server/core/dimensions.py",

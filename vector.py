@@ -67,6 +67,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from workflow_orchestrator import WorkflowEnv
+from workflow_orchestrator.server.core.batch import step_slots
+from workflow_orchestrator.server.core.episode import Episode
 from workflow_orchestrator.server.core.families import grade_episode
 from workflow_orchestrator.server.core.rewards import check_reward_mode
 from workflow_orchestrator.server.tasks.registry import MAX_SEED
@@ -289,6 +291,7 @@ class WorkflowVectorEnv:
         # The episode that ended last in each slot (autoreset replaces the slot's environment).
         self.last_finished: list[Any] = [None] * self.num_envs
         self._started = False
+        self._workflow_only = False
         self._encoding: Any = None
         if observation == "encoded":
             from workflow_orchestrator.gym_env import BatchEncoding
@@ -319,6 +322,8 @@ class WorkflowVectorEnv:
         self.seeds = seeds
         self.last_finished = [None] * count
         self._started = True
+        # Every slot a workflow episode (no canvas): the none form steps them with step_slots.
+        self._workflow_only = all(isinstance(env.episode, Episode) for env in self.envs)
         result = VectorStep(
             observations=observations if self.observation_form == "full" else [None] * count,
             rewards=[0.0] * count,
@@ -384,6 +389,8 @@ class WorkflowVectorEnv:
         self, actions: Sequence[Any], start: int, stop: float | None, out: VectorStep, errors: list[list[str]]
     ) -> int:
         """Without observation dicts; the encoded form reads each slot's observation once to encode it."""
+        if self._encoding is None and self._workflow_only:
+            return self._run_workflow(actions, start, stop, out, errors)
         envs = self.envs
         rewards, terminated, truncated, grades = out.rewards, out.terminated, out.truncated, out.grades
         autoreset = self.autoreset
@@ -414,6 +421,36 @@ class WorkflowVectorEnv:
                 encoding.encode(i, env.observation)
             i += 1
             if stop is not None and clock() >= stop:
+                break
+        return i
+
+    def _run_workflow(
+        self, actions: Sequence[Any], start: int, stop: float | None, out: VectorStep, errors: list[list[str]]
+    ) -> int:
+        """The ``none`` form when every slot plays a workflow episode: the core's ``step_slots``
+        steps the slots (compiled with the episode in the compiled build) and hands back at every
+        episode that ends, which is graded (and replaced, with autoreset) here."""
+        envs = self.envs
+        episodes = [env.episode for env in envs]
+        rewards = out.rewards
+        budget = -1.0 if stop is None else stop
+        count = len(envs)
+        i = start
+        while i < count:
+            stepped = step_slots(episodes, actions, i, budget, rewards, errors)
+            # What WorkflowEnv.advance does beside the step: the observation is built when read.
+            for env in envs[i:stepped]:
+                env._observation = None
+            i = stepped
+            last = i - 1
+            episode = episodes[last]
+            if episode.terminated or episode.truncated:
+                out.terminated[last] = episode.terminated
+                out.truncated[last] = episode.truncated
+                out.grades[last] = grade_episode(episode)
+                if self.autoreset:
+                    episodes[last] = self._next_episode(last).episode
+            if stop is not None and time.perf_counter() >= stop:
                 break
         return i
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from workflow_orchestrator import WorkflowEnv
+from workflow_orchestrator import vector as vector_module
 from workflow_orchestrator.gym_env import (
     AGENT_FEATURES,
     AGENT_STATUS,
@@ -356,22 +357,21 @@ def test_the_encoded_form_needs_one_family() -> None:
         WorkflowVectorEnv("easy", observation="dict")
 
 
-def test_batches_hold_the_collector_off_and_give_it_back() -> None:
+def test_batches_hold_the_collector_off_and_give_it_back(monkeypatch: pytest.MonkeyPatch) -> None:
 
     seen: list[bool] = []
+    step_slots = vector_module.step_slots
+
+    def watched(*args: Any) -> int:
+        seen.append(gc.isenabled())
+        return step_slots(*args)
+
+    monkeypatch.setattr(vector_module, "step_slots", watched)
     vec = WorkflowVectorEnv("hard", 4, observation="none")
-    for env in vec.envs:
-        advance = env.advance
-
-        def watched(action: Any, advance: Any = advance) -> Any:
-            seen.append(gc.isenabled())
-            return advance(action)
-
-        env.advance = watched
     vec.reset(0)
     assert gc.isenabled()
     vec.step([{"action_type": "wait"}] * 4)
-    assert seen == [False] * 4 and gc.isenabled()
+    assert seen == [False] and gc.isenabled()
     gc.disable()
     try:
         vec.step([{"action_type": "wait"}] * 4)
