@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.tasks import SCENARIOS
-from workflow_orchestrator.server.core.outcomes import attempt_roll
+from workflow_orchestrator.server.core.outcomes import attempt_roll, roll, roll_words
 from workflow_orchestrator.server.core.policies import make_policy
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 
@@ -108,3 +109,16 @@ def test_rolls_are_uniform_enough_and_order_free() -> None:
     assert 0.78 < sum(r < 0.8 for r in rolls) / len(rolls) < 0.82
     assert attempt_roll("hard", 7, "a", "b", 2) == attempt_roll("hard", 7, "a", "b", 2)
     assert attempt_roll("hard", 7, "a", "b", 2) != attempt_roll("hard", 7, "a", "b", 3)
+
+
+def test_rolls_in_words_are_the_rolls() -> None:
+    # The compiled build's roll (roll_words: 32-bit words, no integer beyond 49 bits) gives
+    # exactly roll's numbers: random keys and attempts, and the keys' extreme words.
+    rng = random.Random(8)
+    extremes = [0, 1, (1 << 32) - 1, 1 << 32, 1 << 63, (1 << 64) - 2, (1 << 64) - 1]
+    for number in range(40_000):
+        seed_key = extremes[number % 7] if number % 5 == 0 else rng.getrandbits(64)
+        pair = extremes[number % 6] if number % 3 == 0 else rng.getrandbits(64)
+        attempt = (0, 1, 2, 7, (1 << 32) - 3, rng.randrange((1 << 32) - 1))[number % 6]
+        words = roll_words(seed_key >> 32, seed_key & 0xFFFFFFFF, pair >> 32, pair & 0xFFFFFFFF, attempt)
+        assert words == roll(seed_key, pair, attempt), (seed_key, pair, attempt)

@@ -5,7 +5,8 @@ repository (a few minutes with a C compiler; a later run with the same sources
 reuses it). Every task of the registry is then played, with legal and invalid
 actions and in each reward mode, and the vector env is stepped in each
 observation form, in a process of each build; the digests of every
-observation, reward, grade, state and event log must be equal.
+observation, reward, grade, state and event log must be equal, and so must
+the outcome rolls that the compiled build computes in 32-bit words.
 """
 
 from __future__ import annotations
@@ -90,3 +91,7 @@ def test_compiled_build_plays_every_task_as_the_pure_build(native_build: Path) -
     differing = sorted(key for key in pure["vectors"] if compiled["vectors"].get(key) != pure["vectors"][key])
     assert differing == [], f"vector env batches that differ between the builds: {differing[:10]}"
     assert compiled["vectors"].keys() == pure["vectors"].keys()
+    # The compiled build rolls outcomes in words (roll_words, equal to roll: test_core_determinism),
+    # and its compiled roll_words gives the pure one's numbers.
+    assert compiled["rolls_in_words"] is True and pure["rolls_in_words"] is False
+    assert compiled["rolls"] == pure["rolls"]

@@ -4,7 +4,9 @@
 ``python -m tests.support.native_replay SEEDS`` prints one JSON object: whether the
 process runs the compiled build, and per play (task, seed, reward mode) a digest of
 every observation, reward and error of its steps, its grade, its state and its
-event log; then the same for batches of the vector env in each observation form.
+event log; then the same for batches of the vector env in each observation form;
+then a digest of outcome rolls computed in words (``outcomes.roll_words``, which the
+compiled build's outcomes use), and whether this build's outcomes use it.
 The plays mix legal actions (a seeded choice among ``legal_actions``) with
 invalid ones (every seventh step), so that the error paths are compared too.
 """
@@ -19,6 +21,7 @@ from typing import Any
 
 from workflow_orchestrator import WorkflowEnv
 from workflow_orchestrator.native import compiled
+from workflow_orchestrator.server.core import outcomes
 from workflow_orchestrator.server.core.policies import make_policy
 from workflow_orchestrator.vector import WorkflowVectorEnv
 
@@ -86,6 +89,19 @@ def batches(task_id: str, seed: int) -> dict[str, str]:
     return out
 
 
+def rolls(count: int) -> str:
+    """A digest of ``count`` rolls in words, of seeded random keys and attempts."""
+    rng = random.Random(19)
+    values = []
+    for _ in range(count):
+        seed_key, pair = rng.getrandbits(64), rng.getrandbits(64)
+        attempt = rng.choice((0, 1, 2, 3, rng.randrange(1 << 31)))
+        values.append(
+            outcomes.roll_words(seed_key >> 32, seed_key & 0xFFFFFFFF, pair >> 32, pair & 0xFFFFFFFF, attempt)
+        )
+    return _digest([value.hex() for value in values])
+
+
 def main(seeds: int) -> None:
     env = WorkflowEnv()
     plays: dict[str, str] = {}
@@ -95,7 +111,17 @@ def main(seeds: int) -> None:
             mode = REWARD_MODES[(number + seed) % len(REWARD_MODES)]
             plays[f"{task_id} {seed} {mode}"] = play(env, task_id, seed, mode)
         vectors.update(batches(task_id, 100 + number))
-    print(json.dumps({"compiled": compiled(), "plays": plays, "vectors": vectors}))
+    print(
+        json.dumps(
+            {
+                "compiled": compiled(),
+                "plays": plays,
+                "vectors": vectors,
+                "rolls": rolls(20_000),
+                "rolls_in_words": outcomes._NATIVE,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
