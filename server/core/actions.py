@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 # The two enums live in a module of their own, made from the vocabulary when it
 # is imported (so that the core's compiled build, which compiles this module,
@@ -20,12 +20,12 @@ from .enums import ErrorCode as ErrorCode
 
 # The members by plain names: in the step loop a module global is several times
 # cheaper than an attribute of an Enum class (which goes through its metaclass).
-DELEGATE = ActionType.DELEGATE
-DISPATCH = ActionType.DISPATCH
-RETRY = ActionType.RETRY
-WAIT = ActionType.WAIT
-SYNTHESIZE = ActionType.SYNTHESIZE
-ABORT = ActionType.ABORT
+DELEGATE: Final = ActionType.DELEGATE
+DISPATCH: Final = ActionType.DISPATCH
+RETRY: Final = ActionType.RETRY
+WAIT: Final = ActionType.WAIT
+SYNTHESIZE: Final = ActionType.SYNTHESIZE
+ABORT: Final = ActionType.ABORT
 
 
 class ActionError(Exception):
@@ -174,12 +174,12 @@ def _parse_assignments(data: Mapping[str, Any]) -> tuple[Assignment, ...]:
     return tuple(assignments)
 
 
-_ACTION_TYPES: dict[str, ActionType] = {t.value: t for t in ActionType}
+_ACTION_TYPES: Final[dict[str, ActionType]] = {t.value: t for t in ActionType}
 
 # Parsed actions are shared: the same action parsed again is the object made
 # before, which is cheaper to find than a new one is to make. They are never
 # changed (an Assignment cannot be).
-_SIMPLE = {ActionType.WAIT: Action(ActionType.WAIT), ActionType.SYNTHESIZE: Action(ActionType.SYNTHESIZE)}
+_SIMPLE: Final = {ActionType.WAIT: Action(ActionType.WAIT), ActionType.SYNTHESIZE: Action(ActionType.SYNTHESIZE)}
 
 
 @lru_cache(maxsize=2048)
@@ -193,4 +193,4 @@ def _dispatch_action(assignments: tuple[Assignment, ...]) -> Action:
     return Action(DISPATCH, assignments=assignments)
 
 
-_assignment = lru_cache(maxsize=2048)(Assignment)
+_assignment: Final = lru_cache(maxsize=2048)(Assignment)

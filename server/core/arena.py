@@ -33,7 +33,7 @@ import bisect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -49,19 +49,23 @@ from .states import COMPLETED, FAILED, IDLE, PENDING, READY, RUNNING, SUBTASK_ST
 if TYPE_CHECKING:
     from .episode import Episode
 
-ARENA_FAMILY = "arena"
+ARENA_FAMILY: Final = "arena"
 
-BENCHMARK_WEIGHTS: Mapping[ArenaGradeDimensionName, float] = {"completion": 0.40, "on_time": 0.35, "makespan": 0.25}
+BENCHMARK_WEIGHTS: Final[Mapping[ArenaGradeDimensionName, float]] = {
+    "completion": 0.40,
+    "on_time": 0.35,
+    "makespan": 0.25,
+}
 # A task with a budget (``arena/expert``) adds a cost part, ``K = T x min(1, budget / spent)``: on-time work
 # within the budget.
-BUDGETED_WEIGHTS: Mapping[str, float] = {"completion": 0.05, "on_time": 0.55, "makespan": 0.20, "cost": 0.20}
-_PLAIN_WEIGHTS: Mapping[str, float] = {str(name): weight for name, weight in BENCHMARK_WEIGHTS.items()}
+BUDGETED_WEIGHTS: Final[Mapping[str, float]] = {"completion": 0.05, "on_time": 0.55, "makespan": 0.20, "cost": 0.20}
+_PLAIN_WEIGHTS: Final[Mapping[str, float]] = {str(name): weight for name, weight in BENCHMARK_WEIGHTS.items()}
 
 # Per-step reward weights. A completion earns ``completion * p_i / p_max``
 # plus ``criticality * c_i``; a deadline met earns ``deadline_met * p_i /
 # p_max`` and one missed costs ``deadline_missed * p_i / p_max``. The two
 # terminal channels are paid once, when the episode ends.
-ARENA_REWARD_TABLE: Mapping[str, float] = {
+ARENA_REWARD_TABLE: Final[Mapping[str, float]] = {
     "completion": 0.10,
     "utilization": 0.05,
     "deadline_met": 0.05,
@@ -73,7 +77,7 @@ ARENA_REWARD_TABLE: Mapping[str, float] = {
     "penalty.default": -0.10,
 }
 
-ARENA_CHANNELS: tuple[str, ...] = (
+ARENA_CHANNELS: Final[tuple[str, ...]] = (
     "completion_reward",
     "utilization_reward",
     "deadline_reward",
@@ -85,7 +89,7 @@ ARENA_CHANNELS: tuple[str, ...] = (
 )
 
 # How many failure events the observation repeats (the newest ones).
-RECENT_FAILURES = 5
+RECENT_FAILURES: Final = 5
 
 
 @dataclass(slots=True)
@@ -430,7 +434,7 @@ def add_arena_views(episode: Episode, observation: dict[str, Any]) -> None:
     observation["legal_actions"] = legal
 
 
-_WAIT: dict[str, Any] = {"action_type": "wait"}
+_WAIT: Final[dict[str, Any]] = {"action_type": "wait"}
 
 
 def record_counts(episode: Episode) -> tuple[list[int], list[int]]:
@@ -760,4 +764,4 @@ class ArenaFamily(WorkflowFamily):
         return success_metrics(episode)
 
 
-ARENA = ArenaFamily()
+ARENA: Final = ArenaFamily()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Final
 
 # Dimension -> a sentence on what a value of 1 takes, and how points are lost.
-SCENARIO_DIMENSIONS: Mapping[str, str] = MappingProxyType(
+SCENARIO_DIMENSIONS: Final[Mapping[str, str]] = MappingProxyType(
     {
         "completion": "Completed subtasks as a fraction of all subtasks.",
         "recovery": "Subtasks that failed and were later completed, as a fraction of the subtasks that failed "
@@ -40,7 +41,7 @@ SCENARIO_DIMENSIONS: Mapping[str, str] = MappingProxyType(
 )
 
 # The parts of the arena's benchmark score (see arena.py for the symbols; cost only with a budget).
-ARENA_DIMENSIONS: Mapping[str, str] = MappingProxyType(
+ARENA_DIMENSIONS: Final[Mapping[str, str]] = MappingProxyType(
     {
         "completion": "Priority-weighted completion: the priorities of the completed subtasks / all priorities.",
         "on_time": "Priority-weighted on-time completion: the priorities of the subtasks completed by their "
@@ -53,7 +54,7 @@ ARENA_DIMENSIONS: Mapping[str, str] = MappingProxyType(
 )
 
 # The canvas family's grade (canvas/grade.py): score = validity gate x the weighted sum of these.
-CANVAS_DIMENSIONS: Mapping[str, str] = MappingProxyType(
+CANVAS_DIMENSIONS: Final[Mapping[str, str]] = MappingProxyType(
     {
         "correctness": "The expected correctness of the finished canvas under the executor's hidden parameters, "
         "when the answer is its execution's; else whether the answer given is the right one.",
@@ -64,13 +65,13 @@ CANVAS_DIMENSIONS: Mapping[str, str] = MappingProxyType(
 )
 
 # Said of the canvas grade's gate, which multiplies the whole score.
-CANVAS_GATE_NOTE = (
+CANVAS_GATE_NOTE: Final = (
     "The validity gate is 1 when the episode finished with a well-formed canvas (a solver and a checker, and Test "
     "for code with tests) that was executed as it stands, else 0, and multiplies the whole score."
 )
 
 # Said of the "doing no harm" dimensions, which grading scales by the activity gate.
-GATE_NOTE = (
+GATE_NOTE: Final = (
     "Scaled by the activity gate, min(1, completed fraction / the task's activity gate), so that doing nothing "
     "earns nothing."
 )

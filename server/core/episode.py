@@ -22,7 +22,7 @@ import heapq
 from bisect import insort
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 from .actions import (
     DELEGATE,
@@ -46,27 +46,27 @@ from .rewards import RewardModel, StepFacts
 from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
 
 # What an accepted action returns as its errors (shared: never changed).
-_NO_ERRORS: list[tuple[ErrorCode, str]] = []
+_NO_ERRORS: Final[list[tuple[ErrorCode, str]]] = []
 
 # Beyond any time or step count.
-_NEVER = 1 << 62
+_NEVER: Final = 1 << 62
 
 # Bounds on what one episode keeps, so that no sequence of actions can make its
 # log (and every answer that carries it) grow without limit: the errors logged
 # per step, the characters of an action's label in the log (as the trace keeps
 # a raw action), and the rows of the log (reaching it truncates the episode; no
 # task of the registry comes near it).
-MAX_LOGGED_ERRORS_PER_STEP = 8
-MAX_LABEL_CHARS = 200
-MAX_EVENTS_PER_EPISODE = 50_000
+MAX_LOGGED_ERRORS_PER_STEP: Final = 8
+MAX_LABEL_CHARS: Final = 200
+MAX_EVENTS_PER_EPISODE: Final = 50_000
 
 # The agents already taken in a batch of one.
-_NONE_TAKEN: frozenset[int] = frozenset()
+_NONE_TAKEN: Final[frozenset[int]] = frozenset()
 
 # Heap priorities at equal times: work that finished at the end of a tick is
 # resolved before what happens at the start of the next one.
-_COMPLETION = 0
-_SCHEDULED = 1
+_COMPLETION: Final = 0
+_SCHEDULED: Final = 1
 
 
 class Episode:

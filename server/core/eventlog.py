@@ -37,12 +37,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Final
 
 from ...vocabulary import EventKindName
 
 # Keyed by the event kinds of the vocabulary, in its order (a test checks both).
-FIELDS: dict[EventKindName, tuple[str, ...]] = {
+FIELDS: Final[dict[EventKindName, tuple[str, ...]]] = {
     "delegated": ("subtask", "agent", "attempt", "retry", "duration"),
     "completed": ("subtask", "agent", "cost"),
     "failed": ("subtask", "agent", "failure", "cause", "cost"),
@@ -59,7 +59,7 @@ FIELDS: dict[EventKindName, tuple[str, ...]] = {
 }
 
 # Every key of a record of each kind, in the order of its row.
-_KEYS: dict[str, tuple[str, ...]] = {kind: ("kind", "t", "step", *fields) for kind, fields in FIELDS.items()}
+_KEYS: Final[dict[str, tuple[str, ...]]] = {kind: ("kind", "t", "step", *fields) for kind, fields in FIELDS.items()}
 
 
 def as_record(row: tuple[Any, ...]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ only an observation, :func:`family_of_observation`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from .arena import ARENA
 from .canvas import CANVAS
@@ -23,7 +23,7 @@ from .rewards import check_reward_mode, grade_reward_model
 from .scenario import GENERATED, SCENARIO
 
 # One line per family: the name a task spec gives -> the family's rules.
-FAMILIES: dict[str, Family] = {
+FAMILIES: Final[dict[str, Family]] = {
     "scenario": SCENARIO,
     "generated": GENERATED,
     "arena": ARENA,

@@ -67,7 +67,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ...vocabulary import GradeDimensionName
 from .dag import able_agents
@@ -78,16 +78,16 @@ from .outcomes import decide_attempt
 if TYPE_CHECKING:
     from .episode import Episode
 
-GATED_DIMENSIONS: frozenset[GradeDimensionName] = frozenset(
+GATED_DIMENSIONS: Final[frozenset[GradeDimensionName]] = frozenset(
     {"recovery", "recovery_speed", "error_classification", "cost_efficiency", "budget", "valid_actions"}
 )
 
 # An episode that never delivers (a task that ends with ``synthesize``, never
 # synthesized) keeps this share of its completion, and its activity gate is at most this.
-UNDELIVERED_SHARE = 0.5
+UNDELIVERED_SHARE: Final = 0.5
 
 # How many attempts the hindsight cost bound looks ahead for one agent.
-_HINDSIGHT_ATTEMPTS = 16
+_HINDSIGHT_ATTEMPTS: Final = 16
 
 
 class LogFacts:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .formulas import budget_pressure, deadline_open
 from .states import AGENT_STATUS, COMPLETED, FAILED, IDLE, READY, RUNNING, SUBTASK_STATUS
@@ -381,8 +381,8 @@ def _scan(episode: Episode, tables: ObservationTables) -> tuple[list[dict[str, A
     return actions, longest, ready_ids
 
 
-_WAIT: dict[str, Any] = {"action_type": "wait"}
-_SYNTHESIZE: dict[str, Any] = {"action_type": "synthesize"}
+_WAIT: Final[dict[str, Any]] = {"action_type": "wait"}
+_SYNTHESIZE: Final[dict[str, Any]] = {"action_type": "synthesize"}
 
 
 def build_hint(episode: Episode, ready: list[str], named_agents: bool = True) -> str:
@@ -502,7 +502,7 @@ def _hint_agent(episode: Episode, s: int, taken: set[int], fastest: bool) -> int
     return best
 
 
-_NO_AGENTS: frozenset[int] = frozenset()
+_NO_AGENTS: Final[frozenset[int]] = frozenset()
 
 
 def _conflict_banned(episode: Episode, s: int) -> set[int]:

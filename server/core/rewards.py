@@ -7,7 +7,7 @@ for invalid actions are chosen by the structured error code, never by text.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 #   parallelism  per new peak of subtasks running at once (two or more), as the grade counts it
 #   recovery     a failure costs it, and completing the failed subtask pays it back per failure
 #   useful_wait  a wait during which running work completes, or a wait monitoring wants
-DEFAULT_REWARD_TABLE: Mapping[str, float] = {
+DEFAULT_REWARD_TABLE: Final[Mapping[str, float]] = {
     "delegation": 0.05,
     "completion": 0.08,
     "parallelism": 0.10,
@@ -43,7 +43,7 @@ DEFAULT_REWARD_TABLE: Mapping[str, float] = {
     "penalty.default": -0.05,
 }
 
-SCENARIO_CHANNELS: tuple[str, ...] = (
+SCENARIO_CHANNELS: Final[tuple[str, ...]] = (
     "delegation",
     "completion",
     "parallelism",
@@ -176,7 +176,7 @@ class ScenarioRewards:
 
 # ------------------------------------------------------------------ reward modes
 
-GRADE_CHANNELS: tuple[str, ...] = ("grade",)
+GRADE_CHANNELS: Final[tuple[str, ...]] = ("grade",)
 
 Grader = Callable[[Any], Mapping[str, Any]]
 

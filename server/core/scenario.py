@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -78,7 +78,7 @@ class ScenarioFamily(WorkflowFamily):
         return grade_scenario(episode)
 
 
-SCENARIO = ScenarioFamily()
+SCENARIO: Final = ScenarioFamily()
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,4 +173,4 @@ def action_label(action: Mapping[str, Any]) -> str:
     return f"{kind}()."
 
 
-GENERATED = GeneratedRules()
+GENERATED: Final = GeneratedRules()
