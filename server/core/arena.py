@@ -91,6 +91,10 @@ ARENA_CHANNELS: Final[tuple[str, ...]] = (
 # How many failure events the observation repeats (the newest ones).
 RECENT_FAILURES: Final = 5
 
+# Bound once: the compiled build looks a module's attribute up at every call.
+_bisect_left: Final = bisect.bisect_left
+_bisect_right: Final = bisect.bisect_right
+
 
 @dataclass(slots=True)
 class ArenaTables:
@@ -233,7 +237,7 @@ class ArenaTables:
         """Usable worker-time from time 0 to ``t`` (0 before time 0)."""
         if t <= 0:
             return 0
-        k = bisect.bisect_right(self.capacity_times, t) - 1
+        k = _bisect_right(self.capacity_times, t) - 1
         return self.capacity_before[k] + self.capacity_steps[k][1] * (t - self.capacity_times[k])
 
 
@@ -553,8 +557,8 @@ class ArenaRewards:
                 deadline += t["deadline_met"] * weight
         if facts.elapsed:
             # Deadlines that passed during this step, unmet: paid once, when time crosses them.
-            lo = bisect.bisect_left(tables.sorted_deadlines, start)
-            hi = bisect.bisect_left(tables.sorted_deadlines, now)
+            lo = _bisect_left(tables.sorted_deadlines, start)
+            hi = _bisect_left(tables.sorted_deadlines, now)
             for k in range(lo, hi):
                 s = tables.sorted_deadline_subtasks[k]
                 if not deadline_met(episode.completed_at[s], tables.sorted_deadlines[k]):

@@ -68,6 +68,12 @@ _NONE_TAKEN: Final[frozenset[int]] = frozenset()
 _COMPLETION: Final = 0
 _SCHEDULED: Final = 1
 
+# The functions of other modules that the step calls, bound once: the compiled build
+# looks a module's attribute (or a plain global) up in a dictionary at every call.
+_heappush: Final = heapq.heappush
+_heappop: Final = heapq.heappop
+_insort: Final = insort
+
 
 class Episode:
     """The whole state of one episode, its event log and its action trace."""
@@ -325,7 +331,7 @@ class Episode:
             s, token = heap[0][3]
             if token == self.attempts[s] and self.status[s] == RUNNING:
                 return
-            heapq.heappop(heap)
+            _heappop(heap)
 
     def idle_capable_agents(self, subtask: int) -> list[int]:
         """Idle agents that accept the subtask's type, in declaration order."""
@@ -644,7 +650,7 @@ class Episode:
         self.changed_subtasks.add(s)
         self.changed_agents.add(a)
         self._sequence += 1
-        heapq.heappush(self._heap, (now + duration, _COMPLETION, self._sequence, (s, attempts)))
+        _heappush(self._heap, (now + duration, _COMPLETION, self._sequence, (s, attempts)))
         facts.started += ((s, a, is_retry),)
         self._rows.append(
             ("delegated", now, self.step_count, self._ids[s], self._names[a], attempts, is_retry, duration)
@@ -682,7 +688,7 @@ class Episode:
         heap = self._heap
         count_busy = self._count_busy_time
         while heap and heap[0][0] <= target:
-            time, priority, _, payload = heapq.heappop(heap)
+            time, priority, _, payload = _heappop(heap)
             if count_busy:
                 facts.busy_time += self.active_count * (time - self.now)
             self.now = time
@@ -718,7 +724,7 @@ class Episode:
                 unmet[succ] -= 1
                 if unmet[succ] == 0 and status[succ] == PENDING:
                     status[succ] = READY
-                    insort(self.frontier, succ)
+                    _insort(self.frontier, succ)
                     self.changed_subtasks.add(succ)
             self._rows.append(("completed", now, self.step_count, self._ids[s], self._names[a], cost))
         else:
