@@ -35,7 +35,9 @@ server included. ``--compare-builds`` times both side by side: in process,
 each round of the compiled build right after the same round of the pure one;
 over the WebSocket, a fresh server of each build in turn, each round of one
 right after the same round of the other. ``--baseline REV`` does the same
-with a revision of this repository (pure) against this tree. The JSON says which build each figure is of.
+with a revision of this repository against this tree: both pure, or both
+compiled under ``--build native`` (the baseline's compiled build made by its
+own ``native.py``). The JSON says which build each figure is of.
 """
 
 from __future__ import annotations
@@ -286,20 +288,37 @@ def child_round(
 
 def compare(args: argparse.Namespace, tasks: list[str], sizes: list[int], forms: list[str]) -> None:
     """This tree against ``--baseline``, round by round in fresh processes: in process, then over the
-    WebSocket (a fresh server of each in turn)."""
+    WebSocket (a fresh server of each in turn). Under ``--build native`` both are compiled builds."""
     baseline = Baseline(args.baseline)
-    print(f"{machine()}; load average {load()}; baseline {args.baseline} ({baseline.rev}) against this tree")
+    build = "native" if native.compiled() else "python"
     figures: dict[str, Any] = {}
     try:
-        figures["in_process_steps_per_second"] = side_by_side(args, tasks, sizes, forms, baseline.temp, None)
+        path = baseline_build(baseline) if build == "native" else baseline.temp
+        print(
+            f"{machine()}; load average {load()}; baseline {args.baseline} ({baseline.rev}) against this tree; "
+            f"build {build}"
+        )
+        figures["in_process_steps_per_second"] = side_by_side(args, tasks, sizes, forms, path, None)
         if not args.no_websocket:
             figures["ws_batch_steps_per_second"] = websocket_side_by_side(
-                args, tasks, forms, (("baseline", str(baseline.temp)), ("this", None))
+                args, tasks, forms, (("baseline", str(path)), ("this", None))
             )
     finally:
         baseline.close()
     print(f"load average {load()}")
-    print(json.dumps({"baseline": baseline.rev, "machine": machine(), "load_average": load(), **figures}))
+    print(
+        json.dumps({"baseline": baseline.rev, "build": build, "machine": machine(), "load_average": load(), **figures})
+    )
+
+
+def baseline_build(baseline: Baseline) -> Path:
+    """The compiled build of the baseline's sources, made by that revision's own native.py (for PYTHONPATH)."""
+    print(f"making the compiled build of {baseline.rev} (a few minutes)", flush=True)
+    where = baseline.temp / "native"
+    env = dict(os.environ, PYTHONPATH=str(baseline.temp))
+    command = [sys.executable, "-m", "workflow_orchestrator.native", "build", str(where)]
+    subprocess.run(command, cwd=baseline.tree, env=env, check=True, stdout=subprocess.DEVNULL)
+    return where
 
 
 def websocket_side_by_side(
