@@ -1,0 +1,146 @@
+"""Instructions per env-step of a batch step, counted by Valgrind: ``python -m bench instructions``.
+
+Wall and CPU time on a shared machine move with its neighbours (this bench's
+figures in ``bench vector`` varied by half within an hour); the instructions
+a step executes, and its simulated cache misses, do not. This bench runs the
+same in-process rounds as ``bench vector`` (``WorkflowVectorEnv`` in the
+``none`` form, every slot replaying the heuristic's recorded actions of seed
+``i % 8``) under ``valgrind --tool=cachegrind``, once with no stepping and
+once with two passes of every recorded round, and divides the difference by
+the env-steps: instructions (``Ir``), first-level data-cache misses and
+last-level misses per env-step, of the import, the reset and the vector env's
+own work included only in the stepping. Valgrind runs the program about fifty
+times slower, so a figure takes a minute or two.
+
+Trees: this one (``--build python``, the default, or ``native``, its compiled
+build made once into ``.cache/native``), and with ``--baseline REV`` a
+revision of this repository beside it, of the same build. Needs ``valgrind``
+(Debian's package). Prints figures, and one JSON object as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.vector import ROOT, SEEDS, Baseline, baseline_build, machine, native_build, recorded
+
+PASSES = 2
+
+# The measured program: the rounds of bench vector, stepped `passes` times after one reset each.
+PROGRAM = """
+import sys
+import orjson
+from workflow_orchestrator.vector import WorkflowVectorEnv
+task_id, size, passes, actions_file = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+actions = orjson.loads(open(actions_file, "rb").read())
+plays = [actions[i % len(actions)] for i in range(size)]
+rounds = min(len(play) for play in plays)
+batches = [[play[k] for play in plays] for k in range(rounds)]
+vec = WorkflowVectorEnv(task_id, size, autoreset=False, observation="none")
+seeds = [i % len(actions) for i in range(size)]
+for number in range(passes + 1):
+    vec.reset(seeds)
+    if number:
+        for batch in batches:
+            vec.step(batch)
+"""
+
+
+def counts(path: Path | None, task_id: str, size: int, passes: int, actions_file: str, scratch: Path) -> dict[str, int]:
+    """Cachegrind's totals for one run of PROGRAM with ``path`` (a tree for PYTHONPATH, None: this one),
+    by event (Ir, D1mr, DLmw, ...)."""
+    out = scratch / f"cachegrind.{os.getpid()}.{passes}"
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    env["PYTHONPATH"] = os.pathsep.join(([str(path)] if path is not None else inherited) + [str(ROOT)])
+    command = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", f"--cachegrind-out-file={out}"]
+    command += [sys.executable, "-c", PROGRAM, task_id, str(size), str(passes), actions_file]
+    subprocess.run(command, check=True, capture_output=True, env=env, cwd=scratch)
+    lines = out.read_text().splitlines()
+    out.unlink()
+    events = next(line.split()[1:] for line in lines if line.startswith("events:"))
+    summary = next(line.split()[1:] for line in lines if line.startswith("summary:"))
+    return dict(zip(events, map(int, summary), strict=True))
+
+
+def per_step(path: Path | None, task_id: str, size: int, scratch: Path) -> dict[str, float]:
+    actions = recorded(task_id)
+    actions_file = scratch / "actions.json"
+    actions_file.write_bytes(orjson.dumps(actions))
+    rounds = min(len(actions[i % SEEDS]) for i in range(size))
+    before = counts(path, task_id, size, 0, str(actions_file), scratch)
+    after = counts(path, task_id, size, PASSES, str(actions_file), scratch)
+    steps = PASSES * rounds * size
+    delta = {event: (after[event] - before[event]) / steps for event in before}
+    return {
+        "instructions": round(delta["Ir"]),
+        "l1_data_misses": round(delta["D1mr"] + delta["D1mw"], 1),
+        "last_level_misses": round(delta["DLmr"] + delta["DLmw"] + delta["ILmr"], 2),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench instructions", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", default="hard,arena/hard", help="task ids, comma-separated")
+    parser.add_argument("--sizes", default="256", help="episodes per batch, comma-separated")
+    parser.add_argument("--build", choices=("python", "native"), default="python", help="pure or compiled")
+    parser.add_argument("--baseline", metavar="REV", help="also count revision REV of this repository")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if shutil.which("valgrind") is None:
+        raise SystemExit("bench instructions needs valgrind (apt-get install valgrind)")
+    tasks = args.tasks.split(",")
+    sizes = [int(size) for size in args.sizes.split(",")]
+    trees: list[tuple[str, Path | None]] = []
+    baseline = Baseline(args.baseline) if args.baseline else None
+    try:
+        this = native_build() if args.build == "native" else None
+        if baseline is not None:
+            path = baseline_build(baseline) if args.build == "native" else baseline.temp
+            trees.append((f"baseline {baseline.rev}", path))
+        trees.append(("this", this))
+        print(f"{machine()}; {_version()}; build {args.build}; per env-step of batches in the none form")
+        figures: dict[str, Any] = {}
+        with tempfile.TemporaryDirectory() as scratch:
+            for task_id in tasks:
+                for size in sizes:
+                    row = figures.setdefault(task_id, {}).setdefault(str(size), {})
+                    for name, path in trees:
+                        row[name] = per_step(path, task_id, size, Path(scratch))
+                        print(f"{task_id} N={size} {name}: {row[name]}", flush=True)
+    finally:
+        if baseline is not None:
+            baseline.close()
+    print(
+        json.dumps(
+            {
+                "build": args.build,
+                "baseline": baseline.rev if baseline else None,
+                "valgrind": _version(),
+                "per_env_step": figures,
+            }
+        )
+    )
+
+
+def _version() -> str:
+    found = subprocess.run(["valgrind", "--version"], capture_output=True, text=True, check=False).stdout
+    return re.sub(r"\s+", " ", found).strip()
+
+
+if __name__ == "__main__":
+    main()
