@@ -7,9 +7,11 @@ same in-process rounds as ``bench vector`` (``WorkflowVectorEnv`` in the
 ``none`` form, every slot replaying the heuristic's recorded actions of seed
 ``i % 8``) under ``valgrind --tool=cachegrind``, once with no stepping and
 once with two passes of every recorded round, and divides the difference by
-the env-steps: instructions (``Ir``), first-level data-cache misses and
-last-level misses per env-step, of the import, the reset and the vector env's
-own work included only in the stepping. Valgrind runs the program about fifty
+the env-steps: instructions (``Ir``), first-level data-cache misses and the
+misses of a second-level cache per env-step (the import and the resets cancel
+out; the vector env's own work is counted). Cachegrind simulates two levels;
+its last one is set to ``--l2`` bytes (512 KiB, 8-way: a core's second-level
+cache on this machine), so that a batch too large for it shows as misses. Valgrind runs the program about fifty
 times slower, so a figure takes a minute or two.
 
 Trees: this one (``--build python``, the default, or ``native``, its compiled
@@ -57,14 +59,16 @@ for number in range(passes + 1):
 """
 
 
-def counts(path: Path | None, task_id: str, size: int, passes: int, actions_file: str, scratch: Path) -> dict[str, int]:
+def counts(
+    path: Path | None, task_id: str, size: int, passes: int, actions_file: str, scratch: Path, l2: int
+) -> dict[str, int]:
     """Cachegrind's totals for one run of PROGRAM with ``path`` (a tree for PYTHONPATH, None: this one),
     by event (Ir, D1mr, DLmw, ...)."""
     out = scratch / f"cachegrind.{os.getpid()}.{passes}"
     env = dict(os.environ, PYTHONHASHSEED="0")
     inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
     env["PYTHONPATH"] = os.pathsep.join(([str(path)] if path is not None else inherited) + [str(ROOT)])
-    command = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", f"--cachegrind-out-file={out}"]
+    command = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", f"--LL={l2},8,64", f"--cachegrind-out-file={out}"]
     command += [sys.executable, "-c", PROGRAM, task_id, str(size), str(passes), actions_file]
     subprocess.run(command, check=True, capture_output=True, env=env, cwd=scratch)
     lines = out.read_text().splitlines()
@@ -74,19 +78,19 @@ def counts(path: Path | None, task_id: str, size: int, passes: int, actions_file
     return dict(zip(events, map(int, summary), strict=True))
 
 
-def per_step(path: Path | None, task_id: str, size: int, scratch: Path) -> dict[str, float]:
+def per_step(path: Path | None, task_id: str, size: int, scratch: Path, l2: int) -> dict[str, float]:
     actions = recorded(task_id)
     actions_file = scratch / "actions.json"
     actions_file.write_bytes(orjson.dumps(actions))
     rounds = min(len(actions[i % SEEDS]) for i in range(size))
-    before = counts(path, task_id, size, 0, str(actions_file), scratch)
-    after = counts(path, task_id, size, PASSES, str(actions_file), scratch)
+    before = counts(path, task_id, size, 0, str(actions_file), scratch, l2)
+    after = counts(path, task_id, size, PASSES, str(actions_file), scratch, l2)
     steps = PASSES * rounds * size
     delta = {event: (after[event] - before[event]) / steps for event in before}
     return {
         "instructions": round(delta["Ir"]),
         "l1_data_misses": round(delta["D1mr"] + delta["D1mw"], 1),
-        "last_level_misses": round(delta["DLmr"] + delta["DLmw"] + delta["ILmr"], 2),
+        "l2_misses": round(delta["DLmr"] + delta["DLmw"] + delta["ILmr"], 1),
     }
 
 
@@ -96,6 +100,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="256", help="episodes per batch, comma-separated")
     parser.add_argument("--build", choices=("python", "native"), default="python", help="pure or compiled")
     parser.add_argument("--baseline", metavar="REV", help="also count revision REV of this repository")
+    parser.add_argument(
+        "--l2", type=int, default=512 * 1024, help="bytes of the simulated second-level (last) cache, 8-way"
+    )
     return parser.parse_args(argv)
 
 
@@ -113,14 +120,17 @@ def main(argv: list[str] | None = None) -> None:
             path = baseline_build(baseline) if args.build == "native" else baseline.temp
             trees.append((f"baseline {baseline.rev}", path))
         trees.append(("this", this))
-        print(f"{machine()}; {_version()}; build {args.build}; per env-step of batches in the none form")
+        print(
+            f"{machine()}; {_version()}; build {args.build}; per env-step of batches in the none form; "
+            f"second-level cache {args.l2 // 1024} KiB"
+        )
         figures: dict[str, Any] = {}
         with tempfile.TemporaryDirectory() as scratch:
             for task_id in tasks:
                 for size in sizes:
                     row = figures.setdefault(task_id, {}).setdefault(str(size), {})
                     for name, path in trees:
-                        row[name] = per_step(path, task_id, size, Path(scratch))
+                        row[name] = per_step(path, task_id, size, Path(scratch), args.l2)
                         print(f"{task_id} N={size} {name}: {row[name]}", flush=True)
     finally:
         if baseline is not None:
@@ -131,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
                 "build": args.build,
                 "baseline": baseline.rev if baseline else None,
                 "valgrind": _version(),
+                "l2_bytes": args.l2,
                 "per_env_step": figures,
             }
         )
