@@ -392,8 +392,7 @@ class WorkflowVectorEnv:
         if self._encoding is None and self._workflow_only:
             return self._run_workflow(actions, start, stop, out, errors)
         envs = self.envs
-        rewards, terminated, truncated, grades = out.rewards, out.terminated, out.truncated, out.grades
-        autoreset = self.autoreset
+        rewards = out.rewards
         encoding = self._encoding
         clock = time.perf_counter
         count = len(envs)
@@ -408,13 +407,8 @@ class WorkflowVectorEnv:
                 failed = episode.errors
             if failed:
                 errors[i] = [error["code"] for error in failed]
-            ended = episode.terminated or episode.truncated
-            if ended:
-                terminated[i] = episode.terminated
-                truncated[i] = episode.truncated
-                grades[i] = grade_episode(episode)
-            if ended and autoreset:
-                following = self._next_episode(i)
+            following = self._ended(i, episode, out) if episode.terminated or episode.truncated else None
+            if following is not None:
                 if encoding is not None:
                     encoding.start(i, following.observation)
             elif encoding is not None:
@@ -445,14 +439,20 @@ class WorkflowVectorEnv:
             last = i - 1
             episode = episodes[last]
             if episode.terminated or episode.truncated:
-                out.terminated[last] = episode.terminated
-                out.truncated[last] = episode.truncated
-                out.grades[last] = grade_episode(episode)
-                if self.autoreset:
-                    episodes[last] = self._next_episode(last).episode
+                following = self._ended(last, episode, out)
+                if following is not None:
+                    episodes[last] = following.episode
             if stop is not None and time.perf_counter() >= stop:
                 break
         return i
+
+    def _ended(self, i: int, episode: Any, out: VectorStep) -> WorkflowEnv | None:
+        """Slot ``i``'s episode ended at this step (the lean forms): its flags and grade go to ``out``;
+        with autoreset the slot's next episode starts, and is returned (else None)."""
+        out.terminated[i] = episode.terminated
+        out.truncated[i] = episode.truncated
+        out.grades[i] = grade_episode(episode)
+        return self._next_episode(i) if self.autoreset else None
 
     def observation(self, i: int) -> dict[str, Any]:
         """Slot ``i``'s current observation (built now if the step did not build it)."""
