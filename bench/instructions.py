@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from bench.vector import ROOT, SEEDS, Baseline, baseline_build, machine, native_build, recorded
+from bench.vector import SEEDS, Baseline, baseline_build, child_environment, machine, native_build, recorded
 
 PASSES = 2
 
@@ -65,9 +65,7 @@ def counts(
     """Cachegrind's totals for one run of PROGRAM with ``path`` (a tree for PYTHONPATH, None: this one),
     by event (Ir, D1mr, DLmw, ...)."""
     out = scratch / f"cachegrind.{os.getpid()}.{passes}"
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
-    env["PYTHONPATH"] = os.pathsep.join(([str(path)] if path is not None else inherited) + [str(ROOT)])
+    env = dict(child_environment(path), PYTHONHASHSEED="0")
     command = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", f"--LL={l2},8,64", f"--cachegrind-out-file={out}"]
     command += [sys.executable, "-c", PROGRAM, task_id, str(size), str(passes), actions_file]
     subprocess.run(command, check=True, capture_output=True, env=env, cwd=scratch)
@@ -79,12 +77,12 @@ def counts(
 
 
 def per_step(path: Path | None, task_id: str, size: int, scratch: Path, l2: int) -> dict[str, float]:
-    actions = recorded(task_id)
-    actions_file = scratch / "actions.json"
-    actions_file.write_bytes(orjson.dumps(actions))
-    rounds = min(len(actions[i % SEEDS]) for i in range(size))
-    before = counts(path, task_id, size, 0, str(actions_file), scratch, l2)
-    after = counts(path, task_id, size, PASSES, str(actions_file), scratch, l2)
+    """The counts per env-step of ``task_id`` at ``size`` for the tree at ``path``; the task's recorded
+    actions are in ``scratch/actions.json``."""
+    actions_file = str(scratch / "actions.json")
+    rounds = min(len(recorded(task_id)[i % SEEDS]) for i in range(size))
+    before = counts(path, task_id, size, 0, actions_file, scratch, l2)
+    after = counts(path, task_id, size, PASSES, actions_file, scratch, l2)
     steps = PASSES * rounds * size
     delta = {event: (after[event] - before[event]) / steps for event in before}
     return {
@@ -120,13 +118,15 @@ def main(argv: list[str] | None = None) -> None:
             path = baseline_build(baseline) if args.build == "native" else baseline.temp
             trees.append((f"baseline {baseline.rev}", path))
         trees.append(("this", this))
+        version = _version()
         print(
-            f"{machine()}; {_version()}; build {args.build}; per env-step of batches in the none form; "
+            f"{machine()}; {version}; build {args.build}; per env-step of batches in the none form; "
             f"second-level cache {args.l2 // 1024} KiB"
         )
         figures: dict[str, Any] = {}
         with tempfile.TemporaryDirectory() as scratch:
             for task_id in tasks:
+                (Path(scratch) / "actions.json").write_bytes(orjson.dumps(recorded(task_id)))
                 for size in sizes:
                     row = figures.setdefault(task_id, {}).setdefault(str(size), {})
                     for name, path in trees:
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "build": args.build,
                 "baseline": baseline.rev if baseline else None,
-                "valgrind": _version(),
+                "valgrind": version,
                 "l2_bytes": args.l2,
                 "per_env_step": figures,
             }

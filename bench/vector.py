@@ -271,15 +271,21 @@ class Baseline:
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
+def child_environment(path: Path | None) -> dict[str, str]:
+    """The environment of a child process that imports the tree at ``path`` (a baseline's), or this
+    tree as this process imports it (None: the compiled build under --build native), and the bench."""
+    env = dict(os.environ)
+    inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    env["PYTHONPATH"] = os.pathsep.join(([str(path)] if path is not None else inherited) + [str(ROOT)])
+    return env
+
+
 def child_round(
     path: Path | None, task_id: str, size: int, form: str, seconds: float, actions_file: str
 ) -> tuple[float, float]:
     """One round in a fresh process, of this tree (``path`` None) or of a baseline: env-steps per
     second and milliseconds per batch reset."""
-    env = dict(os.environ)
-    # This tree's round imports what this process imports (the compiled build under --build native).
-    inherited = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
-    env["PYTHONPATH"] = os.pathsep.join(([str(path)] if path is not None else inherited) + [str(ROOT)])
+    env = child_environment(path)
     command = [sys.executable, "-m", "bench", "vector", "--worker", task_id, str(size), form, str(seconds)]
     out = subprocess.run([*command, actions_file], check=True, capture_output=True, text=True, env=env, cwd=ROOT)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
