@@ -48,6 +48,22 @@ async def request(ws: Any, message: dict[str, Any]) -> dict[str, Any]:
     return json.loads(await ws.recv())
 
 
+async def ask_for_a_slot(url: str) -> dict[str, Any]:
+    """Open a session and reset it: the observation, or the server's refusal.
+
+    A refused connection gets the capacity error and then a close, both sent
+    at once: the close may come before the reset is sent, so a closed
+    connection is read for the refusal it already holds.
+    """
+    async with websockets.connect(url) as ws:
+        try:
+            await ws.send(json.dumps({"type": "reset", "data": {"task_id": "easy"}}))
+        except websockets.ConnectionClosed:
+            pass
+        reply: dict[str, Any] = json.loads(await ws.recv())
+        return reply
+
+
 async def play_session(ws: Any, task_id: str, seed: int) -> list[str]:
     reply = await request(ws, {"type": "reset", "data": {"task_id": task_id, "seed": seed}})
     trajectory = []
@@ -105,10 +121,11 @@ def test_a_dropped_connection_frees_its_slot_at_once(live_server: RunningServer)
             dropped.transport.abort()  # no close frame: the client just vanishes
             deadline = time.monotonic() + 1.0
             while True:
-                async with websockets.connect(live_server.ws_url) as newcomer:
-                    reply = await request(newcomer, {"type": "reset", "data": {"task_id": "easy"}})
+                reply = await ask_for_a_slot(live_server.ws_url)
                 if reply["type"] == "observation" or time.monotonic() > deadline:
                     return reply
+                # Until the server has seen the drop, a newcomer is refused for capacity, and nothing else.
+                assert reply["type"] == "error" and reply["data"]["code"] == "CAPACITY_REACHED", reply
                 await asyncio.sleep(0.02)
         finally:
             for ws in connections:
