@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
 # The two enums live in a module of their own, made from the vocabulary when it
@@ -111,7 +110,9 @@ def parse_action(data: Any) -> Action:
         if not isinstance(data, Mapping):
             raise ActionError(ErrorCode.UNKNOWN_ACTION, "an action must be an object with action_type")
         data = dict(data)
-    raw_type = data.get("action_type")
+    # Typed as a dict, its reads are direct (the compiled build calls .get as a method on Any).
+    fields: dict[str, Any] = data
+    raw_type: Any = fields.get("action_type")
     action_type = _ACTION_TYPES.get(raw_type) if type(raw_type) is str else None
     if action_type is None:
         raise ActionError(
@@ -121,11 +122,11 @@ def parse_action(data: Any) -> Action:
     if action_type is WAIT or action_type is SYNTHESIZE:
         return _SIMPLE[action_type]
     if action_type is DISPATCH:
-        return _dispatch_action(_parse_assignments(data))
-    subtask_id = data.get("subtask_id")
+        return _dispatch_action(_parse_assignments(fields))
+    subtask_id = fields.get("subtask_id")
     if type(subtask_id) is not str or not subtask_id:
         subtask_id = _text_field(subtask_id, "subtask_id")
-    agent_name = data.get("agent_name")
+    agent_name = fields.get("agent_name")
     if type(agent_name) is not str or not agent_name:
         agent_name = _text_field(agent_name, "agent_name")
     if subtask_id is None:
@@ -145,7 +146,7 @@ def _text_field(value: Any, key: str) -> str | None:
     raise ActionError(ErrorCode.MISSING_FIELD, f"{key} must be a string, got {type(value).__name__}")
 
 
-def _parse_assignments(data: Mapping[str, Any]) -> tuple[Assignment, ...]:
+def _parse_assignments(data: dict[str, Any]) -> tuple[Assignment, ...]:
     assignments: list[Assignment] = []
     items = data.get("assignments") or ()
     task_ids = data.get("task_ids") or ()
@@ -157,13 +158,14 @@ def _parse_assignments(data: Mapping[str, Any]) -> tuple[Assignment, ...]:
                 assignments.append(item)
                 continue
             item = item if isinstance(item, Mapping) else {}
-        subtask_id = item.get("subtask_id")
+        fields: Mapping[str, Any] = item
+        subtask_id = fields.get("subtask_id")
         if type(subtask_id) is not str or not subtask_id:
             raise ActionError(
                 ErrorCode.MISSING_FIELD,
                 "each dispatch assignment needs a subtask_id (and optionally an agent_name)",
             )
-        agent_name = item.get("agent_name")
+        agent_name = fields.get("agent_name")
         if type(agent_name) is not str or not agent_name:
             agent_name = _text_field(agent_name, "agent_name")
         assignments.append(_assignment(subtask_id, agent_name))
@@ -181,16 +183,41 @@ _ACTION_TYPES: Final[dict[str, ActionType]] = {t.value: t for t in ActionType}
 # changed (an Assignment cannot be).
 _SIMPLE: Final = {ActionType.WAIT: Action(ActionType.WAIT), ActionType.SYNTHESIZE: Action(ActionType.SYNTHESIZE)}
 
+# The shared actions are found in plain dicts keyed by their fields (a dict read
+# costs a quarter of an lru_cache call), each emptied when it reaches its bound:
+# they hold what a few episodes name, so a bound is reached only by a client
+# naming ever new ids, and costs it nothing but a parse.
+MAX_SHARED_ACTIONS: Final = 2048
+_SINGLE: Final[dict[tuple[str, str, str | None], Action]] = {}
+_DISPATCHES: Final[dict[tuple[Assignment, ...], Action]] = {}
+_ASSIGNMENTS: Final[dict[tuple[str, str | None], Assignment]] = {}
 
-@lru_cache(maxsize=2048)
+
 def _single_action(action_type: str, subtask_id: str, agent_name: str | None) -> Action:
     """A ``delegate``, ``retry`` or ``abort`` (keyed by the type's text: an Enum's hash costs more)."""
-    return Action(_ACTION_TYPES[action_type], subtask_id, agent_name)
+    key = (action_type, subtask_id, agent_name)
+    action = _SINGLE.get(key)
+    if action is None:
+        if len(_SINGLE) >= MAX_SHARED_ACTIONS:
+            _SINGLE.clear()
+        action = _SINGLE[key] = Action(_ACTION_TYPES[action_type], subtask_id, agent_name)
+    return action
 
 
-@lru_cache(maxsize=2048)
 def _dispatch_action(assignments: tuple[Assignment, ...]) -> Action:
-    return Action(DISPATCH, assignments=assignments)
+    action = _DISPATCHES.get(assignments)
+    if action is None:
+        if len(_DISPATCHES) >= MAX_SHARED_ACTIONS:
+            _DISPATCHES.clear()
+        action = _DISPATCHES[assignments] = Action(DISPATCH, assignments=assignments)
+    return action
 
 
-_assignment: Final = lru_cache(maxsize=2048)(Assignment)
+def _assignment(subtask_id: str, agent_name: str | None) -> Assignment:
+    key = (subtask_id, agent_name)
+    assignment = _ASSIGNMENTS.get(key)
+    if assignment is None:
+        if len(_ASSIGNMENTS) >= MAX_SHARED_ACTIONS:
+            _ASSIGNMENTS.clear()
+        assignment = _ASSIGNMENTS[key] = Assignment(subtask_id, agent_name)
+    return assignment

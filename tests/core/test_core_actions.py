@@ -261,6 +261,20 @@ def test_parsed_actions_are_shared_values_that_read_like_fresh_ones() -> None:
     )
 
 
+def test_the_shared_actions_stay_bounded_when_every_action_names_new_ids() -> None:
+    from workflow_orchestrator.server.core import actions
+    from workflow_orchestrator.server.core.actions import MAX_SHARED_ACTIONS, Action, Assignment, parse_action
+
+    for index in range(3 * MAX_SHARED_ACTIONS + 5):
+        name = f"s{index}"
+        single = parse_action({"action_type": "retry", "subtask_id": name, "agent_name": "solo"})
+        batch = parse_action({"action_type": "dispatch", "task_ids": [name]})
+        assert single == Action.retry(name, "solo")
+        assert batch.assignments == (Assignment(name),)
+    for cache in (actions._SINGLE, actions._DISPATCHES, actions._ASSIGNMENTS):
+        assert 0 < len(cache) <= MAX_SHARED_ACTIONS
+
+
 def test_busy_time_is_counted_for_reward_models_that_read_it() -> None:
     from workflow_orchestrator.server.core.episode import Episode
     from workflow_orchestrator.server.core.families import compile_task
