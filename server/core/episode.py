@@ -41,8 +41,8 @@ from .eventlog import EventLog
 from .formulas import deadline_met
 from .model import EventKind, ScheduledEvent, TimeModel
 from .observation import Views
-from .outcomes import PERMANENT, AttemptOutcomes, episode_key
-from .rewards import RewardModel, StepFacts
+from .outcomes import PERMANENT, AttemptOutcomes, PairOutcomes, episode_key
+from .rewards import RewardModel, ScenarioRewards, StepFacts
 from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
 
 # What an accepted action returns as its errors (shared: never changed).
@@ -148,7 +148,7 @@ class Episode:
         "_event_cap",
         "rewards",
         "last_reward",
-        "last_breakdown",
+        "_breakdown",
         "last_errors",
         "facts",
         "_heap",
@@ -252,7 +252,8 @@ class Episode:
         self._event_cap = MAX_EVENTS_PER_EPISODE
         self.rewards: list[float] = []
         self.last_reward = 0.0
-        self.last_breakdown: dict[str, float] = {}
+        # The latest step's breakdown, or None until read (see last_breakdown).
+        self._breakdown: dict[str, float] | None = {}
         self.last_errors: list[dict[str, str]] = []
 
         # What the latest step did (before the first, what happened at time 0): one
@@ -288,6 +289,7 @@ class Episode:
         """Reward this episode's steps with ``model`` (a reward mode chosen at reset)."""
         self.reward_model = model
         self._count_busy_time = getattr(model, "reads_busy_time", True)
+        self._breakdown = {}  # as at reset
 
     # ------------------------------------------------------------------ queries
 
@@ -363,7 +365,7 @@ class Episode:
         facts.clear()
         if self.terminated or self.truncated:
             self.last_errors = [{"code": ErrorCode.EPISODE_OVER.value, "message": "the episode is over; call reset"}]
-            self.last_reward, self.last_breakdown = 0.0, {}
+            self.last_reward, self._breakdown = 0.0, {}
             return
         self.step_count += 1
         errors: list[tuple[ErrorCode, str]]
@@ -397,7 +399,8 @@ class Episode:
             self._record_invalid(parsed, action, errors, facts)
             codes: tuple[ErrorCode, ...] = tuple([code for code, _ in errors])
         else:
-            self.last_errors = []
+            if self.last_errors:  # an empty list is kept: readers copy it (see observation.py)
+                self.last_errors = []
             codes = ()
         start = self.now
         self._trace.append((self.step_count, start, parsed if parsed is not None else _raw_action(action), codes))
@@ -429,10 +432,28 @@ class Episode:
             or (not self.tick_model and self.completed_count == len(self.subtasks))
         ):
             self._end(facts)
-        breakdown = self.reward_model.step_reward(self, facts)
-        reward = sum(breakdown.values())
+        model = self.reward_model
+        if type(model) is ScenarioRewards:
+            # The scenario table's sum, without its breakdown: that is made when read, from
+            # these facts (see last_breakdown). A dict made and freed at every step cost
+            # more than the rest of the reward. The compiled build calls it directly.
+            reward = model.total(self, facts)
+            self._breakdown = None
+        else:
+            breakdown = model.step_reward(self, facts)
+            reward = sum(breakdown.values())
+            self._breakdown = breakdown
         self.rewards.append(reward)
-        self.last_reward, self.last_breakdown = reward, breakdown
+        self.last_reward = reward
+
+    @property
+    def last_breakdown(self) -> dict[str, float]:
+        """The latest step's reward by channel (empty before the first step)."""
+        breakdown = self._breakdown
+        if breakdown is None:
+            # The step's facts are kept until the next step, which sets this anew.
+            breakdown = self._breakdown = self.reward_model.step_reward(self, self.facts)
+        return breakdown
 
     # ------------------------------------------------------------ apply actions
 
@@ -630,9 +651,12 @@ class Episode:
             facts.first_starts += 1
         elif pair in self.known_permanent:
             facts.repeated_permanent += 1
-        self.pending_failure[s] = self.outcomes[pair].decide(
-            self.seed_key, attempt, self.failure_count[s], self.retry_cap
-        )
+        outcomes = self.outcomes[pair]
+        if isinstance(outcomes, PairOutcomes):  # the compiled build then calls it directly
+            failure = outcomes.decide(self.seed_key, attempt, self.failure_count[s], self.retry_cap)
+        else:
+            failure = outcomes.decide(self.seed_key, attempt, self.failure_count[s], self.retry_cap)
+        self.pending_failure[s] = failure
         duration = self.agent_speed[a] * self._work[s]
         if duration < 1:
             duration = 1

@@ -170,7 +170,7 @@ def workflow_observation(episode: Episode, named_agents: bool = True) -> dict[st
     observation["hint"] = build_hint(episode, ready_ids, named_agents)
     observation["reward"] = episode.last_reward
     observation["reward_breakdown"] = episode.last_breakdown
-    observation["errors"] = episode.last_errors
+    observation["errors"] = list(episode.last_errors)  # the episode keeps an empty one from step to step
     observation["critical_path_length"] = critical_path
     if episode.waits_in_patience:
         observation["patience_waits"] = episode.waits_in_patience

@@ -56,6 +56,10 @@ SCENARIO_CHANNELS: Final[tuple[str, ...]] = (
 )
 
 
+# A step's reward in each scenario channel, in the order of SCENARIO_CHANNELS.
+ChannelValues = tuple[float, float, float, float, float, float, float, float, float]
+
+
 class StepFacts:
     """What one step did, gathered while it ran; reward models read only this and the episode."""
 
@@ -136,42 +140,69 @@ class ScenarioRewards:
         return self.table.get("penalty." + code, self._default_penalty)
 
     def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]:
-        t = self.table
         breakdown = self._zero.copy()
+        breakdown.update(zip(SCENARIO_CHANNELS, self.channel_values(episode, facts), strict=True))
+        return breakdown
+
+    def total(self, episode: Episode, facts: StepFacts) -> float:
+        """The step's reward: ``sum(step_reward(episode, facts).values())``, without the dict
+        (its channels added in order from 0.0, as sum adds them)."""
+        d, c, p, r, w, n, m, f, i = self.channel_values(episode, facts)
+        return 0.0 + d + c + p + r + w + n + m + f + i
+
+    def channel_values(self, episode: Episode, facts: StepFacts) -> ChannelValues:
+        """The step's reward in each channel, in the order of :data:`SCENARIO_CHANNELS`.
+
+        A tuple of numbers, which the compiled build returns without making an
+        object: the episode's step needs only their sum, and builds the
+        breakdown when it is read.
+        """
+        t = self.table
+        delegation = completion = parallelism = recovery = useful_wait = 0.0
+        neglect = deadline_missed = finish = invalid_action = 0.0
         if facts.aborted:
             # Work thrown away gives its start's credit back (and its restart earns none).
-            breakdown["delegation"] = -t["delegation"]
+            delegation = -t["delegation"]
         elif facts.started:
             # Starting work pays once per subtask: a restart after an abort or a failure
             # earns nothing, a start on an agent already seen to fail the subtask
             # permanently costs what a first start earns.
-            breakdown["delegation"] = t["delegation"] * (facts.first_starts - facts.repeated_permanent)
+            delegation = t["delegation"] * (facts.first_starts - facts.repeated_permanent)
             # Work in parallel pays per new peak of subtasks running at once (as the grade
             # counts it), not per start: splitting or stretching work earns nothing more.
             if facts.previous_peak >= 0 and facts.running_after_action >= 2:
-                breakdown["parallelism"] = t["parallelism"] * (facts.running_after_action - max(1, facts.previous_peak))
+                parallelism = t["parallelism"] * (facts.running_after_action - max(1, facts.previous_peak))
         if facts.completed:
-            breakdown["completion"] = t["completion"] * len(facts.completed)
+            completion = t["completion"] * len(facts.completed)
         if facts.failed or facts.recovered:
             # A failure costs what its recovery pays back: walking into failures earns nothing.
             recovery = -t["recovery"] * len(facts.failed)
             for s in facts.recovered:
                 recovery += t["recovery"] * episode.failure_count[s]
-            breakdown["recovery"] = recovery
         if facts.useful_wait and (facts.completed or facts.patience_wait):
             # A wait is useful when running work completes during it, or when monitoring
             # wants it: waits that only let time pass earn nothing, so a slower episode
             # does not earn more.
-            breakdown["useful_wait"] = t["useful_wait"]
+            useful_wait = t["useful_wait"]
         if facts.neglected:
-            breakdown["neglect"] = t["neglect"] * facts.neglected
+            neglect = t["neglect"] * facts.neglected
         if facts.missed_deadlines:
-            breakdown["deadline_missed"] = t["deadline_missed"] * len(facts.missed_deadlines)
+            deadline_missed = t["deadline_missed"] * len(facts.missed_deadlines)
         if facts.synthesized:
-            breakdown["finish"] = t["finish"]
+            finish = t["finish"]
         if facts.error_codes:
-            breakdown["invalid_action"] = sum(self.penalty(code) for code in facts.error_codes)
-        return breakdown
+            invalid_action = sum(self.penalty(code) for code in facts.error_codes)
+        return (
+            delegation,
+            completion,
+            parallelism,
+            recovery,
+            useful_wait,
+            neglect,
+            deadline_missed,
+            finish,
+            invalid_action,
+        )
 
 
 # ------------------------------------------------------------------ reward modes

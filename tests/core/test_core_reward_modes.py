@@ -11,6 +11,7 @@ import pytest
 from tests.core.test_core_golden import CASES
 from tests.support.exploits import PerturbedHeuristicPolicy
 from workflow_orchestrator.server.core.policies import HeuristicPolicy, RandomPolicy
+from workflow_orchestrator.server.core.rewards import SCENARIO_CHANNELS, ScenarioRewards
 from workflow_orchestrator.server.inprocess import WorkflowEnv
 from workflow_orchestrator.vocabulary import REWARD_MODES
 
@@ -161,3 +162,76 @@ def test_grade_mode_rewards_tell_of_no_outcome_before_it_happens(task_id: str) -
             assert observations[0]["reward"] == observations[1]["reward"], (seed, observations[0]["step_count"])
             compared += 1
     assert compared >= 8  # the comparison happened (it ends at the first outcome that differs)
+
+
+class _SameTable(ScenarioRewards):
+    """The scenario table through step_reward (a subclass takes the episode's general path, which
+    sums the breakdown; the plain table sums its channels and builds the breakdown when read)."""
+
+
+SHAPED_TASKS = ("easy", "medium", "hard", "expert", "generated/medium", "generated/hard")
+
+
+def _plays(task_id: str, seed: int) -> list[Any]:
+    """Random legal actions, with an invalid one every fifth step (so that every channel is paid)."""
+    env, policy = WorkflowEnv(), RandomPolicy(seed)
+    observation = env.reset(task_id, seed=seed)
+    actions: list[Any] = []
+    while not observation["done"]:
+        if len(actions) % 5 == 4:
+            action: Any = {"action_type": "delegate", "subtask_id": "nowhere", "agent_name": "nobody"}
+        else:
+            action = policy.act(observation)
+        actions.append(action)
+        observation = env.step(action)
+    return actions
+
+
+@pytest.mark.parametrize(
+    ("task_id", "seed", "actions"),
+    [pytest.param(*CASES[name], id=name) for name in sorted(CASES)]
+    + [pytest.param(task_id, seed, None, id=f"{task_id}-random-{seed}") for task_id in SHAPED_TASKS for seed in (1, 2)],
+)
+def test_the_scenario_table_pays_the_sum_of_its_breakdown_whether_read_or_not(
+    task_id: str, seed: int, actions: Any
+) -> None:
+    lazy, eager, unread = WorkflowEnv(), WorkflowEnv(), WorkflowEnv()
+    for env in (lazy, eager, unread):
+        env.reset(task_id, seed=seed)
+    model = lazy.episode.reward_model
+    if type(model) is not ScenarioRewards:
+        pytest.skip(f"{task_id} is not rewarded by the scenario table")
+    eager.episode.use_reward_model(_SameTable(model.table))
+    paid: set[str] = set()
+    for action in _plays(task_id, seed) if actions is None else actions:
+        read, summed = lazy.step(action), eager.step(action)
+        unread.episode.step(action)  # no observation: its breakdown is never built
+        assert read["reward"] == summed["reward"] == unread.episode.last_reward
+        assert read["reward"] == sum(read["reward_breakdown"].values())
+        assert list(read["reward_breakdown"].items()) == list(summed["reward_breakdown"].items())
+        assert list(read["reward_breakdown"]) == list(SCENARIO_CHANNELS)
+        paid.update(channel for channel, value in read["reward_breakdown"].items() if value)
+    assert unread.episode.rewards == lazy.episode.rewards
+    if actions is None:
+        assert "invalid_action" in paid and "delegation" in paid
+
+
+def test_an_observation_keeps_its_reward_breakdown_after_later_steps() -> None:
+    env = WorkflowEnv()
+    observation = env.reset("hard", seed=3)
+    seen: list[tuple[dict[str, Any], dict[str, float]]] = []
+    while not observation["done"]:
+        observation = env.step(HeuristicPolicy().act(observation))
+        seen.append((observation, dict(observation["reward_breakdown"])))
+    assert len({tuple(copy.items()) for _, copy in seen}) > 1  # the breakdowns differ from step to step
+    for observation, copy in seen:
+        assert observation["reward_breakdown"] == copy
+
+
+def test_observations_do_not_share_their_errors() -> None:
+    env = WorkflowEnv()
+    env.reset("hard", seed=3)
+    first = env.step({"action_type": "wait"})
+    second = env.step({"action_type": "wait"})
+    first["errors"].append({"code": "MINE", "message": "a note of the caller's"})
+    assert second["errors"] == [] and env.step({"action_type": "wait"})["errors"] == []
