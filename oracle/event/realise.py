@@ -75,7 +75,7 @@ def _best_worker(episode: Episode, seed_key: int, s: int, taken: set[int], cap: 
     for a, agent in enumerate(spec.agents):
         if a in taken or episode.agent_status[a] != IDLE or subtask.type not in agent.capabilities:
             continue
-        first = episode.pair_attempts.get((s, a), 0)
+        first = episode.pair_attempt_count(s, a)
         for skips in range(min(best_skips, MAX_SKIPPED_ATTEMPTS + 1)):
             if decide_attempt(seed_key, subtask, agent, first + skips, episode.failure_count[s], cap) is None:
                 if skips < best_skips:

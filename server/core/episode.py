@@ -196,7 +196,8 @@ class Episode:
         # entry left by an aborted or dropped attempt is recognised as stale.
         self.attempts = [0] * n
         self.failure_count = [0] * n
-        self.pair_attempts: dict[tuple[int, int], int] = {}
+        # Starts per (subtask, agent), at s * (number of agents) + a.
+        self.pair_attempts = [0] * (n * m)
         # Per subtask, its failures in order; lists are replaced, never changed (see _add_failure).
         self.failures: list[list[dict[str, Any]]] = [[]] * n
         self.failed_since_step = [-1] * n
@@ -344,14 +345,22 @@ class Episode:
         """The agent an unnamed assignment gets: idle, capable, not known to fail
         this subtask permanently; cheapest, then fastest, then first declared."""
         best = -1
-        best_key: tuple[float, int, int] | None = None
-        for a in self.idle_capable_agents(subtask):
-            if a in taken or (subtask, a) in self.known_permanent:
+        best_cost = 0.0
+        best_speed = 0
+        status, speeds, costs = self.agent_status, self.agent_speed, self._costs
+        known_permanent = self.known_permanent
+        for a in self.compiled.capable[subtask]:  # in declaration order: the first of equals stays
+            if status[a] != IDLE or a in taken or (known_permanent and (subtask, a) in known_permanent):
                 continue
-            key = (self.agents[a].cost * self.agent_speed[a], self.agent_speed[a], a)
-            if best_key is None or key < best_key:
-                best, best_key = a, key
+            speed = speeds[a]
+            cost = costs[a] * speed
+            if best < 0 or cost < best_cost or (cost == best_cost and speed < best_speed):
+                best, best_cost, best_speed = a, cost, speed
         return best
+
+    def pair_attempt_count(self, s: int, a: int) -> int:
+        """How many times agent ``a`` has started subtask ``s``."""
+        return self.pair_attempts[s * len(self.agents) + a]
 
     # --------------------------------------------------------------------- step
 
@@ -644,12 +653,13 @@ class Episode:
         now = self.now
         pair = (s, a)
         pair_attempts = self.pair_attempts
-        attempt = pair_attempts.get(pair, 0)
-        pair_attempts[pair] = attempt + 1
+        slot = s * len(self.agents) + a
+        attempt = pair_attempts[slot]
+        pair_attempts[slot] = attempt + 1
         attempts = self.attempts[s] = self.attempts[s] + 1
         if attempts == 1:
             facts.first_starts += 1
-        elif pair in self.known_permanent:
+        elif self.known_permanent and pair in self.known_permanent:
             facts.repeated_permanent += 1
         outcomes = self.outcomes[pair]
         if isinstance(outcomes, PairOutcomes):  # the compiled build then calls it directly
