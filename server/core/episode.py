@@ -143,7 +143,9 @@ class Episode:
         "_names",
         "_costs",
         "_work",
-        "_trace",
+        "_trace_times",
+        "_trace_actions",
+        "_trace_codes",
         "invalid_count",
         "_event_cap",
         "rewards",
@@ -247,7 +249,12 @@ class Episode:
         self._costs = compiled.agent_costs
         self._work = compiled.work
         # Per step: (step, t, action, error codes); the messages are in the log.
-        self._trace: list[tuple[int, int, Any, tuple[ErrorCode, ...]]] = []
+        # The trace, an entry a step in three lists (no object made a step, none for the
+        # collector to visit): when the step began, its action (an Action, or the raw input
+        # of one that could not be parsed) and its error codes. Entry i is step i + 1.
+        self._trace_times: list[int] = []
+        self._trace_actions: list[Any] = []
+        self._trace_codes: list[tuple[ErrorCode, ...]] = []
         # Every error of every step, counted even when the log keeps only the first few of a step.
         self.invalid_count = 0
         self._event_cap = MAX_EVENTS_PER_EPISODE
@@ -301,18 +308,21 @@ class Episode:
 
     @property
     def trace_length(self) -> int:
-        return len(self._trace)
+        return len(self._trace_times)
 
     def trace_since(self, start: int) -> list[dict[str, Any]]:
         """The entries of :attr:`trace` from index ``start`` on (new dicts at every read)."""
+        times, actions, codes = self._trace_times, self._trace_actions, self._trace_codes
+        if start < 0:  # from the end, as a slice counts
+            start = max(0, len(actions) + start)
         return [
             {
-                "step": step,
-                "t": t,
+                "step": i + 1,
+                "t": times[i],
                 "action": action.to_dict() if isinstance(action, Action) else action,
-                "errors": [code.value for code in errors],
+                "errors": [code.value for code in codes[i]],
             }
-            for step, t, action, errors in self._trace[start:]
+            for i, action in enumerate(actions[start:], start)
         ]
 
     @property
@@ -412,7 +422,9 @@ class Episode:
                 self.last_errors = []
             codes = ()
         start = self.now
-        self._trace.append((self.step_count, start, parsed if parsed is not None else _raw_action(action), codes))
+        self._trace_times.append(start)
+        self._trace_actions.append(parsed if parsed is not None else _raw_action(action))
+        self._trace_codes.append(codes)
         # Advance the clock: one unit in the tick model; to the next event on a wait in the event model.
         facts.running_after_action = self.active_count
         if self.failed_set and self.active_count < self.capacity:
