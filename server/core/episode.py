@@ -346,11 +346,6 @@ class Episode:
                 return
             _heappop(heap)
 
-    def idle_capable_agents(self, subtask: int) -> list[int]:
-        """Idle agents that accept the subtask's type, in declaration order."""
-        status = self.agent_status
-        return [a for a in self.compiled.capable[subtask] if status[a] == IDLE]
-
     def pick_agent(self, subtask: int, taken: set[int] | frozenset[int] = frozenset()) -> int:
         """The agent an unnamed assignment gets: idle, capable, not known to fail
         this subtask permanently; cheapest, then fastest, then first declared."""
