@@ -42,7 +42,14 @@ from .formulas import deadline_met
 from .model import EventKind, ScheduledEvent, TimeModel
 from .observation import Views
 from .outcomes import PERMANENT, AttemptOutcomes, PairOutcomes, episode_key
-from .rewards import RewardModel, ScenarioRewards, StepFacts
+from .rewards import (
+    NO_CHANNELS,
+    ChannelValues,
+    RewardModel,
+    ScenarioRewards,
+    StepFacts,
+    channel_breakdown,
+)
 from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
 
 # What an accepted action returns as its errors (shared: never changed).
@@ -151,6 +158,7 @@ class Episode:
         "rewards",
         "last_reward",
         "_breakdown",
+        "_channels",
         "last_errors",
         "facts",
         "_heap",
@@ -260,8 +268,10 @@ class Episode:
         self._event_cap = MAX_EVENTS_PER_EPISODE
         self.rewards: list[float] = []
         self.last_reward = 0.0
-        # The latest step's breakdown, or None until read (see last_breakdown).
+        # The latest step's breakdown, or None until read (see last_breakdown); the scenario
+        # table's channel values, from which it is then made.
         self._breakdown: dict[str, float] | None = {}
+        self._channels: ChannelValues = NO_CHANNELS
         self.last_errors: list[dict[str, str]] = []
 
         # What the latest step did (before the first, what happened at time 0): one
@@ -451,9 +461,12 @@ class Episode:
         model = self.reward_model
         if type(model) is ScenarioRewards:
             # The scenario table's sum, without its breakdown: that is made when read, from
-            # these facts (see last_breakdown). A dict made and freed at every step cost
-            # more than the rest of the reward. The compiled build calls it directly.
-            reward = model.total(self, facts)
+            # the channel values kept (see last_breakdown). A dict made and freed at every
+            # step cost more than the rest of the reward. The compiled build calls it
+            # directly, and keeps the values unboxed.
+            values = self._channels = model.channel_values(self, facts)
+            d, c, p, r, w, n, m, f, i = values  # as channel_sum adds them, without a call
+            reward = 0.0 + d + c + p + r + w + n + m + f + i
             self._breakdown = None
         else:
             breakdown = model.step_reward(self, facts)
@@ -467,8 +480,8 @@ class Episode:
         """The latest step's reward by channel (empty before the first step)."""
         breakdown = self._breakdown
         if breakdown is None:
-            # The step's facts are kept until the next step, which sets this anew.
-            breakdown = self._breakdown = self.reward_model.step_reward(self, self.facts)
+            # Only the scenario table's step leaves it unmade; the next step sets it anew.
+            breakdown = self._breakdown = channel_breakdown(self._channels)
         return breakdown
 
     # ------------------------------------------------------------ apply actions

@@ -58,6 +58,7 @@ SCENARIO_CHANNELS: Final[tuple[str, ...]] = (
 
 # A step's reward in each scenario channel, in the order of SCENARIO_CHANNELS.
 ChannelValues = tuple[float, float, float, float, float, float, float, float, float]
+NO_CHANNELS: Final[ChannelValues] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 class StepFacts:
@@ -111,6 +112,30 @@ class StepFacts:
         self.ended = False
 
 
+def channel_sum(values: ChannelValues) -> float:
+    """The reward of a step of the scenario table: its channels added in order from 0.0, as
+    ``sum`` adds the values of its breakdown."""
+    d, c, p, r, w, n, m, f, i = values
+    return 0.0 + d + c + p + r + w + n + m + f + i
+
+
+def channel_breakdown(values: ChannelValues) -> dict[str, float]:
+    """The breakdown of a step of the scenario table: every channel, in the order of
+    :data:`SCENARIO_CHANNELS`. A dict display: ``dict(zip(...))`` takes several times as long."""
+    d, c, p, r, w, n, m, f, i = values
+    return {
+        "delegation": d,
+        "completion": c,
+        "parallelism": p,
+        "recovery": r,
+        "useful_wait": w,
+        "neglect": n,
+        "deadline_missed": m,
+        "finish": f,
+        "invalid_action": i,
+    }
+
+
 class RewardModel(Protocol):
     channels: tuple[str, ...]
     # Whether step_reward reads StepFacts.busy_time: the episode counts it only
@@ -133,22 +158,16 @@ class ScenarioRewards:
         table.update(overrides or {})
         self.table = table
         self._default_penalty = table["penalty.default"]
-        # Every channel at zero, in order: a step copies it and sets what it earned.
-        self._zero = dict.fromkeys(self.channels, 0.0)
 
     def penalty(self, code: str) -> float:
         return self.table.get("penalty." + code, self._default_penalty)
 
     def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]:
-        breakdown = self._zero.copy()
-        breakdown.update(zip(SCENARIO_CHANNELS, self.channel_values(episode, facts), strict=True))
-        return breakdown
+        return channel_breakdown(self.channel_values(episode, facts))
 
     def total(self, episode: Episode, facts: StepFacts) -> float:
-        """The step's reward: ``sum(step_reward(episode, facts).values())``, without the dict
-        (its channels added in order from 0.0, as sum adds them)."""
-        d, c, p, r, w, n, m, f, i = self.channel_values(episode, facts)
-        return 0.0 + d + c + p + r + w + n + m + f + i
+        """The step's reward: ``sum(step_reward(episode, facts).values())``, without the dict."""
+        return channel_sum(self.channel_values(episode, facts))
 
     def channel_values(self, episode: Episode, facts: StepFacts) -> ChannelValues:
         """The step's reward in each channel, in the order of :data:`SCENARIO_CHANNELS`.
