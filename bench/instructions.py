@@ -4,7 +4,8 @@ Wall and CPU time on a shared machine move with its neighbours (this bench's
 figures in ``bench vector`` varied by half within an hour); the instructions
 a step executes, and its simulated cache misses, do not. This bench runs the
 same in-process rounds as ``bench vector`` (``WorkflowVectorEnv`` in the
-``none`` form, every slot replaying the heuristic's recorded actions of seed
+``none`` form, or another with ``--form``: ``full`` builds every slot's
+observation, as ``bench core`` does; every slot replaying the heuristic's recorded actions of seed
 ``i % 8``) under ``valgrind --tool=cachegrind``, once with no stepping and
 once with two passes of every recorded round, and divides the difference by
 the env-steps: instructions (``Ir``), first-level data-cache misses and the
@@ -35,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from bench.vector import SEEDS, Baseline, baseline_build, child_environment, machine, native_build, recorded
+from bench.vector import FORMS, SEEDS, Baseline, baseline_build, child_environment, machine, native_build, recorded
 
 PASSES = 2
 
@@ -44,12 +45,12 @@ PROGRAM = """
 import sys
 import orjson
 from workflow_orchestrator.vector import WorkflowVectorEnv
-task_id, size, passes, actions_file = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+task_id, size, passes, actions_file, form = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 actions = orjson.loads(open(actions_file, "rb").read())
 plays = [actions[i % len(actions)] for i in range(size)]
 rounds = min(len(play) for play in plays)
 batches = [[play[k] for play in plays] for k in range(rounds)]
-vec = WorkflowVectorEnv(task_id, size, autoreset=False, observation="none")
+vec = WorkflowVectorEnv(task_id, size, autoreset=False, observation=form)
 seeds = [i % len(actions) for i in range(size)]
 for number in range(passes + 1):
     vec.reset(seeds)
@@ -60,14 +61,14 @@ for number in range(passes + 1):
 
 
 def counts(
-    path: Path | None, task_id: str, size: int, passes: int, actions_file: str, scratch: Path, l2: int
+    path: Path | None, task_id: str, size: int, passes: int, actions_file: str, scratch: Path, l2: int, form: str
 ) -> dict[str, int]:
     """Cachegrind's totals for one run of PROGRAM with ``path`` (a tree for PYTHONPATH, None: this one),
     by event (Ir, D1mr, DLmw, ...)."""
     out = scratch / f"cachegrind.{os.getpid()}.{passes}"
     env = dict(child_environment(path), PYTHONHASHSEED="0")
     command = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", f"--LL={l2},8,64", f"--cachegrind-out-file={out}"]
-    command += [sys.executable, "-c", PROGRAM, task_id, str(size), str(passes), actions_file]
+    command += [sys.executable, "-c", PROGRAM, task_id, str(size), str(passes), actions_file, form]
     subprocess.run(command, check=True, capture_output=True, env=env, cwd=scratch)
     lines = out.read_text().splitlines()
     out.unlink()
@@ -76,13 +77,15 @@ def counts(
     return dict(zip(events, map(int, summary), strict=True))
 
 
-def per_step(path: Path | None, task_id: str, size: int, scratch: Path, l2: int) -> dict[str, float]:
+def per_step(
+    path: Path | None, task_id: str, size: int, scratch: Path, l2: int, form: str = "none"
+) -> dict[str, float]:
     """The counts per env-step of ``task_id`` at ``size`` for the tree at ``path``; the task's recorded
     actions are in ``scratch/actions.json``."""
     actions_file = str(scratch / "actions.json")
     rounds = min(len(recorded(task_id)[i % SEEDS]) for i in range(size))
-    before = counts(path, task_id, size, 0, actions_file, scratch, l2)
-    after = counts(path, task_id, size, PASSES, actions_file, scratch, l2)
+    before = counts(path, task_id, size, 0, actions_file, scratch, l2, form)
+    after = counts(path, task_id, size, PASSES, actions_file, scratch, l2, form)
     steps = PASSES * rounds * size
     delta = {event: (after[event] - before[event]) / steps for event in before}
     return {
@@ -98,6 +101,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="256", help="episodes per batch, comma-separated")
     parser.add_argument("--build", choices=("python", "native"), default="python", help="pure or compiled")
     parser.add_argument("--baseline", metavar="REV", help="also count revision REV of this repository")
+    parser.add_argument(
+        "--form", choices=FORMS, default="none", help="the batch's observation form (full: as bench core steps)"
+    )
     parser.add_argument(
         "--l2", type=int, default=512 * 1024, help="bytes of the simulated second-level (last) cache, 8-way"
     )
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         trees.append(("this", this))
         version = _version()
         print(
-            f"{machine()}; {version}; build {args.build}; per env-step of batches in the none form; "
+            f"{machine()}; {version}; build {args.build}; per env-step of batches in the {args.form} form; "
             f"second-level cache {args.l2 // 1024} KiB"
         )
         figures: dict[str, Any] = {}
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                 for size in sizes:
                     row = figures.setdefault(task_id, {}).setdefault(str(size), {})
                     for name, path in trees:
-                        row[name] = per_step(path, task_id, size, Path(scratch), args.l2)
+                        row[name] = per_step(path, task_id, size, Path(scratch), args.l2, args.form)
                         print(f"{task_id} N={size} {name}: {row[name]}", flush=True)
     finally:
         if baseline is not None:
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         json.dumps(
             {
                 "build": args.build,
+                "form": args.form,
                 "baseline": baseline.rev if baseline else None,
                 "valgrind": version,
                 "l2_bytes": args.l2,
