@@ -465,7 +465,8 @@ class Episode:
             # step cost more than the rest of the reward. The compiled build calls it
             # directly, and keeps the values unboxed.
             values = self._channels = model.channel_values(self, facts)
-            d, c, p, r, w, n, m, f, i = values  # as channel_sum adds them, without a call
+            # Added in order from 0.0, as sum adds the values of the breakdown.
+            d, c, p, r, w, n, m, f, i = values
             reward = 0.0 + d + c + p + r + w + n + m + f + i
             self._breakdown = None
         else:

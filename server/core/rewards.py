@@ -112,13 +112,6 @@ class StepFacts:
         self.ended = False
 
 
-def channel_sum(values: ChannelValues) -> float:
-    """The reward of a step of the scenario table: its channels added in order from 0.0, as
-    ``sum`` adds the values of its breakdown."""
-    d, c, p, r, w, n, m, f, i = values
-    return 0.0 + d + c + p + r + w + n + m + f + i
-
-
 def channel_breakdown(values: ChannelValues) -> dict[str, float]:
     """The breakdown of a step of the scenario table: every channel, in the order of
     :data:`SCENARIO_CHANNELS`. A dict display: ``dict(zip(...))`` takes several times as long."""
@@ -165,16 +158,12 @@ class ScenarioRewards:
     def step_reward(self, episode: Episode, facts: StepFacts) -> dict[str, float]:
         return channel_breakdown(self.channel_values(episode, facts))
 
-    def total(self, episode: Episode, facts: StepFacts) -> float:
-        """The step's reward: ``sum(step_reward(episode, facts).values())``, without the dict."""
-        return channel_sum(self.channel_values(episode, facts))
-
     def channel_values(self, episode: Episode, facts: StepFacts) -> ChannelValues:
         """The step's reward in each channel, in the order of :data:`SCENARIO_CHANNELS`.
 
         A tuple of numbers, which the compiled build returns without making an
-        object: the episode's step needs only their sum, and builds the
-        breakdown when it is read.
+        object: the episode's step adds them and keeps them, and builds the
+        breakdown from them when it is read (:func:`channel_breakdown`).
         """
         t = self.table
         delegation = completion = parallelism = recovery = useful_wait = 0.0
