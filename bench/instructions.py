@@ -5,9 +5,10 @@ figures in ``bench vector`` varied by half within an hour); the instructions
 a step executes, and its simulated cache misses, do not. This bench runs the
 same in-process rounds as ``bench vector`` (``WorkflowVectorEnv`` in the
 ``none`` form, or another with ``--form``: ``full`` builds every slot's
-observation, as ``bench core`` does; every slot replaying the heuristic's recorded actions of seed
-``i % 8``) under ``valgrind --tool=cachegrind``, once with no stepping and
-once with two passes of every recorded round, and divides the difference by
+observation, as ``bench core`` does; every slot replaying the heuristic's
+recorded actions of seed ``i % 8``) under ``valgrind --tool=cachegrind``,
+once with no stepping and once with two passes of every recorded round, and
+divides the difference by
 the env-steps: instructions (``Ir``), first-level data-cache misses and the
 misses of a second-level cache per env-step (the import and the resets cancel
 out; the vector env's own work is counted). Cachegrind simulates two levels;
