@@ -548,7 +548,7 @@ class ArenaRewards:
         now = episode.now
         start = now - facts.elapsed
         completion = criticality = deadline = 0.0
-        for s, _ in facts.completed:
+        for s in facts.completed:
             weight = tables.priorities[s] / p_max
             completion += t["completion"] * weight
             criticality += t["criticality"] * tables.criticality[s]
@@ -601,8 +601,8 @@ class ArenaRewards:
             return 0
         status = episode.status
         dispatchable = sum(1 for st in status if st == READY or st == FAILED)
-        arrived: set[int] = {s for s, _, _ in facts.failed if status[s] == FAILED}
-        for s, _ in facts.completed:
+        arrived: set[int] = {s for s in facts.failed if status[s] == FAILED}
+        for s in facts.completed:
             for succ in self.successors[s]:
                 if status[succ] == READY:
                     arrived.add(succ)

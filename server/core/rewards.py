@@ -87,22 +87,32 @@ class StepFacts:
     )
 
     def __init__(self) -> None:
+        # Lists of subtasks, emptied at every step (see clear): ints in a list make no
+        # object for the cyclic collector, where a tuple of tuples grown at every start
+        # made two that lived until the next step.
+        self.completed: list[int] = []  # completed subtasks
+        self.recovered: list[int] = []  # completed subtasks that had failed before
+        self.failed: list[int] = []  # subtasks whose attempt failed
+        self.missed_deadlines: list[int] = []
         self.clear()
 
     def clear(self) -> None:
-        # Tuples, grown by concatenation: most steps add nothing to most of them.
-        self.started: tuple[tuple[int, int, bool], ...] = ()  # (subtask, agent, is_retry)
+        self.started = 0  # starts (first, retries and restarts)
         self.first_starts = 0  # starts of subtasks never started before
         self.repeated_permanent = 0  # starts on an agent already seen to fail that subtask permanently
         self.aborted = False  # the action aborted running work
-        self.completed: tuple[tuple[int, int], ...] = ()  # (subtask, agent)
-        self.recovered: tuple[int, ...] = ()  # completed subtasks that had failed before
-        self.failed: tuple[tuple[int, int, str], ...] = ()  # (subtask, agent, kind)
+        if self.completed:
+            self.completed.clear()
+        if self.recovered:
+            self.recovered.clear()
+        if self.failed:
+            self.failed.clear()
+        if self.missed_deadlines:
+            self.missed_deadlines.clear()
         self.error_codes: tuple[str, ...] = ()
         self.waited = False
         self.useful_wait = False
         self.patience_wait = False  # a wait monitoring wants (counted for the patience dimension)
-        self.missed_deadlines: tuple[int, ...] = ()
         self.neglected = 0  # failed subtasks that could be retried, left alone for two or more steps
         self.synthesized = False
         self.elapsed = 0  # time that passed during this step
