@@ -75,16 +75,6 @@ _NONE_TAKEN: Final[frozenset[int]] = frozenset()
 _COMPLETION: Final = 0
 _SCHEDULED: Final = 1
 
-# An entry of the clock's queue is one int: (time, priority, sequence) packed as
-# time << _TIME_SHIFT | priority << _SEQUENCE_BITS | sequence, so that ints order
-# as the triples would (times are never negative). An int is not a container: the
-# queue's entries make no work for the cyclic collector, and compare in one call.
-# An episode's sequences stay far below 2 ** _SEQUENCE_BITS: each is a scheduled
-# event of its task or a start, and a start logs a row (MAX_EVENTS_PER_EPISODE).
-_SEQUENCE_BITS: Final = 32
-_SEQUENCE_MASK: Final = (1 << _SEQUENCE_BITS) - 1
-_TIME_SHIFT: Final = _SEQUENCE_BITS + 1
-
 # The functions of other modules that the step calls, bound once: the compiled build
 # looks a module's attribute (or a plain global) up in a dictionary at every call.
 _heappush: Final = heapq.heappush
@@ -172,7 +162,6 @@ class Episode:
         "last_errors",
         "facts",
         "_heap",
-        "_payloads",
         "_sequence",
         "deadlines",
         "deadline_cursor",
@@ -288,23 +277,24 @@ class Episode:
         # What the latest step did (before the first, what happened at time 0): one
         # object, cleared at the start of every step.
         self.facts = StepFacts()
-        # The clock's queue: a heap of packed (time, priority, sequence) keys, the
-        # sequence breaking ties in the order of scheduling. The task's events first;
-        # each start adds its completion (see _start). An entry's payload is at its
-        # sequence in _payloads: a scheduled event, or a completion's subtask and
-        # attempt as attempt * (number of subtasks) + subtask.
-        self._heap: list[int] = [
-            _entry(self._event_time(event), _SCHEDULED, sequence) for sequence, event in enumerate(task.events, 1)
+        # The clock's queue: a heap of (time, priority, sequence, a, b), the sequence
+        # breaking ties in the order of scheduling (so a and b are never compared).
+        # The task's events first, (a, b) = (its index in task.events, 0); each start
+        # adds its completion, (a, b) = (subtask, attempt number) (see _start). Flat
+        # tuples of ints: one object an entry, which the cyclic collector stops
+        # tracking at its first visit.
+        self._heap: list[tuple[int, int, int, int, int]] = [
+            (self._event_time(event), _SCHEDULED, sequence, sequence - 1, 0)
+            for sequence, event in enumerate(task.events, 1)
         ]
         heapq.heapify(self._heap)
-        self._payloads: list[Any] = [None, *task.events]
         self._sequence = len(self._heap)
         self.deadlines = compiled.deadlines
         # The first deadline not yet checked, and its time (never, when none is left).
         self.deadline_cursor = 0
         self.next_deadline = self.deadlines[0][0] if self.deadlines else _NEVER
         self._patience_index = compiled.patience_index
-        if self._heap and self._heap[0] >> _TIME_SHIFT <= 0:
+        if self._heap and self._heap[0][0] <= 0:
             # Events scheduled at the very start (tick 1) happen before the first action.
             self._resolve_until(self.now, self.facts)
 
@@ -364,11 +354,9 @@ class Episode:
         """Pop completion entries whose attempt was aborted or dropped, so that
         the next event is a real one."""
         heap = self._heap
-        n = len(self.unmet)
-        while heap and (heap[0] >> _SEQUENCE_BITS) & 1 == _COMPLETION:
-            code: int = self._payloads[heap[0] & _SEQUENCE_MASK]
-            s = code % n
-            if code // n == self.attempts[s] and self.status[s] == RUNNING:
+        while heap and heap[0][1] == _COMPLETION:
+            s, token = heap[0][3], heap[0][4]
+            if token == self.attempts[s] and self.status[s] == RUNNING:
                 return
             _heappop(heap)
 
@@ -458,7 +446,7 @@ class Episode:
         elif parsed is not None and parsed.action_type is WAIT and not errors:
             # To the next event while work runs; with nothing running, one time unit, so
             # that how far a wait goes never tells of an event before it happens.
-            target = self._heap[0] >> _TIME_SHIFT if self.active_count and self.has_pending_events else start + 1
+            target = self._heap[0][0] if self.active_count and self.has_pending_events else start + 1
             limit = self.task.time_limit
             if limit is not None and target > limit:
                 target = limit
@@ -720,9 +708,8 @@ class Episode:
         self.active_count += 1
         self.changed_subtasks.add(s)
         self.changed_agents.add(a)
-        sequence = self._sequence = self._sequence + 1
-        _heappush(self._heap, _entry(now + duration, _COMPLETION, sequence))
-        self._payloads.append(attempts * len(self.unmet) + s)
+        self._sequence += 1
+        _heappush(self._heap, (now + duration, _COMPLETION, self._sequence, s, attempts))
         facts.started += 1
         self._rows.append(
             ("delegated", now, self.step_count, self._ids[s], self._names[a], attempts, is_retry, duration)
@@ -759,23 +746,18 @@ class Episode:
         """Move the clock to ``target``, resolving every event due by then in order."""
         heap = self._heap
         count_busy = self._count_busy_time
-        # Every entry due by target is below the first key of the time after it.
-        bound = (target + 1) << _TIME_SHIFT
-        while heap and heap[0] < bound:
-            key = _heappop(heap)
-            time = key >> _TIME_SHIFT
+        while heap and heap[0][0] <= target:
+            time, priority, _, a, b = _heappop(heap)
             if count_busy:
                 facts.busy_time += self.active_count * (time - self.now)
             self.now = time
-            if (key >> _SEQUENCE_BITS) & 1 == _COMPLETION:
-                code: int = self._payloads[key & _SEQUENCE_MASK]
-                n = len(self.unmet)
-                s = code % n
-                if code // n == self.attempts[s] and self.status[s] == RUNNING:
+            if priority == _COMPLETION:
+                s, token = a, b
+                if token == self.attempts[s] and self.status[s] == RUNNING:
                     self._finish(s, facts)
                 # else a stale entry: the attempt was aborted or dropped
             else:
-                self._scheduled(self._payloads[key & _SEQUENCE_MASK], facts)
+                self._scheduled(self.task.events[a], facts)
         if count_busy:
             facts.busy_time += self.active_count * (target - self.now)
         self.now = target
@@ -898,11 +880,6 @@ class Episode:
     def _event_time(self, event: ScheduledEvent) -> int:
         # "At tick T" means at the start of tick T, which is time T - 1.
         return max(0, event.at - 1) if self.tick_model else event.at
-
-
-def _entry(time: int, priority: int, sequence: int) -> int:
-    """A queue entry: (time, priority, sequence) packed into one int (see _TIME_SHIFT)."""
-    return (time << _TIME_SHIFT) | (priority << _SEQUENCE_BITS) | sequence
 
 
 def _too_many_starts(most: int, capacity: int) -> str:
