@@ -11,7 +11,9 @@ once with no stepping and once with two passes of every recorded round, and
 divides the difference by
 the env-steps: instructions (``Ir``), first-level data-cache misses and the
 misses of a second-level cache per env-step (the import and the resets cancel
-out; the vector env's own work is counted). Cachegrind simulates two levels;
+out; the vector env's own work is counted), and of these the cyclic
+collector's share (its collections, the traverse functions they call, the
+untracking of tuples and dicts; not the allocations). Cachegrind simulates two levels;
 its last one is set to ``--l2`` bytes (512 KiB, 8-way: a core's second-level
 cache on this machine), so that a batch too large for it shows as misses. Valgrind runs the program about fifty
 times slower, so a figure takes a minute or two.
@@ -75,7 +77,36 @@ def counts(
     out.unlink()
     events = next(line.split()[1:] for line in lines if line.startswith("events:"))
     summary = next(line.split()[1:] for line in lines if line.startswith("summary:"))
-    return dict(zip(events, map(int, summary), strict=True))
+    totals = dict(zip(events, map(int, summary), strict=True))
+    # A function's counts come under the file of each instruction's source line, a
+    # header's for inlined code: a function of gcmodule.c is one seen there at all.
+    collection: set[str] = set()
+    current_file = ""
+    for line in lines:
+        if line.startswith("fl="):
+            current_file = line[3:]
+        elif line.startswith("fn=") and current_file.endswith("Modules/gcmodule.c"):
+            collection.add(line[3:])
+    collector = [0] * len(events)
+    in_collector = False
+    for line in lines:
+        if line.startswith("fn="):
+            in_collector = is_collector(line[3:], collection)
+        elif in_collector and line[:1].isdigit():
+            for k, value in enumerate(line.split()[1:]):
+                collector[k] += int(value)
+    totals.update({f"collector.{event}": value for event, value in zip(events, collector, strict=True)})
+    return totals
+
+
+def is_collector(function: str, collection: set[str]) -> bool:
+    """Whether a function's own counts are the cyclic collector's work: the collection
+    (the functions of gcmodule.c, but for the allocation and tracking calls that every
+    container makes), the types' traverse functions it calls, and the untracking of
+    tuples and dicts."""
+    if function.endswith("traverse") or function.endswith("_MaybeUntrack"):
+        return True
+    return function in collection and not function.startswith(("_PyObject_GC_", "PyObject_GC_", "gc_alloc"))
 
 
 def per_step(
@@ -93,6 +124,9 @@ def per_step(
         "instructions": round(delta["Ir"]),
         "l1_data_misses": round(delta["D1mr"] + delta["D1mw"], 1),
         "l2_misses": round(delta["DLmr"] + delta["DLmw"] + delta["ILmr"], 1),
+        # Of which the cyclic collector's (see is_collector).
+        "collector_instructions": round(delta["collector.Ir"]),
+        "collector_l2_misses": round(delta["collector.DLmr"] + delta["collector.DLmw"] + delta["collector.ILmr"], 1),
     }
 
 
