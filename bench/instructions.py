@@ -6,17 +6,20 @@ a step executes, and its simulated cache misses, do not. This bench runs the
 same in-process rounds as ``bench vector`` (``WorkflowVectorEnv`` in the
 ``none`` form, or another with ``--form``: ``full`` builds every slot's
 observation, as ``bench core`` does; every slot replaying the heuristic's
-recorded actions of seed ``i % 8``) under ``valgrind --tool=cachegrind``,
-once with no stepping and once with two passes of every recorded round, and
-divides the difference by
-the env-steps: instructions (``Ir``), first-level data-cache misses and the
-misses of a second-level cache per env-step (the import and the resets cancel
-out; the vector env's own work is counted), and of these the cyclic
+recorded actions of seed ``i % 8``) under ``valgrind --tool=cachegrind``
+twice: three resets, the last two each followed by a pass of every recorded
+round, and the same three resets without stepping. It divides the difference
+by the env-steps: instructions (``Ir``), first-level data-cache misses and
+the misses of a second-level cache per env-step (the import and the resets
+cancel out; the vector env's own work is counted), and of these the cyclic
 collector's share (its collections, the traverse functions they call, the
-untracking of tuples and dicts; not the allocations). Cachegrind simulates two levels;
-its last one is set to ``--l2`` bytes (512 KiB, 8-way: a core's second-level
-cache on this machine), so that a batch too large for it shows as misses. Valgrind runs the program about fifty
-times slower, so a figure takes a minute or two.
+untracking of tuples and dicts; not the allocations). Until 2026-11-27 the
+run without stepping made one reset, not three, so that figures before
+then include two batch resets per two passes (see the README). Cachegrind
+simulates two levels; its last one is set to ``--l2`` bytes (512 KiB,
+8-way: a core's second-level cache on this machine), so that a batch too
+large for it shows as misses. Valgrind runs the program about fifty times
+slower, so a figure takes a minute or two.
 
 Trees: this one (``--build python``, the default, or ``native``, its compiled
 build made once into ``.cache/native``), and with ``--baseline REV`` a
@@ -43,12 +46,14 @@ from bench.vector import FORMS, SEEDS, Baseline, baseline_build, child_environme
 
 PASSES = 2
 
-# The measured program: the rounds of bench vector, stepped `passes` times after one reset each.
+# The measured program: one reset, then `passes` times a reset and (when stepping) every round of
+# bench vector. Run with and without stepping, the imports and the resets are the same in both.
 PROGRAM = """
 import sys
 import orjson
 from workflow_orchestrator.vector import WorkflowVectorEnv
 task_id, size, passes, actions_file, form = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+stepping = sys.argv[6] == "step"
 actions = orjson.loads(open(actions_file, "rb").read())
 plays = [actions[i % len(actions)] for i in range(size)]
 rounds = min(len(play) for play in plays)
@@ -57,21 +62,29 @@ vec = WorkflowVectorEnv(task_id, size, autoreset=False, observation=form)
 seeds = [i % len(actions) for i in range(size)]
 for number in range(passes + 1):
     vec.reset(seeds)
-    if number:
+    if number and stepping:
         for batch in batches:
             vec.step(batch)
 """
 
 
 def counts(
-    path: Path | None, task_id: str, size: int, passes: int, actions_file: str, scratch: Path, l2: int, form: str
+    path: Path | None,
+    task_id: str,
+    size: int,
+    stepping: bool,
+    actions_file: str,
+    scratch: Path,
+    l2: int,
+    form: str,
 ) -> dict[str, int]:
     """Cachegrind's totals for one run of PROGRAM with ``path`` (a tree for PYTHONPATH, None: this one),
-    by event (Ir, D1mr, DLmw, ...)."""
-    out = scratch / f"cachegrind.{os.getpid()}.{passes}"
+    by event (Ir, D1mr, DLmw, ...), and the collector's part of each (``collector.Ir``, ...)."""
+    out = scratch / f"cachegrind.{os.getpid()}.{int(stepping)}"
     env = dict(child_environment(path), PYTHONHASHSEED="0")
     command = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", f"--LL={l2},8,64", f"--cachegrind-out-file={out}"]
-    command += [sys.executable, "-c", PROGRAM, task_id, str(size), str(passes), actions_file, form]
+    command += [sys.executable, "-c", PROGRAM, task_id, str(size), str(PASSES), actions_file, form]
+    command.append("step" if stepping else "reset")
     subprocess.run(command, check=True, capture_output=True, env=env, cwd=scratch)
     lines = out.read_text().splitlines()
     out.unlink()
@@ -116,8 +129,8 @@ def per_step(
     actions are in ``scratch/actions.json``."""
     actions_file = str(scratch / "actions.json")
     rounds = min(len(recorded(task_id)[i % SEEDS]) for i in range(size))
-    before = counts(path, task_id, size, 0, actions_file, scratch, l2, form)
-    after = counts(path, task_id, size, PASSES, actions_file, scratch, l2, form)
+    before = counts(path, task_id, size, False, actions_file, scratch, l2, form)
+    after = counts(path, task_id, size, True, actions_file, scratch, l2, form)
     steps = PASSES * rounds * size
     delta = {event: (after[event] - before[event]) / steps for event in before}
     return {

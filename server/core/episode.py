@@ -277,12 +277,12 @@ class Episode:
         # What the latest step did (before the first, what happened at time 0): one
         # object, cleared at the start of every step.
         self.facts = StepFacts()
-        # The clock's queue: a heap of (time, priority, sequence, a, b), the sequence
-        # breaking ties in the order of scheduling (so a and b are never compared).
-        # The task's events first, (a, b) = (its index in task.events, 0); each start
-        # adds its completion, (a, b) = (subtask, attempt number) (see _start). Flat
-        # tuples of ints: one object an entry, which the cyclic collector stops
-        # tracking at its first visit.
+        # The clock's queue: a heap of (time, priority, sequence, which, token), the
+        # sequence breaking ties in the order of scheduling (so the last two are never
+        # compared). The task's events first: which is an event's index in task.events
+        # (token 0); each start adds its completion: which is the subtask, token its
+        # attempt number (see _start). Flat tuples of ints: one object an entry, which
+        # the cyclic collector stops tracking at its first visit.
         self._heap: list[tuple[int, int, int, int, int]] = [
             (self._event_time(event), _SCHEDULED, sequence, sequence - 1, 0)
             for sequence, event in enumerate(task.events, 1)
@@ -354,9 +354,9 @@ class Episode:
         """Pop completion entries whose attempt was aborted or dropped, so that
         the next event is a real one."""
         heap = self._heap
-        while heap and heap[0][1] == _COMPLETION:
-            s, token = heap[0][3], heap[0][4]
-            if token == self.attempts[s] and self.status[s] == RUNNING:
+        while heap:
+            _, priority, _, s, token = heap[0]
+            if priority != _COMPLETION or (token == self.attempts[s] and self.status[s] == RUNNING):
                 return
             _heappop(heap)
 
@@ -747,17 +747,16 @@ class Episode:
         heap = self._heap
         count_busy = self._count_busy_time
         while heap and heap[0][0] <= target:
-            time, priority, _, a, b = _heappop(heap)
+            time, priority, _, which, token = _heappop(heap)
             if count_busy:
                 facts.busy_time += self.active_count * (time - self.now)
             self.now = time
-            if priority == _COMPLETION:
-                s, token = a, b
-                if token == self.attempts[s] and self.status[s] == RUNNING:
-                    self._finish(s, facts)
+            if priority == _COMPLETION:  # which: the subtask; token: its attempt
+                if token == self.attempts[which] and self.status[which] == RUNNING:
+                    self._finish(which, facts)
                 # else a stale entry: the attempt was aborted or dropped
-            else:
-                self._scheduled(self.task.events[a], facts)
+            else:  # which: the event's index in task.events
+                self._scheduled(self.task.events[which], facts)
         if count_busy:
             facts.busy_time += self.active_count * (target - self.now)
         self.now = target
