@@ -14,7 +14,7 @@ task's family only through the seam (``core/families.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .core.actions import Action
@@ -82,8 +82,8 @@ class WorkflowEnv:
         self.registry = registry if registry is not None else default_registry()
         self._secret = outcome_secret_bytes(outcome_secret)
         self.episode: Any = None
-        # The observation of the current episode's family (a bound method, read once per reset).
-        self._observe: Callable[[Any], dict[str, Any]] = _not_started
+        # The current episode's family, which builds its observations (its ``observe``).
+        self._family: Any = _NOT_STARTED
         self._observation: dict[str, Any] | None = None
 
     def reset(
@@ -101,7 +101,7 @@ class WorkflowEnv:
         ``MODEL_NAME``, ``API_KEY``; the grade reads realised correctness), or a
         callable ``problem -> executor``."""
         episode = self.start(task_id, seed, worker_count, reward_mode, executor)
-        self._observation = self._observe(episode)
+        self._observation = self._family.observe(episode)
         return self._observation
 
     def start(
@@ -131,14 +131,14 @@ class WorkflowEnv:
             else:
                 use_executor(executor(episode.problem))
         self.episode = episode
-        self._observe = family.observe
+        self._family = family
         self._observation = None
         return episode
 
     def step(self, action: Action | Mapping[str, Any]) -> dict[str, Any]:
         episode = self._require_episode()
         episode.step(action)
-        observation = self._observe(episode)
+        observation: dict[str, Any] = self._family.observe(episode)
         if observation["done"]:
             observation["grade"] = grade_episode(episode)
         self._observation = observation
@@ -164,7 +164,7 @@ class WorkflowEnv:
         episode = self._require_episode()
         observation = self._observation
         if observation is None:  # stepped by advance(): built now, as step() would have built it
-            observation = self._observation = self._observe(episode)
+            observation = self._observation = self._family.observe(episode)
             if observation["done"]:
                 observation["grade"] = grade_episode(episode)
         return observation
@@ -203,5 +203,12 @@ class WorkflowEnv:
         return self.episode
 
 
-def _not_started(episode: Any) -> dict[str, Any]:
-    raise RuntimeError(NOT_STARTED)
+class _NotStarted:
+    """The family of an environment that has no episode yet."""
+
+    @staticmethod
+    def observe(episode: Any) -> dict[str, Any]:
+        raise RuntimeError(NOT_STARTED)
+
+
+_NOT_STARTED = _NotStarted()

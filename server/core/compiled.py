@@ -28,10 +28,22 @@ class CompiledTask:
     capable: tuple[tuple[int, ...], ...]
     # Per (subtask, able agent): what decides its attempts (outcomes.PairOutcomes).
     outcomes: dict[tuple[int, int], PairOutcomes]
+    # The same, at s * (number of agents) + a (None where the agent cannot do the subtask):
+    # what the step reads, without a tuple made and hashed at every start.
+    outcome_table: tuple[PairOutcomes | None, ...]
     # The state every episode starts from.
     initial_unmet: tuple[int, ...]
     initial_status: tuple[int, ...]
     initial_frontier: tuple[int, ...]  # the subtasks ready at the start
+    # An episode's failure records before its first failure, shared by every episode of the
+    # task and never changed (Episode._own_failure_records copies them at the first failure):
+    # no failure per subtask, a failure count of 0 and no step of a failure (-1).
+    no_failures: list[list[dict[str, Any]]]
+    # The agents' declared speeds, an episode's until a scheduled event changes one (then it
+    # makes its own copy): shared, never changed.
+    declared_speeds: list[int]
+    no_failure_counts: list[int]
+    never_failed: list[int]
     agent_index: dict[str, int]
     deadlines: tuple[tuple[int, int], ...]  # (deadline, subtask), earliest first
     patience_index: int
@@ -86,9 +98,16 @@ class CompiledTask:
             rules=rules,
             capable=capable,
             outcomes=outcomes,
+            outcome_table=tuple(
+                outcomes.get((s, a)) for s in range(len(spec.subtasks)) for a in range(len(spec.agents))
+            ),
             initial_unmet=unmet,
             initial_status=status,
             initial_frontier=tuple(s for s, st in enumerate(status) if st == READY),
+            no_failures=[[]] * len(spec.subtasks),
+            declared_speeds=[agent.speed for agent in spec.agents],
+            no_failure_counts=[0] * len(spec.subtasks),
+            never_failed=[-1] * len(spec.subtasks),
             agent_index={agent.name: i for i, agent in enumerate(spec.agents)},
             deadlines=tuple(sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)),
             patience_index=dag.index[spec.patience.after] if spec.patience is not None else -1,

@@ -44,6 +44,7 @@ from .observation import Views
 from .outcomes import PERMANENT, AttemptOutcomes, PairOutcomes, episode_key
 from .rewards import (
     NO_CHANNELS,
+    NO_SUBTASKS,
     ChannelValues,
     RewardModel,
     ScenarioRewards,
@@ -54,6 +55,9 @@ from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, S
 
 # What an accepted action returns as its errors (shared: never changed).
 _NO_ERRORS: Final[list[tuple[ErrorCode, str]]] = []
+# The errors an episode shows while its latest step had none (shared: never changed; an
+# observation copies them).
+_NO_ERRORS_SHOWN: Final[list[dict[str, str]]] = []
 
 # Beyond any time or step count.
 _NEVER: Final = 1 << 62
@@ -66,6 +70,11 @@ _NEVER: Final = 1 << 62
 MAX_LOGGED_ERRORS_PER_STEP: Final = 8
 MAX_LABEL_CHARS: Final = 200
 MAX_EVENTS_PER_EPISODE: Final = 50_000
+
+# The failure records' sets of an episode before its first failure (shared: always empty;
+# see Episode._own_failure_records).
+_NO_FAILED: Final[set[int]] = set()
+_NO_PERMANENT: Final[set[tuple[int, int]]] = set()
 
 # The agents already taken in a batch of one.
 _NONE_TAKEN: Final[frozenset[int]] = frozenset()
@@ -97,7 +106,8 @@ class Episode:
         "seed",
         "seed_key",
         "sealed",
-        "outcomes",
+        "_outcomes",
+        "_outcome_table",
         "_time_cap",
         "_step_cap",
         "retry_cap",
@@ -140,7 +150,7 @@ class Episode:
         "synthesized",
         "waits_in_patience",
         "public_rules",
-        "views",
+        "_views",
         "observed",
         "changed_subtasks",
         "changed_agents",
@@ -150,9 +160,7 @@ class Episode:
         "_names",
         "_costs",
         "_work",
-        "_trace_times",
-        "_trace_actions",
-        "_trace_codes",
+        "_trace",
         "invalid_count",
         "_event_cap",
         "rewards",
@@ -182,7 +190,11 @@ class Episode:
         self.seed_key = episode_key(task.task_id, self.seed)
         # Sealed: the outcomes are keyed by a secret as well as the seed (see seal()).
         self.sealed = False
-        self.outcomes: Mapping[tuple[int, int], AttemptOutcomes] = compiled.outcomes
+        # What decides each attempt, per (subtask, agent) index pair (see ``outcomes``).
+        self._outcomes: Mapping[tuple[int, int], AttemptOutcomes] = compiled.outcomes
+        # The task's outcomes by s * (number of agents) + a, what the step reads while
+        # they are this episode's (None once others replaced them).
+        self._outcome_table: tuple[PairOutcomes | None, ...] | None = compiled.outcome_table
         # The limits as plain numbers (no limit: never reached).
         self._time_cap = task.time_limit if task.time_limit is not None else _NEVER
         self._step_cap = task.step_limit if task.step_limit is not None else _NEVER
@@ -205,14 +217,17 @@ class Episode:
         # Starts per subtask; a completion entry carries the count of its start, so an
         # entry left by an aborted or dropped attempt is recognised as stale.
         self.attempts = [0] * n
-        self.failure_count = [0] * n
+        # The failure records (failure_count, failures, failed_since_step, failed_set and
+        # known_permanent) are the task's shared empty ones until the first failure, when the
+        # episode makes its own (see _own_failure_records): an episode makes none before.
+        self.failure_count = compiled.no_failure_counts
         # Starts per (subtask, agent), at s * (number of agents) + a.
         self.pair_attempts = [0] * (n * m)
         # Per subtask, its failures in order; lists are replaced, never changed (see _add_failure).
-        self.failures: list[list[dict[str, Any]]] = [[]] * n
-        self.failed_since_step = [-1] * n
-        self.failed_set: set[int] = set()
-        self.known_permanent: set[tuple[int, int]] = set()
+        self.failures: list[list[dict[str, Any]]] = compiled.no_failures
+        self.failed_since_step = compiled.never_failed
+        self.failed_set: set[int] = _NO_FAILED
+        self.known_permanent: set[tuple[int, int]] = _NO_PERMANENT
         self.completed_at: list[int | None] = [None] * n
         self.completed_by = [-1] * n
         self.completed_count = 0
@@ -225,7 +240,8 @@ class Episode:
         self.running: dict[int, int] = {}
         self.agent_status = [IDLE] * m
         self.agent_task = [-1] * m
-        self.agent_speed = [agent.speed for agent in task.agents]
+        # The task's declared speeds (shared) until an event changes one (see _scheduled).
+        self.agent_speed = compiled.declared_speeds
 
         self.capacity = task.capacity
         self.active_count = 0
@@ -239,14 +255,16 @@ class Episode:
         self.waits_in_patience = 0
 
         self.public_rules = compiled.rules
-        # The observation's views of this episode (observation.py). A step marks in
-        # its two sets the subtasks and agents whose views it changed.
-        self.views = Views(compiled.views, self.seed)
+        # A step marks in these two sets the subtasks and agents whose views it changed; the
+        # observation's views of this episode (observation.py) are made when first read (see
+        # views), with these sets: an episode that is never observed (the vector env's lean
+        # forms) makes none of their objects.
+        self.changed_subtasks: set[int] = set()
+        self.changed_agents: set[int] = set()
+        self._views: Views | None = None
         # What a family's observation keeps from one step to the next (derived from the
         # state above; the step never reads it).
         self.observed: dict[str, Any] = {}
-        self.changed_subtasks = self.views.changed_subtasks
-        self.changed_agents = self.views.changed_agents
         # Frequent events (delegated, completed, waited) append their rows directly,
         # without the call of log.append; eventlog.FIELDS gives each kind's order.
         self.log = EventLog()
@@ -257,12 +275,11 @@ class Episode:
         self._costs = compiled.agent_costs
         self._work = compiled.work
         # Per step: (step, t, action, error codes); the messages are in the log.
-        # The trace, an entry a step in three lists (no object made a step, none for the
+        # The trace, three entries a step in one list (no object made a step, none for the
         # collector to visit): when the step began, its action (an Action, or the raw input
-        # of one that could not be parsed) and its error codes. Entry i is step i + 1.
-        self._trace_times: list[int] = []
-        self._trace_actions: list[Any] = []
-        self._trace_codes: list[tuple[ErrorCode, ...]] = []
+        # of one that could not be parsed) and its error codes (a tuple of ErrorCodes).
+        # Step i + 1 is at 3 * i.
+        self._trace: list[Any] = []
         # Every error of every step, counted even when the log keeps only the first few of a step.
         self.invalid_count = 0
         self._event_cap = MAX_EVENTS_PER_EPISODE
@@ -272,7 +289,7 @@ class Episode:
         # table's channel values, from which it is then made.
         self._breakdown: dict[str, float] | None = {}
         self._channels: ChannelValues = NO_CHANNELS
-        self.last_errors: list[dict[str, str]] = []
+        self.last_errors: list[dict[str, str]] = _NO_ERRORS_SHOWN
 
         # What the latest step did (before the first, what happened at time 0): one
         # object, cleared at the start of every step.
@@ -307,6 +324,17 @@ class Episode:
         self.seed_key = episode_key(self.task.task_id, self.seed, secret)
         self.sealed = True
 
+    @property
+    def outcomes(self) -> Mapping[tuple[int, int], AttemptOutcomes]:
+        """What decides each attempt, keyed by (subtask, agent) index pairs: the task's own
+        outcomes, unless set to others (a planner's forced or drawn outcomes)."""
+        return self._outcomes
+
+    @outcomes.setter
+    def outcomes(self, outcomes: Mapping[tuple[int, int], AttemptOutcomes]) -> None:
+        self._outcomes = outcomes
+        self._outcome_table = None
+
     def use_reward_model(self, model: RewardModel) -> None:
         """Reward this episode's steps with ``model`` (a reward mode chosen at reset)."""
         self.reward_model = model
@@ -316,28 +344,42 @@ class Episode:
     # ------------------------------------------------------------------ queries
 
     @property
+    def views(self) -> Views:
+        """The observation's views of this episode, made at the first read. Made after steps, they
+        are what views made at the start would be if never read since: the initial views, with
+        every subtask and agent that a step changed marked in the episode's two sets."""
+        views = self._views
+        if views is None:
+            views = self._views = Views(self.compiled.views, self.seed, self.changed_subtasks, self.changed_agents)
+        return views
+
+    @property
     def trace(self) -> list[dict[str, Any]]:
         """The actions taken, in order, with the error codes of invalid ones."""
         return self.trace_since(0)
 
     @property
     def trace_length(self) -> int:
-        return len(self._trace_times)
+        return len(self._trace) // 3
 
     def trace_since(self, start: int) -> list[dict[str, Any]]:
         """The entries of :attr:`trace` from index ``start`` on (new dicts at every read)."""
-        times, actions, codes = self._trace_times, self._trace_actions, self._trace_codes
+        trace = self._trace
+        count = len(trace) // 3
         if start < 0:  # from the end, as a slice counts
-            start = max(0, len(actions) + start)
-        return [
-            {
-                "step": i + 1,
-                "t": times[i],
-                "action": action.to_dict() if isinstance(action, Action) else action,
-                "errors": [code.value for code in codes[i]],
-            }
-            for i, action in enumerate(actions[start:], start)
-        ]
+            start = max(0, count + start)
+        entries: list[dict[str, Any]] = []
+        for i in range(start, count):
+            action = trace[3 * i + 1]
+            entries.append(
+                {
+                    "step": i + 1,
+                    "t": trace[3 * i],
+                    "action": action.to_dict() if isinstance(action, Action) else action,
+                    "errors": [code.value for code in trace[3 * i + 2]],
+                }
+            )
+        return entries
 
     @property
     def done(self) -> bool:
@@ -427,13 +469,14 @@ class Episode:
             self._record_invalid(parsed, action, errors, facts)
             codes: tuple[ErrorCode, ...] = tuple([code for code, _ in errors])
         else:
-            if self.last_errors:  # an empty list is kept: readers copy it (see observation.py)
-                self.last_errors = []
+            if self.last_errors:  # a shared empty list: readers copy it (see observation.py)
+                self.last_errors = _NO_ERRORS_SHOWN
             codes = ()
         start = self.now
-        self._trace_times.append(start)
-        self._trace_actions.append(parsed if parsed is not None else _raw_action(action))
-        self._trace_codes.append(codes)
+        trace = self._trace
+        trace.append(start)
+        trace.append(parsed if parsed is not None else _raw_action(action))
+        trace.append(codes)
         # Advance the clock: one unit in the tick model; to the next event on a wait in the event model.
         facts.running_after_action = self.active_count
         if self.failed_set and self.active_count < self.capacity:
@@ -536,6 +579,7 @@ class Episode:
             ]
         a = self.subtask_agent[s]
         cost = self._stop_work(s, a, self.now)
+        self._own_failure_records()
         self.status[s] = FAILED
         self.failed_set.add(s)
         self.failed_since_step[s] = self.step_count
@@ -676,7 +720,6 @@ class Episode:
 
     def _start(self, s: int, a: int, is_retry: bool, facts: StepFacts) -> None:
         now = self.now
-        pair = (s, a)
         pair_attempts = self.pair_attempts
         slot = s * len(self.agents) + a
         attempt = pair_attempts[slot]
@@ -684,18 +727,20 @@ class Episode:
         attempts = self.attempts[s] = self.attempts[s] + 1
         if attempts == 1:
             facts.first_starts += 1
-        elif self.known_permanent and pair in self.known_permanent:
+        elif self.known_permanent and (s, a) in self.known_permanent:
             facts.repeated_permanent += 1
-        outcomes = self.outcomes[pair]
-        if isinstance(outcomes, PairOutcomes):  # the compiled build then calls it directly
-            failure = outcomes.decide(self.seed_key, attempt, self.failure_count[s], self.retry_cap)
+        table = self._outcome_table
+        own = table[slot] if table is not None else None
+        if own is not None:  # the task's own (the compiled build then calls it directly)
+            failure = own.decide(self.seed_key, attempt, self.failure_count[s], self.retry_cap)
         else:
-            failure = outcomes.decide(self.seed_key, attempt, self.failure_count[s], self.retry_cap)
+            failure = self._outcomes[(s, a)].decide(self.seed_key, attempt, self.failure_count[s], self.retry_cap)
         self.pending_failure[s] = failure
         duration = self.agent_speed[a] * self._work[s]
         if duration < 1:
             duration = 1
         if is_retry:
+            self._own_failure_records()
             self.failed_set.discard(s)
             self.failed_since_step[s] = -1
         self.status[s] = RUNNING
@@ -774,9 +819,16 @@ class Episode:
             self.completed_by[s] = a
             self.completed_count += 1
             self.frontier.remove(s)
-            facts.completed.append(s)
+            # The facts' lists are the shared NO_SUBTASKS until first added to (see StepFacts).
+            if facts.completed is NO_SUBTASKS:
+                facts.completed = [s]
+            else:
+                facts.completed.append(s)
             if self.failure_count[s]:
-                facts.recovered.append(s)
+                if facts.recovered is NO_SUBTASKS:
+                    facts.recovered = [s]
+                else:
+                    facts.recovered.append(s)
             unmet = self.unmet
             for succ in self.dag.successors[s]:
                 unmet[succ] -= 1
@@ -786,18 +838,33 @@ class Episode:
                     self.changed_subtasks.add(succ)
             self._rows.append(("completed", now, self.step_count, self._ids[s], self._names[a], cost))
         else:
+            self._own_failure_records()
             if failure == PERMANENT:
                 self.known_permanent.add((s, a))
             self._fail(s, a, failure, "outcome", cost, facts)
 
+    def _own_failure_records(self) -> None:
+        """Replace the task's shared empty failure records by this episode's own, at its first
+        failure (they are read, never changed, until then)."""
+        if self.failed_set is _NO_FAILED:
+            self.failure_count = list(self.failure_count)
+            self.failures = list(self.failures)
+            self.failed_since_step = list(self.failed_since_step)
+            self.failed_set = set()
+            self.known_permanent = set()
+
     def _fail(self, s: int, a: int, kind: str, cause: str, cost: float, facts: StepFacts) -> None:
+        self._own_failure_records()
         self.status[s] = FAILED
         self.failed_set.add(s)
         self.failed_since_step[s] = self.step_count
         self.failure_count[s] += 1
         name = self.agents[a].name
         self._add_failure(s, name, kind, cause)
-        facts.failed.append(s)
+        if facts.failed is NO_SUBTASKS:
+            facts.failed = [s]
+        else:
+            facts.failed.append(s)
         self.log.append("failed", self.now, self.step_count, self.subtasks[s].id, name, kind, cause, cost)
 
     def _add_failure(self, s: int, agent_name: str, kind: str, cause: str) -> None:
@@ -836,6 +903,8 @@ class Episode:
                 self.agent_status[a] = IDLE
             self.log.append("agent_online", self.now, self.step_count, event.agent)
         elif event.kind is EventKind.SPEED:
+            if self.agent_speed is self.compiled.declared_speeds:
+                self.agent_speed = list(self.agent_speed)
             self.agent_speed[a] = int(event.value or 1)
             self.log.append("speed_changed", self.now, self.step_count, event.agent, self.agent_speed[a])
 
@@ -849,7 +918,10 @@ class Episode:
             self.next_deadline = deadlines[self.deadline_cursor][0] if self.deadline_cursor < len(deadlines) else _NEVER
             # Late completions in this very step count as missed too.
             if not deadline_met(self.completed_at[s], deadline):
-                facts.missed_deadlines.append(s)
+                if facts.missed_deadlines is NO_SUBTASKS:
+                    facts.missed_deadlines = [s]
+                else:
+                    facts.missed_deadlines.append(s)
                 self.log.append("deadline_missed", self.now, self.step_count, self.subtasks[s].id, deadline)
 
     def _neglected(self) -> int:

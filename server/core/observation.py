@@ -117,7 +117,9 @@ class Views:
 
     __slots__ = ("tables", "template", "subtask_views", "agent_views", "time", "changed_subtasks", "changed_agents")
 
-    def __init__(self, tables: ObservationTables, seed: int) -> None:
+    def __init__(
+        self, tables: ObservationTables, seed: int, changed_subtasks: set[int], changed_agents: set[int]
+    ) -> None:
         self.tables = tables
         # The task's template with this episode's seed, copied by every observation.
         self.template = tables.template.copy()
@@ -126,9 +128,10 @@ class Views:
         self.subtask_views: list[dict[str, Any]] = list(tables.initial_subtask_views)
         self.agent_views: list[dict[str, Any]] = list(tables.initial_agent_views)
         self.time = 0
-        # Marked by the episode, rebuilt and cleared by the next observation.
-        self.changed_subtasks: set[int] = set()
-        self.changed_agents: set[int] = set()
+        # Marked by the episode (its own two sets, kept from its start: the views may be made
+        # after steps, see Episode.views), rebuilt and cleared by the next observation.
+        self.changed_subtasks = changed_subtasks
+        self.changed_agents = changed_agents
 
 
 def workflow_observation(episode: Episode, named_agents: bool = True) -> dict[str, Any]:

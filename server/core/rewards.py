@@ -61,6 +61,10 @@ ChannelValues = tuple[float, float, float, float, float, float, float, float, fl
 NO_CHANNELS: Final[ChannelValues] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
+# The facts' lists of subtasks until a step first adds to them (shared: always empty).
+NO_SUBTASKS: Final[list[int]] = []
+
+
 class StepFacts:
     """What one step did, gathered while it ran; reward models read only this and the episode."""
 
@@ -89,11 +93,12 @@ class StepFacts:
     def __init__(self) -> None:
         # Lists of subtasks, emptied at every step (see clear): ints in a list make no
         # object for the cyclic collector, where a tuple of tuples grown at every start
-        # made two that lived until the next step.
-        self.completed: list[int] = []  # completed subtasks
-        self.recovered: list[int] = []  # completed subtasks that had failed before
-        self.failed: list[int] = []  # subtasks whose attempt failed
-        self.missed_deadlines: list[int] = []
+        # made two that lived until the next step. Each is the shared NO_SUBTASKS until
+        # the episode first adds to it (see add_subtask), so that a new episode makes none.
+        self.completed: list[int] = NO_SUBTASKS  # completed subtasks
+        self.recovered: list[int] = NO_SUBTASKS  # completed subtasks that had failed before
+        self.failed: list[int] = NO_SUBTASKS  # subtasks whose attempt failed
+        self.missed_deadlines: list[int] = NO_SUBTASKS
         self.clear()
 
     def clear(self) -> None:

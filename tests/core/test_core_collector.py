@@ -26,8 +26,13 @@ from workflow_orchestrator.server.inprocess import WorkflowEnv
 
 def _kept_by_the_record(episode: Episode) -> set[int]:
     """The ids of the containers an episode keeps as its record: log rows, failures,
-    the agents seen to fail permanently, the step's errors and reward values."""
+    the agents seen to fail permanently, the step's errors and reward values; and those it
+    makes once, when first needed, and keeps (the failure records, the facts' lists)."""
+    facts = episode.facts
     kept: list[Any] = [*episode.log.rows, episode._channels, episode.last_errors, *episode.last_errors]
+    kept += [facts.completed, facts.recovered, facts.failed, facts.missed_deadlines]
+    kept += [episode.failure_count, episode.failures, episode.failed_since_step, episode.failed_set]
+    kept += [episode.known_permanent, episode.agent_speed]
     for failures in episode.failures:
         kept.append(failures)
         kept.extend(failures)
@@ -78,3 +83,120 @@ def test_a_step_leaves_no_containers_but_its_record(task_id: str) -> None:
     # The play started work and saw it end: the queue and the facts were exercised.
     assert starts >= 5
     assert any(row[0] in ("completed", "failed") for row in episode.log.rows)
+
+
+def _made_by_a_start(env: WorkflowEnv, task_id: str, seed: int) -> list[Any]:
+    """The container objects that starting an episode (``WorkflowEnv.start``, as the vector env's
+    lean forms do) makes and keeps: the episode's own state."""
+    env.start(task_id, seed=seed)
+    previous = env.episode  # held, so that none of its objects' ids is reused
+    gc.collect()
+    before = gc.get_objects()
+    known = {id(item) for item in before}
+    gc.disable()
+    try:
+        env.start(task_id, seed=seed)
+        after = gc.get_objects()
+    finally:
+        gc.enable()
+    made = []
+    for item in after:
+        if id(item) not in known and item is not before and item is not known and item is not previous:
+            made.append(item)
+    return made
+
+
+# The containers a new episode of each task makes, at most. Each is walked by the first young
+# collection after a batch reset, again by the next middle one, and then by every full one: at
+# N = 256 that walk took about a fifth of the collector's time in a batch step of hard (README,
+# Speed). An episode of hard made 42. Now the views an observation reads are made at its first
+# read; the trace is one list; an empty ``last_errors`` is shared; the environment keeps the
+# family rather than a bound method of it; the failure records and the declared speeds are the
+# task's, shared, until the episode first changes them; and the step's facts make their lists
+# when first added to.
+@pytest.mark.parametrize(("task_id", "most"), [("hard", 23), ("arena/hard", 24), ("generated/hard", 23)])
+def test_a_new_episode_makes_few_containers(task_id: str, most: int) -> None:
+    made = _made_by_a_start(WorkflowEnv(), task_id, 1)
+    kinds = sorted(type(item).__name__ for item in made)
+    assert len(made) <= most, kinds
+    assert "Views" not in kinds and "method" not in kinds, kinds
+
+
+def test_views_made_at_the_first_read_match_views_kept_from_the_start() -> None:
+    """An episode observed only at its end shows what an episode observed at every step shows."""
+    for task_id in ("hard", "arena/hard", "generated/hard", "expert"):
+        actions = record_policy_actions(WorkflowEnv(), "heuristic", task_id, 5)
+        watched, unwatched = WorkflowEnv(), WorkflowEnv()
+        watched.reset(task_id, seed=5)
+        unwatched.start(task_id, seed=5)
+        assert unwatched.episode._views is None
+        middle = len(actions) // 2
+        for k, action in enumerate(actions):
+            observation = watched.step(action)
+            unwatched.advance(action)
+            if k == middle:  # read once midway, then left unread again
+                assert unwatched.observation == observation
+        assert unwatched.episode._views is not None
+        assert unwatched.observation == watched.observation
+        assert unwatched.observation["done"]
+
+
+def test_outcomes_set_on_an_episode_decide_its_attempts() -> None:
+    """The step reads the task's outcomes from a table by index; outcomes set on the episode
+    (as the planner sets forced or drawn ones) replace it."""
+
+    class AlwaysPermanent:
+        def decide(self, key: bytes, attempt: int, failures: int, retry_cap: int) -> str:
+            return "permanent"
+
+    actions = record_policy_actions(WorkflowEnv(), "heuristic", "hard", 2)
+    env = WorkflowEnv()
+    env.reset("hard", seed=2)
+    episode = env.episode
+    episode.outcomes = {pair: AlwaysPermanent() for pair in episode.outcomes}
+    assert episode._outcome_table is None
+    for action in actions:
+        env.step(action)
+    kinds = {row[0] for row in episode.log.rows}
+    assert "delegated" in kinds and "failed" in kinds
+    assert "completed" not in kinds
+    assert all(row[5] == "permanent" for row in episode.log.rows if row[0] == "failed")
+
+
+def test_the_shared_records_of_new_episodes_stay_empty() -> None:
+    """Before its first failure an episode reads the task's shared empty failure records, until
+    a speed changes the task's declared speeds, and the step's facts share one empty list until
+    first added to; episodes that fail, recover, abort, miss deadlines and see speeds change
+    leave all of them as they were, and make their own."""
+    from workflow_orchestrator.server.core import episode as episode_module
+    from workflow_orchestrator.server.core.rewards import NO_SUBTASKS
+
+    env = WorkflowEnv()
+    failed = changed = 0
+    for task_id in ("hard", "arena/hard", "generated/hard", "expert"):
+        for policy in ("random", "heuristic"):
+            for seed in range(3):
+                actions = record_policy_actions(env, policy, task_id, seed)
+                env.reset(task_id, seed=seed)
+                compiled = env.episode.compiled
+                assert env.episode.failures is compiled.no_failures
+                for action in actions:
+                    env.step(action)
+                episode = env.episode
+                if episode.failed_set is not episode_module._NO_FAILED:
+                    failed += 1
+                    assert episode.failures is not compiled.no_failures
+                    assert episode.failure_count is not compiled.no_failure_counts
+                    assert sum(map(len, episode.failures)) >= sum(episode.failure_count)  # aborts too
+                    assert sum(map(len, episode.failures)) > 0
+                n = len(compiled.spec.subtasks)
+                assert compiled.no_failures == [[]] * n
+                assert compiled.no_failure_counts == [0] * n
+                assert compiled.never_failed == [-1] * n
+                assert compiled.declared_speeds == [agent.speed for agent in compiled.spec.agents]
+                speeds_changed = any(row[0] == "speed_changed" for row in episode.log.rows)
+                assert (episode.agent_speed is compiled.declared_speeds) is not speeds_changed
+                changed += speeds_changed
+    assert failed >= 4 and changed >= 1
+    assert episode_module._NO_FAILED == set() and episode_module._NO_PERMANENT == set()
+    assert NO_SUBTASKS == []
