@@ -76,6 +76,9 @@ MAX_EVENTS_PER_EPISODE: Final = 50_000
 _NO_FAILED: Final[set[int]] = set()
 _NO_PERMANENT: Final[set[tuple[int, int]]] = set()
 
+# The marks of an episode whose views are not made yet (shared: always empty; see Episode.views).
+_UNWATCHED: Final[set[int]] = set()
+
 # The agents already taken in a batch of one.
 _NONE_TAKEN: Final[frozenset[int]] = frozenset()
 
@@ -255,13 +258,14 @@ class Episode:
         self.waits_in_patience = 0
 
         self.public_rules = compiled.rules
-        # A step marks in these two sets the subtasks and agents whose views it changed; the
-        # observation's views of this episode (observation.py) are made when first read (see
-        # views), with these sets: an episode that is never observed (the vector env's lean
-        # forms) makes none of their objects.
-        self.changed_subtasks: set[int] = set()
-        self.changed_agents: set[int] = set()
+        # The observation's views of this episode (observation.py), made when first read (see
+        # views): an episode that is never observed (the vector env's lean forms) makes none of
+        # their objects, nor marks what its steps change. Once they are made, a step marks in
+        # these two sets the subtasks and agents whose views it changed (until then they are
+        # the shared _UNWATCHED, never changed).
         self._views: Views | None = None
+        self.changed_subtasks: set[int] = _UNWATCHED
+        self.changed_agents: set[int] = _UNWATCHED
         # What a family's observation keeps from one step to the next (derived from the
         # state above; the step never reads it).
         self.observed: dict[str, Any] = {}
@@ -346,10 +350,15 @@ class Episode:
     @property
     def views(self) -> Views:
         """The observation's views of this episode, made at the first read. Made after steps, they
-        are what views made at the start would be if never read since: the initial views, with
-        every subtask and agent that a step changed marked in the episode's two sets."""
+        are what views made at the start would be if read only now: the initial views, with every
+        subtask that left its initial status and every agent marked changed (a subtask's view
+        changes only with its status, and never returns to its initial one; an agent's is
+        rebuilt from its state, or is the initial view again when idle at its declared speed)."""
         views = self._views
         if views is None:
+            status, initial = self.status, self.compiled.initial_status
+            self.changed_subtasks = {s for s in range(len(status)) if status[s] != initial[s]}
+            self.changed_agents = set(range(len(self.agents)))
             views = self._views = Views(self.compiled.views, self.seed, self.changed_subtasks, self.changed_agents)
         return views
 
@@ -751,8 +760,9 @@ class Episode:
         self.agent_task[a] = s
         self.running[s] = a
         self.active_count += 1
-        self.changed_subtasks.add(s)
-        self.changed_agents.add(a)
+        if self._views is not None:
+            self.changed_subtasks.add(s)
+            self.changed_agents.add(a)
         self._sequence += 1
         _heappush(self._heap, (now + duration, _COMPLETION, self._sequence, s, attempts))
         facts.started += 1
@@ -835,7 +845,8 @@ class Episode:
                 if unmet[succ] == 0 and status[succ] == PENDING:
                     status[succ] = READY
                     _insort(self.frontier, succ)
-                    self.changed_subtasks.add(succ)
+                    if self._views is not None:
+                        self.changed_subtasks.add(succ)
             self._rows.append(("completed", now, self.step_count, self._ids[s], self._names[a], cost))
         else:
             self._own_failure_records()
@@ -875,8 +886,9 @@ class Episode:
         """Free the agent and the slot, and charge the agent's cost for the time worked."""
         cost = self._costs[a] * (at - self.started_at[s])
         self.budget_used += cost
-        self.changed_subtasks.add(s)
-        self.changed_agents.add(a)
+        if self._views is not None:
+            self.changed_subtasks.add(s)
+            self.changed_agents.add(a)
         self.agent_status[a] = IDLE if self.agent_status[a] == WORKING else self.agent_status[a]
         self.agent_task[a] = -1
         self.subtask_agent[s] = -1
@@ -890,7 +902,8 @@ class Episode:
             self.log.append("capacity_changed", self.now, self.step_count, self.capacity)
             return
         a = self.agent_index[event.agent or ""]
-        self.changed_agents.add(a)
+        if self._views is not None:
+            self.changed_agents.add(a)
         if event.kind is EventKind.OFFLINE:
             running = self.agent_task[a]
             if running >= 0:
