@@ -130,7 +130,7 @@ class LogFacts:
         cost = 0.0
         # Rows are (kind, t, step, *fields), the fields as eventlog.FIELDS lists them.
         for row in episode.log.rows:
-            kind = row[0]
+            kind: str = row[0]  # typed: the compiled build then compares it as a str, not as any object
             if kind == "delegated":
                 running += 1
                 if running > peak:
