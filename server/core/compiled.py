@@ -39,11 +39,11 @@ class CompiledTask:
     # task and never changed (Episode._own_failure_records copies them at the first failure):
     # no failure per subtask, a failure count of 0 and no step of a failure (-1).
     no_failures: list[list[dict[str, Any]]]
+    no_failure_counts: list[int]
+    never_failed: list[int]
     # The agents' declared speeds, an episode's until a scheduled event changes one (then it
     # makes its own copy): shared, never changed.
     declared_speeds: list[int]
-    no_failure_counts: list[int]
-    never_failed: list[int]
     agent_index: dict[str, int]
     deadlines: tuple[tuple[int, int], ...]  # (deadline, subtask), earliest first
     patience_index: int
@@ -105,9 +105,9 @@ class CompiledTask:
             initial_status=status,
             initial_frontier=tuple(s for s, st in enumerate(status) if st == READY),
             no_failures=[[]] * len(spec.subtasks),
-            declared_speeds=[agent.speed for agent in spec.agents],
             no_failure_counts=[0] * len(spec.subtasks),
             never_failed=[-1] * len(spec.subtasks),
+            declared_speeds=[agent.speed for agent in spec.agents],
             agent_index={agent.name: i for i, agent in enumerate(spec.agents)},
             deadlines=tuple(sorted((s.deadline, i) for i, s in enumerate(spec.subtasks) if s.deadline is not None)),
             patience_index=dag.index[spec.patience.after] if spec.patience is not None else -1,

@@ -44,11 +44,11 @@ from .observation import Views
 from .outcomes import PERMANENT, AttemptOutcomes, PairOutcomes, episode_key
 from .rewards import (
     NO_CHANNELS,
-    NO_SUBTASKS,
     ChannelValues,
     RewardModel,
     ScenarioRewards,
     StepFacts,
+    add_subtask,
     channel_breakdown,
 )
 from .states import COMPLETED, FAILED, IDLE, OFFLINE, PENDING, READY, RUNNING, SUBTASK_STATUS, WORKING
@@ -829,16 +829,9 @@ class Episode:
             self.completed_by[s] = a
             self.completed_count += 1
             self.frontier.remove(s)
-            # The facts' lists are the shared NO_SUBTASKS until first added to (see StepFacts).
-            if facts.completed is NO_SUBTASKS:
-                facts.completed = [s]
-            else:
-                facts.completed.append(s)
+            facts.completed = add_subtask(facts.completed, s)
             if self.failure_count[s]:
-                if facts.recovered is NO_SUBTASKS:
-                    facts.recovered = [s]
-                else:
-                    facts.recovered.append(s)
+                facts.recovered = add_subtask(facts.recovered, s)
             unmet = self.unmet
             for succ in self.dag.successors[s]:
                 unmet[succ] -= 1
@@ -849,10 +842,9 @@ class Episode:
                         self.changed_subtasks.add(succ)
             self._rows.append(("completed", now, self.step_count, self._ids[s], self._names[a], cost))
         else:
-            self._own_failure_records()
+            self._fail(s, a, failure, "outcome", cost, facts)  # makes the episode's own failure records
             if failure == PERMANENT:
                 self.known_permanent.add((s, a))
-            self._fail(s, a, failure, "outcome", cost, facts)
 
     def _own_failure_records(self) -> None:
         """Replace the task's shared empty failure records by this episode's own, at its first
@@ -872,10 +864,7 @@ class Episode:
         self.failure_count[s] += 1
         name = self.agents[a].name
         self._add_failure(s, name, kind, cause)
-        if facts.failed is NO_SUBTASKS:
-            facts.failed = [s]
-        else:
-            facts.failed.append(s)
+        facts.failed = add_subtask(facts.failed, s)
         self.log.append("failed", self.now, self.step_count, self.subtasks[s].id, name, kind, cause, cost)
 
     def _add_failure(self, s: int, agent_name: str, kind: str, cause: str) -> None:
@@ -931,10 +920,7 @@ class Episode:
             self.next_deadline = deadlines[self.deadline_cursor][0] if self.deadline_cursor < len(deadlines) else _NEVER
             # Late completions in this very step count as missed too.
             if not deadline_met(self.completed_at[s], deadline):
-                if facts.missed_deadlines is NO_SUBTASKS:
-                    facts.missed_deadlines = [s]
-                else:
-                    facts.missed_deadlines.append(s)
+                facts.missed_deadlines = add_subtask(facts.missed_deadlines, s)
                 self.log.append("deadline_missed", self.now, self.step_count, self.subtasks[s].id, deadline)
 
     def _neglected(self) -> int:

@@ -65,6 +65,15 @@ NO_CHANNELS: Final[ChannelValues] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
 NO_SUBTASKS: Final[list[int]] = []
 
 
+def add_subtask(subtasks: list[int], s: int) -> list[int]:
+    """``subtasks`` (one of the facts' lists) with ``s`` added: the list itself, or a new one in
+    place of the shared NO_SUBTASKS, which stays empty. The caller keeps what it returns."""
+    if subtasks is NO_SUBTASKS:
+        return [s]
+    subtasks.append(s)
+    return subtasks
+
+
 class StepFacts:
     """What one step did, gathered while it ran; reward models read only this and the episode."""
 
