@@ -383,6 +383,38 @@ def test_batches_hold_the_collector_off_and_give_it_back(monkeypatch: pytest.Mon
     assert gc.isenabled()
 
 
+def _generation_of(item: object) -> int | None:
+    """The collector's generation that holds ``item`` (None: not tracked)."""
+    for generation in range(3):
+        if any(other is item for other in gc.get_objects(generation)):
+            return generation
+    return None
+
+
+def test_a_large_batch_reset_collects_its_young_objects_at_once() -> None:
+    size = vector_module.COLLECT_AFTER_RESET
+    vec = WorkflowVectorEnv("hard", size, observation="none")
+    gc.collect()
+    vec.reset(0)
+    # Walked while the reset had just made them, its episodes are already in the oldest
+    # generation: no young or middle collection walks them again, cold, during the steps.
+    assert {_generation_of(env.episode) for env in vec.envs} == {2}
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        vec.reset(1)
+        # A collector that was off is left off, and runs for nothing.
+        assert not gc.isenabled()
+        assert {_generation_of(env.episode) for env in vec.envs} == {0}
+    finally:
+        gc.enable()
+    # A small reset makes too few objects to matter: the collector keeps its own schedule.
+    small = WorkflowVectorEnv("hard", 4, observation="none")
+    gc.collect()
+    small.reset(0)
+    assert {_generation_of(env.episode) for env in small.envs} == {0}
+
+
 @pytest.mark.parametrize(
     "tasks",
     [
