@@ -13,7 +13,7 @@ from .model import TaskSpec, public_rules
 from .observation import ObservationTables
 from .outcomes import PairOutcomes
 from .rewards import RewardModel
-from .states import PENDING, READY
+from .states import NO_ATTEMPT, PENDING, READY
 
 
 @dataclass(slots=True)
@@ -35,6 +35,7 @@ class CompiledTask:
     initial_unmet: tuple[int, ...]
     initial_status: tuple[int, ...]
     initial_frontier: tuple[int, ...]  # the subtasks ready at the start
+    initial_attempts: tuple[int, ...]  # Episode._attempt: NO_ATTEMPT for every subtask
     # An episode's failure records before its first failure, shared by every episode of the
     # task and never changed (Episode._own_failure_records copies them at the first failure):
     # no failure per subtask, a failure count of 0 and no step of a failure (-1).
@@ -104,6 +105,7 @@ class CompiledTask:
             initial_unmet=unmet,
             initial_status=status,
             initial_frontier=tuple(s for s, st in enumerate(status) if st == READY),
+            initial_attempts=NO_ATTEMPT * len(spec.subtasks),
             no_failures=[[]] * len(spec.subtasks),
             no_failure_counts=[0] * len(spec.subtasks),
             never_failed=[-1] * len(spec.subtasks),

@@ -260,11 +260,10 @@ def _count_down_views(episode: Episode, views: Views) -> None:
     Views rebuilt in this step already carry the current time.
     """
     now = episode.now
-    finish_at = episode.finish_at
     subtask_views = views.subtask_views
     agent_views = views.agent_views
     for s, a in episode.running.items():
-        left = finish_at[s] - now
+        left = episode.finish_of(s) - now
         view = subtask_views[s]
         if view["time_left"] != left:
             view = view.copy()
@@ -292,11 +291,11 @@ def _refresh_subtask_views(episode: Episode, cache: Views) -> None:
         # Running, completed or failed: the initial view with what that status adds.
         view = initial[s].copy()
         view["status"] = SUBTASK_STATUS[st]
-        view["attempts"] = episode.attempts[s]
+        view["attempts"] = episode.attempts_of(s)
         view["failures"] = episode.failures[s]  # never appended to: a failure makes a new list
         if st == RUNNING:
-            view["assigned_agent"] = agents[episode.subtask_agent[s]].name
-            view["time_left"] = episode.finish_at[s] - now
+            view["assigned_agent"] = agents[episode.agent_of(s)].name
+            view["time_left"] = episode.finish_of(s) - now
         elif st == COMPLETED:
             view["completed_at"] = episode.completed_at[s]
             view["completed_by"] = agents[episode.completed_by[s]].name
@@ -322,7 +321,7 @@ def _refresh_agent_views(episode: Episode, cache: Views) -> None:
         view["speed"] = speed
         if current >= 0:
             view["current_task"] = subtasks[current].id
-            view["time_left"] = episode.finish_at[current] - now
+            view["time_left"] = episode.finish_of(current) - now
         views[a] = view
     cache.changed_agents.clear()
 
@@ -521,7 +520,7 @@ def _conflict_banned(episode: Episode, s: int) -> set[int]:
                 t = index[track]
                 if t != s:
                     for a in (
-                        episode.subtask_agent[t] if episode.status[t] == RUNNING else -1,
+                        episode.agent_of(t) if episode.status[t] == RUNNING else -1,
                         episode.completed_by[t],
                     ):
                         if a >= 0:

@@ -270,7 +270,7 @@ def heuristic_on_state(episode: Any) -> ActionDict:
                     if other == s:
                         continue
                     if status[other] == RUNNING:
-                        banned.add(agents[episode.subtask_agent[other]].name)
+                        banned.add(agents[episode.agent_of(other)].name)
                     elif status[other] == COMPLETED:
                         banned.add(agents[episode.completed_by[other]].name)
         options = [

@@ -17,3 +17,18 @@ IDLE: Final = 0
 WORKING: Final = 1
 OFFLINE: Final = 2
 AGENT_STATUS: Final = ("idle", "working", "offline")
+
+# An episode's attempt records (Episode._attempt): ATTEMPT_FIELDS ints a subtask, at
+# s * ATTEMPT_FIELDS + one of these. The agent of a running attempt (-1 when none), when it
+# started, when it ends, how it ends (one of ENDS_*), and how many times the subtask started.
+ATTEMPT_FIELDS: Final = 5
+AGENT_OF: Final = 0
+STARTED_AT: Final = 1
+FINISH_AT: Final = 2
+ENDS: Final = 3
+STARTS: Final = 4
+ENDS_COMPLETED: Final = 0
+ENDS_TRANSIENT: Final = 1
+ENDS_PERMANENT: Final = 2
+# A new episode's record of one subtask.
+NO_ATTEMPT: Final = (-1, 0, 0, ENDS_COMPLETED, 0)

@@ -101,7 +101,7 @@ class _Forced:
 
     def decide(self, seed_key: int, attempt: int, prior_failures: int, retry_cap: int | None) -> str | None:
         # The episode counts this start before deciding it.
-        number = self.episode.attempts[self.subtask] - 1
+        number = self.episode.attempts_of(self.subtask) - 1
         if number < len(self.seen):
             outcome: str | None = self.seen[int(number)]
             if outcome != _FREE:
