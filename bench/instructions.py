@@ -21,6 +21,13 @@ simulates two levels; its last one is set to ``--l2`` bytes (512 KiB,
 large for it shows as misses. Valgrind runs the program about fifty times
 slower, so a figure takes a minute or two.
 
+``--passes`` (2 by default) sets the passes of each run. Two passes are too
+few to average the collector's schedule over: a run may or may not catch a
+full collection, which walks every object of the process (a few hundred
+thousand misses at N = 256), so that two trees' collector figures can differ
+by that alone. Thirty passes of hard at N = 256 (about 100,000 env-steps)
+take a few minutes a tree and hold several full collections.
+
 Trees: this one (``--build python``, the default, or ``native``, its compiled
 build made once into ``.cache/native``), and with ``--baseline REV`` a
 revision of this repository beside it, of the same build. Needs ``valgrind``
@@ -77,13 +84,14 @@ def counts(
     scratch: Path,
     l2: int,
     form: str,
+    passes: int = PASSES,
 ) -> dict[str, int]:
     """Cachegrind's totals for one run of PROGRAM with ``path`` (a tree for PYTHONPATH, None: this one),
     by event (Ir, D1mr, DLmw, ...), and the collector's part of each (``collector.Ir``, ...)."""
     out = scratch / f"cachegrind.{os.getpid()}.{int(stepping)}"
     env = dict(child_environment(path), PYTHONHASHSEED="0")
     command = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", f"--LL={l2},8,64", f"--cachegrind-out-file={out}"]
-    command += [sys.executable, "-c", PROGRAM, task_id, str(size), str(PASSES), actions_file, form]
+    command += [sys.executable, "-c", PROGRAM, task_id, str(size), str(passes), actions_file, form]
     command.append("step" if stepping else "reset")
     subprocess.run(command, check=True, capture_output=True, env=env, cwd=scratch)
     lines = out.read_text().splitlines()
@@ -123,15 +131,21 @@ def is_collector(function: str, collection: set[str]) -> bool:
 
 
 def per_step(
-    path: Path | None, task_id: str, size: int, scratch: Path, l2: int, form: str = "none"
+    path: Path | None,
+    task_id: str,
+    size: int,
+    scratch: Path,
+    l2: int,
+    form: str = "none",
+    passes: int = PASSES,
 ) -> dict[str, float]:
     """The counts per env-step of ``task_id`` at ``size`` for the tree at ``path``; the task's recorded
     actions are in ``scratch/actions.json``."""
     actions_file = str(scratch / "actions.json")
     rounds = min(len(recorded(task_id)[i % SEEDS]) for i in range(size))
-    before = counts(path, task_id, size, False, actions_file, scratch, l2, form)
-    after = counts(path, task_id, size, True, actions_file, scratch, l2, form)
-    steps = PASSES * rounds * size
+    before = counts(path, task_id, size, False, actions_file, scratch, l2, form, passes)
+    after = counts(path, task_id, size, True, actions_file, scratch, l2, form, passes)
+    steps = passes * rounds * size
     delta = {event: (after[event] - before[event]) / steps for event in before}
     return {
         "instructions": round(delta["Ir"]),
@@ -155,11 +169,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--l2", type=int, default=512 * 1024, help="bytes of the simulated second-level (last) cache, 8-way"
     )
+    parser.add_argument(
+        "--passes", type=int, default=PASSES, help="passes of every recorded round in each run (at least 1)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.passes < 1:
+        raise SystemExit("--passes must be at least 1")
     if shutil.which("valgrind") is None:
         raise SystemExit("bench instructions needs valgrind (apt-get install valgrind)")
     tasks = args.tasks.split(",")
@@ -184,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
                 for size in sizes:
                     row = figures.setdefault(task_id, {}).setdefault(str(size), {})
                     for name, path in trees:
-                        row[name] = per_step(path, task_id, size, Path(scratch), args.l2, args.form)
+                        row[name] = per_step(path, task_id, size, Path(scratch), args.l2, args.form, args.passes)
                         print(f"{task_id} N={size} {name}: {row[name]}", flush=True)
     finally:
         if baseline is not None:
@@ -197,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
                 "baseline": baseline.rev if baseline else None,
                 "valgrind": version,
                 "l2_bytes": args.l2,
+                "passes": args.passes,
                 "per_env_step": figures,
             }
         )
