@@ -230,7 +230,7 @@ class Episode:
         self.status = list(compiled.initial_status)
         # Each subtask's attempt, ATTEMPT_FIELDS ints a subtask in one list (s * ATTEMPT_FIELDS
         # + the field): its agent while running (else -1), when it started, when it ends,
-        # how it ends (_ENDS), and the count of its starts. A start and a finish touch one
+        # how it ends (states.ENDS_*), and the count of its starts. A start and a finish touch one
         # record instead of five lists, and a batch of 256 episodes waits less on memory
         # (README, Speed). A completion entry carries the count of its start, so an entry
         # left by an aborted or dropped attempt is recognised as stale. Read from outside
