@@ -456,11 +456,14 @@ class Episode:
         heap = self._heap
         while heap:
             _, priority, _, s, token = heap[0]
-            if priority != _COMPLETION or (
-                token == self._attempt[s * ATTEMPT_FIELDS + STARTS] and self.status[s] == RUNNING
-            ):
+            if priority != _COMPLETION or self._is_current(s, token):
                 return
             _heappop(heap)
+
+    def _is_current(self, s: int, token: int) -> bool:
+        """Whether a completion entry of subtask ``s`` made at its start number ``token`` is its
+        running attempt's (else it is stale: that attempt was aborted or dropped)."""
+        return token == self._attempt[s * ATTEMPT_FIELDS + STARTS] and self.status[s] == RUNNING
 
     def pick_agent(self, subtask: int, taken: set[int] | frozenset[int] = frozenset()) -> int:
         """The agent an unnamed assignment gets: idle, capable, not known to fail
@@ -637,7 +640,7 @@ class Episode:
                     "subtask can be aborted",
                 )
             ]
-        a = self._attempt[s * ATTEMPT_FIELDS + AGENT_OF]
+        a = self.agent_of(s)
         cost = self._stop_work(s, a, self.now)
         self._own_failure_records()
         self.status[s] = FAILED
@@ -864,7 +867,7 @@ class Episode:
                 facts.busy_time += self.active_count * (time - self.now)
             self.now = time
             if priority == _COMPLETION:  # which: the subtask; token: its attempt
-                if token == self._attempt[which * ATTEMPT_FIELDS + STARTS] and self.status[which] == RUNNING:
+                if self._is_current(which, token):
                     self._finish(which, facts)
                 # else a stale entry: the attempt was aborted or dropped
             else:  # which: the event's index in task.events
